@@ -1,0 +1,267 @@
+//! One typed settings tree: `config/default.toml`, then `config/$SWITCHBOARD_ENV.toml` (or the
+//! file given with `--config`), then environment variables `SWITCHBOARD__SECTION__KEY`.
+//! `validate()` runs before any port opens and names the offending key.
+
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+/// The defaults, compiled in so a node runs without any file; `config/default.toml` is the same text.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: Server,
+    pub redis: Redis,
+    pub store: Store,
+    pub auth: Auth,
+    pub limits: Limits,
+    pub chat: Chat,
+    pub flush: Flush,
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// Address for HTTP and WebSocket.
+    pub listen: String,
+    /// Name of this node in logs and `welcome` frames; empty = hostname-pid.
+    pub node_name: String,
+    /// Seconds a draining node waits for in-flight work before exiting.
+    pub drain_seconds: u64,
+    /// Origins allowed to open a visitor WebSocket (the organisation's sites). Empty = any.
+    pub allowed_origins: Vec<String>,
+    /// Peers whose X-Forwarded-For is believed.
+    pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redis {
+    /// `redis://`, `rediss://`, `redis-cluster://` or `redis-sentinel://` URL.
+    pub url: String,
+    /// Prefix of every key and channel, so deployments and test runs can share one Redis.
+    pub key_prefix: String,
+    /// Connections in the command pool.
+    pub pool_size: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Store {
+    /// `sqlite://path?mode=rwc` or `postgres://...`.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// HMAC key for visitor and agent tokens; at least 32 characters.
+    pub token_secret: String,
+    /// Lifetime of a visitor token in seconds.
+    pub visitor_token_ttl_seconds: u64,
+    /// Lifetime of an agent session in seconds.
+    pub agent_session_ttl_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest WebSocket frame accepted, in bytes; larger closes the connection with 1009.
+    pub max_frame_bytes: usize,
+    /// Longest chat message, in characters.
+    pub max_message_chars: usize,
+    /// Frames per second per connection (sustained); bursts up to `burst_frames`.
+    pub frames_per_second: u32,
+    pub burst_frames: u32,
+    /// Frames queued for one slow client before it is closed with 4408.
+    pub outbound_queue: usize,
+    /// Refused frames in a row before the connection is closed with 4429.
+    pub max_consecutive_errors: u32,
+    /// Open WebSocket connections per node.
+    pub max_connections: usize,
+    /// Largest HTTP request body in bytes.
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Chat {
+    /// The queue used when a request names none.
+    pub default_queue: String,
+    /// Milliseconds an agent has to answer an offer before it goes to the next agent.
+    pub offer_timeout_ms: u64,
+    /// Milliseconds a visitor may be disconnected before the chat ends.
+    pub visitor_grace_ms: u64,
+    /// Milliseconds an agent has to decide after the end before the chat is kept as is.
+    pub decision_timeout_ms: u64,
+    /// Milliseconds a claimed timer is leased before another node may fire it again.
+    pub timer_lease_ms: u64,
+    /// How often each node looks for due timers, in milliseconds.
+    pub timer_poll_ms: u64,
+    /// Default max concurrent chats of a new agent.
+    pub default_max_chats: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Flush {
+    /// Milliseconds a flush job may stay unacknowledged before another node takes it over.
+    pub claim_idle_ms: u64,
+    /// Jobs read per batch.
+    pub batch: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    /// `human` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `switchboard=debug`.
+    pub level: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (if any), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut b = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml));
+        if let Some(f) = file {
+            b = b.add_source(config::File::from(f).required(true));
+        } else if let Ok(env) = std::env::var("SWITCHBOARD_ENV") {
+            b = b.add_source(config::File::with_name(&format!("config/{env}")).required(false));
+        }
+        b = b.add_source(
+            config::Environment::with_prefix("SWITCHBOARD")
+                .prefix_separator("__")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("server.allowed_origins")
+                .with_list_parse_key("server.trusted_proxies")
+                .try_parsing(true),
+        );
+        let s: Settings = b.build()?.try_deserialize()?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    /// The compiled-in defaults, for tests that then adjust fields.
+    pub fn defaults() -> Settings {
+        config::Config::builder()
+            .add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .expect("default.toml is valid")
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn bad(key: &'static str, reason: impl Into<String>) -> Result<(), ConfigError> {
+            Err(ConfigError::Invalid { key, reason: reason.into() })
+        }
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            return bad("server.listen", format!("`{}` is not an address like 0.0.0.0:8080", self.server.listen));
+        }
+        for p in &self.server.trusted_proxies {
+            if p.parse::<IpAddr>().is_err() {
+                return bad("server.trusted_proxies", format!("`{p}` is not an IP address"));
+            }
+        }
+        let scheme_ok = ["redis://", "rediss://", "redis-cluster://", "rediss-cluster://", "redis-sentinel://", "rediss-sentinel://"]
+            .iter()
+            .any(|s| self.redis.url.starts_with(s));
+        if !scheme_ok {
+            return bad("redis.url", "must start with redis://, rediss://, redis-cluster:// or redis-sentinel://");
+        }
+        if self.redis.key_prefix.contains(['{', '}', ' ']) {
+            return bad("redis.key_prefix", "must not contain braces or spaces");
+        }
+        if self.redis.pool_size == 0 || self.redis.pool_size > 64 {
+            return bad("redis.pool_size", "must be between 1 and 64");
+        }
+        if !(self.store.url.starts_with("sqlite:") || self.store.url.starts_with("postgres://") || self.store.url.starts_with("postgresql://")) {
+            return bad("store.url", "must start with sqlite: or postgres://");
+        }
+        if self.store.max_connections == 0 {
+            return bad("store.max_connections", "must be at least 1");
+        }
+        if self.auth.token_secret.len() < 32 {
+            return bad("auth.token_secret", "must be at least 32 characters");
+        }
+        if self.limits.max_frame_bytes < 1024 {
+            return bad("limits.max_frame_bytes", "must be at least 1024");
+        }
+        if self.limits.max_message_chars == 0 || self.limits.max_message_chars * 4 > self.limits.max_frame_bytes {
+            return bad("limits.max_message_chars", "must be at least 1 and fit four bytes per character in limits.max_frame_bytes");
+        }
+        if self.limits.frames_per_second == 0 || self.limits.burst_frames == 0 {
+            return bad("limits.frames_per_second", "rates must be at least 1");
+        }
+        if self.limits.outbound_queue < 8 {
+            return bad("limits.outbound_queue", "must be at least 8");
+        }
+        if self.chat.default_queue.is_empty() || !valid_name(&self.chat.default_queue) {
+            return bad("chat.default_queue", "must be 1-64 characters of a-z, 0-9, '-' or '_'");
+        }
+        for (key, v) in [
+            ("chat.offer_timeout_ms", self.chat.offer_timeout_ms),
+            ("chat.visitor_grace_ms", self.chat.visitor_grace_ms),
+            ("chat.decision_timeout_ms", self.chat.decision_timeout_ms),
+            ("chat.timer_lease_ms", self.chat.timer_lease_ms),
+            ("chat.timer_poll_ms", self.chat.timer_poll_ms),
+            ("flush.claim_idle_ms", self.flush.claim_idle_ms),
+        ] {
+            if v == 0 {
+                return bad(key, "must be greater than 0");
+            }
+        }
+        if self.chat.default_max_chats == 0 {
+            return bad("chat.default_max_chats", "must be at least 1");
+        }
+        if self.flush.batch == 0 {
+            return bad("flush.batch", "must be at least 1");
+        }
+        if !matches!(self.log.format.as_str(), "human" | "json") {
+            return bad("log.format", "must be `human` or `json`");
+        }
+        Ok(())
+    }
+}
+
+/// Queue names and similar identifiers: 1-64 of a-z, 0-9, '-', '_'.
+pub fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Settings::defaults().validate().unwrap();
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let mut s = Settings::defaults();
+        s.server.listen = "nope".into();
+        assert!(s.validate().unwrap_err().to_string().contains("server.listen"));
+        let mut s = Settings::defaults();
+        s.redis.url = "http://x".into();
+        assert!(s.validate().unwrap_err().to_string().contains("redis.url"));
+        let mut s = Settings::defaults();
+        s.auth.token_secret = "short".into();
+        assert!(s.validate().unwrap_err().to_string().contains("auth.token_secret"));
+    }
+}

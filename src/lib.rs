@@ -1,0 +1,18 @@
+//! Switchboard: a live-chat cluster of identical, stateless nodes sharing Redis.
+//!
+//! # Layout
+//! - [`config`]: the typed settings tree and its validation.
+//! - [`protocol`]: wire frames, codec and error codes (pure, no I/O).
+//! - `gateway`: the HTTP + WebSocket edge: upgrade, limits, auth, one task per connection.
+//! - `api`: HTTP/JSON handlers (agents, interactions, health).
+//! - `chat`: the domain: sessions, routing, timers, fan-out, flush.
+//! - `redis`: everything that speaks to Redis, with its Lua scripts.
+//! - [`store`]: the durable SQL store (SQLite or PostgreSQL).
+//! - `metrics`: the Prometheus registry.
+//! - [`app`]: wires the parts together and runs a node.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod config;
+pub mod protocol;
+pub mod store;

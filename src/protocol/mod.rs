@@ -1,0 +1,250 @@
+//! Wire types for the WebSocket protocol (version 1), their codec and the error codes.
+//! Pure: no I/O, no async. JSON text frames for browsers, the same schema as MessagePack
+//! binary frames under the `switchboard.v1.msgpack` subprotocol. See `docs/protocol.md`.
+
+mod codec;
+mod codes;
+
+pub use codec::{decode_client, decode_server, encode_client, encode_server, DecodeError, Encoding};
+pub use codes::ErrorCode;
+
+use serde::{Deserialize, Serialize};
+
+/// Protocol version carried in `welcome`.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Subprotocol name that selects MessagePack frames.
+pub const MSGPACK_SUBPROTOCOL: &str = "switchboard.v1.msgpack";
+/// Subprotocol name that selects JSON frames (also the default without any subprotocol).
+pub const JSON_SUBPROTOCOL: &str = "switchboard.v1.json";
+
+/// A frame sent by a visitor or an agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientFrame {
+    /// Visitor: ask for a chat. Answered by `queued`.
+    RequestChat {
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        email: Option<String>,
+        #[serde(default)]
+        question: Option<String>,
+        #[serde(default)]
+        queue: Option<String>,
+    },
+    /// Either side: send a text message. Answered by `ack`.
+    Send {
+        chat_id: String,
+        /// Chosen by the client; a resend with the same id is stored once.
+        client_msg_id: String,
+        text: String,
+    },
+    /// Either side: replay everything after `last_seq` (empty = from the start), then go live.
+    Resume {
+        chat_id: String,
+        #[serde(default)]
+        last_seq: String,
+    },
+    /// Either side: end the chat (a visitor may also cancel a waiting request).
+    End { chat_id: String },
+    /// Agent: set availability.
+    SetStatus { status: AgentStatus },
+    /// Agent: take the chat on offer.
+    Accept { chat_id: String },
+    /// Agent: refuse the offer; the chat goes to another agent.
+    Deny { chat_id: String },
+    /// Agent: end the offered request without talking.
+    Close { chat_id: String },
+    /// Agent: after the end, what becomes of the transcript.
+    Decide {
+        chat_id: String,
+        decision: Decision,
+        #[serde(default)]
+        interaction_id: Option<i64>,
+    },
+    /// Keep-alive; answered by `pong`.
+    Ping {
+        #[serde(default)]
+        nonce: Option<u64>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStatus {
+    Available,
+    Away,
+    Offline,
+}
+
+impl AgentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentStatus::Available => "available",
+            AgentStatus::Away => "away",
+            AgentStatus::Offline => "offline",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "available" => Some(AgentStatus::Available),
+            "away" => Some(AgentStatus::Away),
+            "offline" => Some(AgentStatus::Offline),
+            _ => None,
+        }
+    }
+}
+
+/// What the agent does with a finished chat's transcript.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// A new Interaction holding this chat's Message.
+    Create,
+    /// Add the Message to an existing Interaction of the same contact.
+    Add,
+    /// Recorded as trashed (who, when); the transcript is still written.
+    Trash,
+    /// No decision in time: kept as a Message of its own Interaction. Not sent by clients.
+    Keep,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Create => "create",
+            Decision::Add => "add",
+            Decision::Trash => "trash",
+            Decision::Keep => "keep",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "create" => Some(Decision::Create),
+            "add" => Some(Decision::Add),
+            "trash" => Some(Decision::Trash),
+            "keep" => Some(Decision::Keep),
+            _ => None,
+        }
+    }
+}
+
+/// One transcript entry, as stored in the chat's stream and as delivered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The stream id: the sequence number, ordered within the chat.
+    pub seq: String,
+    /// `message` (text from a participant) or `system` (joined, ended, ...).
+    pub kind: EntryKind,
+    /// `visitor`, `agent` or `system`.
+    pub author: String,
+    /// Display name of the author, when known.
+    #[serde(default)]
+    pub name: String,
+    pub text: String,
+    /// Unix time in milliseconds.
+    pub at: i64,
+    /// The sender's client message id (messages only).
+    #[serde(default)]
+    pub client_msg_id: String,
+    /// Machine-readable event name for system entries (`joined`, `ended`, ...).
+    #[serde(default)]
+    pub event: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    Message,
+    System,
+}
+
+/// A frame sent by the node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// First frame on every connection.
+    Welcome {
+        version: u32,
+        role: String,
+        /// Visitor id or agent id.
+        id: String,
+        node: String,
+        /// Live chats of this identity, to resume after a reload.
+        chats: Vec<ChatSummary>,
+    },
+    /// Visitor: the request is waiting; sent again whenever the position changes.
+    Queued {
+        chat_id: String,
+        queue: String,
+        position: u64,
+    },
+    /// Agent: a chat is offered to you until `expires_at` (ms).
+    Offer {
+        chat_id: String,
+        queue: String,
+        name: String,
+        email: String,
+        question: String,
+        expires_at: i64,
+    },
+    /// Agent: the offer is gone (`timeout`, `customer_rejected`, `closed`).
+    OfferRevoked { chat_id: String, reason: String },
+    /// A transcript entry of a chat the connection follows.
+    Entry { chat_id: String, entry: Entry },
+    /// The chat has an agent.
+    ChatStarted {
+        chat_id: String,
+        agent_id: String,
+        agent_name: String,
+    },
+    /// The chat is over; agents then send `decide`.
+    ChatEnded {
+        chat_id: String,
+        by: String,
+        reason: String,
+    },
+    /// The resume of this chat has replayed everything missed; live from here.
+    Resumed { chat_id: String, last_seq: String },
+    /// A `send` was stored under `seq` (also for a duplicate resend).
+    Ack {
+        chat_id: String,
+        client_msg_id: String,
+        seq: String,
+    },
+    /// Agent: the decision was recorded; the transcript will be flushed.
+    Decided { chat_id: String, decision: Decision },
+    /// Agent: the status now in force.
+    Status { status: AgentStatus },
+    Pong {
+        #[serde(default)]
+        nonce: Option<u64>,
+    },
+    /// Something the client sent was refused. `ref` names the chat or client message id when known.
+    Error {
+        code: u16,
+        message: String,
+        #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatSummary {
+    pub chat_id: String,
+    /// `queued`, `offered`, `active`, `ended` (wrap-up, awaiting decision).
+    pub state: String,
+    pub queue: String,
+    #[serde(default)]
+    pub agent_id: String,
+}
+
+impl ServerFrame {
+    pub fn error(code: ErrorCode, message: impl Into<String>, reference: Option<String>) -> Self {
+        ServerFrame::Error {
+            code: code.code(),
+            message: message.into(),
+            reference,
+        }
+    }
+}

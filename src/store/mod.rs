@@ -1,0 +1,1 @@
+//! The durable SQL store.
