@@ -96,6 +96,8 @@ pub struct Chat {
     pub offer_timeout_ms: u64,
     /// Milliseconds a visitor may be disconnected before the chat ends.
     pub visitor_grace_ms: u64,
+    /// Milliseconds an agent may be disconnected before being set offline (no new offers).
+    pub agent_grace_ms: u64,
     /// Milliseconds an agent has to decide after the end before the chat is kept as is.
     pub decision_timeout_ms: u64,
     /// Milliseconds a claimed timer is leased before another node may fire it again.
@@ -216,6 +218,7 @@ impl Settings {
         for (key, v) in [
             ("chat.offer_timeout_ms", self.chat.offer_timeout_ms),
             ("chat.visitor_grace_ms", self.chat.visitor_grace_ms),
+            ("chat.agent_grace_ms", self.chat.agent_grace_ms),
             ("chat.decision_timeout_ms", self.chat.decision_timeout_ms),
             ("chat.timer_lease_ms", self.chat.timer_lease_ms),
             ("chat.timer_poll_ms", self.chat.timer_poll_ms),

@@ -12,7 +12,13 @@
 //! - [`app`]: wires the parts together and runs a node.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod app;
+pub mod chat;
 pub mod config;
+pub mod gateway;
+pub mod metrics;
 pub mod protocol;
+pub mod redis;
 pub mod store;
+pub mod web;

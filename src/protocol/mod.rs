@@ -6,6 +6,7 @@ mod codec;
 mod codes;
 
 pub use codec::{decode_client, decode_server, encode_client, encode_server, DecodeError, Encoding};
+pub use codes::close as close_codes;
 pub use codes::ErrorCode;
 
 use serde::{Deserialize, Serialize};
@@ -193,11 +194,7 @@ pub enum ServerFrame {
     /// A transcript entry of a chat the connection follows.
     Entry { chat_id: String, entry: Entry },
     /// The chat has an agent.
-    ChatStarted {
-        chat_id: String,
-        agent_id: String,
-        agent_name: String,
-    },
+    ChatStarted { chat_id: String, agent_name: String },
     /// The chat is over; agents then send `decide`.
     ChatEnded {
         chat_id: String,

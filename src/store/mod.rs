@@ -1,1 +1,169 @@
-//! The durable SQL store.
+//! The durable SQL store: agents, queues, contacts, interactions and chat transcripts,
+//! on SQLite (the default) or PostgreSQL, with its migrations embedded in the binary.
+//!
+//! One Rust code path serves both backends through the sqlx `Any` driver rather than an
+//! enum of pools: the two schemas differ only in DDL (`migrations/{sqlite,postgres}`), and
+//! every statement here sits in the subset both accept (`$n` placeholders, `ON CONFLICT`,
+//! `RETURNING`). `Any` cannot decode SQLite integers as `bool` nor bind JSON, so flags are
+//! read through `row::flag` and transcripts are stored as JSON text.
+
+mod agents;
+mod migrate;
+mod model;
+mod row;
+mod transcripts;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::any::{install_default_drivers, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Transaction};
+
+pub use model::{
+    Agent, Contact, FlushOutcome, Interaction, MessageRecord, NewAgent, TranscriptEntry,
+    TranscriptRecord,
+};
+
+/// Errors callers branch on; everything else from the database is `Db`.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken (e.g. the username is taken).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("not found")]
+    NotFound,
+    /// The input breaks a documented rule; retrying will not help.
+    #[error("invalid: {0}")]
+    Invalid(String),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn from_url(url: &str) -> Result<Backend, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::Invalid(
+                "store url must start with sqlite: or postgres://".into(),
+            ))
+        }
+    }
+}
+
+/// A handle on the SQL store; cloning it is cheap (it shares one pool).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects, switches SQLite to WAL (so several nodes or pools can share one file) and
+    /// applies the embedded migrations.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        let backend = Backend::from_url(url)?;
+        install_default_drivers();
+        let mut options = AnyPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(30));
+        if backend == Backend::Sqlite {
+            // busy_timeout is per connection; journal_mode=WAL persists in the file and is
+            // set once below, because changing it cannot wait on busy_timeout.
+            options = options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // Wait up to 10 s for another writer (another pool or node on the
+                    // same file) before giving up with SQLITE_BUSY.
+                    sqlx::query("PRAGMA busy_timeout = 10000")
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(url).await?;
+        let store = Store { pool, backend };
+        if backend == Backend::Sqlite {
+            store.enable_wal().await?;
+        }
+        migrate::run(&store.pool, backend == Backend::Sqlite).await?;
+        Ok(store)
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    async fn enable_wal(&self) -> Result<(), StoreError> {
+        let mut attempt = 0;
+        loop {
+            match sqlx::query("PRAGMA journal_mode = WAL")
+                .fetch_optional(&self.pool)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if attempt < 20 && is_transient(&e) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Begins a transaction that writes. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so a concurrent writer waits on busy_timeout instead of failing
+    /// when it upgrades a stale read snapshot.
+    async fn begin_write(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+}
+
+/// Errors worth retrying the whole transaction for: a lost uniqueness race, a serialization
+/// failure or deadlock (PostgreSQL), a busy or locked database (SQLite).
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            db.is_unique_violation()
+                || matches!(
+                    db.code().as_deref(),
+                    Some("40001" | "40P01" | "5" | "6" | "261" | "262" | "517" | "773")
+                )
+        }
+        _ => false,
+    }
+}
+
+/// True when the error is a unique-constraint violation.
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// Now, in Unix milliseconds.
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

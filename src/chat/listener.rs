@@ -1,0 +1,89 @@
+//! Turns this node's Redis pub/sub traffic into deliveries: a chat's new entry (decoded once,
+//! encoded once per encoding), a frame for one agent or visitor, or "a queue changed".
+
+use super::hub::{frames_for_entry, Encoded, Out, Seq};
+use super::Service;
+use crate::protocol::{Entry, EntryKind, ServerFrame};
+use serde::Deserialize;
+use std::sync::Arc;
+use tokio::sync::{broadcast, watch};
+
+/// The payload `chat_common.lua` publishes.
+#[derive(Deserialize)]
+struct Published {
+    chat_id: String,
+    seq: String,
+    kind: String,
+    author: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    at: i64,
+    #[serde(default)]
+    client_msg_id: String,
+    #[serde(default)]
+    event: String,
+}
+
+pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
+    let mut rx = svc.redis.messages();
+    let queue_channel = svc.redis.keys.queue_channel();
+    if let Err(e) = svc.redis.subscribe(&queue_channel).await {
+        tracing::warn!(error = %e, "could not subscribe to queue changes; positions update on the sweep only");
+    }
+    loop {
+        let msg = tokio::select! {
+            m = rx.recv() => m,
+            _ = stop.changed() => return,
+        };
+        let msg = match msg {
+            Ok(m) => m,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "pub/sub receiver lagged; clients recover on resume");
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let channel = msg.channel.to_string();
+        let Some(payload) = msg.value.as_string() else { continue };
+        if channel == queue_channel {
+            let svc = svc.clone();
+            tokio::spawn(async move { svc.queue_changed(&payload).await });
+        } else if svc.redis.keys.chat_of_channel(&channel).is_some() {
+            on_entry(&svc, &channel, &payload);
+        } else if svc.redis.keys.user_of_channel(&channel).is_some() {
+            match serde_json::from_str::<ServerFrame>(&payload) {
+                Ok(frame) => svc.hub.deliver(&channel, Out::Frame(Arc::new(Encoded::new(frame)))),
+                Err(e) => tracing::warn!(error = %e, "undecodable user frame dropped"),
+            }
+        }
+    }
+}
+
+fn on_entry(svc: &Service, channel: &str, payload: &str) {
+    let p: Published = match serde_json::from_str(payload) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "undecodable chat entry dropped");
+            return;
+        }
+    };
+    let Some(seq) = Seq::parse(&p.seq) else { return };
+    if p.event == "joined" || p.event == "ended" {
+        svc.positions.forget_chat(&p.chat_id);
+    }
+    let entry = Entry {
+        seq: p.seq,
+        kind: if p.kind == "system" { EntryKind::System } else { EntryKind::Message },
+        author: p.author,
+        name: p.name,
+        text: p.text,
+        at: p.at,
+        client_msg_id: p.client_msg_id,
+        event: p.event,
+    };
+    let frames = Arc::new(frames_for_entry(&p.chat_id, entry));
+    svc.hub.deliver(channel, Out::Entry { chat: Arc::from(p.chat_id.as_str()), seq, frames });
+}

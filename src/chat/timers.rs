@@ -1,0 +1,120 @@
+//! The timer loop every node runs: claims due timers from Redis (at-least-once, with a lease)
+//! and runs their handlers, re-announces presence, and sweeps queues that still have waiting
+//! chats (so a node that died between two steps never leaves a request stuck).
+
+use super::{now_ms, Service, CUSTOMER_REJECTED, VISITOR_CLOSED_BROWSER};
+use crate::protocol::ServerFrame;
+use crate::redis::RedisError;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+const SWEEP_EVERY_MS: i64 = 1_000;
+
+pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
+    let poll = Duration::from_millis(svc.settings.chat.timer_poll_ms);
+    let heartbeat_ms = svc.presence.heartbeat_ms() as i64;
+    let (mut last_sweep, mut last_beat) = (0i64, 0i64);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {}
+            _ = stop.changed() => return,
+        }
+        let now = now_ms();
+        if now - last_beat >= heartbeat_ms {
+            last_beat = now;
+            svc.presence.heartbeat(&svc).await;
+        }
+        fire_due(&svc).await;
+        if now - last_sweep >= SWEEP_EVERY_MS {
+            last_sweep = now;
+            if let Ok(queues) = svc.redis.busy_queues().await {
+                for q in queues {
+                    svc.route(&q).await;
+                }
+            }
+        }
+    }
+}
+
+async fn fire_due(svc: &Service) {
+    let due = match svc.redis.claim_timers(now_ms(), svc.settings.chat.timer_lease_ms, 100).await {
+        Ok(d) => d,
+        Err(e) => {
+            svc.metrics.redis_errors.inc();
+            tracing::warn!(error = %e, "claiming timers failed");
+            return;
+        }
+    };
+    for (member, leased) in due {
+        let Some((kind, id)) = member.split_once(':') else { continue };
+        svc.metrics.timers_fired.with_label_values(&[kind]).inc();
+        match fire(svc, kind, id).await {
+            Ok(()) => {
+                let _ = svc.redis.timer_done(&member, leased).await;
+            }
+            // Left in the set: it fires again when the lease runs out.
+            Err(e) => tracing::warn!(timer = %member, error = ?e, "timer handler failed; will retry"),
+        }
+    }
+}
+
+async fn fire(svc: &Service, kind: &str, id: &str) -> Result<(), super::ChatError> {
+    match kind {
+        "offer" => match svc.redis.requeue(id, "", now_ms(), svc.settings.chat.offer_timeout_ms).await {
+            Ok((queue, agent)) => {
+                svc.metrics.offer_timeouts.inc();
+                svc.tell(&format!("a:{agent}"), &ServerFrame::OfferRevoked { chat_id: id.into(), reason: "timeout".into() }).await;
+                svc.route(&queue).await;
+                Ok(())
+            }
+            Err(RedisError::Refused(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        },
+        "grace" => {
+            for chat in svc.redis.visitor_chats(id).await? {
+                match svc.end_as(&chat, "system", "", VISITOR_CLOSED_BROWSER, CUSTOMER_REJECTED).await {
+                    Ok(()) => {}
+                    Err(e) if e.code == crate::protocol::ErrorCode::WrongState || e.code == crate::protocol::ErrorCode::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        }
+        "agentgone" => {
+            let r = svc.redis.agent_record(id).await?;
+            if r.get("status").map(String::as_str).unwrap_or("offline") != "offline" {
+                let g = |k: &str| r.get(k).cloned().unwrap_or_default();
+                svc.redis.set_agent_status(id, "offline", g("max").parse().unwrap_or(0), &g("queues"), &g("name"), now_ms()).await?;
+            }
+            Ok(())
+        }
+        "join" => {
+            let r = svc.redis.chat_record(id).await?;
+            let g = |k: &str| r.get(k).cloned().unwrap_or_default();
+            if g("state") != "active" {
+                return Ok(());
+            }
+            let agent = svc.redis.agent_record(&g("agent")).await?;
+            let agent_name = agent.get("name").cloned().unwrap_or_default();
+            let at = g("accepted").parse().unwrap_or_else(|_| now_ms());
+            svc.apply_join(id, &g("visitor"), &g("agent"), &agent_name, &g("question"), &g("name"), at).await
+        }
+        "end" => svc.apply_end(id).await,
+        "wrapup" => match svc.redis.decide(id, "", "keep", None, now_ms(), svc.settings.chat.timer_lease_ms).await {
+            Ok(()) => svc.apply_flush(id).await,
+            Err(RedisError::Refused(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        },
+        "flush" => {
+            if svc.redis.chat_record(id).await?.is_empty() {
+                return Ok(());
+            }
+            svc.apply_flush(id).await
+        }
+        other => {
+            tracing::warn!(kind = other, "unknown timer kind dropped");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! One task per connection: reads client frames, dispatches them to the chat service, writes
+//! replies and the hub's live traffic. Errors in a frame become an `error` frame; only
+//! protocol abuse, a slow client or draining ends the connection.
+
+use super::limits::RateLimit;
+use super::Gateway;
+use crate::chat::hub::{frames_for_entry, ConnId, Encoded, Follower, Out, Seq, SlowFlag};
+use crate::chat::{ChatAccess, ChatError, Party};
+use crate::protocol::{close_codes, decode_client, ClientFrame, Encoding, ErrorCode, ServerFrame};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+/// A write that takes longer than this means the client stopped reading.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A chat this connection follows.
+struct Followed {
+    access: ChatAccess,
+    /// Highest sequence delivered; live entries at or below it are the replay's overlap.
+    delivered: Seq,
+}
+
+struct Conn {
+    gw: Arc<Gateway>,
+    party: Party,
+    id: ConnId,
+    encoding: Encoding,
+    follower: Follower,
+    chats: HashMap<String, Followed>,
+    rate: RateLimit,
+    errors_in_a_row: u32,
+}
+
+enum Flow {
+    Continue,
+    Close(u16, &'static str),
+}
+
+pub async fn run(gw: Arc<Gateway>, mut socket: WebSocket, party: Party, id: ConnId, encoding: Encoding) {
+    let span = tracing::info_span!("conn", id, role = party.role());
+    async move {
+        let limits = &gw.svc.settings.limits;
+        let (tx, mut rx) = mpsc::channel::<Out>(limits.outbound_queue);
+        let slow = Arc::new(SlowFlag::default());
+        let follower = Follower { tx, slow: slow.clone() };
+        let metrics = gw.svc.metrics.clone();
+        metrics.connections.with_label_values(&[party.role()]).inc();
+        let mut conn = Conn {
+            rate: RateLimit::new(limits.frames_per_second, limits.burst_frames),
+            gw: gw.clone(),
+            party,
+            id,
+            encoding,
+            follower,
+            chats: HashMap::new(),
+            errors_in_a_row: 0,
+        };
+        let mut draining = gw.draining.clone();
+        let close = match conn.start(&mut socket).await {
+            Flow::Close(c, r) => Some((c, r)),
+            Flow::Continue => loop {
+                tokio::select! {
+                    msg = socket.recv() => {
+                        let flow = match msg {
+                            Some(Ok(Message::Text(t))) => conn.on_frame(&mut socket, t.as_bytes(), Encoding::Json).await,
+                            Some(Ok(Message::Binary(b))) => conn.on_frame(&mut socket, &b, Encoding::MsgPack).await,
+                            Some(Ok(Message::Ping(_))) | Some(Ok(Message::Pong(_))) => Flow::Continue,
+                            Some(Ok(Message::Close(_))) | None => break None,
+                            Some(Err(e)) => {
+                                // Oversized frames end here: tungstenite refuses them before buffering.
+                                tracing::debug!(error = %e, "socket error");
+                                break Some((1009, "frame refused"));
+                            }
+                        };
+                        if let Flow::Close(c, r) = flow { break Some((c, r)); }
+                    }
+                    out = rx.recv() => {
+                        let Some(out) = out else { break None };
+                        if let Flow::Close(c, r) = conn.deliver(&mut socket, out).await { break Some((c, r)); }
+                    }
+                    _ = slow.notify.notified() => break Some((close_codes::SLOW_CONSUMER, "outbound queue full")),
+                    _ = draining.changed() => break Some((close_codes::DRAINING, "node draining; reconnect")),
+                }
+            },
+        };
+        if let Some((code, reason)) = close {
+            let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() })))).await;
+        }
+        let followed: Vec<String> = conn.chats.keys().cloned().collect();
+        gw.svc.disconnected(&conn.party, id, followed).await;
+        metrics.connections.with_label_values(&[conn.party.role()]).dec();
+    }
+    .instrument(span)
+    .await
+}
+
+impl Conn {
+    async fn write(&self, socket: &mut WebSocket, f: &Encoded) -> Flow {
+        let bytes = f.bytes(self.encoding);
+        let msg = match self.encoding {
+            Encoding::Json => match std::str::from_utf8(&bytes) {
+                Ok(s) => Message::Text(s.into()),
+                Err(_) => return Flow::Close(1011, "encoding"),
+            },
+            Encoding::MsgPack => Message::Binary(bytes),
+        };
+        match tokio::time::timeout(WRITE_TIMEOUT, socket.send(msg)).await {
+            Ok(Ok(())) => Flow::Continue,
+            Ok(Err(_)) => Flow::Close(1001, "write failed"),
+            Err(_) => Flow::Close(close_codes::SLOW_CONSUMER, "write timed out"),
+        }
+    }
+
+    async fn reply(&self, socket: &mut WebSocket, frame: ServerFrame) -> Flow {
+        self.write(socket, &Encoded::new(frame)).await
+    }
+
+    async fn start(&mut self, socket: &mut WebSocket) -> Flow {
+        let svc = self.gw.svc.clone();
+        match svc.connected(&self.party, self.id, self.follower.clone()).await {
+            Ok(welcome) => {
+                if let Flow::Close(c, r) = self.reply(socket, welcome).await {
+                    return Flow::Close(c, r);
+                }
+            }
+            Err(e) => {
+                let _ = self.reply(socket, ServerFrame::error(e.code, e.message, None)).await;
+                return Flow::Close(1011, "unavailable");
+            }
+        }
+        if let Party::Agent { id, .. } = &self.party {
+            if let Ok(status) = svc.agent_status(*id).await {
+                return self.reply(socket, ServerFrame::Status { status }).await;
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Live traffic from the hub.
+    async fn deliver(&mut self, socket: &mut WebSocket, out: Out) -> Flow {
+        match out {
+            Out::Frame(f) => self.write(socket, &f).await,
+            Out::Entry { chat, seq, frames } => {
+                let Some(followed) = self.chats.get_mut(&*chat) else { return Flow::Continue };
+                if seq <= followed.delivered {
+                    return Flow::Continue;
+                }
+                followed.delivered = seq;
+                for f in frames.iter() {
+                    if let Flow::Close(c, r) = self.write(socket, f).await {
+                        return Flow::Close(c, r);
+                    }
+                }
+                Flow::Continue
+            }
+        }
+    }
+
+    async fn on_frame(&mut self, socket: &mut WebSocket, bytes: &[u8], encoding: Encoding) -> Flow {
+        let metrics = self.gw.svc.metrics.clone();
+        let limit = self.gw.svc.settings.limits.max_frame_bytes;
+        let result = if !self.rate.allow() {
+            Err((ChatError::new(ErrorCode::RateLimited, "too many frames; slow down"), None))
+        } else {
+            match decode_client(bytes, encoding, limit) {
+                Ok(frame) => {
+                    let reference = frame_ref(&frame);
+                    self.dispatch(socket, frame).await.map_err(|e| (e, reference))
+                }
+                Err(e) => Err((ChatError::new(e.code(), e.to_string()), None)),
+            }
+        };
+        match result {
+            Ok(flow) => {
+                self.errors_in_a_row = 0;
+                flow
+            }
+            Err((e, reference)) => {
+                metrics.frames_rejected.with_label_values(&[e.code.name()]).inc();
+                self.errors_in_a_row += 1;
+                if self.errors_in_a_row > self.gw.svc.settings.limits.max_consecutive_errors {
+                    return Flow::Close(close_codes::TOO_MANY_ERRORS, "too many refused frames");
+                }
+                self.reply(socket, ServerFrame::error(e.code, e.message, reference)).await
+            }
+        }
+    }
+
+    async fn dispatch(&mut self, socket: &mut WebSocket, frame: ClientFrame) -> Result<Flow, ChatError> {
+        let svc = self.gw.svc.clone();
+        let party = self.party.clone();
+        let reply = match frame {
+            ClientFrame::Ping { nonce } => ServerFrame::Pong { nonce },
+            ClientFrame::RequestChat { name, email, question, queue } => {
+                let (access, frame, chat) = svc.request_chat(&party, self.id, self.follower.clone(), name, email, question, queue).await?;
+                self.chats.entry(chat).or_insert(Followed { access, delivered: Seq::default() });
+                frame
+            }
+            ClientFrame::Resume { chat_id, last_seq } => {
+                let (access, entries) = svc.resume(&party, self.id, self.follower.clone(), &chat_id, &last_seq).await?;
+                let from = Seq::parse(&last_seq).unwrap_or_default();
+                let followed = self.chats.entry(chat_id.clone()).or_insert(Followed { access: access.clone(), delivered: from });
+                followed.access = access;
+                if followed.delivered < from {
+                    followed.delivered = from;
+                }
+                let mut last = from;
+                for e in entries {
+                    let seq = Seq::parse(&e.seq).unwrap_or_default();
+                    if seq <= self.chats[&chat_id].delivered {
+                        continue;
+                    }
+                    last = seq;
+                    self.chats.get_mut(&chat_id).expect("followed above").delivered = seq;
+                    for f in frames_for_entry(&chat_id, e) {
+                        if let Flow::Close(c, r) = self.write(socket, &f).await {
+                            return Ok(Flow::Close(c, r));
+                        }
+                    }
+                }
+                let last_seq = if last == Seq::default() { self.seq_string(&chat_id) } else { format!("{}-{}", last.0, last.1) };
+                ServerFrame::Resumed { chat_id, last_seq }
+            }
+            ClientFrame::Send { chat_id, client_msg_id, text } => {
+                let access = self.access(&chat_id)?;
+                svc.send(&party, self.id, &access, &chat_id, &client_msg_id, &text).await?
+            }
+            ClientFrame::End { chat_id } => {
+                svc.end(&party, &chat_id).await?;
+                return Ok(Flow::Continue);
+            }
+            ClientFrame::SetStatus { status } => svc.set_status(&party, status).await?,
+            ClientFrame::Accept { chat_id } => {
+                let access = svc.accept(&party, self.id, self.follower.clone(), &chat_id).await?;
+                self.chats.entry(chat_id).or_insert(Followed { access, delivered: Seq::default() });
+                return Ok(Flow::Continue);
+            }
+            ClientFrame::Deny { chat_id } => {
+                let f = svc.deny(&party, self.id, &chat_id).await?;
+                self.chats.remove(&chat_id);
+                f
+            }
+            ClientFrame::Close { chat_id } => {
+                if let Party::Visitor { .. } = party {
+                    return Err(ChatError::new(ErrorCode::Forbidden, "only agents close offers; visitors send end"));
+                }
+                svc.end(&party, &chat_id).await?;
+                self.chats.remove(&chat_id);
+                return Ok(Flow::Continue);
+            }
+            ClientFrame::Decide { chat_id, decision, interaction_id } => {
+                let f = svc.decide(&party, &chat_id, decision, interaction_id).await?;
+                if self.chats.remove(&chat_id).is_some() {
+                    svc.hub.unfollow(&svc.redis.keys.chat_channel(&chat_id), self.id).await;
+                }
+                f
+            }
+        };
+        Ok(self.reply(socket, reply).await)
+    }
+
+    fn access(&self, chat: &str) -> Result<ChatAccess, ChatError> {
+        self.chats.get(chat).map(|f| f.access.clone()).ok_or_else(|| ChatError::new(ErrorCode::Forbidden, "resume the chat before sending to it"))
+    }
+
+    fn seq_string(&self, chat: &str) -> String {
+        match self.chats.get(chat) {
+            Some(f) if f.delivered != Seq::default() => format!("{}-{}", f.delivered.0, f.delivered.1),
+            _ => String::new(),
+        }
+    }
+}
+
+/// The chat or message a refused frame was about, echoed as `ref`.
+fn frame_ref(f: &ClientFrame) -> Option<String> {
+    match f {
+        ClientFrame::Send { client_msg_id, .. } => Some(client_msg_id.clone()),
+        ClientFrame::Resume { chat_id, .. }
+        | ClientFrame::End { chat_id }
+        | ClientFrame::Accept { chat_id }
+        | ClientFrame::Deny { chat_id }
+        | ClientFrame::Close { chat_id }
+        | ClientFrame::Decide { chat_id, .. } => Some(chat_id.clone()),
+        _ => None,
+    }
+}

@@ -1,0 +1,112 @@
+//! The WebSocket edge: `/ws/visitor` and `/ws/agent`. Checks the token, the Origin (visitors)
+//! and the connection limit before upgrading, picks JSON or MessagePack by subprotocol, then
+//! hands the socket to one task per connection (`conn`).
+
+mod conn;
+mod limits;
+
+use crate::chat::identity::Identity;
+use crate::chat::{Party, Service};
+use crate::protocol::{Encoding, ErrorCode, JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// What every connection task shares.
+pub struct Gateway {
+    pub svc: Arc<Service>,
+    /// Open connections on this node, against `limits.max_connections`.
+    open: AtomicUsize,
+    next_id: AtomicU64,
+    /// Flips to true when the node drains: connections close with 4503, new ones are refused.
+    draining: watch::Receiver<bool>,
+}
+
+impl Gateway {
+    pub fn new(svc: Arc<Service>, draining: watch::Receiver<bool>) -> Arc<Gateway> {
+        Arc::new(Gateway { svc, open: AtomicUsize::new(0), next_id: AtomicU64::new(1), draining })
+    }
+
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+}
+
+pub fn routes(gw: Arc<Gateway>) -> Router {
+    Router::new().route("/ws/visitor", get(visitor_ws)).route("/ws/agent", get(agent_ws)).with_state(gw)
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+fn refuse(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "code": code.code(), "error": code.name(), "message": message }))).into_response()
+}
+
+fn now_s() -> u64 {
+    (crate::chat::now_ms() / 1000) as u64
+}
+
+async fn visitor_ws(State(gw): State<Arc<Gateway>>, headers: HeaderMap, Query(q): Query<TokenQuery>, ws: WebSocketUpgrade) -> Response {
+    let allowed = &gw.svc.settings.server.allowed_origins;
+    if let Some(origin) = headers.get("origin").and_then(|o| o.to_str().ok()) {
+        if !allowed.is_empty() && !allowed.iter().any(|a| a == origin) {
+            return refuse(StatusCode::FORBIDDEN, ErrorCode::Forbidden, "origin is not an allowed site");
+        }
+    }
+    match gw.svc.tokens.verify(&q.token, now_s()) {
+        Ok(Identity::Visitor { id }) => upgrade(gw, ws, Party::Visitor { id }).await,
+        _ => refuse(StatusCode::UNAUTHORIZED, ErrorCode::Forbidden, "a valid visitor token is required"),
+    }
+}
+
+async fn agent_ws(State(gw): State<Arc<Gateway>>, Query(q): Query<TokenQuery>, ws: WebSocketUpgrade) -> Response {
+    let Ok(Identity::Agent { id, .. }) = gw.svc.tokens.verify(&q.token, now_s()) else {
+        return refuse(StatusCode::UNAUTHORIZED, ErrorCode::Forbidden, "a valid agent token is required");
+    };
+    let agent = match gw.svc.store.agent(id).await {
+        Ok(Some(a)) => a,
+        Ok(None) => return refuse(StatusCode::UNAUTHORIZED, ErrorCode::Forbidden, "the agent no longer exists"),
+        Err(_) => return refuse(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "the store is unavailable"),
+    };
+    let party = Party::Agent { id, name: agent.display_name, max_chats: agent.max_chats, queues: agent.queues };
+    upgrade(gw, ws, party).await
+}
+
+async fn upgrade(gw: Arc<Gateway>, ws: WebSocketUpgrade, party: Party) -> Response {
+    if *gw.draining.borrow() {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "this node is draining; reconnect");
+    }
+    let limits = &gw.svc.settings.limits;
+    if gw.open.fetch_add(1, Ordering::AcqRel) >= limits.max_connections {
+        gw.open.fetch_sub(1, Ordering::AcqRel);
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "this node is full; reconnect");
+    }
+    let encoding = if ws.requested_protocols().any(|p| p.as_bytes() == MSGPACK_SUBPROTOCOL.as_bytes()) { Encoding::MsgPack } else { Encoding::Json };
+    let ws = ws
+        .protocols([MSGPACK_SUBPROTOCOL, JSON_SUBPROTOCOL])
+        .max_message_size(limits.max_frame_bytes)
+        .max_frame_size(limits.max_frame_bytes)
+        // Small buffers: an idle socket should cost little.
+        .read_buffer_size(4096)
+        .write_buffer_size(0);
+    let id = gw.next_id.fetch_add(1, Ordering::Relaxed);
+    let gw2 = gw.clone();
+    ws.on_failed_upgrade(move |_| {
+        gw2.open.fetch_sub(1, Ordering::AcqRel);
+    })
+    .on_upgrade(move |socket| async move {
+        conn::run(gw.clone(), socket, party, id, encoding).await;
+        gw.open.fetch_sub(1, Ordering::AcqRel);
+    })
+}

@@ -1,0 +1,87 @@
+//! Key and channel names. Routing keys share the `{r}` tag, a chat's transcript keys share
+//! `{c:ID}`, the flush stream is `{f}`; see `docs/design-redis.md`.
+
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Keys {
+        Keys { prefix: prefix.to_string() }
+    }
+    /// The routing prefix `P{r}:` that scripts extend.
+    pub fn routing(&self) -> String {
+        format!("{}{{r}}:", self.prefix)
+    }
+    pub fn agent(&self, a: &str) -> String {
+        format!("{}{{r}}:agent:{a}", self.prefix)
+    }
+    pub fn avail(&self, q: &str) -> String {
+        format!("{}{{r}}:avail:{q}", self.prefix)
+    }
+    pub fn queue(&self, q: &str) -> String {
+        format!("{}{{r}}:q:{q}", self.prefix)
+    }
+    pub fn queues(&self) -> String {
+        format!("{}{{r}}:queues", self.prefix)
+    }
+    pub fn chat(&self, c: &str) -> String {
+        format!("{}{{r}}:chat:{c}", self.prefix)
+    }
+    pub fn agent_chats(&self, a: &str) -> String {
+        format!("{}{{r}}:agentchats:{a}", self.prefix)
+    }
+    pub fn visitor_chats(&self, v: &str) -> String {
+        format!("{}{{r}}:visitorchats:{v}", self.prefix)
+    }
+    pub fn timers(&self) -> String {
+        format!("{}{{r}}:timers", self.prefix)
+    }
+    /// Channel: a queue changed (payload: queue name).
+    pub fn queue_channel(&self) -> String {
+        format!("{}{{r}}:qch", self.prefix)
+    }
+    pub fn log(&self, c: &str) -> String {
+        format!("{}{{c:{c}}}:log", self.prefix)
+    }
+    pub fn meta(&self, c: &str) -> String {
+        format!("{}{{c:{c}}}:meta", self.prefix)
+    }
+    pub fn cmid(&self, c: &str) -> String {
+        format!("{}{{c:{c}}}:cmid", self.prefix)
+    }
+    /// Channel: a chat's new transcript entries.
+    pub fn chat_channel(&self, c: &str) -> String {
+        format!("{}{{c:{c}}}", self.prefix)
+    }
+    /// Channel: events for one agent or visitor (`a:ID` / `v:ID`).
+    pub fn user_channel(&self, who: &str) -> String {
+        format!("{}{{u:{who}}}", self.prefix)
+    }
+    pub fn flush_jobs(&self) -> String {
+        format!("{}{{f}}:jobs", self.prefix)
+    }
+    /// The chat id of a chat channel name, if it is one.
+    pub fn chat_of_channel<'a>(&self, channel: &'a str) -> Option<&'a str> {
+        channel.strip_prefix(self.prefix.as_str())?.strip_prefix("{c:")?.strip_suffix('}')
+    }
+    /// The user (`a:ID` / `v:ID`) of a user channel name, if it is one.
+    pub fn user_of_channel<'a>(&self, channel: &'a str) -> Option<&'a str> {
+        channel.strip_prefix(self.prefix.as_str())?.strip_prefix("{u:")?.strip_suffix('}')
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channels_round_trip() {
+        let k = Keys::new("t1");
+        assert_eq!(k.chat_of_channel(&k.chat_channel("abc")), Some("abc"));
+        assert_eq!(k.user_of_channel(&k.user_channel("a:7")), Some("a:7"));
+        assert_eq!(k.chat_of_channel(&k.user_channel("a:7")), None);
+        assert_eq!(Keys::new("other").chat_of_channel(&k.chat_channel("abc")), None);
+    }
+}

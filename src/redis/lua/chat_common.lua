@@ -1,0 +1,11 @@
+-- Helpers prepended to every transcript script ({c:ID} slot).
+-- Appends one entry to the chat's stream and tells the nodes following the chat, in one step.
+-- The published payload is the entry as JSON with the chat id, so a node decodes it once.
+local function append(log, channel, cid, kind, author, name, text, at, cmid, event)
+  local seq = redis.call('XADD', log, '*', 'k', kind, 'a', author, 'n', name, 't', text, 'at', at,
+    'm', cmid, 'e', event)
+  redis.call('SPUBLISH', channel, cjson.encode({
+    chat_id = cid, seq = seq, kind = kind, author = author, name = name, text = text,
+    at = tonumber(at), client_msg_id = cmid, event = event }))
+  return seq
+end

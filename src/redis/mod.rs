@@ -1,0 +1,482 @@
+//! Everything that speaks to Redis: connection, key names, the Lua scripts that make each state
+//! change atomic, pub/sub and the flush stream. The data model is in `docs/design-redis.md`.
+
+mod keys;
+mod scripts;
+
+pub use keys::Keys;
+
+use crate::protocol::Entry;
+use fred::clients::SubscriberClient;
+use fred::prelude::*;
+use fred::types::streams::XReadResponse;
+use fred::types::Message;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RedisError {
+    /// A script refused the change; the string is the script's error name (`wrong_state`, ...).
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("redis: {0}")]
+    Redis(#[from] fred::error::Error),
+    #[error("unexpected reply from redis: {0}")]
+    Reply(String),
+}
+
+pub type Result<T> = std::result::Result<T, RedisError>;
+
+/// Maps a script's `redis.error_reply('name')` to `Refused(name)`.
+fn refusal(e: fred::error::Error) -> RedisError {
+    let d = e.details().trim();
+    let d = d.strip_prefix("ERR ").unwrap_or(d);
+    for name in ["wrong_state", "not_due", "not_found", "forbidden", "already"] {
+        if d.starts_with(name) || d.contains(&format!(": {name}")) || d.ends_with(name) {
+            return RedisError::Refused(name.to_string());
+        }
+    }
+    RedisError::Redis(e)
+}
+
+/// Connection to Redis shared by a node's parts: a command pool and one subscriber connection.
+#[derive(Clone)]
+pub struct RedisLayer {
+    pool: Pool,
+    subscriber: SubscriberClient,
+    pub keys: Keys,
+    scripts: scripts::Scripts,
+}
+
+/// Outcome of a visitor's request.
+#[derive(Debug, Clone)]
+pub struct Requested {
+    pub chat_id: String,
+    pub state: String,
+    pub queue: String,
+    pub position: u64,
+    pub created: bool,
+}
+
+/// Outcome of an accepted offer.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub visitor: String,
+    pub queue: String,
+    pub name: String,
+    pub email: String,
+    pub question: String,
+    pub fresh: bool,
+    /// When the visitor asked (ms).
+    pub created: i64,
+}
+
+/// Outcome of an end.
+#[derive(Debug, Clone)]
+pub struct Ended {
+    pub previous_state: String,
+    pub reason: String,
+    /// The accepted agent, or the agent the request was on offer to ("" if none).
+    pub agent: String,
+    pub queue: String,
+}
+
+/// A chat's routing record (`P{r}:chat:ID`).
+pub type ChatRecord = HashMap<String, String>;
+
+impl RedisLayer {
+    pub async fn connect(url: &str, prefix: &str, pool_size: usize) -> Result<RedisLayer> {
+        let config = Config::from_url(url)?;
+        let mut builder = Builder::from_config(config);
+        builder
+            .with_connection_config(|c| {
+                c.connection_timeout = Duration::from_secs(5);
+                c.internal_command_timeout = Duration::from_secs(5);
+            })
+            .with_performance_config(|p| {
+                // Pub/sub bursts (many chats at once) must not lag the receiver.
+                p.broadcast_channel_capacity = 65_536;
+                p.default_command_timeout = Duration::from_secs(5);
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2));
+        let pool = builder.build_pool(pool_size)?;
+        let subscriber = builder.build_subscriber_client()?;
+        pool.init().await?;
+        subscriber.init().await?;
+        subscriber.manage_subscriptions();
+        let layer = RedisLayer { pool, subscriber, keys: Keys::new(prefix), scripts: scripts::Scripts::new() };
+        layer.scripts.load_all(layer.pool.next()).await?;
+        layer.ensure_flush_group().await?;
+        Ok(layer)
+    }
+
+    fn client(&self) -> &Client {
+        self.pool.next()
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        let _: String = self.client().ping(None).await?;
+        Ok(())
+    }
+
+    pub async fn quit(&self) {
+        let _ = self.subscriber.quit().await;
+        let _ = self.pool.quit().await;
+    }
+
+    /// Live pub/sub messages of this node's subscriptions.
+    pub fn messages(&self) -> broadcast::Receiver<Message> {
+        self.subscriber.message_rx()
+    }
+
+    pub async fn subscribe(&self, channel: &str) -> Result<()> {
+        self.subscriber.ssubscribe(channel.to_string()).await?;
+        Ok(())
+    }
+
+    pub async fn unsubscribe(&self, channel: &str) -> Result<()> {
+        self.subscriber.sunsubscribe(channel.to_string()).await?;
+        Ok(())
+    }
+
+    pub async fn publish(&self, channel: &str, payload: String) -> Result<()> {
+        let _: i64 = self.client().spublish(channel.to_string(), payload).await?;
+        Ok(())
+    }
+
+    // ---- agents and routing ({r} slot) ----
+
+    pub async fn set_agent_status(&self, agent: &str, status: &str, max: i64, queues: &str, name: &str, now: i64) -> Result<()> {
+        let k = &self.keys;
+        let _: String = self
+            .scripts
+            .agent_status
+            .evalsha_with_reload(self.client(), vec![k.agent(agent)], vec![k.routing(), agent.into(), status.into(), max.to_string(), queues.into(), name.into(), now.to_string()])
+            .await?;
+        Ok(())
+    }
+
+    /// The agent's hash: status, max, load, queues, name.
+    pub async fn agent_record(&self, agent: &str) -> Result<HashMap<String, String>> {
+        Ok(self.client().hgetall(self.keys.agent(agent)).await?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn request(&self, chat: &str, visitor: &str, queue: &str, name: &str, email: &str, question: &str, now: i64) -> Result<Requested> {
+        let k = &self.keys;
+        let v: (String, String, String, u64, i64) = self
+            .scripts
+            .request
+            .evalsha_with_reload(
+                self.client(),
+                vec![k.chat(chat)],
+                vec![k.routing(), chat.into(), visitor.into(), queue.into(), name.into(), email.into(), question.into(), now.to_string()],
+            )
+            .await?;
+        Ok(Requested { chat_id: v.0, state: v.1, queue: v.2, position: v.3, created: v.4 == 1 })
+    }
+
+    /// Offers waiting chats of `queue`; returns (chat, agent) pairs.
+    pub async fn route(&self, queue: &str, now: i64, offer_timeout_ms: u64) -> Result<Vec<(String, String)>> {
+        let k = &self.keys;
+        let flat: Vec<String> = self
+            .scripts
+            .route
+            .evalsha_with_reload(self.client(), vec![k.queue(queue)], vec![k.routing(), queue.into(), now.to_string(), offer_timeout_ms.to_string(), "50".into()])
+            .await?;
+        Ok(flat.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0].clone(), c[1].clone())).collect())
+    }
+
+    /// Deny (`agent` set) or offer timeout (`agent` empty). Returns (queue, agent whose offer ended).
+    pub async fn requeue(&self, chat: &str, agent: &str, now: i64, offer_timeout_ms: u64) -> Result<(String, String)> {
+        let k = &self.keys;
+        self.scripts
+            .requeue
+            .evalsha_with_reload(self.client(), vec![k.chat(chat)], vec![k.routing(), chat.into(), agent.into(), now.to_string(), offer_timeout_ms.to_string()])
+            .await
+            .map_err(refusal)
+    }
+
+    pub async fn accept(&self, chat: &str, agent: &str, now: i64, lease_ms: u64) -> Result<Accepted> {
+        let k = &self.keys;
+        let v: (String, String, String, String, String, i64, i64) = self
+            .scripts
+            .accept
+            .evalsha_with_reload(self.client(), vec![k.chat(chat)], vec![k.routing(), chat.into(), agent.into(), now.to_string(), lease_ms.to_string()])
+            .await
+            .map_err(refusal)?;
+        Ok(Accepted { visitor: v.0, queue: v.1, name: v.2, email: v.3, question: v.4, fresh: v.5 == 1, created: v.6 })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn end(&self, chat: &str, by: &str, actor: &str, reason_active: &str, reason_waiting: &str, now: i64, lease_ms: u64, decision_timeout_ms: u64) -> Result<Ended> {
+        let k = &self.keys;
+        let v: (String, String, String, String) = self
+            .scripts
+            .end
+            .evalsha_with_reload(
+                self.client(),
+                vec![k.chat(chat)],
+                vec![
+                    k.routing(),
+                    chat.into(),
+                    by.into(),
+                    actor.into(),
+                    reason_active.into(),
+                    reason_waiting.into(),
+                    now.to_string(),
+                    lease_ms.to_string(),
+                    decision_timeout_ms.to_string(),
+                ],
+            )
+            .await
+            .map_err(refusal)?;
+        Ok(Ended { previous_state: v.0, reason: v.1, agent: v.2, queue: v.3 })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn decide(&self, chat: &str, agent: &str, decision: &str, interaction: Option<i64>, now: i64, lease_ms: u64) -> Result<()> {
+        let k = &self.keys;
+        let _: String = self
+            .scripts
+            .decide
+            .evalsha_with_reload(
+                self.client(),
+                vec![k.chat(chat)],
+                vec![k.routing(), chat.into(), agent.into(), decision.into(), interaction.map(|i| i.to_string()).unwrap_or_default(), now.to_string(), lease_ms.to_string()],
+            )
+            .await
+            .map_err(refusal)?;
+        Ok(())
+    }
+
+    pub async fn chat_record(&self, chat: &str) -> Result<ChatRecord> {
+        Ok(self.client().hgetall(self.keys.chat(chat)).await?)
+    }
+
+    pub async fn forget_routing(&self, chat: &str) -> Result<()> {
+        let k = &self.keys;
+        let _: i64 = self.scripts.forget.evalsha_with_reload(self.client(), vec![k.chat(chat)], vec![k.routing(), chat.into()]).await?;
+        Ok(())
+    }
+
+    pub async fn agent_chats(&self, agent: &str) -> Result<Vec<String>> {
+        Ok(self.client().smembers(self.keys.agent_chats(agent)).await?)
+    }
+
+    pub async fn visitor_chats(&self, visitor: &str) -> Result<Vec<String>> {
+        Ok(self.client().smembers(self.keys.visitor_chats(visitor)).await?)
+    }
+
+    /// Chat ids waiting in `queue`, in order.
+    pub async fn queue_members(&self, queue: &str) -> Result<Vec<String>> {
+        Ok(self.client().zrange(self.keys.queue(queue), 0, -1, None, false, None, false).await?)
+    }
+
+    /// Queues with at least one waiting chat.
+    pub async fn busy_queues(&self) -> Result<Vec<String>> {
+        let all: Vec<String> = self.client().smembers(self.keys.queues()).await?;
+        let mut busy = Vec::new();
+        for q in all {
+            let n: u64 = self.client().zcard(self.keys.queue(&q)).await?;
+            if n > 0 {
+                busy.push(q);
+            }
+        }
+        Ok(busy)
+    }
+
+    /// Number of agents that may take an offer now in `queue`.
+    pub async fn available_agents(&self, queue: &str) -> Result<u64> {
+        Ok(self.client().zcard(self.keys.avail(queue)).await?)
+    }
+
+    // ---- timers ----
+
+    /// Claims up to `max` due timers: (member, leased score).
+    pub async fn claim_timers(&self, now: i64, lease_ms: u64, max: usize) -> Result<Vec<(String, i64)>> {
+        let flat: Vec<String> = self
+            .scripts
+            .claim_timers
+            .evalsha_with_reload(self.client(), vec![self.keys.timers()], vec![now.to_string(), lease_ms.to_string(), max.to_string()])
+            .await?;
+        Ok(flat.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0].clone(), c[1].parse().unwrap_or(0))).collect())
+    }
+
+    pub async fn timer_done(&self, member: &str, leased: i64) -> Result<()> {
+        let _: i64 = self
+            .scripts
+            .timer_done
+            .evalsha_with_reload(self.client(), vec![self.keys.timers()], vec![member.to_string(), leased.to_string()])
+            .await?;
+        Ok(())
+    }
+
+    /// Sets (or pushes forward) timers `member -> due`, in one command.
+    pub async fn schedule(&self, timers: Vec<(String, i64)>) -> Result<()> {
+        if timers.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<(f64, String)> = timers.into_iter().map(|(m, due)| (due as f64, m)).collect();
+        let _: i64 = self.client().zadd(self.keys.timers(), None, None, false, false, values).await?;
+        Ok(())
+    }
+
+    pub async fn timer_due(&self, member: &str) -> Result<Option<i64>> {
+        let s: Option<f64> = self.client().zscore(self.keys.timers(), member).await?;
+        Ok(s.map(|s| s as i64))
+    }
+
+    // ---- transcript ({c:ID} slot) ----
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn chat_join(&self, chat: &str, visitor: &str, agent: &str, agent_name: &str, question: &str, visitor_name: &str, now: i64, joined_text: &str) -> Result<bool> {
+        let k = &self.keys;
+        let n: i64 = self
+            .scripts
+            .chat_join
+            .evalsha_with_reload(
+                self.client(),
+                vec![k.log(chat), k.meta(chat), k.chat_channel(chat)],
+                vec![chat.into(), visitor.into(), agent.into(), agent_name.into(), question.into(), visitor_name.into(), now.to_string(), joined_text.into()],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Appends a message; returns (seq, stored now). Refused: `wrong_state`, `forbidden`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn chat_send(&self, chat: &str, role: &str, actor: &str, name: &str, client_msg_id: &str, text: &str, now: i64) -> Result<(String, bool)> {
+        let k = &self.keys;
+        let (seq, new): (String, i64) = self
+            .scripts
+            .chat_send
+            .evalsha_with_reload(
+                self.client(),
+                vec![k.log(chat), k.meta(chat), k.cmid(chat), k.chat_channel(chat)],
+                vec![chat.into(), role.into(), actor.into(), name.into(), client_msg_id.into(), text.into(), now.to_string()],
+            )
+            .await
+            .map_err(refusal)?;
+        Ok((seq, new == 1))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn chat_end(&self, chat: &str, by: &str, reason: &str, now: i64, visitor: &str, question: &str, visitor_name: &str) -> Result<bool> {
+        let k = &self.keys;
+        let n: i64 = self
+            .scripts
+            .chat_end
+            .evalsha_with_reload(
+                self.client(),
+                vec![k.log(chat), k.meta(chat), k.chat_channel(chat)],
+                vec![chat.into(), by.into(), reason.into(), now.to_string(), visitor.into(), question.into(), visitor_name.into()],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Transcript entries after `after` (exclusive; "" = from the start), at most `count`.
+    pub async fn entries_after(&self, chat: &str, after: &str, count: u64) -> Result<Vec<Entry>> {
+        let start = if after.is_empty() { "-".to_string() } else { format!("({after}") };
+        let rows: Vec<(String, HashMap<String, String>)> = self.client().xrange_values(self.keys.log(chat), start, "+", Some(count)).await?;
+        Ok(rows.into_iter().map(|(id, f)| entry_from_fields(id, f)).collect())
+    }
+
+    /// The last sequence number of a chat ("" when empty).
+    pub async fn last_seq(&self, chat: &str) -> Result<String> {
+        let rows: Vec<(String, HashMap<String, String>)> = self.client().xrevrange_values(self.keys.log(chat), "+", "-", Some(1)).await?;
+        Ok(rows.into_iter().next().map(|r| r.0).unwrap_or_default())
+    }
+
+    pub async fn forget_transcript(&self, chat: &str) -> Result<()> {
+        let k = &self.keys;
+        let _: i64 = self.client().del(vec![k.log(chat), k.meta(chat), k.cmid(chat)]).await?;
+        Ok(())
+    }
+
+    // ---- flush stream ({f} slot) ----
+
+    async fn ensure_flush_group(&self) -> Result<()> {
+        let r: std::result::Result<String, fred::error::Error> = self.client().xgroup_create(self.keys.flush_jobs(), "flush", "0", true).await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.details().contains("BUSYGROUP") => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn enqueue_flush(&self, chat: &str) -> Result<()> {
+        let _: String = self.client().xadd(self.keys.flush_jobs(), false, None, "*", vec![("chat", chat)]).await?;
+        Ok(())
+    }
+
+    /// New flush jobs for this consumer: (job id, chat id). Blocks up to `block_ms`.
+    pub async fn read_flush_jobs(&self, consumer: &str, count: usize, block_ms: u64) -> Result<Vec<(String, String)>> {
+        let r: std::result::Result<XReadResponse<String, String, String, String>, _> =
+            self.client().xreadgroup_map("flush", consumer, Some(count as u64), Some(block_ms), false, self.keys.flush_jobs(), ">").await;
+        let map = match r {
+            Ok(m) => m,
+            Err(e) if e.details().contains("NOGROUP") => {
+                self.ensure_flush_group().await?;
+                return Ok(vec![]);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(map.into_values().flatten().map(|(id, mut f)| (id, f.remove("chat").unwrap_or_default())).collect())
+    }
+
+    /// Takes over jobs another consumer left unacknowledged for `idle_ms`.
+    pub async fn claim_stale_flush_jobs(&self, consumer: &str, idle_ms: u64, count: usize) -> Result<Vec<(String, String)>> {
+        let v: Value = self.client().xautoclaim(self.keys.flush_jobs(), "flush", consumer, idle_ms, "0-0", Some(count as u64), false).await?;
+        let mut out = Vec::new();
+        if let Value::Array(parts) = v {
+            if let Some(Value::Array(entries)) = parts.get(1) {
+                for e in entries {
+                    if let Value::Array(pair) = e {
+                        let id = pair.first().and_then(|v| v.as_string()).unwrap_or_default();
+                        let mut chat = String::new();
+                        if let Some(Value::Array(fields)) = pair.get(1) {
+                            for kv in fields.chunks(2) {
+                                if kv.len() == 2 && kv[0].as_string().as_deref() == Some("chat") {
+                                    chat = kv[1].as_string().unwrap_or_default();
+                                }
+                            }
+                        }
+                        if !id.is_empty() {
+                            out.push((id, chat));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn ack_flush_job(&self, id: &str) -> Result<()> {
+        let _: i64 = self.client().xack(self.keys.flush_jobs(), "flush", id).await?;
+        let _: i64 = self.client().xdel(self.keys.flush_jobs(), id).await?;
+        Ok(())
+    }
+
+    /// Jobs waiting or unacknowledged (for metrics).
+    pub async fn flush_backlog(&self) -> Result<u64> {
+        Ok(self.client().xlen(self.keys.flush_jobs()).await?)
+    }
+}
+
+/// Builds an entry from a stream record's fields (see `chat_common.lua`).
+fn entry_from_fields(seq: String, mut f: HashMap<String, String>) -> Entry {
+    let kind = if f.get("k").map(String::as_str) == Some("system") { crate::protocol::EntryKind::System } else { crate::protocol::EntryKind::Message };
+    Entry {
+        seq,
+        kind,
+        author: f.remove("a").unwrap_or_default(),
+        name: f.remove("n").unwrap_or_default(),
+        text: f.remove("t").unwrap_or_default(),
+        at: f.get("at").and_then(|s| s.parse().ok()).unwrap_or(0),
+        client_msg_id: f.remove("m").unwrap_or_default(),
+        event: f.remove("e").unwrap_or_default(),
+    }
+}

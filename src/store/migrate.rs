@@ -1,0 +1,61 @@
+//! The schema migrations, embedded in the binary, one SQL flavour per backend.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, SqlSafeStr};
+
+use super::StoreError;
+
+/// `(version, description, sql)`; versions and names follow sqlx-cli's file naming, so the
+/// checksums match if an operator applies `migrations/<backend>/` with sqlx-cli.
+type Embedded = (i64, &'static str, &'static str);
+
+const SQLITE: &[Embedded] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+)];
+
+const POSTGRES: &[Embedded] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/postgres/0001_init.sql"),
+)];
+
+fn migrator(sqlite: bool) -> Migrator {
+    let list = if sqlite { SQLITE } else { POSTGRES };
+    Migrator::with_migrations(
+        list.iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Applies pending migrations. PostgreSQL serialises concurrent nodes with an advisory
+/// lock; SQLite has no such lock, so a node that loses the race to a node starting at the
+/// same moment fails its attempt and retries, then finds the migration applied.
+pub(super) async fn run(pool: &AnyPool, sqlite: bool) -> Result<(), StoreError> {
+    let migrator = migrator(sqlite);
+    let mut attempt = 0;
+    loop {
+        match migrator.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(e) if sqlite && attempt < 3 => {
+                attempt += 1;
+                tracing::warn!(error = %e, attempt, "migration attempt failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,290 @@
+/* Switchboard shared client: the reconnecting WebSocket, the outbox of unacknowledged sends
+ * and sequence numbers. Used by the widget (concatenated into /widget.js inside one function
+ * scope) and by the console (loaded as /console/socket.js, where it defines `SbSocket`).
+ * Plain ES2017, no dependencies. */
+var SbSocket = (function () {
+  'use strict';
+
+  /** Close codes from src/protocol/codes.rs (`close`). */
+  var CLOSE = { UNAUTHORIZED: 4401, FORBIDDEN_ORIGIN: 4403, SLOW_CONSUMER: 4408, TOO_MANY_ERRORS: 4429, DRAINING: 4503 };
+
+  /** "1700000000000-3" -> [1700000000000, 3]; "" or garbage -> [-1, -1] (before everything). */
+  function parseSeq(s) {
+    var m = /^(\d+)-(\d+)$/.exec(s || '');
+    return m ? [Number(m[1]), Number(m[2])] : [-1, -1];
+  }
+
+  /** Orders stream ids numerically by both parts ("ms-n"); "" sorts first. */
+  function compareSeq(a, b) {
+    var x = parseSeq(a), y = parseSeq(b);
+    return x[0] - y[0] || x[1] - y[1];
+  }
+
+  /** A client message id: random, 1-64 characters. */
+  function uuid() {
+    var c = window.crypto;
+    if (c && c.randomUUID) return c.randomUUID();
+    var b = new Uint8Array(16);
+    if (c && c.getRandomValues) c.getRandomValues(b);
+    else for (var i = 0; i < 16; i++) b[i] = Math.floor(Math.random() * 256);
+    return Array.prototype.map.call(b, function (x) { return (x + 256).toString(16).slice(1); }).join('');
+  }
+
+  /** Exponential backoff with "equal jitter": half fixed, half random, capped. */
+  function backoff(attempt, baseMs, capMs) {
+    var d = Math.min(capMs, baseMs * Math.pow(2, attempt));
+    return d / 2 + Math.random() * d / 2;
+  }
+
+  function storageOf(kind) {
+    try {
+      var s = window[kind];
+      s.setItem('sb.probe', '1');
+      s.removeItem('sb.probe');
+      return s;
+    } catch (e) {
+      return null; // disabled storage (privacy mode, sandboxed iframe): keep state in memory only
+    }
+  }
+
+  function load(storage, key, fallback) {
+    if (!storage) return fallback;
+    try {
+      var v = storage.getItem(key);
+      return v == null ? fallback : JSON.parse(v);
+    } catch (e) {
+      return fallback;
+    }
+  }
+
+  function save(storage, key, value) {
+    if (!storage) return;
+    try {
+      if (value == null) storage.removeItem(key);
+      else storage.setItem(key, JSON.stringify(value));
+    } catch (e) { /* quota: the in-memory copy still works */ }
+  }
+
+  /**
+   * A WebSocket that reconnects by itself.
+   * opts.url(): Promise<string>      the URL to open (may refresh credentials first)
+   * opts.onFrame(frame)              every parsed server frame
+   * opts.onState(state, info)        'connecting' | 'open' | 'waiting' | 'stopped'
+   * opts.onUnauthorized(): Promise<boolean>  4401 or a refused upgrade; resolve true to retry
+   * opts.pingMs                       keep-alive interval (default 25 s)
+   */
+  function Connection(opts) {
+    this.opts = opts;
+    this.ws = null;
+    this.attempt = 0;
+    this.stopped = true;
+    this.timer = null;
+    this.pinger = null;
+    this.lastHeard = 0;
+    this.state = 'idle';
+    var self = this;
+    window.addEventListener('online', function () { if (self.state === 'waiting') self.connectNow(); });
+  }
+
+  Connection.prototype.setState = function (state, info) {
+    this.state = state;
+    if (this.opts.onState) this.opts.onState(state, info || {});
+  };
+
+  Connection.prototype.start = function () {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.connectNow();
+  };
+
+  /** Closes for good (logout); start() opens again. */
+  Connection.prototype.stop = function () {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    clearInterval(this.pinger);
+    if (this.ws) {
+      try { this.ws.close(1000, 'bye'); } catch (e) { /* already closed */ }
+      this.ws = null;
+    }
+    this.setState('stopped');
+  };
+
+  Connection.prototype.connectNow = function () {
+    var self = this;
+    clearTimeout(this.timer);
+    if (this.stopped) return;
+    if (this.ws && this.ws.readyState <= 1) return;
+    this.setState('connecting');
+    Promise.resolve()
+      .then(function () { return self.opts.url(); })
+      .then(function (url) {
+        if (self.stopped) return;
+        self.open(url);
+      })
+      .catch(function (err) {
+        self.retry({ reason: String(err && err.message || err) });
+      });
+  };
+
+  Connection.prototype.open = function (url) {
+    var self = this;
+    var ws;
+    try {
+      ws = new WebSocket(url);
+    } catch (e) {
+      this.retry({ reason: 'bad url' });
+      return;
+    }
+    this.ws = ws;
+    var opened = false;
+    var heard = false;
+    ws.onopen = function () {
+      opened = true;
+      self.lastHeard = Date.now();
+      self.setState('open');
+      var every = self.opts.pingMs || 25000;
+      clearInterval(self.pinger);
+      self.pinger = setInterval(function () {
+        // Two intervals of silence: the path is dead even if the browser has not noticed.
+        if (Date.now() - self.lastHeard > 2 * every + 5000) {
+          try { ws.close(); } catch (e) { /* ignore */ }
+          return;
+        }
+        self.send({ type: 'ping' });
+      }, every);
+    };
+    ws.onmessage = function (ev) {
+      self.lastHeard = Date.now();
+      if (!heard) {
+        heard = true;
+        self.attempt = 0; // a node that answered is healthy; start backoff afresh
+      }
+      var frame;
+      try {
+        frame = JSON.parse(ev.data);
+      } catch (e) {
+        return;
+      }
+      if (!frame || typeof frame.type !== 'string') return;
+      try {
+        self.opts.onFrame(frame);
+      } catch (e) {
+        if (window.console) console.error('switchboard: frame handler failed', frame.type, e);
+      }
+    };
+    ws.onclose = function (ev) {
+      if (self.ws !== ws) return;
+      self.ws = null;
+      clearInterval(self.pinger);
+      if (self.stopped) return;
+      var code = ev.code;
+      if (code === CLOSE.FORBIDDEN_ORIGIN) {
+        self.stopped = true;
+        self.setState('stopped', { code: code, reason: 'origin' });
+        return;
+      }
+      // A refused upgrade (HTTP 401 for a bad token) looks like 1006 before open.
+      if (code === CLOSE.UNAUTHORIZED || !opened) {
+        Promise.resolve(self.opts.onUnauthorized ? self.opts.onUnauthorized(code) : true).then(function (again) {
+          if (again) self.retry({ code: code });
+          else self.stop();
+        }, function () { self.retry({ code: code }); });
+        return;
+      }
+      if (code === CLOSE.DRAINING || code === CLOSE.SLOW_CONSUMER) self.attempt = 0;
+      if (code === CLOSE.TOO_MANY_ERRORS) self.attempt = Math.max(self.attempt, 5);
+      self.retry({ code: code });
+    };
+  };
+
+  Connection.prototype.retry = function (info) {
+    if (this.stopped) return;
+    var self = this;
+    var delay = backoff(this.attempt, 500, 30000);
+    this.attempt = Math.min(this.attempt + 1, 16);
+    info.delay = delay;
+    this.setState('waiting', info);
+    clearTimeout(this.timer);
+    this.timer = setTimeout(function () { self.connectNow(); }, delay);
+  };
+
+  /** Sends a frame if the socket is open; false when it is not (the caller keeps it). */
+  Connection.prototype.send = function (frame) {
+    if (!this.ws || this.ws.readyState !== 1) return false;
+    try {
+      this.ws.send(JSON.stringify(frame));
+      return true;
+    } catch (e) {
+      return false;
+    }
+  };
+
+  Connection.prototype.isOpen = function () {
+    return !!this.ws && this.ws.readyState === 1;
+  };
+
+  /**
+   * Sends not yet acknowledged, kept in storage so a reload or a navigation resends them
+   * with the same client_msg_id (the node stores a resend once).
+   */
+  function Outbox(storage, key) {
+    this.storage = storage;
+    this.key = key;
+    this.items = load(storage, key, []);
+    if (!Array.isArray(this.items)) this.items = [];
+  }
+
+  Outbox.prototype.persist = function () {
+    save(this.storage, this.key, this.items.length ? this.items : null);
+  };
+
+  Outbox.prototype.add = function (chatId, text) {
+    var item = { chat_id: chatId, client_msg_id: uuid(), text: text, at: Date.now() };
+    this.items.push(item);
+    this.persist();
+    return item;
+  };
+
+  Outbox.prototype.find = function (clientMsgId) {
+    for (var i = 0; i < this.items.length; i++) if (this.items[i].client_msg_id === clientMsgId) return this.items[i];
+    return null;
+  };
+
+  /** Removes an item (acknowledged, or refused for good); returns it. */
+  Outbox.prototype.remove = function (clientMsgId) {
+    var item = this.find(clientMsgId);
+    if (item) {
+      this.items.splice(this.items.indexOf(item), 1);
+      this.persist();
+    }
+    return item;
+  };
+
+  Outbox.prototype.pending = function (chatId) {
+    return this.items.filter(function (i) { return i.chat_id === chatId; });
+  };
+
+  Outbox.prototype.dropChat = function (chatId) {
+    this.items = this.items.filter(function (i) { return i.chat_id !== chatId; });
+    this.persist();
+  };
+
+  /** (Re)sends every pending item of a chat, in order. */
+  Outbox.prototype.flush = function (conn, chatId) {
+    this.pending(chatId).forEach(function (i) {
+      conn.send({ type: 'send', chat_id: i.chat_id, client_msg_id: i.client_msg_id, text: i.text });
+    });
+  };
+
+  return {
+    CLOSE: CLOSE,
+    compareSeq: compareSeq,
+    uuid: uuid,
+    backoff: backoff,
+    storageOf: storageOf,
+    load: load,
+    save: save,
+    Connection: Connection,
+    Outbox: Outbox
+  };
+})();

@@ -1,0 +1,183 @@
+/* Switchboard shared client: renders a chat transcript inertly. Every participant-supplied
+ * string goes through textContent; http(s) URLs become links built with DOM APIs. Entries are
+ * kept in sequence order and shown once; own sends show as pending until the entry arrives.
+ * Concatenated into /widget.js; served to the console as /console/transcript.js (`SbTranscript`). */
+var SbTranscript = (function () {
+  'use strict';
+
+  var URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
+  var TRAILING = /[.,;:!?'")\]}]+$/;
+
+  /** Appends `text` to `el` as text nodes and safe links. */
+  function appendLinkified(el, text) {
+    var doc = el.ownerDocument;
+    var s = String(text == null ? '' : text);
+    var last = 0;
+    var m;
+    URL_RE.lastIndex = 0;
+    while ((m = URL_RE.exec(s))) {
+      var raw = m[0];
+      var trail = TRAILING.exec(raw);
+      // Keep a closing parenthesis that belongs to the URL, e.g. wiki links.
+      if (trail && trail[0] === ')' && raw.indexOf('(') !== -1) trail = null;
+      var url = trail ? raw.slice(0, raw.length - trail[0].length) : raw;
+      var href = null;
+      try {
+        var u = new URL(url);
+        if (u.protocol === 'http:' || u.protocol === 'https:') href = u.href;
+      } catch (e) { /* not a URL after all: leave it as text */ }
+      if (!href) continue;
+      if (m.index > last) el.appendChild(doc.createTextNode(s.slice(last, m.index)));
+      var a = doc.createElement('a');
+      a.href = href;
+      a.textContent = url;
+      a.target = '_blank';
+      a.rel = 'noopener noreferrer';
+      el.appendChild(a);
+      last = m.index + url.length;
+      URL_RE.lastIndex = last;
+    }
+    if (last < s.length) el.appendChild(doc.createTextNode(s.slice(last)));
+  }
+
+  function formatTime(at) {
+    if (typeof at !== 'number' || !isFinite(at) || at <= 0) return '';
+    try {
+      return new Date(at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    } catch (e) {
+      return '';
+    }
+  }
+
+  function el(doc, tag, cls, text) {
+    var e = doc.createElement(tag);
+    if (cls) e.className = cls;
+    if (text != null) e.textContent = text;
+    return e;
+  }
+
+  /**
+   * list: the element (a <ol>/<ul> with role=log) that holds the entries.
+   * opts.me: 'visitor' | 'agent' (own messages are styled as such)
+   * opts.prefix: CSS class prefix ('sb-' for the widget, '' for the console)
+   * opts.strings: { you, sending, failed }
+   */
+  function Transcript(list, opts) {
+    this.list = list;
+    this.doc = list.ownerDocument;
+    this.me = opts.me;
+    this.p = opts.prefix || '';
+    this.strings = opts.strings || {};
+    this.bySeq = {};
+    this.byCmid = {};
+    this.seqs = [];
+    this.entries = [];
+  }
+
+  Transcript.prototype.has = function (seq) {
+    return Object.prototype.hasOwnProperty.call(this.bySeq, seq);
+  };
+
+  Transcript.prototype.lastSeq = function () {
+    return this.seqs.length ? this.seqs[this.seqs.length - 1] : '';
+  };
+
+  Transcript.prototype.render = function (entry, pending) {
+    var p = this.p;
+    var doc = this.doc;
+    var isSystem = entry.kind === 'system' || entry.author === 'system';
+    var mine = !isSystem && entry.author === this.me;
+    var li = el(doc, 'li', p + 'msg ' + p + (isSystem ? 'system' : mine ? 'mine' : 'theirs'));
+    li.setAttribute('data-testid', 'message');
+    li.setAttribute('data-author', isSystem ? 'system' : String(entry.author || ''));
+    li.setAttribute('data-kind', isSystem ? 'system' : 'message');
+    if (entry.seq) li.setAttribute('data-seq', entry.seq);
+    if (entry.event) li.setAttribute('data-event', entry.event);
+    if (isSystem) {
+      var line = el(doc, 'span', p + 'text');
+      line.setAttribute('data-testid', 'message-text');
+      appendLinkified(line, entry.text);
+      li.appendChild(line);
+      var st = formatTime(entry.at);
+      if (st) li.appendChild(el(doc, 'time', p + 'time', st));
+      return li;
+    }
+    var meta = el(doc, 'div', p + 'meta');
+    meta.appendChild(el(doc, 'span', p + 'name', mine ? (this.strings.you || 'You') : (entry.name || entry.author || '')));
+    var t = formatTime(entry.at);
+    if (t) meta.appendChild(el(doc, 'time', p + 'time', t));
+    li.appendChild(meta);
+    var body = el(doc, 'div', p + 'text');
+    body.setAttribute('data-testid', 'message-text');
+    appendLinkified(body, entry.text);
+    li.appendChild(body);
+    if (pending) {
+      li.setAttribute('data-pending', 'true');
+      li.setAttribute('data-cmid', entry.client_msg_id);
+      li.appendChild(el(doc, 'span', p + 'state', this.strings.sending || 'Sending…'));
+    }
+    return li;
+  };
+
+  /** Adds a delivered entry; returns false when it was already shown. */
+  Transcript.prototype.add = function (entry) {
+    if (!entry || !entry.seq || this.has(entry.seq)) return false;
+    var li = this.render(entry, false);
+    var pend = entry.client_msg_id && this.byCmid[entry.client_msg_id];
+    if (pend && pend.parentNode === this.list) this.list.removeChild(pend);
+    if (entry.client_msg_id) delete this.byCmid[entry.client_msg_id];
+    // Usually the newest; otherwise insert before the first later entry.
+    var i = this.seqs.length;
+    while (i > 0 && SbSocket.compareSeq(this.seqs[i - 1], entry.seq) > 0) i--;
+    var before = i < this.seqs.length ? this.bySeq[this.seqs[i]] : this.firstPending();
+    this.list.insertBefore(li, before || null);
+    this.seqs.splice(i, 0, entry.seq);
+    this.entries.splice(i, 0, entry);
+    this.bySeq[entry.seq] = li;
+    return true;
+  };
+
+  Transcript.prototype.firstPending = function () {
+    return this.list.querySelector('[data-pending="true"]');
+  };
+
+  /** Shows an own send that is not acknowledged yet. */
+  Transcript.prototype.pending = function (item) {
+    if (this.byCmid[item.client_msg_id]) return;
+    var li = this.render({ kind: 'message', author: this.me, text: item.text, at: item.at, client_msg_id: item.client_msg_id }, true);
+    this.byCmid[item.client_msg_id] = li;
+    this.list.appendChild(li);
+  };
+
+  /** The node stored the send under `seq`; the entry itself follows (or came already). */
+  Transcript.prototype.acked = function (cmid, seq) {
+    var li = this.byCmid[cmid];
+    if (!li) return;
+    if (this.has(seq)) {
+      if (li.parentNode) li.parentNode.removeChild(li);
+      delete this.byCmid[cmid];
+      return;
+    }
+    var state = li.querySelector('.' + this.p + 'state');
+    if (state) state.textContent = '';
+  };
+
+  Transcript.prototype.failed = function (cmid, message) {
+    var li = this.byCmid[cmid];
+    if (!li) return;
+    li.setAttribute('data-pending', 'failed');
+    var state = li.querySelector('.' + this.p + 'state');
+    if (state) state.textContent = (this.strings.failed || 'Not sent') + (message ? ': ' + message : '');
+    delete this.byCmid[cmid];
+  };
+
+  Transcript.prototype.clear = function () {
+    while (this.list.firstChild) this.list.removeChild(this.list.firstChild);
+    this.bySeq = {};
+    this.byCmid = {};
+    this.seqs = [];
+    this.entries = [];
+  };
+
+  return { Transcript: Transcript, appendLinkified: appendLinkified, formatTime: formatTime };
+})();

@@ -1,0 +1,297 @@
+//! Test harness: real nodes on port 0 against a real Redis (own key prefix per test) and a real
+//! SQL store (own SQLite file, or own PostgreSQL schema), plus WebSocket and HTTP clients.
+#![allow(dead_code)]
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use std::time::Duration;
+use switchboard::app::{self, Running};
+use switchboard::config::Settings;
+use switchboard::store::{NewAgent, Store};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub fn redis_url() -> String {
+    std::env::var("SWITCHBOARD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub fn pg_url() -> String {
+    std::env::var("SWITCHBOARD_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn unique() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
+}
+
+/// Runs one statement on the PostgreSQL test database (schema set-up and tear-down).
+pub async fn pg_admin(sql: &str) {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(&pg_url()).await.expect("PostgreSQL must be reachable (SWITCHBOARD_TEST_PG_URL)");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut c).await.expect("admin statement");
+}
+
+/// Which SQL backend a cluster uses.
+#[derive(Clone, Copy, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A test's shared world: one Redis prefix, one store, any number of nodes.
+pub struct Cluster {
+    pub settings: Settings,
+    pub store: Store,
+    pub prefix: String,
+    pg_schema: Option<String>,
+}
+
+impl Cluster {
+    pub async fn new(backend: Backend) -> Cluster {
+        Cluster::with(backend, |_| {}).await
+    }
+
+    /// Fast timers for tests; `tweak` adjusts further.
+    pub async fn with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Cluster {
+        let id = unique();
+        let mut s = Settings::defaults();
+        s.server.listen = "127.0.0.1:0".into();
+        s.redis.url = redis_url();
+        s.redis.key_prefix = format!("t-{id}");
+        s.auth.token_secret = format!("test-secret-{id}-0123456789abcdefghij");
+        s.chat.timer_poll_ms = 50;
+        s.chat.timer_lease_ms = 2_000;
+        s.flush.claim_idle_ms = 1_000;
+        s.server.drain_seconds = 5;
+        let mut pg_schema = None;
+        s.store.url = match backend {
+            Backend::Sqlite => format!("sqlite://{}/switchboard-test-{id}.db?mode=rwc", std::env::temp_dir().display()),
+            Backend::Postgres => {
+                let schema = format!("t_{id}");
+                pg_admin(&format!("CREATE SCHEMA {schema}")).await;
+                pg_schema = Some(schema.clone());
+                format!("{}?options=-c%20search_path%3D{schema}", pg_url())
+            }
+        };
+        tweak(&mut s);
+        s.validate().expect("test settings are valid");
+        let store = Store::connect(&s.store.url, 4).await.expect("store");
+        Cluster { prefix: s.redis.key_prefix.clone(), settings: s, store, pg_schema }
+    }
+
+    pub async fn node(&self) -> Running {
+        app::start(self.settings.clone()).await.expect("node starts")
+    }
+
+    pub async fn agent(&self, username: &str, max_chats: i64) -> i64 {
+        self.store
+            .create_agent(&NewAgent {
+                username: username.into(),
+                display_name: format!("Agent {username}"),
+                password: "secret-password".into(),
+                role: "agent".into(),
+                max_chats,
+                queues: vec!["general".into()],
+            })
+            .await
+            .expect("agent created")
+            .id
+    }
+
+    /// Number of keys under this test's prefix.
+    pub async fn redis_keys(&self) -> Vec<String> {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-u", &redis_url(), "--scan", "--pattern", &format!("{}*", self.prefix)])
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).filter(|l| !l.is_empty()).collect()
+    }
+
+    pub async fn cleanup(self) {
+        if let Some(schema) = &self.pg_schema {
+            pg_admin(&format!("DROP SCHEMA {schema} CASCADE")).await;
+        }
+    }
+}
+
+pub fn http(node: &Running) -> String {
+    format!("http://{}", node.addr)
+}
+
+pub async fn post(url: &str, body: Value, token: Option<&str>) -> (u16, Value) {
+    let c = reqwest::Client::new();
+    let mut r = c.post(url).json(&body);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let resp = r.send().await.expect("http");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+pub async fn get(url: &str, token: Option<&str>) -> (u16, Value) {
+    let c = reqwest::Client::new();
+    let mut r = c.get(url);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    let resp = r.send().await.expect("http");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+pub async fn visitor_token(node: &Running) -> (String, String) {
+    let (status, v) = post(&format!("{}/api/visitor/session", http(node)), json!({}), None).await;
+    assert_eq!(status, 200);
+    (v["visitor_id"].as_str().unwrap().into(), v["token"].as_str().unwrap().into())
+}
+
+pub async fn agent_token(node: &Running, username: &str) -> String {
+    let (status, v) = post(&format!("{}/api/agent/login", http(node)), json!({"username": username, "password": "secret-password"}), None).await;
+    assert_eq!(status, 200, "{v}");
+    v["token"].as_str().unwrap().into()
+}
+
+/// A WebSocket client speaking JSON frames.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub welcome: Value,
+    /// Frames received but not yet consumed by an `expect`.
+    backlog: Vec<Value>,
+    pub closed: Option<u16>,
+}
+
+impl Client {
+    pub async fn connect(node: &Running, role: &str, token: &str) -> Client {
+        let url = format!("ws://{}/ws/{role}?token={token}", node.addr);
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws connect");
+        let mut c = Client { ws, welcome: Value::Null, backlog: vec![], closed: None };
+        c.welcome = c.expect("welcome").await;
+        c
+    }
+
+    pub async fn visitor(node: &Running, token: &str) -> Client {
+        Client::connect(node, "visitor", token).await
+    }
+
+    pub async fn agent(node: &Running, token: &str) -> Client {
+        Client::connect(node, "agent", token).await
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.ws.send(Message::Text(v.to_string().into())).await.expect("ws send");
+    }
+
+    pub async fn send_raw(&mut self, m: Message) {
+        let _ = self.ws.send(m).await;
+    }
+
+    async fn next_frame(&mut self, deadline: tokio::time::Instant) -> Option<Value> {
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.ws.next()).await.ok()??;
+            match msg {
+                Ok(Message::Text(t)) => return Some(serde_json::from_str(&t).expect("json frame")),
+                Ok(Message::Close(f)) => {
+                    self.closed = Some(f.map(|f| u16::from(f.code)).unwrap_or(1005));
+                    return None;
+                }
+                Ok(_) => continue,
+                Err(_) => {
+                    self.closed.get_or_insert(1006);
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Waits for a frame matching `pred`; frames skipped on the way stay in the backlog.
+    pub async fn expect_where(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.backlog.iter().position(&pred) {
+            return self.backlog.remove(i);
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while let Some(f) = self.next_frame(deadline).await {
+            if pred(&f) {
+                return f;
+            }
+            self.backlog.push(f);
+        }
+        panic!("no {what} frame within {WAIT:?}; closed={:?}; got: {:#?}", self.closed, self.backlog);
+    }
+
+    pub async fn expect(&mut self, kind: &str) -> Value {
+        let k = kind.to_string();
+        self.expect_where(kind, move |f| f["type"] == k.as_str()).await
+    }
+
+    /// Collects every frame arriving within `d`.
+    pub async fn drain_for(&mut self, d: Duration) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + d;
+        let mut out = std::mem::take(&mut self.backlog);
+        while let Some(f) = self.next_frame(deadline).await {
+            out.push(f);
+        }
+        out
+    }
+
+    /// Waits for the server to close the connection; returns the close code.
+    pub async fn expect_close(&mut self) -> u16 {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.closed.is_none() {
+            if self.next_frame(deadline).await.is_none() && self.closed.is_none() {
+                panic!("connection not closed within {WAIT:?}");
+            }
+        }
+        self.closed.unwrap()
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+
+    /// An entry frame with this text.
+    pub async fn expect_text(&mut self, text: &str) -> Value {
+        let t = text.to_string();
+        self.expect_where(text, move |f| f["type"] == "entry" && f["entry"]["text"] == t.as_str()).await
+    }
+}
+
+/// Polls `f` until it returns Some, for up to `WAIT`.
+pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// An available agent connected to `node`.
+pub async fn available_agent(cluster: &Cluster, node: &Running, username: &str, max_chats: i64) -> Client {
+    cluster.agent(username, max_chats).await;
+    let token = agent_token(node, username).await;
+    let mut a = Client::agent(node, &token).await;
+    a.expect("status").await;
+    a.send(json!({"type": "set_status", "status": "available"})).await;
+    a.expect_where("status available", |f| f["type"] == "status" && f["status"] == "available").await;
+    a
+}
+
+/// A visitor on `node` who asked for a chat; returns (client, chat id, visitor id, token).
+pub async fn requesting_visitor(node: &Running, question: &str) -> (Client, String, String, String) {
+    let (vid, token) = visitor_token(node).await;
+    let mut v = Client::visitor(node, &token).await;
+    v.send(json!({"type": "request_chat", "name": "Vera", "email": "vera@example.com", "question": question})).await;
+    let q = v.expect("queued").await;
+    (v, q["chat_id"].as_str().unwrap().to_string(), vid, token)
+}

@@ -1,0 +1,674 @@
+//! The SQL store against SQLite and PostgreSQL: each behaviour is one test body, run on a
+//! fresh SQLite file and in a fresh PostgreSQL schema.
+//!
+//! PostgreSQL comes from `SWITCHBOARD_TEST_PG_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`); if it is unreachable the PostgreSQL tests fail.
+
+use std::future::Future;
+use std::time::Duration;
+
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use switchboard::store::{
+    FlushOutcome, NewAgent, Store, StoreError, TranscriptEntry, TranscriptRecord,
+};
+
+const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::with_sqlite(super::$name).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::with_postgres(super::$name).await
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    migrations_apply_twice,
+    agents_and_passwords,
+    invalid_agents_are_refused,
+    each_decision_is_written,
+    add_to_another_contacts_interaction_falls_back,
+    same_chat_twice_is_written_once,
+    concurrent_flushes_write_once,
+    interactions_newest_first,
+    contact_matched_by_email,
+);
+
+/// Runs `body` against a new SQLite file, then deletes the file even if `body` panicked.
+async fn with_sqlite<F, Fut>(body: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let path = std::env::temp_dir().join(format!(
+        "switchboard-store-{}-{:016x}.db",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let outcome = tokio::spawn(body(url)).await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+/// Runs `body` with a store URL whose `search_path` is a new schema, then drops the schema
+/// even if `body` panicked.
+async fn with_postgres<F, Fut>(body: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let base = std::env::var("SWITCHBOARD_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.into());
+    let mut admin = match tokio::time::timeout(
+        Duration::from_secs(10),
+        PgConnection::connect(&base),
+    )
+    .await
+    {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => panic!(
+            "PostgreSQL is not reachable at {base} (set SWITCHBOARD_TEST_PG_URL to a reachable server): {e}"
+        ),
+        Err(_) => panic!(
+            "PostgreSQL at {base} did not answer within 10 s (set SWITCHBOARD_TEST_PG_URL to a reachable server)"
+        ),
+    };
+    let schema = format!("t_{:016x}", rand::random::<u64>());
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut admin)
+        .await
+        .expect("create test schema");
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+
+    // The store must really live in the test schema, not in `public`.
+    let probe = Store::connect(&url, 1)
+        .await
+        .expect("connect to the test schema");
+    drop(probe);
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'messages'",
+    )
+    .bind(schema.as_str())
+    .fetch_one(&mut admin)
+    .await
+    .expect("look up the test schema");
+    assert_eq!(tables, 1, "store tables must be created in schema {schema}");
+
+    let outcome = tokio::spawn(body(url)).await;
+    sqlx::raw_sql(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&mut admin)
+        .await
+        .expect("drop test schema");
+    let _ = admin.close().await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+fn new_agent(username: &str) -> NewAgent {
+    NewAgent {
+        username: username.into(),
+        display_name: format!("Agent {username}"),
+        password: "correct horse battery".into(),
+        role: "agent".into(),
+        max_chats: 3,
+        queues: vec!["support".into()],
+    }
+}
+
+fn entry(seq: u32, author: &str, text: &str) -> TranscriptEntry {
+    TranscriptEntry {
+        seq: format!("{seq}-0"),
+        kind: if author == "system" {
+            "system"
+        } else {
+            "message"
+        }
+        .into(),
+        author: author.into(),
+        name: author.into(),
+        text: text.into(),
+        at: 1_000 + i64::from(seq),
+        event: if author == "system" { "ended" } else { "" }.into(),
+    }
+}
+
+fn transcript(
+    chat_id: &str,
+    visitor_id: &str,
+    email: Option<&str>,
+    decision: &str,
+) -> TranscriptRecord {
+    TranscriptRecord {
+        chat_id: chat_id.into(),
+        visitor_id: visitor_id.into(),
+        contact_name: None,
+        contact_email: email.map(Into::into),
+        question: Some(format!("Question of {chat_id}")),
+        queue: "support".into(),
+        agent_id: Some(7),
+        started_at: 1_000,
+        accepted_at: Some(1_500),
+        ended_at: 9_000,
+        end_reason: "agent_ended".into(),
+        decision: decision.into(),
+        interaction_id: None,
+        decided_by: Some(7),
+        decided_at: 10_000,
+        entries: vec![
+            entry(1, "visitor", "Hello, my order is late"),
+            entry(2, "agent", "Let me check"),
+            entry(3, "system", ""),
+        ],
+    }
+}
+
+fn written(outcome: FlushOutcome) -> (i64, Option<i64>) {
+    match outcome {
+        FlushOutcome::Written {
+            message_id,
+            interaction_id,
+        } => (message_id, interaction_id),
+        other => panic!("expected Written, got {other:?}"),
+    }
+}
+
+async fn migrations_apply_twice(url: String) {
+    let first = Store::connect(&url, 2).await.expect("first connect");
+    first.ping().await.expect("ping");
+    let expected = if url.starts_with("sqlite:") {
+        "sqlite"
+    } else {
+        "postgres"
+    };
+    assert_eq!(first.backend(), expected);
+    first.create_agent(&new_agent("ann")).await.expect("create");
+    let second = Store::connect(&url, 2)
+        .await
+        .expect("second connect on a migrated database");
+    second.ping().await.expect("ping");
+    assert_eq!(second.agent_count().await.unwrap(), 1);
+    assert_eq!(first.agent_count().await.unwrap(), 1);
+}
+
+async fn agents_and_passwords(url: String) {
+    let store = Store::connect(&url, 2).await.expect("connect");
+    let mut admin = new_agent("boss");
+    admin.role = "admin".into();
+    admin.display_name = String::new();
+    admin.queues = vec!["sales".into(), "billing".into(), "sales".into()];
+    let created = store.create_agent(&admin).await.expect("create admin");
+    assert_eq!(created.username, "boss");
+    assert_eq!(
+        created.display_name, "boss",
+        "empty display name falls back to username"
+    );
+    assert_eq!(created.role, "admin");
+    assert_eq!(created.queues, vec!["billing", "sales"]);
+    assert!(created.created_at > 0);
+
+    let other = store
+        .create_agent(&new_agent("ann"))
+        .await
+        .expect("create agent");
+    assert_eq!(
+        store.agent(created.id).await.unwrap(),
+        Some(created.clone())
+    );
+    assert_eq!(store.agent(other.id + 1000).await.unwrap(), None);
+    assert_eq!(
+        store.agents().await.unwrap(),
+        vec![created.clone(), other.clone()]
+    );
+    assert_eq!(store.agent_count().await.unwrap(), 2);
+    assert_eq!(
+        store.queues().await.unwrap(),
+        vec!["billing", "sales", "support"]
+    );
+
+    let json = serde_json::to_string(&created).unwrap();
+    assert!(
+        !json.contains("argon2"),
+        "agent JSON must not carry the hash: {json}"
+    );
+
+    let ok = store
+        .verify_password("boss", "correct horse battery")
+        .await
+        .unwrap();
+    assert_eq!(ok, Some(created.clone()));
+    assert_eq!(
+        store
+            .verify_password("boss", "wrong password")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .verify_password("nobody", "correct horse battery")
+            .await
+            .unwrap(),
+        None
+    );
+
+    match store.create_agent(&new_agent("ann")).await {
+        Err(StoreError::Conflict(_)) => {}
+        other => panic!("duplicate username must be Conflict, got {other:?}"),
+    }
+    assert_eq!(store.agent_count().await.unwrap(), 2);
+
+    store.ensure_queue("vip").await.unwrap();
+    store.ensure_queue("vip").await.unwrap();
+    assert_eq!(
+        store.queues().await.unwrap(),
+        vec!["billing", "sales", "support", "vip"]
+    );
+    assert!(matches!(
+        store.ensure_queue("VIP").await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.ensure_queue("").await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+async fn invalid_agents_are_refused(url: String) {
+    let store = Store::connect(&url, 2).await.expect("connect");
+    type Spoil = fn(&mut NewAgent);
+    let cases: [(&str, Spoil); 10] = [
+        ("empty username", |a| a.username = String::new()),
+        ("long username", |a| a.username = "u".repeat(65)),
+        ("short password", |a| a.password = "1234567".into()),
+        ("zero max_chats", |a| a.max_chats = 0),
+        ("too many max_chats", |a| a.max_chats = 101),
+        ("unknown role", |a| a.role = "root".into()),
+        ("upper-case queue", |a| a.queues = vec!["Sales".into()]),
+        ("empty queue", |a| a.queues = vec![String::new()]),
+        ("long queue", |a| a.queues = vec!["q".repeat(65)]),
+        ("queue with space", |a| a.queues = vec!["a b".into()]),
+    ];
+    for (what, change) in cases {
+        let mut a = new_agent("carol");
+        change(&mut a);
+        match store.create_agent(&a).await {
+            Err(StoreError::Invalid(_)) => {}
+            other => panic!("{what}: expected Invalid, got {other:?}"),
+        }
+    }
+    let mut edge = new_agent(&"u".repeat(64));
+    edge.max_chats = 100;
+    edge.password = "12345678".into();
+    edge.queues = vec!["q".repeat(64), "a-b_c9".into()];
+    store
+        .create_agent(&edge)
+        .await
+        .expect("limits themselves are valid");
+    assert_eq!(store.agent_count().await.unwrap(), 1);
+}
+
+async fn each_decision_is_written(url: String) {
+    let store = Store::connect(&url, 2).await.expect("connect");
+
+    // create: a new interaction named after the question.
+    let create = transcript("chat-create", "v1", None, "create");
+    let (create_msg, create_int) = written(store.write_transcript(&create).await.unwrap());
+    let create_int = create_int.expect("create makes an interaction");
+    let msg = store
+        .message_by_chat("chat-create")
+        .await
+        .unwrap()
+        .expect("stored");
+    assert_eq!(msg.id, create_msg);
+    assert_eq!(msg.interaction_id, Some(create_int));
+    assert_eq!(msg.entries, create.entries);
+    assert_eq!(msg.agent_id, Some(7));
+    assert_eq!(msg.queue, "support");
+    assert_eq!(
+        (msg.started_at, msg.accepted_at, msg.ended_at),
+        (1_000, Some(1_500), 9_000)
+    );
+    assert_eq!(msg.end_reason, "agent_ended");
+    assert_eq!(msg.decision, "create");
+    assert_eq!((msg.decided_by, msg.decided_at), (Some(7), 10_000));
+    assert!(!msg.trashed);
+    let (interaction, messages) = store
+        .interaction(create_int)
+        .await
+        .unwrap()
+        .expect("interaction");
+    assert_eq!(interaction.subject, "Question of chat-create");
+    assert_eq!(interaction.contact_id, msg.contact_id);
+    assert_eq!(interaction.created_by, Some(7));
+    assert!(!interaction.auto_kept);
+    assert_eq!(messages, vec![msg.clone()]);
+    let contact = store
+        .contact_for("v1", None)
+        .await
+        .unwrap()
+        .expect("contact");
+    assert_eq!(contact.id, msg.contact_id);
+    assert_eq!(contact.visitor_id.as_deref(), Some("v1"));
+
+    // add: joins the existing interaction of the same contact.
+    let mut add = transcript("chat-add", "v1", None, "add");
+    add.interaction_id = Some(create_int);
+    add.started_at = 2_000;
+    let (_, add_int) = written(store.write_transcript(&add).await.unwrap());
+    assert_eq!(add_int, Some(create_int));
+    let (_, messages) = store.interaction(create_int).await.unwrap().unwrap();
+    let chats: Vec<_> = messages.iter().map(|m| m.chat_id.as_str()).collect();
+    assert_eq!(chats, vec!["chat-create", "chat-add"]);
+
+    // keep: a new, auto-kept interaction named after the first visitor message.
+    let mut keep = transcript("chat-keep", "v1", None, "keep");
+    keep.question = None;
+    keep.decided_by = None;
+    let long = "x".repeat(200);
+    keep.entries = vec![entry(1, "agent", "Hi there"), entry(2, "visitor", &long)];
+    let (_, keep_int) = written(store.write_transcript(&keep).await.unwrap());
+    let (kept, _) = store.interaction(keep_int.unwrap()).await.unwrap().unwrap();
+    assert!(kept.auto_kept);
+    assert_eq!(kept.created_by, None);
+    assert_eq!(kept.subject, "x".repeat(120));
+
+    // trash: stored, but in no interaction.
+    let mut trash = transcript("chat-trash", "v1", None, "trash");
+    trash.decided_by = Some(9);
+    trash.decided_at = 12_345;
+    let (trash_msg, trash_int) = written(store.write_transcript(&trash).await.unwrap());
+    assert_eq!(trash_int, None);
+    let msg = store.message_by_chat("chat-trash").await.unwrap().unwrap();
+    assert_eq!(msg.id, trash_msg);
+    assert!(msg.trashed);
+    assert_eq!(msg.interaction_id, None);
+    assert_eq!((msg.decided_by, msg.decided_at), (Some(9), 12_345));
+
+    // No question and no visitor message: the subject names the chat.
+    let mut bare = transcript("chat-bare", "v1", None, "create");
+    bare.question = Some("   ".into());
+    bare.entries = vec![entry(1, "system", "")];
+    let (_, bare_int) = written(store.write_transcript(&bare).await.unwrap());
+    let (bare_interaction, _) = store.interaction(bare_int.unwrap()).await.unwrap().unwrap();
+    assert_eq!(bare_interaction.subject, "Chat chat-bare");
+
+    assert_eq!(
+        store
+            .interactions_of_contact(contact.id)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(store.message_by_chat("chat-none").await.unwrap(), None);
+    assert_eq!(store.interaction(999_999).await.unwrap(), None);
+
+    let mut bad = transcript("chat-bad", "v1", None, "archive");
+    assert!(matches!(
+        store.write_transcript(&bad).await,
+        Err(StoreError::Invalid(_))
+    ));
+    bad.decision = "create".into();
+    bad.chat_id = String::new();
+    assert!(matches!(
+        store.write_transcript(&bad).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+async fn add_to_another_contacts_interaction_falls_back(url: String) {
+    let store = Store::connect(&url, 2).await.expect("connect");
+    let ann = transcript("chat-ann", "v-ann", Some("ann@example.com"), "create");
+    let (_, ann_int) = written(store.write_transcript(&ann).await.unwrap());
+    let ann_int = ann_int.unwrap();
+
+    let mut bob = transcript("chat-bob", "v-bob", Some("bob@example.com"), "add");
+    bob.interaction_id = Some(ann_int);
+    let (bob_msg, bob_int) = written(store.write_transcript(&bob).await.unwrap());
+    let bob_int = bob_int.expect("falls back to a new interaction");
+    assert_ne!(bob_int, ann_int);
+    let (interaction, messages) = store.interaction(bob_int).await.unwrap().unwrap();
+    let bob_contact = store
+        .contact_for("v-bob", Some("bob@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(interaction.contact_id, bob_contact.id);
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].id, bob_msg);
+    assert_eq!(messages[0].decision, "add");
+    let (_, ann_messages) = store.interaction(ann_int).await.unwrap().unwrap();
+    assert_eq!(
+        ann_messages.len(),
+        1,
+        "another contact's interaction is untouched"
+    );
+
+    // add to an interaction that does not exist also falls back.
+    let mut lost = transcript("chat-lost", "v-bob", Some("bob@example.com"), "add");
+    lost.interaction_id = Some(987_654);
+    let (_, lost_int) = written(store.write_transcript(&lost).await.unwrap());
+    assert!(lost_int.is_some());
+    assert_ne!(lost_int, Some(987_654));
+    assert_eq!(
+        store
+            .interactions_of_contact(bob_contact.id)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+async fn same_chat_twice_is_written_once(url: String) {
+    let store = Store::connect(&url, 2).await.expect("connect");
+    let t = transcript("chat-dup", "v1", Some("dup@example.com"), "create");
+    let (message_id, _) = written(store.write_transcript(&t).await.unwrap());
+    // A retried flush may carry a different decision; it must still write nothing.
+    let mut again = t.clone();
+    again.decision = "keep".into();
+    assert_eq!(
+        store.write_transcript(&again).await.unwrap(),
+        FlushOutcome::AlreadyWritten { message_id }
+    );
+    let contact = store
+        .contact_for("v1", Some("dup@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .interactions_of_contact(contact.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(store.recent_interactions(10).await.unwrap().len(), 1);
+}
+
+async fn concurrent_flushes_write_once(url: String) {
+    let one = Store::connect(&url, 4).await.expect("connect node one");
+    let two = Store::connect(&url, 4).await.expect("connect node two");
+    for i in 0..10 {
+        let email = format!("race{i}@example.com");
+        let t = transcript(
+            &format!("chat-race-{i}"),
+            &format!("v-race-{i}"),
+            Some(&email),
+            "create",
+        );
+        let (a, b) = tokio::join!(one.write_transcript(&t), two.write_transcript(&t));
+        let (a, b) = (a.expect("node one"), b.expect("node two"));
+        let (message_id, interaction_id) = match (a, b) {
+            (
+                FlushOutcome::Written {
+                    message_id,
+                    interaction_id,
+                },
+                FlushOutcome::AlreadyWritten { message_id: other },
+            )
+            | (
+                FlushOutcome::AlreadyWritten { message_id: other },
+                FlushOutcome::Written {
+                    message_id,
+                    interaction_id,
+                },
+            ) => {
+                assert_eq!(message_id, other);
+                (message_id, interaction_id)
+            }
+            other => panic!("exactly one flush must write, got {other:?}"),
+        };
+        let contact = one
+            .contact_for("", Some(&email))
+            .await
+            .unwrap()
+            .expect("one contact");
+        let interactions = two.interactions_of_contact(contact.id).await.unwrap();
+        assert_eq!(interactions.len(), 1);
+        assert_eq!(Some(interactions[0].id), interaction_id);
+        let (_, messages) = one.interaction(interactions[0].id).await.unwrap().unwrap();
+        assert_eq!(messages.len(), 1);
+        assert_eq!(messages[0].id, message_id);
+    }
+
+    // Anonymous visitors race on the contact row too.
+    let t = transcript("chat-race-anon", "v-anon", None, "keep");
+    let (a, b) = tokio::join!(one.write_transcript(&t), two.write_transcript(&t));
+    let outcomes = [a.unwrap(), b.unwrap()];
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, FlushOutcome::Written { .. }))
+            .count(),
+        1
+    );
+    let contact = two.contact_for("v-anon", None).await.unwrap().unwrap();
+    assert_eq!(
+        one.interactions_of_contact(contact.id).await.unwrap().len(),
+        1
+    );
+    assert_eq!(one.recent_interactions(100).await.unwrap().len(), 11);
+}
+
+async fn interactions_newest_first(url: String) {
+    let store = Store::connect(&url, 2).await.expect("connect");
+    let mut ids = Vec::new();
+    for (chat, decided_at) in [
+        ("chat-old", 1_000),
+        ("chat-new", 3_000),
+        ("chat-mid", 2_000),
+    ] {
+        let mut t = transcript(chat, "v-order", None, "create");
+        t.decided_at = decided_at;
+        let (_, interaction) = written(store.write_transcript(&t).await.unwrap());
+        ids.push(interaction.unwrap());
+    }
+    let contact = store.contact_for("v-order", None).await.unwrap().unwrap();
+    let listed: Vec<_> = store
+        .interactions_of_contact(contact.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| (i.id, i.created_at))
+        .collect();
+    assert_eq!(
+        listed,
+        vec![(ids[1], 3_000), (ids[2], 2_000), (ids[0], 1_000)]
+    );
+    let recent: Vec<_> = store
+        .recent_interactions(2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(recent, vec![ids[1], ids[2]]);
+    assert!(store.recent_interactions(-5).await.unwrap().is_empty());
+    assert!(store
+        .interactions_of_contact(contact.id + 100)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn contact_matched_by_email(url: String) {
+    let store = Store::connect(&url, 2).await.expect("connect");
+    let first = transcript("chat-e1", "visitor-a", Some("Ann@Example.com "), "create");
+    written(store.write_transcript(&first).await.unwrap());
+    let mut second = transcript("chat-e2", "visitor-b", Some("ann@example.com"), "create");
+    second.contact_name = Some("Ann".into());
+    written(store.write_transcript(&second).await.unwrap());
+
+    let m1 = store.message_by_chat("chat-e1").await.unwrap().unwrap();
+    let m2 = store.message_by_chat("chat-e2").await.unwrap().unwrap();
+    assert_eq!(
+        m1.contact_id, m2.contact_id,
+        "one person across two visitor ids"
+    );
+    let contact = store
+        .contact_for("visitor-b", Some("ANN@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(contact.id, m1.contact_id);
+    assert_eq!(contact.email.as_deref(), Some("ann@example.com"));
+    assert_eq!(
+        contact.visitor_id.as_deref(),
+        Some("visitor-a"),
+        "first known visitor id stays"
+    );
+    assert_eq!(
+        contact.name.as_deref(),
+        Some("Ann"),
+        "name filled in when newly known"
+    );
+    assert_eq!(
+        store.contact_for("visitor-a", None).await.unwrap(),
+        Some(contact.clone())
+    );
+    assert_eq!(
+        store
+            .interactions_of_contact(contact.id)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // An anonymous visitor who later gives an e-mail keeps their contact.
+    let anon = transcript("chat-anon", "visitor-c", None, "create");
+    written(store.write_transcript(&anon).await.unwrap());
+    let before = store.contact_for("visitor-c", None).await.unwrap().unwrap();
+    assert_eq!(before.email, None);
+    let known = transcript("chat-known", "visitor-c", Some("cat@example.com"), "create");
+    written(store.write_transcript(&known).await.unwrap());
+    let after = store
+        .contact_for("", Some("cat@example.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.id, before.id);
+    assert_eq!(store.contact_for("nobody", None).await.unwrap(), None);
+    assert_eq!(store.contact_for("", None).await.unwrap(), None);
+}
