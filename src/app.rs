@@ -20,6 +20,7 @@ pub struct Running {
     pub addr: SocketAddr,
     pub service: Arc<Service>,
     drain: watch::Sender<bool>,
+    kill: watch::Sender<bool>,
     server: JoinHandle<()>,
     background: Vec<JoinHandle<()>>,
 }
@@ -44,8 +45,10 @@ impl Running {
         self.service.redis.quit().await;
     }
 
-    /// Stops everything at once, as a crash would (tests only use this to prove recovery).
+    /// Stops everything at once, as a crash would (tests only use this to prove recovery):
+    /// no drain, no clean-up, sockets dropped, background work cut mid-step.
     pub fn kill(self) {
+        let _ = self.kill.send(true);
         self.server.abort();
         for b in self.background {
             b.abort();
@@ -71,7 +74,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let service = Service::new(settings.clone(), redis, store, metrics, node.clone());
 
     let (drain_tx, drain_rx) = watch::channel(false);
-    let gw = gateway::Gateway::new(service.clone(), drain_rx.clone());
+    let (kill_tx, kill_rx) = watch::channel(false);
+    let gw = gateway::Gateway::new(service.clone(), drain_rx.clone(), kill_rx);
     let router = api::routes(service.clone())
         .merge(gateway::routes(gw))
         .merge(web::routes())
@@ -94,5 +98,5 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         tokio::spawn(chat::flush::run(service.clone(), drain_rx.clone())),
     ];
     tracing::info!(%addr, node, "listening");
-    Ok(Running { addr, service, drain: drain_tx, server, background })
+    Ok(Running { addr, service, drain: drain_tx, kill: kill_tx, server, background })
 }

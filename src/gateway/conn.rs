@@ -60,6 +60,7 @@ pub async fn run(gw: Arc<Gateway>, mut socket: WebSocket, party: Party, id: Conn
             errors_in_a_row: 0,
         };
         let mut draining = gw.draining.clone();
+        let mut killed = gw.killed.clone();
         let close = match conn.start(&mut socket).await {
             Flow::Close(c, r) => Some((c, r)),
             Flow::Continue => loop {
@@ -84,6 +85,7 @@ pub async fn run(gw: Arc<Gateway>, mut socket: WebSocket, party: Party, id: Conn
                     }
                     _ = slow.notify.notified() => break Some((close_codes::SLOW_CONSUMER, "outbound queue full")),
                     _ = draining.changed() => break Some((close_codes::DRAINING, "node draining; reconnect")),
+                    _ = killed.changed() => return,
                 }
             },
         };

@@ -27,11 +27,14 @@ pub struct Gateway {
     next_id: AtomicU64,
     /// Flips to true when the node drains: connections close with 4503, new ones are refused.
     draining: watch::Receiver<bool>,
+    /// Flips to true when the node is killed (tests of crash recovery): sockets drop with no
+    /// goodbye and no clean-up, as if the process died.
+    killed: watch::Receiver<bool>,
 }
 
 impl Gateway {
-    pub fn new(svc: Arc<Service>, draining: watch::Receiver<bool>) -> Arc<Gateway> {
-        Arc::new(Gateway { svc, open: AtomicUsize::new(0), next_id: AtomicU64::new(1), draining })
+    pub fn new(svc: Arc<Service>, draining: watch::Receiver<bool>, killed: watch::Receiver<bool>) -> Arc<Gateway> {
+        Arc::new(Gateway { svc, open: AtomicUsize::new(0), next_id: AtomicU64::new(1), draining, killed })
     }
 
     pub fn open_connections(&self) -> usize {

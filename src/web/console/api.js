@@ -1,0 +1,36 @@
+// The console's HTTP calls: JSON in and out, the agent token as a Bearer header, errors as
+// `ApiError` carrying the wire code (`{"code","error","message"}` bodies).
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message || `HTTP ${status}`);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+let token = null;
+
+export function setToken(t) {
+  token = t;
+}
+
+export async function api(path, { method = 'GET', body } = {}) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'omit' });
+  let data = null;
+  const text = await res.text();
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch (e) {
+      data = null;
+    }
+  }
+  if (!res.ok) {
+    throw new ApiError(res.status, data && data.code, (data && data.message) || `HTTP ${res.status}`);
+  }
+  return data;
+}

@@ -1,0 +1,100 @@
+// Every text the console shows, in one place so it can be translated: a page may set
+// `window.SwitchboardConsole = { strings: { ... } }` before the modules load.
+
+const STRINGS = {
+  title: 'Switchboard console',
+  loginFailed: 'Wrong username or password.',
+  loginError: 'Could not log in: {message}',
+  connecting: 'Connecting…',
+  connected: 'Connected',
+  reconnecting: 'Reconnecting…',
+  offerFrom: '{name} wants to chat',
+  anonymous: 'Visitor',
+  accept: 'Accept',
+  deny: 'Deny',
+  close: 'Close',
+  expiresIn: 'Expires in {s} s',
+  expired: 'Expired',
+  revoked: {
+    timeout: 'Timed out',
+    customer_rejected: 'Customer Rejected',
+    closed: 'Closed',
+    denied: 'Denied',
+    accepted: 'Accepted'
+  },
+  queue: 'Queue: {queue}',
+  notificationTitle: 'New chat request',
+  joining: 'Joining…',
+  active: 'Active',
+  ended: 'Ended',
+  input: 'Type a message',
+  send: 'Send',
+  end: 'End chat',
+  you: 'You',
+  sending: 'Sending…',
+  failed: 'Not sent',
+  messages: 'Messages',
+  wrapupTitle: 'The chat has ended',
+  wrapupReason: 'Reason: {reason}',
+  create: 'Create interaction',
+  add: 'Add to existing interaction',
+  trash: 'Trash',
+  addConfirm: 'Add to selected',
+  noInteractions: 'No earlier interactions for this contact.',
+  loadingInteractions: 'Loading interactions…',
+  pickInteraction: 'Pick an interaction first.',
+  deciding: 'Saving…',
+  decided: 'Saved ({decision}).',
+  gone: 'This chat is no longer available: {message}',
+  noHistory: 'No interactions yet.',
+  interaction: '#{id} {subject}',
+  autoKept: 'kept automatically',
+  chatLabel: 'Chat {id}',
+  decision: 'Decision: {decision}',
+  endReason: 'Ended: {reason}',
+  createdAt: 'Created {at}',
+  loadFailed: 'Could not load: {message}',
+  sessionExpired: 'Your session has expired. Please log in again.'
+};
+
+const user = (window.SwitchboardConsole && window.SwitchboardConsole.strings) || {};
+
+function merge(base, over) {
+  const out = {};
+  for (const k of Object.keys(base)) {
+    const v = over[k];
+    if (base[k] && typeof base[k] === 'object') out[k] = merge(base[k], v && typeof v === 'object' ? v : {});
+    else out[k] = typeof v === 'string' ? v : base[k];
+  }
+  return out;
+}
+
+export const S = merge(STRINGS, user);
+
+/** `fmt('Expires in {s} s', {s: 3})` */
+export function fmt(s, vars) {
+  return s.replace(/\{(\w+)\}/g, (m, k) => (vars[k] != null ? String(vars[k]) : m));
+}
+
+/** A small element builder: attributes, `text` (textContent) and children. */
+export function h(tag, attrs, children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v == null || v === false) continue;
+    if (k === 'text') e.textContent = v;
+    else if (k === 'class') e.className = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children || []) if (c) e.appendChild(c);
+  return e;
+}
+
+export function formatDate(at) {
+  if (typeof at !== 'number' || !isFinite(at)) return String(at ?? '');
+  try {
+    return new Date(at).toLocaleString();
+  } catch (e) {
+    return String(at);
+  }
+}

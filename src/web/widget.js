@@ -1,0 +1,590 @@
+/* Switchboard visitor widget. Embed with one tag:
+ *   <script src="https://NODE/widget.js" data-queue="general" data-required="name,email" async></script>
+ * The node serves this file concatenated after shared/socket.js and shared/transcript.js, all
+ * inside one function scope (see src/web/README.md), so the page gets no globals but
+ * `SwitchboardWidget`. Everything renders inside a shadow root: the page's CSS cannot break it,
+ * and its CSS cannot leak out. Visitor and agent text is only ever set with textContent. */
+(function () {
+  'use strict';
+
+  var STRINGS = {
+    button: 'Chat with us',
+    title: 'Chat with us',
+    close: 'Close chat window',
+    intro: 'Leave your details and we will be with you shortly.',
+    name: 'Name',
+    email: 'E-mail',
+    question: 'Your question',
+    optional: '(optional)',
+    start: 'Start chat',
+    requesting: 'Requesting a chat…',
+    queued: 'You are number {n} in the queue',
+    waiting: 'Waiting for an agent…',
+    chattingWith: 'You are chatting with {name}',
+    input: 'Type a message',
+    send: 'Send',
+    end: 'End chat',
+    cancel: 'Cancel request',
+    ended: 'The chat has ended.',
+    newChat: 'Start a new chat',
+    connecting: 'Connecting…',
+    reconnecting: 'Connection lost. Reconnecting…',
+    messages: 'Chat messages',
+    you: 'You',
+    sending: 'Sending…',
+    failed: 'Not sent',
+    required: '{field} is required.',
+    invalidEmail: 'Please enter a valid e-mail address.',
+    notConnected: 'Not connected. Please try again in a moment.',
+    unavailable: 'Chat is not available on this site.',
+    newMessage: 'New message'
+  };
+
+  if (window.__switchboardWidgetLoaded) return;
+  window.__switchboardWidgetLoaded = true;
+
+  var user = window.SwitchboardWidget || {};
+  var S = {};
+  Object.keys(STRINGS).forEach(function (k) { S[k] = STRINGS[k]; });
+  if (user.strings) Object.keys(user.strings).forEach(function (k) { if (typeof user.strings[k] === 'string') S[k] = user.strings[k]; });
+
+  function fmt(s, vars) {
+    return s.replace(/\{(\w+)\}/g, function (m, k) { return vars[k] != null ? String(vars[k]) : m; });
+  }
+
+  // ---- configuration from the script tag ----
+
+  var script = document.currentScript;
+  if (!script || !/widget\.js/.test(script.src || '')) {
+    var all = document.querySelectorAll('script[src*="widget.js"]');
+    script = all[all.length - 1];
+  }
+  var src = new URL(script ? script.src : '/widget.js', location.href);
+  var base = src.href.replace(/\/widget\.js(?:[?#].*)?$/, '');
+  var wsBase = base.replace(/^http/, 'ws');
+  var data = function (k) { return script ? script.getAttribute('data-' + k) : null; };
+  var queue = user.queue || data('queue') || null;
+  var required = (user.required || data('required') || '').split(',').map(function (s) { return s.trim(); }).filter(Boolean);
+
+  var local = SbSocket.storageOf('localStorage');
+  var session = SbSocket.storageOf('sessionStorage');
+  var TOKEN_KEY = 'sb.visitor';
+  var CHAT_KEY = 'sb.chat';
+  var OPEN_KEY = 'sb.open';
+  var LOG_PREFIX = 'sb.log.';
+  var LOG_CAP = 300;
+
+  function getToken() {
+    try { return local ? local.getItem(TOKEN_KEY) : memToken; } catch (e) { return memToken; }
+  }
+  var memToken = null;
+  function setToken(t) {
+    memToken = t;
+    try { if (local) local.setItem(TOKEN_KEY, t); } catch (e) { /* memory only */ }
+  }
+
+  // ---- state ----
+
+  var st = {
+    chat: null, // { id, phase: 'queued' | 'active' | 'ended', position, agent }
+    requesting: false,
+    live: {}, // chat ids resumed on the current socket
+    welcomed: false,
+    open: !!SbSocket.load(session, OPEN_KEY, false)
+  };
+  var outbox = new SbSocket.Outbox(session, 'sb.outbox');
+  var transcript = null;
+  var ui = null;
+
+  // ---- the DOM ----
+
+  var CSS = [
+    ':host{all:initial}',
+    '*{box-sizing:border-box;font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}',
+    '.sb-button{position:fixed;right:20px;bottom:20px;z-index:2147483000;border:0;border-radius:28px;padding:14px 20px;background:#1f5fbf;color:#fff;font-size:15px;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25)}',
+    '.sb-button:focus-visible,.sb-pane button:focus-visible,.sb-pane input:focus-visible,.sb-pane textarea:focus-visible{outline:3px solid #f5a623;outline-offset:2px}',
+    '.sb-badge{display:inline-block;min-width:10px;height:10px;margin-left:8px;border-radius:5px;background:#ff4d4f;vertical-align:middle}',
+    '.sb-pane{position:fixed;right:20px;bottom:84px;z-index:2147483000;width:360px;max-width:calc(100vw - 24px);height:520px;max-height:calc(100vh - 110px);display:flex;flex-direction:column;background:#fff;color:#1d1d1f;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.3);overflow:hidden;font-size:14px}',
+    '.sb-pane[hidden],[hidden]{display:none!important}',
+    '.sb-head{display:flex;align-items:center;gap:8px;padding:12px 14px;background:#1f5fbf;color:#fff}',
+    '.sb-head h2{flex:1;margin:0;font-size:16px;font-weight:600}',
+    '.sb-x{border:0;background:transparent;color:#fff;font-size:22px;line-height:1;cursor:pointer;padding:2px 6px}',
+    '.sb-status{padding:6px 14px;background:#eef3fb;color:#2b3a55;font-size:13px;min-height:0}',
+    '.sb-status:empty{display:none}',
+    '.sb-error{margin:8px 14px 0;padding:8px 10px;border-radius:6px;background:#fff1f0;color:#a8071a;font-size:13px}',
+    '.sb-body{flex:1;overflow:auto;padding:10px 14px}',
+    '.sb-form label{display:block;margin:10px 0 4px;font-weight:600}',
+    '.sb-form input,.sb-form textarea,.sb-compose textarea{width:100%;padding:8px;border:1px solid #b9c1cc;border-radius:6px;font-size:14px;color:#1d1d1f;background:#fff}',
+    '.sb-form textarea{min-height:70px;resize:vertical}',
+    '.sb-opt{font-weight:400;color:#5f6b7a}',
+    '.sb-primary{margin-top:12px;border:0;border-radius:6px;padding:9px 14px;background:#1f5fbf;color:#fff;font-size:14px;cursor:pointer}',
+    '.sb-primary:disabled{opacity:.6;cursor:default}',
+    '.sb-secondary{border:1px solid #b9c1cc;border-radius:6px;padding:7px 12px;background:#fff;color:#1d1d1f;font-size:13px;cursor:pointer}',
+    '.sb-queue{margin:8px 0;padding:10px;border-radius:8px;background:#fffbe6;text-align:center;font-weight:600}',
+    '.sb-log{list-style:none;margin:0;padding:0}',
+    '.sb-msg{margin:8px 0;max-width:85%;word-wrap:break-word;overflow-wrap:anywhere;white-space:pre-wrap}',
+    '.sb-msg a{color:inherit;text-decoration:underline}',
+    '.sb-mine{margin-left:auto;padding:8px 10px;border-radius:10px 10px 2px 10px;background:#1f5fbf;color:#fff}',
+    '.sb-theirs{padding:8px 10px;border-radius:10px 10px 10px 2px;background:#f0f2f5}',
+    '.sb-system{max-width:100%;text-align:center;color:#5f6b7a;font-size:12px}',
+    '.sb-system .sb-time{margin-left:6px}',
+    '.sb-meta{display:flex;gap:8px;font-size:11px;opacity:.8;margin-bottom:2px}',
+    '.sb-state{display:block;font-size:11px;opacity:.8}',
+    '.sb-compose{display:flex;gap:6px;padding:8px 10px;border-top:1px solid #e3e6ea}',
+    '.sb-compose textarea{flex:1;height:40px;min-height:40px;resize:none}',
+    '.sb-foot{display:flex;justify-content:space-between;align-items:center;padding:6px 10px;border-top:1px solid #e3e6ea}',
+    '.sb-ended{margin:10px 0;text-align:center;color:#5f6b7a}',
+    '.sb-sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}'
+  ].join('\n');
+
+  function h(tag, attrs, children) {
+    var e = document.createElement(tag);
+    if (attrs) Object.keys(attrs).forEach(function (k) {
+      var v = attrs[k];
+      if (v == null || v === false) return;
+      if (k === 'text') e.textContent = v;
+      else if (k === 'class') e.className = v;
+      else if (k.slice(0, 2) === 'on') e.addEventListener(k.slice(2), v);
+      else e.setAttribute(k, v === true ? '' : v);
+    });
+    (children || []).forEach(function (c) { if (c) e.appendChild(c); });
+    return e;
+  }
+
+  function field(name, label, type) {
+    var id = 'sb-f-' + name;
+    var req = required.indexOf(name) !== -1;
+    var lab = h('label', { for: id }, [document.createTextNode(label + ' ')]);
+    if (!req) lab.appendChild(h('span', { class: 'sb-opt', text: S.optional }));
+    var input = type === 'textarea'
+      ? h('textarea', { id: id, name: name, rows: '3', 'data-testid': 'sb-' + name, maxlength: '4000', required: req, 'aria-required': req ? 'true' : null })
+      : h('input', { id: id, name: name, type: type, 'data-testid': 'sb-' + name, maxlength: name === 'email' ? '254' : '100', autocomplete: name === 'email' ? 'email' : 'name', required: req, 'aria-required': req ? 'true' : null });
+    return { label: lab, input: input };
+  }
+
+  function build() {
+    var host = h('div', { id: 'switchboard-widget', 'data-testid': 'sb-widget' });
+    var root = host.attachShadow ? host.attachShadow({ mode: 'open' }) : host;
+    root.appendChild(h('style', { text: CSS }));
+
+    var badge = h('span', { class: 'sb-badge', hidden: true, 'aria-hidden': 'true' });
+    var buttonLabel = h('span', { text: S.button });
+    var button = h('button', { type: 'button', class: 'sb-button', 'data-testid': 'sb-chat-button', 'aria-expanded': 'false', 'aria-controls': 'sb-pane' }, [buttonLabel, badge]);
+
+    var fName = field('name', S.name, 'text');
+    var fEmail = field('email', S.email, 'email');
+    var fQuestion = field('question', S.question, 'textarea');
+    var formError = h('div', { class: 'sb-error', role: 'alert', 'data-testid': 'sb-form-error', hidden: true });
+    var submit = h('button', { type: 'submit', class: 'sb-primary', 'data-testid': 'sb-submit', text: S.start });
+    var form = h('form', { class: 'sb-form', 'data-testid': 'sb-form', novalidate: true }, [
+      h('p', { text: S.intro }), fName.label, fName.input, fEmail.label, fEmail.input, fQuestion.label, fQuestion.input, formError, submit
+    ]);
+
+    var queueBox = h('div', { class: 'sb-queue', 'data-testid': 'sb-queue-position', role: 'status', hidden: true });
+    var log = h('ol', { class: 'sb-log', role: 'log', 'aria-live': 'polite', 'aria-label': S.messages, 'data-testid': 'sb-messages' });
+    var endedBox = h('div', { class: 'sb-ended', 'data-testid': 'sb-ended', hidden: true }, [
+      h('p', { text: S.ended }),
+      h('button', { type: 'button', class: 'sb-secondary', 'data-testid': 'sb-new-chat', text: S.newChat, onclick: newChat })
+    ]);
+    var body = h('div', { class: 'sb-body' }, [form, queueBox, log, endedBox]);
+
+    var input = h('textarea', { class: 'sb-input', 'data-testid': 'sb-input', 'aria-label': S.input, placeholder: S.input, maxlength: '4000', rows: '1' });
+    var send = h('button', { type: 'submit', class: 'sb-primary', style: 'margin-top:0', 'data-testid': 'sb-send', text: S.send });
+    var compose = h('form', { class: 'sb-compose', hidden: true }, [input, send]);
+    var end = h('button', { type: 'button', class: 'sb-secondary', 'data-testid': 'sb-end', text: S.end, onclick: endChat });
+    var foot = h('div', { class: 'sb-foot', hidden: true }, [h('span'), end]);
+
+    var status = h('div', { class: 'sb-status', 'data-testid': 'sb-status', role: 'status', 'aria-live': 'polite' });
+    var error = h('div', { class: 'sb-error', 'data-testid': 'sb-error', role: 'alert', hidden: true });
+    var closeBtn = h('button', { type: 'button', class: 'sb-x', 'aria-label': S.close, 'data-testid': 'sb-close', text: '×', onclick: function () { setOpen(false); } });
+    var title = h('h2', { id: 'sb-title', text: S.title });
+    var pane = h('section', { id: 'sb-pane', class: 'sb-pane', role: 'dialog', 'aria-labelledby': 'sb-title', 'data-testid': 'sb-pane', hidden: true }, [
+      h('div', { class: 'sb-head' }, [title, closeBtn]), status, error, body, compose, foot
+    ]);
+
+    root.appendChild(pane);
+    root.appendChild(button);
+    document.body.appendChild(host);
+
+    button.addEventListener('click', function () { setOpen(!st.open); });
+    pane.addEventListener('keydown', function (e) {
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        setOpen(false);
+      }
+    });
+    form.addEventListener('submit', function (e) {
+      e.preventDefault();
+      requestChat();
+    });
+    compose.addEventListener('submit', function (e) {
+      e.preventDefault();
+      sendMessage();
+    });
+    input.addEventListener('keydown', function (e) {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        sendMessage();
+      }
+    });
+
+    return {
+      host: host, button: button, badge: badge, pane: pane, status: status, error: error, form: form,
+      fields: { name: fName.input, email: fEmail.input, question: fQuestion.input },
+      formError: formError, submit: submit, queueBox: queueBox, log: log, endedBox: endedBox, body: body,
+      compose: compose, input: input, send: send, foot: foot, end: end
+    };
+  }
+
+  // ---- rendering ----
+
+  var errorTimer = null;
+  function showError(message) {
+    ui.error.textContent = message;
+    ui.error.hidden = false;
+    clearTimeout(errorTimer);
+    errorTimer = setTimeout(function () { ui.error.hidden = true; }, 8000);
+  }
+
+  function setOpen(open, quiet) {
+    st.open = open;
+    SbSocket.save(session, OPEN_KEY, open ? true : null);
+    ui.pane.hidden = !open;
+    ui.button.setAttribute('aria-expanded', open ? 'true' : 'false');
+    if (open) {
+      ui.badge.hidden = true;
+      render();
+      if (!quiet) focusFirst();
+    } else if (ui.pane.contains(document.activeElement) || (ui.host.shadowRoot && ui.host.shadowRoot.activeElement)) {
+      ui.button.focus();
+    }
+  }
+
+  function focusFirst() {
+    var phase = st.chat ? st.chat.phase : 'form';
+    if (phase === 'active') ui.input.focus();
+    else if (phase === 'form' || !st.chat) ui.fields.name.focus();
+    else if (phase === 'ended') ui.endedBox.querySelector('button').focus();
+    else ui.end.focus();
+  }
+
+  function render() {
+    var c = st.chat;
+    var phase = c ? c.phase : 'form';
+    ui.form.hidden = phase !== 'form';
+    ui.submit.disabled = st.requesting;
+    ui.submit.textContent = st.requesting ? S.requesting : S.start;
+    ui.queueBox.hidden = phase !== 'queued';
+    if (phase === 'queued') ui.queueBox.textContent = c.position > 0 ? fmt(S.queued, { n: c.position }) : S.waiting;
+    ui.log.hidden = phase === 'form';
+    ui.compose.hidden = phase !== 'active';
+    ui.foot.hidden = !(phase === 'queued' || phase === 'active');
+    ui.end.textContent = phase === 'queued' ? S.cancel : S.end;
+    ui.endedBox.hidden = phase !== 'ended';
+    renderStatus();
+  }
+
+  var connState = 'connecting';
+  function renderStatus() {
+    var c = st.chat;
+    var text = '';
+    if (connState !== 'open' && (st.welcomed || st.open)) text = st.welcomed ? S.reconnecting : S.connecting;
+    else if (c && c.phase === 'active' && c.agent) text = fmt(S.chattingWith, { name: c.agent });
+    ui.status.textContent = text;
+  }
+
+  function scrollDown() {
+    ui.body.scrollTop = ui.body.scrollHeight;
+  }
+
+  // ---- chat state and persistence ----
+
+  function logKey(id) { return LOG_PREFIX + id; }
+
+  function setChat(id, phase) {
+    if (!st.chat || st.chat.id !== id) {
+      st.chat = { id: id, phase: phase, position: 0, agent: '' };
+      transcript.clear();
+      var cached = SbSocket.load(session, logKey(id), null);
+      if (cached && Array.isArray(cached.entries)) cached.entries.forEach(function (e) { transcript.add(e); });
+      outbox.pending(id).forEach(function (i) { transcript.pending(i); });
+      SbSocket.save(local, CHAT_KEY, id);
+      scrollDown();
+    } else {
+      st.chat.phase = phase;
+    }
+    render();
+  }
+
+  function forgetChat() {
+    if (st.chat) {
+      SbSocket.save(session, logKey(st.chat.id), null);
+      outbox.dropChat(st.chat.id);
+    }
+    st.chat = null;
+    SbSocket.save(local, CHAT_KEY, null);
+    transcript.clear();
+    render();
+  }
+
+  function cacheLog() {
+    if (!st.chat) return;
+    var entries = transcript.entries.slice(-LOG_CAP);
+    SbSocket.save(session, logKey(st.chat.id), { phase: st.chat.phase, agent: st.chat.agent, entries: entries });
+  }
+
+  /** Asks the node to replay what came after our last entry, then go live. */
+  function resume(id) {
+    var last = st.chat && st.chat.id === id ? transcript.lastSeq() : '';
+    conn.send({ type: 'resume', chat_id: id, last_seq: last });
+  }
+
+  // ---- actions ----
+
+  function requestChat() {
+    var values = {};
+    var problem = null;
+    ['name', 'email', 'question'].forEach(function (k) {
+      var v = ui.fields[k].value.trim();
+      values[k] = v || null;
+      var invalid = false;
+      if (!v && required.indexOf(k) !== -1) {
+        problem = problem || fmt(S.required, { field: S[k] });
+        invalid = true;
+      } else if (k === 'email' && v && !/^[^\s@]+@[^\s@]+\.[^\s@.]+$/.test(v)) {
+        problem = problem || S.invalidEmail;
+        invalid = true;
+      }
+      ui.fields[k].setAttribute('aria-invalid', invalid ? 'true' : 'false');
+    });
+    if (problem) {
+      ui.formError.textContent = problem;
+      ui.formError.hidden = false;
+      return;
+    }
+    ui.formError.hidden = true;
+    if (!conn.send({ type: 'request_chat', name: values.name, email: values.email, question: values.question, queue: queue })) {
+      ui.formError.textContent = S.notConnected;
+      ui.formError.hidden = false;
+      return;
+    }
+    st.requesting = true;
+    render();
+  }
+
+  function sendMessage() {
+    var text = ui.input.value.trim();
+    if (!text || !st.chat || st.chat.phase !== 'active') return;
+    var item = outbox.add(st.chat.id, text);
+    transcript.pending(item);
+    ui.input.value = '';
+    scrollDown();
+    if (st.live[st.chat.id]) conn.send({ type: 'send', chat_id: item.chat_id, client_msg_id: item.client_msg_id, text: item.text });
+  }
+
+  function endChat() {
+    if (!st.chat) return;
+    if (!conn.send({ type: 'end', chat_id: st.chat.id })) showError(S.notConnected);
+  }
+
+  function newChat() {
+    forgetChat();
+    focusFirst();
+  }
+
+  // ---- frames ----
+
+  function onWelcome(f) {
+    st.welcomed = true;
+    st.live = {};
+    var chats = Array.isArray(f.chats) ? f.chats : [];
+    var stored = SbSocket.load(local, CHAT_KEY, null);
+    var pick = null;
+    chats.forEach(function (c) { if (c.chat_id === stored) pick = c; });
+    if (!pick) chats.forEach(function (c) { if (!pick && c.state !== 'ended') pick = c; });
+    if (!pick) {
+      if (st.chat) forgetChat();
+      render();
+      return;
+    }
+    var phase = pick.state === 'active' ? 'active' : pick.state === 'ended' ? 'ended' : 'queued';
+    if (st.chat && st.chat.id === pick.chat_id && st.chat.phase === 'active' && phase === 'queued') phase = 'active';
+    setChat(pick.chat_id, phase);
+    resume(pick.chat_id);
+  }
+
+  function onEntry(f) {
+    if (!st.chat || f.chat_id !== st.chat.id || !f.entry) return;
+    var e = f.entry;
+    if (e.author === 'visitor' && e.client_msg_id) outbox.remove(e.client_msg_id);
+    if (!transcript.add(e)) return;
+    cacheLog();
+    scrollDown();
+    if (e.kind === 'message' && e.author !== 'visitor' && !st.open) ui.badge.hidden = false;
+  }
+
+  function onError(f) {
+    var ref = f.ref;
+    var code = f.code | 0;
+    var item = ref ? outbox.find(ref) : null;
+    if (item) {
+      if (code === 4100 || code >= 4500) {
+        setTimeout(function () { if (outbox.find(ref) && st.live[item.chat_id]) outbox.flush(conn, item.chat_id); }, 2000);
+      } else {
+        outbox.remove(ref);
+        transcript.failed(ref, f.message);
+      }
+      return;
+    }
+    if (ref && st.chat && ref === st.chat.id) {
+      if (code === 4007) {
+        // Our cached log is ahead of the chat (Redis lost data): start over from the top.
+        transcript.clear();
+        SbSocket.save(session, logKey(ref), null);
+        conn.send({ type: 'resume', chat_id: ref, last_seq: '' });
+        return;
+      }
+      if (code === 4004 || code === 4005) {
+        forgetChat();
+        return;
+      }
+    }
+    if (st.requesting && !ref) {
+      st.requesting = false;
+      ui.formError.textContent = f.message || S.notConnected;
+      ui.formError.hidden = false;
+      render();
+      return;
+    }
+    if (f.message) showError(f.message);
+  }
+
+  function onFrame(f) {
+    switch (f.type) {
+      case 'welcome':
+        onWelcome(f);
+        break;
+      case 'queued':
+        st.requesting = false;
+        if (!st.chat || st.chat.id !== f.chat_id) {
+          setChat(f.chat_id, 'queued');
+          resume(f.chat_id);
+          if (st.open) focusFirst();
+        } else if (st.chat.phase === 'queued' && !st.live[f.chat_id]) {
+          resume(f.chat_id);
+        }
+        if (st.chat.phase === 'queued') {
+          st.chat.position = Number(f.position) || 0;
+          render();
+        }
+        break;
+      case 'resumed':
+        st.live[f.chat_id] = true;
+        if (st.chat && st.chat.id === f.chat_id) {
+          if (st.chat.phase === 'active') outbox.flush(conn, f.chat_id);
+          else if (st.chat.phase === 'ended') outbox.dropChat(f.chat_id);
+        }
+        break;
+      case 'entry':
+        onEntry(f);
+        break;
+      case 'chat_started':
+        if (st.chat && st.chat.id === f.chat_id && st.chat.phase !== 'ended') {
+          var was = st.chat.phase;
+          st.chat.phase = 'active';
+          st.chat.agent = f.agent_name || '';
+          cacheLog();
+          render();
+          if (was !== 'active' && st.open) ui.input.focus();
+        }
+        break;
+      case 'chat_ended':
+        if (st.chat && st.chat.id === f.chat_id) {
+          outbox.pending(f.chat_id).forEach(function (i) { transcript.failed(i.client_msg_id, ''); });
+          outbox.dropChat(f.chat_id);
+          st.chat.phase = 'ended';
+          cacheLog();
+          render();
+          scrollDown();
+        }
+        break;
+      case 'ack': {
+        outbox.remove(f.client_msg_id);
+        transcript.acked(f.client_msg_id, f.seq);
+        break;
+      }
+      case 'error':
+        onError(f);
+        break;
+      case 'pong':
+        break;
+      default:
+        break; // newer nodes may send frames this widget does not know yet
+    }
+  }
+
+  // ---- the connection ----
+
+  var sessionPromise = null;
+  function startSession() {
+    if (sessionPromise) return sessionPromise;
+    sessionPromise = fetch(base + '/api/visitor/session', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ token: getToken() || null }),
+      credentials: 'omit'
+    }).then(function (r) {
+      if (!r.ok) throw new Error('session ' + r.status);
+      return r.json();
+    }).then(function (j) {
+      if (!j || typeof j.token !== 'string') throw new Error('session: no token');
+      setToken(j.token);
+      return j.token;
+    });
+    sessionPromise.then(function () { sessionPromise = null; }, function () { sessionPromise = null; });
+    return sessionPromise;
+  }
+
+  var needSession = true;
+  var conn = new SbSocket.Connection({
+    url: function () {
+      var t = getToken();
+      var ready = needSession || !t ? startSession() : Promise.resolve(t);
+      return ready.then(function (token) {
+        needSession = false;
+        return wsBase + '/ws/visitor?token=' + encodeURIComponent(token);
+      });
+    },
+    onFrame: onFrame,
+    onState: function (s, info) {
+      connState = s;
+      if (s !== 'open') st.live = {};
+      if (s === 'stopped' && info.reason === 'origin') showError(S.unavailable);
+      if (ui) renderStatus();
+    },
+    onUnauthorized: function () {
+      // A refused upgrade or 4401: renew the session (same visitor id while the token is
+      // valid, a new one otherwise), then reconnect.
+      needSession = true;
+      return true;
+    }
+  });
+
+  function init() {
+    ui = build();
+    transcript = new SbTranscript.Transcript(ui.log, { me: 'visitor', prefix: 'sb-', strings: S });
+    var stored = SbSocket.load(local, CHAT_KEY, null);
+    if (stored) {
+      // Shown from the tab's cache until welcome says where the chat stands.
+      var cached = SbSocket.load(session, logKey(stored), null);
+      setChat(stored, (cached && cached.phase) || 'queued');
+      if (cached && cached.agent) st.chat.agent = cached.agent;
+    }
+    render();
+    if (st.open) setOpen(true, true); // restored after a navigation: do not steal the page's focus
+    conn.start();
+  }
+
+  if (document.body) init();
+  else document.addEventListener('DOMContentLoaded', init);
+})();

@@ -1,0 +1,199 @@
+//! Visitors who vanish, clients who reconnect elsewhere, nodes that crash or drain.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::time::Duration;
+use switchboard::chat::Party;
+use switchboard::protocol::Decision;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn visitor_who_closes_the_browser_mid_chat_ends_it_after_the_grace_period() {
+    let cluster = Cluster::with(Backend::Sqlite, |s| s.chat.visitor_grace_ms = 600).await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut agent = available_agent(&cluster, &b, "gina", 1).await;
+    let (mut visitor, chat, _, _) = requesting_visitor(&a, "q").await;
+    agent.expect("offer").await;
+    agent.send(json!({"type": "accept", "chat_id": chat})).await;
+    visitor.expect("chat_started").await;
+    visitor.close().await;
+    let ended = agent.expect("chat_ended").await;
+    assert_eq!(ended["reason"], "Visitor has closed the browser");
+    assert_eq!(ended["by"], "system");
+    agent.send(json!({"type": "decide", "chat_id": chat, "decision": "create"})).await;
+    agent.expect("decided").await;
+    let m = eventually("flushed", || async { cluster.store.message_by_chat(&chat).await.unwrap() }).await;
+    assert_eq!(m.entries.last().unwrap().text, "Visitor has closed the browser");
+    assert_eq!(m.end_reason, "Visitor has closed the browser");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn visitor_who_leaves_before_any_agent_accepted_is_customer_rejected() {
+    let cluster = Cluster::with(Backend::Sqlite, |s| s.chat.visitor_grace_ms = 600).await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut agent = available_agent(&cluster, &b, "hal", 1).await;
+    let (visitor, chat, _, _) = requesting_visitor(&a, "hello?").await;
+    agent.expect("offer").await;
+    visitor.close().await;
+    let revoked = agent.expect("offer_revoked").await;
+    assert_eq!(revoked["chat_id"], chat.as_str());
+    assert_eq!(revoked["reason"], "customer_rejected");
+    let m = eventually("kept", || async { cluster.store.message_by_chat(&chat).await.unwrap() }).await;
+    assert_eq!(m.end_reason, "Customer Rejected");
+    assert_eq!(m.decision, "keep");
+    let texts: Vec<&str> = m.entries.iter().map(|e| e.text.as_str()).collect();
+    assert_eq!(texts, vec!["hello?", "Customer Rejected"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn visitor_back_within_the_grace_period_on_another_node_keeps_the_chat() {
+    let cluster = Cluster::with(Backend::Sqlite, |s| s.chat.visitor_grace_ms = 1_500).await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut agent = available_agent(&cluster, &b, "ivy", 1).await;
+    let (mut visitor, chat, _, token) = requesting_visitor(&a, "q").await;
+    agent.expect("offer").await;
+    agent.send(json!({"type": "accept", "chat_id": chat})).await;
+    visitor.expect("chat_started").await;
+    visitor.close().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut back = Client::visitor(&b, &token).await;
+    assert_eq!(back.welcome["chats"][0]["chat_id"], chat.as_str());
+    assert_eq!(back.welcome["chats"][0]["state"], "active");
+    back.send(json!({"type": "resume", "chat_id": chat, "last_seq": ""})).await;
+    back.expect("resumed").await;
+    // Well past the grace period, the chat still runs.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    back.send(json!({"type": "send", "chat_id": chat, "client_msg_id": "x", "text": "still here"})).await;
+    back.expect("ack").await;
+    agent.expect_text("still here").await;
+    let frames = agent.drain_for(Duration::from_millis(100)).await;
+    assert!(frames.iter().all(|f| f["type"] != "chat_ended"), "{frames:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_to_another_node_replays_exactly_what_was_missed() {
+    let cluster = Cluster::new(Backend::Sqlite).await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut agent = available_agent(&cluster, &b, "jo", 1).await;
+    let agent_token = agent_token(&b, "jo").await;
+    let (mut visitor, chat, _, vtoken) = requesting_visitor(&a, "q").await;
+    agent.expect("offer").await;
+    agent.send(json!({"type": "accept", "chat_id": chat})).await;
+    visitor.expect("chat_started").await;
+    for i in 0..3 {
+        visitor.send(json!({"type": "send", "chat_id": chat, "client_msg_id": format!("m{i}"), "text": format!("before {i}")})).await;
+        visitor.expect_where("ack", |f| f["type"] == "ack").await;
+    }
+    let last_seen = agent.expect_text("before 2").await["entry"]["seq"].as_str().unwrap().to_string();
+    agent.close().await;
+    // While the agent is away, the visitor keeps writing.
+    for i in 0..5 {
+        visitor.send(json!({"type": "send", "chat_id": chat, "client_msg_id": format!("w{i}"), "text": format!("while away {i}")})).await;
+        visitor.expect_where("ack", |f| f["type"] == "ack").await;
+    }
+    // The agent comes back on the other node and resumes from its last sequence number.
+    let mut agent = Client::agent(&a, &agent_token).await;
+    assert_eq!(agent.welcome["chats"][0]["chat_id"], chat.as_str());
+    agent.send(json!({"type": "resume", "chat_id": chat, "last_seq": last_seen})).await;
+    let resumed = agent.expect("resumed").await;
+    let frames = agent.drain_for(Duration::from_millis(200)).await;
+    let mut texts: Vec<String> = frames.iter().filter(|f| f["type"] == "entry").map(|f| f["entry"]["text"].as_str().unwrap().to_string()).collect();
+    // Live traffic after the resume.
+    visitor.send(json!({"type": "send", "chat_id": chat, "client_msg_id": "after", "text": "after resume"})).await;
+    texts.push(agent.expect_text("after resume").await["entry"]["text"].as_str().unwrap().to_string());
+    let expected: Vec<String> = (0..5).map(|i| format!("while away {i}")).chain(["after resume".to_string()]).collect();
+    assert_eq!(texts, expected);
+    assert_ne!(resumed["last_seq"], "");
+
+    // A resend of an acknowledged message (same client message id) is stored once.
+    visitor.close().await;
+    let mut visitor = Client::visitor(&b, &vtoken).await;
+    visitor.send(json!({"type": "resume", "chat_id": chat, "last_seq": ""})).await;
+    visitor.expect("resumed").await;
+    visitor.send(json!({"type": "send", "chat_id": chat, "client_msg_id": "w1", "text": "while away 1"})).await;
+    let ack = visitor.expect("ack").await;
+    let frames = agent.drain_for(Duration::from_millis(300)).await;
+    assert!(frames.iter().all(|f| f["type"] != "entry"), "duplicate delivered: {frames:?}");
+    let all = b.service.redis.entries_after(&chat, "", 1000).await.unwrap();
+    assert_eq!(all.iter().filter(|e| e.text == "while away 1").count(), 1);
+    assert_eq!(all.iter().find(|e| e.client_msg_id == "w1").unwrap().seq, ack["seq"].as_str().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grace_timer_fires_on_another_node_when_the_visitors_node_crashes() {
+    let cluster = Cluster::with(Backend::Sqlite, |s| s.chat.visitor_grace_ms = 800).await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut agent = available_agent(&cluster, &b, "kim", 1).await;
+    let (mut visitor, chat, _, _) = requesting_visitor(&a, "q").await;
+    agent.expect("offer").await;
+    agent.send(json!({"type": "accept", "chat_id": chat})).await;
+    visitor.expect("chat_started").await;
+    a.kill();
+    let ended = agent.expect("chat_ended").await;
+    assert_eq!(ended["reason"], "Visitor has closed the browser");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_left_by_a_crashed_node_is_completed_by_another_exactly_once() {
+    let cluster = Cluster::new(Backend::Postgres).await;
+    let a = cluster.node().await;
+    let mut agent = available_agent(&cluster, &a, "lee", 1).await;
+    let agent_id = cluster.store.agents().await.unwrap()[0].id;
+    let (mut visitor, chat, _, _) = requesting_visitor(&a, "q").await;
+    agent.expect("offer").await;
+    agent.send(json!({"type": "accept", "chat_id": chat})).await;
+    visitor.expect("chat_started").await;
+    visitor.send(json!({"type": "end", "chat_id": chat})).await;
+    agent.expect("chat_ended").await;
+
+    // Node A dies; its service object still reaches Redis, so it records the decision and
+    // queues the flush job, but no worker of A will ever read it.
+    let svc = a.service.clone();
+    a.kill();
+    let party = Party::Agent { id: agent_id, name: "Agent lee".into(), max_chats: 1, queues: vec!["general".into()] };
+    svc.decide(&party, &chat, Decision::Create, None).await.unwrap();
+    // A consumer that takes the job and crashes before acknowledging it.
+    let out = std::process::Command::new("redis-cli")
+        .args(["-u", &redis_url(), "XREADGROUP", "GROUP", "flush", "crashed-node", "COUNT", "10", "STREAMS", &format!("{}{{f}}:jobs", cluster.prefix), ">"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&chat), "the dead consumer holds the job");
+
+    // Two healthy nodes race to take it over.
+    let (b, c) = (cluster.node().await, cluster.node().await);
+    let m = eventually("taken over and flushed", || async { cluster.store.message_by_chat(&chat).await.unwrap() }).await;
+    assert_eq!(m.decision, "create");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let contact = cluster.store.contact_for(&m.entries.first().map(|_| String::new()).unwrap_or_default(), Some("vera@example.com")).await.unwrap().unwrap();
+    assert_eq!(cluster.store.interactions_of_contact(contact.id).await.unwrap().len(), 1);
+    let pending = std::process::Command::new("redis-cli").args(["-u", &redis_url(), "XPENDING", &format!("{}{{f}}:jobs", cluster.prefix), "flush"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&pending.stdout).starts_with('0'), "no job left pending: {}", String::from_utf8_lossy(&pending.stdout));
+    b.drain().await;
+    c.drain().await;
+    cluster.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn draining_node_sends_clients_elsewhere_and_nothing_is_lost() {
+    let cluster = Cluster::new(Backend::Sqlite).await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut agent = available_agent(&cluster, &b, "max", 1).await;
+    let (mut visitor, chat, _, vtoken) = requesting_visitor(&a, "q").await;
+    agent.expect("offer").await;
+    agent.send(json!({"type": "accept", "chat_id": chat})).await;
+    visitor.expect("chat_started").await;
+    visitor.send(json!({"type": "send", "chat_id": chat, "client_msg_id": "1", "text": "one"})).await;
+    let seen = visitor.expect_text("one").await["entry"]["seq"].as_str().unwrap().to_string();
+    let (status, _) = get(&format!("{}/readyz", http(&a)), None).await;
+    assert_eq!(status, 200);
+    let drain = tokio::spawn(a.drain());
+    assert_eq!(visitor.expect_close().await, 4503);
+    drain.await.unwrap();
+    agent.send(json!({"type": "send", "chat_id": chat, "client_msg_id": "2", "text": "two (while moving)"})).await;
+    agent.expect("ack").await;
+    let mut visitor = Client::visitor(&b, &vtoken).await;
+    visitor.send(json!({"type": "resume", "chat_id": chat, "last_seq": seen})).await;
+    visitor.expect_text("two (while moving)").await;
+    visitor.expect("resumed").await;
+}
