@@ -30,7 +30,9 @@ impl Running {
     /// let background work finish its current step, exit within `server.drain_seconds`.
     pub async fn drain(self) {
         tracing::info!("draining");
-        self.service.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.service
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = self.drain.send(true);
         let deadline = Duration::from_secs(self.service.settings.server.drain_seconds);
         let all = async {
@@ -60,17 +62,35 @@ pub fn node_name(settings: &Settings) -> String {
     if !settings.server.node_name.is_empty() {
         return settings.server.node_name.clone();
     }
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "node".into());
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "node".into());
     format!("{host}-{}", std::process::id())
 }
 
 /// Builds the node and starts serving. Fails before listening if Redis or the store are unreachable.
 pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let settings = Arc::new(settings);
-    let redis = RedisLayer::connect(&settings.redis.url, &settings.redis.key_prefix, settings.redis.pool_size).await.context("connecting to redis")?;
-    let store = Store::connect(&settings.store.url, settings.store.max_connections).await.context("opening the store")?;
+    let redis = RedisLayer::connect(
+        &settings.redis.url,
+        &settings.redis.key_prefix,
+        settings.redis.pool_size,
+    )
+    .await
+    .context("connecting to redis")?;
+    let store = Store::connect(&settings.store.url, settings.store.max_connections)
+        .await
+        .context("opening the store")?;
     let metrics = Arc::new(Metrics::new());
-    let node = if settings.server.node_name.is_empty() { format!("{}-{}", node_name(&settings), crate::chat::identity::new_id().get(..6).unwrap_or("")) } else { node_name(&settings) };
+    let node = if settings.server.node_name.is_empty() {
+        format!(
+            "{}-{}",
+            node_name(&settings),
+            crate::chat::identity::new_id().get(..6).unwrap_or("")
+        )
+    } else {
+        node_name(&settings)
+    };
     let service = Service::new(settings.clone(), redis, store, metrics, node.clone());
 
     let (drain_tx, drain_rx) = watch::channel(false);
@@ -79,16 +99,26 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let router = api::routes(service.clone())
         .merge(gateway::routes(gw))
         .merge(web::routes())
-        .layer(axum::extract::DefaultBodyLimit::max(settings.limits.max_body_bytes));
+        .layer(axum::extract::DefaultBodyLimit::max(
+            settings.limits.max_body_bytes,
+        ));
 
-    let listener = tokio::net::TcpListener::bind(&settings.server.listen).await.with_context(|| format!("binding {}", settings.server.listen))?;
+    let listener = tokio::net::TcpListener::bind(&settings.server.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.server.listen))?;
     let addr = listener.local_addr()?;
     let mut stop = drain_rx.clone();
     let server = tokio::spawn(async move {
         let shutdown = async move {
             let _ = stop.wait_for(|d| *d).await;
         };
-        if let Err(e) = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await {
+        if let Err(e) = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        {
             tracing::error!(error = %e, "server stopped");
         }
     });
@@ -98,5 +128,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         tokio::spawn(chat::flush::run(service.clone(), drain_rx.clone())),
     ];
     tracing::info!(%addr, node, "listening");
-    Ok(Running { addr, service, drain: drain_tx, kill: kill_tx, server, background })
+    Ok(Running {
+        addr,
+        service,
+        drain: drain_tx,
+        kill: kill_tx,
+        server,
+        background,
+    })
 }

@@ -137,8 +137,10 @@ pub enum ConfigError {
 impl Settings {
     /// Loads defaults, then `file` (if any), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
-        let mut b = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml));
+        let mut b = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
         if let Some(f) = file {
             b = b.add_source(config::File::from(f).required(true));
         } else if let Ok(env) = std::env::var("SWITCHBOARD_ENV") {
@@ -161,7 +163,10 @@ impl Settings {
     /// The compiled-in defaults, for tests that then adjust fields.
     pub fn defaults() -> Settings {
         config::Config::builder()
-            .add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml))
+            .add_source(config::File::from_str(
+                DEFAULT_TOML,
+                config::FileFormat::Toml,
+            ))
             .build()
             .and_then(|c| c.try_deserialize())
             .expect("default.toml is valid")
@@ -169,21 +174,43 @@ impl Settings {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         fn bad(key: &'static str, reason: impl Into<String>) -> Result<(), ConfigError> {
-            Err(ConfigError::Invalid { key, reason: reason.into() })
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.into(),
+            })
         }
         if self.server.listen.parse::<SocketAddr>().is_err() {
-            return bad("server.listen", format!("`{}` is not an address like 0.0.0.0:8080", self.server.listen));
+            return bad(
+                "server.listen",
+                format!(
+                    "`{}` is not an address like 0.0.0.0:8080",
+                    self.server.listen
+                ),
+            );
         }
         for p in &self.server.trusted_proxies {
             if p.parse::<IpAddr>().is_err() {
-                return bad("server.trusted_proxies", format!("`{p}` is not an IP address"));
+                return bad(
+                    "server.trusted_proxies",
+                    format!("`{p}` is not an IP address"),
+                );
             }
         }
-        let scheme_ok = ["redis://", "rediss://", "redis-cluster://", "rediss-cluster://", "redis-sentinel://", "rediss-sentinel://"]
-            .iter()
-            .any(|s| self.redis.url.starts_with(s));
+        let scheme_ok = [
+            "redis://",
+            "rediss://",
+            "redis-cluster://",
+            "rediss-cluster://",
+            "redis-sentinel://",
+            "rediss-sentinel://",
+        ]
+        .iter()
+        .any(|s| self.redis.url.starts_with(s));
         if !scheme_ok {
-            return bad("redis.url", "must start with redis://, rediss://, redis-cluster:// or redis-sentinel://");
+            return bad(
+                "redis.url",
+                "must start with redis://, rediss://, redis-cluster:// or redis-sentinel://",
+            );
         }
         if self.redis.key_prefix.contains(['{', '}', ' ']) {
             return bad("redis.key_prefix", "must not contain braces or spaces");
@@ -191,7 +218,10 @@ impl Settings {
         if self.redis.pool_size == 0 || self.redis.pool_size > 64 {
             return bad("redis.pool_size", "must be between 1 and 64");
         }
-        if !(self.store.url.starts_with("sqlite:") || self.store.url.starts_with("postgres://") || self.store.url.starts_with("postgresql://")) {
+        if !(self.store.url.starts_with("sqlite:")
+            || self.store.url.starts_with("postgres://")
+            || self.store.url.starts_with("postgresql://"))
+        {
             return bad("store.url", "must start with sqlite: or postgres://");
         }
         if self.store.max_connections == 0 {
@@ -203,8 +233,13 @@ impl Settings {
         if self.limits.max_frame_bytes < 1024 {
             return bad("limits.max_frame_bytes", "must be at least 1024");
         }
-        if self.limits.max_message_chars == 0 || self.limits.max_message_chars * 4 > self.limits.max_frame_bytes {
-            return bad("limits.max_message_chars", "must be at least 1 and fit four bytes per character in limits.max_frame_bytes");
+        if self.limits.max_message_chars == 0
+            || self.limits.max_message_chars * 4 > self.limits.max_frame_bytes
+        {
+            return bad(
+                "limits.max_message_chars",
+                "must be at least 1 and fit four bytes per character in limits.max_frame_bytes",
+            );
         }
         if self.limits.frames_per_second == 0 || self.limits.burst_frames == 0 {
             return bad("limits.frames_per_second", "rates must be at least 1");
@@ -213,7 +248,10 @@ impl Settings {
             return bad("limits.outbound_queue", "must be at least 8");
         }
         if self.chat.default_queue.is_empty() || !valid_name(&self.chat.default_queue) {
-            return bad("chat.default_queue", "must be 1-64 characters of a-z, 0-9, '-' or '_'");
+            return bad(
+                "chat.default_queue",
+                "must be 1-64 characters of a-z, 0-9, '-' or '_'",
+            );
         }
         for (key, v) in [
             ("chat.offer_timeout_ms", self.chat.offer_timeout_ms),
@@ -243,7 +281,10 @@ impl Settings {
 
 /// Queue names and similar identifiers: 1-64 of a-z, 0-9, '-', '_'.
 pub fn valid_name(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]
@@ -259,12 +300,20 @@ mod tests {
     fn invalid_values_name_their_key() {
         let mut s = Settings::defaults();
         s.server.listen = "nope".into();
-        assert!(s.validate().unwrap_err().to_string().contains("server.listen"));
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("server.listen"));
         let mut s = Settings::defaults();
         s.redis.url = "http://x".into();
         assert!(s.validate().unwrap_err().to_string().contains("redis.url"));
         let mut s = Settings::defaults();
         s.auth.token_secret = "short".into();
-        assert!(s.validate().unwrap_err().to_string().contains("auth.token_secret"));
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("auth.token_secret"));
     }
 }

@@ -50,7 +50,8 @@ enum AgentCommand {
 }
 
 fn init_logs(s: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&s.log.level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(&s.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let b = tracing_subscriber::fmt().with_env_filter(filter);
     if s.log.format == "json" {
         b.json().init();
@@ -72,7 +73,17 @@ async fn main() -> ExitCode {
     init_logs(&settings);
     match cli.command {
         Command::Serve => serve(settings).await,
-        Command::Agent { command: AgentCommand::Add { username, password, name, role, max_chats, queues } } => {
+        Command::Agent {
+            command:
+                AgentCommand::Add {
+                    username,
+                    password,
+                    name,
+                    role,
+                    max_chats,
+                    queues,
+                },
+        } => {
             let store = match Store::connect(&settings.store.url, 1).await {
                 Ok(s) => s,
                 Err(e) => {
@@ -86,11 +97,21 @@ async fn main() -> ExitCode {
                 password,
                 role,
                 max_chats: max_chats.unwrap_or(settings.chat.default_max_chats as i64),
-                queues: queues.map(|q| q.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()).unwrap_or_else(|| vec![settings.chat.default_queue.clone()]),
+                queues: queues
+                    .map(|q| {
+                        q.split(',')
+                            .map(|s| s.trim().to_string())
+                            .filter(|s| !s.is_empty())
+                            .collect()
+                    })
+                    .unwrap_or_else(|| vec![settings.chat.default_queue.clone()]),
             };
             match store.create_agent(&new).await {
                 Ok(a) => {
-                    println!("created agent {} (id {}, role {})", a.username, a.id, a.role);
+                    println!(
+                        "created agent {} (id {}, role {})",
+                        a.username, a.id, a.role
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(StoreError::Conflict(m)) => {

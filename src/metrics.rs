@@ -1,7 +1,10 @@
 //! The node's Prometheus registry and the metric families the other modules update.
 //! Labels are low-cardinality only (role, code, kind, outcome); never chat or user ids.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
 
 pub struct Metrics {
     pub registry: Registry,
@@ -35,7 +38,8 @@ fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCoun
 }
 
 fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
-    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid metric");
+    let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+        .expect("valid metric");
     r.register(Box::new(h.clone())).expect("unique metric");
     h
 }
@@ -43,27 +47,100 @@ fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogr
 impl Metrics {
     pub fn new() -> Metrics {
         let r = Registry::new();
-        let connections = IntGaugeVec::new(Opts::new("switchboard_connections", "Open WebSocket connections on this node."), &["role"]).expect("valid metric");
-        r.register(Box::new(connections.clone())).expect("unique metric");
-        let subscriptions = IntGauge::new("switchboard_redis_subscriptions", "Redis channels this node is subscribed to.").expect("valid metric");
-        r.register(Box::new(subscriptions.clone())).expect("unique metric");
-        let seconds = vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0];
+        let connections = IntGaugeVec::new(
+            Opts::new(
+                "switchboard_connections",
+                "Open WebSocket connections on this node.",
+            ),
+            &["role"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(connections.clone()))
+            .expect("unique metric");
+        let subscriptions = IntGauge::new(
+            "switchboard_redis_subscriptions",
+            "Redis channels this node is subscribed to.",
+        )
+        .expect("valid metric");
+        r.register(Box::new(subscriptions.clone()))
+            .expect("unique metric");
+        let seconds = vec![
+            0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0,
+        ];
         Metrics {
             connections,
-            messages: counter(&r, "switchboard_messages_total", "Chat messages stored through this node."),
-            frames_rejected: counter_vec(&r, "switchboard_frames_rejected_total", "Client frames refused, by error code.", &["code"]),
-            chats_requested: counter(&r, "switchboard_chats_requested_total", "Chat requests created through this node."),
-            chats_ended: counter_vec(&r, "switchboard_chats_ended_total", "Chats ended through this node, by who ended them.", &["by"]),
-            offers: counter(&r, "switchboard_offers_total", "Offers made by routing on this node."),
-            offer_timeouts: counter(&r, "switchboard_offer_timeouts_total", "Offers not answered in time and re-routed."),
-            denials: counter(&r, "switchboard_offer_denials_total", "Offers denied by agents and re-routed."),
-            request_to_accept: histogram(&r, "switchboard_request_to_accept_seconds", "Time from a visitor's request to an agent's accept.", seconds.clone()),
-            timers_fired: counter_vec(&r, "switchboard_timers_fired_total", "Redis timers fired by this node, by kind.", &["kind"]),
-            flush_jobs: counter_vec(&r, "switchboard_flush_jobs_total", "Flush jobs finished by this node, by outcome.", &["outcome"]),
-            flush_duration: histogram(&r, "switchboard_flush_duration_seconds", "Time to write one transcript to the SQL store.", vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
+            messages: counter(
+                &r,
+                "switchboard_messages_total",
+                "Chat messages stored through this node.",
+            ),
+            frames_rejected: counter_vec(
+                &r,
+                "switchboard_frames_rejected_total",
+                "Client frames refused, by error code.",
+                &["code"],
+            ),
+            chats_requested: counter(
+                &r,
+                "switchboard_chats_requested_total",
+                "Chat requests created through this node.",
+            ),
+            chats_ended: counter_vec(
+                &r,
+                "switchboard_chats_ended_total",
+                "Chats ended through this node, by who ended them.",
+                &["by"],
+            ),
+            offers: counter(
+                &r,
+                "switchboard_offers_total",
+                "Offers made by routing on this node.",
+            ),
+            offer_timeouts: counter(
+                &r,
+                "switchboard_offer_timeouts_total",
+                "Offers not answered in time and re-routed.",
+            ),
+            denials: counter(
+                &r,
+                "switchboard_offer_denials_total",
+                "Offers denied by agents and re-routed.",
+            ),
+            request_to_accept: histogram(
+                &r,
+                "switchboard_request_to_accept_seconds",
+                "Time from a visitor's request to an agent's accept.",
+                seconds.clone(),
+            ),
+            timers_fired: counter_vec(
+                &r,
+                "switchboard_timers_fired_total",
+                "Redis timers fired by this node, by kind.",
+                &["kind"],
+            ),
+            flush_jobs: counter_vec(
+                &r,
+                "switchboard_flush_jobs_total",
+                "Flush jobs finished by this node, by outcome.",
+                &["outcome"],
+            ),
+            flush_duration: histogram(
+                &r,
+                "switchboard_flush_duration_seconds",
+                "Time to write one transcript to the SQL store.",
+                vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
+            ),
             subscriptions,
-            slow_consumers: counter(&r, "switchboard_slow_consumers_total", "Connections closed because their outbound queue was full."),
-            redis_errors: counter(&r, "switchboard_redis_errors_total", "Redis commands that failed."),
+            slow_consumers: counter(
+                &r,
+                "switchboard_slow_consumers_total",
+                "Connections closed because their outbound queue was full.",
+            ),
+            redis_errors: counter(
+                &r,
+                "switchboard_redis_errors_total",
+                "Redis commands that failed.",
+            ),
             registry: r,
         }
     }
@@ -71,7 +148,9 @@ impl Metrics {
     /// The text exposition of every family.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding cannot fail");
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding cannot fail");
         String::from_utf8(buf).expect("exposition is UTF-8")
     }
 }

@@ -24,13 +24,19 @@ async fn full_chat(backend: Backend) {
     assert_eq!(started["agent_name"], "Agent ann");
     agent.expect("chat_started").await;
 
-    visitor.send(json!({"type": "send", "chat_id": chat, "client_msg_id": "v1", "text": "hello from A"})).await;
+    visitor
+        .send(
+            json!({"type": "send", "chat_id": chat, "client_msg_id": "v1", "text": "hello from A"}),
+        )
+        .await;
     let ack = visitor.expect("ack").await;
     assert_eq!(ack["client_msg_id"], "v1");
     let got = agent.expect_text("hello from A").await;
     assert_eq!(got["entry"]["author"], "visitor");
     assert_eq!(got["entry"]["seq"], ack["seq"]);
-    agent.send(json!({"type": "send", "chat_id": chat, "client_msg_id": "a1", "text": "hi from B"})).await;
+    agent
+        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "a1", "text": "hi from B"}))
+        .await;
     agent.expect("ack").await;
     visitor.expect_text("hi from B").await;
 
@@ -39,22 +45,35 @@ async fn full_chat(backend: Backend) {
     assert_eq!(ended["by"], "visitor");
     visitor.expect("chat_ended").await;
 
-    agent.send(json!({"type": "decide", "chat_id": chat, "decision": "create"})).await;
+    agent
+        .send(json!({"type": "decide", "chat_id": chat, "decision": "create"}))
+        .await;
     agent.expect("decided").await;
 
-    let msg = eventually("transcript in SQL", || async { cluster.store.message_by_chat(&chat).await.unwrap() }).await;
+    let msg = eventually("transcript in SQL", || async {
+        cluster.store.message_by_chat(&chat).await.unwrap()
+    })
+    .await;
     assert_eq!(msg.decision, "create");
     assert!(msg.interaction_id.is_some());
     let texts: Vec<&str> = msg.entries.iter().map(|e| e.text.as_str()).collect();
-    assert_eq!(texts, vec!["Where is my order?", "Agent ann joined the chat", "hello from A", "hi from B", "Visitor ended the chat"]);
+    assert_eq!(
+        texts,
+        vec![
+            "Where is my order?",
+            "Agent ann joined the chat",
+            "hello from A",
+            "hi from B",
+            "Visitor ended the chat"
+        ]
+    );
     assert!(msg.entries.windows(2).all(|w| w[0].at <= w[1].at));
-    let leftover = eventually("chat keys removed", || async {
+    eventually("chat keys removed", || async {
         let keys = cluster.redis_keys().await;
         let chat_keys: Vec<String> = keys.into_iter().filter(|k| k.contains(&chat)).collect();
         chat_keys.is_empty().then_some(())
     })
     .await;
-    let _ = leftover;
     a.drain().await;
     b.drain().await;
     cluster.cleanup().await;
@@ -79,7 +98,11 @@ async fn deny_reroutes_to_the_next_agent_and_never_back() {
     first.expect("offer").await;
     // The second agent arrives while the offer is out: the chat is on offer to only one agent.
     let mut second = available_agent(&cluster, &a, "second", 1).await;
-    assert!(second.drain_for(Duration::from_millis(300)).await.iter().all(|f| f["type"] != "offer"));
+    assert!(second
+        .drain_for(Duration::from_millis(300))
+        .await
+        .iter()
+        .all(|f| f["type"] != "offer"));
     first.send(json!({"type": "deny", "chat_id": chat})).await;
     let revoked = first.expect("offer_revoked").await;
     assert_eq!(revoked["reason"], "denied");
@@ -95,7 +118,14 @@ async fn deny_reroutes_to_the_next_agent_and_never_back() {
 }
 
 async fn cluster_chat_state(_c: &Cluster, node: &switchboard::app::Running, chat: &str) -> String {
-    node.service.redis.chat_record(chat).await.unwrap().get("state").cloned().unwrap_or_default()
+    node.service
+        .redis
+        .chat_record(chat)
+        .await
+        .unwrap()
+        .get("state")
+        .cloned()
+        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,7 +141,9 @@ async fn unanswered_offer_times_out_and_goes_to_another_agent() {
     let offer = awake.expect("offer").await;
     assert_eq!(offer["chat_id"], chat.as_str());
     // The late accept of the first agent is refused; the new one wins.
-    sleepy.send(json!({"type": "accept", "chat_id": chat})).await;
+    sleepy
+        .send(json!({"type": "accept", "chat_id": chat}))
+        .await;
     let e = sleepy.expect("error").await;
     assert_eq!(e["code"], 4006);
     awake.send(json!({"type": "accept", "chat_id": chat})).await;
@@ -129,11 +161,16 @@ async fn agent_close_ends_the_request_and_tells_the_visitor() {
     let ended = visitor.expect("chat_ended").await;
     assert_eq!(ended["by"], "agent");
     assert_eq!(ended["reason"], "Closed by agent");
-    let msg = eventually("kept transcript", || async { cluster.store.message_by_chat(&chat).await.unwrap() }).await;
+    let msg = eventually("kept transcript", || async {
+        cluster.store.message_by_chat(&chat).await.unwrap()
+    })
+    .await;
     assert_eq!(msg.decision, "keep");
     // Capacity is back: a new request is offered to the same agent.
     let (_v2, chat2, _, _) = requesting_visitor(&a, "real question").await;
-    let offer = agent.expect_where("second offer", |f| f["type"] == "offer").await;
+    let offer = agent
+        .expect_where("second offer", |f| f["type"] == "offer")
+        .await;
     assert_eq!(offer["chat_id"], chat2.as_str());
 }
 
@@ -147,55 +184,139 @@ async fn agent_ends_then_adds_to_an_existing_interaction_and_then_trashes() {
     // First chat: create an interaction.
     let (mut visitor, chat1, _vid, vtoken) = requesting_visitor(&a, "first").await;
     agent.expect("offer").await;
-    agent.send(json!({"type": "accept", "chat_id": chat1})).await;
+    agent
+        .send(json!({"type": "accept", "chat_id": chat1}))
+        .await;
     visitor.expect("chat_started").await;
     agent.send(json!({"type": "end", "chat_id": chat1})).await;
     let ended = visitor.expect("chat_ended").await;
     assert_eq!(ended["by"], "agent");
-    agent.send(json!({"type": "decide", "chat_id": chat1, "decision": "create"})).await;
+    agent
+        .send(json!({"type": "decide", "chat_id": chat1, "decision": "create"}))
+        .await;
     agent.expect("decided").await;
-    let m1 = eventually("first flushed", || async { cluster.store.message_by_chat(&chat1).await.unwrap() }).await;
+    let m1 = eventually("first flushed", || async {
+        cluster.store.message_by_chat(&chat1).await.unwrap()
+    })
+    .await;
 
     // Second chat of the same visitor: add it to that interaction.
-    visitor.send(json!({"type": "request_chat", "question": "second"})).await;
-    let chat2 = visitor.expect("queued").await["chat_id"].as_str().unwrap().to_string();
-    agent.expect_where("offer 2", |f| f["type"] == "offer" && f["chat_id"] == chat2.as_str()).await;
-    agent.send(json!({"type": "accept", "chat_id": chat2})).await;
-    visitor.expect_where("started 2", |f| f["type"] == "chat_started" && f["chat_id"] == chat2.as_str()).await;
-    let (status, list) = get(&format!("{}/api/chats/{chat2}/interactions", http(&b)), Some(&token)).await;
+    visitor
+        .send(json!({"type": "request_chat", "question": "second"}))
+        .await;
+    let chat2 = visitor.expect("queued").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    agent
+        .expect_where("offer 2", |f| {
+            f["type"] == "offer" && f["chat_id"] == chat2.as_str()
+        })
+        .await;
+    agent
+        .send(json!({"type": "accept", "chat_id": chat2}))
+        .await;
+    visitor
+        .expect_where("started 2", |f| {
+            f["type"] == "chat_started" && f["chat_id"] == chat2.as_str()
+        })
+        .await;
+    let (status, list) = get(
+        &format!("{}/api/chats/{chat2}/interactions", http(&b)),
+        Some(&token),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(list[0]["id"], m1.interaction_id.unwrap());
     agent.send(json!({"type": "end", "chat_id": chat2})).await;
-    agent.expect_where("ended 2", |f| f["type"] == "chat_ended" && f["chat_id"] == chat2.as_str()).await;
+    agent
+        .expect_where("ended 2", |f| {
+            f["type"] == "chat_ended" && f["chat_id"] == chat2.as_str()
+        })
+        .await;
     // Adding to an interaction that is not this contact's is refused.
     agent.send(json!({"type": "decide", "chat_id": chat2, "decision": "add", "interaction_id": 999999})).await;
     assert_eq!(agent.expect("error").await["code"], 4004);
     agent.send(json!({"type": "decide", "chat_id": chat2, "decision": "add", "interaction_id": m1.interaction_id})).await;
-    agent.expect_where("decided 2", |f| f["type"] == "decided" && f["chat_id"] == chat2.as_str()).await;
-    let m2 = eventually("second flushed", || async { cluster.store.message_by_chat(&chat2).await.unwrap() }).await;
+    agent
+        .expect_where("decided 2", |f| {
+            f["type"] == "decided" && f["chat_id"] == chat2.as_str()
+        })
+        .await;
+    let m2 = eventually("second flushed", || async {
+        cluster.store.message_by_chat(&chat2).await.unwrap()
+    })
+    .await;
     assert_eq!(m2.interaction_id, m1.interaction_id);
-    let (_, detail) = get(&format!("{}/api/interactions/{}", http(&a), m1.interaction_id.unwrap()), Some(&token)).await;
+    let (_, detail) = get(
+        &format!(
+            "{}/api/interactions/{}",
+            http(&a),
+            m1.interaction_id.unwrap()
+        ),
+        Some(&token),
+    )
+    .await;
     assert_eq!(detail["messages"].as_array().unwrap().len(), 2);
 
     // Third chat: trash. Recorded, not dropped.
     let _ = vtoken;
-    visitor.send(json!({"type": "request_chat", "question": "third"})).await;
-    let chat3 = visitor.expect_where("queued 3", |f| f["type"] == "queued" && f["chat_id"] != chat2.as_str()).await["chat_id"].as_str().unwrap().to_string();
-    agent.expect_where("offer 3", |f| f["type"] == "offer" && f["chat_id"] == chat3.as_str()).await;
-    agent.send(json!({"type": "accept", "chat_id": chat3})).await;
-    agent.expect_where("started 3", |f| f["type"] == "chat_started" && f["chat_id"] == chat3.as_str()).await;
+    visitor
+        .send(json!({"type": "request_chat", "question": "third"}))
+        .await;
+    let chat3 = visitor
+        .expect_where("queued 3", |f| {
+            f["type"] == "queued" && f["chat_id"] != chat2.as_str()
+        })
+        .await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    agent
+        .expect_where("offer 3", |f| {
+            f["type"] == "offer" && f["chat_id"] == chat3.as_str()
+        })
+        .await;
+    agent
+        .send(json!({"type": "accept", "chat_id": chat3}))
+        .await;
+    agent
+        .expect_where("started 3", |f| {
+            f["type"] == "chat_started" && f["chat_id"] == chat3.as_str()
+        })
+        .await;
     visitor.send(json!({"type": "end", "chat_id": chat3})).await;
-    agent.expect_where("ended 3", |f| f["type"] == "chat_ended" && f["chat_id"] == chat3.as_str()).await;
-    agent.send(json!({"type": "decide", "chat_id": chat3, "decision": "trash"})).await;
-    agent.expect_where("decided 3", |f| f["type"] == "decided" && f["chat_id"] == chat3.as_str()).await;
-    let m3 = eventually("third flushed", || async { cluster.store.message_by_chat(&chat3).await.unwrap() }).await;
+    agent
+        .expect_where("ended 3", |f| {
+            f["type"] == "chat_ended" && f["chat_id"] == chat3.as_str()
+        })
+        .await;
+    agent
+        .send(json!({"type": "decide", "chat_id": chat3, "decision": "trash"}))
+        .await;
+    agent
+        .expect_where("decided 3", |f| {
+            f["type"] == "decided" && f["chat_id"] == chat3.as_str()
+        })
+        .await;
+    let m3 = eventually("third flushed", || async {
+        cluster.store.message_by_chat(&chat3).await.unwrap()
+    })
+    .await;
     assert!(m3.trashed);
     assert_eq!(m3.decided_by, Some(agent_id(&cluster, "deb").await));
     assert!(m3.interaction_id.is_none());
 }
 
 async fn agent_id(c: &Cluster, username: &str) -> i64 {
-    c.store.agents().await.unwrap().into_iter().find(|a| a.username == username).unwrap().id
+    c.store
+        .agents()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.username == username)
+        .unwrap()
+        .id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,11 +330,19 @@ async fn no_decision_in_time_keeps_the_chat() {
     visitor.expect("chat_started").await;
     visitor.send(json!({"type": "end", "chat_id": chat})).await;
     agent.expect("chat_ended").await;
-    let m = eventually("kept", || async { cluster.store.message_by_chat(&chat).await.unwrap() }).await;
+    let m = eventually("kept", || async {
+        cluster.store.message_by_chat(&chat).await.unwrap()
+    })
+    .await;
     assert_eq!(m.decision, "keep");
-    assert!(m.interaction_id.is_some(), "a kept chat is a Message of its own Interaction");
+    assert!(
+        m.interaction_id.is_some(),
+        "a kept chat is a Message of its own Interaction"
+    );
     // A late decision is refused, not applied twice.
-    agent.send(json!({"type": "decide", "chat_id": chat, "decision": "trash"})).await;
+    agent
+        .send(json!({"type": "decide", "chat_id": chat, "decision": "trash"}))
+        .await;
     let e = agent.expect("error").await;
     assert!(e["code"] == 4004 || e["code"] == 4006, "{e}");
 }

@@ -21,10 +21,18 @@ async fn visitor_who_closes_the_browser_mid_chat_ends_it_after_the_grace_period(
     let ended = agent.expect("chat_ended").await;
     assert_eq!(ended["reason"], "Visitor has closed the browser");
     assert_eq!(ended["by"], "system");
-    agent.send(json!({"type": "decide", "chat_id": chat, "decision": "create"})).await;
+    agent
+        .send(json!({"type": "decide", "chat_id": chat, "decision": "create"}))
+        .await;
     agent.expect("decided").await;
-    let m = eventually("flushed", || async { cluster.store.message_by_chat(&chat).await.unwrap() }).await;
-    assert_eq!(m.entries.last().unwrap().text, "Visitor has closed the browser");
+    let m = eventually("flushed", || async {
+        cluster.store.message_by_chat(&chat).await.unwrap()
+    })
+    .await;
+    assert_eq!(
+        m.entries.last().unwrap().text,
+        "Visitor has closed the browser"
+    );
     assert_eq!(m.end_reason, "Visitor has closed the browser");
 }
 
@@ -39,7 +47,10 @@ async fn visitor_who_leaves_before_any_agent_accepted_is_customer_rejected() {
     let revoked = agent.expect("offer_revoked").await;
     assert_eq!(revoked["chat_id"], chat.as_str());
     assert_eq!(revoked["reason"], "customer_rejected");
-    let m = eventually("kept", || async { cluster.store.message_by_chat(&chat).await.unwrap() }).await;
+    let m = eventually("kept", || async {
+        cluster.store.message_by_chat(&chat).await.unwrap()
+    })
+    .await;
     assert_eq!(m.end_reason, "Customer Rejected");
     assert_eq!(m.decision, "keep");
     let texts: Vec<&str> = m.entries.iter().map(|e| e.text.as_str()).collect();
@@ -60,15 +71,20 @@ async fn visitor_back_within_the_grace_period_on_another_node_keeps_the_chat() {
     let mut back = Client::visitor(&b, &token).await;
     assert_eq!(back.welcome["chats"][0]["chat_id"], chat.as_str());
     assert_eq!(back.welcome["chats"][0]["state"], "active");
-    back.send(json!({"type": "resume", "chat_id": chat, "last_seq": ""})).await;
+    back.send(json!({"type": "resume", "chat_id": chat, "last_seq": ""}))
+        .await;
     back.expect("resumed").await;
     // Well past the grace period, the chat still runs.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    back.send(json!({"type": "send", "chat_id": chat, "client_msg_id": "x", "text": "still here"})).await;
+    back.send(json!({"type": "send", "chat_id": chat, "client_msg_id": "x", "text": "still here"}))
+        .await;
     back.expect("ack").await;
     agent.expect_text("still here").await;
     let frames = agent.drain_for(Duration::from_millis(100)).await;
-    assert!(frames.iter().all(|f| f["type"] != "chat_ended"), "{frames:?}");
+    assert!(
+        frames.iter().all(|f| f["type"] != "chat_ended"),
+        "{frames:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,7 +101,10 @@ async fn reconnect_to_another_node_replays_exactly_what_was_missed() {
         visitor.send(json!({"type": "send", "chat_id": chat, "client_msg_id": format!("m{i}"), "text": format!("before {i}")})).await;
         visitor.expect_where("ack", |f| f["type"] == "ack").await;
     }
-    let last_seen = agent.expect_text("before 2").await["entry"]["seq"].as_str().unwrap().to_string();
+    let last_seen = agent.expect_text("before 2").await["entry"]["seq"]
+        .as_str()
+        .unwrap()
+        .to_string();
     agent.close().await;
     // While the agent is away, the visitor keeps writing.
     for i in 0..5 {
@@ -95,29 +114,60 @@ async fn reconnect_to_another_node_replays_exactly_what_was_missed() {
     // The agent comes back on the other node and resumes from its last sequence number.
     let mut agent = Client::agent(&a, &agent_token).await;
     assert_eq!(agent.welcome["chats"][0]["chat_id"], chat.as_str());
-    agent.send(json!({"type": "resume", "chat_id": chat, "last_seq": last_seen})).await;
+    agent
+        .send(json!({"type": "resume", "chat_id": chat, "last_seq": last_seen}))
+        .await;
     let resumed = agent.expect("resumed").await;
     let frames = agent.drain_for(Duration::from_millis(200)).await;
-    let mut texts: Vec<String> = frames.iter().filter(|f| f["type"] == "entry").map(|f| f["entry"]["text"].as_str().unwrap().to_string()).collect();
+    let mut texts: Vec<String> = frames
+        .iter()
+        .filter(|f| f["type"] == "entry")
+        .map(|f| f["entry"]["text"].as_str().unwrap().to_string())
+        .collect();
     // Live traffic after the resume.
     visitor.send(json!({"type": "send", "chat_id": chat, "client_msg_id": "after", "text": "after resume"})).await;
-    texts.push(agent.expect_text("after resume").await["entry"]["text"].as_str().unwrap().to_string());
-    let expected: Vec<String> = (0..5).map(|i| format!("while away {i}")).chain(["after resume".to_string()]).collect();
+    texts.push(
+        agent.expect_text("after resume").await["entry"]["text"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    let expected: Vec<String> = (0..5)
+        .map(|i| format!("while away {i}"))
+        .chain(["after resume".to_string()])
+        .collect();
     assert_eq!(texts, expected);
     assert_ne!(resumed["last_seq"], "");
 
     // A resend of an acknowledged message (same client message id) is stored once.
     visitor.close().await;
     let mut visitor = Client::visitor(&b, &vtoken).await;
-    visitor.send(json!({"type": "resume", "chat_id": chat, "last_seq": ""})).await;
+    visitor
+        .send(json!({"type": "resume", "chat_id": chat, "last_seq": ""}))
+        .await;
     visitor.expect("resumed").await;
-    visitor.send(json!({"type": "send", "chat_id": chat, "client_msg_id": "w1", "text": "while away 1"})).await;
+    visitor
+        .send(
+            json!({"type": "send", "chat_id": chat, "client_msg_id": "w1", "text": "while away 1"}),
+        )
+        .await;
     let ack = visitor.expect("ack").await;
     let frames = agent.drain_for(Duration::from_millis(300)).await;
-    assert!(frames.iter().all(|f| f["type"] != "entry"), "duplicate delivered: {frames:?}");
-    let all = b.service.redis.entries_after(&chat, "", 1000).await.unwrap();
+    assert!(
+        frames.iter().all(|f| f["type"] != "entry"),
+        "duplicate delivered: {frames:?}"
+    );
+    let all = b
+        .service
+        .redis
+        .entries_after(&chat, "", 1000)
+        .await
+        .unwrap();
     assert_eq!(all.iter().filter(|e| e.text == "while away 1").count(), 1);
-    assert_eq!(all.iter().find(|e| e.client_msg_id == "w1").unwrap().seq, ack["seq"].as_str().unwrap());
+    assert_eq!(
+        all.iter().find(|e| e.client_msg_id == "w1").unwrap().seq,
+        ack["seq"].as_str().unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,24 +201,78 @@ async fn flush_left_by_a_crashed_node_is_completed_by_another_exactly_once() {
     // queues the flush job, but no worker of A will ever read it.
     let svc = a.service.clone();
     a.kill();
-    let party = Party::Agent { id: agent_id, name: "Agent lee".into(), max_chats: 1, queues: vec!["general".into()] };
-    svc.decide(&party, &chat, Decision::Create, None).await.unwrap();
-    // A consumer that takes the job and crashes before acknowledging it.
-    let out = std::process::Command::new("redis-cli")
-        .args(["-u", &redis_url(), "XREADGROUP", "GROUP", "flush", "crashed-node", "COUNT", "10", "STREAMS", &format!("{}{{f}}:jobs", cluster.prefix), ">"])
-        .output()
+    let party = Party::Agent {
+        id: agent_id,
+        name: "Agent lee".into(),
+        max_chats: 1,
+        queues: vec!["general".into()],
+    };
+    svc.decide(&party, &chat, Decision::Create, None)
+        .await
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&chat), "the dead consumer holds the job");
+    // A consumer that takes the job and crashes before acknowledging it: either A's own
+    // worker (its blocking read was already in flight when A died) or another dead consumer.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let jobs = format!("{}{{f}}:jobs", cluster.prefix);
+    let redis = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli")
+            .arg("-u")
+            .arg(redis_url())
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    redis(&[
+        "XREADGROUP",
+        "GROUP",
+        "flush",
+        "crashed-node",
+        "COUNT",
+        "10",
+        "STREAMS",
+        &jobs,
+        ">",
+    ]);
+    assert!(
+        redis(&["XPENDING", &jobs, "flush"]).starts_with('1'),
+        "the job is pending with a dead consumer"
+    );
+    assert!(cluster
+        .store
+        .message_by_chat(&chat)
+        .await
+        .unwrap()
+        .is_none());
 
     // Two healthy nodes race to take it over.
     let (b, c) = (cluster.node().await, cluster.node().await);
-    let m = eventually("taken over and flushed", || async { cluster.store.message_by_chat(&chat).await.unwrap() }).await;
+    let m = eventually("taken over and flushed", || async {
+        cluster.store.message_by_chat(&chat).await.unwrap()
+    })
+    .await;
     assert_eq!(m.decision, "create");
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let contact = cluster.store.contact_for(&m.entries.first().map(|_| String::new()).unwrap_or_default(), Some("vera@example.com")).await.unwrap().unwrap();
-    assert_eq!(cluster.store.interactions_of_contact(contact.id).await.unwrap().len(), 1);
-    let pending = std::process::Command::new("redis-cli").args(["-u", &redis_url(), "XPENDING", &format!("{}{{f}}:jobs", cluster.prefix), "flush"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&pending.stdout).starts_with('0'), "no job left pending: {}", String::from_utf8_lossy(&pending.stdout));
+    let contact = cluster
+        .store
+        .contact_for(
+            &m.entries.first().map(|_| String::new()).unwrap_or_default(),
+            Some("vera@example.com"),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        cluster
+            .store
+            .interactions_of_contact(contact.id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let pending = redis(&["XPENDING", &jobs, "flush"]);
+    assert!(pending.starts_with('0'), "no job left pending: {pending}");
     b.drain().await;
     c.drain().await;
     cluster.cleanup().await;
@@ -183,8 +287,13 @@ async fn draining_node_sends_clients_elsewhere_and_nothing_is_lost() {
     agent.expect("offer").await;
     agent.send(json!({"type": "accept", "chat_id": chat})).await;
     visitor.expect("chat_started").await;
-    visitor.send(json!({"type": "send", "chat_id": chat, "client_msg_id": "1", "text": "one"})).await;
-    let seen = visitor.expect_text("one").await["entry"]["seq"].as_str().unwrap().to_string();
+    visitor
+        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "1", "text": "one"}))
+        .await;
+    let seen = visitor.expect_text("one").await["entry"]["seq"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let (status, _) = get(&format!("{}/readyz", http(&a)), None).await;
     assert_eq!(status, 200);
     let drain = tokio::spawn(a.drain());
@@ -193,7 +302,9 @@ async fn draining_node_sends_clients_elsewhere_and_nothing_is_lost() {
     agent.send(json!({"type": "send", "chat_id": chat, "client_msg_id": "2", "text": "two (while moving)"})).await;
     agent.expect("ack").await;
     let mut visitor = Client::visitor(&b, &vtoken).await;
-    visitor.send(json!({"type": "resume", "chat_id": chat, "last_seq": seen})).await;
+    visitor
+        .send(json!({"type": "resume", "chat_id": chat, "last_seq": seen}))
+        .await;
     visitor.expect_text("two (while moving)").await;
     visitor.expect("resumed").await;
 }

@@ -35,7 +35,8 @@ fn err(code: ErrorCode, message: impl Into<String>) -> ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.0.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, Json(json!({ "code": self.0.code.code(), "error": self.0.code.name(), "message": self.0.message }))).into_response()
     }
 }
@@ -68,10 +69,18 @@ async fn agent_from(svc: &Service, headers: &HeaderMap) -> ApiResult<(i64, bool)
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Bearer "))
-        .ok_or_else(|| err(ErrorCode::Forbidden, "an agent token is required (Authorization: Bearer)"))?;
+        .ok_or_else(|| {
+            err(
+                ErrorCode::Forbidden,
+                "an agent token is required (Authorization: Bearer)",
+            )
+        })?;
     match svc.tokens.verify(token, now_s()) {
         Ok(Identity::Agent { id, admin }) => Ok((id, admin)),
-        _ => Err(err(ErrorCode::Forbidden, "the agent token is invalid or expired")),
+        _ => Err(err(
+            ErrorCode::Forbidden,
+            "the agent token is invalid or expired",
+        )),
     }
 }
 
@@ -82,13 +91,20 @@ struct SessionRequest {
 }
 
 /// Issues (or renews) a visitor's anonymous identity.
-async fn visitor_session(State(svc): State<Arc<Service>>, body: Option<Json<SessionRequest>>) -> ApiResult<Json<serde_json::Value>> {
-    let previous = body.and_then(|b| b.0.token).and_then(|t| match svc.tokens.verify(&t, now_s()) {
-        Ok(Identity::Visitor { id }) => Some(id),
-        _ => None,
-    });
+async fn visitor_session(
+    State(svc): State<Arc<Service>>,
+    body: Option<Json<SessionRequest>>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let previous =
+        body.and_then(|b| b.0.token)
+            .and_then(|t| match svc.tokens.verify(&t, now_s()) {
+                Ok(Identity::Visitor { id }) => Some(id),
+                _ => None,
+            });
     let id = previous.unwrap_or_else(new_id);
-    let token = svc.tokens.issue(&Identity::Visitor { id: id.clone() }, now_s());
+    let token = svc
+        .tokens
+        .issue(&Identity::Visitor { id: id.clone() }, now_s());
     Ok(Json(json!({ "visitor_id": id, "token": token })))
 }
 
@@ -98,20 +114,39 @@ struct Login {
     password: String,
 }
 
-async fn agent_login(State(svc): State<Arc<Service>>, Json(l): Json<Login>) -> ApiResult<Json<serde_json::Value>> {
+async fn agent_login(
+    State(svc): State<Arc<Service>>,
+    Json(l): Json<Login>,
+) -> ApiResult<Json<serde_json::Value>> {
     if l.username.len() > 64 || l.password.len() > 1024 {
-        return Err(err(ErrorCode::InvalidField, "username or password too long"));
+        return Err(err(
+            ErrorCode::InvalidField,
+            "username or password too long",
+        ));
     }
     let Some(agent) = svc.store.verify_password(&l.username, &l.password).await? else {
         return Err(err(ErrorCode::Forbidden, "wrong username or password"));
     };
-    let token = svc.tokens.issue(&Identity::Agent { id: agent.id, admin: agent.role == "admin" }, now_s());
+    let token = svc.tokens.issue(
+        &Identity::Agent {
+            id: agent.id,
+            admin: agent.role == "admin",
+        },
+        now_s(),
+    );
     Ok(Json(json!({ "token": token, "agent": agent })))
 }
 
-async fn agent_me(State(svc): State<Arc<Service>>, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
+async fn agent_me(
+    State(svc): State<Arc<Service>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
     let (id, _) = agent_from(&svc, &headers).await?;
-    let agent = svc.store.agent(id).await?.ok_or_else(|| err(ErrorCode::NotFound, "no such agent"))?;
+    let agent = svc
+        .store
+        .agent(id)
+        .await?
+        .ok_or_else(|| err(ErrorCode::NotFound, "no such agent"))?;
     Ok(Json(json!(agent)))
 }
 
@@ -129,7 +164,11 @@ struct CreateAgent {
     queues: Option<Vec<String>>,
 }
 
-async fn create_agent(State(svc): State<Arc<Service>>, headers: HeaderMap, Json(c): Json<CreateAgent>) -> ApiResult<Response> {
+async fn create_agent(
+    State(svc): State<Arc<Service>>,
+    headers: HeaderMap,
+    Json(c): Json<CreateAgent>,
+) -> ApiResult<Response> {
     let (_, admin) = agent_from(&svc, &headers).await?;
     if !admin {
         return Err(err(ErrorCode::Forbidden, "only admins manage agents"));
@@ -139,8 +178,12 @@ async fn create_agent(State(svc): State<Arc<Service>>, headers: HeaderMap, Json(
         username: c.username,
         password: c.password,
         role: c.role.unwrap_or_else(|| "agent".into()),
-        max_chats: c.max_chats.unwrap_or(svc.settings.chat.default_max_chats as i64),
-        queues: c.queues.unwrap_or_else(|| vec![svc.settings.chat.default_queue.clone()]),
+        max_chats: c
+            .max_chats
+            .unwrap_or(svc.settings.chat.default_max_chats as i64),
+        queues: c
+            .queues
+            .unwrap_or_else(|| vec![svc.settings.chat.default_queue.clone()]),
     };
     let agent = match svc.store.create_agent(&new).await {
         Ok(a) => a,
@@ -150,7 +193,10 @@ async fn create_agent(State(svc): State<Arc<Service>>, headers: HeaderMap, Json(
     Ok((StatusCode::CREATED, Json(json!(agent))).into_response())
 }
 
-async fn list_agents(State(svc): State<Arc<Service>>, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
+async fn list_agents(
+    State(svc): State<Arc<Service>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
     let (_, admin) = agent_from(&svc, &headers).await?;
     if !admin {
         return Err(err(ErrorCode::Forbidden, "only admins manage agents"));
@@ -158,15 +204,31 @@ async fn list_agents(State(svc): State<Arc<Service>>, headers: HeaderMap) -> Api
     Ok(Json(json!(svc.store.agents().await?)))
 }
 
-async fn list_queues(State(svc): State<Arc<Service>>, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
+async fn list_queues(
+    State(svc): State<Arc<Service>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
     agent_from(&svc, &headers).await?;
     Ok(Json(json!(svc.store.queues().await?)))
 }
 
-async fn chat_interactions(State(svc): State<Arc<Service>>, headers: HeaderMap, Path(chat): Path<String>) -> ApiResult<Json<serde_json::Value>> {
+async fn chat_interactions(
+    State(svc): State<Arc<Service>>,
+    headers: HeaderMap,
+    Path(chat): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
     let (id, _) = agent_from(&svc, &headers).await?;
-    let agent = svc.store.agent(id).await?.ok_or_else(|| err(ErrorCode::Forbidden, "the agent no longer exists"))?;
-    let party = Party::Agent { id, name: agent.display_name, max_chats: agent.max_chats, queues: agent.queues };
+    let agent = svc
+        .store
+        .agent(id)
+        .await?
+        .ok_or_else(|| err(ErrorCode::Forbidden, "the agent no longer exists"))?;
+    let party = Party::Agent {
+        id,
+        name: agent.display_name,
+        max_chats: agent.max_chats,
+        queues: agent.queues,
+    };
     Ok(Json(json!(svc.contact_interactions(&party, &chat).await?)))
 }
 
@@ -176,7 +238,11 @@ struct Limit {
     limit: Option<i64>,
 }
 
-async fn recent_interactions(State(svc): State<Arc<Service>>, headers: HeaderMap, Query(q): Query<Limit>) -> ApiResult<Json<serde_json::Value>> {
+async fn recent_interactions(
+    State(svc): State<Arc<Service>>,
+    headers: HeaderMap,
+    Query(q): Query<Limit>,
+) -> ApiResult<Json<serde_json::Value>> {
     agent_from(&svc, &headers).await?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
@@ -185,21 +251,45 @@ async fn recent_interactions(State(svc): State<Arc<Service>>, headers: HeaderMap
     Ok(Json(json!(svc.store.recent_interactions(limit).await?)))
 }
 
-async fn interaction(State(svc): State<Arc<Service>>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<serde_json::Value>> {
+async fn interaction(
+    State(svc): State<Arc<Service>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
     agent_from(&svc, &headers).await?;
-    let id: i64 = id.parse().map_err(|_| err(ErrorCode::InvalidField, "interaction id must be a number"))?;
-    let (interaction, messages) = svc.store.interaction(id).await?.ok_or_else(|| err(ErrorCode::NotFound, "no such interaction"))?;
-    Ok(Json(json!({ "interaction": interaction, "messages": messages })))
+    let id: i64 = id
+        .parse()
+        .map_err(|_| err(ErrorCode::InvalidField, "interaction id must be a number"))?;
+    let (interaction, messages) = svc
+        .store
+        .interaction(id)
+        .await?
+        .ok_or_else(|| err(ErrorCode::NotFound, "no such interaction"))?;
+    Ok(Json(
+        json!({ "interaction": interaction, "messages": messages }),
+    ))
 }
 
 async fn readyz(State(svc): State<Arc<Service>>) -> Response {
     let redis = svc.redis.ping().await.is_ok();
     let store = svc.store.ping().await.is_ok();
     let draining = svc.draining.load(std::sync::atomic::Ordering::Relaxed);
-    let status = if redis && store && !draining { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({ "redis": redis, "store": store, "draining": draining }))).into_response()
+    let status = if redis && store && !draining {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({ "redis": redis, "store": store, "draining": draining })),
+    )
+        .into_response()
 }
 
 async fn metrics(State(svc): State<Arc<Service>>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], svc.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        svc.metrics.render(),
+    )
+        .into_response()
 }

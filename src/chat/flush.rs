@@ -28,7 +28,15 @@ pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
         let mut jobs = Vec::new();
         if now_ms() - last_claim >= claim_every {
             last_claim = now_ms();
-            match svc.redis.claim_stale_flush_jobs(&consumer, svc.settings.flush.claim_idle_ms, svc.settings.flush.batch).await {
+            match svc
+                .redis
+                .claim_stale_flush_jobs(
+                    &consumer,
+                    svc.settings.flush.claim_idle_ms,
+                    svc.settings.flush.batch,
+                )
+                .await
+            {
                 Ok(j) => jobs.extend(j),
                 Err(e) => tracing::warn!(error = %e, "claiming stale flush jobs failed"),
             }
@@ -56,7 +64,9 @@ pub async fn finish_job(svc: &Service, job: &str, chat: &str) {
     let started = Instant::now();
     match flush_chat(svc, chat).await {
         Ok(outcome) => {
-            svc.metrics.flush_duration.observe(started.elapsed().as_secs_f64());
+            svc.metrics
+                .flush_duration
+                .observe(started.elapsed().as_secs_f64());
             svc.metrics.flush_jobs.with_label_values(&[outcome]).inc();
             if let Err(e) = svc.redis.ack_flush_job(job).await {
                 tracing::warn!(job, error = %e, "ack failed; the job will be retried and found done");
@@ -90,7 +100,11 @@ async fn flush_chat(svc: &Service, chat: &str) -> Result<&'static str, FlushErro
         }
         entries.extend(page.into_iter().map(|e| TranscriptEntry {
             seq: e.seq,
-            kind: if e.kind == crate::protocol::EntryKind::System { "system".into() } else { "message".into() },
+            kind: if e.kind == crate::protocol::EntryKind::System {
+                "system".into()
+            } else {
+                "message".into()
+            },
             author: e.author,
             name: e.name,
             text: e.text,

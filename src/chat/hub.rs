@@ -18,7 +18,11 @@ pub enum Out {
     Frame(Arc<Encoded>),
     /// A transcript entry of `chat` (with the frames it implies); the connection drops it if it
     /// already delivered `seq` (the overlap of a resume's replay and live traffic).
-    Entry { chat: Arc<str>, seq: Seq, frames: Arc<Vec<Encoded>> },
+    Entry {
+        chat: Arc<str>,
+        seq: Seq,
+        frames: Arc<Vec<Encoded>>,
+    },
 }
 
 /// A frame encoded lazily once per encoding and shared by every recipient.
@@ -31,7 +35,11 @@ pub struct Encoded {
 
 impl Encoded {
     pub fn new(frame: ServerFrame) -> Encoded {
-        Encoded { frame, json: OnceLock::new(), msgpack: OnceLock::new() }
+        Encoded {
+            frame,
+            json: OnceLock::new(),
+            msgpack: OnceLock::new(),
+        }
     }
     pub fn bytes(&self, enc: Encoding) -> Bytes {
         let cell = match enc {
@@ -58,11 +66,21 @@ impl Seq {
 pub fn frames_for_entry(chat: &str, entry: Entry) -> Vec<Encoded> {
     let mut frames = Vec::with_capacity(2);
     let extra = match entry.event.as_str() {
-        "joined" => Some(ServerFrame::ChatStarted { chat_id: chat.to_string(), agent_name: entry.name.clone() }),
-        "ended" => Some(ServerFrame::ChatEnded { chat_id: chat.to_string(), by: entry.author.clone(), reason: entry.text.clone() }),
+        "joined" => Some(ServerFrame::ChatStarted {
+            chat_id: chat.to_string(),
+            agent_name: entry.name.clone(),
+        }),
+        "ended" => Some(ServerFrame::ChatEnded {
+            chat_id: chat.to_string(),
+            by: entry.author.clone(),
+            reason: entry.text.clone(),
+        }),
         _ => None,
     };
-    frames.push(Encoded::new(ServerFrame::Entry { chat_id: chat.to_string(), entry }));
+    frames.push(Encoded::new(ServerFrame::Entry {
+        chat_id: chat.to_string(),
+        entry,
+    }));
     if let Some(f) = extra {
         frames.push(Encoded::new(f));
     }
@@ -105,13 +123,28 @@ pub struct Hub {
 
 impl Hub {
     pub fn new(redis: RedisLayer, metrics: Arc<Metrics>) -> Hub {
-        Hub { redis, metrics, followers: Mutex::new(HashMap::new()), subscribed: tokio::sync::Mutex::new(HashSet::new()) }
+        Hub {
+            redis,
+            metrics,
+            followers: Mutex::new(HashMap::new()),
+            subscribed: tokio::sync::Mutex::new(HashSet::new()),
+        }
     }
 
     /// Adds a follower; returns once the node is subscribed, so nothing published after this
     /// returns is missed.
-    pub async fn follow(&self, channel: &str, conn: ConnId, f: Follower) -> Result<(), crate::redis::RedisError> {
-        self.followers.lock().unwrap().entry(channel.to_string()).or_default().insert(conn, f);
+    pub async fn follow(
+        &self,
+        channel: &str,
+        conn: ConnId,
+        f: Follower,
+    ) -> Result<(), crate::redis::RedisError> {
+        self.followers
+            .lock()
+            .unwrap()
+            .entry(channel.to_string())
+            .or_default()
+            .insert(conn, f);
         let mut subs = self.subscribed.lock().await;
         if !subs.contains(channel) {
             self.redis.subscribe(channel).await?;
@@ -122,7 +155,11 @@ impl Hub {
     }
 
     pub fn is_following(&self, channel: &str, conn: ConnId) -> bool {
-        self.followers.lock().unwrap().get(channel).is_some_and(|m| m.contains_key(&conn))
+        self.followers
+            .lock()
+            .unwrap()
+            .get(channel)
+            .is_some_and(|m| m.contains_key(&conn))
     }
 
     /// Removes a follower; the subscription goes when the last one leaves.
@@ -156,7 +193,11 @@ impl Hub {
 
     /// Number of local followers of a channel.
     pub fn local_followers(&self, channel: &str) -> usize {
-        self.followers.lock().unwrap().get(channel).map_or(0, |m| m.len())
+        self.followers
+            .lock()
+            .unwrap()
+            .get(channel)
+            .map_or(0, |m| m.len())
     }
 
     /// Delivers to every local follower of `channel`. A follower whose inbox is full is told
@@ -167,11 +208,9 @@ impl Hub {
             None => return,
         };
         for (_, f) in targets {
-            if f.tx.try_send(out.clone()).is_err() {
-                if !f.tx.is_closed() {
-                    self.metrics.slow_consumers.inc();
-                    f.slow.raise();
-                }
+            if f.tx.try_send(out.clone()).is_err() && !f.tx.is_closed() {
+                self.metrics.slow_consumers.inc();
+                f.slow.raise();
             }
         }
     }

@@ -32,7 +32,11 @@ pub struct Tokens {
 
 impl Tokens {
     pub fn new(secret: &str, visitor_ttl_s: u64, agent_ttl_s: u64) -> Tokens {
-        Tokens { key: secret.as_bytes().to_vec(), visitor_ttl_s, agent_ttl_s }
+        Tokens {
+            key: secret.as_bytes().to_vec(),
+            visitor_ttl_s,
+            agent_ttl_s,
+        }
     }
 
     fn mac(&self, payload: &[u8]) -> Hmac<Sha256> {
@@ -49,9 +53,11 @@ impl Tokens {
     pub fn issue(&self, who: &Identity, now_s: u64) -> String {
         match who {
             Identity::Visitor { id } => self.sign(format!("v|{id}|{}", now_s + self.visitor_ttl_s)),
-            Identity::Agent { id, admin } => {
-                self.sign(format!("a|{id}|{}|{}", if *admin { "admin" } else { "agent" }, now_s + self.agent_ttl_s))
-            }
+            Identity::Agent { id, admin } => self.sign(format!(
+                "a|{id}|{}|{}",
+                if *admin { "admin" } else { "agent" },
+                now_s + self.agent_ttl_s
+            )),
         }
     }
 
@@ -59,14 +65,20 @@ impl Tokens {
         let (p, t) = token.split_once('.').ok_or(TokenError::Malformed)?;
         let payload = B64.decode(p).map_err(|_| TokenError::Malformed)?;
         let tag = B64.decode(t).map_err(|_| TokenError::Malformed)?;
-        self.mac(&payload).verify_slice(&tag).map_err(|_| TokenError::BadSignature)?;
+        self.mac(&payload)
+            .verify_slice(&tag)
+            .map_err(|_| TokenError::BadSignature)?;
         let payload = String::from_utf8(payload).map_err(|_| TokenError::Malformed)?;
         let parts: Vec<&str> = payload.split('|').collect();
         let (who, exp) = match parts.as_slice() {
             ["v", id, exp] => (Identity::Visitor { id: id.to_string() }, exp),
-            ["a", id, role, exp] => {
-                (Identity::Agent { id: id.parse().map_err(|_| TokenError::Malformed)?, admin: *role == "admin" }, exp)
-            }
+            ["a", id, role, exp] => (
+                Identity::Agent {
+                    id: id.parse().map_err(|_| TokenError::Malformed)?,
+                    admin: *role == "admin",
+                },
+                exp,
+            ),
             _ => return Err(TokenError::Malformed),
         };
         let exp: u64 = exp.parse().map_err(|_| TokenError::Malformed)?;
@@ -96,7 +108,10 @@ mod tests {
         let forged = tok.replacen('.', "x.", 1);
         assert!(t.verify(&forged, 1000).is_err());
         let other = Tokens::new("z".repeat(32).as_str(), 100, 10);
-        assert_eq!(other.verify(&tok, 1000).unwrap_err(), TokenError::BadSignature);
+        assert_eq!(
+            other.verify(&tok, 1000).unwrap_err(),
+            TokenError::BadSignature
+        );
         let a = Identity::Agent { id: 7, admin: true };
         assert_eq!(t.verify(&t.issue(&a, 5), 6).unwrap(), a);
         assert_eq!(t.verify("garbage", 0).unwrap_err(), TokenError::Malformed);

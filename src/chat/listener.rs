@@ -41,13 +41,18 @@ pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
         let msg = match msg {
             Ok(m) => m,
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!(missed = n, "pub/sub receiver lagged; clients recover on resume");
+                tracing::warn!(
+                    missed = n,
+                    "pub/sub receiver lagged; clients recover on resume"
+                );
                 continue;
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
         let channel = msg.channel.to_string();
-        let Some(payload) = msg.value.as_string() else { continue };
+        let Some(payload) = msg.value.as_string() else {
+            continue;
+        };
         if channel == queue_channel {
             let svc = svc.clone();
             tokio::spawn(async move { svc.queue_changed(&payload).await });
@@ -55,7 +60,9 @@ pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
             on_entry(&svc, &channel, &payload);
         } else if svc.redis.keys.user_of_channel(&channel).is_some() {
             match serde_json::from_str::<ServerFrame>(&payload) {
-                Ok(frame) => svc.hub.deliver(&channel, Out::Frame(Arc::new(Encoded::new(frame)))),
+                Ok(frame) => svc
+                    .hub
+                    .deliver(&channel, Out::Frame(Arc::new(Encoded::new(frame)))),
                 Err(e) => tracing::warn!(error = %e, "undecodable user frame dropped"),
             }
         }
@@ -70,13 +77,19 @@ fn on_entry(svc: &Service, channel: &str, payload: &str) {
             return;
         }
     };
-    let Some(seq) = Seq::parse(&p.seq) else { return };
+    let Some(seq) = Seq::parse(&p.seq) else {
+        return;
+    };
     if p.event == "joined" || p.event == "ended" {
         svc.positions.forget_chat(&p.chat_id);
     }
     let entry = Entry {
         seq: p.seq,
-        kind: if p.kind == "system" { EntryKind::System } else { EntryKind::Message },
+        kind: if p.kind == "system" {
+            EntryKind::System
+        } else {
+            EntryKind::Message
+        },
         author: p.author,
         name: p.name,
         text: p.text,
@@ -85,5 +98,12 @@ fn on_entry(svc: &Service, channel: &str, payload: &str) {
         event: p.event,
     };
     let frames = Arc::new(frames_for_entry(&p.chat_id, entry));
-    svc.hub.deliver(channel, Out::Entry { chat: Arc::from(p.chat_id.as_str()), seq, frames });
+    svc.hub.deliver(
+        channel,
+        Out::Entry {
+            chat: Arc::from(p.chat_id.as_str()),
+            seq,
+            frames,
+        },
+    );
 }

@@ -37,7 +37,10 @@ pub struct ChatError {
 
 impl ChatError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ChatError {
-        ChatError { code, message: message.into() }
+        ChatError {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -48,7 +51,10 @@ impl From<RedisError> for ChatError {
                 "forbidden" => ChatError::new(ErrorCode::Forbidden, "not your chat"),
                 "not_found" => ChatError::new(ErrorCode::NotFound, "no such chat"),
                 "already" => ChatError::new(ErrorCode::WrongState, "the chat has already ended"),
-                _ => ChatError::new(ErrorCode::WrongState, "the chat is not in a state that allows this"),
+                _ => ChatError::new(
+                    ErrorCode::WrongState,
+                    "the chat is not in a state that allows this",
+                ),
             },
             other => {
                 tracing::warn!(error = %other, "redis failure");
@@ -77,8 +83,15 @@ pub type ChatResult<T> = Result<T, ChatError>;
 /// Who a connection belongs to, as the domain needs it.
 #[derive(Debug, Clone)]
 pub enum Party {
-    Visitor { id: String },
-    Agent { id: i64, name: String, max_chats: i64, queues: Vec<String> },
+    Visitor {
+        id: String,
+    },
+    Agent {
+        id: i64,
+        name: String,
+        max_chats: i64,
+        queues: Vec<String>,
+    },
 }
 
 impl Party {
@@ -103,6 +116,15 @@ impl Party {
     }
 }
 
+/// The pre-chat form of a visitor's request.
+#[derive(Debug, Clone, Default)]
+pub struct ChatRequest {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub question: Option<String>,
+    pub queue: Option<String>,
+}
+
 /// What a connection may see of one chat once authorised.
 #[derive(Debug, Clone)]
 pub struct ChatAccess {
@@ -113,7 +135,10 @@ pub struct ChatAccess {
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 pub struct Service {
@@ -131,9 +156,19 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(settings: Arc<Settings>, redis: RedisLayer, store: Store, metrics: Arc<Metrics>, node: String) -> Arc<Service> {
+    pub fn new(
+        settings: Arc<Settings>,
+        redis: RedisLayer,
+        store: Store,
+        metrics: Arc<Metrics>,
+        node: String,
+    ) -> Arc<Service> {
         let hub = Arc::new(Hub::new(redis.clone(), metrics.clone()));
-        let tokens = Tokens::new(&settings.auth.token_secret, settings.auth.visitor_token_ttl_seconds, settings.auth.agent_session_ttl_seconds);
+        let tokens = Tokens::new(
+            &settings.auth.token_secret,
+            settings.auth.visitor_token_ttl_seconds,
+            settings.auth.agent_session_ttl_seconds,
+        );
         Arc::new(Service {
             presence: Presence::new(&settings),
             positions: positions::Positions::default(),
@@ -159,7 +194,11 @@ impl Service {
     /// Sends a frame to every connection of one agent or visitor, on any node.
     async fn tell(&self, user_key: &str, frame: &ServerFrame) {
         let payload = serde_json::to_string(frame).expect("server frames serialise");
-        if let Err(e) = self.redis.publish(&self.redis.keys.user_channel(user_key), payload).await {
+        if let Err(e) = self
+            .redis
+            .publish(&self.redis.keys.user_channel(user_key), payload)
+            .await
+        {
             self.metrics.redis_errors.inc();
             tracing::warn!(error = %e, "could not publish to a user channel");
         }
@@ -168,11 +207,24 @@ impl Service {
     // ---- connection lifecycle ----
 
     /// Registers a new connection: follows its own channel and marks it present.
-    pub async fn connected(&self, party: &Party, conn: ConnId, f: Follower) -> ChatResult<ServerFrame> {
-        self.hub.follow(&self.redis.keys.user_channel(&party.user_key()), conn, f).await?;
+    pub async fn connected(
+        &self,
+        party: &Party,
+        conn: ConnId,
+        f: Follower,
+    ) -> ChatResult<ServerFrame> {
+        self.hub
+            .follow(&self.redis.keys.user_channel(&party.user_key()), conn, f)
+            .await?;
         self.presence.arrive(self, party).await;
         let chats = self.live_chats(party).await?;
-        Ok(ServerFrame::Welcome { version: crate::protocol::PROTOCOL_VERSION, role: party.role().into(), id: party.actor(), node: self.node.clone(), chats })
+        Ok(ServerFrame::Welcome {
+            version: crate::protocol::PROTOCOL_VERSION,
+            role: party.role().into(),
+            id: party.actor(),
+            node: self.node.clone(),
+            chats,
+        })
     }
 
     /// Unregisters a connection; `followed` are the chats it followed.
@@ -181,7 +233,9 @@ impl Service {
             self.positions.forget_conn(&chat, conn);
             self.hub.unfollow(&self.chat_channel(&chat), conn).await;
         }
-        self.hub.unfollow(&self.redis.keys.user_channel(&party.user_key()), conn).await;
+        self.hub
+            .unfollow(&self.redis.keys.user_channel(&party.user_key()), conn)
+            .await;
         self.presence.leave(self, party).await;
     }
 
@@ -193,7 +247,9 @@ impl Service {
         let mut out = Vec::new();
         for chat_id in ids {
             let r = self.redis.chat_record(&chat_id).await?;
-            let Some(state) = r.get("state") else { continue };
+            let Some(state) = r.get("state") else {
+                continue;
+            };
             if state == "decided" {
                 continue;
             }
@@ -210,7 +266,9 @@ impl Service {
     /// The agent's current status as stored in Redis (offline when unknown).
     pub async fn agent_status(&self, agent: i64) -> ChatResult<AgentStatus> {
         let r = self.redis.agent_record(&agent.to_string()).await?;
-        Ok(r.get("status").and_then(|s| AgentStatus::parse(s)).unwrap_or(AgentStatus::Offline))
+        Ok(r.get("status")
+            .and_then(|s| AgentStatus::parse(s))
+            .unwrap_or(AgentStatus::Offline))
     }
 
     // ---- visitor ----
@@ -220,49 +278,90 @@ impl Service {
         party: &Party,
         conn: ConnId,
         f: Follower,
-        name: Option<String>,
-        email: Option<String>,
-        question: Option<String>,
-        queue: Option<String>,
+        req: ChatRequest,
     ) -> ChatResult<(ChatAccess, ServerFrame, String)> {
+        let ChatRequest {
+            name,
+            email,
+            question,
+            queue,
+        } = req;
         let Party::Visitor { id: visitor } = party else {
-            return Err(ChatError::new(ErrorCode::Forbidden, "only visitors request chats"));
+            return Err(ChatError::new(
+                ErrorCode::Forbidden,
+                "only visitors request chats",
+            ));
         };
         let name = clean_optional(name, 100, "name")?;
         let email = clean_optional(email, 254, "email")?;
         if let Some(e) = &email {
             if !plausible_email(e) {
-                return Err(ChatError::new(ErrorCode::InvalidField, "email is not a valid address"));
+                return Err(ChatError::new(
+                    ErrorCode::InvalidField,
+                    "email is not a valid address",
+                ));
             }
         }
-        let question = clean_optional(question, self.settings.limits.max_message_chars, "question")?;
+        let question =
+            clean_optional(question, self.settings.limits.max_message_chars, "question")?;
         let queue = queue.unwrap_or_else(|| self.settings.chat.default_queue.clone());
         if !valid_name(&queue) {
-            return Err(ChatError::new(ErrorCode::InvalidField, "queue must be 1-64 of a-z, 0-9, '-', '_'"));
+            return Err(ChatError::new(
+                ErrorCode::InvalidField,
+                "queue must be 1-64 of a-z, 0-9, '-', '_'",
+            ));
         }
         if !self.store.queues().await?.contains(&queue) {
-            return Err(ChatError::new(ErrorCode::NotFound, format!("no queue named {queue}")));
+            return Err(ChatError::new(
+                ErrorCode::NotFound,
+                format!("no queue named {queue}"),
+            ));
         }
         let chat_id = identity::new_id();
         let now = now_ms();
         let r = self
             .redis
-            .request(&chat_id, visitor, &queue, name.as_deref().unwrap_or(""), email.as_deref().unwrap_or(""), question.as_deref().unwrap_or(""), now)
+            .request(
+                &chat_id,
+                visitor,
+                &queue,
+                name.as_deref().unwrap_or(""),
+                email.as_deref().unwrap_or(""),
+                question.as_deref().unwrap_or(""),
+                now,
+            )
             .await?;
         if r.state == "active" {
-            return Err(ChatError::new(ErrorCode::WrongState, format!("chat {} is already running; resume it", r.chat_id)));
+            return Err(ChatError::new(
+                ErrorCode::WrongState,
+                format!("chat {} is already running; resume it", r.chat_id),
+            ));
         }
         if r.created {
             self.metrics.chats_requested.inc();
         }
-        self.hub.follow(&self.chat_channel(&r.chat_id), conn, f).await?;
+        self.hub
+            .follow(&self.chat_channel(&r.chat_id), conn, f)
+            .await?;
         self.positions.watch(&r.queue, &r.chat_id, conn, r.position);
         if r.created {
             self.route(&r.queue).await;
         }
         let position = self.positions.current(&r.chat_id).unwrap_or(r.position);
-        let access = ChatAccess { display_name: name.unwrap_or_else(|| "Visitor".into()), state: r.state.clone(), queue: r.queue.clone() };
-        Ok((access, ServerFrame::Queued { chat_id: r.chat_id.clone(), queue: r.queue, position }, r.chat_id))
+        let access = ChatAccess {
+            display_name: name.unwrap_or_else(|| "Visitor".into()),
+            state: r.state.clone(),
+            queue: r.queue.clone(),
+        };
+        Ok((
+            access,
+            ServerFrame::Queued {
+                chat_id: r.chat_id.clone(),
+                queue: r.queue,
+                position,
+            },
+            r.chat_id,
+        ))
     }
 
     // ---- both sides ----
@@ -280,30 +379,56 @@ impl Service {
                     return Err(ChatError::new(ErrorCode::Forbidden, "not your chat"));
                 }
                 let n = field("name");
-                if n.is_empty() { "Visitor".to_string() } else { n.to_string() }
+                if n.is_empty() {
+                    "Visitor".to_string()
+                } else {
+                    n.to_string()
+                }
             }
             Party::Agent { id, name, .. } => {
                 let me = id.to_string();
                 if field("agent") != me && field("offered_to") != me {
-                    return Err(ChatError::new(ErrorCode::Forbidden, "this chat is not assigned to you"));
+                    return Err(ChatError::new(
+                        ErrorCode::Forbidden,
+                        "this chat is not assigned to you",
+                    ));
                 }
                 name.clone()
             }
         };
-        Ok(ChatAccess { display_name, state, queue: field("queue").to_string() })
+        Ok(ChatAccess {
+            display_name,
+            state,
+            queue: field("queue").to_string(),
+        })
     }
 
     /// Follows a chat and returns what came after `last_seq`. The caller delivers the
     /// returned entries, then live ones with a greater sequence.
-    pub async fn resume(&self, party: &Party, conn: ConnId, f: Follower, chat: &str, last_seq: &str) -> ChatResult<(ChatAccess, Vec<Entry>)> {
+    pub async fn resume(
+        &self,
+        party: &Party,
+        conn: ConnId,
+        f: Follower,
+        chat: &str,
+        last_seq: &str,
+    ) -> ChatResult<(ChatAccess, Vec<Entry>)> {
         if !last_seq.is_empty() && hub::Seq::parse(last_seq).is_none() {
-            return Err(ChatError::new(ErrorCode::BadSequence, "last_seq must be a sequence number like 1700000000000-0"));
+            return Err(ChatError::new(
+                ErrorCode::BadSequence,
+                "last_seq must be a sequence number like 1700000000000-0",
+            ));
         }
         let access = self.authorise(party, chat).await?;
         if !last_seq.is_empty() {
             let last = self.redis.last_seq(chat).await?;
-            if hub::Seq::parse(&last).unwrap_or_default() < hub::Seq::parse(last_seq).unwrap_or_default() {
-                return Err(ChatError::new(ErrorCode::BadSequence, "last_seq is ahead of the chat"));
+            if hub::Seq::parse(&last).unwrap_or_default()
+                < hub::Seq::parse(last_seq).unwrap_or_default()
+            {
+                return Err(ChatError::new(
+                    ErrorCode::BadSequence,
+                    "last_seq is ahead of the chat",
+                ));
             }
         }
         // Subscribe before reading history: anything appended meanwhile arrives live and the
@@ -331,24 +456,59 @@ impl Service {
         Ok((access, entries))
     }
 
-    pub async fn send(&self, party: &Party, conn: ConnId, access: &ChatAccess, chat: &str, client_msg_id: &str, text: &str) -> ChatResult<ServerFrame> {
+    pub async fn send(
+        &self,
+        party: &Party,
+        conn: ConnId,
+        access: &ChatAccess,
+        chat: &str,
+        client_msg_id: &str,
+        text: &str,
+    ) -> ChatResult<ServerFrame> {
         if client_msg_id.is_empty() || client_msg_id.len() > 64 {
-            return Err(ChatError::new(ErrorCode::InvalidField, "client_msg_id must be 1-64 characters"));
+            return Err(ChatError::new(
+                ErrorCode::InvalidField,
+                "client_msg_id must be 1-64 characters",
+            ));
         }
         if text.trim().is_empty() {
             return Err(ChatError::new(ErrorCode::InvalidField, "text is empty"));
         }
         if text.chars().count() > self.settings.limits.max_message_chars {
-            return Err(ChatError::new(ErrorCode::MessageTooLong, format!("text is over {} characters", self.settings.limits.max_message_chars)));
+            return Err(ChatError::new(
+                ErrorCode::MessageTooLong,
+                format!(
+                    "text is over {} characters",
+                    self.settings.limits.max_message_chars
+                ),
+            ));
         }
         if !self.hub.is_following(&self.chat_channel(chat), conn) {
-            return Err(ChatError::new(ErrorCode::Forbidden, "resume the chat before sending to it"));
+            return Err(ChatError::new(
+                ErrorCode::Forbidden,
+                "resume the chat before sending to it",
+            ));
         }
-        let (seq, new) = self.redis.chat_send(chat, party.role(), &party.actor(), &access.display_name, client_msg_id, text, now_ms()).await?;
+        let (seq, new) = self
+            .redis
+            .chat_send(
+                chat,
+                party.role(),
+                &party.actor(),
+                &access.display_name,
+                client_msg_id,
+                text,
+                now_ms(),
+            )
+            .await?;
         if new {
             self.metrics.messages.inc();
         }
-        Ok(ServerFrame::Ack { chat_id: chat.into(), client_msg_id: client_msg_id.into(), seq })
+        Ok(ServerFrame::Ack {
+            chat_id: chat.into(),
+            client_msg_id: client_msg_id.into(),
+            seq,
+        })
     }
 
     /// Ends a chat on behalf of a visitor or an agent.
@@ -357,13 +517,33 @@ impl Service {
             Party::Visitor { .. } => ("visitor", VISITOR_ENDED, CUSTOMER_REJECTED),
             Party::Agent { .. } => ("agent", AGENT_ENDED, AGENT_CLOSED),
         };
-        self.end_as(chat, by, &party.actor(), reason_active, reason_waiting).await
+        self.end_as(chat, by, &party.actor(), reason_active, reason_waiting)
+            .await
     }
 
     /// The one path every end takes (visitor, agent, close, grace timer).
-    pub async fn end_as(&self, chat: &str, by: &str, actor: &str, reason_active: &str, reason_waiting: &str) -> ChatResult<()> {
+    pub async fn end_as(
+        &self,
+        chat: &str,
+        by: &str,
+        actor: &str,
+        reason_active: &str,
+        reason_waiting: &str,
+    ) -> ChatResult<()> {
         let now = now_ms();
-        let ended = self.redis.end(chat, by, actor, reason_active, reason_waiting, now, self.lease(), self.settings.chat.decision_timeout_ms).await?;
+        let ended = self
+            .redis
+            .end(
+                chat,
+                by,
+                actor,
+                reason_active,
+                reason_waiting,
+                now,
+                self.lease(),
+                self.settings.chat.decision_timeout_ms,
+            )
+            .await?;
         self.metrics.chats_ended.with_label_values(&[by]).inc();
         self.positions.forget_chat(chat);
         let leased = now + self.lease() as i64;
@@ -371,11 +551,25 @@ impl Service {
         let _ = self.redis.timer_done(&format!("end:{chat}"), leased).await;
         if ended.previous_state != "active" {
             if !ended.agent.is_empty() {
-                let reason = if by == "agent" { "closed" } else { "customer_rejected" };
-                self.tell(&format!("a:{}", ended.agent), &ServerFrame::OfferRevoked { chat_id: chat.into(), reason: reason.into() }).await;
+                let reason = if by == "agent" {
+                    "closed"
+                } else {
+                    "customer_rejected"
+                };
+                self.tell(
+                    &format!("a:{}", ended.agent),
+                    &ServerFrame::OfferRevoked {
+                        chat_id: chat.into(),
+                        reason: reason.into(),
+                    },
+                )
+                .await;
             }
             self.apply_flush(chat).await?;
-            let _ = self.redis.timer_done(&format!("flush:{chat}"), leased).await;
+            let _ = self
+                .redis
+                .timer_done(&format!("flush:{chat}"), leased)
+                .await;
         }
         self.route(&ended.queue).await;
         Ok(())
@@ -388,8 +582,21 @@ impl Service {
             return Ok(());
         }
         let g = |k: &str| r.get(k).cloned().unwrap_or_default();
-        let at = r.get("ended").and_then(|s| s.parse().ok()).unwrap_or_else(now_ms);
-        self.redis.chat_end(chat, &g("ended_by"), &g("end_reason"), at, &g("visitor"), &g("question"), &g("name")).await?;
+        let at = r
+            .get("ended")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(now_ms);
+        self.redis
+            .chat_end(
+                chat,
+                &g("ended_by"),
+                &g("end_reason"),
+                at,
+                &g("visitor"),
+                &g("question"),
+                &g("name"),
+            )
+            .await?;
         Ok(())
     }
 
@@ -403,10 +610,28 @@ impl Service {
     // ---- agent ----
 
     pub async fn set_status(&self, party: &Party, status: AgentStatus) -> ChatResult<ServerFrame> {
-        let Party::Agent { id, name, max_chats, queues } = party else {
-            return Err(ChatError::new(ErrorCode::Forbidden, "only agents have a status"));
+        let Party::Agent {
+            id,
+            name,
+            max_chats,
+            queues,
+        } = party
+        else {
+            return Err(ChatError::new(
+                ErrorCode::Forbidden,
+                "only agents have a status",
+            ));
         };
-        self.redis.set_agent_status(&id.to_string(), status.as_str(), *max_chats, &queues.join(","), name, now_ms()).await?;
+        self.redis
+            .set_agent_status(
+                &id.to_string(),
+                status.as_str(),
+                *max_chats,
+                &queues.join(","),
+                name,
+                now_ms(),
+            )
+            .await?;
         if status == AgentStatus::Available {
             for q in queues {
                 self.route(q).await;
@@ -419,7 +644,11 @@ impl Service {
 
     /// Offers waiting chats of `queue` and tells the chosen agents.
     pub async fn route(&self, queue: &str) {
-        let offers = match self.redis.route(queue, now_ms(), self.settings.chat.offer_timeout_ms).await {
+        let offers = match self
+            .redis
+            .route(queue, now_ms(), self.settings.chat.offer_timeout_ms)
+            .await
+        {
             Ok(o) => o,
             Err(e) => {
                 self.metrics.redis_errors.inc();
@@ -434,7 +663,10 @@ impl Service {
                 Err(_) => continue,
             };
             let g = |k: &str| r.get(k).cloned().unwrap_or_default();
-            let offered_at: i64 = r.get("offered_at").and_then(|s| s.parse().ok()).unwrap_or_else(now_ms);
+            let offered_at: i64 = r
+                .get("offered_at")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(now_ms);
             let frame = ServerFrame::Offer {
                 chat_id: chat.clone(),
                 queue: g("queue"),
@@ -448,14 +680,27 @@ impl Service {
         self.refresh_positions(queue).await;
     }
 
-    pub async fn accept(&self, party: &Party, conn: ConnId, f: Follower, chat: &str) -> ChatResult<ChatAccess> {
+    pub async fn accept(
+        &self,
+        party: &Party,
+        conn: ConnId,
+        f: Follower,
+        chat: &str,
+    ) -> ChatResult<ChatAccess> {
         let Party::Agent { id, name, .. } = party else {
-            return Err(ChatError::new(ErrorCode::Forbidden, "only agents accept chats"));
+            return Err(ChatError::new(
+                ErrorCode::Forbidden,
+                "only agents accept chats",
+            ));
         };
         let now = now_ms();
         // Follow first so the join entry arrives live.
         self.hub.follow(&self.chat_channel(chat), conn, f).await?;
-        let a = match self.redis.accept(chat, &id.to_string(), now, self.lease()).await {
+        let a = match self
+            .redis
+            .accept(chat, &id.to_string(), now, self.lease())
+            .await
+        {
             Ok(a) => a,
             Err(e) => {
                 self.hub.unfollow(&self.chat_channel(chat), conn).await;
@@ -463,57 +708,151 @@ impl Service {
             }
         };
         if a.fresh {
-            self.metrics.request_to_accept.observe((now - a.created).max(0) as f64 / 1000.0);
+            self.metrics
+                .request_to_accept
+                .observe((now - a.created).max(0) as f64 / 1000.0);
         }
-        self.apply_join(chat, &a.visitor, &id.to_string(), name, &a.question, &a.name, now).await?;
-        let _ = self.redis.timer_done(&format!("join:{chat}"), now + self.lease() as i64).await;
-        self.tell(&party.user_key(), &ServerFrame::OfferRevoked { chat_id: chat.into(), reason: "accepted".into() }).await;
-        Ok(ChatAccess { display_name: name.clone(), state: "active".into(), queue: a.queue })
+        self.apply_join(
+            chat,
+            &a.visitor,
+            &id.to_string(),
+            name,
+            &a.question,
+            &a.name,
+            now,
+        )
+        .await?;
+        let _ = self
+            .redis
+            .timer_done(&format!("join:{chat}"), now + self.lease() as i64)
+            .await;
+        self.tell(
+            &party.user_key(),
+            &ServerFrame::OfferRevoked {
+                chat_id: chat.into(),
+                reason: "accepted".into(),
+            },
+        )
+        .await;
+        Ok(ChatAccess {
+            display_name: name.clone(),
+            state: "active".into(),
+            queue: a.queue,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn apply_join(&self, chat: &str, visitor: &str, agent: &str, agent_name: &str, question: &str, visitor_name: &str, now: i64) -> ChatResult<()> {
+    async fn apply_join(
+        &self,
+        chat: &str,
+        visitor: &str,
+        agent: &str,
+        agent_name: &str,
+        question: &str,
+        visitor_name: &str,
+        now: i64,
+    ) -> ChatResult<()> {
         let text = format!("{agent_name} joined the chat");
-        let vname = if visitor_name.is_empty() { "Visitor" } else { visitor_name };
-        self.redis.chat_join(chat, visitor, agent, agent_name, question, vname, now, &text).await?;
+        let vname = if visitor_name.is_empty() {
+            "Visitor"
+        } else {
+            visitor_name
+        };
+        self.redis
+            .chat_join(
+                chat, visitor, agent, agent_name, question, vname, now, &text,
+            )
+            .await?;
         Ok(())
     }
 
     pub async fn deny(&self, party: &Party, conn: ConnId, chat: &str) -> ChatResult<ServerFrame> {
         let Party::Agent { id, .. } = party else {
-            return Err(ChatError::new(ErrorCode::Forbidden, "only agents deny chats"));
+            return Err(ChatError::new(
+                ErrorCode::Forbidden,
+                "only agents deny chats",
+            ));
         };
-        let (queue, _) = self.redis.requeue(chat, &id.to_string(), now_ms(), self.settings.chat.offer_timeout_ms).await?;
+        let (queue, _) = self
+            .redis
+            .requeue(
+                chat,
+                &id.to_string(),
+                now_ms(),
+                self.settings.chat.offer_timeout_ms,
+            )
+            .await?;
         self.metrics.denials.inc();
         self.hub.unfollow(&self.chat_channel(chat), conn).await;
         self.route(&queue).await;
-        Ok(ServerFrame::OfferRevoked { chat_id: chat.into(), reason: "denied".into() })
+        Ok(ServerFrame::OfferRevoked {
+            chat_id: chat.into(),
+            reason: "denied".into(),
+        })
     }
 
-    pub async fn decide(&self, party: &Party, chat: &str, decision: Decision, interaction: Option<i64>) -> ChatResult<ServerFrame> {
+    pub async fn decide(
+        &self,
+        party: &Party,
+        chat: &str,
+        decision: Decision,
+        interaction: Option<i64>,
+    ) -> ChatResult<ServerFrame> {
         let Party::Agent { id, .. } = party else {
             return Err(ChatError::new(ErrorCode::Forbidden, "only agents decide"));
         };
         match (decision, interaction) {
-            (Decision::Keep, _) => return Err(ChatError::new(ErrorCode::InvalidField, "decision must be create, add or trash")),
-            (Decision::Add, None) => return Err(ChatError::new(ErrorCode::InvalidField, "decision add needs interaction_id")),
+            (Decision::Keep, _) => {
+                return Err(ChatError::new(
+                    ErrorCode::InvalidField,
+                    "decision must be create, add or trash",
+                ))
+            }
+            (Decision::Add, None) => {
+                return Err(ChatError::new(
+                    ErrorCode::InvalidField,
+                    "decision add needs interaction_id",
+                ))
+            }
             (Decision::Add, Some(iid)) => {
                 let allowed = self.contact_interactions(party, chat).await?;
                 if !allowed.iter().any(|i| i.id == iid) {
-                    return Err(ChatError::new(ErrorCode::NotFound, "no such interaction for this contact"));
+                    return Err(ChatError::new(
+                        ErrorCode::NotFound,
+                        "no such interaction for this contact",
+                    ));
                 }
             }
             _ => {}
         }
         let now = now_ms();
-        self.redis.decide(chat, &id.to_string(), decision.as_str(), interaction.filter(|_| decision == Decision::Add), now, self.lease()).await?;
+        self.redis
+            .decide(
+                chat,
+                &id.to_string(),
+                decision.as_str(),
+                interaction.filter(|_| decision == Decision::Add),
+                now,
+                self.lease(),
+            )
+            .await?;
         self.apply_flush(chat).await?;
-        let _ = self.redis.timer_done(&format!("flush:{chat}"), now + self.lease() as i64).await;
-        Ok(ServerFrame::Decided { chat_id: chat.into(), decision })
+        let _ = self
+            .redis
+            .timer_done(&format!("flush:{chat}"), now + self.lease() as i64)
+            .await;
+        Ok(ServerFrame::Decided {
+            chat_id: chat.into(),
+            decision,
+        })
     }
 
     /// Interactions of the contact behind `chat`, for "add to an existing interaction".
-    pub async fn contact_interactions(&self, party: &Party, chat: &str) -> ChatResult<Vec<crate::store::Interaction>> {
+    pub async fn contact_interactions(
+        &self,
+        party: &Party,
+        chat: &str,
+    ) -> ChatResult<Vec<crate::store::Interaction>> {
         self.authorise(party, chat).await?;
         let r = self.redis.chat_record(chat).await?;
         let visitor = r.get("visitor").cloned().unwrap_or_default();
@@ -535,8 +874,13 @@ impl Service {
             Err(_) => return,
         };
         for (chat, position) in self.positions.update(queue, &members) {
-            let frame = Arc::new(Encoded::new(ServerFrame::Queued { chat_id: chat.clone(), queue: queue.to_string(), position }));
-            self.hub.deliver(&self.chat_channel(&chat), Out::Frame(frame));
+            let frame = Arc::new(Encoded::new(ServerFrame::Queued {
+                chat_id: chat.clone(),
+                queue: queue.to_string(),
+                position,
+            }));
+            self.hub
+                .deliver(&self.chat_channel(&chat), Out::Frame(frame));
         }
     }
 
@@ -548,15 +892,28 @@ impl Service {
 
 fn clean_optional(v: Option<String>, max: usize, field: &str) -> ChatResult<Option<String>> {
     match v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
-        Some(s) if s.chars().count() > max => Err(ChatError::new(ErrorCode::InvalidField, format!("{field} is over {max} characters"))),
-        Some(s) if s.chars().any(|c| c.is_control()) => Err(ChatError::new(ErrorCode::InvalidField, format!("{field} contains control characters"))),
+        Some(s) if s.chars().count() > max => Err(ChatError::new(
+            ErrorCode::InvalidField,
+            format!("{field} is over {max} characters"),
+        )),
+        Some(s) if s.chars().any(|c| c.is_control()) => Err(ChatError::new(
+            ErrorCode::InvalidField,
+            format!("{field} contains control characters"),
+        )),
         other => Ok(other),
     }
 }
 
 fn plausible_email(e: &str) -> bool {
     match e.split_once('@') {
-        Some((local, domain)) => !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !e.contains(char::is_whitespace) && !domain.contains('@'),
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !e.contains(char::is_whitespace)
+                && !domain.contains('@')
+        }
         None => false,
     }
 }

@@ -21,7 +21,10 @@ pub struct Positions {
 impl Positions {
     pub fn watch(&self, queue: &str, chat: &str, conn: ConnId, position: u64) {
         let mut m = self.chats.lock().unwrap();
-        let w = m.entry(chat.to_string()).or_insert_with(|| Watch { queue: queue.to_string(), ..Default::default() });
+        let w = m.entry(chat.to_string()).or_insert_with(|| Watch {
+            queue: queue.to_string(),
+            ..Default::default()
+        });
         w.conns.insert(conn);
         if position > 0 {
             w.last = position;
@@ -29,11 +32,20 @@ impl Positions {
     }
 
     pub fn current(&self, chat: &str) -> Option<u64> {
-        self.chats.lock().unwrap().get(chat).map(|w| w.last).filter(|p| *p > 0)
+        self.chats
+            .lock()
+            .unwrap()
+            .get(chat)
+            .map(|w| w.last)
+            .filter(|p| *p > 0)
     }
 
     pub fn has_watchers(&self, queue: &str) -> bool {
-        self.chats.lock().unwrap().values().any(|w| w.queue == queue)
+        self.chats
+            .lock()
+            .unwrap()
+            .values()
+            .any(|w| w.queue == queue)
     }
 
     pub fn forget_chat(&self, chat: &str) {
@@ -54,7 +66,11 @@ impl Positions {
     /// A watched chat no longer in the queue has been offered or ended: it stops being watched
     /// once it is gone for good (joined or ended), which `forget_chat` handles; here it is skipped.
     pub fn update(&self, queue: &str, members: &[String]) -> Vec<(String, u64)> {
-        let index: HashMap<&str, u64> = members.iter().enumerate().map(|(i, c)| (c.as_str(), i as u64 + 1)).collect();
+        let index: HashMap<&str, u64> = members
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.as_str(), i as u64 + 1))
+            .collect();
         let mut changed = Vec::new();
         let mut m = self.chats.lock().unwrap();
         for (chat, w) in m.iter_mut().filter(|(_, w)| w.queue == queue) {

@@ -25,11 +25,19 @@ fn member(p: &Party) -> String {
 
 impl Presence {
     pub fn new(s: &Settings) -> Presence {
-        Presence { local: Mutex::new(HashMap::new()), visitor_grace_ms: s.chat.visitor_grace_ms as i64, agent_grace_ms: s.chat.agent_grace_ms as i64 }
+        Presence {
+            local: Mutex::new(HashMap::new()),
+            visitor_grace_ms: s.chat.visitor_grace_ms as i64,
+            agent_grace_ms: s.chat.agent_grace_ms as i64,
+        }
     }
 
     fn grace(&self, m: &str) -> i64 {
-        if m.starts_with("grace:") { self.visitor_grace_ms } else { self.agent_grace_ms }
+        if m.starts_with("grace:") {
+            self.visitor_grace_ms
+        } else {
+            self.agent_grace_ms
+        }
     }
 
     /// How often the node re-announces its parties: well inside the shorter grace period.
@@ -64,7 +72,13 @@ impl Presence {
     /// One ZADD for every party connected here.
     pub async fn heartbeat(&self, svc: &Service) {
         let now = now_ms();
-        let batch: Vec<(String, i64)> = self.local.lock().unwrap().keys().map(|m| (m.clone(), now + self.grace(m))).collect();
+        let batch: Vec<(String, i64)> = self
+            .local
+            .lock()
+            .unwrap()
+            .keys()
+            .map(|m| (m.clone(), now + self.grace(m)))
+            .collect();
         for chunk in batch.chunks(1000) {
             if let Err(e) = svc.redis.schedule(chunk.to_vec()).await {
                 svc.metrics.redis_errors.inc();

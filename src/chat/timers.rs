@@ -38,7 +38,11 @@ pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
 }
 
 async fn fire_due(svc: &Service) {
-    let due = match svc.redis.claim_timers(now_ms(), svc.settings.chat.timer_lease_ms, 100).await {
+    let due = match svc
+        .redis
+        .claim_timers(now_ms(), svc.settings.chat.timer_lease_ms, 100)
+        .await
+    {
         Ok(d) => d,
         Err(e) => {
             svc.metrics.redis_errors.inc();
@@ -47,24 +51,39 @@ async fn fire_due(svc: &Service) {
         }
     };
     for (member, leased) in due {
-        let Some((kind, id)) = member.split_once(':') else { continue };
+        let Some((kind, id)) = member.split_once(':') else {
+            continue;
+        };
         svc.metrics.timers_fired.with_label_values(&[kind]).inc();
         match fire(svc, kind, id).await {
             Ok(()) => {
                 let _ = svc.redis.timer_done(&member, leased).await;
             }
             // Left in the set: it fires again when the lease runs out.
-            Err(e) => tracing::warn!(timer = %member, error = ?e, "timer handler failed; will retry"),
+            Err(e) => {
+                tracing::warn!(timer = %member, error = ?e, "timer handler failed; will retry")
+            }
         }
     }
 }
 
 async fn fire(svc: &Service, kind: &str, id: &str) -> Result<(), super::ChatError> {
     match kind {
-        "offer" => match svc.redis.requeue(id, "", now_ms(), svc.settings.chat.offer_timeout_ms).await {
+        "offer" => match svc
+            .redis
+            .requeue(id, "", now_ms(), svc.settings.chat.offer_timeout_ms)
+            .await
+        {
             Ok((queue, agent)) => {
                 svc.metrics.offer_timeouts.inc();
-                svc.tell(&format!("a:{agent}"), &ServerFrame::OfferRevoked { chat_id: id.into(), reason: "timeout".into() }).await;
+                svc.tell(
+                    &format!("a:{agent}"),
+                    &ServerFrame::OfferRevoked {
+                        chat_id: id.into(),
+                        reason: "timeout".into(),
+                    },
+                )
+                .await;
                 svc.route(&queue).await;
                 Ok(())
             }
@@ -73,9 +92,20 @@ async fn fire(svc: &Service, kind: &str, id: &str) -> Result<(), super::ChatErro
         },
         "grace" => {
             for chat in svc.redis.visitor_chats(id).await? {
-                match svc.end_as(&chat, "system", "", VISITOR_CLOSED_BROWSER, CUSTOMER_REJECTED).await {
+                match svc
+                    .end_as(
+                        &chat,
+                        "system",
+                        "",
+                        VISITOR_CLOSED_BROWSER,
+                        CUSTOMER_REJECTED,
+                    )
+                    .await
+                {
                     Ok(()) => {}
-                    Err(e) if e.code == crate::protocol::ErrorCode::WrongState || e.code == crate::protocol::ErrorCode::NotFound => {}
+                    Err(e)
+                        if e.code == crate::protocol::ErrorCode::WrongState
+                            || e.code == crate::protocol::ErrorCode::NotFound => {}
                     Err(e) => return Err(e),
                 }
             }
@@ -85,7 +115,16 @@ async fn fire(svc: &Service, kind: &str, id: &str) -> Result<(), super::ChatErro
             let r = svc.redis.agent_record(id).await?;
             if r.get("status").map(String::as_str).unwrap_or("offline") != "offline" {
                 let g = |k: &str| r.get(k).cloned().unwrap_or_default();
-                svc.redis.set_agent_status(id, "offline", g("max").parse().unwrap_or(0), &g("queues"), &g("name"), now_ms()).await?;
+                svc.redis
+                    .set_agent_status(
+                        id,
+                        "offline",
+                        g("max").parse().unwrap_or(0),
+                        &g("queues"),
+                        &g("name"),
+                        now_ms(),
+                    )
+                    .await?;
             }
             Ok(())
         }
@@ -98,10 +137,30 @@ async fn fire(svc: &Service, kind: &str, id: &str) -> Result<(), super::ChatErro
             let agent = svc.redis.agent_record(&g("agent")).await?;
             let agent_name = agent.get("name").cloned().unwrap_or_default();
             let at = g("accepted").parse().unwrap_or_else(|_| now_ms());
-            svc.apply_join(id, &g("visitor"), &g("agent"), &agent_name, &g("question"), &g("name"), at).await
+            svc.apply_join(
+                id,
+                &g("visitor"),
+                &g("agent"),
+                &agent_name,
+                &g("question"),
+                &g("name"),
+                at,
+            )
+            .await
         }
         "end" => svc.apply_end(id).await,
-        "wrapup" => match svc.redis.decide(id, "", "keep", None, now_ms(), svc.settings.chat.timer_lease_ms).await {
+        "wrapup" => match svc
+            .redis
+            .decide(
+                id,
+                "",
+                "keep",
+                None,
+                now_ms(),
+                svc.settings.chat.timer_lease_ms,
+            )
+            .await
+        {
             Ok(()) => svc.apply_flush(id).await,
             Err(RedisError::Refused(_)) => Ok(()),
             Err(e) => Err(e.into()),

@@ -5,7 +5,7 @@
 use super::limits::RateLimit;
 use super::Gateway;
 use crate::chat::hub::{frames_for_entry, ConnId, Encoded, Follower, Out, Seq, SlowFlag};
-use crate::chat::{ChatAccess, ChatError, Party};
+use crate::chat::{ChatAccess, ChatError, ChatRequest, Party};
 use crate::protocol::{close_codes, decode_client, ClientFrame, Encoding, ErrorCode, ServerFrame};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use std::collections::HashMap;
@@ -40,7 +40,13 @@ enum Flow {
     Close(u16, &'static str),
 }
 
-pub async fn run(gw: Arc<Gateway>, mut socket: WebSocket, party: Party, id: ConnId, encoding: Encoding) {
+pub async fn run(
+    gw: Arc<Gateway>,
+    mut socket: WebSocket,
+    party: Party,
+    id: ConnId,
+    encoding: Encoding,
+) {
     let span = tracing::info_span!("conn", id, role = party.role());
     async move {
         let limits = &gw.svc.settings.limits;
@@ -123,14 +129,19 @@ impl Conn {
 
     async fn start(&mut self, socket: &mut WebSocket) -> Flow {
         let svc = self.gw.svc.clone();
-        match svc.connected(&self.party, self.id, self.follower.clone()).await {
+        match svc
+            .connected(&self.party, self.id, self.follower.clone())
+            .await
+        {
             Ok(welcome) => {
                 if let Flow::Close(c, r) = self.reply(socket, welcome).await {
                     return Flow::Close(c, r);
                 }
             }
             Err(e) => {
-                let _ = self.reply(socket, ServerFrame::error(e.code, e.message, None)).await;
+                let _ = self
+                    .reply(socket, ServerFrame::error(e.code, e.message, None))
+                    .await;
                 return Flow::Close(1011, "unavailable");
             }
         }
@@ -147,7 +158,9 @@ impl Conn {
         match out {
             Out::Frame(f) => self.write(socket, &f).await,
             Out::Entry { chat, seq, frames } => {
-                let Some(followed) = self.chats.get_mut(&*chat) else { return Flow::Continue };
+                let Some(followed) = self.chats.get_mut(&*chat) else {
+                    return Flow::Continue;
+                };
                 if seq <= followed.delivered {
                     return Flow::Continue;
                 }
@@ -166,12 +179,17 @@ impl Conn {
         let metrics = self.gw.svc.metrics.clone();
         let limit = self.gw.svc.settings.limits.max_frame_bytes;
         let result = if !self.rate.allow() {
-            Err((ChatError::new(ErrorCode::RateLimited, "too many frames; slow down"), None))
+            Err((
+                ChatError::new(ErrorCode::RateLimited, "too many frames; slow down"),
+                None,
+            ))
         } else {
             match decode_client(bytes, encoding, limit) {
                 Ok(frame) => {
                     let reference = frame_ref(&frame);
-                    self.dispatch(socket, frame).await.map_err(|e| (e, reference))
+                    self.dispatch(socket, frame)
+                        .await
+                        .map_err(|e| (e, reference))
                 }
                 Err(e) => Err((ChatError::new(e.code(), e.to_string()), None)),
             }
@@ -182,30 +200,63 @@ impl Conn {
                 flow
             }
             Err((e, reference)) => {
-                metrics.frames_rejected.with_label_values(&[e.code.name()]).inc();
+                metrics
+                    .frames_rejected
+                    .with_label_values(&[e.code.name()])
+                    .inc();
                 self.errors_in_a_row += 1;
                 if self.errors_in_a_row > self.gw.svc.settings.limits.max_consecutive_errors {
                     return Flow::Close(close_codes::TOO_MANY_ERRORS, "too many refused frames");
                 }
-                self.reply(socket, ServerFrame::error(e.code, e.message, reference)).await
+                self.reply(socket, ServerFrame::error(e.code, e.message, reference))
+                    .await
             }
         }
     }
 
-    async fn dispatch(&mut self, socket: &mut WebSocket, frame: ClientFrame) -> Result<Flow, ChatError> {
+    async fn dispatch(
+        &mut self,
+        socket: &mut WebSocket,
+        frame: ClientFrame,
+    ) -> Result<Flow, ChatError> {
         let svc = self.gw.svc.clone();
         let party = self.party.clone();
         let reply = match frame {
             ClientFrame::Ping { nonce } => ServerFrame::Pong { nonce },
-            ClientFrame::RequestChat { name, email, question, queue } => {
-                let (access, frame, chat) = svc.request_chat(&party, self.id, self.follower.clone(), name, email, question, queue).await?;
-                self.chats.entry(chat).or_insert(Followed { access, delivered: Seq::default() });
+            ClientFrame::RequestChat {
+                name,
+                email,
+                question,
+                queue,
+            } => {
+                let (access, frame, chat) = svc
+                    .request_chat(
+                        &party,
+                        self.id,
+                        self.follower.clone(),
+                        ChatRequest {
+                            name,
+                            email,
+                            question,
+                            queue,
+                        },
+                    )
+                    .await?;
+                self.chats.entry(chat).or_insert(Followed {
+                    access,
+                    delivered: Seq::default(),
+                });
                 frame
             }
             ClientFrame::Resume { chat_id, last_seq } => {
-                let (access, entries) = svc.resume(&party, self.id, self.follower.clone(), &chat_id, &last_seq).await?;
+                let (access, entries) = svc
+                    .resume(&party, self.id, self.follower.clone(), &chat_id, &last_seq)
+                    .await?;
                 let from = Seq::parse(&last_seq).unwrap_or_default();
-                let followed = self.chats.entry(chat_id.clone()).or_insert(Followed { access: access.clone(), delivered: from });
+                let followed = self.chats.entry(chat_id.clone()).or_insert(Followed {
+                    access: access.clone(),
+                    delivered: from,
+                });
                 followed.access = access;
                 if followed.delivered < from {
                     followed.delivered = from;
@@ -217,19 +268,31 @@ impl Conn {
                         continue;
                     }
                     last = seq;
-                    self.chats.get_mut(&chat_id).expect("followed above").delivered = seq;
+                    self.chats
+                        .get_mut(&chat_id)
+                        .expect("followed above")
+                        .delivered = seq;
                     for f in frames_for_entry(&chat_id, e) {
                         if let Flow::Close(c, r) = self.write(socket, &f).await {
                             return Ok(Flow::Close(c, r));
                         }
                     }
                 }
-                let last_seq = if last == Seq::default() { self.seq_string(&chat_id) } else { format!("{}-{}", last.0, last.1) };
+                let last_seq = if last == Seq::default() {
+                    self.seq_string(&chat_id)
+                } else {
+                    format!("{}-{}", last.0, last.1)
+                };
                 ServerFrame::Resumed { chat_id, last_seq }
             }
-            ClientFrame::Send { chat_id, client_msg_id, text } => {
+            ClientFrame::Send {
+                chat_id,
+                client_msg_id,
+                text,
+            } => {
                 let access = self.access(&chat_id)?;
-                svc.send(&party, self.id, &access, &chat_id, &client_msg_id, &text).await?
+                svc.send(&party, self.id, &access, &chat_id, &client_msg_id, &text)
+                    .await?
             }
             ClientFrame::End { chat_id } => {
                 svc.end(&party, &chat_id).await?;
@@ -237,8 +300,13 @@ impl Conn {
             }
             ClientFrame::SetStatus { status } => svc.set_status(&party, status).await?,
             ClientFrame::Accept { chat_id } => {
-                let access = svc.accept(&party, self.id, self.follower.clone(), &chat_id).await?;
-                self.chats.entry(chat_id).or_insert(Followed { access, delivered: Seq::default() });
+                let access = svc
+                    .accept(&party, self.id, self.follower.clone(), &chat_id)
+                    .await?;
+                self.chats.entry(chat_id).or_insert(Followed {
+                    access,
+                    delivered: Seq::default(),
+                });
                 return Ok(Flow::Continue);
             }
             ClientFrame::Deny { chat_id } => {
@@ -248,16 +316,27 @@ impl Conn {
             }
             ClientFrame::Close { chat_id } => {
                 if let Party::Visitor { .. } = party {
-                    return Err(ChatError::new(ErrorCode::Forbidden, "only agents close offers; visitors send end"));
+                    return Err(ChatError::new(
+                        ErrorCode::Forbidden,
+                        "only agents close offers; visitors send end",
+                    ));
                 }
                 svc.end(&party, &chat_id).await?;
                 self.chats.remove(&chat_id);
                 return Ok(Flow::Continue);
             }
-            ClientFrame::Decide { chat_id, decision, interaction_id } => {
-                let f = svc.decide(&party, &chat_id, decision, interaction_id).await?;
+            ClientFrame::Decide {
+                chat_id,
+                decision,
+                interaction_id,
+            } => {
+                let f = svc
+                    .decide(&party, &chat_id, decision, interaction_id)
+                    .await?;
                 if self.chats.remove(&chat_id).is_some() {
-                    svc.hub.unfollow(&svc.redis.keys.chat_channel(&chat_id), self.id).await;
+                    svc.hub
+                        .unfollow(&svc.redis.keys.chat_channel(&chat_id), self.id)
+                        .await;
                 }
                 f
             }
@@ -266,12 +345,19 @@ impl Conn {
     }
 
     fn access(&self, chat: &str) -> Result<ChatAccess, ChatError> {
-        self.chats.get(chat).map(|f| f.access.clone()).ok_or_else(|| ChatError::new(ErrorCode::Forbidden, "resume the chat before sending to it"))
+        self.chats
+            .get(chat)
+            .map(|f| f.access.clone())
+            .ok_or_else(|| {
+                ChatError::new(ErrorCode::Forbidden, "resume the chat before sending to it")
+            })
     }
 
     fn seq_string(&self, chat: &str) -> String {
         match self.chats.get(chat) {
-            Some(f) if f.delivered != Seq::default() => format!("{}-{}", f.delivered.0, f.delivered.1),
+            Some(f) if f.delivered != Seq::default() => {
+                format!("{}-{}", f.delivered.0, f.delivered.1)
+            }
             _ => String::new(),
         }
     }

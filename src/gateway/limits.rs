@@ -12,7 +12,12 @@ pub struct RateLimit {
 
 impl RateLimit {
     pub fn new(per_sec: u32, burst: u32) -> RateLimit {
-        RateLimit { per_sec: per_sec as f64, burst: burst as f64, tokens: burst as f64, last: Instant::now() }
+        RateLimit {
+            per_sec: per_sec as f64,
+            burst: burst as f64,
+            tokens: burst as f64,
+            last: Instant::now(),
+        }
     }
 
     pub fn allow_at(&mut self, now: Instant) -> bool {

@@ -33,8 +33,18 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(svc: Arc<Service>, draining: watch::Receiver<bool>, killed: watch::Receiver<bool>) -> Arc<Gateway> {
-        Arc::new(Gateway { svc, open: AtomicUsize::new(0), next_id: AtomicU64::new(1), draining, killed })
+    pub fn new(
+        svc: Arc<Service>,
+        draining: watch::Receiver<bool>,
+        killed: watch::Receiver<bool>,
+    ) -> Arc<Gateway> {
+        Arc::new(Gateway {
+            svc,
+            open: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+            draining,
+            killed,
+        })
     }
 
     pub fn open_connections(&self) -> usize {
@@ -43,7 +53,10 @@ impl Gateway {
 }
 
 pub fn routes(gw: Arc<Gateway>) -> Router {
-    Router::new().route("/ws/visitor", get(visitor_ws)).route("/ws/agent", get(agent_ws)).with_state(gw)
+    Router::new()
+        .route("/ws/visitor", get(visitor_ws))
+        .route("/ws/agent", get(agent_ws))
+        .with_state(gw)
 }
 
 #[derive(Deserialize)]
@@ -53,49 +66,106 @@ struct TokenQuery {
 }
 
 fn refuse(status: StatusCode, code: ErrorCode, message: &str) -> Response {
-    (status, Json(serde_json::json!({ "code": code.code(), "error": code.name(), "message": message }))).into_response()
+    (
+        status,
+        Json(serde_json::json!({ "code": code.code(), "error": code.name(), "message": message })),
+    )
+        .into_response()
 }
 
 fn now_s() -> u64 {
     (crate::chat::now_ms() / 1000) as u64
 }
 
-async fn visitor_ws(State(gw): State<Arc<Gateway>>, headers: HeaderMap, Query(q): Query<TokenQuery>, ws: WebSocketUpgrade) -> Response {
+async fn visitor_ws(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
     let allowed = &gw.svc.settings.server.allowed_origins;
     if let Some(origin) = headers.get("origin").and_then(|o| o.to_str().ok()) {
         if !allowed.is_empty() && !allowed.iter().any(|a| a == origin) {
-            return refuse(StatusCode::FORBIDDEN, ErrorCode::Forbidden, "origin is not an allowed site");
+            return refuse(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                "origin is not an allowed site",
+            );
         }
     }
     match gw.svc.tokens.verify(&q.token, now_s()) {
         Ok(Identity::Visitor { id }) => upgrade(gw, ws, Party::Visitor { id }).await,
-        _ => refuse(StatusCode::UNAUTHORIZED, ErrorCode::Forbidden, "a valid visitor token is required"),
+        _ => refuse(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden,
+            "a valid visitor token is required",
+        ),
     }
 }
 
-async fn agent_ws(State(gw): State<Arc<Gateway>>, Query(q): Query<TokenQuery>, ws: WebSocketUpgrade) -> Response {
+async fn agent_ws(
+    State(gw): State<Arc<Gateway>>,
+    Query(q): Query<TokenQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
     let Ok(Identity::Agent { id, .. }) = gw.svc.tokens.verify(&q.token, now_s()) else {
-        return refuse(StatusCode::UNAUTHORIZED, ErrorCode::Forbidden, "a valid agent token is required");
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden,
+            "a valid agent token is required",
+        );
     };
     let agent = match gw.svc.store.agent(id).await {
         Ok(Some(a)) => a,
-        Ok(None) => return refuse(StatusCode::UNAUTHORIZED, ErrorCode::Forbidden, "the agent no longer exists"),
-        Err(_) => return refuse(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "the store is unavailable"),
+        Ok(None) => {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Forbidden,
+                "the agent no longer exists",
+            )
+        }
+        Err(_) => {
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                "the store is unavailable",
+            )
+        }
     };
-    let party = Party::Agent { id, name: agent.display_name, max_chats: agent.max_chats, queues: agent.queues };
+    let party = Party::Agent {
+        id,
+        name: agent.display_name,
+        max_chats: agent.max_chats,
+        queues: agent.queues,
+    };
     upgrade(gw, ws, party).await
 }
 
 async fn upgrade(gw: Arc<Gateway>, ws: WebSocketUpgrade, party: Party) -> Response {
     if *gw.draining.borrow() {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "this node is draining; reconnect");
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "this node is draining; reconnect",
+        );
     }
     let limits = &gw.svc.settings.limits;
     if gw.open.fetch_add(1, Ordering::AcqRel) >= limits.max_connections {
         gw.open.fetch_sub(1, Ordering::AcqRel);
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable, "this node is full; reconnect");
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "this node is full; reconnect",
+        );
     }
-    let encoding = if ws.requested_protocols().any(|p| p.as_bytes() == MSGPACK_SUBPROTOCOL.as_bytes()) { Encoding::MsgPack } else { Encoding::Json };
+    let encoding = if ws
+        .requested_protocols()
+        .any(|p| p.as_bytes() == MSGPACK_SUBPROTOCOL.as_bytes())
+    {
+        Encoding::MsgPack
+    } else {
+        Encoding::Json
+    };
     let ws = ws
         .protocols([MSGPACK_SUBPROTOCOL, JSON_SUBPROTOCOL])
         .max_message_size(limits.max_frame_bytes)

@@ -28,37 +28,60 @@ impl DecodeError {
     }
 }
 
-pub fn decode_client(bytes: &[u8], encoding: Encoding, limit: usize) -> Result<ClientFrame, DecodeError> {
+pub fn decode_client(
+    bytes: &[u8],
+    encoding: Encoding,
+    limit: usize,
+) -> Result<ClientFrame, DecodeError> {
     if bytes.len() > limit {
-        return Err(DecodeError::TooLarge { size: bytes.len(), limit });
+        return Err(DecodeError::TooLarge {
+            size: bytes.len(),
+            limit,
+        });
     }
     match encoding {
-        Encoding::Json => serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string())),
-        Encoding::MsgPack => rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string())),
+        Encoding::Json => {
+            serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))
+        }
+        Encoding::MsgPack => {
+            rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))
+        }
     }
 }
 
 /// Encodes a frame; JSON yields UTF-8 text, MessagePack yields a binary frame body.
 pub fn encode_server(frame: &ServerFrame, encoding: Encoding) -> Bytes {
     match encoding {
-        Encoding::Json => Bytes::from(serde_json::to_vec(frame).expect("server frames always serialise")),
-        Encoding::MsgPack => Bytes::from(rmp_serde::to_vec_named(frame).expect("server frames always serialise")),
+        Encoding::Json => {
+            Bytes::from(serde_json::to_vec(frame).expect("server frames always serialise"))
+        }
+        Encoding::MsgPack => {
+            Bytes::from(rmp_serde::to_vec_named(frame).expect("server frames always serialise"))
+        }
     }
 }
 
 /// Encodes a client frame (used by tests and the load tester).
 pub fn encode_client(frame: &ClientFrame, encoding: Encoding) -> Bytes {
     match encoding {
-        Encoding::Json => Bytes::from(serde_json::to_vec(frame).expect("client frames always serialise")),
-        Encoding::MsgPack => Bytes::from(rmp_serde::to_vec_named(frame).expect("client frames always serialise")),
+        Encoding::Json => {
+            Bytes::from(serde_json::to_vec(frame).expect("client frames always serialise"))
+        }
+        Encoding::MsgPack => {
+            Bytes::from(rmp_serde::to_vec_named(frame).expect("client frames always serialise"))
+        }
     }
 }
 
 /// Decodes a server frame (used by tests and the load tester).
 pub fn decode_server(bytes: &[u8], encoding: Encoding) -> Result<ServerFrame, DecodeError> {
     match encoding {
-        Encoding::Json => serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string())),
-        Encoding::MsgPack => rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string())),
+        Encoding::Json => {
+            serde_json::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))
+        }
+        Encoding::MsgPack => {
+            rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))
+        }
     }
 }
 
@@ -70,10 +93,25 @@ mod tests {
     #[test]
     fn json_and_msgpack_round_trip_the_same_frames() {
         let frames = vec![
-            ClientFrame::Send { chat_id: "c1".into(), client_msg_id: "m1".into(), text: "hi".into() },
-            ClientFrame::RequestChat { name: Some("Ann".into()), email: None, question: None, queue: None },
-            ClientFrame::Decide { chat_id: "c".into(), decision: Decision::Add, interaction_id: Some(7) },
-            ClientFrame::SetStatus { status: AgentStatus::Away },
+            ClientFrame::Send {
+                chat_id: "c1".into(),
+                client_msg_id: "m1".into(),
+                text: "hi".into(),
+            },
+            ClientFrame::RequestChat {
+                name: Some("Ann".into()),
+                email: None,
+                question: None,
+                queue: None,
+            },
+            ClientFrame::Decide {
+                chat_id: "c".into(),
+                decision: Decision::Add,
+                interaction_id: Some(7),
+            },
+            ClientFrame::SetStatus {
+                status: AgentStatus::Away,
+            },
         ];
         for f in frames {
             for enc in [Encoding::Json, Encoding::MsgPack] {
@@ -91,16 +129,32 @@ mod tests {
 
     #[test]
     fn unknown_type_and_unknown_field_are_bad_frames() {
-        for bad in [&br#"{"type":"nope"}"#[..], br#"{"type":"end","chat_id":"x","extra":1}"#, b"not json", b""] {
-            assert_eq!(decode_client(bad, Encoding::Json, 1024).unwrap_err().code(), ErrorCode::BadFrame);
+        for bad in [
+            &br#"{"type":"nope"}"#[..],
+            br#"{"type":"end","chat_id":"x","extra":1}"#,
+            b"not json",
+            b"",
+        ] {
+            assert_eq!(
+                decode_client(bad, Encoding::Json, 1024).unwrap_err().code(),
+                ErrorCode::BadFrame
+            );
         }
-        assert_eq!(decode_client(&[0xc1, 0x00], Encoding::MsgPack, 1024).unwrap_err().code(), ErrorCode::BadFrame);
+        assert_eq!(
+            decode_client(&[0xc1, 0x00], Encoding::MsgPack, 1024)
+                .unwrap_err()
+                .code(),
+            ErrorCode::BadFrame
+        );
     }
 
     #[test]
     fn error_frame_carries_numeric_code_and_ref() {
         let f = ServerFrame::error(ErrorCode::Forbidden, "not yours", Some("c9".into()));
         let s = String::from_utf8(encode_server(&f, Encoding::Json).to_vec()).unwrap();
-        assert_eq!(s, r#"{"type":"error","code":4005,"message":"not yours","ref":"c9"}"#);
+        assert_eq!(
+            s,
+            r#"{"type":"error","code":4005,"message":"not yours","ref":"c9"}"#
+        );
     }
 }

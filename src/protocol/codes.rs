@@ -84,7 +84,10 @@ impl ErrorCode {
     /// The HTTP status used when the same condition happens on the HTTP API.
     pub fn http_status(self) -> u16 {
         match self {
-            ErrorCode::BadFrame | ErrorCode::InvalidField | ErrorCode::MessageTooLong | ErrorCode::BadSequence => 400,
+            ErrorCode::BadFrame
+            | ErrorCode::InvalidField
+            | ErrorCode::MessageTooLong
+            | ErrorCode::BadSequence => 400,
             ErrorCode::FrameTooLarge => 413,
             ErrorCode::NotFound => 404,
             ErrorCode::Forbidden => 403,

@@ -5,7 +5,9 @@
 mod codec;
 mod codes;
 
-pub use codec::{decode_client, decode_server, encode_client, encode_server, DecodeError, Encoding};
+pub use codec::{
+    decode_client, decode_server, encode_client, encode_server, DecodeError, Encoding,
+};
 pub use codes::close as close_codes;
 pub use codes::ErrorCode;
 

@@ -8,7 +8,9 @@ pub struct Keys {
 
 impl Keys {
     pub fn new(prefix: &str) -> Keys {
-        Keys { prefix: prefix.to_string() }
+        Keys {
+            prefix: prefix.to_string(),
+        }
     }
     /// The routing prefix `P{r}:` that scripts extend.
     pub fn routing(&self) -> String {
@@ -64,11 +66,17 @@ impl Keys {
     }
     /// The chat id of a chat channel name, if it is one.
     pub fn chat_of_channel<'a>(&self, channel: &'a str) -> Option<&'a str> {
-        channel.strip_prefix(self.prefix.as_str())?.strip_prefix("{c:")?.strip_suffix('}')
+        channel
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix("{c:")?
+            .strip_suffix('}')
     }
     /// The user (`a:ID` / `v:ID`) of a user channel name, if it is one.
     pub fn user_of_channel<'a>(&self, channel: &'a str) -> Option<&'a str> {
-        channel.strip_prefix(self.prefix.as_str())?.strip_prefix("{u:")?.strip_suffix('}')
+        channel
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix("{u:")?
+            .strip_suffix('}')
     }
 }
 
@@ -82,6 +90,9 @@ mod tests {
         assert_eq!(k.chat_of_channel(&k.chat_channel("abc")), Some("abc"));
         assert_eq!(k.user_of_channel(&k.user_channel("a:7")), Some("a:7"));
         assert_eq!(k.chat_of_channel(&k.user_channel("a:7")), None);
-        assert_eq!(Keys::new("other").chat_of_channel(&k.chat_channel("abc")), None);
+        assert_eq!(
+            Keys::new("other").chat_of_channel(&k.chat_channel("abc")),
+            None
+        );
     }
 }

@@ -32,7 +32,13 @@ pub type Result<T> = std::result::Result<T, RedisError>;
 fn refusal(e: fred::error::Error) -> RedisError {
     let d = e.details().trim();
     let d = d.strip_prefix("ERR ").unwrap_or(d);
-    for name in ["wrong_state", "not_due", "not_found", "forbidden", "already"] {
+    for name in [
+        "wrong_state",
+        "not_due",
+        "not_found",
+        "forbidden",
+        "already",
+    ] {
         if d.starts_with(name) || d.contains(&format!(": {name}")) || d.ends_with(name) {
             return RedisError::Refused(name.to_string());
         }
@@ -45,6 +51,9 @@ fn refusal(e: fred::error::Error) -> RedisError {
 pub struct RedisLayer {
     pool: Pool,
     subscriber: SubscriberClient,
+    /// A connection of its own for XREADGROUP BLOCK: a blocking read on a pooled, pipelined
+    /// connection would stall every command queued behind it.
+    blocking: Client,
     pub keys: Keys,
     scripts: scripts::Scripts,
 }
@@ -102,10 +111,18 @@ impl RedisLayer {
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2));
         let pool = builder.build_pool(pool_size)?;
         let subscriber = builder.build_subscriber_client()?;
+        let blocking = builder.build()?;
         pool.init().await?;
         subscriber.init().await?;
+        blocking.init().await?;
         subscriber.manage_subscriptions();
-        let layer = RedisLayer { pool, subscriber, keys: Keys::new(prefix), scripts: scripts::Scripts::new() };
+        let layer = RedisLayer {
+            pool,
+            subscriber,
+            blocking,
+            keys: Keys::new(prefix),
+            scripts: scripts::Scripts::new(),
+        };
         layer.scripts.load_all(layer.pool.next()).await?;
         layer.ensure_flush_group().await?;
         Ok(layer)
@@ -122,6 +139,7 @@ impl RedisLayer {
 
     pub async fn quit(&self) {
         let _ = self.subscriber.quit().await;
+        let _ = self.blocking.quit().await;
         let _ = self.pool.quit().await;
     }
 
@@ -147,12 +165,32 @@ impl RedisLayer {
 
     // ---- agents and routing ({r} slot) ----
 
-    pub async fn set_agent_status(&self, agent: &str, status: &str, max: i64, queues: &str, name: &str, now: i64) -> Result<()> {
+    pub async fn set_agent_status(
+        &self,
+        agent: &str,
+        status: &str,
+        max: i64,
+        queues: &str,
+        name: &str,
+        now: i64,
+    ) -> Result<()> {
         let k = &self.keys;
         let _: String = self
             .scripts
             .agent_status
-            .evalsha_with_reload(self.client(), vec![k.agent(agent)], vec![k.routing(), agent.into(), status.into(), max.to_string(), queues.into(), name.into(), now.to_string()])
+            .evalsha_with_reload(
+                self.client(),
+                vec![k.agent(agent)],
+                vec![
+                    k.routing(),
+                    agent.into(),
+                    status.into(),
+                    max.to_string(),
+                    queues.into(),
+                    name.into(),
+                    now.to_string(),
+                ],
+            )
             .await?;
         Ok(())
     }
@@ -163,7 +201,16 @@ impl RedisLayer {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub async fn request(&self, chat: &str, visitor: &str, queue: &str, name: &str, email: &str, question: &str, now: i64) -> Result<Requested> {
+    pub async fn request(
+        &self,
+        chat: &str,
+        visitor: &str,
+        queue: &str,
+        name: &str,
+        email: &str,
+        question: &str,
+        now: i64,
+    ) -> Result<Requested> {
         let k = &self.keys;
         let v: (String, String, String, u64, i64) = self
             .scripts
@@ -171,46 +218,130 @@ impl RedisLayer {
             .evalsha_with_reload(
                 self.client(),
                 vec![k.chat(chat)],
-                vec![k.routing(), chat.into(), visitor.into(), queue.into(), name.into(), email.into(), question.into(), now.to_string()],
+                vec![
+                    k.routing(),
+                    chat.into(),
+                    visitor.into(),
+                    queue.into(),
+                    name.into(),
+                    email.into(),
+                    question.into(),
+                    now.to_string(),
+                ],
             )
             .await?;
-        Ok(Requested { chat_id: v.0, state: v.1, queue: v.2, position: v.3, created: v.4 == 1 })
+        Ok(Requested {
+            chat_id: v.0,
+            state: v.1,
+            queue: v.2,
+            position: v.3,
+            created: v.4 == 1,
+        })
     }
 
     /// Offers waiting chats of `queue`; returns (chat, agent) pairs.
-    pub async fn route(&self, queue: &str, now: i64, offer_timeout_ms: u64) -> Result<Vec<(String, String)>> {
+    pub async fn route(
+        &self,
+        queue: &str,
+        now: i64,
+        offer_timeout_ms: u64,
+    ) -> Result<Vec<(String, String)>> {
         let k = &self.keys;
         let flat: Vec<String> = self
             .scripts
             .route
-            .evalsha_with_reload(self.client(), vec![k.queue(queue)], vec![k.routing(), queue.into(), now.to_string(), offer_timeout_ms.to_string(), "50".into()])
+            .evalsha_with_reload(
+                self.client(),
+                vec![k.queue(queue)],
+                vec![
+                    k.routing(),
+                    queue.into(),
+                    now.to_string(),
+                    offer_timeout_ms.to_string(),
+                    "50".into(),
+                ],
+            )
             .await?;
-        Ok(flat.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0].clone(), c[1].clone())).collect())
+        Ok(flat
+            .chunks(2)
+            .filter(|c| c.len() == 2)
+            .map(|c| (c[0].clone(), c[1].clone()))
+            .collect())
     }
 
     /// Deny (`agent` set) or offer timeout (`agent` empty). Returns (queue, agent whose offer ended).
-    pub async fn requeue(&self, chat: &str, agent: &str, now: i64, offer_timeout_ms: u64) -> Result<(String, String)> {
+    pub async fn requeue(
+        &self,
+        chat: &str,
+        agent: &str,
+        now: i64,
+        offer_timeout_ms: u64,
+    ) -> Result<(String, String)> {
         let k = &self.keys;
         self.scripts
             .requeue
-            .evalsha_with_reload(self.client(), vec![k.chat(chat)], vec![k.routing(), chat.into(), agent.into(), now.to_string(), offer_timeout_ms.to_string()])
+            .evalsha_with_reload(
+                self.client(),
+                vec![k.chat(chat)],
+                vec![
+                    k.routing(),
+                    chat.into(),
+                    agent.into(),
+                    now.to_string(),
+                    offer_timeout_ms.to_string(),
+                ],
+            )
             .await
             .map_err(refusal)
     }
 
-    pub async fn accept(&self, chat: &str, agent: &str, now: i64, lease_ms: u64) -> Result<Accepted> {
+    pub async fn accept(
+        &self,
+        chat: &str,
+        agent: &str,
+        now: i64,
+        lease_ms: u64,
+    ) -> Result<Accepted> {
         let k = &self.keys;
         let v: (String, String, String, String, String, i64, i64) = self
             .scripts
             .accept
-            .evalsha_with_reload(self.client(), vec![k.chat(chat)], vec![k.routing(), chat.into(), agent.into(), now.to_string(), lease_ms.to_string()])
+            .evalsha_with_reload(
+                self.client(),
+                vec![k.chat(chat)],
+                vec![
+                    k.routing(),
+                    chat.into(),
+                    agent.into(),
+                    now.to_string(),
+                    lease_ms.to_string(),
+                ],
+            )
             .await
             .map_err(refusal)?;
-        Ok(Accepted { visitor: v.0, queue: v.1, name: v.2, email: v.3, question: v.4, fresh: v.5 == 1, created: v.6 })
+        Ok(Accepted {
+            visitor: v.0,
+            queue: v.1,
+            name: v.2,
+            email: v.3,
+            question: v.4,
+            fresh: v.5 == 1,
+            created: v.6,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub async fn end(&self, chat: &str, by: &str, actor: &str, reason_active: &str, reason_waiting: &str, now: i64, lease_ms: u64, decision_timeout_ms: u64) -> Result<Ended> {
+    pub async fn end(
+        &self,
+        chat: &str,
+        by: &str,
+        actor: &str,
+        reason_active: &str,
+        reason_waiting: &str,
+        now: i64,
+        lease_ms: u64,
+        decision_timeout_ms: u64,
+    ) -> Result<Ended> {
         let k = &self.keys;
         let v: (String, String, String, String) = self
             .scripts
@@ -232,11 +363,24 @@ impl RedisLayer {
             )
             .await
             .map_err(refusal)?;
-        Ok(Ended { previous_state: v.0, reason: v.1, agent: v.2, queue: v.3 })
+        Ok(Ended {
+            previous_state: v.0,
+            reason: v.1,
+            agent: v.2,
+            queue: v.3,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub async fn decide(&self, chat: &str, agent: &str, decision: &str, interaction: Option<i64>, now: i64, lease_ms: u64) -> Result<()> {
+    pub async fn decide(
+        &self,
+        chat: &str,
+        agent: &str,
+        decision: &str,
+        interaction: Option<i64>,
+        now: i64,
+        lease_ms: u64,
+    ) -> Result<()> {
         let k = &self.keys;
         let _: String = self
             .scripts
@@ -244,7 +388,15 @@ impl RedisLayer {
             .evalsha_with_reload(
                 self.client(),
                 vec![k.chat(chat)],
-                vec![k.routing(), chat.into(), agent.into(), decision.into(), interaction.map(|i| i.to_string()).unwrap_or_default(), now.to_string(), lease_ms.to_string()],
+                vec![
+                    k.routing(),
+                    chat.into(),
+                    agent.into(),
+                    decision.into(),
+                    interaction.map(|i| i.to_string()).unwrap_or_default(),
+                    now.to_string(),
+                    lease_ms.to_string(),
+                ],
             )
             .await
             .map_err(refusal)?;
@@ -257,7 +409,15 @@ impl RedisLayer {
 
     pub async fn forget_routing(&self, chat: &str) -> Result<()> {
         let k = &self.keys;
-        let _: i64 = self.scripts.forget.evalsha_with_reload(self.client(), vec![k.chat(chat)], vec![k.routing(), chat.into()]).await?;
+        let _: i64 = self
+            .scripts
+            .forget
+            .evalsha_with_reload(
+                self.client(),
+                vec![k.chat(chat)],
+                vec![k.routing(), chat.into()],
+            )
+            .await?;
         Ok(())
     }
 
@@ -266,12 +426,18 @@ impl RedisLayer {
     }
 
     pub async fn visitor_chats(&self, visitor: &str) -> Result<Vec<String>> {
-        Ok(self.client().smembers(self.keys.visitor_chats(visitor)).await?)
+        Ok(self
+            .client()
+            .smembers(self.keys.visitor_chats(visitor))
+            .await?)
     }
 
     /// Chat ids waiting in `queue`, in order.
     pub async fn queue_members(&self, queue: &str) -> Result<Vec<String>> {
-        Ok(self.client().zrange(self.keys.queue(queue), 0, -1, None, false, None, false).await?)
+        Ok(self
+            .client()
+            .zrange(self.keys.queue(queue), 0, -1, None, false, None, false)
+            .await?)
     }
 
     /// Queues with at least one waiting chat.
@@ -295,20 +461,37 @@ impl RedisLayer {
     // ---- timers ----
 
     /// Claims up to `max` due timers: (member, leased score).
-    pub async fn claim_timers(&self, now: i64, lease_ms: u64, max: usize) -> Result<Vec<(String, i64)>> {
+    pub async fn claim_timers(
+        &self,
+        now: i64,
+        lease_ms: u64,
+        max: usize,
+    ) -> Result<Vec<(String, i64)>> {
         let flat: Vec<String> = self
             .scripts
             .claim_timers
-            .evalsha_with_reload(self.client(), vec![self.keys.timers()], vec![now.to_string(), lease_ms.to_string(), max.to_string()])
+            .evalsha_with_reload(
+                self.client(),
+                vec![self.keys.timers()],
+                vec![now.to_string(), lease_ms.to_string(), max.to_string()],
+            )
             .await?;
-        Ok(flat.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0].clone(), c[1].parse().unwrap_or(0))).collect())
+        Ok(flat
+            .chunks(2)
+            .filter(|c| c.len() == 2)
+            .map(|c| (c[0].clone(), c[1].parse().unwrap_or(0)))
+            .collect())
     }
 
     pub async fn timer_done(&self, member: &str, leased: i64) -> Result<()> {
         let _: i64 = self
             .scripts
             .timer_done
-            .evalsha_with_reload(self.client(), vec![self.keys.timers()], vec![member.to_string(), leased.to_string()])
+            .evalsha_with_reload(
+                self.client(),
+                vec![self.keys.timers()],
+                vec![member.to_string(), leased.to_string()],
+            )
             .await?;
         Ok(())
     }
@@ -318,8 +501,12 @@ impl RedisLayer {
         if timers.is_empty() {
             return Ok(());
         }
-        let values: Vec<(f64, String)> = timers.into_iter().map(|(m, due)| (due as f64, m)).collect();
-        let _: i64 = self.client().zadd(self.keys.timers(), None, None, false, false, values).await?;
+        let values: Vec<(f64, String)> =
+            timers.into_iter().map(|(m, due)| (due as f64, m)).collect();
+        let _: i64 = self
+            .client()
+            .zadd(self.keys.timers(), None, None, false, false, values)
+            .await?;
         Ok(())
     }
 
@@ -331,7 +518,17 @@ impl RedisLayer {
     // ---- transcript ({c:ID} slot) ----
 
     #[allow(clippy::too_many_arguments)]
-    pub async fn chat_join(&self, chat: &str, visitor: &str, agent: &str, agent_name: &str, question: &str, visitor_name: &str, now: i64, joined_text: &str) -> Result<bool> {
+    pub async fn chat_join(
+        &self,
+        chat: &str,
+        visitor: &str,
+        agent: &str,
+        agent_name: &str,
+        question: &str,
+        visitor_name: &str,
+        now: i64,
+        joined_text: &str,
+    ) -> Result<bool> {
         let k = &self.keys;
         let n: i64 = self
             .scripts
@@ -339,7 +536,16 @@ impl RedisLayer {
             .evalsha_with_reload(
                 self.client(),
                 vec![k.log(chat), k.meta(chat), k.chat_channel(chat)],
-                vec![chat.into(), visitor.into(), agent.into(), agent_name.into(), question.into(), visitor_name.into(), now.to_string(), joined_text.into()],
+                vec![
+                    chat.into(),
+                    visitor.into(),
+                    agent.into(),
+                    agent_name.into(),
+                    question.into(),
+                    visitor_name.into(),
+                    now.to_string(),
+                    joined_text.into(),
+                ],
             )
             .await?;
         Ok(n == 1)
@@ -347,15 +553,37 @@ impl RedisLayer {
 
     /// Appends a message; returns (seq, stored now). Refused: `wrong_state`, `forbidden`.
     #[allow(clippy::too_many_arguments)]
-    pub async fn chat_send(&self, chat: &str, role: &str, actor: &str, name: &str, client_msg_id: &str, text: &str, now: i64) -> Result<(String, bool)> {
+    pub async fn chat_send(
+        &self,
+        chat: &str,
+        role: &str,
+        actor: &str,
+        name: &str,
+        client_msg_id: &str,
+        text: &str,
+        now: i64,
+    ) -> Result<(String, bool)> {
         let k = &self.keys;
         let (seq, new): (String, i64) = self
             .scripts
             .chat_send
             .evalsha_with_reload(
                 self.client(),
-                vec![k.log(chat), k.meta(chat), k.cmid(chat), k.chat_channel(chat)],
-                vec![chat.into(), role.into(), actor.into(), name.into(), client_msg_id.into(), text.into(), now.to_string()],
+                vec![
+                    k.log(chat),
+                    k.meta(chat),
+                    k.cmid(chat),
+                    k.chat_channel(chat),
+                ],
+                vec![
+                    chat.into(),
+                    role.into(),
+                    actor.into(),
+                    name.into(),
+                    client_msg_id.into(),
+                    text.into(),
+                    now.to_string(),
+                ],
             )
             .await
             .map_err(refusal)?;
@@ -363,7 +591,16 @@ impl RedisLayer {
     }
 
     #[allow(clippy::too_many_arguments)]
-    pub async fn chat_end(&self, chat: &str, by: &str, reason: &str, now: i64, visitor: &str, question: &str, visitor_name: &str) -> Result<bool> {
+    pub async fn chat_end(
+        &self,
+        chat: &str,
+        by: &str,
+        reason: &str,
+        now: i64,
+        visitor: &str,
+        question: &str,
+        visitor_name: &str,
+    ) -> Result<bool> {
         let k = &self.keys;
         let n: i64 = self
             .scripts
@@ -371,7 +608,15 @@ impl RedisLayer {
             .evalsha_with_reload(
                 self.client(),
                 vec![k.log(chat), k.meta(chat), k.chat_channel(chat)],
-                vec![chat.into(), by.into(), reason.into(), now.to_string(), visitor.into(), question.into(), visitor_name.into()],
+                vec![
+                    chat.into(),
+                    by.into(),
+                    reason.into(),
+                    now.to_string(),
+                    visitor.into(),
+                    question.into(),
+                    visitor_name.into(),
+                ],
             )
             .await?;
         Ok(n == 1)
@@ -379,27 +624,46 @@ impl RedisLayer {
 
     /// Transcript entries after `after` (exclusive; "" = from the start), at most `count`.
     pub async fn entries_after(&self, chat: &str, after: &str, count: u64) -> Result<Vec<Entry>> {
-        let start = if after.is_empty() { "-".to_string() } else { format!("({after}") };
-        let rows: Vec<(String, HashMap<String, String>)> = self.client().xrange_values(self.keys.log(chat), start, "+", Some(count)).await?;
-        Ok(rows.into_iter().map(|(id, f)| entry_from_fields(id, f)).collect())
+        let start = if after.is_empty() {
+            "-".to_string()
+        } else {
+            format!("({after}")
+        };
+        let rows: Vec<(String, HashMap<String, String>)> = self
+            .client()
+            .xrange_values(self.keys.log(chat), start, "+", Some(count))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, f)| entry_from_fields(id, f))
+            .collect())
     }
 
     /// The last sequence number of a chat ("" when empty).
     pub async fn last_seq(&self, chat: &str) -> Result<String> {
-        let rows: Vec<(String, HashMap<String, String>)> = self.client().xrevrange_values(self.keys.log(chat), "+", "-", Some(1)).await?;
+        let rows: Vec<(String, HashMap<String, String>)> = self
+            .client()
+            .xrevrange_values(self.keys.log(chat), "+", "-", Some(1))
+            .await?;
         Ok(rows.into_iter().next().map(|r| r.0).unwrap_or_default())
     }
 
     pub async fn forget_transcript(&self, chat: &str) -> Result<()> {
         let k = &self.keys;
-        let _: i64 = self.client().del(vec![k.log(chat), k.meta(chat), k.cmid(chat)]).await?;
+        let _: i64 = self
+            .client()
+            .del(vec![k.log(chat), k.meta(chat), k.cmid(chat)])
+            .await?;
         Ok(())
     }
 
     // ---- flush stream ({f} slot) ----
 
     async fn ensure_flush_group(&self) -> Result<()> {
-        let r: std::result::Result<String, fred::error::Error> = self.client().xgroup_create(self.keys.flush_jobs(), "flush", "0", true).await;
+        let r: std::result::Result<String, fred::error::Error> = self
+            .client()
+            .xgroup_create(self.keys.flush_jobs(), "flush", "0", true)
+            .await;
         match r {
             Ok(_) => Ok(()),
             Err(e) if e.details().contains("BUSYGROUP") => Ok(()),
@@ -408,14 +672,38 @@ impl RedisLayer {
     }
 
     pub async fn enqueue_flush(&self, chat: &str) -> Result<()> {
-        let _: String = self.client().xadd(self.keys.flush_jobs(), false, None, "*", vec![("chat", chat)]).await?;
+        let _: String = self
+            .client()
+            .xadd(
+                self.keys.flush_jobs(),
+                false,
+                None,
+                "*",
+                vec![("chat", chat)],
+            )
+            .await?;
         Ok(())
     }
 
     /// New flush jobs for this consumer: (job id, chat id). Blocks up to `block_ms`.
-    pub async fn read_flush_jobs(&self, consumer: &str, count: usize, block_ms: u64) -> Result<Vec<(String, String)>> {
-        let r: std::result::Result<XReadResponse<String, String, String, String>, _> =
-            self.client().xreadgroup_map("flush", consumer, Some(count as u64), Some(block_ms), false, self.keys.flush_jobs(), ">").await;
+    pub async fn read_flush_jobs(
+        &self,
+        consumer: &str,
+        count: usize,
+        block_ms: u64,
+    ) -> Result<Vec<(String, String)>> {
+        let r: std::result::Result<XReadResponse<String, String, String, String>, _> = self
+            .blocking
+            .xreadgroup_map(
+                "flush",
+                consumer,
+                Some(count as u64),
+                Some(block_ms),
+                false,
+                self.keys.flush_jobs(),
+                ">",
+            )
+            .await;
         let map = match r {
             Ok(m) => m,
             Err(e) if e.details().contains("NOGROUP") => {
@@ -424,12 +712,32 @@ impl RedisLayer {
             }
             Err(e) => return Err(e.into()),
         };
-        Ok(map.into_values().flatten().map(|(id, mut f)| (id, f.remove("chat").unwrap_or_default())).collect())
+        Ok(map
+            .into_values()
+            .flatten()
+            .map(|(id, mut f)| (id, f.remove("chat").unwrap_or_default()))
+            .collect())
     }
 
     /// Takes over jobs another consumer left unacknowledged for `idle_ms`.
-    pub async fn claim_stale_flush_jobs(&self, consumer: &str, idle_ms: u64, count: usize) -> Result<Vec<(String, String)>> {
-        let v: Value = self.client().xautoclaim(self.keys.flush_jobs(), "flush", consumer, idle_ms, "0-0", Some(count as u64), false).await?;
+    pub async fn claim_stale_flush_jobs(
+        &self,
+        consumer: &str,
+        idle_ms: u64,
+        count: usize,
+    ) -> Result<Vec<(String, String)>> {
+        let v: Value = self
+            .client()
+            .xautoclaim(
+                self.keys.flush_jobs(),
+                "flush",
+                consumer,
+                idle_ms,
+                "0-0",
+                Some(count as u64),
+                false,
+            )
+            .await?;
         let mut out = Vec::new();
         if let Value::Array(parts) = v {
             if let Some(Value::Array(entries)) = parts.get(1) {
@@ -455,7 +763,10 @@ impl RedisLayer {
     }
 
     pub async fn ack_flush_job(&self, id: &str) -> Result<()> {
-        let _: i64 = self.client().xack(self.keys.flush_jobs(), "flush", id).await?;
+        let _: i64 = self
+            .client()
+            .xack(self.keys.flush_jobs(), "flush", id)
+            .await?;
         let _: i64 = self.client().xdel(self.keys.flush_jobs(), id).await?;
         Ok(())
     }
@@ -468,7 +779,11 @@ impl RedisLayer {
 
 /// Builds an entry from a stream record's fields (see `chat_common.lua`).
 fn entry_from_fields(seq: String, mut f: HashMap<String, String>) -> Entry {
-    let kind = if f.get("k").map(String::as_str) == Some("system") { crate::protocol::EntryKind::System } else { crate::protocol::EntryKind::Message };
+    let kind = if f.get("k").map(String::as_str) == Some("system") {
+        crate::protocol::EntryKind::System
+    } else {
+        crate::protocol::EntryKind::Message
+    };
     Entry {
         seq,
         kind,

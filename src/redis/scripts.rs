@@ -6,12 +6,20 @@ use fred::types::scripts::Script;
 
 macro_rules! routing {
     ($file:literal) => {
-        Script::from_lua(concat!(include_str!("lua/common.lua"), "\n", include_str!(concat!("lua/", $file))))
+        Script::from_lua(concat!(
+            include_str!("lua/common.lua"),
+            "\n",
+            include_str!(concat!("lua/", $file))
+        ))
     };
 }
 macro_rules! transcript {
     ($file:literal) => {
-        Script::from_lua(concat!(include_str!("lua/chat_common.lua"), "\n", include_str!(concat!("lua/", $file))))
+        Script::from_lua(concat!(
+            include_str!("lua/chat_common.lua"),
+            "\n",
+            include_str!(concat!("lua/", $file))
+        ))
     };
 }
 

@@ -19,7 +19,8 @@ pub fn redis_url() -> String {
 }
 
 pub fn pg_url() -> String {
-    std::env::var("SWITCHBOARD_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("SWITCHBOARD_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 fn unique() -> String {
@@ -29,8 +30,13 @@ fn unique() -> String {
 /// Runs one statement on the PostgreSQL test database (schema set-up and tear-down).
 pub async fn pg_admin(sql: &str) {
     use sqlx::Connection;
-    let mut c = sqlx::PgConnection::connect(&pg_url()).await.expect("PostgreSQL must be reachable (SWITCHBOARD_TEST_PG_URL)");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut c).await.expect("admin statement");
+    let mut c = sqlx::PgConnection::connect(&pg_url())
+        .await
+        .expect("PostgreSQL must be reachable (SWITCHBOARD_TEST_PG_URL)");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(&mut c)
+        .await
+        .expect("admin statement");
 }
 
 /// Which SQL backend a cluster uses.
@@ -67,7 +73,10 @@ impl Cluster {
         s.server.drain_seconds = 5;
         let mut pg_schema = None;
         s.store.url = match backend {
-            Backend::Sqlite => format!("sqlite://{}/switchboard-test-{id}.db?mode=rwc", std::env::temp_dir().display()),
+            Backend::Sqlite => format!(
+                "sqlite://{}/switchboard-test-{id}.db?mode=rwc",
+                std::env::temp_dir().display()
+            ),
             Backend::Postgres => {
                 let schema = format!("t_{id}");
                 pg_admin(&format!("CREATE SCHEMA {schema}")).await;
@@ -78,11 +87,18 @@ impl Cluster {
         tweak(&mut s);
         s.validate().expect("test settings are valid");
         let store = Store::connect(&s.store.url, 4).await.expect("store");
-        Cluster { prefix: s.redis.key_prefix.clone(), settings: s, store, pg_schema }
+        Cluster {
+            prefix: s.redis.key_prefix.clone(),
+            settings: s,
+            store,
+            pg_schema,
+        }
     }
 
     pub async fn node(&self) -> Running {
-        app::start(self.settings.clone()).await.expect("node starts")
+        app::start(self.settings.clone())
+            .await
+            .expect("node starts")
     }
 
     pub async fn agent(&self, username: &str, max_chats: i64) -> i64 {
@@ -103,10 +119,20 @@ impl Cluster {
     /// Number of keys under this test's prefix.
     pub async fn redis_keys(&self) -> Vec<String> {
         let out = std::process::Command::new("redis-cli")
-            .args(["-u", &redis_url(), "--scan", "--pattern", &format!("{}*", self.prefix)])
+            .args([
+                "-u",
+                &redis_url(),
+                "--scan",
+                "--pattern",
+                &format!("{}*", self.prefix),
+            ])
             .output()
             .expect("redis-cli");
-        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).filter(|l| !l.is_empty()).collect()
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .filter(|l| !l.is_empty())
+            .collect()
     }
 
     pub async fn cleanup(self) {
@@ -143,13 +169,26 @@ pub async fn get(url: &str, token: Option<&str>) -> (u16, Value) {
 }
 
 pub async fn visitor_token(node: &Running) -> (String, String) {
-    let (status, v) = post(&format!("{}/api/visitor/session", http(node)), json!({}), None).await;
+    let (status, v) = post(
+        &format!("{}/api/visitor/session", http(node)),
+        json!({}),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
-    (v["visitor_id"].as_str().unwrap().into(), v["token"].as_str().unwrap().into())
+    (
+        v["visitor_id"].as_str().unwrap().into(),
+        v["token"].as_str().unwrap().into(),
+    )
 }
 
 pub async fn agent_token(node: &Running, username: &str) -> String {
-    let (status, v) = post(&format!("{}/api/agent/login", http(node)), json!({"username": username, "password": "secret-password"}), None).await;
+    let (status, v) = post(
+        &format!("{}/api/agent/login", http(node)),
+        json!({"username": username, "password": "secret-password"}),
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{v}");
     v["token"].as_str().unwrap().into()
 }
@@ -166,8 +205,15 @@ pub struct Client {
 impl Client {
     pub async fn connect(node: &Running, role: &str, token: &str) -> Client {
         let url = format!("ws://{}/ws/{role}?token={token}", node.addr);
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws connect");
-        let mut c = Client { ws, welcome: Value::Null, backlog: vec![], closed: None };
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("ws connect");
+        let mut c = Client {
+            ws,
+            welcome: Value::Null,
+            backlog: vec![],
+            closed: None,
+        };
         c.welcome = c.expect("welcome").await;
         c
     }
@@ -181,7 +227,10 @@ impl Client {
     }
 
     pub async fn send(&mut self, v: Value) {
-        self.ws.send(Message::Text(v.to_string().into())).await.expect("ws send");
+        self.ws
+            .send(Message::Text(v.to_string().into()))
+            .await
+            .expect("ws send");
     }
 
     pub async fn send_raw(&mut self, m: Message) {
@@ -190,7 +239,9 @@ impl Client {
 
     async fn next_frame(&mut self, deadline: tokio::time::Instant) -> Option<Value> {
         loop {
-            let msg = tokio::time::timeout_at(deadline, self.ws.next()).await.ok()??;
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()??;
             match msg {
                 Ok(Message::Text(t)) => return Some(serde_json::from_str(&t).expect("json frame")),
                 Ok(Message::Close(f)) => {
@@ -218,12 +269,16 @@ impl Client {
             }
             self.backlog.push(f);
         }
-        panic!("no {what} frame within {WAIT:?}; closed={:?}; got: {:#?}", self.closed, self.backlog);
+        panic!(
+            "no {what} frame within {WAIT:?}; closed={:?}; got: {:#?}",
+            self.closed, self.backlog
+        );
     }
 
     pub async fn expect(&mut self, kind: &str) -> Value {
         let k = kind.to_string();
-        self.expect_where(kind, move |f| f["type"] == k.as_str()).await
+        self.expect_where(kind, move |f| f["type"] == k.as_str())
+            .await
     }
 
     /// Collects every frame arriving within `d`.
@@ -254,7 +309,10 @@ impl Client {
     /// An entry frame with this text.
     pub async fn expect_text(&mut self, text: &str) -> Value {
         let t = text.to_string();
-        self.expect_where(text, move |f| f["type"] == "entry" && f["entry"]["text"] == t.as_str()).await
+        self.expect_where(text, move |f| {
+            f["type"] == "entry" && f["entry"]["text"] == t.as_str()
+        })
+        .await
     }
 }
 
@@ -277,18 +335,30 @@ where
 }
 
 /// An available agent connected to `node`.
-pub async fn available_agent(cluster: &Cluster, node: &Running, username: &str, max_chats: i64) -> Client {
+pub async fn available_agent(
+    cluster: &Cluster,
+    node: &Running,
+    username: &str,
+    max_chats: i64,
+) -> Client {
     cluster.agent(username, max_chats).await;
     let token = agent_token(node, username).await;
     let mut a = Client::agent(node, &token).await;
     a.expect("status").await;
-    a.send(json!({"type": "set_status", "status": "available"})).await;
-    a.expect_where("status available", |f| f["type"] == "status" && f["status"] == "available").await;
+    a.send(json!({"type": "set_status", "status": "available"}))
+        .await;
+    a.expect_where("status available", |f| {
+        f["type"] == "status" && f["status"] == "available"
+    })
+    .await;
     a
 }
 
 /// A visitor on `node` who asked for a chat; returns (client, chat id, visitor id, token).
-pub async fn requesting_visitor(node: &Running, question: &str) -> (Client, String, String, String) {
+pub async fn requesting_visitor(
+    node: &Running,
+    question: &str,
+) -> (Client, String, String, String) {
     let (vid, token) = visitor_token(node).await;
     let mut v = Client::visitor(node, &token).await;
     v.send(json!({"type": "request_chat", "name": "Vera", "email": "vera@example.com", "question": question})).await;
