@@ -156,7 +156,7 @@ ensure_redis() {
         # --save '' --appendonly no: nothing on disk. --daemonize + --pidfile: we stop it by pid.
         if redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
             --daemonize yes --pidfile "$SB_RUN/redis-$port.pid" --dir "$SB_RUN" \
-            --logfile "$SB_RUN/redis-$port.log" >&2 </dev/null; then
+            --logfile "$SB_RUN/redis-$port.log" >&2 </dev/null 9>&-; then
             for ((i = 0; i < 100; i++)); do
                 if redis_pings "$port"; then
                     printf '%s\n' "$port" >"$SB_RUN/redis.port"
@@ -315,7 +315,7 @@ ensure_pg() {
     sb_log "initdb $dir (PostgreSQL $(basename "$(dirname "$bindir")"), trust auth)"
     # cd /tmp: the postgres user may not be able to read the caller's working directory.
     (cd /tmp && "${as[@]}" "$bindir/initdb" -D "$dir" -A trust -U postgres -E UTF8 --locale=C \
-        --no-sync >"$dir.initdb.log" 2>&1) || {
+        --no-sync >"$dir.initdb.log" 2>&1 9>&-) || {
         cat "$dir.initdb.log" >&2
         sb_die "initdb failed"
     }
@@ -324,7 +324,7 @@ ensure_pg() {
     sb_log "starting PostgreSQL on 127.0.0.1:$port"
     (cd /tmp && "${as[@]}" "$bindir/pg_ctl" -D "$dir" -l "$dir/postgres.log" -w -t 60 \
         -o "-p $port -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
-        start >&2 </dev/null) || {
+        start >&2 </dev/null 9>&-) || {
         tail -n 20 "$dir/postgres.log" >&2 || true
         sb_die "pg_ctl start failed"
     }
@@ -378,6 +378,8 @@ main() {
     case $what in all | redis | pg) ;; *) sb_die "unknown service '$what' (all, redis or pg)" ;; esac
     mkdir -p "$SB_RUN"
     # One caller at a time: two test runs starting at once must not both start a server.
+    # Fd 9 holds the lock; every server we start gets `9>&-`, else the daemon would inherit the
+    # descriptor and keep the lock held forever.
     if command -v flock >/dev/null 2>&1; then
         exec 9>"$SB_RUN/services.lock"
         flock -w 600 9 || sb_die "timed out waiting for $SB_RUN/services.lock"

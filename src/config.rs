@@ -81,6 +81,11 @@ pub struct Limits {
     pub outbound_queue: usize,
     /// Refused frames in a row before the connection is closed with 4429.
     pub max_consecutive_errors: u32,
+    /// Milliseconds between the node's WebSocket pings.
+    pub ping_interval_ms: u64,
+    /// Milliseconds without any frame from the client (pongs count) before the connection is
+    /// closed: a half-open socket must not keep a visitor "present".
+    pub idle_timeout_ms: u64,
     /// Open WebSocket connections per node.
     pub max_connections: usize,
     /// Largest HTTP request body in bytes.
@@ -255,6 +260,8 @@ impl Settings {
         }
         for (key, v) in [
             ("chat.offer_timeout_ms", self.chat.offer_timeout_ms),
+            ("limits.ping_interval_ms", self.limits.ping_interval_ms),
+            ("limits.idle_timeout_ms", self.limits.idle_timeout_ms),
             ("chat.visitor_grace_ms", self.chat.visitor_grace_ms),
             ("chat.agent_grace_ms", self.chat.agent_grace_ms),
             ("chat.decision_timeout_ms", self.chat.decision_timeout_ms),

@@ -191,6 +191,21 @@ impl Hub {
         }
     }
 
+    /// Tells every local connection to close as a slow consumer (4408), so each reconnects
+    /// and resumes. Used when this node's pub/sub reader lagged and live traffic was lost.
+    pub fn kick_all(&self) {
+        let all: Vec<Follower> = self
+            .followers
+            .lock()
+            .unwrap()
+            .values()
+            .flat_map(|m| m.values().cloned())
+            .collect();
+        for f in all {
+            f.slow.raise();
+        }
+    }
+
     /// Number of local followers of a channel.
     pub fn local_followers(&self, channel: &str) -> usize {
         self.followers

@@ -41,10 +41,13 @@ pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
         let msg = match msg {
             Ok(m) => m,
             Err(broadcast::error::RecvError::Lagged(n)) => {
+                // Live entries were lost for some followers; sequence numbers are not
+                // contiguous, so clients cannot see the gap. Make them reconnect and resume.
                 tracing::warn!(
                     missed = n,
-                    "pub/sub receiver lagged; clients recover on resume"
+                    "pub/sub receiver lagged; closing local connections so they resume"
                 );
+                svc.hub.kick_all();
                 continue;
             }
             Err(broadcast::error::RecvError::Closed) => return,

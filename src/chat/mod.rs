@@ -13,7 +13,7 @@ pub mod timers;
 use crate::config::{valid_name, Settings};
 use crate::metrics::Metrics;
 use crate::protocol::{AgentStatus, ChatSummary, Decision, Entry, ErrorCode, ServerFrame};
-use crate::redis::{RedisError, RedisLayer};
+use crate::redis::{Opening, RedisError, RedisLayer};
 use crate::store::{Store, StoreError};
 use hub::{ConnId, Encoded, Follower, Hub, Out};
 use identity::Tokens;
@@ -212,19 +212,27 @@ impl Service {
         party: &Party,
         conn: ConnId,
         f: Follower,
-    ) -> ChatResult<ServerFrame> {
+    ) -> ChatResult<Vec<ServerFrame>> {
         self.hub
             .follow(&self.redis.keys.user_channel(&party.user_key()), conn, f)
             .await?;
         self.presence.arrive(self, party).await;
-        let chats = self.live_chats(party).await?;
-        Ok(ServerFrame::Welcome {
+        let (chats, offers) = self.live_chats(party).await?;
+        let mut frames = vec![ServerFrame::Welcome {
             version: crate::protocol::PROTOCOL_VERSION,
             role: party.role().into(),
             id: party.actor(),
             node: self.node.clone(),
             chats,
-        })
+        }];
+        if let Party::Agent { id, .. } = party {
+            frames.push(ServerFrame::Status {
+                status: self.agent_status(*id).await?,
+            });
+            // An offer made while the agent had no connection is shown again.
+            frames.extend(offers);
+        }
+        Ok(frames)
     }
 
     /// Unregisters a connection; `followed` are the chats it followed.
@@ -239,12 +247,14 @@ impl Service {
         self.presence.leave(self, party).await;
     }
 
-    async fn live_chats(&self, party: &Party) -> ChatResult<Vec<ChatSummary>> {
+    /// The party's live chats, and for an agent the offer frames of those on offer to it.
+    async fn live_chats(&self, party: &Party) -> ChatResult<(Vec<ChatSummary>, Vec<ServerFrame>)> {
         let ids = match party {
             Party::Visitor { id } => self.redis.visitor_chats(id).await?,
             Party::Agent { id, .. } => self.redis.agent_chats(&id.to_string()).await?,
         };
         let mut out = Vec::new();
+        let mut offers = Vec::new();
         for chat_id in ids {
             let r = self.redis.chat_record(&chat_id).await?;
             let Some(state) = r.get("state") else {
@@ -253,6 +263,9 @@ impl Service {
             if state == "decided" {
                 continue;
             }
+            if state == "offered" {
+                offers.push(self.offer_frame(&chat_id, &r));
+            }
             out.push(ChatSummary {
                 state: state.clone(),
                 queue: r.get("queue").cloned().unwrap_or_default(),
@@ -260,7 +273,7 @@ impl Service {
                 chat_id,
             });
         }
-        Ok(out)
+        Ok((out, offers))
     }
 
     /// The agent's current status as stored in Redis (offline when unknown).
@@ -292,8 +305,8 @@ impl Service {
                 "only visitors request chats",
             ));
         };
-        let name = clean_optional(name, 100, "name")?;
-        let email = clean_optional(email, 254, "email")?;
+        let name = clean_optional(name, 100, "name", false)?;
+        let email = clean_optional(email, 254, "email", false)?;
         if let Some(e) = &email {
             if !plausible_email(e) {
                 return Err(ChatError::new(
@@ -302,8 +315,12 @@ impl Service {
                 ));
             }
         }
-        let question =
-            clean_optional(question, self.settings.limits.max_message_chars, "question")?;
+        let question = clean_optional(
+            question,
+            self.settings.limits.max_message_chars,
+            "question",
+            true,
+        )?;
         let queue = queue.unwrap_or_else(|| self.settings.chat.default_queue.clone());
         if !valid_name(&queue) {
             return Err(ChatError::new(
@@ -468,7 +485,7 @@ impl Service {
         if client_msg_id.is_empty() || client_msg_id.len() > 64 {
             return Err(ChatError::new(
                 ErrorCode::InvalidField,
-                "client_msg_id must be 1-64 characters",
+                "client_msg_id must be 1-64 bytes",
             ));
         }
         if text.trim().is_empty() {
@@ -586,16 +603,9 @@ impl Service {
             .get("ended")
             .and_then(|s| s.parse().ok())
             .unwrap_or_else(now_ms);
+        let opening = Opening::from_record(&r, "");
         self.redis
-            .chat_end(
-                chat,
-                &g("ended_by"),
-                &g("end_reason"),
-                at,
-                &g("visitor"),
-                &g("question"),
-                &g("name"),
-            )
+            .chat_end(chat, &g("ended_by"), &g("end_reason"), at, &opening)
             .await?;
         Ok(())
     }
@@ -609,7 +619,8 @@ impl Service {
 
     // ---- agent ----
 
-    pub async fn set_status(&self, party: &Party, status: AgentStatus) -> ChatResult<ServerFrame> {
+    /// Sets availability; every connection of the agent is told through its channel.
+    pub async fn set_status(&self, party: &Party, status: AgentStatus) -> ChatResult<()> {
         let Party::Agent {
             id,
             name,
@@ -639,7 +650,7 @@ impl Service {
         }
         let frame = ServerFrame::Status { status };
         self.tell(&party.user_key(), &frame).await;
-        Ok(frame)
+        Ok(())
     }
 
     /// Offers waiting chats of `queue` and tells the chosen agents.
@@ -662,22 +673,26 @@ impl Service {
                 Ok(r) => r,
                 Err(_) => continue,
             };
-            let g = |k: &str| r.get(k).cloned().unwrap_or_default();
-            let offered_at: i64 = r
-                .get("offered_at")
-                .and_then(|s| s.parse().ok())
-                .unwrap_or_else(now_ms);
-            let frame = ServerFrame::Offer {
-                chat_id: chat.clone(),
-                queue: g("queue"),
-                name: g("name"),
-                email: g("email"),
-                question: g("question"),
-                expires_at: offered_at + self.settings.chat.offer_timeout_ms as i64,
-            };
-            self.tell(&format!("a:{agent}"), &frame).await;
+            self.tell(&format!("a:{agent}"), &self.offer_frame(&chat, &r))
+                .await;
         }
         self.refresh_positions(queue).await;
+    }
+
+    fn offer_frame(&self, chat: &str, r: &crate::redis::ChatRecord) -> ServerFrame {
+        let g = |k: &str| r.get(k).cloned().unwrap_or_default();
+        let offered_at: i64 = r
+            .get("offered_at")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(now_ms);
+        ServerFrame::Offer {
+            chat_id: chat.to_string(),
+            queue: g("queue"),
+            name: g("name"),
+            email: g("email"),
+            question: g("question"),
+            expires_at: offered_at + self.settings.chat.offer_timeout_ms as i64,
+        }
     }
 
     pub async fn accept(
@@ -695,7 +710,9 @@ impl Service {
         };
         let now = now_ms();
         // Follow first so the join entry arrives live.
-        self.hub.follow(&self.chat_channel(chat), conn, f).await?;
+        let channel = self.chat_channel(chat);
+        let was_following = self.hub.is_following(&channel, conn);
+        self.hub.follow(&channel, conn, f).await?;
         let a = match self
             .redis
             .accept(chat, &id.to_string(), now, self.lease())
@@ -703,7 +720,9 @@ impl Service {
         {
             Ok(a) => a,
             Err(e) => {
-                self.hub.unfollow(&self.chat_channel(chat), conn).await;
+                if !was_following {
+                    self.hub.unfollow(&channel, conn).await;
+                }
                 return Err(e.into());
             }
         };
@@ -712,16 +731,7 @@ impl Service {
                 .request_to_accept
                 .observe((now - a.created).max(0) as f64 / 1000.0);
         }
-        self.apply_join(
-            chat,
-            &a.visitor,
-            &id.to_string(),
-            name,
-            &a.question,
-            &a.name,
-            now,
-        )
-        .await?;
+        self.apply_join(chat, &id.to_string(), name, now).await?;
         let _ = self
             .redis
             .timer_done(&format!("join:{chat}"), now + self.lease() as i64)
@@ -741,32 +751,25 @@ impl Service {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Transcript side of an accept (idempotent): the question, then "X joined the chat".
     async fn apply_join(
         &self,
         chat: &str,
-        visitor: &str,
         agent: &str,
         agent_name: &str,
-        question: &str,
-        visitor_name: &str,
-        now: i64,
+        at: i64,
     ) -> ChatResult<()> {
-        let text = format!("{agent_name} joined the chat");
-        let vname = if visitor_name.is_empty() {
-            "Visitor"
-        } else {
-            visitor_name
-        };
+        let r = self.redis.chat_record(chat).await?;
+        let opening = Opening::from_record(&r, agent_name);
+        let joined = format!("{agent_name} joined the chat");
         self.redis
-            .chat_join(
-                chat, visitor, agent, agent_name, question, vname, now, &text,
-            )
+            .chat_join(chat, agent, &joined, at, &opening)
             .await?;
         Ok(())
     }
 
-    pub async fn deny(&self, party: &Party, conn: ConnId, chat: &str) -> ChatResult<ServerFrame> {
+    /// Refuses an offer; every connection of the agent is told (`offer_revoked`, `denied`).
+    pub async fn deny(&self, party: &Party, chat: &str) -> ChatResult<()> {
         let Party::Agent { id, .. } = party else {
             return Err(ChatError::new(
                 ErrorCode::Forbidden,
@@ -783,12 +786,29 @@ impl Service {
             )
             .await?;
         self.metrics.denials.inc();
-        self.hub.unfollow(&self.chat_channel(chat), conn).await;
+        self.tell(
+            &party.user_key(),
+            &ServerFrame::OfferRevoked {
+                chat_id: chat.into(),
+                reason: "denied".into(),
+            },
+        )
+        .await;
         self.route(&queue).await;
-        Ok(ServerFrame::OfferRevoked {
-            chat_id: chat.into(),
-            reason: "denied".into(),
-        })
+        Ok(())
+    }
+
+    /// Ends a request on offer to this agent without talking. Only for offers: a running chat
+    /// is ended with `end`.
+    pub async fn close(&self, party: &Party, chat: &str) -> ChatResult<()> {
+        let access = self.authorise(party, chat).await?;
+        if access.state != "offered" {
+            return Err(ChatError::new(
+                ErrorCode::WrongState,
+                "close applies to a chat on offer; end a running chat with end",
+            ));
+        }
+        self.end(party, chat).await
     }
 
     pub async fn decide(
@@ -835,7 +855,13 @@ impl Service {
                 now,
                 self.lease(),
             )
-            .await?;
+            .await
+            .map_err(|e| match e {
+                RedisError::Refused(r) if r == "already" => {
+                    ChatError::new(ErrorCode::WrongState, "the chat was already decided")
+                }
+                other => other.into(),
+            })?;
         self.apply_flush(chat).await?;
         let _ = self
             .redis
@@ -890,13 +916,25 @@ impl Service {
     }
 }
 
-fn clean_optional(v: Option<String>, max: usize, field: &str) -> ChatResult<Option<String>> {
+/// Trims an optional field; empty becomes None. Line breaks and tabs are allowed only where
+/// `multiline` (the question), other control characters never.
+fn clean_optional(
+    v: Option<String>,
+    max: usize,
+    field: &str,
+    multiline: bool,
+) -> ChatResult<Option<String>> {
+    let allowed = |c: char| multiline && (c == '\n' || c == '\t' || c == '\r');
     match v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
         Some(s) if s.chars().count() > max => Err(ChatError::new(
-            ErrorCode::InvalidField,
+            if multiline {
+                ErrorCode::MessageTooLong
+            } else {
+                ErrorCode::InvalidField
+            },
             format!("{field} is over {max} characters"),
         )),
-        Some(s) if s.chars().any(|c| c.is_control()) => Err(ChatError::new(
+        Some(s) if s.chars().any(|c| c.is_control() && !allowed(c)) => Err(ChatError::new(
             ErrorCode::InvalidField,
             format!("{field} contains control characters"),
         )),
@@ -928,8 +966,11 @@ mod tests {
         for bad in ["a", "@b.co", "a@b", "a b@c.d", "a@.x", "a@b@c.d"] {
             assert!(!plausible_email(bad), "{bad}");
         }
-        assert_eq!(clean_optional(Some("  ".into()), 5, "x").unwrap(), None);
-        assert!(clean_optional(Some("toolong".into()), 5, "x").is_err());
-        assert!(clean_optional(Some("a\u{0}b".into()), 5, "x").is_err());
+        assert_eq!(
+            clean_optional(Some("  ".into()), 5, "x", false).unwrap(),
+            None
+        );
+        assert!(clean_optional(Some("toolong".into()), 5, "x", false).is_err());
+        assert!(clean_optional(Some("a\u{0}b".into()), 5, "x", true).is_err());
     }
 }

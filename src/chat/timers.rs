@@ -3,7 +3,7 @@
 //! chats (so a node that died between two steps never leaves a request stuck).
 
 use super::{now_ms, Service, CUSTOMER_REJECTED, VISITOR_CLOSED_BROWSER};
-use crate::protocol::ServerFrame;
+use crate::protocol::{Decision, ServerFrame};
 use crate::redis::RedisError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -137,16 +137,7 @@ async fn fire(svc: &Service, kind: &str, id: &str) -> Result<(), super::ChatErro
             let agent = svc.redis.agent_record(&g("agent")).await?;
             let agent_name = agent.get("name").cloned().unwrap_or_default();
             let at = g("accepted").parse().unwrap_or_else(|_| now_ms());
-            svc.apply_join(
-                id,
-                &g("visitor"),
-                &g("agent"),
-                &agent_name,
-                &g("question"),
-                &g("name"),
-                at,
-            )
-            .await
+            svc.apply_join(id, &g("agent"), &agent_name, at).await
         }
         "end" => svc.apply_end(id).await,
         "wrapup" => match svc
@@ -161,7 +152,17 @@ async fn fire(svc: &Service, kind: &str, id: &str) -> Result<(), super::ChatErro
             )
             .await
         {
-            Ok(()) => svc.apply_flush(id).await,
+            Ok(()) => {
+                let agent = svc.redis.chat_record(id).await?.get("agent").cloned();
+                if let Some(agent) = agent {
+                    let frame = ServerFrame::Decided {
+                        chat_id: id.into(),
+                        decision: Decision::Keep,
+                    };
+                    svc.tell(&format!("a:{agent}"), &frame).await;
+                }
+                svc.apply_flush(id).await
+            }
             Err(RedisError::Refused(_)) => Ok(()),
             Err(e) => Err(e.into()),
         },

@@ -65,6 +65,11 @@ pub async fn run(
             chats: HashMap::new(),
             errors_in_a_row: 0,
         };
+        let mut ping = tokio::time::interval(Duration::from_millis(limits.ping_interval_ms));
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ping.reset();
+        let idle_timeout = Duration::from_millis(limits.idle_timeout_ms);
+        let mut last_heard = tokio::time::Instant::now();
         let mut draining = gw.draining.clone();
         let mut killed = gw.killed.clone();
         let close = match conn.start(&mut socket).await {
@@ -72,15 +77,18 @@ pub async fn run(
             Flow::Continue => loop {
                 tokio::select! {
                     msg = socket.recv() => {
+                        last_heard = tokio::time::Instant::now();
                         let flow = match msg {
                             Some(Ok(Message::Text(t))) => conn.on_frame(&mut socket, t.as_bytes(), Encoding::Json).await,
                             Some(Ok(Message::Binary(b))) => conn.on_frame(&mut socket, &b, Encoding::MsgPack).await,
                             Some(Ok(Message::Ping(_))) | Some(Ok(Message::Pong(_))) => Flow::Continue,
                             Some(Ok(Message::Close(_))) | None => break None,
                             Some(Err(e)) => {
-                                // Oversized frames end here: tungstenite refuses them before buffering.
+                                // Oversized frames end here: tungstenite refuses them before
+                                // buffering them. Anything else is a protocol violation.
                                 tracing::debug!(error = %e, "socket error");
-                                break Some((1009, "frame refused"));
+                                let too_big = e.to_string().contains("Space limit exceeded");
+                                break Some(if too_big { (1009, "frame too large") } else { (1002, "protocol error") });
                             }
                         };
                         if let Flow::Close(c, r) = flow { break Some((c, r)); }
@@ -88,6 +96,14 @@ pub async fn run(
                     out = rx.recv() => {
                         let Some(out) = out else { break None };
                         if let Flow::Close(c, r) = conn.deliver(&mut socket, out).await { break Some((c, r)); }
+                    }
+                    _ = ping.tick() => {
+                        if last_heard.elapsed() > idle_timeout {
+                            break Some((1001, "idle timeout"));
+                        }
+                        if tokio::time::timeout(WRITE_TIMEOUT, socket.send(Message::Ping(Default::default()))).await.is_err() {
+                            break Some((close_codes::SLOW_CONSUMER, "write timed out"));
+                        }
                     }
                     _ = slow.notify.notified() => break Some((close_codes::SLOW_CONSUMER, "outbound queue full")),
                     _ = draining.changed() => break Some((close_codes::DRAINING, "node draining; reconnect")),
@@ -133,9 +149,11 @@ impl Conn {
             .connected(&self.party, self.id, self.follower.clone())
             .await
         {
-            Ok(welcome) => {
-                if let Flow::Close(c, r) = self.reply(socket, welcome).await {
-                    return Flow::Close(c, r);
+            Ok(frames) => {
+                for f in frames {
+                    if let Flow::Close(c, r) = self.reply(socket, f).await {
+                        return Flow::Close(c, r);
+                    }
                 }
             }
             Err(e) => {
@@ -143,11 +161,6 @@ impl Conn {
                     .reply(socket, ServerFrame::error(e.code, e.message, None))
                     .await;
                 return Flow::Close(1011, "unavailable");
-            }
-        }
-        if let Party::Agent { id, .. } = &self.party {
-            if let Ok(status) = svc.agent_status(*id).await {
-                return self.reply(socket, ServerFrame::Status { status }).await;
             }
         }
         Flow::Continue
@@ -298,7 +311,10 @@ impl Conn {
                 svc.end(&party, &chat_id).await?;
                 return Ok(Flow::Continue);
             }
-            ClientFrame::SetStatus { status } => svc.set_status(&party, status).await?,
+            ClientFrame::SetStatus { status } => {
+                svc.set_status(&party, status).await?;
+                return Ok(Flow::Continue);
+            }
             ClientFrame::Accept { chat_id } => {
                 let access = svc
                     .accept(&party, self.id, self.follower.clone(), &chat_id)
@@ -310,9 +326,8 @@ impl Conn {
                 return Ok(Flow::Continue);
             }
             ClientFrame::Deny { chat_id } => {
-                let f = svc.deny(&party, self.id, &chat_id).await?;
-                self.chats.remove(&chat_id);
-                f
+                svc.deny(&party, &chat_id).await?;
+                return Ok(Flow::Continue);
             }
             ClientFrame::Close { chat_id } => {
                 if let Party::Visitor { .. } = party {
@@ -321,8 +336,7 @@ impl Conn {
                         "only agents close offers; visitors send end",
                     ));
                 }
-                svc.end(&party, &chat_id).await?;
-                self.chats.remove(&chat_id);
+                svc.close(&party, &chat_id).await?;
                 return Ok(Flow::Continue);
             }
             ClientFrame::Decide {

@@ -7,8 +7,8 @@ mod limits;
 
 use crate::chat::identity::Identity;
 use crate::chat::{Party, Service};
-use crate::protocol::{Encoding, ErrorCode, JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL};
-use axum::extract::ws::WebSocketUpgrade;
+use crate::protocol::{close_codes, Encoding, ErrorCode, JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL};
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -73,6 +73,23 @@ fn refuse(status: StatusCode, code: ErrorCode, message: &str) -> Response {
         .into_response()
 }
 
+/// Accepts the upgrade only to close at once with `code`: a browser cannot read the status
+/// of a refused handshake, but it can read a close code (4401: get a new token; 4403: this
+/// site may not open the widget).
+fn close_at_once(ws: WebSocketUpgrade, code: u16, reason: &'static str) -> Response {
+    ws.on_upgrade(move |mut socket| async move {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            socket.send(Message::Close(Some(frame))),
+        )
+        .await;
+    })
+}
+
 fn now_s() -> u64 {
     (crate::chat::now_ms() / 1000) as u64
 }
@@ -86,18 +103,18 @@ async fn visitor_ws(
     let allowed = &gw.svc.settings.server.allowed_origins;
     if let Some(origin) = headers.get("origin").and_then(|o| o.to_str().ok()) {
         if !allowed.is_empty() && !allowed.iter().any(|a| a == origin) {
-            return refuse(
-                StatusCode::FORBIDDEN,
-                ErrorCode::Forbidden,
+            return close_at_once(
+                ws,
+                close_codes::FORBIDDEN_ORIGIN,
                 "origin is not an allowed site",
             );
         }
     }
     match gw.svc.tokens.verify(&q.token, now_s()) {
         Ok(Identity::Visitor { id }) => upgrade(gw, ws, Party::Visitor { id }).await,
-        _ => refuse(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden,
+        _ => close_at_once(
+            ws,
+            close_codes::UNAUTHORIZED,
             "a valid visitor token is required",
         ),
     }
@@ -109,20 +126,16 @@ async fn agent_ws(
     ws: WebSocketUpgrade,
 ) -> Response {
     let Ok(Identity::Agent { id, .. }) = gw.svc.tokens.verify(&q.token, now_s()) else {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden,
+        return close_at_once(
+            ws,
+            close_codes::UNAUTHORIZED,
             "a valid agent token is required",
         );
     };
     let agent = match gw.svc.store.agent(id).await {
         Ok(Some(a)) => a,
         Ok(None) => {
-            return refuse(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::Forbidden,
-                "the agent no longer exists",
-            )
+            return close_at_once(ws, close_codes::UNAUTHORIZED, "the agent no longer exists")
         }
         Err(_) => {
             return refuse(

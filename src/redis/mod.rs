@@ -94,6 +94,36 @@ pub struct Ended {
 /// A chat's routing record (`P{r}:chat:ID`).
 pub type ChatRecord = HashMap<String, String>;
 
+/// What the transcript side needs from the routing record: who the visitor is and the
+/// question that opens the transcript, with the time it was asked.
+#[derive(Debug, Clone, Default)]
+pub struct Opening {
+    pub visitor: String,
+    pub visitor_name: String,
+    pub question: String,
+    pub asked_at: i64,
+    /// The accepted agent's display name ("" before an accept).
+    pub agent_name: String,
+}
+
+impl Opening {
+    pub fn from_record(r: &ChatRecord, agent_name: &str) -> Opening {
+        let g = |k: &str| r.get(k).cloned().unwrap_or_default();
+        let name = g("name");
+        Opening {
+            visitor: g("visitor"),
+            visitor_name: if name.is_empty() {
+                "Visitor".into()
+            } else {
+                name
+            },
+            question: g("question"),
+            asked_at: r.get("created").and_then(|c| c.parse().ok()).unwrap_or(0),
+            agent_name: agent_name.to_string(),
+        }
+    }
+}
+
 impl RedisLayer {
     pub async fn connect(url: &str, prefix: &str, pool_size: usize) -> Result<RedisLayer> {
         let config = Config::from_url(url)?;
@@ -517,17 +547,14 @@ impl RedisLayer {
 
     // ---- transcript ({c:ID} slot) ----
 
-    #[allow(clippy::too_many_arguments)]
+    /// The agent joins the transcript side (idempotent); the question opens it.
     pub async fn chat_join(
         &self,
         chat: &str,
-        visitor: &str,
         agent: &str,
-        agent_name: &str,
-        question: &str,
-        visitor_name: &str,
-        now: i64,
-        joined_text: &str,
+        joined: &str,
+        at: i64,
+        o: &Opening,
     ) -> Result<bool> {
         let k = &self.keys;
         let n: i64 = self
@@ -538,13 +565,14 @@ impl RedisLayer {
                 vec![k.log(chat), k.meta(chat), k.chat_channel(chat)],
                 vec![
                     chat.into(),
-                    visitor.into(),
+                    o.visitor.clone(),
                     agent.into(),
-                    agent_name.into(),
-                    question.into(),
-                    visitor_name.into(),
-                    now.to_string(),
-                    joined_text.into(),
+                    o.agent_name.clone(),
+                    o.question.clone(),
+                    o.visitor_name.clone(),
+                    at.to_string(),
+                    joined.into(),
+                    o.asked_at.to_string(),
                 ],
             )
             .await?;
@@ -590,16 +618,14 @@ impl RedisLayer {
         Ok((seq, new == 1))
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Closes the transcript with the end message (idempotent).
     pub async fn chat_end(
         &self,
         chat: &str,
         by: &str,
         reason: &str,
-        now: i64,
-        visitor: &str,
-        question: &str,
-        visitor_name: &str,
+        at: i64,
+        o: &Opening,
     ) -> Result<bool> {
         let k = &self.keys;
         let n: i64 = self
@@ -612,10 +638,11 @@ impl RedisLayer {
                     chat.into(),
                     by.into(),
                     reason.into(),
-                    now.to_string(),
-                    visitor.into(),
-                    question.into(),
-                    visitor_name.into(),
+                    at.to_string(),
+                    o.visitor.clone(),
+                    o.question.clone(),
+                    o.visitor_name.clone(),
+                    o.asked_at.to_string(),
                 ],
             )
             .await?;
@@ -692,9 +719,10 @@ impl RedisLayer {
         count: usize,
         block_ms: u64,
     ) -> Result<Vec<(String, String)>> {
-        let r: std::result::Result<XReadResponse<String, String, String, String>, _> = self
+        // A read that times out answers nil, which is no map: take the raw value first.
+        let r: std::result::Result<Value, _> = self
             .blocking
-            .xreadgroup_map(
+            .xreadgroup(
                 "flush",
                 consumer,
                 Some(count as u64),
@@ -704,8 +732,9 @@ impl RedisLayer {
                 ">",
             )
             .await;
-        let map = match r {
-            Ok(m) => m,
+        let map: XReadResponse<String, String, String, String> = match r {
+            Ok(Value::Null) => return Ok(vec![]),
+            Ok(v) => v.into_xread_response()?,
             Err(e) if e.details().contains("NOGROUP") => {
                 self.ensure_flush_group().await?;
                 return Ok(vec![]);

@@ -316,6 +316,26 @@ impl Client {
     }
 }
 
+/// Opens a WebSocket that the node is expected to close at once; returns the close code.
+pub async fn close_code_of(
+    req: impl tokio_tungstenite::tungstenite::client::IntoClientRequest + Unpin,
+) -> u16 {
+    let (mut ws, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("upgrade accepted");
+    loop {
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("closed in time")
+        {
+            Some(Ok(Message::Close(f))) => return f.map(|f| u16::from(f.code)).unwrap_or(1005),
+            Some(Ok(Message::Text(t))) => panic!("unexpected frame {t}"),
+            Some(Ok(_)) => continue,
+            other => panic!("no close frame: {other:?}"),
+        }
+    }
+}
+
 /// Polls `f` until it returns Some, for up to `WAIT`.
 pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
 where
