@@ -119,6 +119,7 @@
     '.sb-opt{font-weight:400;color:#5f6b7a}',
     '.sb-primary{margin-top:12px;border:0;border-radius:6px;padding:9px 14px;background:#1f5fbf;color:#fff;font-size:14px;cursor:pointer}',
     '.sb-primary:disabled{opacity:.6;cursor:default}',
+    '.sb-send{margin-top:0}',
     '.sb-secondary{border:1px solid #b9c1cc;border-radius:6px;padding:7px 12px;background:#fff;color:#1d1d1f;font-size:13px;cursor:pointer}',
     '.sb-queue{margin:8px 0;padding:10px;border-radius:8px;background:#fffbe6;text-align:center;font-weight:600}',
     '.sb-log{list-style:none;margin:0;padding:0}',
@@ -165,7 +166,16 @@
   function build() {
     var host = h('div', { id: 'switchboard-widget', 'data-testid': 'sb-widget' });
     var root = host.attachShadow ? host.attachShadow({ mode: 'open' }) : host;
-    root.appendChild(h('style', { text: CSS }));
+    // A constructed sheet is not blocked by a host page's strict style-src CSP; <style> otherwise.
+    var sheet = null;
+    try {
+      if (root !== host && 'adoptedStyleSheets' in root && window.CSSStyleSheet) {
+        sheet = new CSSStyleSheet();
+        sheet.replaceSync(CSS);
+        root.adoptedStyleSheets = [sheet];
+      }
+    } catch (e) { sheet = null; }
+    if (!sheet) root.appendChild(h('style', { text: CSS }));
 
     var badge = h('span', { class: 'sb-badge', hidden: true, 'aria-hidden': 'true' });
     var buttonLabel = h('span', { text: S.button });
@@ -189,7 +199,7 @@
     var body = h('div', { class: 'sb-body' }, [form, queueBox, log, endedBox]);
 
     var input = h('textarea', { class: 'sb-input', 'data-testid': 'sb-input', 'aria-label': S.input, placeholder: S.input, maxlength: '4000', rows: '1' });
-    var send = h('button', { type: 'submit', class: 'sb-primary', style: 'margin-top:0', 'data-testid': 'sb-send', text: S.send });
+    var send = h('button', { type: 'submit', class: 'sb-primary sb-send', 'data-testid': 'sb-send', text: S.send });
     var compose = h('form', { class: 'sb-compose', hidden: true }, [input, send]);
     var end = h('button', { type: 'button', class: 'sb-secondary', 'data-testid': 'sb-end', text: S.end, onclick: endChat });
     var foot = h('div', { class: 'sb-foot', hidden: true }, [h('span'), end]);
@@ -397,13 +407,22 @@
   function onWelcome(f) {
     st.welcomed = true;
     st.live = {};
+    st.requesting = false; // a request lost with the old socket can be sent again
     var chats = Array.isArray(f.chats) ? f.chats : [];
     var stored = SbSocket.load(local, CHAT_KEY, null);
     var pick = null;
     chats.forEach(function (c) { if (c.chat_id === stored) pick = c; });
     if (!pick) chats.forEach(function (c) { if (!pick && c.state !== 'ended') pick = c; });
     if (!pick) {
-      if (st.chat) forgetChat();
+      // A visitor's welcome lists no ended chats. Ours ended while we were away (or we saw
+      // it end): show it as ended; a resume fetches the last entries, or 4004 forgets it.
+      if (st.chat) {
+        if (st.chat.phase !== 'ended') {
+          st.chat.phase = 'ended';
+          cacheLog();
+        }
+        resume(st.chat.id);
+      }
       render();
       return;
     }

@@ -2,6 +2,8 @@
 //! SQL store (own SQLite file, or own PostgreSQL schema), plus WebSocket and HTTP clients.
 #![allow(dead_code)]
 
+pub mod topology;
+
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -61,6 +63,11 @@ impl Cluster {
 
     /// Fast timers for tests; `tweak` adjusts further.
     pub async fn with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> Cluster {
+        // Node warnings show up in a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("warn")
+            .with_test_writer()
+            .try_init();
         let id = unique();
         let mut s = Settings::defaults();
         s.server.listen = "127.0.0.1:0".into();

@@ -3,6 +3,23 @@
 
 const STRINGS = {
   title: 'Switchboard console',
+  // Static texts of index.html (elements with data-i18n="key").
+  username: 'Username',
+  password: 'Password',
+  login: 'Log in',
+  status: 'Status',
+  available: 'Available',
+  away: 'Away',
+  offline: 'Offline',
+  navChats: 'Chats',
+  navHistory: 'Past interactions',
+  logout: 'Log out',
+  offers: 'Offers',
+  noOffers: 'No offers.',
+  chats: 'Chats',
+  noChats: 'No open chats.',
+  placeholder: 'Chats you accept open here.',
+  refresh: 'Refresh',
   loginFailed: 'Wrong username or password.',
   loginError: 'Could not log in: {message}',
   connecting: 'Connecting…',
@@ -70,6 +87,15 @@ function merge(base, over) {
 }
 
 export const S = merge(STRINGS, user);
+
+/** Puts the (possibly translated) texts into the page's static elements. */
+export function translatePage(root = document) {
+  for (const el of root.querySelectorAll('[data-i18n]')) {
+    const v = S[el.getAttribute('data-i18n')];
+    if (typeof v === 'string') el.textContent = v;
+  }
+  document.title = S.title;
+}
 
 /** `fmt('Expires in {s} s', {s: 3})` */
 export function fmt(s, vars) {

@@ -6,7 +6,23 @@ var SbTranscript = (function () {
   'use strict';
 
   var URL_RE = /\bhttps?:\/\/[^\s<>"'`]+/gi;
-  var TRAILING = /[.,;:!?'")\]}]+$/;
+  var TRAILING = '.,;:!?\'")]}';
+
+  function count(s, ch) {
+    return s.split(ch).length - 1;
+  }
+
+  /** Drops sentence punctuation after a URL, but keeps a ")" that closes a "(" inside it. */
+  function trimUrl(raw) {
+    var url = raw;
+    while (url.length) {
+      var c = url.charAt(url.length - 1);
+      if (TRAILING.indexOf(c) === -1) break;
+      if (c === ')' && count(url, '(') >= count(url, ')')) break;
+      url = url.slice(0, -1);
+    }
+    return url;
+  }
 
   /** Appends `text` to `el` as text nodes and safe links. */
   function appendLinkified(el, text) {
@@ -16,11 +32,7 @@ var SbTranscript = (function () {
     var m;
     URL_RE.lastIndex = 0;
     while ((m = URL_RE.exec(s))) {
-      var raw = m[0];
-      var trail = TRAILING.exec(raw);
-      // Keep a closing parenthesis that belongs to the URL, e.g. wiki links.
-      if (trail && trail[0] === ')' && raw.indexOf('(') !== -1) trail = null;
-      var url = trail ? raw.slice(0, raw.length - trail[0].length) : raw;
+      var url = trimUrl(m[0]);
       var href = null;
       try {
         var u = new URL(url);
@@ -61,6 +73,7 @@ var SbTranscript = (function () {
    * opts.me: 'visitor' | 'agent' (own messages are styled as such)
    * opts.prefix: CSS class prefix ('sb-' for the widget, '' for the console)
    * opts.strings: { you, sending, failed }
+   * opts.showOwnName: name own messages by their author instead of "You" (read-only history)
    */
   function Transcript(list, opts) {
     this.list = list;
@@ -68,6 +81,7 @@ var SbTranscript = (function () {
     this.me = opts.me;
     this.p = opts.prefix || '';
     this.strings = opts.strings || {};
+    this.showOwnName = !!opts.showOwnName;
     this.bySeq = {};
     this.byCmid = {};
     this.seqs = [];
@@ -103,7 +117,8 @@ var SbTranscript = (function () {
       return li;
     }
     var meta = el(doc, 'div', p + 'meta');
-    meta.appendChild(el(doc, 'span', p + 'name', mine ? (this.strings.you || 'You') : (entry.name || entry.author || '')));
+    var who = mine && !this.showOwnName ? (this.strings.you || 'You') : (entry.name || entry.author || '');
+    meta.appendChild(el(doc, 'span', p + 'name', who));
     var t = formatTime(entry.at);
     if (t) meta.appendChild(el(doc, 'time', p + 'time', t));
     li.appendChild(meta);

@@ -1,0 +1,217 @@
+// The agent console's entry point: login and session, the connection (shared reconnecting
+// socket), availability, and the dispatch of server frames to offers, chats and the banner.
+
+import { S, fmt, translatePage } from './strings.js';
+import { api, setToken, ApiError } from './api.js';
+import { Offers, askNotificationPermission } from './offers.js';
+import { Chats } from './chats.js';
+import { History } from './history.js';
+
+const SESSION_KEY = 'sb.agent';
+const $ = (sel) => document.querySelector(sel);
+const byTestId = (id) => document.querySelector(`[data-testid="${id}"]`);
+
+const wsBase = location.origin.replace(/^http/, 'ws');
+const session = SbSocket.storageOf('sessionStorage');
+
+let me = SbSocket.load(session, SESSION_KEY, null);
+let conn = null;
+let offers = null;
+let chats = null;
+let history = null;
+
+// ---- banner ----
+
+let bannerTimer = null;
+function showBanner(message) {
+  const b = byTestId('error-banner');
+  b.textContent = message;
+  b.hidden = false;
+  clearTimeout(bannerTimer);
+  bannerTimer = setTimeout(() => {
+    b.hidden = true;
+  }, 8000);
+}
+
+// ---- login ----
+
+function showLogin(message) {
+  $('#app').hidden = true;
+  $('#login').hidden = false;
+  const err = byTestId('login-error');
+  err.textContent = message || '';
+  err.hidden = !message;
+  byTestId('login-username').focus();
+}
+
+byTestId('login-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  askNotificationPermission();
+  const username = byTestId('login-username').value.trim();
+  const password = byTestId('login-password').value;
+  const submit = byTestId('login-submit');
+  submit.disabled = true;
+  try {
+    const res = await api('/api/agent/login', { method: 'POST', body: { username, password } });
+    me = { token: res.token, agent: res.agent };
+    SbSocket.save(session, SESSION_KEY, me);
+    byTestId('login-password').value = '';
+    startApp();
+  } catch (err) {
+    showLogin(err instanceof ApiError && err.status === 403 ? S.loginFailed : fmt(S.loginError, { message: err.message }));
+  } finally {
+    submit.disabled = false;
+  }
+});
+
+function logout(message) {
+  if (conn) conn.stop();
+  SbSocket.save(session, SESSION_KEY, null);
+  me = null;
+  setToken(null);
+  location.hash = '';
+  // A fresh page drops every tab, card and timer of the old session.
+  if (message) sessionStorage.setItem('sb.loginMessage', message);
+  location.reload();
+}
+
+$('#logout').addEventListener('click', () => logout());
+
+// ---- views ----
+
+function showView(name) {
+  for (const b of document.querySelectorAll('nav.views button')) b.setAttribute('aria-pressed', b.dataset.view === name ? 'true' : 'false');
+  $('#view-chats').hidden = name !== 'chats';
+  $('#view-history').hidden = name !== 'history';
+  if (name === 'history') history.load();
+}
+
+for (const b of document.querySelectorAll('nav.views button')) b.addEventListener('click', () => showView(b.dataset.view));
+
+// ---- frames ----
+
+function onFrame(f) {
+  switch (f.type) {
+    case 'welcome': {
+      const chatsList = Array.isArray(f.chats) ? f.chats : [];
+      const offered = new Set();
+      for (const s of chatsList) {
+        if (s.state === 'offered') {
+          offered.add(s.chat_id);
+          offers.restore(s);
+        }
+      }
+      offers.retain(offered);
+      chats.restore(chatsList);
+      break;
+    }
+    case 'status':
+      byTestId('status-select').value = f.status;
+      byTestId('status-select').setAttribute('data-status', f.status);
+      break;
+    case 'offer':
+      offers.add(f);
+      break;
+    case 'offer_revoked':
+      offers.revoke(f.chat_id, f.reason);
+      if (f.reason === 'accepted') {
+        const c = chats.open(f.chat_id);
+        if (!c.live && !c.resuming) chats.resume(c);
+      } else if (f.reason !== 'denied' && chats.get(f.chat_id) && chats.get(f.chat_id).state === 'joining') {
+        chats.remove(f.chat_id);
+      }
+      break;
+    case 'entry':
+      chats.onEntry(f);
+      break;
+    case 'chat_started':
+      chats.onStarted(f);
+      break;
+    case 'chat_ended':
+      chats.onEnded(f);
+      break;
+    case 'resumed':
+      chats.onResumed(f);
+      break;
+    case 'ack':
+      chats.onAck(f);
+      break;
+    case 'decided':
+      chats.onDecided(f);
+      break;
+    case 'error':
+      if (offers.has(f.ref)) offers.unbusy(f.ref);
+      if (!chats.onError(f)) showBanner(f.message || `error ${f.code}`);
+      break;
+    default:
+      break; // frames from newer nodes are ignored
+  }
+}
+
+// ---- the app ----
+
+function accept(offer) {
+  offers.busy(offer.chat_id);
+  conn.send({ type: 'accept', chat_id: offer.chat_id });
+  // Pipelined: the node handles frames in order, so this replays from the start once joined.
+  const c = chats.open(offer.chat_id, 'joining');
+  chats.resume(c);
+  chats.select(offer.chat_id);
+}
+
+function startApp() {
+  setToken(me.token);
+  $('#login').hidden = true;
+  $('#app').hidden = false;
+  byTestId('agent-name').textContent = (me.agent && (me.agent.display_name || me.agent.username)) || '';
+  if (conn) {
+    conn.start();
+    return;
+  }
+  conn = new SbSocket.Connection({
+    url: () => `${wsBase}/ws/agent?token=${encodeURIComponent(me.token)}`,
+    onFrame,
+    onState: (state) => {
+      const el = byTestId('conn-state');
+      el.textContent = state === 'open' ? S.connected : state === 'connecting' ? S.connecting : state === 'stopped' ? '' : S.reconnecting;
+      el.setAttribute('data-state', state);
+      if (state !== 'open') chats.disconnected();
+    },
+    onUnauthorized: async () => {
+      // A refused upgrade: find out whether the session is over or the node is just away.
+      try {
+        await api('/api/agent/me');
+        return true;
+      } catch (e) {
+        if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
+          logout(S.sessionExpired);
+          return false;
+        }
+        return true;
+      }
+    }
+  });
+  offers = new Offers(byTestId('offers'), byTestId('no-offers'), {
+    accept,
+    deny: (o) => {
+      offers.busy(o.chat_id);
+      conn.send({ type: 'deny', chat_id: o.chat_id });
+    },
+    close: (o) => {
+      offers.busy(o.chat_id);
+      conn.send({ type: 'close', chat_id: o.chat_id });
+    }
+  });
+  chats = new Chats({ tabs: byTestId('chat-tabs'), panes: $('#panes'), empty: byTestId('no-chats'), conn, offers, onError: showBanner });
+  history = new History({ list: byTestId('history-list'), detail: byTestId('history-detail'), refresh: byTestId('history-refresh') });
+  byTestId('status-select').addEventListener('change', (e) => {
+    if (!conn.send({ type: 'set_status', status: e.target.value })) showBanner(S.reconnecting);
+  });
+  conn.start();
+}
+
+translatePage();
+const pendingMessage = sessionStorage.getItem('sb.loginMessage');
+sessionStorage.removeItem('sb.loginMessage');
+if (me && me.token) startApp();
+else showLogin(pendingMessage);

@@ -1,0 +1,133 @@
+//! The chat paths on Redis Cluster (3 masters: routing, transcripts and the flush stream land
+//! on different shards; sharded pub/sub) and on Sentinel, including a failover mid-chat.
+
+mod common;
+
+use common::topology::Procs;
+use common::*;
+use serde_json::json;
+
+/// Request, accept, talk both ways across two nodes, end, decide, flushed to SQL.
+async fn chat_round_trip(
+    cluster: &Cluster,
+    a: &switchboard::app::Running,
+    b: &switchboard::app::Running,
+    agent_name: &str,
+) {
+    let mut agent = available_agent(cluster, b, agent_name, 1).await;
+    let (mut visitor, chat, _, _) = requesting_visitor(a, "over the topology").await;
+    agent.expect("offer").await;
+    agent.send(json!({"type": "accept", "chat_id": chat})).await;
+    visitor.expect("chat_started").await;
+    visitor
+        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "v", "text": "ping"}))
+        .await;
+    agent.expect_text("ping").await;
+    agent
+        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "a", "text": "pong"}))
+        .await;
+    visitor.expect_text("pong").await;
+    visitor.send(json!({"type": "end", "chat_id": chat})).await;
+    agent.expect("chat_ended").await;
+    agent
+        .send(json!({"type": "decide", "chat_id": chat, "decision": "create"}))
+        .await;
+    agent.expect("decided").await;
+    let m = eventually("flushed", || async {
+        cluster.store.message_by_chat(&chat).await.unwrap()
+    })
+    .await;
+    let texts: Vec<&str> = m.entries.iter().map(|e| e.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        vec![
+            "over the topology",
+            format!("Agent {agent_name} joined the chat").as_str(),
+            "ping",
+            "pong",
+            "Visitor ended the chat"
+        ]
+    );
+    // Off duty, so the next request goes to the next step's agent.
+    agent
+        .send(json!({"type": "set_status", "status": "offline"}))
+        .await;
+    agent
+        .expect_where("offline", |f| {
+            f["type"] == "status" && f["status"] == "offline"
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_paths_on_a_three_master_cluster() {
+    let (_procs, url) = tokio::task::spawn_blocking(Procs::cluster).await.unwrap();
+    let cluster = Cluster::with(Backend::Sqlite, |s| s.redis.url = url.clone()).await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    chat_round_trip(&cluster, &a, &b, "cleo").await;
+    // Resume on the other node works across shards too.
+    let mut agent2 = available_agent(&cluster, &a, "dora", 1).await;
+    let (mut v, chat, _, token) = requesting_visitor(&b, "second").await;
+    agent2.expect("offer").await;
+    agent2
+        .send(json!({"type": "accept", "chat_id": chat}))
+        .await;
+    v.expect("chat_started").await;
+    v.close().await;
+    let mut v = Client::visitor(&a, &token).await;
+    v.send(json!({"type": "resume", "chat_id": chat, "last_seq": ""}))
+        .await;
+    v.expect_text("second").await;
+    v.expect("resumed").await;
+    a.drain().await;
+    b.drain().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_paths_on_sentinel_and_through_a_failover() {
+    let (_procs, url, master, sentinel) =
+        tokio::task::spawn_blocking(Procs::sentinel).await.unwrap();
+    let cluster = Cluster::with(Backend::Sqlite, |s| s.redis.url = url.clone()).await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    chat_round_trip(&cluster, &a, &b, "erin").await;
+
+    // A chat running while the sentinel promotes the replica carries on afterwards.
+    let mut agent = available_agent(&cluster, &b, "fay", 1).await;
+    let (mut visitor, chat, _, _) = requesting_visitor(&a, "during failover").await;
+    agent.expect("offer").await;
+    agent.send(json!({"type": "accept", "chat_id": chat})).await;
+    visitor.expect("chat_started").await;
+    tokio::task::spawn_blocking(move || Procs::failover(sentinel, master))
+        .await
+        .unwrap();
+    // Commands issued during the switch may fail with 4501 (unavailable, retry); a client
+    // retries with the same client message id, which stores the message once.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let sent = loop {
+        visitor.send(json!({"type": "send", "chat_id": chat, "client_msg_id": "after", "text": "after failover"})).await;
+        let f = visitor
+            .expect_where("ack or error", |f| {
+                f["type"] == "ack" || f["type"] == "error"
+            })
+            .await;
+        if f["type"] == "ack" {
+            break f;
+        }
+        assert_eq!(f["code"], 4501, "{f}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no ack after the failover"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(sent["client_msg_id"], "after");
+    agent.expect_text("after failover").await;
+    let entries = a.service.redis.entries_after(&chat, "", 100).await.unwrap();
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|e| e.text == "after failover")
+            .count(),
+        1
+    );
+}
