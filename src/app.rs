@@ -126,6 +126,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         tokio::spawn(chat::listener::run(service.clone(), drain_rx.clone())),
         tokio::spawn(chat::timers::run(service.clone(), drain_rx.clone())),
         tokio::spawn(chat::flush::run(service.clone(), drain_rx.clone())),
+        tokio::spawn(chat::visitors::run(service.clone(), drain_rx.clone())),
     ];
     tracing::info!(%addr, node, "listening");
     Ok(Running {

@@ -33,8 +33,13 @@ pub struct Server {
     pub drain_seconds: u64,
     /// Origins allowed to open a visitor WebSocket (the organisation's sites). Empty = any.
     pub allowed_origins: Vec<String>,
-    /// Peers whose X-Forwarded-For is believed.
+    /// Peers (load balancers) whose X-Forwarded-For and country header are believed.
     pub trusted_proxies: Vec<String>,
+    /// Header carrying the visitor's ISO country code, set by a trusted proxy (e.g.
+    /// `CF-IPCountry`); empty = none.
+    pub country_header: String,
+    /// Path of a MaxMind-format GeoIP country database; empty = none.
+    pub geoip_database: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -25,6 +25,15 @@ struct Published {
     client_msg_id: String,
     #[serde(default)]
     event: String,
+    /// JSON text or "".
+    #[serde(default)]
+    data: String,
+}
+
+/// A frame relayed to a chat's followers without being stored (typing, receipts).
+#[derive(Deserialize)]
+struct Relayed {
+    relay: ServerFrame,
 }
 
 pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
@@ -73,6 +82,15 @@ pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
 }
 
 fn on_entry(svc: &Service, channel: &str, payload: &str) {
+    if payload.starts_with("{\"relay\"") {
+        match serde_json::from_str::<Relayed>(payload) {
+            Ok(r) => svc
+                .hub
+                .deliver(channel, Out::Frame(Arc::new(Encoded::new(r.relay)))),
+            Err(e) => tracing::warn!(error = %e, "undecodable relayed frame dropped"),
+        }
+        return;
+    }
     let p: Published = match serde_json::from_str(payload) {
         Ok(p) => p,
         Err(e) => {
@@ -99,6 +117,9 @@ fn on_entry(svc: &Service, channel: &str, payload: &str) {
         at: p.at,
         client_msg_id: p.client_msg_id,
         event: p.event,
+        data: (!p.data.is_empty())
+            .then(|| serde_json::from_str(&p.data).ok())
+            .flatten(),
     };
     let frames = Arc::new(frames_for_entry(&p.chat_id, entry));
     svc.hub.deliver(

@@ -6,9 +6,12 @@ pub mod flush;
 pub mod hub;
 pub mod identity;
 pub mod listener;
+mod messages;
 mod positions;
 mod presence;
 pub mod timers;
+mod transfer;
+pub mod visitors;
 
 use crate::config::{valid_name, Settings};
 use crate::metrics::Metrics;
@@ -125,6 +128,15 @@ pub struct ChatRequest {
     pub queue: Option<String>,
 }
 
+/// Where a connection comes from, as the edge saw it.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// The client's IP: the peer, or X-Forwarded-For when the peer is a trusted proxy.
+    pub ip: String,
+    /// ISO country code from the configured trusted header, when set.
+    pub country: String,
+}
+
 /// What a connection may see of one chat once authorised.
 #[derive(Debug, Clone)]
 pub struct ChatAccess {
@@ -151,6 +163,8 @@ pub struct Service {
     pub node: String,
     pub presence: Presence,
     positions: positions::Positions,
+    /// The site-visitors list: this node's watching agents and its batch of changes.
+    pub visitors: visitors::SiteVisitors,
     /// Set when the node drains: readiness fails so the load balancer stops sending traffic.
     pub draining: std::sync::atomic::AtomicBool,
 }
@@ -173,6 +187,7 @@ impl Service {
             presence: Presence::new(&settings),
             positions: positions::Positions::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
+            visitors: visitors::SiteVisitors::new(&settings),
             settings,
             redis,
             store,
@@ -187,12 +202,12 @@ impl Service {
         self.settings.chat.timer_lease_ms
     }
 
-    fn chat_channel(&self, chat: &str) -> String {
+    pub(crate) fn chat_channel(&self, chat: &str) -> String {
         self.redis.keys.chat_channel(chat)
     }
 
     /// Sends a frame to every connection of one agent or visitor, on any node.
-    async fn tell(&self, user_key: &str, frame: &ServerFrame) {
+    pub(crate) async fn tell(&self, user_key: &str, frame: &ServerFrame) {
         let payload = serde_json::to_string(frame).expect("server frames serialise");
         if let Err(e) = self
             .redis
@@ -473,61 +488,6 @@ impl Service {
         Ok((access, entries))
     }
 
-    pub async fn send(
-        &self,
-        party: &Party,
-        conn: ConnId,
-        access: &ChatAccess,
-        chat: &str,
-        client_msg_id: &str,
-        text: &str,
-    ) -> ChatResult<ServerFrame> {
-        if client_msg_id.is_empty() || client_msg_id.len() > 64 {
-            return Err(ChatError::new(
-                ErrorCode::InvalidField,
-                "client_msg_id must be 1-64 bytes",
-            ));
-        }
-        if text.trim().is_empty() {
-            return Err(ChatError::new(ErrorCode::InvalidField, "text is empty"));
-        }
-        if text.chars().count() > self.settings.limits.max_message_chars {
-            return Err(ChatError::new(
-                ErrorCode::MessageTooLong,
-                format!(
-                    "text is over {} characters",
-                    self.settings.limits.max_message_chars
-                ),
-            ));
-        }
-        if !self.hub.is_following(&self.chat_channel(chat), conn) {
-            return Err(ChatError::new(
-                ErrorCode::Forbidden,
-                "resume the chat before sending to it",
-            ));
-        }
-        let (seq, new) = self
-            .redis
-            .chat_send(
-                chat,
-                party.role(),
-                &party.actor(),
-                &access.display_name,
-                client_msg_id,
-                text,
-                now_ms(),
-            )
-            .await?;
-        if new {
-            self.metrics.messages.inc();
-        }
-        Ok(ServerFrame::Ack {
-            chat_id: chat.into(),
-            client_msg_id: client_msg_id.into(),
-            seq,
-        })
-    }
-
     /// Ends a chat on behalf of a visitor or an agent.
     pub async fn end(&self, party: &Party, chat: &str) -> ChatResult<()> {
         let (by, reason_active, reason_waiting) = match party {
@@ -611,7 +571,7 @@ impl Service {
     }
 
     /// Queues the flush job of a decided chat (after making sure its transcript is closed).
-    async fn apply_flush(&self, chat: &str) -> ChatResult<()> {
+    pub(crate) async fn apply_flush(&self, chat: &str) -> ChatResult<()> {
         self.apply_end(chat).await?;
         self.redis.enqueue_flush(chat).await?;
         Ok(())
@@ -752,7 +712,7 @@ impl Service {
     }
 
     /// Transcript side of an accept (idempotent): the question, then "X joined the chat".
-    async fn apply_join(
+    pub(crate) async fn apply_join(
         &self,
         chat: &str,
         agent: &str,

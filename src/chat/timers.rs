@@ -90,7 +90,9 @@ async fn fire(svc: &Service, kind: &str, id: &str) -> Result<(), super::ChatErro
             Err(RedisError::Refused(_)) => Ok(()),
             Err(e) => Err(e.into()),
         },
+        "invite" => svc.invitation_expired(id).await,
         "grace" => {
+            svc.visitor_left(id).await?;
             for chat in svc.redis.visitor_chats(id).await? {
                 match svc
                     .end_as(

@@ -5,7 +5,7 @@
 use super::limits::RateLimit;
 use super::Gateway;
 use crate::chat::hub::{frames_for_entry, ConnId, Encoded, Follower, Out, Seq, SlowFlag};
-use crate::chat::{ChatAccess, ChatError, ChatRequest, Party};
+use crate::chat::{ChatAccess, ChatError, ChatRequest, ClientInfo, Party};
 use crate::protocol::{close_codes, decode_client, ClientFrame, Encoding, ErrorCode, ServerFrame};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use std::collections::HashMap;
@@ -33,6 +33,7 @@ struct Conn {
     chats: HashMap<String, Followed>,
     rate: RateLimit,
     errors_in_a_row: u32,
+    client: ClientInfo,
 }
 
 enum Flow {
@@ -46,8 +47,9 @@ pub async fn run(
     party: Party,
     id: ConnId,
     encoding: Encoding,
+    client: ClientInfo,
 ) {
-    let span = tracing::info_span!("conn", id, role = party.role());
+    let span = tracing::info_span!("conn", id, role = party.role(), ip = %client.ip);
     async move {
         let limits = &gw.svc.settings.limits;
         let (tx, mut rx) = mpsc::channel::<Out>(limits.outbound_queue);
@@ -57,6 +59,7 @@ pub async fn run(
         metrics.connections.with_label_values(&[party.role()]).inc();
         let mut conn = Conn {
             rate: RateLimit::new(limits.frames_per_second, limits.burst_frames),
+            client,
             gw: gw.clone(),
             party,
             id,
@@ -115,6 +118,7 @@ pub async fn run(
             let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() })))).await;
         }
         let followed: Vec<String> = conn.chats.keys().cloned().collect();
+        gw.svc.unwatch_visitors(id).await;
         gw.svc.disconnected(&conn.party, id, followed).await;
         metrics.connections.with_label_values(&[conn.party.role()]).dec();
     }
@@ -354,6 +358,99 @@ impl Conn {
                 }
                 f
             }
+            ClientFrame::SendLink {
+                chat_id,
+                client_msg_id,
+                url,
+                title,
+            } => {
+                let access = self.access(&chat_id)?;
+                svc.send_link(
+                    &party,
+                    self.id,
+                    &access,
+                    &chat_id,
+                    &client_msg_id,
+                    &url,
+                    title.as_deref(),
+                )
+                .await?
+            }
+            ClientFrame::PushPage {
+                chat_id,
+                client_msg_id,
+                url,
+            } => {
+                let access = self.access(&chat_id)?;
+                svc.push_page(&party, self.id, &access, &chat_id, &client_msg_id, &url)
+                    .await?
+            }
+            ClientFrame::Typing { chat_id, typing } => {
+                svc.typing(&party, self.id, &chat_id, typing).await?;
+                return Ok(Flow::Continue);
+            }
+            ClientFrame::Receipt {
+                chat_id,
+                seq,
+                state,
+            } => {
+                svc.receipt(&party, self.id, &chat_id, &seq, state).await?;
+                return Ok(Flow::Continue);
+            }
+            ClientFrame::Transfer {
+                chat_id,
+                to_agent,
+                to_queue,
+            } => {
+                svc.transfer(&party, self.id, &chat_id, to_agent, to_queue)
+                    .await?;
+                self.chats.remove(&chat_id);
+                return Ok(Flow::Continue);
+            }
+            ClientFrame::PageView {
+                url,
+                title,
+                referrer,
+            } => {
+                svc.page_view(
+                    &party,
+                    &self.client,
+                    &url,
+                    title.as_deref(),
+                    referrer.as_deref(),
+                )
+                .await?;
+                return Ok(Flow::Continue);
+            }
+            ClientFrame::WatchVisitors => {
+                svc.watch_visitors(&party, self.id, self.follower.clone())
+                    .await?
+            }
+            ClientFrame::UnwatchVisitors => {
+                svc.unwatch_visitors(self.id).await;
+                return Ok(Flow::Continue);
+            }
+            ClientFrame::Invite {
+                visitor_id,
+                message,
+            } => {
+                svc.invite(&party, &visitor_id, message).await?;
+                return Ok(Flow::Continue);
+            }
+            ClientFrame::AcceptInvitation { chat_id } => {
+                let access = svc
+                    .accept_invitation(&party, self.id, self.follower.clone(), &chat_id)
+                    .await?;
+                self.chats.entry(chat_id).or_insert(Followed {
+                    access,
+                    delivered: Seq::default(),
+                });
+                return Ok(Flow::Continue);
+            }
+            ClientFrame::DeclineInvitation { chat_id } => {
+                svc.decline_invitation(&party, &chat_id).await?;
+                return Ok(Flow::Continue);
+            }
         };
         Ok(self.reply(socket, reply).await)
     }
@@ -386,7 +483,15 @@ fn frame_ref(f: &ClientFrame) -> Option<String> {
         | ClientFrame::Accept { chat_id }
         | ClientFrame::Deny { chat_id }
         | ClientFrame::Close { chat_id }
-        | ClientFrame::Decide { chat_id, .. } => Some(chat_id.clone()),
+        | ClientFrame::Decide { chat_id, .. }
+        | ClientFrame::PushPage { chat_id, .. }
+        | ClientFrame::Typing { chat_id, .. }
+        | ClientFrame::Receipt { chat_id, .. }
+        | ClientFrame::Transfer { chat_id, .. }
+        | ClientFrame::AcceptInvitation { chat_id }
+        | ClientFrame::DeclineInvitation { chat_id } => Some(chat_id.clone()),
+        ClientFrame::SendLink { client_msg_id, .. } => Some(client_msg_id.clone()),
+        ClientFrame::Invite { visitor_id, .. } => Some(visitor_id.clone()),
         _ => None,
     }
 }

@@ -6,15 +6,18 @@ mod conn;
 mod limits;
 
 use crate::chat::identity::Identity;
-use crate::chat::{Party, Service};
+use crate::chat::{ClientInfo, Party, Service};
+use crate::config::Server;
 use crate::protocol::{close_codes, Encoding, ErrorCode, JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL};
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
+use axum::extract::ConnectInfo;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -90,12 +93,54 @@ fn close_at_once(ws: WebSocketUpgrade, code: u16, reason: &'static str) -> Respo
     })
 }
 
+/// The client's address: the peer, or the right-most X-Forwarded-For hop not added by a
+/// trusted proxy when the peer itself is one (a client can prepend anything it likes).
+pub fn client_info(server: &Server, peer: SocketAddr, headers: &HeaderMap) -> ClientInfo {
+    let trusted = |ip: &IpAddr| {
+        server
+            .trusted_proxies
+            .iter()
+            .any(|t| t.parse::<IpAddr>().ok().as_ref() == Some(ip))
+    };
+    let mut ip = peer.ip();
+    if trusted(&ip) {
+        let hops: Vec<IpAddr> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|h| h.trim().parse().ok())
+            .collect();
+        for hop in hops.iter().rev() {
+            ip = *hop;
+            if !trusted(hop) {
+                break;
+            }
+        }
+    }
+    let country = if server.country_header.is_empty() || !trusted(&peer.ip()) {
+        String::new()
+    } else {
+        headers
+            .get(server.country_header.as_str())
+            .and_then(|v| v.to_str().ok())
+            .map(|c| c.trim().to_ascii_uppercase())
+            .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()))
+            .unwrap_or_default()
+    };
+    ClientInfo {
+        ip: ip.to_string(),
+        country,
+    }
+}
+
 fn now_s() -> u64 {
     (crate::chat::now_ms() / 1000) as u64
 }
 
 async fn visitor_ws(
     State(gw): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(q): Query<TokenQuery>,
     ws: WebSocketUpgrade,
@@ -111,7 +156,10 @@ async fn visitor_ws(
         }
     }
     match gw.svc.tokens.verify(&q.token, now_s()) {
-        Ok(Identity::Visitor { id }) => upgrade(gw, ws, Party::Visitor { id }).await,
+        Ok(Identity::Visitor { id }) => {
+            let client = client_info(&gw.svc.settings.server, peer, &headers);
+            upgrade(gw, ws, Party::Visitor { id }, client).await
+        }
         _ => close_at_once(
             ws,
             close_codes::UNAUTHORIZED,
@@ -122,6 +170,8 @@ async fn visitor_ws(
 
 async fn agent_ws(
     State(gw): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Query(q): Query<TokenQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -151,10 +201,16 @@ async fn agent_ws(
         max_chats: agent.max_chats,
         queues: agent.queues,
     };
-    upgrade(gw, ws, party).await
+    let client = client_info(&gw.svc.settings.server, peer, &headers);
+    upgrade(gw, ws, party, client).await
 }
 
-async fn upgrade(gw: Arc<Gateway>, ws: WebSocketUpgrade, party: Party) -> Response {
+async fn upgrade(
+    gw: Arc<Gateway>,
+    ws: WebSocketUpgrade,
+    party: Party,
+    client: ClientInfo,
+) -> Response {
     if *gw.draining.borrow() {
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -192,7 +248,7 @@ async fn upgrade(gw: Arc<Gateway>, ws: WebSocketUpgrade, party: Party) -> Respon
         gw2.open.fetch_sub(1, Ordering::AcqRel);
     })
     .on_upgrade(move |socket| async move {
-        conn::run(gw.clone(), socket, party, id, encoding).await;
+        conn::run(gw.clone(), socket, party, id, encoding, client).await;
         gw.open.fetch_sub(1, Ordering::AcqRel);
     })
 }

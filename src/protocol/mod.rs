@@ -70,6 +70,118 @@ pub enum ClientFrame {
         #[serde(default)]
         nonce: Option<u64>,
     },
+    /// Visitor: the page now shown (sent on every page load and navigation).
+    PageView {
+        url: String,
+        #[serde(default)]
+        title: Option<String>,
+        #[serde(default)]
+        referrer: Option<String>,
+    },
+    /// Agent: start receiving the site-visitors list (`visitors_snapshot`, then
+    /// `visitors_changed` batches).
+    WatchVisitors,
+    /// Agent: stop receiving the site-visitors list.
+    UnwatchVisitors,
+    /// Agent: invite a visitor on the site to a chat (proactive chat).
+    Invite {
+        visitor_id: String,
+        #[serde(default)]
+        message: Option<String>,
+    },
+    /// Visitor: accept an invitation; the chat opens with the inviting agent.
+    AcceptInvitation { chat_id: String },
+    /// Visitor: decline an invitation.
+    DeclineInvitation { chat_id: String },
+    /// Either side: send a link (http or https) as a link entry.
+    SendLink {
+        chat_id: String,
+        client_msg_id: String,
+        url: String,
+        #[serde(default)]
+        title: Option<String>,
+    },
+    /// Agent: open this page (http or https) in the visitor's browser.
+    PushPage {
+        chat_id: String,
+        client_msg_id: String,
+        url: String,
+    },
+    /// Either side: typing started or stopped. Not stored.
+    Typing { chat_id: String, typing: bool },
+    /// Either side: everything up to `seq` was delivered to / read by this side.
+    Receipt {
+        chat_id: String,
+        seq: String,
+        state: ReceiptState,
+    },
+    /// Agent: hand the chat to another agent, or back to a queue.
+    Transfer {
+        chat_id: String,
+        #[serde(default)]
+        to_agent: Option<i64>,
+        #[serde(default)]
+        to_queue: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptState {
+    Delivered,
+    Read,
+}
+
+/// One visitor now on the site, as agents see them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct SiteVisitor {
+    pub visitor_id: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub name: String,
+    /// Current page.
+    pub url: String,
+    #[serde(default)]
+    pub title: String,
+    /// Pages seen, oldest first (bounded).
+    #[serde(default)]
+    pub pages: Vec<PageSeen>,
+    #[serde(default)]
+    pub country: String,
+    #[serde(default)]
+    pub ip: String,
+    /// When this visit started (ms).
+    pub started_at: i64,
+    /// Last page view or heartbeat (ms).
+    pub last_seen: i64,
+    /// A chat (waiting, offered, invited or running) is live for this visitor.
+    #[serde(default)]
+    pub chatting: bool,
+    /// No contact with this e-mail or visitor id in the store yet.
+    #[serde(default)]
+    pub new: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct PageSeen {
+    pub url: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub referrer: String,
+    pub at: i64,
+}
+
+/// A change to the site-visitors list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisitorChange {
+    /// `arrive`, `page`, `update` or `leave`.
+    pub kind: String,
+    pub visitor_id: String,
+    /// The visitor's current record (absent for `leave`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visitor: Option<SiteVisitor>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,9 +262,14 @@ pub struct Entry {
     /// The sender's client message id (messages only).
     #[serde(default)]
     pub client_msg_id: String,
-    /// Machine-readable event name for system entries (`joined`, `ended`, ...).
+    /// Machine-readable event: for system entries `joined`, `ended`, `transferred`,
+    /// `push_page`; for messages `link` or `file` (plain text has none).
     #[serde(default)]
     pub event: String,
+    /// Structured details of a link (`{"url","title"}`), a pushed page (`{"url"}`) or a file
+    /// (`{"id","name","size","content_type"}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,6 +335,41 @@ pub enum ServerFrame {
     Pong {
         #[serde(default)]
         nonce: Option<u64>,
+    },
+    /// Agent: the site-visitors list now (after `watch_visitors`).
+    VisitorsSnapshot { visitors: Vec<SiteVisitor> },
+    /// Agent: changes to the site-visitors list since the last frame, batched.
+    VisitorsChanged { changes: Vec<VisitorChange> },
+    /// Visitor: an agent invites you to a chat until `expires_at` (ms).
+    Invitation {
+        chat_id: String,
+        agent_name: String,
+        message: String,
+        expires_at: i64,
+    },
+    /// Agent: what became of an invitation (`accepted`, `declined`, `expired`, `gone`).
+    InvitationResult {
+        chat_id: String,
+        visitor_id: String,
+        result: String,
+    },
+    /// Agent: a chat was transferred to you; resume it to see its history.
+    ChatAssigned {
+        chat_id: String,
+        from_agent_name: String,
+    },
+    /// The other side is typing (or stopped).
+    Typing {
+        chat_id: String,
+        by: String,
+        typing: bool,
+    },
+    /// The other side got (`delivered`) or read everything up to `seq`.
+    Receipt {
+        chat_id: String,
+        by: String,
+        seq: String,
+        state: ReceiptState,
     },
     /// Something the client sent was refused. `ref` names the chat or client message id when known.
     Error {

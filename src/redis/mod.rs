@@ -38,6 +38,9 @@ fn refusal(e: fred::error::Error) -> RedisError {
         "not_found",
         "forbidden",
         "already",
+        "unavailable",
+        "taken",
+        "gone",
     ] {
         if d.starts_with(name) || d.contains(&format!(": {name}")) || d.ends_with(name) {
             return RedisError::Refused(name.to_string());
@@ -89,6 +92,22 @@ pub struct Ended {
     /// The accepted agent, or the agent the request was on offer to ("" if none).
     pub agent: String,
     pub queue: String,
+}
+
+/// A participant's entry to append to a transcript.
+#[derive(Debug, Clone, Default)]
+pub struct Append<'a> {
+    /// `visitor` or `agent`.
+    pub role: &'a str,
+    pub actor: &'a str,
+    pub name: &'a str,
+    pub client_msg_id: &'a str,
+    pub text: &'a str,
+    /// A system entry (a pushed page) rather than a message.
+    pub system: bool,
+    /// "" for text, else `link`, `file` or `push_page`.
+    pub event: &'a str,
+    pub data: Option<serde_json::Value>,
 }
 
 /// A chat's routing record (`P{r}:chat:ID`).
@@ -433,6 +452,44 @@ impl RedisLayer {
         Ok(())
     }
 
+    /// Moves a running chat to agent `to` or back to queue `to_queue`; returns
+    /// ("agent" | "queue", queue). Refused: `forbidden`, `wrong_state`, `unavailable`.
+    pub async fn transfer(
+        &self,
+        chat: &str,
+        from: &str,
+        to: &str,
+        to_queue: &str,
+        now: i64,
+        lease_ms: u64,
+    ) -> Result<(String, String)> {
+        let k = &self.keys;
+        self.scripts
+            .transfer
+            .evalsha_with_reload(
+                self.client(),
+                vec![k.chat(chat)],
+                vec![
+                    k.routing(),
+                    chat.into(),
+                    from.into(),
+                    to.into(),
+                    to_queue.into(),
+                    now.to_string(),
+                    lease_ms.to_string(),
+                ],
+            )
+            .await
+            .map_err(refusal)
+    }
+
+    /// Withdraws the transcript-side assignment (a chat sent back to a queue): the agent who
+    /// let it go can no longer write into it.
+    pub async fn chat_release(&self, chat: &str) -> Result<()> {
+        let _: i64 = self.client().hdel(self.keys.meta(chat), "agent").await?;
+        Ok(())
+    }
+
     pub async fn chat_record(&self, chat: &str) -> Result<ChatRecord> {
         Ok(self.client().hgetall(self.keys.chat(chat)).await?)
     }
@@ -579,16 +636,12 @@ impl RedisLayer {
         Ok(n == 1)
     }
 
-    /// Appends a message; returns (seq, stored now). Refused: `wrong_state`, `forbidden`.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn chat_send(
+    /// Appends a participant's entry; returns (seq, stored now). Refused: `wrong_state`,
+    /// `forbidden`.
+    pub async fn chat_append(
         &self,
         chat: &str,
-        role: &str,
-        actor: &str,
-        name: &str,
-        client_msg_id: &str,
-        text: &str,
+        a: &Append<'_>,
         now: i64,
     ) -> Result<(String, bool)> {
         let k = &self.keys;
@@ -604,13 +657,20 @@ impl RedisLayer {
                     k.chat_channel(chat),
                 ],
                 vec![
-                    chat.into(),
-                    role.into(),
-                    actor.into(),
-                    name.into(),
-                    client_msg_id.into(),
-                    text.into(),
+                    chat.to_string(),
+                    a.role.to_string(),
+                    a.actor.to_string(),
+                    a.name.to_string(),
+                    a.client_msg_id.to_string(),
+                    a.text.to_string(),
                     now.to_string(),
+                    if a.system {
+                        "system".into()
+                    } else {
+                        "message".into()
+                    },
+                    a.event.to_string(),
+                    a.data.as_ref().map(|d| d.to_string()).unwrap_or_default(),
                 ],
             )
             .await
@@ -822,5 +882,9 @@ fn entry_from_fields(seq: String, mut f: HashMap<String, String>) -> Entry {
         at: f.get("at").and_then(|s| s.parse().ok()).unwrap_or(0),
         client_msg_id: f.remove("m").unwrap_or_default(),
         event: f.remove("e").unwrap_or_default(),
+        data: f
+            .remove("d")
+            .filter(|d| !d.is_empty())
+            .and_then(|d| serde_json::from_str(&d).ok()),
     }
 }

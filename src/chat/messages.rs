@@ -1,0 +1,264 @@
+//! What participants put into a running chat: texts, links, pushed pages (stored, in order,
+//! deduplicated by client message id) and typing indicators and receipts (not stored: relayed
+//! to the chat's followers on every node).
+
+use super::{now_ms, ChatAccess, ChatError, ChatResult, Party, Service};
+use crate::chat::hub::ConnId;
+use crate::protocol::{ErrorCode, ReceiptState, ServerFrame};
+use crate::redis::Append;
+use serde_json::json;
+
+/// Longest URL accepted in a link, a pushed page or a page view.
+pub const MAX_URL_BYTES: usize = 2048;
+
+/// Accepts only absolute http(s) URLs with a host: `javascript:`, `data:` and friends never
+/// reach a browser through Switchboard.
+pub fn safe_url(raw: &str) -> ChatResult<String> {
+    let raw = raw.trim();
+    if raw.is_empty() || raw.len() > MAX_URL_BYTES {
+        return Err(ChatError::new(
+            ErrorCode::InvalidField,
+            format!("url must be 1-{MAX_URL_BYTES} bytes"),
+        ));
+    }
+    let u = url::Url::parse(raw)
+        .map_err(|e| ChatError::new(ErrorCode::InvalidField, format!("url is not valid: {e}")))?;
+    if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none_or(str::is_empty) {
+        return Err(ChatError::new(
+            ErrorCode::InvalidField,
+            "url must be http or https with a host",
+        ));
+    }
+    Ok(u.to_string())
+}
+
+fn check_client_msg_id(id: &str) -> ChatResult<()> {
+    if id.is_empty() || id.len() > 64 {
+        return Err(ChatError::new(
+            ErrorCode::InvalidField,
+            "client_msg_id must be 1-64 bytes",
+        ));
+    }
+    Ok(())
+}
+
+impl Service {
+    fn require_following(&self, chat: &str, conn: ConnId) -> ChatResult<()> {
+        if !self.hub.is_following(&self.chat_channel(chat), conn) {
+            return Err(ChatError::new(
+                ErrorCode::Forbidden,
+                "resume the chat before writing to it",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Stores one entry and answers with its `ack`.
+    async fn append(&self, chat: &str, a: Append<'_>) -> ChatResult<ServerFrame> {
+        let (seq, new) = self.redis.chat_append(chat, &a, now_ms()).await?;
+        if new {
+            self.metrics.messages.inc();
+        }
+        Ok(ServerFrame::Ack {
+            chat_id: chat.into(),
+            client_msg_id: a.client_msg_id.into(),
+            seq,
+        })
+    }
+
+    pub async fn send(
+        &self,
+        party: &Party,
+        conn: ConnId,
+        access: &ChatAccess,
+        chat: &str,
+        client_msg_id: &str,
+        text: &str,
+    ) -> ChatResult<ServerFrame> {
+        check_client_msg_id(client_msg_id)?;
+        if text.trim().is_empty() {
+            return Err(ChatError::new(ErrorCode::InvalidField, "text is empty"));
+        }
+        let max = self.settings.limits.max_message_chars;
+        if text.chars().count() > max {
+            return Err(ChatError::new(
+                ErrorCode::MessageTooLong,
+                format!("text is over {max} characters"),
+            ));
+        }
+        self.require_following(chat, conn)?;
+        let actor = party.actor();
+        self.append(
+            chat,
+            Append {
+                role: party.role(),
+                actor: &actor,
+                name: &access.display_name,
+                client_msg_id,
+                text,
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// A link entry: the URL is the text, with an optional title in `data`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_link(
+        &self,
+        party: &Party,
+        conn: ConnId,
+        access: &ChatAccess,
+        chat: &str,
+        client_msg_id: &str,
+        url: &str,
+        title: Option<&str>,
+    ) -> ChatResult<ServerFrame> {
+        check_client_msg_id(client_msg_id)?;
+        let url = safe_url(url)?;
+        let title = title.map(str::trim).unwrap_or("");
+        if title.chars().count() > 200 {
+            return Err(ChatError::new(
+                ErrorCode::InvalidField,
+                "title is over 200 characters",
+            ));
+        }
+        self.require_following(chat, conn)?;
+        let actor = party.actor();
+        let data = Some(json!({ "url": url, "title": title }));
+        self.append(
+            chat,
+            Append {
+                role: party.role(),
+                actor: &actor,
+                name: &access.display_name,
+                client_msg_id,
+                text: &url,
+                event: "link",
+                data,
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// Pushes a page to the visitor's browser: a system entry the widget acts on when it
+    /// arrives live (a replay shows it, but does not navigate again).
+    pub async fn push_page(
+        &self,
+        party: &Party,
+        conn: ConnId,
+        access: &ChatAccess,
+        chat: &str,
+        client_msg_id: &str,
+        url: &str,
+    ) -> ChatResult<ServerFrame> {
+        let Party::Agent { .. } = party else {
+            return Err(ChatError::new(
+                ErrorCode::Forbidden,
+                "only agents push pages",
+            ));
+        };
+        check_client_msg_id(client_msg_id)?;
+        let url = safe_url(url)?;
+        self.require_following(chat, conn)?;
+        let actor = party.actor();
+        let data = Some(json!({ "url": url }));
+        self.append(
+            chat,
+            Append {
+                role: "agent",
+                actor: &actor,
+                name: &access.display_name,
+                client_msg_id,
+                text: &url,
+                system: true,
+                event: "push_page",
+                data,
+            },
+        )
+        .await
+    }
+
+    /// Relays a frame to every follower of the chat on every node, without storing it.
+    async fn relay(&self, chat: &str, frame: &ServerFrame) -> ChatResult<()> {
+        let payload = serde_json::to_string(&json!({ "relay": frame })).expect("frames serialise");
+        self.redis
+            .publish(&self.chat_channel(chat), payload)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn typing(
+        &self,
+        party: &Party,
+        conn: ConnId,
+        chat: &str,
+        typing: bool,
+    ) -> ChatResult<()> {
+        self.require_following(chat, conn)?;
+        self.relay(
+            chat,
+            &ServerFrame::Typing {
+                chat_id: chat.into(),
+                by: party.role().into(),
+                typing,
+            },
+        )
+        .await
+    }
+
+    /// Delivered / read state: relayed to the other side and kept in the chat's meta so a
+    /// reconnecting client can ask again (the highest acknowledged position per side).
+    pub async fn receipt(
+        &self,
+        party: &Party,
+        conn: ConnId,
+        chat: &str,
+        seq: &str,
+        state: ReceiptState,
+    ) -> ChatResult<()> {
+        if crate::chat::hub::Seq::parse(seq).is_none() {
+            return Err(ChatError::new(
+                ErrorCode::BadSequence,
+                "seq must be a sequence number like 1700000000000-0",
+            ));
+        }
+        self.require_following(chat, conn)?;
+        self.relay(
+            chat,
+            &ServerFrame::Receipt {
+                chat_id: chat.into(),
+                by: party.role().into(),
+                seq: seq.into(),
+                state,
+            },
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_and_https_urls_pass() {
+        assert_eq!(
+            safe_url(" https://shop.example/a?b=1 ").unwrap(),
+            "https://shop.example/a?b=1"
+        );
+        for bad in [
+            "javascript:alert(1)",
+            "data:text/html,<script>",
+            "ftp://x.example/",
+            "https://",
+            "//x.example",
+            "",
+            "vbscript:msgbox",
+        ] {
+            assert!(safe_url(bad).is_err(), "{bad}");
+        }
+        assert!(safe_url(&format!("https://x.example/{}", "a".repeat(3000))).is_err());
+    }
+}
