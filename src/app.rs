@@ -6,7 +6,7 @@ use crate::chat::{self, Service};
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::redis::RedisLayer;
-use crate::store::Store;
+use crate::store::{FileStore, Store};
 use crate::{api, gateway, web};
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -30,6 +30,7 @@ impl Running {
     /// let background work finish its current step, exit within `server.drain_seconds`.
     pub async fn drain(self) {
         tracing::info!("draining");
+        self.service.metrics.drains.inc();
         self.service
             .draining
             .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -81,6 +82,8 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let store = Store::connect(&settings.store.url, settings.store.max_connections)
         .await
         .context("opening the store")?;
+    let files = FileStore::open(&settings.files.url).context("opening the file storage")?;
+    tracing::info!(files = %files.location, "file storage");
     let metrics = Arc::new(Metrics::new());
     let node = if settings.server.node_name.is_empty() {
         format!(
@@ -91,7 +94,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     } else {
         node_name(&settings)
     };
-    let service = Service::new(settings.clone(), redis, store, metrics, node.clone());
+    let service = Service::new(
+        settings.clone(),
+        redis,
+        store,
+        files,
+        metrics,
+        node.clone(),
+    );
 
     let (drain_tx, drain_rx) = watch::channel(false);
     let (kill_tx, kill_rx) = watch::channel(false);
@@ -127,6 +137,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         tokio::spawn(chat::timers::run(service.clone(), drain_rx.clone())),
         tokio::spawn(chat::flush::run(service.clone(), drain_rx.clone())),
         tokio::spawn(chat::visitors::run(service.clone(), drain_rx.clone())),
+        tokio::spawn(chat::gauges::run(service.clone(), drain_rx.clone())),
     ];
     tracing::info!(%addr, node, "listening");
     Ok(Running {

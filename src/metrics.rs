@@ -23,6 +23,20 @@ pub struct Metrics {
     pub subscriptions: IntGauge,
     pub slow_consumers: IntCounter,
     pub redis_errors: IntCounter,
+    /// Visitors on the site (cluster-wide, sampled by every node).
+    pub site_visitors: IntGauge,
+    /// Site-visitor changes this node published, and batches it published them in.
+    pub visitor_changes: IntCounter,
+    pub visitor_batches: IntCounter,
+    /// Invitations (proactive chat) by result: sent, accepted, declined, expired, gone.
+    pub invitations: IntCounterVec,
+    pub redis_latency: prometheus::HistogramVec,
+    /// `redis_latency` for the hot path (appending an entry), resolved once.
+    pub redis_append: Histogram,
+    pub chats_waiting: IntGaugeVec,
+    pub agents_available: IntGaugeVec,
+    pub flush_backlog: IntGauge,
+    pub drains: IntCounter,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -35,6 +49,12 @@ fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCoun
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
     r.register(Box::new(c.clone())).expect("unique metric");
     c
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(g.clone())).expect("unique metric");
+    g
 }
 
 fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
@@ -67,6 +87,21 @@ impl Metrics {
         let seconds = vec![
             0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0,
         ];
+        let redis_latency = {
+            let h = prometheus::HistogramVec::new(
+                HistogramOpts::new(
+                    "switchboard_redis_command_seconds",
+                    "Round trip of the node's main Redis operations, by operation.",
+                )
+                .buckets(vec![
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5,
+                ]),
+                &["op"],
+            )
+            .expect("valid metric");
+            r.register(Box::new(h.clone())).expect("unique metric");
+            h
+        };
         Metrics {
             connections,
             messages: counter(
@@ -141,6 +176,59 @@ impl Metrics {
                 "switchboard_redis_errors_total",
                 "Redis commands that failed.",
             ),
+            site_visitors: {
+                let g = IntGauge::new(
+                    "switchboard_site_visitors",
+                    "Visitors on the site now (cluster-wide, sampled).",
+                )
+                .expect("valid metric");
+                r.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
+            visitor_changes: counter(
+                &r,
+                "switchboard_visitor_changes_total",
+                "Site-visitor changes (arrive, page, update, leave) published by this node.",
+            ),
+            visitor_batches: counter(
+                &r,
+                "switchboard_visitor_batches_total",
+                "Batches of site-visitor changes published by this node.",
+            ),
+            invitations: counter_vec(
+                &r,
+                "switchboard_invitations_total",
+                "Chat invitations to site visitors, by result (sent, accepted, declined, expired, gone).",
+                &["result"],
+            ),
+            chats_waiting: gauge_vec(
+                &r,
+                "switchboard_chats_waiting",
+                "Chat requests waiting in each queue (cluster-wide, sampled).",
+                &["queue"],
+            ),
+            agents_available: gauge_vec(
+                &r,
+                "switchboard_agents_available",
+                "Agents able to take an offer now in each queue (cluster-wide, sampled).",
+                &["queue"],
+            ),
+            flush_backlog: {
+                let g = IntGauge::new(
+                    "switchboard_flush_jobs_pending",
+                    "Flush jobs in the stream not yet acknowledged (cluster-wide, sampled).",
+                )
+                .expect("valid metric");
+                r.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
+            drains: counter(
+                &r,
+                "switchboard_drains_total",
+                "Times this node started draining.",
+            ),
+            redis_append: redis_latency.with_label_values(&["append"]),
+            redis_latency,
             registry: r,
         }
     }

@@ -55,7 +55,11 @@ impl Service {
 
     /// Stores one entry and answers with its `ack`.
     async fn append(&self, chat: &str, a: Append<'_>) -> ChatResult<ServerFrame> {
+        let started = std::time::Instant::now();
         let (seq, new) = self.redis.chat_append(chat, &a, now_ms()).await?;
+        self.metrics
+            .redis_append
+            .observe(started.elapsed().as_secs_f64());
         if new {
             self.metrics.messages.inc();
         }

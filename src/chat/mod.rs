@@ -2,9 +2,12 @@
 //! transition (see the outbox timers in `docs/design-redis.md`), routing, queue positions,
 //! timers, presence and the flush. Connections call [`Service`]; it speaks to Redis and the store.
 
+pub mod canned;
 pub mod flush;
+pub mod gauges;
 pub mod hub;
 pub mod identity;
+mod invitations;
 pub mod listener;
 mod messages;
 mod positions;
@@ -17,7 +20,7 @@ use crate::config::{valid_name, Settings};
 use crate::metrics::Metrics;
 use crate::protocol::{AgentStatus, ChatSummary, Decision, Entry, ErrorCode, ServerFrame};
 use crate::redis::{Opening, RedisError, RedisLayer};
-use crate::store::{Store, StoreError};
+use crate::store::{FileStore, Store, StoreError};
 use hub::{ConnId, Encoded, Follower, Hub, Out};
 use identity::Tokens;
 use std::sync::Arc;
@@ -167,6 +170,8 @@ pub struct Service {
     pub visitors: visitors::SiteVisitors,
     /// Set when the node drains: readiness fails so the load balancer stops sending traffic.
     pub draining: std::sync::atomic::AtomicBool,
+    /// Chat file attachments (directory or S3), used by the files API.
+    pub files: FileStore,
 }
 
 impl Service {
@@ -174,6 +179,7 @@ impl Service {
         settings: Arc<Settings>,
         redis: RedisLayer,
         store: Store,
+        files: FileStore,
         metrics: Arc<Metrics>,
         node: String,
     ) -> Arc<Service> {
@@ -191,6 +197,7 @@ impl Service {
             settings,
             redis,
             store,
+            files,
             hub,
             metrics,
             tokens,
@@ -276,6 +283,10 @@ impl Service {
                 continue;
             };
             if state == "decided" {
+                continue;
+            }
+            // An invitation is not a chat yet for its visitor (it comes as `invitation`).
+            if state == "invited" && matches!(party, Party::Visitor { .. }) {
                 continue;
             }
             if state == "offered" {
@@ -371,6 +382,8 @@ impl Service {
         }
         if r.created {
             self.metrics.chats_requested.inc();
+            self.visitor_identified(visitor, name.as_deref(), email.as_deref())
+                .await;
         }
         self.hub
             .follow(&self.chat_channel(&r.chat_id), conn, f)
@@ -507,6 +520,20 @@ impl Service {
         reason_active: &str,
         reason_waiting: &str,
     ) -> ChatResult<()> {
+        self.end_in_state(chat, by, actor, reason_active, reason_waiting, "")
+            .await
+    }
+
+    /// `end_as`, refused (wrong state) unless the chat is in `only_state` ("" = any live state).
+    pub(crate) async fn end_in_state(
+        &self,
+        chat: &str,
+        by: &str,
+        actor: &str,
+        reason_active: &str,
+        reason_waiting: &str,
+        only_state: &str,
+    ) -> ChatResult<()> {
         let now = now_ms();
         let ended = self
             .redis
@@ -519,15 +546,19 @@ impl Service {
                 now,
                 self.lease(),
                 self.settings.chat.decision_timeout_ms,
+                only_state,
             )
             .await?;
         self.metrics.chats_ended.with_label_values(&[by]).inc();
+        self.visitor_chats_changed(&ended.visitor).await;
         self.positions.forget_chat(chat);
         let leased = now + self.lease() as i64;
         self.apply_end(chat).await?;
         let _ = self.redis.timer_done(&format!("end:{chat}"), leased).await;
         if ended.previous_state != "active" {
-            if !ended.agent.is_empty() {
+            if ended.previous_state == "invited" {
+                self.invitation_ended(chat, by, &ended).await;
+            } else if !ended.agent.is_empty() {
                 let reason = if by == "agent" {
                     "closed"
                 } else {
@@ -615,6 +646,11 @@ impl Service {
 
     /// Offers waiting chats of `queue` and tells the chosen agents.
     pub async fn route(&self, queue: &str) {
+        let _timer = self
+            .metrics
+            .redis_latency
+            .with_label_values(&["route"])
+            .start_timer();
         let offers = match self
             .redis
             .route(queue, now_ms(), self.settings.chat.offer_timeout_ms)

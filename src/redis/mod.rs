@@ -3,8 +3,10 @@
 
 mod keys;
 mod scripts;
+mod visitors;
 
 pub use keys::Keys;
+pub use visitors::{Invited, InvitationAccepted, VisitorRecord};
 
 use crate::protocol::Entry;
 use fred::clients::SubscriberClient;
@@ -89,9 +91,11 @@ pub struct Accepted {
 pub struct Ended {
     pub previous_state: String,
     pub reason: String,
-    /// The accepted agent, or the agent the request was on offer to ("" if none).
+    /// The accepted agent, the agent the request was on offer to, or the inviting agent
+    /// ("" if none).
     pub agent: String,
     pub queue: String,
+    pub visitor: String,
 }
 
 /// A participant's entry to append to a transcript.
@@ -379,6 +383,7 @@ impl RedisLayer {
         })
     }
 
+    /// Ends a chat; with `only_state` set, refuses (`wrong_state`) unless it is in that state.
     #[allow(clippy::too_many_arguments)]
     pub async fn end(
         &self,
@@ -390,9 +395,10 @@ impl RedisLayer {
         now: i64,
         lease_ms: u64,
         decision_timeout_ms: u64,
+        only_state: &str,
     ) -> Result<Ended> {
         let k = &self.keys;
-        let v: (String, String, String, String) = self
+        let v: (String, String, String, String, String) = self
             .scripts
             .end
             .evalsha_with_reload(
@@ -408,6 +414,7 @@ impl RedisLayer {
                     now.to_string(),
                     lease_ms.to_string(),
                     decision_timeout_ms.to_string(),
+                    only_state.into(),
                 ],
             )
             .await
@@ -417,6 +424,7 @@ impl RedisLayer {
             reason: v.1,
             agent: v.2,
             queue: v.3,
+            visitor: v.4,
         })
     }
 
@@ -538,6 +546,11 @@ impl RedisLayer {
             }
         }
         Ok(busy)
+    }
+
+    /// Number of chats waiting in `queue`.
+    pub async fn queue_len(&self, queue: &str) -> Result<u64> {
+        Ok(self.client().zcard(self.keys.queue(queue)).await?)
     }
 
     /// Number of agents that may take an offer now in `queue`.
