@@ -9,6 +9,7 @@ use crate::redis::RedisLayer;
 use crate::store::{FileStore, Store};
 use crate::{api, gateway, web};
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,6 +123,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         let shutdown = async move {
             let _ = stop.wait_for(|d| *d).await;
         };
+        // Every frame is its own small write: without TCP_NODELAY, Nagle's algorithm would
+        // hold a frame back until the previous one is acknowledged.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         if let Err(e) = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -19,6 +19,7 @@ pub struct Settings {
     pub limits: Limits,
     pub chat: Chat,
     pub flush: Flush,
+    pub files: Files,
     pub log: Log,
 }
 
@@ -116,6 +117,8 @@ pub struct Chat {
     pub timer_poll_ms: u64,
     /// Default max concurrent chats of a new agent.
     pub default_max_chats: u32,
+    /// Milliseconds a visitor has to answer an agent's invitation (proactive chat).
+    pub invitation_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,6 +128,32 @@ pub struct Flush {
     pub claim_idle_ms: u64,
     /// Jobs read per batch.
     pub batch: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Files {
+    /// Where chat files are kept: a directory (relative to the working directory, created when
+    /// missing), `file:///abs/dir`, or `s3://bucket/prefix` with the standard `AWS_*`
+    /// environment variables (`AWS_ENDPOINT` for an S3-compatible service).
+    pub url: String,
+    /// Largest file accepted, in bytes; larger is refused with 413 while it streams in.
+    pub max_bytes: u64,
+    /// MIME types accepted for upload: `type/subtype`, or `type/` for every subtype.
+    pub allowed_types: Vec<String>,
+}
+
+impl Files {
+    /// Whether a (lower-case, parameter-free) MIME type is in `allowed_types`.
+    pub fn allows(&self, mime: &str) -> bool {
+        self.allowed_types.iter().any(|a| {
+            if a.ends_with('/') {
+                mime.starts_with(a.as_str()) && mime.len() > a.len()
+            } else {
+                mime == a
+            }
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -163,6 +192,7 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("server.allowed_origins")
                 .with_list_parse_key("server.trusted_proxies")
+                .with_list_parse_key("files.allowed_types")
                 .try_parsing(true),
         );
         let s: Settings = b.build()?.try_deserialize()?;
@@ -272,6 +302,7 @@ impl Settings {
             ("chat.decision_timeout_ms", self.chat.decision_timeout_ms),
             ("chat.timer_lease_ms", self.chat.timer_lease_ms),
             ("chat.timer_poll_ms", self.chat.timer_poll_ms),
+            ("chat.invitation_timeout_ms", self.chat.invitation_timeout_ms),
             ("flush.claim_idle_ms", self.flush.claim_idle_ms),
         ] {
             if v == 0 {
@@ -283,6 +314,41 @@ impl Settings {
         }
         if self.flush.batch == 0 {
             return bad("flush.batch", "must be at least 1");
+        }
+        let files_url = self.files.url.as_str();
+        if files_url.is_empty()
+            || (files_url.contains("://")
+                && !files_url.starts_with("file:///")
+                && !files_url.starts_with("s3://"))
+        {
+            return bad(
+                "files.url",
+                "must be a directory, file:///abs/dir or s3://bucket/prefix",
+            );
+        }
+        if self.files.max_bytes == 0 {
+            return bad("files.max_bytes", "must be at least 1");
+        }
+        for t in &self.files.allowed_types {
+            let ok = match t.split_once('/') {
+                Some((ty, sub)) => {
+                    let token = |s: &str| {
+                        s.bytes().all(|b| {
+                            b.is_ascii_lowercase()
+                                || b.is_ascii_digit()
+                                || b"!#$&-^_.+".contains(&b)
+                        })
+                    };
+                    !ty.is_empty() && token(ty) && token(sub)
+                }
+                None => false,
+            };
+            if !ok {
+                return bad(
+                    "files.allowed_types",
+                    format!("`{t}` is not a lower-case type/subtype or type/ prefix"),
+                );
+            }
         }
         if !matches!(self.log.format.as_str(), "human" | "json") {
             return bad("log.format", "must be `human` or `json`");
@@ -327,5 +393,22 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("auth.token_secret"));
+        let mut s = Settings::defaults();
+        s.files.url = "ftp://x/y".into();
+        assert!(s.validate().unwrap_err().to_string().contains("files.url"));
+        let mut s = Settings::defaults();
+        s.files.allowed_types = vec!["Image".into()];
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("files.allowed_types"), "{e}");
+    }
+
+    #[test]
+    fn allowed_file_types_match_exactly_or_by_prefix() {
+        let f = Settings::defaults().files;
+        assert!(f.allows("image/png"));
+        assert!(f.allows("application/pdf"));
+        assert!(!f.allows("image/"));
+        assert!(!f.allows("application/pdfx"));
+        assert!(!f.allows("text/html"));
     }
 }

@@ -346,3 +346,52 @@ async fn no_decision_in_time_keeps_the_chat() {
     let e = agent.expect("error").await;
     assert!(e["code"] == 4004 || e["code"] == 4006, "{e}");
 }
+
+/// Many requests at once, agents accepting the instant an offer arrives: every visitor still
+/// sees its chat start (the visitor's node follows the chat before the request exists, so a
+/// route and accept on other nodes can never outrun it), and no chat is offered twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_with_instant_accepts_all_start_for_the_visitor() {
+    const N: usize = 12;
+    let cluster = Cluster::new(Backend::Sqlite).await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut agents = Vec::new();
+    for i in 0..N {
+        agents.push(available_agent(&cluster, &b, &format!("fast{i}"), 1).await);
+    }
+    let acceptors: Vec<_> = agents
+        .into_iter()
+        .map(|mut agent| {
+            tokio::spawn(async move {
+                let offer = agent.expect("offer").await;
+                agent
+                    .send(json!({"type": "accept", "chat_id": offer["chat_id"]}))
+                    .await;
+                agent.expect("chat_started").await;
+                offer["chat_id"].as_str().unwrap().to_string()
+            })
+        })
+        .collect();
+    let visitors: Vec<_> = (0..N)
+        .map(|i| {
+            let node = &a;
+            async move {
+                let (mut v, chat, _, _) = requesting_visitor(node, &format!("q{i}")).await;
+                let started = v.expect("chat_started").await;
+                assert_eq!(started["chat_id"], chat.as_str());
+                chat
+            }
+        })
+        .collect();
+    let mut visitor_chats = futures_util::future::join_all(visitors).await;
+    let mut accepted = Vec::new();
+    for h in acceptors {
+        accepted.push(h.await.unwrap());
+    }
+    visitor_chats.sort();
+    accepted.sort();
+    assert_eq!(
+        visitor_chats, accepted,
+        "each chat accepted by exactly one agent"
+    );
+}

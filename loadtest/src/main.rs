@@ -1,1 +1,577 @@
-fn main() {}
+//! `switchboard-loadtest`: the load generator for Switchboard clusters. Scenarios: `idle`
+//! (connections held), `chat` (messages both ways at a fixed rate), `ramp` (rate stepped up
+//! until p99 passes a bound), `storm` (mass drop and resume), plus `agents` to create the
+//! load-test agents. Connects only to the loopback targets it is given; every scenario is
+//! bounded in time and count. Progress goes to stderr, the summary to stdout, the full report
+//! to `--json FILE`.
+//!
+//! Layout: `net` (targets, sockets, WebSocket client), `setup` (HTTP calls), `stats`
+//! (counters, histograms, /proc sampling), `idle`, `chat` (chat, ramp and storm).
+#![forbid(unsafe_code)]
+
+mod chat;
+mod idle;
+mod net;
+mod setup;
+mod stats;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+use stats::Proc;
+use std::time::Duration;
+use switchboard::protocol::Encoding;
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard-loadtest",
+    about = "Load generator for a Switchboard cluster (loopback targets only)"
+)]
+struct Cli {
+    /// Node base URLs, comma-separated; clients are spread over them like a load balancer would.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
+    targets: String,
+    #[arg(long, global = true, value_enum, default_value = "msgpack")]
+    encoding: Enc,
+    /// Write the full report as JSON here.
+    #[arg(long, global = true)]
+    json: Option<std::path::PathBuf>,
+    /// Spread client sockets over 127.0.0.1 ..= 127.0.0.N.
+    #[arg(long, global = true, default_value_t = 8)]
+    source_addrs: u8,
+    /// PIDs of the node processes, in the order of --targets (memory and CPU are read from /proc).
+    #[arg(long, global = true, value_delimiter = ',')]
+    node_pids: Vec<u32>,
+    /// PID of redis-server, to report its CPU.
+    #[arg(long, global = true)]
+    redis_pid: Option<u32>,
+    /// Tokio worker threads of the load generator.
+    #[arg(long, global = true, default_value_t = 2)]
+    threads: usize,
+    /// Hard bound on the whole run; the report is written with what was measured so far.
+    #[arg(long, global = true, default_value_t = 900)]
+    max_seconds: u64,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Enc {
+    Json,
+    Msgpack,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Create load-test agents through the admin HTTP API (needs an admin account).
+    Agents {
+        #[arg(long)]
+        admin_user: String,
+        #[arg(long)]
+        admin_password: String,
+        #[arg(long, default_value_t = 500)]
+        count: usize,
+        #[arg(long, default_value = "lt-agent-")]
+        prefix: String,
+        #[arg(long, default_value = "load-test-password")]
+        password: String,
+        #[arg(long, default_value_t = 20)]
+        max_chats: i64,
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+    },
+    /// Open N visitor connections and hold them.
+    Idle {
+        #[arg(long, default_value_t = 1000)]
+        connections: usize,
+        #[arg(long, default_value_t = 10)]
+        hold_secs: u64,
+        /// Connections being set up at once.
+        #[arg(long, default_value_t = 64)]
+        parallel: usize,
+        /// One visitor session per target shared by all its connections (skips N HTTP calls).
+        #[arg(long)]
+        shared_token: bool,
+        /// Index of the first connection (when several client processes share the work).
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+    },
+    /// Chats exchanging messages both ways at a fixed total rate.
+    Chat {
+        #[command(flatten)]
+        c: ChatArgs,
+        /// Total messages per second (both directions, all chats).
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Seconds at the rate before measuring.
+        #[arg(long, default_value_t = 2.0)]
+        warmup: f64,
+    },
+    /// Step the rate up until p99 passes the bound (or messages are lost or refused).
+    Ramp {
+        #[command(flatten)]
+        c: ChatArgs,
+        #[arg(long, default_value_t = 1000.0)]
+        start_rate: f64,
+        /// Each step multiplies the rate by this.
+        #[arg(long, default_value_t = 1.25)]
+        factor: f64,
+        #[arg(long, default_value_t = 5.0)]
+        step_secs: f64,
+        #[arg(long, default_value_t = 50.0)]
+        p99_bound_ms: f64,
+        #[arg(long, default_value_t = 200000.0)]
+        max_rate: f64,
+        #[arg(long, default_value_t = 30)]
+        max_steps: usize,
+    },
+    /// Drop N visitors at once; they reconnect (to the next node) and resume from their last sequence.
+    Storm {
+        #[command(flatten)]
+        c: ChatArgs,
+        /// Visitors to drop (at most the chats started).
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        /// Total message rate kept up before, during and after the storm.
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 3.0)]
+        warmup: f64,
+        #[arg(long, default_value_t = 3.0)]
+        after: f64,
+        #[arg(long, default_value_t = 60)]
+        timeout_secs: u64,
+    },
+}
+
+#[derive(Args, Clone)]
+struct ChatArgs {
+    #[arg(long, default_value_t = 100)]
+    agents: usize,
+    #[arg(long, default_value_t = 200)]
+    visitors: usize,
+    #[arg(long, default_value = "lt-agent-")]
+    agent_prefix: String,
+    #[arg(long, default_value = "load-test-password")]
+    agent_password: String,
+    /// Length of each message text (counter + timestamp + padding).
+    #[arg(long, default_value_t = 250)]
+    text_bytes: usize,
+    #[arg(long, default_value_t = 120)]
+    setup_timeout_secs: u64,
+    /// Agent logins at once (each is an argon2 verification on the node).
+    #[arg(long, default_value_t = 4)]
+    login_parallel: usize,
+    /// Visitor connections being set up at once.
+    #[arg(long, default_value_t = 64)]
+    connect_parallel: usize,
+    /// Put visitors and agents on the same targets (default: visitors on the first half, agents on the second).
+    #[arg(long)]
+    mixed: bool,
+}
+
+impl ChatArgs {
+    fn opts(&self) -> chat::ChatOpts {
+        chat::ChatOpts {
+            agents: self.agents,
+            visitors: self.visitors,
+            agent_prefix: self.agent_prefix.clone(),
+            agent_password: self.agent_password.clone(),
+            text_bytes: self.text_bytes,
+            setup_timeout: Duration::from_secs(self.setup_timeout_secs),
+            login_parallel: self.login_parallel,
+            connect_parallel: self.connect_parallel,
+            placement_split: !self.mixed,
+        }
+    }
+}
+
+fn machine() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .map(|v| v.trim().to_string());
+    json!({
+        "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu_model": model,
+        "mem_total": mem,
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_string()),
+    })
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.threads.max(1))
+        .enable_all()
+        .build()
+        .expect("runtime");
+    match rt.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let targets = net::parse_targets(&cli.targets)?;
+    let nofile = rlimit::increase_nofile_limit(u64::MAX).context("raising the open-file limit")?;
+    let encoding = match cli.encoding {
+        Enc::Json => Encoding::Json,
+        Enc::Msgpack => Encoding::MsgPack,
+    };
+    if !cli.node_pids.is_empty() && cli.node_pids.len() != targets.len() {
+        bail!(
+            "--node-pids needs one PID per target ({} targets)",
+            targets.len()
+        );
+    }
+    let nodes: Vec<Option<Proc>> = (0..targets.len())
+        .map(|i| {
+            cli.node_pids.get(i).map(|&pid| Proc {
+                name: format!("node{i}"),
+                pid,
+            })
+        })
+        .collect();
+    let mut procs: Vec<Proc> = nodes.iter().flatten().cloned().collect();
+    if let Some(pid) = cli.redis_pid {
+        procs.push(Proc {
+            name: "redis".into(),
+            pid,
+        });
+    }
+    procs.push(stats::self_proc());
+    let net = net::Net::new(encoding, cli.source_addrs);
+    let (name, params): (&str, Value) = match &cli.scenario {
+        Scenario::Agents { count, .. } => ("agents", json!({ "count": count })),
+        Scenario::Idle {
+            connections,
+            hold_secs,
+            shared_token,
+            ..
+        } => (
+            "idle",
+            json!({ "connections": connections, "hold_secs": hold_secs, "shared_token": shared_token }),
+        ),
+        Scenario::Chat {
+            c,
+            rate,
+            duration,
+            warmup,
+        } => (
+            "chat",
+            json!({ "agents": c.agents, "visitors": c.visitors, "rate": rate, "duration": duration, "warmup": warmup, "text_bytes": c.text_bytes }),
+        ),
+        Scenario::Ramp {
+            c,
+            start_rate,
+            factor,
+            step_secs,
+            p99_bound_ms,
+            ..
+        } => (
+            "ramp",
+            json!({ "agents": c.agents, "visitors": c.visitors, "start_rate": start_rate, "factor": factor, "step_secs": step_secs, "p99_bound_ms": p99_bound_ms, "text_bytes": c.text_bytes }),
+        ),
+        Scenario::Storm { c, count, rate, .. } => (
+            "storm",
+            json!({ "agents": c.agents, "visitors": c.visitors, "count": count, "rate": rate }),
+        ),
+    };
+    eprintln!(
+        "switchboard-loadtest {name}: targets {} encoding {:?}, open-file limit {nofile}",
+        cli.targets, encoding
+    );
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let work = scenario(&cli, &targets, net, &nodes, &procs);
+    let (result, timed_out) =
+        match tokio::time::timeout(Duration::from_secs(cli.max_seconds), work).await {
+            Ok(r) => (r?, false),
+            Err(_) => (json!({ "error": "the run passed --max-seconds" }), true),
+        };
+    let report = json!({
+        "tool": "switchboard-loadtest",
+        "scenario": name,
+        "params": params,
+        "targets": cli.targets,
+        "encoding": format!("{encoding:?}").to_lowercase(),
+        "started_unix": started,
+        "open_file_limit": nofile,
+        "machine": machine(),
+        "timed_out": timed_out,
+        "result": result,
+    });
+    println!("{}", human(name, &report["result"]));
+    if let Some(path) = &cli.json {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).ok();
+        }
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("report written to {}", path.display());
+    }
+    Ok(())
+}
+
+async fn scenario(
+    cli: &Cli,
+    targets: &[net::Target],
+    net: net::Net,
+    nodes: &[Option<Proc>],
+    procs: &[Proc],
+) -> Result<Value> {
+    Ok(match &cli.scenario {
+        Scenario::Agents {
+            admin_user,
+            admin_password,
+            count,
+            prefix,
+            password,
+            max_chats,
+            parallel,
+        } => {
+            let t = std::time::Instant::now();
+            let (created, existing) = setup::create_agents(
+                &targets[0],
+                admin_user,
+                admin_password,
+                prefix,
+                *count,
+                password,
+                *max_chats,
+                *parallel,
+            )
+            .await?;
+            json!({ "created": created, "already_there": existing, "seconds": t.elapsed().as_secs_f64() })
+        }
+        Scenario::Idle {
+            connections,
+            hold_secs,
+            parallel,
+            shared_token,
+            offset,
+        } => {
+            let others: Vec<Proc> = procs
+                .iter()
+                .filter(|p| !nodes.iter().flatten().any(|n| n.pid == p.pid))
+                .cloned()
+                .collect();
+            idle::run(
+                net,
+                targets,
+                nodes,
+                &others,
+                &idle::IdleOpts {
+                    connections: *connections,
+                    hold: Duration::from_secs(*hold_secs),
+                    parallel: *parallel,
+                    shared_token: *shared_token,
+                    offset: *offset,
+                },
+            )
+            .await
+        }
+        Scenario::Chat {
+            c,
+            rate,
+            duration,
+            warmup,
+        } => {
+            let r = chat::start(net, targets, &c.opts()).await;
+            r.label("warmup");
+            r.set_rate(*rate);
+            tokio::time::sleep(Duration::from_secs_f64(*warmup)).await;
+            r.reset_total();
+            r.label("measure");
+            let win = chat::window(&r, *rate, *duration, procs).await;
+            r.label("drain");
+            let integrity = r.quiesce(Duration::from_secs(10)).await;
+            let setup = r.setup.clone();
+            let chats = r.chats;
+            let teardown = r.finish().await;
+            json!({ "chats": chats, "setup": setup, "window": win, "integrity": integrity, "teardown": teardown })
+        }
+        Scenario::Ramp {
+            c,
+            start_rate,
+            factor,
+            step_secs,
+            p99_bound_ms,
+            max_rate,
+            max_steps,
+        } => {
+            let r = chat::start(net, targets, &c.opts()).await;
+            let mut steps = Vec::new();
+            let mut held: Option<Value> = None;
+            let mut rate = *start_rate;
+            for i in 0..*max_steps {
+                if rate > *max_rate {
+                    break;
+                }
+                r.label(&format!("ramp step {} at {rate:.0}/s", i + 1));
+                // One second to settle at the new rate, then the measured step.
+                r.set_rate(rate);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let s = chat::window(&r, rate, *step_secs, procs).await;
+                let p99 = s["latency"]["p99_ms"].as_f64().unwrap_or(f64::MAX);
+                let delivered = s["delivered_rate"].as_f64().unwrap_or(0.0);
+                let ok = p99 <= *p99_bound_ms
+                    && delivered >= 0.95 * rate
+                    && s["new_errors"].as_u64() == Some(0);
+                let mut s = s;
+                s["held"] = json!(ok);
+                eprintln!(
+                    "step {}: rate {rate:.0}/s delivered {delivered:.0}/s p99 {p99:.2} ms -> {}",
+                    i + 1,
+                    if ok { "held" } else { "NOT held" }
+                );
+                steps.push(s.clone());
+                if !ok {
+                    break;
+                }
+                held = Some(s);
+                rate *= factor;
+            }
+            r.label("drain");
+            let integrity = r.quiesce(Duration::from_secs(15)).await;
+            let setup = r.setup.clone();
+            let chats = r.chats;
+            let teardown = r.finish().await;
+            json!({
+                "chats": chats,
+                "setup": setup,
+                "p99_bound_ms": p99_bound_ms,
+                "highest_rate_held": held.as_ref().map(|h| h["target_rate"].clone()),
+                "highest_step_held": held,
+                "steps": steps,
+                "integrity": integrity,
+                "teardown": teardown,
+            })
+        }
+        Scenario::Storm {
+            c,
+            count,
+            rate,
+            warmup,
+            after,
+            timeout_secs,
+        } => {
+            let r = chat::start(net, targets, &c.opts()).await;
+            let s = chat::storm(
+                &r,
+                &chat::StormOpts {
+                    count: *count,
+                    rate: *rate,
+                    warmup: *warmup,
+                    after: *after,
+                    timeout: Duration::from_secs(*timeout_secs),
+                },
+                procs,
+            )
+            .await;
+            r.label("drain");
+            let integrity = r.quiesce(Duration::from_secs(15)).await;
+            let setup = r.setup.clone();
+            let chats = r.chats;
+            let teardown = r.finish().await;
+            json!({ "chats": chats, "setup": setup, "storm": s, "integrity": integrity, "teardown": teardown })
+        }
+    })
+}
+
+/// A short human summary of a result.
+fn human(name: &str, r: &Value) -> String {
+    let lat = |v: &Value| {
+        format!(
+            "p50 {} / p90 {} / p99 {} / max {} ms",
+            v["p50_ms"], v["p90_ms"], v["p99_ms"], v["max_ms"]
+        )
+    };
+    let integ = |i: &Value| {
+        format!("sent {} delivered {} lost {} duplicated {} out-of-order {} refused {} errors {} closed {}", i["sent"], i["delivered_unique"], i["lost"], i["duplicated"], i["out_of_order"], i["refused_by_server"], i["errors"], i["closed"])
+    };
+    let setup = |s: &Value| {
+        format!(
+            "chats started {} of {} queued; request->offer {}; request->chat_started {}",
+            s["chats_started"],
+            s["chats_queued"],
+            lat(&s["request_to_offer"]),
+            lat(&s["request_to_chat_started"])
+        )
+    };
+    match name {
+        "idle" => {
+            let mut s = format!(
+                "idle: {} connected, {} failed, {}/s, connect {}\n",
+                r["connected"],
+                r["failed"],
+                r["connect_rate_per_s"],
+                lat(&r["connect_latency"])
+            );
+            for n in r["nodes"].as_array().into_iter().flatten() {
+                s += &format!(
+                    "  {} open {} rss {} -> {} KiB, {} B/conn (slope {} B/conn)\n",
+                    n["target"],
+                    n["open_connections"],
+                    n["rss_before_kib"],
+                    n["rss_held_kib"],
+                    n["bytes_per_connection_end_minus_start"],
+                    n["bytes_per_connection_slope"]
+                );
+            }
+            s
+        }
+        "chat" => format!(
+            "chat: {}\n  rate {} -> delivered {}/s; latency {}\n  {}\n  cpu {}",
+            setup(&r["setup"]),
+            r["window"]["target_rate"],
+            r["window"]["delivered_rate"],
+            lat(&r["window"]["latency"]),
+            integ(&r["integrity"]),
+            r["window"]["cpu_percent_of_one_core"]
+        ),
+        "ramp" => {
+            let mut s = format!("ramp: {}\n", setup(&r["setup"]));
+            for st in r["steps"].as_array().into_iter().flatten() {
+                s += &format!(
+                    "  {} /s -> {} /s, {}, held {}\n",
+                    st["target_rate"],
+                    st["delivered_rate"],
+                    lat(&st["latency"]),
+                    st["held"]
+                );
+            }
+            s += &format!(
+                "  highest rate held (p99 <= {} ms): {}\n  {}",
+                r["p99_bound_ms"],
+                r["highest_rate_held"],
+                integ(&r["integrity"])
+            );
+            s
+        }
+        "storm" => format!(
+            "storm: {}\n  dropped {} resumed {} in {} s (resume {})\n  {}",
+            setup(&r["setup"]),
+            r["storm"]["dropped"],
+            r["storm"]["resumed"],
+            r["storm"]["seconds_until_all_resumed"],
+            lat(&r["storm"]["resume_time"]),
+            integ(&r["integrity"])
+        ),
+        _ => serde_json::to_string_pretty(r).unwrap_or_default(),
+    }
+}

@@ -2,6 +2,9 @@
 //! transcripts, health and metrics. Errors are `{"code", "error", "message"}` with the HTTP
 //! status of the code (see `docs/protocol.md`).
 
+mod canned;
+mod files;
+
 use crate::chat::identity::{new_id, Identity};
 use crate::chat::{ChatError, Party, Service};
 use crate::protocol::ErrorCode;
@@ -59,6 +62,8 @@ pub fn routes(svc: Arc<Service>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(canned::routes())
+        .merge(files::routes())
         .with_state(svc)
 }
 

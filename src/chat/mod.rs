@@ -362,7 +362,11 @@ impl Service {
         }
         let chat_id = identity::new_id();
         let now = now_ms();
-        let r = self
+        // Follow the new chat before it exists anywhere: any node may route it and an agent
+        // may accept it before this call returns, and the visitor must see that live.
+        let channel = self.chat_channel(&chat_id);
+        self.hub.follow(&channel, conn, f.clone()).await?;
+        let r = match self
             .redis
             .request(
                 &chat_id,
@@ -373,7 +377,18 @@ impl Service {
                 question.as_deref().unwrap_or(""),
                 now,
             )
-            .await?;
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                self.hub.unfollow(&channel, conn).await;
+                return Err(e.into());
+            }
+        };
+        if r.chat_id != chat_id {
+            // The visitor already has a live chat: follow that one instead.
+            self.hub.unfollow(&channel, conn).await;
+        }
         if r.state == "active" {
             return Err(ChatError::new(
                 ErrorCode::WrongState,

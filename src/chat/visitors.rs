@@ -1,73 +1,384 @@
-//! Site visitors and proactive chat. (Being built: see the signatures below.)
+//! Site visitors: who is on the site now, for agents. Every page view updates the visitor's
+//! record in Redis (one script); the visitor's `grace:V` presence timer decides when the visit
+//! is over (`visitor_left`). Agents get a snapshot, then only changes: each node collects the
+//! changes made through it and publishes them every `FLUSH_EVERY` as one `visitors_changed`
+//! frame on one channel; a node subscribes to that channel only while one of its agents
+//! watches, decodes each batch once and hands the same encoded frame to every local watcher.
+//!
+//! Change kinds: `arrive` and `update` carry the whole record; `page` carries the record with
+//! only the new page in `pages` (clients add it, keeping the last `MAX_PAGES`); `leave`
+//! carries none. Batches of different nodes may reach a watcher in either order, so clients
+//! merge: pages by their time (`at`), the other fields from the change with the highest
+//! `last_seen`, which the scripts keep strictly increasing within a visit.
+//! "New visitors only" is a client-side filter on the `new` flag.
 
 use super::hub::{ConnId, Follower};
-use super::{ChatAccess, ChatError, ChatResult, ClientInfo, Party, Service};
+use super::messages::safe_url;
+use super::{now_ms, ChatError, ChatResult, ClientInfo, Party, Service};
 use crate::config::Settings;
-use crate::protocol::{ErrorCode, ServerFrame};
-use std::sync::Arc;
+use crate::protocol::{ErrorCode, PageSeen, ServerFrame, SiteVisitor, VisitorChange};
+use crate::redis::VisitorRecord;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::watch;
 
-pub struct SiteVisitors {}
+/// How often a node publishes its batch of changes.
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
+/// Pages kept per visit (oldest dropped).
+pub const MAX_PAGES: usize = 50;
+/// Longer page titles are cut.
+const MAX_TITLE_CHARS: usize = 200;
+/// Changes a node holds between two flushes; beyond it new changes are dropped (counted and
+/// logged) until Redis takes the batch again. Watchers re-watch to resynchronise.
+const MAX_BATCH: usize = 20_000;
+/// Changes per published frame, so no single frame grows without bound.
+const MAX_PER_FRAME: usize = 500;
+/// Records read at once for a snapshot (pipelined on the pool).
+const SNAPSHOT_CONCURRENCY: usize = 256;
+/// How often a node samples the number of visitors for the gauge.
+const SAMPLE_EVERY_MS: i64 = 5_000;
+
+pub struct SiteVisitors {
+    /// Changes made through this node since the last flush, in order.
+    batch: Mutex<Vec<VisitorChange>>,
+    /// Changes lost to the `MAX_BATCH` bound since the last flush.
+    dropped: AtomicU64,
+}
 
 impl SiteVisitors {
     pub fn new(_s: &Settings) -> SiteVisitors {
-        SiteVisitors {}
+        SiteVisitors {
+            batch: Mutex::new(Vec::new()),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    fn push(&self, change: VisitorChange) {
+        let mut b = self.batch.lock().unwrap();
+        if b.len() >= MAX_BATCH {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        } else {
+            b.push(change);
+        }
+    }
+
+    fn take(&self) -> Vec<VisitorChange> {
+        std::mem::take(&mut *self.batch.lock().unwrap())
     }
 }
 
-fn pending() -> ChatError {
-    ChatError::new(ErrorCode::Internal, "not available yet")
+/// Background work of the site-visitors list, run by every node: publishes this node's batch
+/// of changes every `FLUSH_EVERY` and samples the visitor count.
+pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_sample = 0i64;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => {
+                svc.flush_visitor_changes().await;
+                return;
+            }
+        }
+        svc.flush_visitor_changes().await;
+        let now = now_ms();
+        if now - last_sample >= SAMPLE_EVERY_MS {
+            last_sample = now;
+            if let Ok(n) = svc.redis.visitor_count().await {
+                svc.metrics.site_visitors.set(n as i64);
+            }
+        }
+    }
 }
 
-/// Background work of the site-visitors list (batching changes), run by every node.
-pub async fn run(_svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
-    let _ = stop.changed().await;
+/// The agents' view of a stored visit.
+fn site_visitor(id: &str, r: &VisitorRecord) -> SiteVisitor {
+    let g = |k: &str| r.fields.get(k).cloned().unwrap_or_default();
+    let n = |k: &str| r.fields.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+    SiteVisitor {
+        visitor_id: id.to_string(),
+        email: g("email"),
+        name: g("name"),
+        url: g("url"),
+        title: g("title"),
+        pages: r
+            .pages
+            .iter()
+            .filter_map(|p| serde_json::from_str::<PageSeen>(p).ok())
+            .collect(),
+        country: g("country"),
+        ip: g("ip"),
+        started_at: n("started_at"),
+        last_seen: n("last_seen"),
+        chatting: r.chats > 0,
+        new: g("new") == "1",
+    }
+}
+
+/// A page title as stored: control characters become spaces, cut at `MAX_TITLE_CHARS`.
+fn clean_title(t: Option<&str>) -> String {
+    t.unwrap_or("")
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_TITLE_CHARS)
+        .collect()
 }
 
 impl Service {
+    fn visitors_channel(&self) -> String {
+        self.redis.keys.visitors_channel()
+    }
+
+    fn visitor_change(&self, kind: &str, visitor: &str, record: Option<SiteVisitor>) {
+        self.visitors.push(VisitorChange {
+            kind: kind.into(),
+            visitor_id: visitor.into(),
+            visitor: record,
+        });
+    }
+
+    /// Publishes this node's pending changes (one frame per `MAX_PER_FRAME` changes).
+    pub(crate) async fn flush_visitor_changes(&self) {
+        let dropped = self.visitors.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "site-visitor changes dropped at the batch bound; watchers should re-watch"
+            );
+        }
+        let mut changes = self.visitors.take();
+        if changes.is_empty() {
+            return;
+        }
+        let channel = self.visitors_channel();
+        while !changes.is_empty() {
+            let rest = changes.split_off(changes.len().min(MAX_PER_FRAME));
+            let count = changes.len() as u64;
+            let frame = ServerFrame::VisitorsChanged { changes };
+            let payload = serde_json::to_string(&frame).expect("server frames serialise");
+            match self.redis.publish(&channel, payload).await {
+                Ok(()) => {
+                    self.metrics.visitor_changes.inc_by(count);
+                    self.metrics.visitor_batches.inc();
+                }
+                Err(e) => {
+                    self.metrics.redis_errors.inc();
+                    tracing::warn!(error = %e, count, "site-visitor changes not published");
+                }
+            }
+            changes = rest;
+        }
+    }
+
+    /// "New": no contact in the store with this visitor id, nor with this e-mail. None when
+    /// the store cannot tell now (the flag is computed again later).
+    async fn is_new_visitor(&self, visitor: &str, email: Option<&str>) -> Option<bool> {
+        let mut lookups = vec![None];
+        if let Some(e) = email.filter(|e| !e.is_empty()) {
+            lookups.push(Some(e));
+        }
+        for email in lookups {
+            match self.store.contact_for(visitor, email).await {
+                Ok(Some(_)) => return Some(false),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "contact lookup failed; the new flag waits");
+                    return None;
+                }
+            }
+        }
+        Some(true)
+    }
+
     pub async fn page_view(
         &self,
-        _party: &Party,
-        _client: &ClientInfo,
-        _url: &str,
-        _title: Option<&str>,
-        _referrer: Option<&str>,
+        party: &Party,
+        client: &ClientInfo,
+        url: &str,
+        title: Option<&str>,
+        referrer: Option<&str>,
     ) -> ChatResult<()> {
-        Err(pending())
+        let Party::Visitor { id } = party else {
+            return Err(ChatError::new(
+                ErrorCode::Forbidden,
+                "only visitors report page views",
+            ));
+        };
+        let url = safe_url(url)?;
+        let title = clean_title(title);
+        // Shown to agents as a link, so only http(s); anything else is left out, not refused.
+        let referrer = referrer
+            .filter(|r| !r.trim().is_empty())
+            .and_then(|r| safe_url(r).ok())
+            .unwrap_or_default();
+        let (kind, mut record) = self
+            .redis
+            .visitor_page(
+                id,
+                now_ms(),
+                &url,
+                &title,
+                &referrer,
+                &client.ip,
+                &client.country,
+                MAX_PAGES,
+            )
+            .await?;
+        if !record.fields.contains_key("new") {
+            let email = record.fields.get("email").cloned();
+            if let Some(new) = self.is_new_visitor(id, email.as_deref()).await {
+                let flag = if new { "1" } else { "0" };
+                if self.redis.visitor_set(id, vec![("new", flag)]).await? {
+                    record.fields.insert("new".into(), flag.into());
+                }
+            }
+        }
+        self.visitor_change(&kind, id, Some(site_visitor(id, &record)));
+        if let Some(chat) = record.fields.get("invite").filter(|c| !c.is_empty()) {
+            self.retell_invitation(id, chat).await;
+        }
+        Ok(())
     }
+
+    /// The visitor filled in the pre-chat form: the record shows name and e-mail, and the new
+    /// flag is computed again for the e-mail. Best effort: the chat request goes on regardless.
+    pub(crate) async fn visitor_identified(
+        &self,
+        visitor: &str,
+        name: Option<&str>,
+        email: Option<&str>,
+    ) {
+        let mut fields = Vec::new();
+        if let Some(n) = name {
+            fields.push(("name", n));
+        }
+        if let Some(e) = email {
+            fields.push(("email", e));
+            if let Some(new) = self.is_new_visitor(visitor, Some(e)).await {
+                fields.push(("new", if new { "1" } else { "0" }));
+            }
+        }
+        if !fields.is_empty() {
+            match self.redis.visitor_set(visitor, fields).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    self.metrics.redis_errors.inc();
+                    tracing::warn!(error = %e, "visitor record not updated");
+                    return;
+                }
+            }
+        }
+        self.visitor_chats_changed(visitor).await;
+    }
+
+    /// A chat of the visitor started or ended (or the record changed otherwise): watchers get
+    /// the whole record again (`update`). Nothing when the visitor is not on the site.
+    pub(crate) async fn visitor_chats_changed(&self, visitor: &str) {
+        if visitor.is_empty() {
+            return;
+        }
+        match self.redis.visitor_touch(visitor, now_ms()).await {
+            Ok(Some(r)) => self.visitor_change("update", visitor, Some(site_visitor(visitor, &r))),
+            Ok(None) => {}
+            Err(e) => {
+                self.metrics.redis_errors.inc();
+                tracing::warn!(error = %e, "visitor record not read");
+            }
+        }
+    }
+
     pub async fn watch_visitors(
         &self,
-        _party: &Party,
-        _conn: ConnId,
-        _f: Follower,
+        party: &Party,
+        conn: ConnId,
+        f: Follower,
     ) -> ChatResult<ServerFrame> {
-        Err(pending())
+        if !matches!(party, Party::Agent { .. }) {
+            return Err(ChatError::new(
+                ErrorCode::Forbidden,
+                "only agents watch the site visitors",
+            ));
+        }
+        // Follow first: a change made while the snapshot is read arrives as a change after it.
+        let channel = self.visitors_channel();
+        self.hub.follow(&channel, conn, f).await?;
+        match self.visitors_snapshot().await {
+            Ok(visitors) => Ok(ServerFrame::VisitorsSnapshot { visitors }),
+            Err(e) => {
+                self.hub.unfollow(&channel, conn).await;
+                Err(e)
+            }
+        }
     }
-    pub async fn unwatch_visitors(&self, _conn: ConnId) {}
-    pub async fn visitor_left(&self, _visitor: &str) -> ChatResult<()> {
+
+    async fn visitors_snapshot(&self) -> ChatResult<Vec<SiteVisitor>> {
+        let ids = self.redis.present_visitors().await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(SNAPSHOT_CONCURRENCY) {
+            let records = futures_util::future::join_all(
+                chunk.iter().map(|id| self.redis.visitor_record(id)),
+            )
+            .await;
+            for (id, r) in chunk.iter().zip(records) {
+                // None: left between the two reads.
+                if let Some(r) = r? {
+                    out.push(site_visitor(id, &r));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stops the site-visitors list for this connection (also on every disconnect).
+    pub async fn unwatch_visitors(&self, conn: ConnId) {
+        let channel = self.visitors_channel();
+        if self.hub.is_following(&channel, conn) {
+            self.hub.unfollow(&channel, conn).await;
+        }
+    }
+
+    /// The visitor's grace period ran out (no connection anywhere): the visit is over.
+    /// Idempotent; its chats are ended by the caller.
+    pub async fn visitor_left(&self, visitor: &str) -> ChatResult<()> {
+        if self.redis.visitor_leave(visitor).await? {
+            self.visitor_change("leave", visitor, None);
+        }
         Ok(())
     }
-    pub async fn invite(
-        &self,
-        _party: &Party,
-        _visitor: &str,
-        _message: Option<String>,
-    ) -> ChatResult<()> {
-        Err(pending())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_are_cut_and_cleaned() {
+        assert_eq!(clean_title(Some("  a\u{0}b\n ")), "a b");
+        assert_eq!(clean_title(Some(&"é".repeat(300))).chars().count(), 200);
+        assert_eq!(clean_title(None), "");
     }
-    pub async fn accept_invitation(
-        &self,
-        _party: &Party,
-        _conn: ConnId,
-        _f: Follower,
-        _chat: &str,
-    ) -> ChatResult<ChatAccess> {
-        Err(pending())
-    }
-    pub async fn decline_invitation(&self, _party: &Party, _chat: &str) -> ChatResult<()> {
-        Err(pending())
-    }
-    pub async fn invitation_expired(&self, _chat: &str) -> ChatResult<()> {
-        Ok(())
+
+    #[test]
+    fn records_become_site_visitors() {
+        let mut r = VisitorRecord::default();
+        for (k, v) in [
+            ("url", "https://a.example/x"),
+            ("started_at", "5"),
+            ("last_seen", "9"),
+            ("new", "1"),
+        ] {
+            r.fields.insert(k.into(), v.into());
+        }
+        r.pages = vec![r#"{"url":"https://a.example/x","title":"","referrer":"","at":9}"#.into()];
+        r.chats = 1;
+        let v = site_visitor("v1", &r);
+        assert_eq!(v.started_at, 5);
+        assert!(v.new && v.chatting);
+        assert_eq!(v.pages.len(), 1);
+        assert_eq!(v.pages[0].at, 9);
     }
 }

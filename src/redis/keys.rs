@@ -44,6 +44,23 @@ impl Keys {
     pub fn queue_channel(&self) -> String {
         format!("{}{{r}}:qch", self.prefix)
     }
+    /// A visitor on the site: record of the current visit.
+    pub fn visitor(&self, v: &str) -> String {
+        format!("{}{{r}}:visitor:{v}", self.prefix)
+    }
+    /// A visitor's page history (JSON pages, oldest first, bounded).
+    pub fn visitor_pages(&self, v: &str) -> String {
+        format!("{}{{r}}:vpages:{v}", self.prefix)
+    }
+    /// Visitors now on the site, scored by last page view.
+    pub fn visitors(&self) -> String {
+        format!("{}{{r}}:visitors", self.prefix)
+    }
+    /// Channel: batches of site-visitor changes (a `visitors_changed` frame). Named as a user
+    /// channel so the listener delivers it to its local followers (the watching agents).
+    pub fn visitors_channel(&self) -> String {
+        self.user_channel("site-visitors")
+    }
     pub fn log(&self, c: &str) -> String {
         format!("{}{{c:{c}}}:log", self.prefix)
     }

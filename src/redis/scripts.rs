@@ -39,6 +39,13 @@ pub struct Scripts {
     pub chat_join: Script,
     pub chat_send: Script,
     pub chat_end: Script,
+    pub visitor_page: Script,
+    pub visitor_set: Script,
+    pub visitor_leave: Script,
+    pub visitor_touch: Script,
+    pub invite: Script,
+    pub invite_accept: Script,
+    pub chat_invite: Script,
 }
 
 impl Scripts {
@@ -58,6 +65,13 @@ impl Scripts {
             chat_join: transcript!("chat_join.lua"),
             chat_send: transcript!("chat_send.lua"),
             chat_end: transcript!("chat_end.lua"),
+            visitor_page: routing!("visitor_page.lua"),
+            visitor_set: routing!("visitor_set.lua"),
+            visitor_leave: routing!("visitor_leave.lua"),
+            visitor_touch: routing!("visitor_touch.lua"),
+            invite: routing!("invite.lua"),
+            invite_accept: routing!("invite_accept.lua"),
+            chat_invite: transcript!("chat_invite.lua"),
         }
     }
 
@@ -78,6 +92,13 @@ impl Scripts {
             &self.chat_join,
             &self.chat_send,
             &self.chat_end,
+            &self.visitor_page,
+            &self.visitor_set,
+            &self.visitor_leave,
+            &self.visitor_touch,
+            &self.invite,
+            &self.invite_accept,
+            &self.chat_invite,
         ] {
             s.load(client).await?;
         }

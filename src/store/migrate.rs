@@ -12,17 +12,31 @@ use super::StoreError;
 /// checksums match if an operator applies `migrations/<backend>/` with sqlx-cli.
 type Embedded = (i64, &'static str, &'static str);
 
-const SQLITE: &[Embedded] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
+const SQLITE: &[Embedded] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "canned",
+        include_str!("../../migrations/sqlite/0002_canned.sql"),
+    ),
+];
 
-const POSTGRES: &[Embedded] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/postgres/0001_init.sql"),
-)];
+const POSTGRES: &[Embedded] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "canned",
+        include_str!("../../migrations/postgres/0002_canned.sql"),
+    ),
+];
 
 fn migrator(sqlite: bool) -> Migrator {
     let list = if sqlite { SQLITE } else { POSTGRES };

@@ -6,8 +6,12 @@
 //! every statement here sits in the subset both accept (`$n` placeholders, `ON CONFLICT`,
 //! `RETURNING`). `Any` cannot decode SQLite integers as `bool` nor bind JSON, so flags are
 //! read through `row::flag` and transcripts are stored as JSON text.
+//!
+//! Chat file attachments are not in SQL: [`FileStore`] keeps them in a directory or S3.
 
 mod agents;
+mod canned;
+mod files;
 mod migrate;
 mod model;
 mod row;
@@ -18,6 +22,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Transaction};
 
+pub use canned::{
+    valid_shortcut, CannedFields, CannedQuery, CannedResponse, CannedScope, CANNED_SEARCH_LIMIT,
+};
+pub use files::{FileMeta, FileStore, FilesError};
 pub use model::{
     Agent, Contact, FlushOutcome, Interaction, MessageRecord, NewAgent, TranscriptEntry,
     TranscriptRecord,

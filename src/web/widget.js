@@ -37,7 +37,18 @@
     invalidEmail: 'Please enter a valid e-mail address.',
     notConnected: 'Not connected. Please try again in a moment.',
     unavailable: 'Chat is not available on this site.',
-    newMessage: 'New message'
+    newMessage: 'New message',
+    typing: '{name} is typing…',
+    agent: 'The agent',
+    attach: 'Attach a file',
+    uploading: 'Uploading {name}…',
+    uploadFailed: 'Could not send the file: {message}',
+    delivered: 'Delivered',
+    read: 'Read',
+    pushed: 'The agent opened this page for you:',
+    invited: '{name} would like to chat with you',
+    accept: 'Accept',
+    decline: 'Decline'
   };
 
   if (window.__switchboardWidgetLoaded) return;
@@ -73,6 +84,7 @@
   var OPEN_KEY = 'sb.open';
   var LOG_PREFIX = 'sb.log.';
   var LOG_CAP = 300;
+  var INVITE_KEY = 'sb.invite';
 
   function getToken() {
     try { return local ? local.getItem(TOKEN_KEY) : memToken; } catch (e) { return memToken; }
@@ -89,7 +101,11 @@
     chat: null, // { id, phase: 'queued' | 'active' | 'ended', position, agent }
     requesting: false,
     live: {}, // chat ids resumed on the current socket
+    from: {}, // chat id -> our last seq when the resume was sent (older entries are replays)
+    sent: {}, // receipts sent: 'delivered' / 'read' -> seq
     welcomed: false,
+    note: '', // transient status (an upload)
+    invite: null, // the invitation on show
     open: !!SbSocket.load(session, OPEN_KEY, false)
   };
   var outbox = new SbSocket.Outbox(session, 'sb.outbox');
@@ -135,7 +151,15 @@
     '.sb-compose textarea{flex:1;height:40px;min-height:40px;resize:none}',
     '.sb-foot{display:flex;justify-content:space-between;align-items:center;padding:6px 10px;border-top:1px solid #e3e6ea}',
     '.sb-ended{margin:10px 0;text-align:center;color:#5f6b7a}',
-    '.sb-sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}'
+    '.sb-sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}',
+    '.sb-url,.sb-size{display:block;font-size:11px;opacity:.8}.sb-size{display:inline}',
+    '.sb-rcpt{display:block;text-align:right;font-size:11px;line-height:1;opacity:.9}',
+    '.sb-typing{padding:2px 14px;font-size:12px;color:#5f6b7a;font-style:italic}',
+    '.sb-attach{border:1px solid #b9c1cc;border-radius:6px;background:#fff;color:#1d1d1f;font-size:18px;width:40px;cursor:pointer}',
+    '.sb-invite{position:fixed;right:20px;bottom:84px;z-index:2147483001;width:300px;max-width:calc(100vw - 24px);padding:14px;background:#fff;color:#1d1d1f;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.3);font-size:14px}',
+    '.sb-invite p{margin:0 0 8px;white-space:pre-wrap;overflow-wrap:anywhere}',
+    '.sb-invite .sb-primary{margin:0 8px 0 0}',
+    '.sb-invite button:focus-visible,.sb-attach:focus-visible{outline:3px solid #f5a623;outline-offset:2px}'
   ].join('\n');
 
   function h(tag, attrs, children) {
@@ -200,7 +224,14 @@
 
     var input = h('textarea', { class: 'sb-input', 'data-testid': 'sb-input', 'aria-label': S.input, placeholder: S.input, maxlength: '4000', rows: '1' });
     var send = h('button', { type: 'submit', class: 'sb-primary sb-send', 'data-testid': 'sb-send', text: S.send });
-    var compose = h('form', { class: 'sb-compose', hidden: true }, [input, send]);
+    var file = h('input', { type: 'file', hidden: true, tabindex: '-1', 'data-testid': 'sb-file' });
+    var attach = h('button', { type: 'button', class: 'sb-attach', 'aria-label': S.attach, title: S.attach, 'data-testid': 'sb-attach', text: '+', onclick: function () { file.click(); } });
+    file.addEventListener('change', function () {
+      upload(file.files && file.files[0]);
+      file.value = '';
+    });
+    var compose = h('form', { class: 'sb-compose', hidden: true }, [attach, file, input, send]);
+    var typing = h('div', { class: 'sb-typing', 'data-testid': 'sb-typing', 'aria-live': 'polite', hidden: true });
     var end = h('button', { type: 'button', class: 'sb-secondary', 'data-testid': 'sb-end', text: S.end, onclick: endChat });
     var foot = h('div', { class: 'sb-foot', hidden: true }, [h('span'), end]);
 
@@ -209,8 +240,23 @@
     var closeBtn = h('button', { type: 'button', class: 'sb-x', 'aria-label': S.close, 'data-testid': 'sb-close', text: '×', onclick: function () { setOpen(false); } });
     var title = h('h2', { id: 'sb-title', text: S.title });
     var pane = h('section', { id: 'sb-pane', class: 'sb-pane', role: 'dialog', 'aria-labelledby': 'sb-title', 'data-testid': 'sb-pane', hidden: true }, [
-      h('div', { class: 'sb-head' }, [title, closeBtn]), status, error, body, compose, foot
+      h('div', { class: 'sb-head' }, [title, closeBtn]), status, error, body, typing, compose, foot
     ]);
+
+    var inviteText = h('p', { id: 'sb-inv-t', 'data-testid': 'sb-invitation-text' });
+    var inviteMsg = h('p', { 'data-testid': 'sb-invitation-message' });
+    var invite = h('section', { class: 'sb-invite', role: 'dialog', 'aria-labelledby': 'sb-inv-t', 'aria-live': 'polite', 'data-testid': 'sb-invitation', hidden: true }, [
+      inviteText, inviteMsg,
+      h('button', { type: 'button', class: 'sb-primary', 'data-testid': 'sb-invitation-accept', text: S.accept, onclick: function () { answerInvite(true); } }),
+      h('button', { type: 'button', class: 'sb-secondary', 'data-testid': 'sb-invitation-decline', text: S.decline, onclick: function () { answerInvite(false); } })
+    ]);
+    invite.addEventListener('keydown', function (e) {
+      if (e.key === 'Escape') {
+        e.preventDefault();
+        answerInvite(false);
+      }
+    });
+    root.appendChild(invite);
 
     root.appendChild(pane);
     root.appendChild(button);
@@ -231,6 +277,7 @@
       e.preventDefault();
       sendMessage();
     });
+    input.addEventListener('input', function () { setTyping(!!input.value.trim()); });
     input.addEventListener('keydown', function (e) {
       if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
         e.preventDefault();
@@ -242,7 +289,8 @@
       host: host, button: button, badge: badge, pane: pane, status: status, error: error, form: form,
       fields: { name: fName.input, email: fEmail.input, question: fQuestion.input },
       formError: formError, submit: submit, queueBox: queueBox, log: log, endedBox: endedBox, body: body,
-      compose: compose, input: input, send: send, foot: foot, end: end
+      compose: compose, input: input, send: send, foot: foot, end: end, typing: typing,
+      invite: invite, inviteText: inviteText, inviteMsg: inviteMsg
     };
   }
 
@@ -264,6 +312,7 @@
     if (open) {
       ui.badge.hidden = true;
       render();
+      receipts();
       if (!quiet) focusFirst();
     } else if (ui.pane.contains(document.activeElement) || (ui.host.shadowRoot && ui.host.shadowRoot.activeElement)) {
       ui.button.focus();
@@ -299,6 +348,7 @@
     var c = st.chat;
     var text = '';
     if (connState !== 'open' && (st.welcomed || st.open)) text = st.welcomed ? S.reconnecting : S.connecting;
+    else if (st.note) text = st.note;
     else if (c && c.phase === 'active' && c.agent) text = fmt(S.chattingWith, { name: c.agent });
     ui.status.textContent = text;
   }
@@ -317,6 +367,8 @@
       transcript.clear();
       var cached = SbSocket.load(session, logKey(id), null);
       if (cached && Array.isArray(cached.entries)) cached.entries.forEach(function (e) { transcript.add(e); });
+      if (cached && cached.rcpt) ['delivered', 'read'].forEach(function (k) { if (cached.rcpt[k]) transcript.receipt(cached.rcpt[k], k); });
+      st.sent = {};
       outbox.pending(id).forEach(function (i) { transcript.pending(i); });
       SbSocket.save(local, CHAT_KEY, id);
       scrollDown();
@@ -340,12 +392,13 @@
   function cacheLog() {
     if (!st.chat) return;
     var entries = transcript.entries.slice(-LOG_CAP);
-    SbSocket.save(session, logKey(st.chat.id), { phase: st.chat.phase, agent: st.chat.agent, entries: entries });
+    SbSocket.save(session, logKey(st.chat.id), { phase: st.chat.phase, agent: st.chat.agent, entries: entries, rcpt: transcript.rcpt });
   }
 
   /** Asks the node to replay what came after our last entry, then go live. */
   function resume(id) {
     var last = st.chat && st.chat.id === id ? transcript.lastSeq() : '';
+    st.from[id] = last;
     conn.send({ type: 'resume', chat_id: id, last_seq: last });
   }
 
@@ -388,8 +441,112 @@
     var item = outbox.add(st.chat.id, text);
     transcript.pending(item);
     ui.input.value = '';
+    setTyping(false);
     scrollDown();
     if (st.live[st.chat.id]) conn.send({ type: 'send', chat_id: item.chat_id, client_msg_id: item.client_msg_id, text: item.text });
+  }
+
+  // Typing: "true" at most every 3 s while the composer has text, "false" after 4 s idle.
+  var typingAt = 0;
+  var typingTimer = null;
+  function setTyping(on) {
+    var c = st.chat;
+    if (!c || c.phase !== 'active' || !st.live[c.id]) return;
+    clearTimeout(typingTimer);
+    if (on) {
+      if (Date.now() - typingAt > 3000) {
+        typingAt = Date.now();
+        conn.send({ type: 'typing', chat_id: c.id, typing: true });
+      }
+      typingTimer = setTimeout(function () { setTyping(false); }, 4000);
+    } else if (typingAt) {
+      typingAt = 0;
+      conn.send({ type: 'typing', chat_id: c.id, typing: false });
+    }
+  }
+
+  var theirTypingTimer = null;
+  function showTyping(on) {
+    clearTimeout(theirTypingTimer);
+    ui.typing.hidden = !on;
+    ui.typing.textContent = on ? fmt(S.typing, { name: (st.chat && st.chat.agent) || S.agent }) : '';
+    if (on) theirTypingTimer = setTimeout(function () { showTyping(false); }, 5000);
+  }
+
+  /** Tells the agent what arrived here: "read" while the pane is open and the page visible. */
+  function receipts() {
+    var c = st.chat;
+    if (!c || !st.live[c.id]) return;
+    var seq = transcript.lastTheirs();
+    var state = st.open && document.visibilityState === 'visible' ? 'read' : 'delivered';
+    if (!seq || SbSocket.compareSeq(seq, st.sent[state] || '') <= 0) return;
+    if (conn.send({ type: 'receipt', chat_id: c.id, seq: seq, state: state })) st.sent[state] = seq;
+  }
+  document.addEventListener('visibilitychange', function () { if (ui) receipts(); });
+
+  /** Sends a file as an entry of the chat (the entry arrives over the socket). */
+  function upload(f) {
+    var c = st.chat;
+    if (!f || !c || c.phase !== 'active') return;
+    st.note = fmt(S.uploading, { name: f.name });
+    renderStatus();
+    fetch(base + '/api/chats/' + encodeURIComponent(c.id) + '/files?name=' + encodeURIComponent(f.name), {
+      method: 'POST',
+      headers: { 'Content-Type': f.type || 'application/octet-stream', Authorization: 'Bearer ' + getToken() },
+      body: f,
+      credentials: 'omit'
+    }).then(function (r) {
+      if (r.ok) return;
+      return r.json().catch(function () { return {}; }).then(function (j) {
+        throw new Error((j && j.message) || 'HTTP ' + r.status);
+      });
+    }).catch(function (e) {
+      showError(fmt(S.uploadFailed, { message: e.message }));
+    }).then(function () {
+      st.note = '';
+      renderStatus();
+    });
+  }
+
+  function fileHref(d) {
+    return base + '/api/files/' + encodeURIComponent(d.id) + '?token=' + encodeURIComponent(getToken() || '');
+  }
+
+  // ---- invitations (proactive chat) ----
+
+  var inviteTimer = null;
+  function showInvite(inv) {
+    clearTimeout(inviteTimer);
+    var left = inv ? Number(inv.expires_at) - Date.now() : 0;
+    if (!inv || left <= 0 || (st.chat && st.chat.phase !== 'ended')) inv = null;
+    st.invite = inv;
+    SbSocket.save(session, INVITE_KEY, inv);
+    ui.invite.hidden = !inv;
+    if (!inv) return;
+    ui.inviteText.textContent = fmt(S.invited, { name: inv.agent_name || S.agent });
+    ui.inviteMsg.textContent = inv.message || '';
+    ui.inviteMsg.hidden = !inv.message;
+    inviteTimer = setTimeout(function () { showInvite(null); }, left);
+  }
+
+  function answerInvite(yes) {
+    var inv = st.invite;
+    if (!inv) return;
+    var id = inv.chat_id;
+    if (!conn.send({ type: yes ? 'accept_invitation' : 'decline_invitation', chat_id: id })) {
+      showError(S.notConnected);
+      return;
+    }
+    showInvite(null);
+    if (!yes) {
+      ui.button.focus();
+      return;
+    }
+    if (st.chat) forgetChat();
+    setChat(id, 'active');
+    st.chat.agent = inv.agent_name || '';
+    resume(id);
+    setOpen(true);
   }
 
   function endChat() {
@@ -408,6 +565,7 @@
     st.welcomed = true;
     st.live = {};
     st.requesting = false; // a request lost with the old socket can be sent again
+    conn.send({ type: 'page_view', url: location.href, title: document.title, referrer: document.referrer });
     var chats = Array.isArray(f.chats) ? f.chats : [];
     var stored = SbSocket.load(local, CHAT_KEY, null);
     var pick = null;
@@ -437,9 +595,25 @@
     var e = f.entry;
     if (e.author === 'visitor' && e.client_msg_id) outbox.remove(e.client_msg_id);
     if (!transcript.add(e)) return;
+    var id = f.chat_id;
+    var newest = transcript.lastSeq() === e.seq;
+    if (e.event === 'joined' && e.name && newest) {
+      st.chat.agent = e.name;
+      renderStatus();
+    }
     cacheLog();
     scrollDown();
-    if (e.kind === 'message' && e.author !== 'visitor' && !st.open) ui.badge.hidden = false;
+    if (e.kind === 'message' && e.author !== 'visitor') {
+      showTyping(false);
+      if (!st.open) ui.badge.hidden = false;
+      receipts();
+    }
+    // A pushed page is followed when it comes live (or came while we were away), never when
+    // an old one is replayed. The log is cached above, so the next page resumes after it.
+    if (e.event === 'push_page' && newest && (st.live[id] || (st.from[id] && SbSocket.compareSeq(e.seq, st.from[id]) > 0))) {
+      var url = SbTranscript.safeHref((e.data && e.data.url) || e.text);
+      if (url && url !== location.href) location.assign(url);
+    }
   }
 
   function onError(f) {
@@ -475,7 +649,8 @@
       render();
       return;
     }
-    if (f.message) showError(f.message);
+    // Ref-less errors are about frames the visitor did not ask for (page_view): not shown.
+    if (ref && f.message) showError(f.message);
   }
 
   function onFrame(f) {
@@ -502,7 +677,20 @@
         if (st.chat && st.chat.id === f.chat_id) {
           if (st.chat.phase === 'active') outbox.flush(conn, f.chat_id);
           else if (st.chat.phase === 'ended') outbox.dropChat(f.chat_id);
+          receipts();
         }
+        break;
+      case 'typing':
+        if (f.by !== 'visitor' && st.chat && st.chat.id === f.chat_id) showTyping(!!f.typing);
+        break;
+      case 'receipt':
+        if (f.by !== 'visitor' && st.chat && st.chat.id === f.chat_id) {
+          transcript.receipt(f.seq, f.state);
+          cacheLog();
+        }
+        break;
+      case 'invitation':
+        showInvite(f);
         break;
       case 'entry':
         onEntry(f);
@@ -518,10 +706,12 @@
         }
         break;
       case 'chat_ended':
+        if (st.invite && st.invite.chat_id === f.chat_id) showInvite(null);
         if (st.chat && st.chat.id === f.chat_id) {
           outbox.pending(f.chat_id).forEach(function (i) { transcript.failed(i.client_msg_id, ''); });
           outbox.dropChat(f.chat_id);
           st.chat.phase = 'ended';
+          showTyping(false);
           cacheLog();
           render();
           scrollDown();
@@ -591,7 +781,7 @@
 
   function init() {
     ui = build();
-    transcript = new SbTranscript.Transcript(ui.log, { me: 'visitor', prefix: 'sb-', strings: S });
+    transcript = new SbTranscript.Transcript(ui.log, { me: 'visitor', prefix: 'sb-', strings: S, fileHref: fileHref });
     var stored = SbSocket.load(local, CHAT_KEY, null);
     if (stored) {
       // Shown from the tab's cache until welcome says where the chat stands.
@@ -601,6 +791,7 @@
     }
     render();
     if (st.open) setOpen(true, true); // restored after a navigation: do not steal the page's focus
+    showInvite(SbSocket.load(session, INVITE_KEY, null));
     conn.start();
   }
 

@@ -225,6 +225,37 @@ impl Client {
         c
     }
 
+    /// Connects with extra request headers (e.g. `x-forwarded-for` through a trusted proxy).
+    pub async fn connect_with_headers(
+        node: &Running,
+        role: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+    ) -> Client {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!("ws://{}/ws/{role}?token={token}", node.addr)
+            .into_client_request()
+            .expect("request");
+        for (k, v) in headers {
+            req.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())
+                    .expect("header name"),
+                v.parse().expect("header value"),
+            );
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("ws connect");
+        let mut c = Client {
+            ws,
+            welcome: Value::Null,
+            backlog: vec![],
+            closed: None,
+        };
+        c.welcome = c.expect("welcome").await;
+        c
+    }
+
     pub async fn visitor(node: &Running, token: &str) -> Client {
         Client::connect(node, "visitor", token).await
     }

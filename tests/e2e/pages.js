@@ -120,7 +120,66 @@ async function decide(page, chatId, decision, interactionId) {
   await pane.waitFor({ state: 'detached', timeout: T });
 }
 
+/** Sends a link (or, with push, a page to open) from the agent's link form. */
+async function agentSendUrl(page, chatId, url, { title, push = false } = {}) {
+  const pane = chatPane(page, chatId);
+  if (!(await pane.getByTestId('chat-link-form').isVisible())) await pane.getByTestId('chat-link').click();
+  await pane.getByTestId('chat-link-url').fill(url);
+  if (title != null) await pane.getByTestId('chat-link-title').fill(title);
+  await pane.getByTestId(push ? 'chat-push-page' : 'chat-link-send').click();
+}
+
+/** Visitor asks, the agent accepts: returns the chat id. */
+async function startChat(vp, ap, node, { name, email, question } = {}) {
+  await openDemo(vp, node);
+  await requestChat(vp, { name, email, question });
+  return acceptOffer(ap, name);
+}
+
+/** The agent's token, as the console keeps it in sessionStorage. */
+async function consoleToken(page) {
+  return page.evaluate(() => JSON.parse(sessionStorage.getItem('sb.agent')).token);
+}
+
+/**
+ * Asks the node whether it implements a frame: opens a WebSocket from the page with `wsPath`
+ * (token included), sends `frame` and resolves to the first reply whose type is in `types`
+ * or an `error` frame ({type:'error', message}).
+ */
+async function probeFrame(page, wsPath, frame, types) {
+  return page.evaluate(
+    ({ wsPath, frame, types }) =>
+      new Promise((resolve) => {
+        const ws = new WebSocket(location.origin.replace(/^http/, 'ws') + wsPath);
+        const done = (v) => {
+          try { ws.close(); } catch (e) { /* closed */ }
+          resolve(v);
+        };
+        setTimeout(() => done({ type: 'timeout' }), 5000);
+        ws.onmessage = (ev) => {
+          const f = JSON.parse(ev.data);
+          if (f.type === 'welcome') ws.send(JSON.stringify(frame));
+          else if (f.type === 'error' || types.includes(f.type)) done(f);
+        };
+        ws.onerror = () => done({ type: 'error', message: 'socket error' });
+      }),
+    { wsPath, frame, types }
+  );
+}
+
+/** True when the node has an HTTP route (an unknown route is an empty 404). */
+async function hasRoute(node, method, path) {
+  const r = await fetch(`${node.url}${path}`, { method, headers: { 'Content-Type': 'application/json' }, body: method === 'GET' ? undefined : '{}' });
+  const body = await r.text();
+  return !(r.status === 404 && body === '') && r.status !== 405;
+}
+
 module.exports = {
+  agentSendUrl,
+  startChat,
+  consoleToken,
+  probeFrame,
+  hasRoute,
   newPage,
   assertNoErrors,
   shot,

@@ -198,6 +198,8 @@ test('node restarts: both sides reconnect, resume, and the outbox delivers once'
   await P.agentSend(ap, chatId, 'after both restarts');
   await vp.getByTestId('sb-messages').locator('[data-author="agent"]').filter({ hasText: 'after both restarts' }).waitFor({ timeout: 30000 });
 
+  // The visitor may see the message before the agent's own copy of the entry lands.
+  await eventually(async () => (await pane.locator('[data-testid="message"][data-pending]').count()) === 0, { what: "the agent's own entries" });
   const agentTexts = await pane.locator('[data-testid="message"][data-seq] [data-testid="message-text"]').allTextContents();
   for (const t of ['before restart', 'typed while offline', 'after both restarts']) assert.equal(agentTexts.filter((x) => x === t).length, 1, t);
   const v = await P.visitorEntries(vp);

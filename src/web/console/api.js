@@ -15,6 +15,10 @@ export function setToken(t) {
   token = t;
 }
 
+export function getToken() {
+  return token;
+}
+
 export async function api(path, { method = 'GET', body } = {}) {
   const headers = { Accept: 'application/json' };
   if (body !== undefined) headers['Content-Type'] = 'application/json';

@@ -5,7 +5,7 @@ import { S, fmt, translatePage } from './strings.js';
 import { api, setToken, ApiError } from './api.js';
 import { Offers, askNotificationPermission } from './offers.js';
 import { Chats } from './chats.js';
-import { History } from './history.js';
+import { History, Visitors, CannedAdmin } from './history.js';
 
 const SESSION_KEY = 'sb.agent';
 const $ = (sel) => document.querySelector(sel);
@@ -19,13 +19,18 @@ let conn = null;
 let offers = null;
 let chats = null;
 let history = null;
+let visitors = null;
+let cannedAdmin = null;
+let view = 'chats';
 
 // ---- banner ----
 
 let bannerTimer = null;
-function showBanner(message) {
+function showBanner(message, info = false) {
   const b = byTestId('error-banner');
   b.textContent = message;
+  b.classList.toggle('info', !!info);
+  b.setAttribute('role', info ? 'status' : 'alert');
   b.hidden = false;
   clearTimeout(bannerTimer);
   bannerTimer = setTimeout(() => {
@@ -80,10 +85,18 @@ $('#logout').addEventListener('click', () => logout());
 // ---- views ----
 
 function showView(name) {
+  view = name;
   for (const b of document.querySelectorAll('nav.views button')) b.setAttribute('aria-pressed', b.dataset.view === name ? 'true' : 'false');
   $('#view-chats').hidden = name !== 'chats';
+  $('#view-visitors').hidden = name !== 'visitors';
   $('#view-history').hidden = name !== 'history';
+  $('#view-canned').hidden = name !== 'canned';
   if (name === 'history') history.load();
+  if (name === 'canned') cannedAdmin.load();
+  // The site-visitors list streams only while it is on screen.
+  if (name === 'visitors') visitors.watch();
+  else visitors.unwatch();
+  if (name === 'chats') chats.shown();
 }
 
 for (const b of document.querySelectorAll('nav.views button')) b.addEventListener('click', () => showView(b.dataset.view));
@@ -103,8 +116,33 @@ function onFrame(f) {
       }
       offers.retain(offered);
       chats.restore(chatsList);
+      if (view === 'visitors') visitors.watch();
       break;
     }
+    case 'typing':
+      chats.onTyping(f);
+      break;
+    case 'receipt':
+      chats.onReceipt(f);
+      break;
+    case 'chat_assigned':
+      chats.onAssigned(f);
+      showBanner(fmt(S.assigned, { name: f.from_agent_name || '' }), true);
+      break;
+    case 'visitors_snapshot':
+      visitors.onSnapshot(f);
+      break;
+    case 'visitors_changed':
+      visitors.onChanged(f);
+      break;
+    case 'invitation_result':
+      if (visitors.onResult(f)) {
+        const c = chats.open(f.chat_id, 'joining');
+        if (!c.live && !c.resuming) chats.resume(c);
+        showView('chats');
+        chats.select(f.chat_id);
+      }
+      break;
     case 'status':
       byTestId('status-select').value = f.status;
       byTestId('status-select').setAttribute('data-status', f.status);
@@ -141,7 +179,7 @@ function onFrame(f) {
       break;
     case 'error':
       if (offers.has(f.ref)) offers.unbusy(f.ref);
-      if (!chats.onError(f)) showBanner(f.message || `error ${f.code}`);
+      if (!chats.onError(f) && !visitors.onError(f)) showBanner(f.message || `error ${f.code}`);
       break;
     default:
       break; // frames from newer nodes are ignored
@@ -204,6 +242,8 @@ function startApp() {
   });
   chats = new Chats({ tabs: byTestId('chat-tabs'), panes: $('#panes'), empty: byTestId('no-chats'), conn, offers, onError: showBanner });
   history = new History({ list: byTestId('history-list'), detail: byTestId('history-detail'), refresh: byTestId('history-refresh') });
+  visitors = new Visitors({ root: $('#view-visitors'), send: (frame) => conn.send(frame) });
+  cannedAdmin = new CannedAdmin($('#view-canned'));
   byTestId('status-select').addEventListener('change', (e) => {
     if (!conn.send({ type: 'set_status', status: e.target.value })) showBanner(S.reconnecting);
   });

@@ -71,7 +71,79 @@ const STRINGS = {
   endReason: 'Ended: {reason}',
   createdAt: 'Created {at}',
   loadFailed: 'Could not load: {message}',
-  sessionExpired: 'Your session has expired. Please log in again.'
+  sessionExpired: 'Your session has expired. Please log in again.',
+  // Links, pushed pages, files, typing, receipts
+  pushed: 'Page opened for the visitor:',
+  delivered: 'Delivered',
+  read: 'Read',
+  typing: 'The visitor is typing…',
+  attach: 'Attach file',
+  uploading: 'Uploading {name}…',
+  uploadFailed: 'Could not send the file: {message}',
+  linkButton: 'Link',
+  linkUrl: 'URL (http or https)',
+  linkTitle: 'Title (optional)',
+  sendLink: 'Send link',
+  pushPage: "Open on visitor's screen",
+  badUrl: 'Enter an http or https address.',
+  // Transfer
+  transfer: 'Transfer',
+  transferAgent: 'Agent id',
+  transferQueue: 'or queue name',
+  transferSubmit: 'Transfer chat',
+  transferCancel: 'Cancel',
+  transferNeedOne: 'Give an agent id or a queue name (not both).',
+  transferring: 'Transferring…',
+  transferred: 'The chat was transferred.',
+  assigned: 'Transferred to you by {name}.',
+  // Canned responses
+  cannedLabel: 'Canned responses',
+  cannedNone: 'No canned response matches.',
+  cannedFailed: 'Canned response: {message}',
+  navCanned: 'Canned responses',
+  cannedSearch: 'Search canned responses',
+  cannedNew: 'New canned response',
+  cannedEdit: 'Edit canned response',
+  cannedTitle: 'Title',
+  cannedShortcut: 'Shortcut (typed after "/")',
+  cannedText: 'Text: {visitor_name}, {visitor_email} and {agent_name} are filled in',
+  cannedScope: 'Who sees it',
+  cannedPersonal: 'Only me',
+  cannedShared: 'Everyone (admins only)',
+  cannedSave: 'Save',
+  cannedDelete: 'Delete',
+  cannedSaved: 'Saved.',
+  cannedDeleted: 'Deleted.',
+  cannedEmpty: 'No canned responses yet.',
+  // Site visitors
+  navVisitors: 'Site visitors',
+  newOnly: 'New visitors only',
+  colEmail: 'E-mail',
+  colPage: 'Current page',
+  colCountry: 'Country',
+  colIp: 'IP',
+  colTime: 'Time on site',
+  colChatting: 'Chatting',
+  colActions: 'Actions',
+  noVisitors: 'No visitors on the site right now.',
+  visitorsCount: '({n})',
+  yes: 'Yes',
+  no: 'No',
+  isNew: 'new',
+  details: 'Details',
+  startChat: 'Start chat',
+  inviteMessage: 'Invitation message (optional)',
+  pages: 'Pages',
+  referrer: 'from {referrer}',
+  visitorLeft: 'This visitor has left the site.',
+  closeDetails: 'Close',
+  inviting: 'Invitation sent to {who}…',
+  inviteResult: {
+    accepted: '{who} accepted: the chat is open.',
+    declined: '{who} declined the invitation.',
+    expired: 'The invitation to {who} expired.',
+    gone: '{who} has left; the invitation is void.'
+  }
 };
 
 const user = (window.SwitchboardConsole && window.SwitchboardConsole.strings) || {};
@@ -93,6 +165,10 @@ export function translatePage(root = document) {
   for (const el of root.querySelectorAll('[data-i18n]')) {
     const v = S[el.getAttribute('data-i18n')];
     if (typeof v === 'string') el.textContent = v;
+  }
+  for (const el of root.querySelectorAll('[data-i18n-label]')) {
+    const v = S[el.getAttribute('data-i18n-label')];
+    if (typeof v === 'string') el.setAttribute('aria-label', v);
   }
   document.title = S.title;
 }

@@ -238,8 +238,10 @@ var SbSocket = (function () {
     save(this.storage, this.key, this.items.length ? this.items : null);
   };
 
-  Outbox.prototype.add = function (chatId, text) {
+  /** extra: { kind: 'send_link', url, title } or { kind: 'push_page', url } (text is the url). */
+  Outbox.prototype.add = function (chatId, text, extra) {
     var item = { chat_id: chatId, client_msg_id: uuid(), text: text, at: Date.now() };
+    if (extra) Object.keys(extra).forEach(function (k) { item[k] = extra[k]; });
     this.items.push(item);
     this.persist();
     return item;
@@ -269,11 +271,18 @@ var SbSocket = (function () {
     this.persist();
   };
 
+  /** The frame that (re)sends an item. */
+  function frameOf(i) {
+    var f = { type: i.kind || 'send', chat_id: i.chat_id, client_msg_id: i.client_msg_id };
+    if (i.kind) f.url = i.url;
+    else f.text = i.text;
+    if (i.kind === 'send_link' && i.title) f.title = i.title;
+    return f;
+  }
+
   /** (Re)sends every pending item of a chat, in order. */
   Outbox.prototype.flush = function (conn, chatId) {
-    this.pending(chatId).forEach(function (i) {
-      conn.send({ type: 'send', chat_id: i.chat_id, client_msg_id: i.client_msg_id, text: i.text });
-    });
+    this.pending(chatId).forEach(function (i) { conn.send(frameOf(i)); });
   };
 
   return {
@@ -285,6 +294,7 @@ var SbSocket = (function () {
     load: load,
     save: save,
     Connection: Connection,
-    Outbox: Outbox
+    Outbox: Outbox,
+    frameOf: frameOf
   };
 })();

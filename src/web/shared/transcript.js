@@ -40,16 +40,34 @@ var SbTranscript = (function () {
       } catch (e) { /* not a URL after all: leave it as text */ }
       if (!href) continue;
       if (m.index > last) el.appendChild(doc.createTextNode(s.slice(last, m.index)));
-      var a = doc.createElement('a');
-      a.href = href;
-      a.textContent = url;
-      a.target = '_blank';
-      a.rel = 'noopener noreferrer';
-      el.appendChild(a);
+      el.appendChild(link(doc, href, url));
       last = m.index + url.length;
       URL_RE.lastIndex = last;
     }
     if (last < s.length) el.appendChild(doc.createTextNode(s.slice(last)));
+  }
+
+  /** The href of an http(s) URL, or null. */
+  function safeHref(url) {
+    try {
+      var u = new URL(String(url || ''));
+      return u.protocol === 'http:' || u.protocol === 'https:' ? u.href : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function link(doc, href, text) {
+    var a = doc.createElement('a');
+    a.href = href;
+    a.textContent = text;
+    a.target = '_blank';
+    a.rel = 'noopener noreferrer';
+    return a;
+  }
+
+  function formatSize(n) {
+    return n < 1024 ? n + ' B' : n < 1048576 ? Math.round(n / 1024) + ' KB' : (n / 1048576).toFixed(1) + ' MB';
   }
 
   function formatTime(at) {
@@ -72,8 +90,11 @@ var SbTranscript = (function () {
    * list: the element (a <ol>/<ul> with role=log) that holds the entries.
    * opts.me: 'visitor' | 'agent' (own messages are styled as such)
    * opts.prefix: CSS class prefix ('sb-' for the widget, '' for the console)
-   * opts.strings: { you, sending, failed }
+   * opts.strings: { you, sending, failed, pushed, delivered, read }
    * opts.showOwnName: name own messages by their author instead of "You" (read-only history)
+   * opts.fileHref(data): the download URL of a file entry ({id, name, size, content_type})
+   * Entries with `event` "link" (data {url,title}), "file" and "push_page" (data {url}) get
+   * their own rendering; own messages show the other side's receipts (✓ delivered, ✓✓ read).
    */
   function Transcript(list, opts) {
     this.list = list;
@@ -82,6 +103,8 @@ var SbTranscript = (function () {
     this.p = opts.prefix || '';
     this.strings = opts.strings || {};
     this.showOwnName = !!opts.showOwnName;
+    this.fileHref = opts.fileHref || null;
+    this.rcpt = { delivered: '', read: '' };
     this.bySeq = {};
     this.byCmid = {};
     this.seqs = [];
@@ -107,10 +130,16 @@ var SbTranscript = (function () {
     li.setAttribute('data-kind', isSystem ? 'system' : 'message');
     if (entry.seq) li.setAttribute('data-seq', entry.seq);
     if (entry.event) li.setAttribute('data-event', entry.event);
+    var d = entry.data && typeof entry.data === 'object' ? entry.data : {};
     if (isSystem) {
       var line = el(doc, 'span', p + 'text');
       line.setAttribute('data-testid', 'message-text');
-      appendLinkified(line, entry.text);
+      if (entry.event === 'push_page' && safeHref(d.url || entry.text)) {
+        line.appendChild(doc.createTextNode((this.strings.pushed || 'Page opened:') + ' '));
+        line.appendChild(link(doc, safeHref(d.url || entry.text), d.url || entry.text));
+      } else {
+        appendLinkified(line, entry.text);
+      }
       li.appendChild(line);
       var st = formatTime(entry.at);
       if (st) li.appendChild(el(doc, 'time', p + 'time', st));
@@ -124,8 +153,23 @@ var SbTranscript = (function () {
     li.appendChild(meta);
     var body = el(doc, 'div', p + 'text');
     body.setAttribute('data-testid', 'message-text');
-    appendLinkified(body, entry.text);
+    var href = entry.event === 'link' ? safeHref(d.url || entry.text) : null;
+    if (href) {
+      // A titled link shows its title and, below it, where it really goes.
+      body.appendChild(link(doc, href, d.title || d.url || entry.text));
+      if (d.title) body.appendChild(el(doc, 'span', p + 'url', href));
+    } else if (entry.event === 'file' && d.id != null && this.fileHref) {
+      var a = link(doc, this.fileHref(d), d.name || entry.text);
+      a.removeAttribute('target');
+      a.setAttribute('download', d.name || '');
+      a.setAttribute('data-testid', 'file-link');
+      body.appendChild(a);
+      if (typeof d.size === 'number') body.appendChild(el(doc, 'span', p + 'size', ' (' + formatSize(d.size) + ')'));
+    } else {
+      appendLinkified(body, entry.text);
+    }
     li.appendChild(body);
+    if (mine && entry.seq) this.mark(li, entry.seq);
     if (pending) {
       li.setAttribute('data-pending', 'true');
       li.setAttribute('data-cmid', entry.client_msg_id);
@@ -186,13 +230,53 @@ var SbTranscript = (function () {
     delete this.byCmid[cmid];
   };
 
+  /** Shows ✓ (delivered) or ✓✓ (read) on an own entry covered by the other side's receipts. */
+  Transcript.prototype.mark = function (li, seq) {
+    var r = this.rcpt;
+    var state = r.read && SbSocket.compareSeq(seq, r.read) <= 0 ? 'read' : r.delivered && SbSocket.compareSeq(seq, r.delivered) <= 0 ? 'delivered' : '';
+    if (!state) return;
+    var span = li.querySelector('[data-testid="receipt"]');
+    if (!span) {
+      span = el(this.doc, 'span', this.p + 'rcpt');
+      span.setAttribute('data-testid', 'receipt');
+      li.appendChild(span);
+    }
+    span.setAttribute('data-state', state);
+    span.textContent = state === 'read' ? '✓✓' : '✓';
+    span.title = this.strings[state] || state;
+    span.setAttribute('aria-label', span.title);
+  };
+
+  /** The other side got (or read) everything up to `seq`. */
+  Transcript.prototype.receipt = function (seq, state) {
+    var r = this.rcpt;
+    if (state !== 'read' && state !== 'delivered') return;
+    if (SbSocket.compareSeq(seq, r[state]) <= 0) return;
+    r[state] = seq;
+    if (state === 'read' && SbSocket.compareSeq(seq, r.delivered) > 0) r.delivered = seq;
+    for (var i = 0; i < this.entries.length; i++) {
+      var e = this.entries[i];
+      if (e.author === this.me && e.kind !== 'system') this.mark(this.bySeq[e.seq], e.seq);
+    }
+  };
+
+  /** The seq of the newest message from the other side ('' when none). */
+  Transcript.prototype.lastTheirs = function () {
+    for (var i = this.entries.length - 1; i >= 0; i--) {
+      var e = this.entries[i];
+      if (e.kind === 'message' && e.author !== this.me && e.author !== 'system') return e.seq;
+    }
+    return '';
+  };
+
   Transcript.prototype.clear = function () {
     while (this.list.firstChild) this.list.removeChild(this.list.firstChild);
     this.bySeq = {};
     this.byCmid = {};
     this.seqs = [];
     this.entries = [];
+    this.rcpt = { delivered: '', read: '' };
   };
 
-  return { Transcript: Transcript, appendLinkified: appendLinkified, formatTime: formatTime };
+  return { Transcript: Transcript, appendLinkified: appendLinkified, formatTime: formatTime, safeHref: safeHref, formatSize: formatSize };
 })();

@@ -1,0 +1,199 @@
+//! Where the load tester may connect (loopback targets only), and the WebSocket client it uses:
+//! sockets bound to a rotating 127.0.0.x source address before connecting, small buffers, and
+//! frames encoded with the server's own protocol types.
+
+use anyhow::{anyhow, bail, Context, Result};
+use futures_util::{SinkExt, StreamExt};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use switchboard::protocol::{
+    decode_server, encode_client, ClientFrame, Encoding, ServerFrame, MSGPACK_SUBPROTOCOL,
+};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+
+/// One node to load, as given on the command line.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `http://127.0.0.1:8080`, for the HTTP API.
+    pub base: String,
+    pub addr: SocketAddr,
+}
+
+/// Parses `http://host:port,...`. Only loopback IPv4 addresses (or `localhost`) are accepted:
+/// the tool must never load a machine it was not pointed at on purpose.
+pub fn parse_targets(list: &str) -> Result<Vec<Target>> {
+    let mut out = Vec::new();
+    for raw in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let rest = raw
+            .strip_prefix("http://")
+            .ok_or_else(|| anyhow!("target {raw}: must start with http://"))?;
+        let hostport = rest.trim_end_matches('/');
+        if hostport.contains('/') {
+            bail!("target {raw}: give only scheme, host and port");
+        }
+        let (host, port) = hostport
+            .rsplit_once(':')
+            .ok_or_else(|| anyhow!("target {raw}: port missing"))?;
+        let port: u16 = port
+            .parse()
+            .with_context(|| format!("target {raw}: bad port"))?;
+        let ip: IpAddr = if host == "localhost" {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            host.parse()
+                .with_context(|| format!("target {raw}: host must be an IP address or localhost"))?
+        };
+        if !ip.is_loopback() {
+            bail!(
+                "target {raw}: refusing a non-loopback address; this tool only loads 127.0.0.0/8"
+            );
+        }
+        if !ip.is_ipv4() {
+            bail!("target {raw}: use an IPv4 loopback address (127.x.x.x) so source addresses can be spread");
+        }
+        let addr = SocketAddr::new(ip, port);
+        out.push(Target {
+            base: format!("http://{addr}"),
+            addr,
+        });
+    }
+    if out.is_empty() {
+        bail!("no targets given");
+    }
+    Ok(out)
+}
+
+/// Hands out client sockets spread over `127.0.0.1 ..= 127.0.0.N` (one source address has
+/// about 28,000 ephemeral ports).
+pub struct Net {
+    pub encoding: Encoding,
+    sources: Vec<IpAddr>,
+    next: AtomicUsize,
+}
+
+impl Net {
+    pub fn new(encoding: Encoding, source_addrs: u8) -> Net {
+        let n = source_addrs.max(1);
+        let sources = (1..=n)
+            .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
+            .collect();
+        Net {
+            encoding,
+            sources,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    pub async fn tcp(&self, to: SocketAddr) -> Result<TcpStream> {
+        let src = self.sources[self.next.fetch_add(1, Ordering::Relaxed) % self.sources.len()];
+        let sock = TcpSocket::new_v4()?;
+        sock.bind(SocketAddr::new(src, 0))
+            .with_context(|| format!("bind {src}"))?;
+        let s = sock.connect(to).await?;
+        s.set_nodelay(true)?;
+        Ok(s)
+    }
+
+    /// Opens `ws://target/path` and returns it once the handshake is done (the `welcome` frame
+    /// is left for the caller to read).
+    pub async fn ws(&self, target: &Target, path: &str) -> Result<Ws> {
+        let stream = self.tcp(target.addr).await?;
+        let mut req = format!("ws://{}{}", target.addr, path).into_client_request()?;
+        if self.encoding == Encoding::MsgPack {
+            req.headers_mut().insert(
+                "sec-websocket-protocol",
+                MSGPACK_SUBPROTOCOL.parse().expect("static header"),
+            );
+        }
+        // Small buffers: the client should not be what runs out of memory in the idle test.
+        let cfg = WebSocketConfig::default()
+            .read_buffer_size(4096)
+            .write_buffer_size(0);
+        let (inner, _) =
+            tokio_tungstenite::client_async_with_config(req, stream, Some(cfg)).await?;
+        Ok(Ws {
+            inner,
+            enc: self.encoding,
+        })
+    }
+}
+
+/// What a read from the socket yields.
+pub enum Incoming {
+    Frame(ServerFrame),
+    /// Closed by the server with this code (1005 when none, 1006 when abrupt).
+    Closed(u16),
+    Undecodable(String),
+}
+
+pub struct Ws {
+    inner: WebSocketStream<TcpStream>,
+    enc: Encoding,
+}
+
+impl Ws {
+    pub async fn send(&mut self, f: &ClientFrame) -> Result<()> {
+        let bytes = encode_client(f, self.enc);
+        let msg = match self.enc {
+            Encoding::Json => Message::Text(String::from_utf8(bytes.to_vec())?.into()),
+            Encoding::MsgPack => Message::Binary(bytes),
+        };
+        self.inner.send(msg).await?;
+        Ok(())
+    }
+
+    /// Next server frame; cancel-safe (usable in `select!`).
+    pub async fn recv(&mut self) -> Incoming {
+        loop {
+            match self.inner.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    return decoded(decode_server(t.as_bytes(), Encoding::Json))
+                }
+                Some(Ok(Message::Binary(b))) => {
+                    return decoded(decode_server(&b, Encoding::MsgPack))
+                }
+                Some(Ok(Message::Close(f))) => {
+                    return Incoming::Closed(f.map(|f| u16::from(f.code)).unwrap_or(1005))
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Incoming::Closed(1006),
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(2), self.inner.close(None)).await;
+    }
+}
+
+fn decoded(r: Result<ServerFrame, switchboard::protocol::DecodeError>) -> Incoming {
+    match r {
+        Ok(f) => Incoming::Frame(f),
+        Err(e) => Incoming::Undecodable(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_targets_are_accepted() {
+        assert_eq!(
+            parse_targets("http://127.0.0.1:8080,http://localhost:81")
+                .unwrap()
+                .len(),
+            2
+        );
+        assert!(parse_targets("http://10.0.0.1:8080").is_err());
+        assert!(parse_targets("http://example.com:80").is_err());
+        assert!(parse_targets("https://127.0.0.1:80").is_err());
+        assert!(parse_targets("http://[::1]:80").is_err());
+        assert!(parse_targets("").is_err());
+    }
+}

@@ -1,0 +1,175 @@
+//! Counters, latency histograms (HdrHistogram, microseconds) and per-process CPU and memory
+//! read from /proc, shared by every connection task of a scenario.
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+pub fn hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid bounds")
+}
+
+/// Percentiles of a histogram of microseconds, as milliseconds.
+pub fn summary(h: &Histogram<u64>) -> Value {
+    let ms = |v: u64| (v as f64 / 1000.0 * 1000.0).round() / 1000.0;
+    if h.is_empty() {
+        return json!({ "count": 0 });
+    }
+    json!({
+        "count": h.len(),
+        "p50_ms": ms(h.value_at_quantile(0.50)),
+        "p90_ms": ms(h.value_at_quantile(0.90)),
+        "p99_ms": ms(h.value_at_quantile(0.99)),
+        "p999_ms": ms(h.value_at_quantile(0.999)),
+        "max_ms": ms(h.max()),
+        "mean_ms": (h.mean() / 1000.0 * 1000.0).round() / 1000.0,
+    })
+}
+
+pub fn p_ms(h: &Histogram<u64>, q: f64) -> f64 {
+    if h.is_empty() {
+        0.0
+    } else {
+        h.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
+/// End-to-end latency, kept three ways: the whole measurement, the current ramp step, and the
+/// last second (for the progress line).
+pub struct Lat {
+    pub total: Histogram<u64>,
+    pub step: Histogram<u64>,
+    pub second: Histogram<u64>,
+}
+
+#[derive(Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts by a numeric code with the first message seen for it.
+#[derive(Default)]
+pub struct ByCode(Mutex<BTreeMap<u16, (u64, String)>>);
+
+impl ByCode {
+    pub fn add(&self, code: u16, msg: &str) {
+        let mut m = self.0.lock().unwrap();
+        let e = m
+            .entry(code)
+            .or_insert_with(|| (0, msg.chars().take(120).collect()));
+        e.0 += 1;
+    }
+    pub fn total(&self) -> u64 {
+        self.0.lock().unwrap().values().map(|v| v.0).sum()
+    }
+    pub fn json(&self) -> Value {
+        let m = self.0.lock().unwrap();
+        Value::Object(
+            m.iter()
+                .map(|(k, (n, msg))| (k.to_string(), json!({ "count": n, "example": msg })))
+                .collect(),
+        )
+    }
+}
+
+#[derive(Default)]
+pub struct Stats {
+    pub connected: Counter,
+    pub connect_failed: Counter,
+    pub connect_errors: Mutex<BTreeMap<String, u64>>,
+    /// Connections the server closed (or that dropped) while the test still wanted them.
+    pub closed: ByCode,
+    /// `error` frames from the server, by wire code.
+    pub errors: ByCode,
+    pub sent: Counter,
+    pub acked: Counter,
+    pub delivered: Counter,
+    pub duplicated: Counter,
+    pub out_of_order: Counter,
+    pub undecodable: Counter,
+}
+
+impl Stats {
+    pub fn connect_error(&self, e: &anyhow::Error) {
+        self.connect_failed.inc();
+        let key: String = format!("{e:#}").chars().take(100).collect();
+        *self.connect_errors.lock().unwrap().entry(key).or_default() += 1;
+    }
+}
+
+/// CPU and memory of one process, from /proc.
+#[derive(Debug, Clone)]
+pub struct Proc {
+    pub name: String,
+    pub pid: u32,
+}
+
+/// Clock ticks per second of /proc/PID/stat on Linux (USER_HZ, 100 on every mainstream arch).
+const CLK_TCK: f64 = 100.0;
+
+impl Proc {
+    /// utime + stime in seconds.
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let s = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
+        // The command name may hold spaces; fields after the closing parenthesis are fixed.
+        let rest = &s[s.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let utime: f64 = f.get(11)?.parse().ok()?;
+        let stime: f64 = f.get(12)?.parse().ok()?;
+        Some((utime + stime) / CLK_TCK)
+    }
+
+    /// Resident set size in KiB.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+}
+
+/// CPU use of several processes over a window.
+pub struct CpuWindow {
+    start: Instant,
+    at_start: Vec<(Proc, Option<f64>)>,
+}
+
+impl CpuWindow {
+    pub fn start(procs: &[Proc]) -> CpuWindow {
+        CpuWindow {
+            start: Instant::now(),
+            at_start: procs.iter().map(|p| (p.clone(), p.cpu_seconds())).collect(),
+        }
+    }
+
+    /// Percent of one core used by each process since `start` (200 = both cores of a 2-core box).
+    pub fn finish(&self) -> Value {
+        let dt = self.start.elapsed().as_secs_f64().max(1e-3);
+        let mut out = serde_json::Map::new();
+        for (p, before) in &self.at_start {
+            let v = match (before, p.cpu_seconds()) {
+                (Some(a), Some(b)) => json!(((b - a) / dt * 1000.0).round() / 10.0),
+                _ => Value::Null,
+            };
+            out.insert(format!("{}({})", p.name, p.pid), v);
+        }
+        Value::Object(out)
+    }
+}
+
+pub fn self_proc() -> Proc {
+    Proc {
+        name: "loadtest".into(),
+        pid: std::process::id(),
+    }
+}

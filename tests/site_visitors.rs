@@ -1,0 +1,387 @@
+//! Site visitors: page views across nodes reach watching agents as one snapshot, then batched
+//! changes (with page history, IP, country and the "new" flag); navigation keeps one visit;
+//! a visitor who leaves, or whose node dies, disappears after the grace period; bad input.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use switchboard::config::Settings;
+
+const GRACE_MS: u64 = 1_500;
+
+fn tweak(s: &mut Settings) {
+    s.server.trusted_proxies = vec!["127.0.0.1".into()];
+    s.server.country_header = "x-country".into();
+    s.chat.visitor_grace_ms = GRACE_MS;
+}
+
+/// The site-visitors list as a console keeps it: the snapshot, then each batch applied.
+#[derive(Default)]
+struct VisitorList {
+    map: HashMap<String, Value>,
+    /// `visitors_changed` frames applied.
+    frames: usize,
+    /// Every change applied, in order.
+    changes: Vec<Value>,
+}
+
+impl VisitorList {
+    fn from_snapshot(f: &Value) -> VisitorList {
+        assert_eq!(f["type"], "visitors_snapshot");
+        let mut l = VisitorList::default();
+        for v in f["visitors"].as_array().unwrap() {
+            l.map
+                .insert(v["visitor_id"].as_str().unwrap().to_string(), v.clone());
+        }
+        l
+    }
+
+    fn apply(&mut self, frame: &Value) {
+        self.frames += 1;
+        for c in frame["changes"].as_array().unwrap() {
+            self.changes.push(c.clone());
+            let id = c["visitor_id"].as_str().unwrap().to_string();
+            match c["kind"].as_str().unwrap() {
+                "leave" => {
+                    self.map.remove(&id);
+                }
+                _ => {
+                    // Batches from different nodes may cross: pages merge by time, the
+                    // other fields come from the change with the latest `last_seen`.
+                    let mut rec = c["visitor"].clone();
+                    if let Some(old) = self.map.get(&id) {
+                        let mut pages = old["pages"].as_array().cloned().unwrap_or_default();
+                        for p in rec["pages"].as_array().cloned().unwrap_or_default() {
+                            if !pages.iter().any(|q| q["at"] == p["at"] && q["url"] == p["url"]) {
+                                pages.push(p);
+                            }
+                        }
+                        pages.sort_by_key(|p| p["at"].as_i64());
+                        if rec["last_seen"].as_i64() < old["last_seen"].as_i64() {
+                            rec = old.clone();
+                        }
+                        rec["pages"] = Value::Array(pages);
+                    }
+                    self.map.insert(id, rec);
+                }
+            }
+        }
+    }
+
+    fn urls(&self, id: &str) -> Vec<String> {
+        self.map.get(id).map_or(vec![], |v| {
+            v["pages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["url"].as_str().unwrap().to_string())
+                .collect()
+        })
+    }
+
+    fn kinds_of(&self, id: &str) -> Vec<String> {
+        self.changes
+            .iter()
+            .filter(|c| c["visitor_id"] == id)
+            .map(|c| c["kind"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// Applies batches until `done` holds (each wait bounded by the client's `WAIT`).
+async fn until(agent: &mut Client, list: &mut VisitorList, done: impl Fn(&VisitorList) -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done(list) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let frames = agent.drain_for(left.min(Duration::from_millis(100))).await;
+        for f in frames {
+            if f["type"] == "visitors_changed" {
+                list.apply(&f);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "list not as expected within {WAIT:?}; changes: {:#?}",
+            list.changes
+        );
+    }
+}
+
+async fn watching(agent: &mut Client) -> VisitorList {
+    agent.send(json!({"type": "watch_visitors"})).await;
+    VisitorList::from_snapshot(&agent.expect("visitors_snapshot").await)
+}
+
+async fn browser(node: &switchboard::app::Running, token: &str) -> Client {
+    Client::connect_with_headers(
+        node,
+        "visitor",
+        token,
+        &[("x-forwarded-for", "203.0.113.7"), ("x-country", "de")],
+    )
+    .await
+}
+
+/// A page view, then a ping so the view is known to be processed.
+async fn view(v: &mut Client, url: &str) {
+    v.send(json!({"type": "page_view", "url": url, "title": format!("Title of {url}"),
+        "referrer": "https://search.example/?q=shoes"}))
+        .await;
+    v.send(json!({"type": "ping"})).await;
+    v.expect("pong").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn browsing_on_one_node_reaches_watchers_on_others_in_batches() {
+    let cluster = Cluster::with(Backend::Sqlite, tweak).await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut agent = available_agent(&cluster, &b, "wes", 2).await;
+    let mut list = watching(&mut agent).await;
+
+    let (vid, token) = visitor_token(&a).await;
+    let mut v = browser(&a, &token).await;
+    for i in 1..=3 {
+        view(&mut v, &format!("https://shop.example/p{i}")).await;
+    }
+    until(&mut agent, &mut list, |l| l.urls(&vid).len() == 3).await;
+    // Three views within one flush period travel together (at most split by one tick).
+    assert!(list.frames <= 2, "{} frames for 3 changes", list.frames);
+    assert_eq!(list.kinds_of(&vid), vec!["arrive", "page", "page"]);
+    let rec = list.map[&vid].clone();
+    assert_eq!(
+        list.urls(&vid),
+        vec![
+            "https://shop.example/p1",
+            "https://shop.example/p2",
+            "https://shop.example/p3"
+        ]
+    );
+    assert_eq!(rec["url"], "https://shop.example/p3");
+    assert_eq!(rec["title"], "Title of https://shop.example/p3");
+    assert_eq!(rec["pages"][0]["referrer"], "https://search.example/?q=shoes");
+    assert_eq!(rec["ip"], "203.0.113.7");
+    assert_eq!(rec["country"], "DE");
+    assert_eq!(rec["new"], true);
+    assert_eq!(rec["chatting"], false);
+    assert!(rec["started_at"].as_i64().unwrap() <= rec["last_seen"].as_i64().unwrap());
+
+    // An agent who starts watching now, on the visitor's node, gets it all in the snapshot.
+    let mut agent2 = available_agent(&cluster, &a, "xia", 2).await;
+    let list2 = watching(&mut agent2).await;
+    assert_eq!(list2.urls(&vid), list.urls(&vid));
+    assert_eq!(list2.map[&vid]["ip"], "203.0.113.7");
+    assert_eq!(list2.map[&vid]["started_at"], rec["started_at"]);
+
+    // The next view reaches both watchers, on both nodes.
+    let mut list2 = list2;
+    view(&mut v, "https://shop.example/p4").await;
+    until(&mut agent, &mut list, |l| l.urls(&vid).len() == 4).await;
+    until(&mut agent2, &mut list2, |l| l.urls(&vid).len() == 4).await;
+
+    // After unwatching, no more batches.
+    agent2.send(json!({"type": "unwatch_visitors"})).await;
+    agent2.send(json!({"type": "ping"})).await;
+    agent2.expect("pong").await;
+    view(&mut v, "https://shop.example/p5").await;
+    until(&mut agent, &mut list, |l| l.urls(&vid).len() == 5).await;
+    let late = agent2.drain_for(Duration::from_millis(700)).await;
+    assert!(
+        late.iter().all(|f| f["type"] != "visitors_changed"),
+        "{late:?}"
+    );
+    a.drain().await;
+    b.drain().await;
+    cluster.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn navigation_keeps_one_visit_and_leaving_ends_it_after_the_grace() {
+    let cluster = Cluster::with(Backend::Sqlite, tweak).await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut agent = available_agent(&cluster, &b, "nav", 2).await;
+    let mut list = watching(&mut agent).await;
+    let (vid, token) = visitor_token(&a).await;
+
+    // Page 1 on node A, then the browser loads page 2 through node B.
+    let mut v = browser(&a, &token).await;
+    view(&mut v, "https://shop.example/one").await;
+    v.close().await;
+    let mut v = browser(&b, &token).await;
+    view(&mut v, "https://shop.example/two").await;
+    until(&mut agent, &mut list, |l| l.urls(&vid).len() == 2).await;
+    // One visit: its arrival and one page view (the two nodes' batches may cross), no leave.
+    let mut kinds = list.kinds_of(&vid);
+    kinds.sort();
+    assert_eq!(kinds, vec!["arrive", "page"]);
+    let fresh = watching(&mut available_agent(&cluster, &a, "nav2", 1).await).await;
+    assert_eq!(fresh.map.len(), 1);
+    assert_eq!(
+        fresh.urls(&vid),
+        vec!["https://shop.example/one", "https://shop.example/two"]
+    );
+
+    // Gone: the `leave` change comes once the grace period is over, not before.
+    let closed = Instant::now();
+    v.close().await;
+    until(&mut agent, &mut list, |l| !l.map.contains_key(&vid)).await;
+    let after = closed.elapsed();
+    assert!(
+        after >= Duration::from_millis(GRACE_MS - 200),
+        "left after {after:?}"
+    );
+    assert_eq!(list.kinds_of(&vid).last().unwrap(), "leave");
+    assert!(
+        cluster
+            .redis_keys()
+            .await
+            .iter()
+            .all(|k| !k.contains(&format!("visitor:{vid}")) && !k.contains(&format!("vpages:{vid}"))),
+        "the visit's keys are gone"
+    );
+    // Coming back later is a new visit.
+    let mut v = browser(&a, &token).await;
+    view(&mut v, "https://shop.example/back").await;
+    until(&mut agent, &mut list, |l| l.urls(&vid).len() == 1).await;
+    assert_eq!(list.kinds_of(&vid).last().unwrap(), "arrive");
+    a.drain().await;
+    b.drain().await;
+    cluster.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_visitor_whose_node_dies_disappears_on_time() {
+    let cluster = Cluster::with(Backend::Sqlite, tweak).await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut agent = available_agent(&cluster, &b, "kim", 2).await;
+    let mut list = watching(&mut agent).await;
+    let (vid, token) = visitor_token(&a).await;
+    let mut v = browser(&a, &token).await;
+    view(&mut v, "https://shop.example/").await;
+    until(&mut agent, &mut list, |l| l.map.contains_key(&vid)).await;
+
+    let killed = Instant::now();
+    a.kill();
+    until(&mut agent, &mut list, |l| !l.map.contains_key(&vid)).await;
+    let after = killed.elapsed();
+    // The grace timer was last pushed by A's heartbeat; B fires it (poll + flush slack).
+    assert!(
+        after <= Duration::from_millis(GRACE_MS + 2_500),
+        "left after {after:?}"
+    );
+    drop(v);
+    b.drain().await;
+    cluster.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn new_flag_follows_contacts_in_the_store() {
+    let cluster = Cluster::with(Backend::Sqlite, tweak).await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut agent = available_agent(&cluster, &b, "nia", 2).await;
+    let mut list = watching(&mut agent).await;
+
+    // An unknown visitor is new; the pre-chat form adds name and e-mail, and "chatting".
+    let (v1, token1) = visitor_token(&a).await;
+    let mut v = browser(&a, &token1).await;
+    view(&mut v, "https://shop.example/").await;
+    until(&mut agent, &mut list, |l| l.map.contains_key(&v1)).await;
+    assert_eq!(list.map[&v1]["new"], true);
+    v.send(json!({"type": "request_chat", "name": "Ola", "email": "ola@example.com", "question": "Sizes?"}))
+        .await;
+    let chat = v.expect("queued").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    until(&mut agent, &mut list, |l| l.map[&v1]["chatting"] == true).await;
+    assert_eq!(list.map[&v1]["email"], "ola@example.com");
+    assert_eq!(list.map[&v1]["name"], "Ola");
+    assert_eq!(list.map[&v1]["new"], true);
+
+    // The chat runs and is decided: a contact now exists.
+    agent.expect("offer").await;
+    agent.send(json!({"type": "accept", "chat_id": chat})).await;
+    v.expect("chat_started").await;
+    v.send(json!({"type": "end", "chat_id": chat})).await;
+    agent.expect("chat_ended").await;
+    until(&mut agent, &mut list, |l| l.map[&v1]["chatting"] == false).await;
+    agent
+        .send(json!({"type": "decide", "chat_id": chat, "decision": "create"}))
+        .await;
+    agent.expect("decided").await;
+    eventually("transcript in SQL", || async {
+        cluster.store.message_by_chat(&chat).await.unwrap()
+    })
+    .await;
+
+    // Another browser, unknown, is new until it gives the same e-mail.
+    let (v2, token2) = visitor_token(&a).await;
+    let mut w = browser(&b, &token2).await;
+    view(&mut w, "https://shop.example/").await;
+    until(&mut agent, &mut list, |l| l.map.contains_key(&v2)).await;
+    assert_eq!(list.map[&v2]["new"], true);
+    w.send(json!({"type": "request_chat", "email": "OLA@example.com"}))
+        .await;
+    w.expect("queued").await;
+    until(&mut agent, &mut list, |l| l.map[&v2]["new"] == false).await;
+
+    // The first visitor leaves and comes back: a new visit, no longer new (same visitor id).
+    v.close().await;
+    until(&mut agent, &mut list, |l| !l.map.contains_key(&v1)).await;
+    let mut v = browser(&a, &token1).await;
+    view(&mut v, "https://shop.example/again").await;
+    until(&mut agent, &mut list, |l| l.map.contains_key(&v1)).await;
+    assert_eq!(list.map[&v1]["new"], false);
+    a.drain().await;
+    b.drain().await;
+    cluster.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_urls_and_wrong_roles_are_refused() {
+    let cluster = Cluster::with(Backend::Sqlite, tweak).await;
+    let a = cluster.node().await;
+    let (_, token) = visitor_token(&a).await;
+    let mut v = Client::visitor(&a, &token).await;
+    for url in [
+        "javascript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "ftp://files.example/x",
+        "not a url",
+        "",
+    ] {
+        v.send(json!({"type": "page_view", "url": url})).await;
+        let e = v.expect("error").await;
+        assert_eq!(e["code"], 4003, "{url}: {e}");
+    }
+    assert!(
+        cluster
+            .redis_keys()
+            .await
+            .iter()
+            .all(|k| !k.contains(":visitor:") && !k.contains(":vpages:") && !k.ends_with(":visitors")),
+        "nothing stored for refused page views"
+    );
+    // A hostile referrer is left out; the view itself counts.
+    v.send(json!({"type": "page_view", "url": "https://shop.example/", "referrer": "javascript:alert(1)", "title": "x".repeat(500)}))
+        .await;
+    v.send(json!({"type": "ping"})).await;
+    v.expect("pong").await;
+    // Visitors do not watch the list; agents do not report page views.
+    v.send(json!({"type": "watch_visitors"})).await;
+    assert_eq!(v.expect("error").await["code"], 4005);
+    let mut agent = available_agent(&cluster, &a, "rae", 1).await;
+    agent
+        .send(json!({"type": "page_view", "url": "https://shop.example/"}))
+        .await;
+    assert_eq!(agent.expect("error").await["code"], 4005);
+    let list = watching(&mut agent).await;
+    assert_eq!(list.map.len(), 1);
+    let rec = list.map.values().next().unwrap();
+    assert_eq!(rec["pages"][0]["referrer"], "");
+    assert_eq!(rec["title"].as_str().unwrap().chars().count(), 200);
+    a.drain().await;
+    cluster.cleanup().await;
+}
