@@ -95,14 +95,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     } else {
         node_name(&settings)
     };
-    let service = Service::new(
-        settings.clone(),
-        redis,
-        store,
-        files,
-        metrics,
-        node.clone(),
-    );
+    let service = Service::new(settings.clone(), redis, store, files, metrics, node.clone());
 
     let (drain_tx, drain_rx) = watch::channel(false);
     let (kill_tx, kill_rx) = watch::channel(false);

@@ -16,13 +16,17 @@ use tokio::sync::mpsc;
 pub enum Out {
     /// A frame already encoded for every encoding; the connection picks its own.
     Frame(Arc<Encoded>),
-    /// A transcript entry of `chat` (with the frames it implies); the connection drops it if it
-    /// already delivered `seq` (the overlap of a resume's replay and live traffic).
-    Entry {
-        chat: Arc<str>,
-        seq: Seq,
-        frames: Arc<Vec<Encoded>>,
-    },
+    /// A transcript entry (with the frames it implies); the connection drops it if it already
+    /// delivered its `seq` (the overlap of a resume's replay and live traffic). Behind one
+    /// `Arc` so `Out` stays two words: every connection's inbox preallocates slots of it.
+    Entry(Arc<LiveEntry>),
+}
+
+#[derive(Debug)]
+pub struct LiveEntry {
+    pub chat: String,
+    pub seq: Seq,
+    pub frames: Vec<Encoded>,
 }
 
 /// A frame encoded lazily once per encoding and shared by every recipient.

@@ -1,7 +1,7 @@
 //! Turns this node's Redis pub/sub traffic into deliveries: a chat's new entry (decoded once,
 //! encoded once per encoding), a frame for one agent or visitor, or "a queue changed".
 
-use super::hub::{frames_for_entry, Encoded, Out, Seq};
+use super::hub::{frames_for_entry, Encoded, LiveEntry, Out, Seq};
 use super::Service;
 use crate::protocol::{Entry, EntryKind, ServerFrame};
 use serde::Deserialize;
@@ -121,13 +121,11 @@ fn on_entry(svc: &Service, channel: &str, payload: &str) {
             .then(|| serde_json::from_str(&p.data).ok())
             .flatten(),
     };
-    let frames = Arc::new(frames_for_entry(&p.chat_id, entry));
-    svc.hub.deliver(
-        channel,
-        Out::Entry {
-            chat: Arc::from(p.chat_id.as_str()),
-            seq,
-            frames,
-        },
-    );
+    let frames = frames_for_entry(&p.chat_id, entry);
+    let live = LiveEntry {
+        chat: p.chat_id,
+        seq,
+        frames,
+    };
+    svc.hub.deliver(channel, Out::Entry(Arc::new(live)));
 }

@@ -75,15 +75,17 @@ pub async fn run(
         let mut last_heard = tokio::time::Instant::now();
         let mut draining = gw.draining.clone();
         let mut killed = gw.killed.clone();
-        let close = match conn.start(&mut socket).await {
+        // The per-frame work is boxed: an idle connection's task then only holds the small
+        // select loop, not the largest dispatch future (measured 8.8 KiB before).
+        let close = match Box::pin(conn.start(&mut socket)).await {
             Flow::Close(c, r) => Some((c, r)),
             Flow::Continue => loop {
                 tokio::select! {
                     msg = socket.recv() => {
                         last_heard = tokio::time::Instant::now();
                         let flow = match msg {
-                            Some(Ok(Message::Text(t))) => conn.on_frame(&mut socket, t.as_bytes(), Encoding::Json).await,
-                            Some(Ok(Message::Binary(b))) => conn.on_frame(&mut socket, &b, Encoding::MsgPack).await,
+                            Some(Ok(Message::Text(t))) => Box::pin(conn.on_frame(&mut socket, t.as_bytes(), Encoding::Json)).await,
+                            Some(Ok(Message::Binary(b))) => Box::pin(conn.on_frame(&mut socket, &b, Encoding::MsgPack)).await,
                             Some(Ok(Message::Ping(_))) | Some(Ok(Message::Pong(_))) => Flow::Continue,
                             Some(Ok(Message::Close(_))) | None => break None,
                             Some(Err(e)) => {
@@ -98,7 +100,7 @@ pub async fn run(
                     }
                     out = rx.recv() => {
                         let Some(out) = out else { break None };
-                        if let Flow::Close(c, r) = conn.deliver(&mut socket, out).await { break Some((c, r)); }
+                        if let Flow::Close(c, r) = Box::pin(conn.deliver(&mut socket, out)).await { break Some((c, r)); }
                     }
                     _ = ping.tick() => {
                         if last_heard.elapsed() > idle_timeout {
@@ -118,8 +120,11 @@ pub async fn run(
             let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() })))).await;
         }
         let followed: Vec<String> = conn.chats.keys().cloned().collect();
-        gw.svc.unwatch_visitors(id).await;
-        gw.svc.disconnected(&conn.party, id, followed).await;
+        Box::pin(async {
+            gw.svc.unwatch_visitors(id).await;
+            gw.svc.disconnected(&conn.party, id, followed).await;
+        })
+        .await;
         metrics.connections.with_label_values(&[conn.party.role()]).dec();
     }
     .instrument(span)
@@ -174,15 +179,15 @@ impl Conn {
     async fn deliver(&mut self, socket: &mut WebSocket, out: Out) -> Flow {
         match out {
             Out::Frame(f) => self.write(socket, &f).await,
-            Out::Entry { chat, seq, frames } => {
-                let Some(followed) = self.chats.get_mut(&*chat) else {
+            Out::Entry(live) => {
+                let Some(followed) = self.chats.get_mut(&live.chat) else {
                     return Flow::Continue;
                 };
-                if seq <= followed.delivered {
+                if live.seq <= followed.delivered {
                     return Flow::Continue;
                 }
-                followed.delivered = seq;
-                for f in frames.iter() {
+                followed.delivered = live.seq;
+                for f in live.frames.iter() {
                     if let Flow::Close(c, r) = self.write(socket, f).await {
                         return Flow::Close(c, r);
                     }

@@ -240,7 +240,7 @@ async fn upgrade(
         .max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
         // Small buffers: an idle socket should cost little.
-        .read_buffer_size(4096)
+        .read_buffer_size(1024)
         .write_buffer_size(0);
     let id = gw.next_id.fetch_add(1, Ordering::Relaxed);
     let gw2 = gw.clone();
