@@ -489,13 +489,14 @@ fn frame_ref(f: &ClientFrame) -> Option<String> {
         | ClientFrame::Deny { chat_id }
         | ClientFrame::Close { chat_id }
         | ClientFrame::Decide { chat_id, .. }
-        | ClientFrame::PushPage { chat_id, .. }
         | ClientFrame::Typing { chat_id, .. }
         | ClientFrame::Receipt { chat_id, .. }
         | ClientFrame::Transfer { chat_id, .. }
         | ClientFrame::AcceptInvitation { chat_id }
         | ClientFrame::DeclineInvitation { chat_id } => Some(chat_id.clone()),
-        ClientFrame::SendLink { client_msg_id, .. } => Some(client_msg_id.clone()),
+        ClientFrame::SendLink { client_msg_id, .. } | ClientFrame::PushPage { client_msg_id, .. } => {
+            Some(client_msg_id.clone())
+        }
         ClientFrame::Invite { visitor_id, .. } => Some(visitor_id.clone()),
         _ => None,
     }

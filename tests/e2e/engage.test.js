@@ -1,6 +1,6 @@
 // Engaging in a running chat: links (a hostile title stays inert), the typing indicator, read
 // receipts, a pushed page that navigates the visitor (and is not followed again on a replay),
-// and a transfer to a second agent who sees the whole history.
+// and a transfer to a second agent who sees the whole history, then back to the queue.
 'use strict';
 
 const { test, before, after } = require('node:test');
@@ -179,7 +179,21 @@ test('transfer to a second agent: the chat moves with its history', async () => 
   await pane2.getByTestId('message-text').filter({ hasText: 'Hi Agent 2' }).waitFor({ timeout: P.T });
   await P.shot(ap2, 'console-transferred');
 
-  await P.agentEnd(ap2, chatId);
-  await P.decide(ap2, chatId, 'trash');
+  // Agent 2 hands it back to the queue: it is offered to someone else (not Agent 2).
+  const p2 = P.chatPane(ap2, chatId);
+  await p2.getByTestId('chat-transfer').click();
+  await p2.getByTestId('chat-transfer-queue').fill('general');
+  await p2.getByTestId('chat-transfer-submit').click();
+  await p2.waitFor({ state: 'detached', timeout: P.T });
+  const card = ap.locator(`[data-testid="offer"][data-chat-id="${chatId}"]`);
+  await card.waitFor({ timeout: P.T });
+  assert.match(await card.getByTestId('offer-name').textContent(), /Linus/);
+  await card.getByTestId('offer-accept').click();
+  await ap.locator(`[data-testid="chat-pane"][data-chat-id="${chatId}"][data-state="active"]`).waitFor({ timeout: P.T });
+  await P.chatPane(ap, chatId).getByTestId('message-text').filter({ hasText: 'Hi Agent 2' }).waitFor({ timeout: P.T });
+  await vp.getByTestId('sb-status').filter({ hasText: 'Agent 1' }).waitFor({ timeout: P.T });
+
+  await P.agentEnd(ap, chatId);
+  await P.decide(ap, chatId, 'trash');
   P.assertNoErrors(vp, ap, ap2);
 });

@@ -99,6 +99,7 @@ async function startCluster({ nodes = 2, agents = 1, name = 'e2e', env = {} } = 
   const base = {
     ...process.env,
     SWITCHBOARD__STORE__URL: `sqlite://${dir}/e2e.db?mode=rwc`,
+    SWITCHBOARD__FILES__URL: `file://${dir}/files`,
     SWITCHBOARD__REDIS__URL: REDIS_URL,
     SWITCHBOARD__REDIS__KEY_PREFIX: prefix,
     SWITCHBOARD__AUTH__TOKEN_SECRET: randomString(40),
