@@ -55,7 +55,10 @@ impl VisitorList {
                     if let Some(old) = self.map.get(&id) {
                         let mut pages = old["pages"].as_array().cloned().unwrap_or_default();
                         for p in rec["pages"].as_array().cloned().unwrap_or_default() {
-                            if !pages.iter().any(|q| q["at"] == p["at"] && q["url"] == p["url"]) {
+                            if !pages
+                                .iter()
+                                .any(|q| q["at"] == p["at"] && q["url"] == p["url"])
+                            {
                                 pages.push(p);
                             }
                         }
@@ -93,20 +96,9 @@ impl VisitorList {
 
 /// Applies batches until `done` holds (each wait bounded by the client's `WAIT`).
 async fn until(agent: &mut Client, list: &mut VisitorList, done: impl Fn(&VisitorList) -> bool) {
-    let deadline = Instant::now() + WAIT;
     while !done(list) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let frames = agent.drain_for(left.min(Duration::from_millis(100))).await;
-        for f in frames {
-            if f["type"] == "visitors_changed" {
-                list.apply(&f);
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "list not as expected within {WAIT:?}; changes: {:#?}",
-            list.changes
-        );
+        let f = agent.expect("visitors_changed").await;
+        list.apply(&f);
     }
 }
 
@@ -127,9 +119,11 @@ async fn browser(node: &switchboard::app::Running, token: &str) -> Client {
 
 /// A page view, then a ping so the view is known to be processed.
 async fn view(v: &mut Client, url: &str) {
-    v.send(json!({"type": "page_view", "url": url, "title": format!("Title of {url}"),
-        "referrer": "https://search.example/?q=shoes"}))
-        .await;
+    v.send(
+        json!({"type": "page_view", "url": url, "title": format!("Title of {url}"),
+        "referrer": "https://search.example/?q=shoes"}),
+    )
+    .await;
     v.send(json!({"type": "ping"})).await;
     v.expect("pong").await;
 }
@@ -161,7 +155,10 @@ async fn browsing_on_one_node_reaches_watchers_on_others_in_batches() {
     );
     assert_eq!(rec["url"], "https://shop.example/p3");
     assert_eq!(rec["title"], "Title of https://shop.example/p3");
-    assert_eq!(rec["pages"][0]["referrer"], "https://search.example/?q=shoes");
+    assert_eq!(
+        rec["pages"][0]["referrer"],
+        "https://search.example/?q=shoes"
+    );
     assert_eq!(rec["ip"], "203.0.113.7");
     assert_eq!(rec["country"], "DE");
     assert_eq!(rec["new"], true);
@@ -234,11 +231,9 @@ async fn navigation_keeps_one_visit_and_leaving_ends_it_after_the_grace() {
     );
     assert_eq!(list.kinds_of(&vid).last().unwrap(), "leave");
     assert!(
-        cluster
-            .redis_keys()
-            .await
-            .iter()
-            .all(|k| !k.contains(&format!("visitor:{vid}")) && !k.contains(&format!("vpages:{vid}"))),
+        cluster.redis_keys().await.iter().all(
+            |k| !k.contains(&format!("visitor:{vid}")) && !k.contains(&format!("vpages:{vid}"))
+        ),
         "the visit's keys are gone"
     );
     // Coming back later is a new visit.
@@ -361,7 +356,9 @@ async fn hostile_urls_and_wrong_roles_are_refused() {
             .redis_keys()
             .await
             .iter()
-            .all(|k| !k.contains(":visitor:") && !k.contains(":vpages:") && !k.ends_with(":visitors")),
+            .all(|k| !k.contains(":visitor:")
+                && !k.contains(":vpages:")
+                && !k.ends_with(":visitors")),
         "nothing stored for refused page views"
     );
     // A hostile referrer is left out; the view itself counts.

@@ -4,10 +4,8 @@
 //! or the `invite:ID` timer fires; a decline or an expiry ends it like a request that never
 //! had an agent, so it still produces its Message (decision "keep").
 
-use super::hub::{ConnId, Follower};
-use super::{
-    clean_optional, identity, now_ms, ChatAccess, ChatError, ChatResult, Party, Service,
-};
+use super::hub::{frames_for_entry, ConnId, Follower, LiveEntry, Out, Seq};
+use super::{clean_optional, identity, now_ms, ChatAccess, ChatError, ChatResult, Party, Service};
 use crate::protocol::{ErrorCode, ServerFrame};
 use crate::redis::{Ended, RedisError};
 
@@ -143,7 +141,7 @@ impl Service {
         // Follow first so the join entry arrives live.
         let channel = self.chat_channel(chat);
         let was_following = self.hub.is_following(&channel, conn);
-        self.hub.follow(&channel, conn, f).await?;
+        self.hub.follow(&channel, conn, f.clone()).await?;
         let accepted = match self
             .redis
             .accept_invitation(chat, visitor, now, self.lease())
@@ -161,14 +159,29 @@ impl Service {
                     RedisError::Refused(r) if r == "forbidden" => {
                         ChatError::new(ErrorCode::Forbidden, "not your invitation")
                     }
-                    RedisError::Refused(r) if r == "wrong_state" => ChatError::new(
-                        ErrorCode::WrongState,
-                        "the invitation is no longer pending",
-                    ),
+                    RedisError::Refused(r) if r == "wrong_state" => {
+                        ChatError::new(ErrorCode::WrongState, "the invitation is no longer pending")
+                    }
                     other => other.into(),
                 });
             }
         };
+        // The invitation message was written before this connection followed the chat: hand it
+        // over first, so the visitor sees the transcript in order (the connection drops any
+        // entry it already has).
+        for entry in self.redis.entries_after(chat, "", 20).await? {
+            let Some(seq) = Seq::parse(&entry.seq) else {
+                continue;
+            };
+            let out = Out::Entry(std::sync::Arc::new(LiveEntry {
+                chat: chat.to_string(),
+                seq,
+                frames: frames_for_entry(chat, entry),
+            }));
+            if f.tx.try_send(out).is_err() && !f.tx.is_closed() {
+                f.slow.raise();
+            }
+        }
         self.apply_join(chat, &accepted.agent, &accepted.agent_name, now)
             .await?;
         let _ = self

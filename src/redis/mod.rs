@@ -6,7 +6,7 @@ mod scripts;
 mod visitors;
 
 pub use keys::Keys;
-pub use visitors::{Invited, InvitationAccepted, VisitorRecord};
+pub use visitors::{InvitationAccepted, Invited, VisitorRecord};
 
 use crate::protocol::Entry;
 use fred::clients::SubscriberClient;

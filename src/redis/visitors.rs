@@ -121,7 +121,8 @@ impl RedisLayer {
         if parts.is_empty() {
             return Ok(None);
         }
-        let (flat, pages, chats): (Vec<String>, Vec<String>, i64) = Value::Array(parts).convert()?;
+        let (flat, pages, chats): (Vec<String>, Vec<String>, i64) =
+            Value::Array(parts).convert()?;
         Ok(Some(VisitorRecord {
             fields: pairs(flat),
             pages,
