@@ -302,7 +302,10 @@ impl Settings {
             ("chat.decision_timeout_ms", self.chat.decision_timeout_ms),
             ("chat.timer_lease_ms", self.chat.timer_lease_ms),
             ("chat.timer_poll_ms", self.chat.timer_poll_ms),
-            ("chat.invitation_timeout_ms", self.chat.invitation_timeout_ms),
+            (
+                "chat.invitation_timeout_ms",
+                self.chat.invitation_timeout_ms,
+            ),
             ("flush.claim_idle_ms", self.flush.claim_idle_ms),
         ] {
             if v == 0 {
