@@ -334,6 +334,9 @@ async fn files_both_ways_between_participants_only() {
             ("visitor", "max.png")
         ]
     );
+    // The flushed entries keep the file id, so agents can still download from the transcript.
+    let first = msg.entries.iter().find(|e| e.event == "file").unwrap();
+    assert_eq!(first.data.as_ref().unwrap()["id"], photo_id.as_str());
 
     // Flushed: the visitor's link stops working; agents (who see the transcript) keep access.
     eventually("chat gone from redis", || async {

@@ -148,6 +148,7 @@ fn entry(seq: u32, author: &str, text: &str) -> TranscriptEntry {
         text: text.into(),
         at: 1_000 + i64::from(seq),
         event: if author == "system" { "ended" } else { "" }.into(),
+        data: None,
     }
 }
 

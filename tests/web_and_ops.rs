@@ -86,6 +86,41 @@ async fn widget_session_answers_cors_for_configured_sites_only() {
         .await
         .unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
+    // The widget also uploads files from the site: the preflight allows the token header.
+    let files = format!("{}/api/chats/some-chat/files?name=a.txt", http(&a));
+    let pre = c
+        .request(reqwest::Method::OPTIONS, &files)
+        .header("origin", "https://shop.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status(), 204);
+    assert_eq!(
+        pre.headers()["access-control-allow-origin"],
+        "https://shop.example"
+    );
+    let allowed = pre.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap();
+    assert!(allowed.contains("authorization"));
+    // Refused requests carry the header too, so the widget can read the error.
+    let refused = c
+        .post(&files)
+        .header("origin", "https://shop.example")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert_eq!(
+        refused.headers()["access-control-allow-origin"],
+        "https://shop.example"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

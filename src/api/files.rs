@@ -30,8 +30,14 @@ const SNIFF_BYTES: usize = 16;
 /// `files.max_bytes` themselves, so the global `limits.max_body_bytes` does not apply to them.
 pub(super) fn routes() -> Router<Arc<Service>> {
     Router::new()
-        .route("/api/chats/{chat_id}/files", post(upload))
-        .route("/api/files/{id}", get(download))
+        .route(
+            "/api/chats/{chat_id}/files",
+            post(upload).options(super::cors::preflight),
+        )
+        .route(
+            "/api/files/{id}",
+            get(download).options(super::cors::preflight),
+        )
 }
 
 /// An `ApiError` with a status other than its code's usual one (415 for a refused type).

@@ -3,6 +3,7 @@
 //! status of the code (see `docs/protocol.md`).
 
 mod canned;
+mod cors;
 mod files;
 
 use crate::chat::identity::{new_id, Identity};
@@ -10,7 +11,7 @@ use crate::chat::{ChatError, Party, Service};
 use crate::protocol::ErrorCode;
 use crate::store::{NewAgent, StoreError};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -47,11 +48,19 @@ impl IntoResponse for ApiError {
 type ApiResult<T> = Result<T, ApiError>;
 
 pub fn routes(svc: Arc<Service>) -> Router {
-    Router::new()
+    // What the widget calls from the organisation's site answers CORS.
+    let widget = Router::new()
         .route(
             "/api/visitor/session",
-            post(visitor_session).options(visitor_session_preflight),
+            post(visitor_session).options(cors::preflight),
         )
+        .merge(files::routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            svc.clone(),
+            cors::widget_cors,
+        ));
+    Router::new()
+        .merge(widget)
         .route("/api/agent/login", post(agent_login))
         .route("/api/agent/me", get(agent_me))
         .route("/api/admin/agents", get(list_agents).post(create_agent))
@@ -63,7 +72,6 @@ pub fn routes(svc: Arc<Service>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(canned::routes())
-        .merge(files::routes())
         .with_state(svc)
 }
 
@@ -99,56 +107,8 @@ struct SessionRequest {
 }
 
 /// Issues (or renews) a visitor's anonymous identity.
-/// The widget calls the session endpoint from the organisation's own site, so the node answers
-/// CORS for the configured sites (any site when `server.allowed_origins` is empty). No cookies.
-fn cors_origin(svc: &Service, headers: &HeaderMap) -> Option<HeaderValue> {
-    let origin = headers.get(header::ORIGIN)?;
-    let allowed = &svc.settings.server.allowed_origins;
-    let ok = allowed.is_empty() || allowed.iter().any(|a| a.as_bytes() == origin.as_bytes());
-    ok.then(|| origin.clone())
-}
-
-fn with_cors(svc: &Service, headers: &HeaderMap, mut r: Response) -> Response {
-    if let Some(origin) = cors_origin(svc, headers) {
-        let h = r.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        h.insert(header::VARY, HeaderValue::from_static("Origin"));
-    }
-    r
-}
-
-async fn visitor_session_preflight(
-    State(svc): State<Arc<Service>>,
-    headers: HeaderMap,
-) -> Response {
-    let mut r = with_cors(&svc, &headers, StatusCode::NO_CONTENT.into_response());
-    let h = r.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("POST"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("content-type"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("600"),
-    );
-    r
-}
-
 async fn visitor_session(
     State(svc): State<Arc<Service>>,
-    headers: HeaderMap,
-    body: Option<Json<SessionRequest>>,
-) -> Response {
-    let r = issue_visitor_session(&svc, body).into_response();
-    with_cors(&svc, &headers, r)
-}
-
-fn issue_visitor_session(
-    svc: &Service,
     body: Option<Json<SessionRequest>>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let previous =

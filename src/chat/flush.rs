@@ -110,6 +110,7 @@ async fn flush_chat(svc: &Service, chat: &str) -> Result<&'static str, FlushErro
             text: e.text,
             at: e.at,
             event: e.event,
+            data: e.data,
         }));
         if !full {
             break;

@@ -73,7 +73,7 @@ pub struct Interaction {
 }
 
 /// One chat, stored once with its whole transcript.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MessageRecord {
     pub id: i64,
     pub chat_id: String,
@@ -96,7 +96,7 @@ pub struct MessageRecord {
 }
 
 /// One line of a transcript, as the chat's Redis stream held it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TranscriptEntry {
     /// The stream id that ordered it.
     pub seq: String,
@@ -107,12 +107,16 @@ pub struct TranscriptEntry {
     pub name: String,
     pub text: String,
     pub at: i64,
-    /// For system entries, what happened (e.g. `ended`); empty for messages.
+    /// What happened: `joined`, `ended`, `push_page` for system entries; `link` or `file`
+    /// for messages; empty for plain text.
     pub event: String,
+    /// Details of a link, pushed page or file (its id for downloads), when there are any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
 }
 
 /// Everything the flush worker knows about an ended chat.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TranscriptRecord {
     pub chat_id: String,
     pub visitor_id: String,
