@@ -57,6 +57,61 @@ app.kubernetes.io/part-of: switchboard
 {{- if not .Values.store.existingSecret }}true{{- end }}
 {{- end }}
 
+{{/* True when chat files go to S3 (files.url s3://...). */}}
+{{- define "switchboard.filesS3" -}}
+{{- if hasPrefix "s3://" (toString .Values.files.url) }}true{{- end }}
+{{- end }}
+
+{{/* The directory of a local files.url (file:///dir or /dir), where the files volume is mounted; empty for S3. */}}
+{{- define "switchboard.filesDir" -}}
+{{- $u := toString .Values.files.url }}
+{{- if not (hasPrefix "s3://" $u) }}
+{{- clean (trimPrefix "file://" $u) }}
+{{- end }}
+{{- end }}
+
+{{/* Refuses files settings that would lose or scatter chat files, or leave credentials unused. */}}
+{{- define "switchboard.validateFiles" -}}
+{{- $f := .Values.files }}
+{{- $u := toString $f.url }}
+{{- $multi := or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1) }}
+{{- if include "switchboard.filesS3" . }}
+{{- if $f.sharedVolume }}
+{{- fail (printf "files.sharedVolume (%s) is set but files.url is %s: S3 needs no volume; clear files.sharedVolume or use a local files.url" $f.sharedVolume $u) }}
+{{- end }}
+{{- else }}
+{{- if and (contains "://" $u) (not (hasPrefix "file:///" $u)) }}
+{{- fail (printf "files.url (%s) must be s3://bucket/prefix, file:///abs/dir or /abs/dir" $u) }}
+{{- end }}
+{{- if and $multi (not $f.sharedVolume) }}
+{{- fail (printf "files.url (%s) is a directory inside each pod, so with more than one replica (or autoscaling) every node would keep its own chat files and downloads would fail on the others: set files.url=s3://bucket/prefix (credentials in files.s3.existingSecret), or files.sharedVolume to a ReadWriteMany PersistentVolumeClaim the chart mounts at that directory" $u) }}
+{{- end }}
+{{- $dir := include "switchboard.filesDir" . }}
+{{- if not (isAbs $dir) }}
+{{- fail (printf "files.url (%s) is relative to the container's working directory, on a read-only root filesystem: use an absolute directory (file:///var/lib/switchboard/files, the default), on which the chart mounts the files volume, or s3://bucket/prefix" $u) }}
+{{- end }}
+{{- $taken := list "/" "/etc/switchboard" "/tmp" }}
+{{- if include "switchboard.sqlite" . }}{{ $taken = append $taken (dir .Values.store.sqlitePath) }}{{ end }}
+{{- if has $dir $taken }}
+{{- fail (printf "files.url (%s) points at %s, which the chart already mounts (or the root): choose a directory of its own, e.g. file:///var/lib/switchboard/files" $u $dir) }}
+{{- end }}
+{{- if $f.s3.existingSecret }}
+{{- fail (printf "files.s3.existingSecret (%s) is set but files.url (%s) is not s3://: the credentials would be unused; set files.url=s3://bucket/prefix or clear files.s3.existingSecret" $f.s3.existingSecret $u) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Refuses keep-alive settings that would close healthy WebSockets. */}}
+{{- define "switchboard.validateKeepalive" -}}
+{{- $l := .Values.limits }}
+{{- if le (int64 $l.idle_timeout_ms) (int64 $l.ping_interval_ms) }}
+{{- fail (printf "limits.idle_timeout_ms (%d) must be larger than limits.ping_interval_ms (%d): pongs answer pings, so a quiet but healthy client would be closed" (int64 $l.idle_timeout_ms) (int64 $l.ping_interval_ms)) }}
+{{- end }}
+{{- if and .Values.ingress.enabled .Values.ingress.nginx.enabled (le (mul (int64 .Values.ingress.nginx.proxyReadTimeout) 1000) (int64 $l.ping_interval_ms)) }}
+{{- fail (printf "ingress.nginx.proxyReadTimeout (%ds) must be longer than limits.ping_interval_ms (%dms), or the ingress closes WebSockets between two pings" (int64 .Values.ingress.nginx.proxyReadTimeout) (int64 $l.ping_interval_ms)) }}
+{{- end }}
+{{- end }}
+
 {{/* Seconds of the preStop pause, 0 when disabled. */}}
 {{- define "switchboard.preStopSeconds" -}}
 {{- int (default 0 .Values.preStop.sleepSeconds) }}

@@ -75,6 +75,22 @@ NEGATIVE: dict[str, tuple[dict[str, Any], str]] = {
     "schema-unknown-key": ({"auth": {"existingSecret": "a"}, "chat": {"offer_timeout": 5}}, "offer_timeout"),
     "schema-key-prefix-brace": ({"auth": {"existingSecret": "a"}, "redis": {"key_prefix": "{sb}"}}, "/redis/key_prefix"),
     "pdb-both": ({"auth": {"existingSecret": "a"}, "podDisruptionBudget": {"minAvailable": 1}}, "not both"),
+    # Chat files: a per-pod directory cannot serve several nodes; relative paths land on the
+    # read-only root filesystem; credentials never inline.
+    "files-local-with-replicas": ({"auth": {"existingSecret": "a"}, "store": {"existingSecret": "pg"}, "replicaCount": 2},
+                                  "files.url (file:///var/lib/switchboard/files) is a directory inside each pod"),
+    "files-relative-with-autoscaling": ({"auth": {"existingSecret": "a"}, "store": {"existingSecret": "pg"}, "autoscaling": {"enabled": True},
+                                         "files": {"url": ".run/files"}}, "files.sharedVolume to a ReadWriteMany PersistentVolumeClaim"),
+    "files-relative": ({"auth": {"existingSecret": "a"}, "files": {"url": ".run/files"}}, "read-only root filesystem"),
+    "files-s3-and-volume": ({"auth": {"existingSecret": "a"}, "files": {"url": "s3://bucket/p", "sharedVolume": "c"}}, "S3 needs no volume"),
+    "files-s3-secret-unused": ({"auth": {"existingSecret": "a"}, "files": {"s3": {"existingSecret": "s"}}}, "would be unused"),
+    "files-on-config-mount": ({"auth": {"existingSecret": "a"}, "files": {"url": "/etc/switchboard"}}, "already mounts"),
+    "schema-files-url": ({"auth": {"existingSecret": "a"}, "files": {"url": "ftp://host/dir"}}, "/files/url"),
+    "schema-files-inline-key": ({"auth": {"existingSecret": "a"}, "files": {"s3": {"accessKeyId": "AKIA..."}}}, "accessKeyId"),
+    "schema-allowed-types": ({"auth": {"existingSecret": "a"}, "files": {"allowed_types": ["Image/*"]}}, "/files/allowed_types/0"),
+    "idle-below-ping": ({"auth": {"existingSecret": "a"}, "limits": {"idle_timeout_ms": 20000}}, "limits.idle_timeout_ms (20000)"),
+    "ingress-timeout-below-ping": ({"auth": {"existingSecret": "a"}, "ingress": {"enabled": True, "nginx": {"proxyReadTimeout": 20}}},
+                                   "ingress.nginx.proxyReadTimeout"),
 }
 
 
@@ -115,11 +131,20 @@ def metric_families_full() -> list[tuple[str, str, str, str]]:
     """(name, kind, labels, help) of every family registered in src/metrics.rs, in source order."""
     src = metrics_source()
     found: list[tuple[int, str, str, str, str]] = []
-    for m in re.finditer(r'\b(counter_vec|counter|histogram)\(&r, "([a-z_]+)", "([^"]+)"(?:, &\[([^\]]*)\])?', src):
-        kind = "histogram" if m.group(1) == "histogram" else "counter"
+    # The helpers: counter(&r, name, help), counter_vec(.., &[labels]), gauge_vec(..), histogram(..).
+    for m in re.finditer(r'\b(counter_vec|counter|gauge_vec|histogram)\(&r, "([a-z_]+)", "([^"]+)"(?:, &\[([^\]]*)\])?', src):
+        kind = {"histogram": "histogram", "gauge_vec": "gauge"}.get(m.group(1), "counter")
         found.append((m.start(), m.group(2), kind, m.group(4) or "", m.group(3)))
+    # Registered by hand: IntGauge(Vec)::new(..) and HistogramVec::new(HistogramOpts::new(..).buckets(..), &[labels]).
     for m in re.finditer(r'\b(IntGaugeVec|IntGauge)::new\((?:Opts::new\()?"([a-z_]+)", "([^"]+)"\)?(?:, &\[([^\]]*)\])?', src):
         found.append((m.start(), m.group(2), "gauge", m.group(4) or "", m.group(3)))
+    for m in re.finditer(r'\bHistogramVec::new\(HistogramOpts::new\("([a-z_]+)", "([^"]+)"\)\s*(?:\.buckets\([^)]*\))?, &\[([^\]]*)\]', src):
+        found.append((m.start(), m.group(1), "histogram", m.group(3), m.group(2)))
+    # Every family the registry gets must have been found: a new registration style fails here
+    # instead of silently leaving a family out of the dashboard, alert and docs checks.
+    names = set(re.findall(r'"(switchboard_[a-z_]+)"', src))
+    missed = names - {f[1] for f in found}
+    ensure(not missed, f"families in src/metrics.rs the parser does not understand: {sorted(missed)}")
     ensure(found, "no metric family found in src/metrics.rs")
     return [(n, k, l, h) for _, n, k, l, h in sorted(found)]
 
@@ -267,6 +292,29 @@ def invariants(case: str, docs: list[dict[str, Any]]) -> None:
     ensure(("url" in conf["store"]) != ("SWITCHBOARD__STORE__URL" in env), "store URL must come from exactly one place")
     ensure(("url" in conf["redis"]) != ("SWITCHBOARD__REDIS__URL" in env), "redis URL must come from exactly one place")
 
+    # Chat files: S3 credentials only from a Secret; a local url is a mounted volume, and a
+    # shared one whenever more than one pod can run.
+    files_url = conf["files"]["url"]
+    ensure("SWITCHBOARD__FILES__URL" not in env, "files.url belongs in the ConfigMap (it carries no credentials)")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT", "AWS_SESSION_TOKEN"):
+        if name in env:
+            ensure(files_url.startswith("s3://"), f"{name} set although files.url is {files_url}")
+            ensure("secretKeyRef" in env[name].get("valueFrom", {}) and "value" not in env[name], f"{name} must come from a secretKeyRef")
+    ensure(("AWS_ACCESS_KEY_ID" in env) == ("AWS_SECRET_ACCESS_KEY" in env), "AWS key id and secret key come together")
+    ensure(not re.search(r"s3://[^/]*@", files_url), f"credentials in files.url: {files_url}")
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    several = bool(by_kind(docs, "HorizontalPodAutoscaler")) or dep["spec"].get("replicas", 1) > 1
+    if files_url.startswith("s3://"):
+        ensure("files" not in volumes, "files volume mounted although files.url is S3")
+    else:
+        path = files_url.removeprefix("file://").rstrip("/")
+        ensure(path.startswith("/"), f"files.url {files_url} is not absolute")
+        ensure(mounts.get(path) == "files", f"files.url {files_url}: no files volume mounted at {path}")
+        shared = "persistentVolumeClaim" in volumes["files"]
+        ensure(shared or not several, "several pods with per-pod chat files")
+        ensure(shared or volumes["files"].get("emptyDir") is not None, "files volume is neither a claim nor an emptyDir")
+
     # Rolling: surge first, never below capacity; pods roll on config changes.
     ru = dep["spec"]["strategy"]["rollingUpdate"]
     ensure(ru["maxUnavailable"] == 0, "rolling updates must not drop capacity")
@@ -360,6 +408,16 @@ def switches(rendered: dict[str, list[dict[str, Any]]]) -> None:
     ensure(cluster["containers"][0]["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "8"], "exec preStop")
     ensure(cluster["terminationGracePeriodSeconds"] == 60, "explicit grace period")
     ensure("requiredDuringSchedulingIgnoredDuringExecution" in cluster["affinity"]["podAntiAffinity"], "hard anti-affinity")
+    files = {e["name"]: e for e in one(prod, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    ensure(files["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "switchboard-files-s3", "production S3 keys")
+    ensure(files["AWS_REGION"]["value"] == "eu-central-1" and "AWS_ENDPOINT" not in files, "production S3 region / endpoint")
+    minio = {e["name"]: e for e in one(rendered["standalone-password"], "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    ensure(minio["AWS_ENDPOINT"]["valueFrom"]["secretKeyRef"] == {"name": "sb-minio", "key": "endpoint"}, "MinIO endpoint from the Secret")
+    ensure(minio["AWS_ALLOW_HTTP"]["value"] == "true", "allowHttp")
+    claim = next(v for v in cluster["volumes"] if v["name"] == "files")
+    ensure(claim.get("persistentVolumeClaim", {}).get("claimName") == "sb-files", "files.sharedVolume claim")
+    body = one(prod, "Ingress")["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    ensure(int(body.removesuffix("k")) * 1024 >= 20971520, f"ingress body size {body} below files.max_bytes")
     rule = one(rendered["cluster"], "PrometheusRule")
     ensure('service="chat"' in rule["spec"]["groups"][0]["rules"][0]["expr"], "alert selector override")
 
@@ -369,7 +427,9 @@ def values_defaults() -> None:
     tree = default_toml()
     # Deliberate differences: the chart listens on all addresses, logs JSON, and takes URLs
     # and the token secret from elsewhere.
-    differ = {("server", "listen"), ("log", "format"), ("redis", "url"), ("store", "url"), ("auth", "token_secret")}
+    # files.url: the server's relative .run/files would be on the read-only root filesystem.
+    differ = {("server", "listen"), ("log", "format"), ("redis", "url"), ("store", "url"), ("auth", "token_secret"),
+              ("files", "url")}
     for section, keys in tree.items():
         for k, v in keys.items():
             if (section, k) in differ:
@@ -472,6 +532,8 @@ CHART_VALUE = {
     ("redis", "url"): "`redis.mode`, `redis.hosts`, … or `redis.existingSecret` + `urlKey`",
     ("store", "url"): "`store.existingSecret` + `urlKey` (else SQLite at `store.sqlitePath`)",
     ("auth", "token_secret"): "`auth.existingSecret` + `tokenSecretKey`",
+    ("files", "url"): "`files.url` (default `file:///var/lib/switchboard/files` on an emptyDir or `files.sharedVolume`; "
+                      "S3 keys from `files.s3.existingSecret`)",
 }
 
 
