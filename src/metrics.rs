@@ -17,6 +17,10 @@ pub struct Metrics {
     pub offer_timeouts: IntCounter,
     pub denials: IntCounter,
     pub request_to_accept: Histogram,
+    pub request_to_offer: Histogram,
+    pub entries_out: IntCounter,
+    pub agent_load: IntGauge,
+    pub free_capacity: IntGauge,
     pub timers_fired: IntCounterVec,
     pub flush_jobs: IntCounterVec,
     pub flush_duration: Histogram,
@@ -147,6 +151,27 @@ impl Metrics {
                 "Time from a visitor's request to an agent's accept.",
                 seconds.clone(),
             ),
+            request_to_offer: histogram(
+                &r,
+                "switchboard_request_to_offer_seconds",
+                "Time from a visitor's request to each offer of it (a re-offer after a deny or timeout counts from the request too).",
+                seconds.clone(),
+            ),
+            entries_out: counter(
+                &r,
+                "switchboard_entries_delivered_total",
+                "Transcript entries written to client sockets by this node (messages out).",
+            ),
+            agent_load: {
+                let g = IntGauge::new("switchboard_agent_chats", "Chats offered to or running with agents (cluster-wide, sampled).").expect("valid metric");
+                r.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
+            free_capacity: {
+                let g = IntGauge::new("switchboard_agent_free_capacity", "Free chat slots of available agents (cluster-wide, sampled).").expect("valid metric");
+                r.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
             timers_fired: counter_vec(
                 &r,
                 "switchboard_timers_fired_total",

@@ -505,11 +505,18 @@ async fn agent_connect(w: &World, i: usize) -> anyhow::Result<crate::net::Ws> {
 
 /// Connects a visitor; a reconnect passes the token it already has (same identity, so it may
 /// resume its chat).
-async fn visitor_connect(w: &World, target: &Target, token: &mut String) -> anyhow::Result<crate::net::Ws> {
+async fn visitor_connect(
+    w: &World,
+    target: &Target,
+    token: &mut String,
+) -> anyhow::Result<crate::net::Ws> {
     if token.is_empty() {
         *token = setup::visitor_token(&w.http, target).await?;
     }
-    let mut ws = w.net.ws(target, &format!("/ws/visitor?token={token}")).await?;
+    let mut ws = w
+        .net
+        .ws(target, &format!("/ws/visitor?token={token}"))
+        .await?;
     welcome(&mut ws).await?;
     Ok(ws)
 }

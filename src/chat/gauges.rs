@@ -1,5 +1,6 @@
 //! Cluster-wide gauges every node samples from Redis for its /metrics: chats waiting and
-//! agents available per queue, flush jobs pending. Cheap (a few commands every few seconds).
+//! agents available per queue, flush jobs pending, agents' load and free capacity. Cheap: a
+//! few commands every few seconds.
 
 use super::Service;
 use std::sync::Arc;
@@ -34,5 +35,21 @@ async fn sample(svc: &Service) {
     }
     if let Ok(n) = svc.redis.flush_backlog().await {
         m.flush_backlog.set(n as i64);
+    }
+    // Load and free capacity over every agent the store knows (their live state is in Redis).
+    if let Ok(agents) = svc.store.agents().await {
+        let (mut load, mut free) = (0i64, 0i64);
+        for a in agents {
+            let Ok(r) = svc.redis.agent_record(&a.id.to_string()).await else {
+                continue;
+            };
+            let num = |k: &str| r.get(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+            load += num("load");
+            if r.get("status").map(String::as_str) == Some("available") {
+                free += (num("max") - num("load")).max(0);
+            }
+        }
+        m.agent_load.set(load);
+        m.free_capacity.set(free);
     }
 }

@@ -684,6 +684,10 @@ impl Service {
                 Ok(r) => r,
                 Err(_) => continue,
             };
+            if let Some(created) = r.get("created").and_then(|c| c.parse::<i64>().ok()) {
+                let waited = (now_ms() - created).max(0) as f64 / 1000.0;
+                self.metrics.request_to_offer.observe(waited);
+            }
             self.tell(&format!("a:{agent}"), &self.offer_frame(&chat, &r))
                 .await;
         }

@@ -187,6 +187,7 @@ impl Conn {
                     return Flow::Continue;
                 }
                 followed.delivered = live.seq;
+                self.gw.svc.metrics.entries_out.inc();
                 for f in live.frames.iter() {
                     if let Flow::Close(c, r) = self.write(socket, f).await {
                         return Flow::Close(c, r);
@@ -494,9 +495,8 @@ fn frame_ref(f: &ClientFrame) -> Option<String> {
         | ClientFrame::Transfer { chat_id, .. }
         | ClientFrame::AcceptInvitation { chat_id }
         | ClientFrame::DeclineInvitation { chat_id } => Some(chat_id.clone()),
-        ClientFrame::SendLink { client_msg_id, .. } | ClientFrame::PushPage { client_msg_id, .. } => {
-            Some(client_msg_id.clone())
-        }
+        ClientFrame::SendLink { client_msg_id, .. }
+        | ClientFrame::PushPage { client_msg_id, .. } => Some(client_msg_id.clone()),
         ClientFrame::Invite { visitor_id, .. } => Some(visitor_id.clone()),
         _ => None,
     }
