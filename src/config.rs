@@ -72,6 +72,9 @@ pub struct Auth {
     pub visitor_token_ttl_seconds: u64,
     /// Lifetime of an agent session in seconds.
     pub agent_session_ttl_seconds: u64,
+    /// Key the organisation's site uses to sign a logged-in visitor's e-mail (`identify`
+    /// frame: hex HMAC-SHA256 of the e-mail); empty = identify is off. At least 32 characters.
+    pub identify_secret: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -276,6 +279,12 @@ impl Settings {
         }
         if self.auth.token_secret.len() < 32 {
             return bad("auth.token_secret", "must be at least 32 characters");
+        }
+        if !self.auth.identify_secret.is_empty() && self.auth.identify_secret.len() < 32 {
+            return bad(
+                "auth.identify_secret",
+                "must be empty (off) or at least 32 characters",
+            );
         }
         if self.limits.max_frame_bytes < 1024 {
             return bad("limits.max_frame_bytes", "must be at least 1024");

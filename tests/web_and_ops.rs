@@ -44,6 +44,17 @@ async fn assets_are_served_with_safe_headers() {
         .await
         .unwrap();
     assert!(widget.starts_with("(function(){"));
+    // The size budget (docs/widget.md): under 25 KB gzipped.
+    let mut gz = std::process::Command::new("gzip")
+        .args(["-9", "-c"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("gzip");
+    use std::io::Write;
+    gz.stdin.take().unwrap().write_all(widget.as_bytes()).unwrap();
+    let gzipped = gz.wait_with_output().unwrap().stdout.len();
+    assert!(gzipped < 25_000, "widget.js is {gzipped} bytes gzipped, over the 25 KB budget");
     assert_eq!(fetch(&format!("{base}/no-such-page")).await.status(), 404);
 }
 

@@ -89,6 +89,39 @@ impl Tokens {
     }
 }
 
+/// The signature a site computes to vouch for a visitor's e-mail: lowercase hex
+/// HMAC-SHA256 of the e-mail under `auth.identify_secret`.
+pub fn identify_signature(secret: &str, email: &str) -> String {
+    let mut m =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    m.update(email.as_bytes());
+    m.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Checks a site's signature in constant time.
+pub fn identify_signature_ok(secret: &str, email: &str, signature: &str) -> bool {
+    let hex = signature.trim().as_bytes();
+    if hex.len() != 64 {
+        return false;
+    }
+    let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut tag = [0u8; 32];
+    for (i, pair) in hex.chunks(2).enumerate() {
+        match (nibble(pair[0]), nibble(pair[1])) {
+            (Some(h), Some(l)) => tag[i] = h << 4 | l,
+            _ => return false,
+        }
+    }
+    let mut m =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    m.update(email.as_bytes());
+    m.verify_slice(&tag).is_ok()
+}
+
 /// A new random id (visitor ids, chat ids): 128 bits, URL-safe.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
@@ -115,5 +148,30 @@ mod tests {
         let a = Identity::Agent { id: 7, admin: true };
         assert_eq!(t.verify(&t.issue(&a, 5), 6).unwrap(), a);
         assert_eq!(t.verify("garbage", 0).unwrap_err(), TokenError::Malformed);
+    }
+
+    #[test]
+    fn site_signatures_verify_and_reject_tampering() {
+        let secret = "s".repeat(32);
+        let sig = identify_signature(&secret, "ann@example.com");
+        assert_eq!(sig.len(), 64);
+        assert!(identify_signature_ok(&secret, "ann@example.com", &sig));
+        assert!(identify_signature_ok(
+            &secret,
+            "ann@example.com",
+            &sig.to_uppercase()
+        ));
+        assert!(!identify_signature_ok(&secret, "eve@example.com", &sig));
+        assert!(!identify_signature_ok(
+            &"t".repeat(32),
+            "ann@example.com",
+            &sig
+        ));
+        assert!(!identify_signature_ok(&secret, "ann@example.com", "zz"));
+        assert!(!identify_signature_ok(
+            &secret,
+            "ann@example.com",
+            &"g".repeat(64)
+        ));
     }
 }

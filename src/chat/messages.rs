@@ -212,8 +212,8 @@ impl Service {
         .await
     }
 
-    /// Delivered / read state: relayed to the other side and kept in the chat's meta so a
-    /// reconnecting client can ask again (the highest acknowledged position per side).
+    /// Delivered / read state: relayed to the chat's followers on every node (not stored; a
+    /// client that reconnects sends its receipts again).
     pub async fn receipt(
         &self,
         party: &Party,

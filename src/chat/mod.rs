@@ -395,6 +395,15 @@ impl Service {
                 format!("chat {} is already running; resume it", r.chat_id),
             ));
         }
+        if r.state == "invited" {
+            return Err(ChatError::new(
+                ErrorCode::WrongState,
+                format!(
+                    "invitation {} is pending; accept or decline it first",
+                    r.chat_id
+                ),
+            ));
+        }
         if r.created {
             self.metrics.chats_requested.inc();
             self.visitor_identified(visitor, name.as_deref(), email.as_deref())
@@ -480,6 +489,12 @@ impl Service {
             ));
         }
         let access = self.authorise(party, chat).await?;
+        if access.state == "invited" && matches!(party, Party::Visitor { .. }) {
+            return Err(ChatError::new(
+                ErrorCode::WrongState,
+                "accept the invitation first",
+            ));
+        }
         if !last_seq.is_empty() {
             let last = self.redis.last_seq(chat).await?;
             if hub::Seq::parse(&last).unwrap_or_default()

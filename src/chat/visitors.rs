@@ -245,6 +245,56 @@ impl Service {
 
     /// The visitor filled in the pre-chat form: the record shows name and e-mail, and the new
     /// flag is computed again for the e-mail. Best effort: the chat request goes on regardless.
+    /// The organisation's site vouches for its logged-in visitor's e-mail (signed with
+    /// `auth.identify_secret`): the site-visitors list shows it and "new" is decided by it.
+    pub async fn identify(
+        &self,
+        party: &Party,
+        email: &str,
+        name: Option<&str>,
+        signature: &str,
+    ) -> ChatResult<()> {
+        let Party::Visitor { id } = party else {
+            return Err(ChatError::new(
+                ErrorCode::Forbidden,
+                "only visitors identify",
+            ));
+        };
+        let secret = &self.settings.auth.identify_secret;
+        if secret.is_empty() {
+            return Err(ChatError::new(
+                ErrorCode::InvalidField,
+                "identify is not enabled on this site",
+            ));
+        }
+        let email = email.trim();
+        if email.is_empty()
+            || email.len() > 254
+            || !email.contains('@')
+            || email.contains(char::is_whitespace)
+        {
+            return Err(ChatError::new(
+                ErrorCode::InvalidField,
+                "email is not a valid address",
+            ));
+        }
+        let name = name.map(str::trim).filter(|n| !n.is_empty());
+        if name.is_some_and(|n| n.chars().count() > 100 || n.chars().any(char::is_control)) {
+            return Err(ChatError::new(
+                ErrorCode::InvalidField,
+                "name must be 1-100 printable characters",
+            ));
+        }
+        if !crate::chat::identity::identify_signature_ok(secret, email, signature) {
+            return Err(ChatError::new(
+                ErrorCode::Forbidden,
+                "the signature does not match this e-mail",
+            ));
+        }
+        self.visitor_identified(id, name, Some(email)).await;
+        Ok(())
+    }
+
     pub(crate) async fn visitor_identified(
         &self,
         visitor: &str,

@@ -428,6 +428,15 @@ impl Conn {
                 .await?;
                 return Ok(Flow::Continue);
             }
+            ClientFrame::Identify {
+                email,
+                name,
+                signature,
+            } => {
+                svc.identify(&party, &email, name.as_deref(), &signature)
+                    .await?;
+                return Ok(Flow::Continue);
+            }
             ClientFrame::WatchVisitors => {
                 svc.watch_visitors(&party, self.id, self.follower.clone())
                     .await?

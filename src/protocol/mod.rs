@@ -78,6 +78,14 @@ pub enum ClientFrame {
         #[serde(default)]
         referrer: Option<String>,
     },
+    /// Visitor: the organisation's site vouches for this logged-in visitor's e-mail;
+    /// `signature` is the lowercase hex HMAC-SHA256 of `email` under `auth.identify_secret`.
+    Identify {
+        email: String,
+        #[serde(default)]
+        name: Option<String>,
+        signature: String,
+    },
     /// Agent: start receiving the site-visitors list (`visitors_snapshot`, then
     /// `visitors_changed` batches).
     WatchVisitors,
@@ -262,7 +270,7 @@ pub struct Entry {
     /// The sender's client message id (messages only).
     #[serde(default)]
     pub client_msg_id: String,
-    /// Machine-readable event: for system entries `joined`, `ended`, `transferred`,
+    /// Machine-readable event: for system entries `joined` (also after a transfer), `ended`,
     /// `push_page`; for messages `link` or `file` (plain text has none).
     #[serde(default)]
     pub event: String,

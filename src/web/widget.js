@@ -566,6 +566,12 @@
     st.live = {};
     st.requesting = false; // a request lost with the old socket can be sent again
     conn.send({ type: 'page_view', url: location.href, title: document.title, referrer: document.referrer });
+    // A site that knows its logged-in user vouches for the e-mail with a signature made by
+    // its own server (see docs/widget.md): window.SwitchboardWidget.identify.
+    var who = user.identify;
+    if (who && who.email && who.signature) {
+      conn.send({ type: 'identify', email: String(who.email), name: who.name ? String(who.name) : null, signature: String(who.signature) });
+    }
     var chats = Array.isArray(f.chats) ? f.chats : [];
     var stored = SbSocket.load(local, CHAT_KEY, null);
     var pick = null;

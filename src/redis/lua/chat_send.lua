@@ -1,6 +1,6 @@
 -- Appends a participant's entry: a text, a link, a file or a pushed page. A resend with a client
 -- message id this sender already used returns the sequence number of the first copy and stores
--- nothing (ids are per sender).
+-- nothing (ids are per sender: role and id, so a transferred chat's agents never collide).
 -- KEYS[1] P{c:ID}:log  KEYS[2] P{c:ID}:meta  KEYS[3] P{c:ID}:cmid  KEYS[4] P{c:ID} (channel)
 -- ARGV[1] chat id  ARGV[2] role (visitor|agent)  ARGV[3] actor id  ARGV[4] display name
 -- ARGV[5] client message id  ARGV[6] text  ARGV[7] now
@@ -10,7 +10,7 @@ local log, meta, cmids, ch = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local st, vid, aid = unpack(redis.call('HMGET', meta, 'state', 'visitor', 'agent'))
 local who = (ARGV[2] == 'visitor') and vid or aid
 if st and who ~= ARGV[3] then return redis.error_reply('forbidden') end
-local dedupe = ARGV[2] .. ':' .. ARGV[5]
+local dedupe = ARGV[2] .. ':' .. ARGV[3] .. ':' .. ARGV[5]
 local known = redis.call('HGET', cmids, dedupe)
 if known then return {known, 0} end
 if st ~= 'open' then return redis.error_reply('wrong_state') end

@@ -8,7 +8,7 @@ local rp, cid, vid, queue = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local live = redis.call('SMEMBERS', rp .. 'visitorchats:' .. vid)
 for _, other in ipairs(live) do
   local st, q = unpack(redis.call('HMGET', rp .. 'chat:' .. other, 'state', 'queue'))
-  if st == 'queued' or st == 'offered' or st == 'active' then
+  if st == 'queued' or st == 'offered' or st == 'active' or st == 'invited' then
     local pos = redis.call('ZRANK', rp .. 'q:' .. q, other)
     return {other, st, q, pos and (pos + 1) or 0, 0}
   end
