@@ -52,9 +52,16 @@ async fn assets_are_served_with_safe_headers() {
         .spawn()
         .expect("gzip");
     use std::io::Write;
-    gz.stdin.take().unwrap().write_all(widget.as_bytes()).unwrap();
+    gz.stdin
+        .take()
+        .unwrap()
+        .write_all(widget.as_bytes())
+        .unwrap();
     let gzipped = gz.wait_with_output().unwrap().stdout.len();
-    assert!(gzipped < 25_000, "widget.js is {gzipped} bytes gzipped, over the 25 KB budget");
+    assert!(
+        gzipped < 25_000,
+        "widget.js is {gzipped} bytes gzipped, over the 25 KB budget"
+    );
     assert_eq!(fetch(&format!("{base}/no-such-page")).await.status(), 404);
 }
 
