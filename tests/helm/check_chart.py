@@ -352,7 +352,7 @@ def config_tree(docs: list[dict[str, Any]]) -> None:
     cm = next(d for d in by_kind(docs, "ConfigMap") if "config.toml" in d.get("data", {}))
     conf = tomllib.loads(cm["data"]["config.toml"])
     tree = default_toml()
-    from_env = {("auth", "token_secret"), ("redis", "url"), ("store", "url")}
+    from_env = {("auth", "token_secret"), ("auth", "identify_secret"), ("redis", "url"), ("store", "url")}
     ensure(set(conf) == set(tree), f"sections {sorted(conf)} vs {sorted(tree)}")
     for section, keys in tree.items():
         extra = set(conf[section]) - set(keys)
@@ -429,6 +429,7 @@ def values_defaults() -> None:
     # and the token secret from elsewhere.
     # files.url: the server's relative .run/files would be on the read-only root filesystem.
     differ = {("server", "listen"), ("log", "format"), ("redis", "url"), ("store", "url"), ("auth", "token_secret"),
+              ("auth", "identify_secret"),
               ("files", "url")}
     for section, keys in tree.items():
         for k, v in keys.items():
@@ -532,6 +533,7 @@ CHART_VALUE = {
     ("redis", "url"): "`redis.mode`, `redis.hosts`, … or `redis.existingSecret` + `urlKey`",
     ("store", "url"): "`store.existingSecret` + `urlKey` (else SQLite at `store.sqlitePath`)",
     ("auth", "token_secret"): "`auth.existingSecret` + `tokenSecretKey`",
+    ("auth", "identify_secret"): "`auth.existingSecret` + `identifySecretKey` (empty: identify off)",
     ("files", "url"): "`files.url` (default `file:///var/lib/switchboard/files` on an emptyDir or `files.sharedVolume`; "
                       "S3 keys from `files.s3.existingSecret`)",
 }
