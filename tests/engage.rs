@@ -172,6 +172,20 @@ async fn transfer_to_an_agent_and_back_to_a_queue() {
     assert_eq!(offer["chat_id"], chat.as_str());
     let frames = second.drain_for(Duration::from_millis(300)).await;
     assert!(frames.iter().all(|f| f["type"] != "offer"), "{frames:?}");
+    // The first agent takes it again: the live "joined" entry arrives before its resume from
+    // the start, and the replay still brings everything said meanwhile.
+    first.send(json!({"type": "accept", "chat_id": chat})).await;
+    first
+        .expect_where("joined again", |f| {
+            f["type"] == "chat_started" && f["chat_id"] == chat.as_str()
+        })
+        .await;
+    first
+        .send(json!({"type": "resume", "chat_id": chat, "last_seq": ""}))
+        .await;
+    first.expect_text("hi, I take over").await;
+    first.expect_text("before transfer").await;
+    first.expect("resumed").await;
     second
         .send(json!({"type": "transfer", "chat_id": chat, "to_queue": "no-such-queue"}))
         .await;

@@ -22,6 +22,23 @@ struct Followed {
     access: ChatAccess,
     /// Highest sequence delivered; live entries at or below it are the replay's overlap.
     delivered: Seq,
+    /// Entries delivered live since the last resume. Live traffic may start before the
+    /// client's resume (an accept follows the chat first), so `delivered` can be ahead of
+    /// history the client has not seen: the replay skips exactly these, not all below
+    /// `delivered`. Bounded; an entry that fell off is sent again and the client drops it by seq.
+    live: Vec<Seq>,
+}
+
+const LIVE_SEQS_KEPT: usize = 256;
+
+impl Followed {
+    fn new(access: ChatAccess, delivered: Seq) -> Followed {
+        Followed {
+            access,
+            delivered,
+            live: Vec::new(),
+        }
+    }
 }
 
 struct Conn {
@@ -187,6 +204,10 @@ impl Conn {
                     return Flow::Continue;
                 }
                 followed.delivered = live.seq;
+                if followed.live.len() == LIVE_SEQS_KEPT {
+                    followed.live.remove(0);
+                }
+                followed.live.push(live.seq);
                 self.gw.svc.metrics.entries_out.inc();
                 for f in live.frames.iter() {
                     if let Flow::Close(c, r) = self.write(socket, f).await {
@@ -265,10 +286,9 @@ impl Conn {
                         },
                     )
                     .await?;
-                self.chats.entry(chat).or_insert(Followed {
-                    access,
-                    delivered: Seq::default(),
-                });
+                self.chats
+                    .entry(chat)
+                    .or_insert(Followed::new(access, Seq::default()));
                 frame
             }
             ClientFrame::Resume { chat_id, last_seq } => {
@@ -276,36 +296,28 @@ impl Conn {
                     .resume(&party, self.id, self.follower.clone(), &chat_id, &last_seq)
                     .await?;
                 let from = Seq::parse(&last_seq).unwrap_or_default();
-                let followed = self.chats.entry(chat_id.clone()).or_insert(Followed {
-                    access: access.clone(),
-                    delivered: from,
-                });
+                let followed = self
+                    .chats
+                    .entry(chat_id.clone())
+                    .or_insert(Followed::new(access.clone(), from));
                 followed.access = access;
-                if followed.delivered < from {
-                    followed.delivered = from;
-                }
-                let mut last = from;
+                followed.delivered = followed.delivered.max(from);
+                let live = std::mem::take(&mut followed.live);
                 for e in entries {
                     let seq = Seq::parse(&e.seq).unwrap_or_default();
-                    if seq <= self.chats[&chat_id].delivered {
+                    if seq <= from || live.contains(&seq) {
                         continue;
                     }
-                    last = seq;
-                    self.chats
-                        .get_mut(&chat_id)
-                        .expect("followed above")
-                        .delivered = seq;
+                    let f = self.chats.get_mut(&chat_id).expect("followed above");
+                    f.delivered = f.delivered.max(seq);
                     for f in frames_for_entry(&chat_id, e) {
                         if let Flow::Close(c, r) = self.write(socket, &f).await {
                             return Ok(Flow::Close(c, r));
                         }
                     }
                 }
-                let last_seq = if last == Seq::default() {
-                    self.seq_string(&chat_id)
-                } else {
-                    format!("{}-{}", last.0, last.1)
-                };
+                // The highest sequence this connection has now delivered, replayed or live.
+                let last_seq = self.seq_string(&chat_id);
                 ServerFrame::Resumed { chat_id, last_seq }
             }
             ClientFrame::Send {
@@ -329,10 +341,9 @@ impl Conn {
                 let access = svc
                     .accept(&party, self.id, self.follower.clone(), &chat_id)
                     .await?;
-                self.chats.entry(chat_id).or_insert(Followed {
-                    access,
-                    delivered: Seq::default(),
-                });
+                self.chats
+                    .entry(chat_id)
+                    .or_insert(Followed::new(access, Seq::default()));
                 return Ok(Flow::Continue);
             }
             ClientFrame::Deny { chat_id } => {
@@ -456,10 +467,9 @@ impl Conn {
                 let access = svc
                     .accept_invitation(&party, self.id, self.follower.clone(), &chat_id)
                     .await?;
-                self.chats.entry(chat_id).or_insert(Followed {
-                    access,
-                    delivered: Seq::default(),
-                });
+                self.chats
+                    .entry(chat_id)
+                    .or_insert(Followed::new(access, Seq::default()));
                 return Ok(Flow::Continue);
             }
             ClientFrame::DeclineInvitation { chat_id } => {
