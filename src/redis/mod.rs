@@ -11,6 +11,7 @@ pub use visitors::{InvitationAccepted, Invited, VisitorRecord};
 use crate::protocol::Entry;
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
+use fred::types::scripts::Script;
 use fred::types::streams::XReadResponse;
 use fred::types::Message;
 use std::collections::HashMap;
@@ -185,6 +186,23 @@ impl RedisLayer {
         self.pool.next()
     }
 
+    /// Runs a routing script on one chat's record: KEYS = [the record], ARGV = [the routing
+    /// prefix, the chat id, ...`args`], the layout every chat-level routing script shares.
+    async fn on_chat<R: FromValue>(
+        &self,
+        script: &Script,
+        chat: &str,
+        args: Vec<String>,
+    ) -> std::result::Result<R, fred::error::Error> {
+        let mut argv = Vec::with_capacity(args.len() + 2);
+        argv.push(self.keys.routing());
+        argv.push(chat.to_string());
+        argv.extend(args);
+        script
+            .evalsha_with_reload(self.client(), vec![self.keys.chat(chat)], argv)
+            .await
+    }
+
     pub async fn ping(&self) -> Result<()> {
         let _: String = self.client().ping(None).await?;
         Ok(())
@@ -264,16 +282,11 @@ impl RedisLayer {
         question: &str,
         now: i64,
     ) -> Result<Requested> {
-        let k = &self.keys;
         let v: (String, String, String, u64, i64) = self
-            .scripts
-            .request
-            .evalsha_with_reload(
-                self.client(),
-                vec![k.chat(chat)],
+            .on_chat(
+                &self.scripts.request,
+                chat,
                 vec![
-                    k.routing(),
-                    chat.into(),
                     visitor.into(),
                     queue.into(),
                     name.into(),
@@ -330,22 +343,13 @@ impl RedisLayer {
         now: i64,
         offer_timeout_ms: u64,
     ) -> Result<(String, String)> {
-        let k = &self.keys;
-        self.scripts
-            .requeue
-            .evalsha_with_reload(
-                self.client(),
-                vec![k.chat(chat)],
-                vec![
-                    k.routing(),
-                    chat.into(),
-                    agent.into(),
-                    now.to_string(),
-                    offer_timeout_ms.to_string(),
-                ],
-            )
-            .await
-            .map_err(refusal)
+        self.on_chat(
+            &self.scripts.requeue,
+            chat,
+            vec![agent.into(), now.to_string(), offer_timeout_ms.to_string()],
+        )
+        .await
+        .map_err(refusal)
     }
 
     pub async fn accept(
@@ -355,20 +359,11 @@ impl RedisLayer {
         now: i64,
         lease_ms: u64,
     ) -> Result<Accepted> {
-        let k = &self.keys;
         let v: (String, String, String, String, String, i64, i64) = self
-            .scripts
-            .accept
-            .evalsha_with_reload(
-                self.client(),
-                vec![k.chat(chat)],
-                vec![
-                    k.routing(),
-                    chat.into(),
-                    agent.into(),
-                    now.to_string(),
-                    lease_ms.to_string(),
-                ],
+            .on_chat(
+                &self.scripts.accept,
+                chat,
+                vec![agent.into(), now.to_string(), lease_ms.to_string()],
             )
             .await
             .map_err(refusal)?;
@@ -397,16 +392,11 @@ impl RedisLayer {
         decision_timeout_ms: u64,
         only_state: &str,
     ) -> Result<Ended> {
-        let k = &self.keys;
         let v: (String, String, String, String, String) = self
-            .scripts
-            .end
-            .evalsha_with_reload(
-                self.client(),
-                vec![k.chat(chat)],
+            .on_chat(
+                &self.scripts.end,
+                chat,
                 vec![
-                    k.routing(),
-                    chat.into(),
                     by.into(),
                     actor.into(),
                     reason_active.into(),
@@ -438,16 +428,11 @@ impl RedisLayer {
         now: i64,
         lease_ms: u64,
     ) -> Result<()> {
-        let k = &self.keys;
         let _: String = self
-            .scripts
-            .decide
-            .evalsha_with_reload(
-                self.client(),
-                vec![k.chat(chat)],
+            .on_chat(
+                &self.scripts.decide,
+                chat,
                 vec![
-                    k.routing(),
-                    chat.into(),
                     agent.into(),
                     decision.into(),
                     interaction.map(|i| i.to_string()).unwrap_or_default(),
@@ -471,24 +456,19 @@ impl RedisLayer {
         now: i64,
         lease_ms: u64,
     ) -> Result<(String, String)> {
-        let k = &self.keys;
-        self.scripts
-            .transfer
-            .evalsha_with_reload(
-                self.client(),
-                vec![k.chat(chat)],
-                vec![
-                    k.routing(),
-                    chat.into(),
-                    from.into(),
-                    to.into(),
-                    to_queue.into(),
-                    now.to_string(),
-                    lease_ms.to_string(),
-                ],
-            )
-            .await
-            .map_err(refusal)
+        self.on_chat(
+            &self.scripts.transfer,
+            chat,
+            vec![
+                from.into(),
+                to.into(),
+                to_queue.into(),
+                now.to_string(),
+                lease_ms.to_string(),
+            ],
+        )
+        .await
+        .map_err(refusal)
     }
 
     /// Withdraws the transcript-side assignment (a chat sent back to a queue): the agent who
