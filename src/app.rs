@@ -99,7 +99,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
 
     let (drain_tx, drain_rx) = watch::channel(false);
     let (kill_tx, kill_rx) = watch::channel(false);
-    let gw = gateway::Gateway::new(service.clone(), drain_rx.clone(), kill_rx);
+    let geoip = match settings.server.geoip_database.as_str() {
+        "" => None,
+        path => Some(gateway::GeoIp::open(path)?),
+    };
+    let gw = gateway::Gateway::new(service.clone(), drain_rx.clone(), kill_rx, geoip);
     let router = api::routes(service.clone())
         .merge(gateway::routes(gw))
         .merge(web::routes())

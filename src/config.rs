@@ -39,8 +39,8 @@ pub struct Server {
     /// Header carrying the visitor's ISO country code, set by a trusted proxy (e.g.
     /// `CF-IPCountry`); empty = none.
     pub country_header: String,
-    /// Path of a MaxMind-format GeoIP country database. Reserved: lookups are not built yet,
-    /// so a node refuses a non-empty value rather than silently ignoring it.
+    /// Path of a MaxMind-format (GeoIP2/GeoLite2 Country) database, used for the country when
+    /// no trusted country header came; empty = none. A file that cannot be read stops the node.
     pub geoip_database: String,
 }
 
@@ -230,12 +230,6 @@ impl Settings {
                     "`{}` is not an address like 0.0.0.0:8080",
                     self.server.listen
                 ),
-            );
-        }
-        if !self.server.geoip_database.is_empty() {
-            return bad(
-                "server.geoip_database",
-                "GeoIP lookups are not supported yet; set server.country_header from the load balancer instead",
             );
         }
         for p in &self.server.trusted_proxies {

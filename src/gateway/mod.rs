@@ -3,6 +3,9 @@
 //! hands the socket to one task per connection (`conn`).
 
 mod conn;
+mod geoip;
+
+pub use geoip::{GeoIp, GeoIpError};
 mod limits;
 
 use crate::chat::identity::Identity;
@@ -33,6 +36,8 @@ pub struct Gateway {
     /// Flips to true when the node is killed (tests of crash recovery): sockets drop with no
     /// goodbye and no clean-up, as if the process died.
     killed: watch::Receiver<bool>,
+    /// Countries by IP when `server.geoip_database` is set.
+    geoip: Option<GeoIp>,
 }
 
 impl Gateway {
@@ -40,6 +45,7 @@ impl Gateway {
         svc: Arc<Service>,
         draining: watch::Receiver<bool>,
         killed: watch::Receiver<bool>,
+        geoip: Option<GeoIp>,
     ) -> Arc<Gateway> {
         Arc::new(Gateway {
             svc,
@@ -47,6 +53,7 @@ impl Gateway {
             next_id: AtomicU64::new(1),
             draining,
             killed,
+            geoip,
         })
     }
 
@@ -95,7 +102,13 @@ fn close_at_once(ws: WebSocketUpgrade, code: u16, reason: &'static str) -> Respo
 
 /// The client's address: the peer, or the right-most X-Forwarded-For hop not added by a
 /// trusted proxy when the peer itself is one (a client can prepend anything it likes).
-pub fn client_info(server: &Server, peer: SocketAddr, headers: &HeaderMap) -> ClientInfo {
+/// The country is the trusted proxy's header when it sends one, else the GeoIP database's.
+pub fn client_info(
+    server: &Server,
+    geoip: Option<&GeoIp>,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> ClientInfo {
     let trusted = |ip: &IpAddr| {
         server
             .trusted_proxies
@@ -128,6 +141,10 @@ pub fn client_info(server: &Server, peer: SocketAddr, headers: &HeaderMap) -> Cl
             .filter(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()))
             .unwrap_or_default()
     };
+    let country = match (country.is_empty(), geoip) {
+        (true, Some(g)) => g.country(ip),
+        _ => country,
+    };
     ClientInfo {
         ip: ip.to_string(),
         country,
@@ -157,7 +174,7 @@ async fn visitor_ws(
     }
     match gw.svc.tokens.verify(&q.token, now_s()) {
         Ok(Identity::Visitor { id }) => {
-            let client = client_info(&gw.svc.settings.server, peer, &headers);
+            let client = client_info(&gw.svc.settings.server, gw.geoip.as_ref(), peer, &headers);
             upgrade(gw, ws, Party::Visitor { id }, client).await
         }
         _ => close_at_once(
@@ -201,7 +218,7 @@ async fn agent_ws(
         max_chats: agent.max_chats,
         queues: agent.queues,
     };
-    let client = client_info(&gw.svc.settings.server, peer, &headers);
+    let client = client_info(&gw.svc.settings.server, gw.geoip.as_ref(), peer, &headers);
     upgrade(gw, ws, party, client).await
 }
 
