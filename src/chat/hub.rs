@@ -210,15 +210,6 @@ impl Hub {
         }
     }
 
-    /// Number of local followers of a channel.
-    pub fn local_followers(&self, channel: &str) -> usize {
-        self.followers
-            .lock()
-            .unwrap()
-            .get(channel)
-            .map_or(0, |m| m.len())
-    }
-
     /// Delivers to every local follower of `channel`. A follower whose inbox is full is told
     /// to close (slow consumer); fan-out never waits.
     pub fn deliver(&self, channel: &str, out: Out) {

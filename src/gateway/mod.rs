@@ -56,10 +56,6 @@ impl Gateway {
             geoip,
         })
     }
-
-    pub fn open_connections(&self) -> usize {
-        self.open.load(Ordering::Relaxed)
-    }
 }
 
 pub fn routes(gw: Arc<Gateway>) -> Router {

@@ -590,11 +590,6 @@ impl RedisLayer {
         Ok(())
     }
 
-    pub async fn timer_due(&self, member: &str) -> Result<Option<i64>> {
-        let s: Option<f64> = self.client().zscore(self.keys.timers(), member).await?;
-        Ok(s.map(|s| s as i64))
-    }
-
     // ---- transcript ({c:ID} slot) ----
 
     /// The agent joins the transcript side (idempotent); the question opens it.
