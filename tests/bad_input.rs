@@ -76,9 +76,7 @@ async fn too_long_messages_too_fast_and_too_many_errors() {
     let (a, b) = (cluster.node().await, cluster.node().await);
     let mut agent = available_agent(&cluster, &b, "nia", 1).await;
     let (mut v, chat, _, _) = requesting_visitor(&a, "q").await;
-    agent.expect("offer").await;
-    agent.send(json!({"type": "accept", "chat_id": chat})).await;
-    v.expect("chat_started").await;
+    accept_offer(&mut agent, &mut v, &chat).await;
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     v.send(
         json!({"type": "send", "chat_id": chat, "client_msg_id": "long", "text": "y".repeat(51)}),

@@ -183,11 +183,7 @@ async fn agent_ends_then_adds_to_an_existing_interaction_and_then_trashes() {
 
     // First chat: create an interaction.
     let (mut visitor, chat1, _vid, vtoken) = requesting_visitor(&a, "first").await;
-    agent.expect("offer").await;
-    agent
-        .send(json!({"type": "accept", "chat_id": chat1}))
-        .await;
-    visitor.expect("chat_started").await;
+    accept_offer(&mut agent, &mut visitor, &chat1).await;
     agent.send(json!({"type": "end", "chat_id": chat1})).await;
     let ended = visitor.expect("chat_ended").await;
     assert_eq!(ended["by"], "agent");
@@ -325,9 +321,7 @@ async fn no_decision_in_time_keeps_the_chat() {
     let (a, b) = (cluster.node().await, cluster.node().await);
     let mut agent = available_agent(&cluster, &b, "idle", 1).await;
     let (mut visitor, chat, _, _) = requesting_visitor(&a, "q").await;
-    agent.expect("offer").await;
-    agent.send(json!({"type": "accept", "chat_id": chat})).await;
-    visitor.expect("chat_started").await;
+    accept_offer(&mut agent, &mut visitor, &chat).await;
     visitor.send(json!({"type": "end", "chat_id": chat})).await;
     agent.expect("chat_ended").await;
     let m = eventually("kept", || async {

@@ -16,9 +16,7 @@ async fn running_chat(
 ) -> (Client, Client, String) {
     let mut ag = available_agent(cluster, b, agent, 2).await;
     let (mut v, chat, _, _) = requesting_visitor(a, "hello").await;
-    ag.expect("offer").await;
-    ag.send(json!({"type": "accept", "chat_id": chat})).await;
-    v.expect("chat_started").await;
+    accept_offer(&mut ag, &mut v, &chat).await;
     ag.expect("chat_started").await;
     (v, ag, chat)
 }

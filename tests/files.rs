@@ -137,9 +137,7 @@ async fn files_both_ways_between_participants_only() {
     let mut agent = available_agent(&cluster, &b, "ann", 2).await;
     let atoken = agent_token(&b, "ann").await;
     let (mut visitor, chat, _vid, vtoken) = requesting_visitor(&a, "Here is a photo").await;
-    agent.expect("offer").await;
-    agent.send(json!({"type": "accept", "chat_id": chat})).await;
-    visitor.expect("chat_started").await;
+    accept_offer(&mut agent, &mut visitor, &chat).await;
     agent.expect("chat_started").await;
 
     // Visitor -> agent, uploaded on the visitor's node, announced on the agent's.
@@ -382,9 +380,7 @@ async fn s3_round_trip_small_and_multipart() {
     let mut agent = available_agent(&cluster, &b, "s3ann", 1).await;
     let atoken = agent_token(&b, "s3ann").await;
     let (mut visitor, chat, _vid, vtoken) = requesting_visitor(&a, "s3").await;
-    agent.expect("offer").await;
-    agent.send(json!({"type": "accept", "chat_id": chat})).await;
-    visitor.expect("chat_started").await;
+    accept_offer(&mut agent, &mut visitor, &chat).await;
     for size in [3_000, (5 << 20) + 12_345] {
         let body = png(size);
         let (status, v) = upload(

@@ -14,9 +14,7 @@ async fn visitor_who_closes_the_browser_mid_chat_ends_it_after_the_grace_period(
     let (a, b) = (cluster.node().await, cluster.node().await);
     let mut agent = available_agent(&cluster, &b, "gina", 1).await;
     let (mut visitor, chat, _, _) = requesting_visitor(&a, "q").await;
-    agent.expect("offer").await;
-    agent.send(json!({"type": "accept", "chat_id": chat})).await;
-    visitor.expect("chat_started").await;
+    accept_offer(&mut agent, &mut visitor, &chat).await;
     visitor.close().await;
     let ended = agent.expect("chat_ended").await;
     assert_eq!(ended["reason"], "Visitor has closed the browser");
@@ -63,9 +61,7 @@ async fn visitor_back_within_the_grace_period_on_another_node_keeps_the_chat() {
     let (a, b) = (cluster.node().await, cluster.node().await);
     let mut agent = available_agent(&cluster, &b, "ivy", 1).await;
     let (mut visitor, chat, _, token) = requesting_visitor(&a, "q").await;
-    agent.expect("offer").await;
-    agent.send(json!({"type": "accept", "chat_id": chat})).await;
-    visitor.expect("chat_started").await;
+    accept_offer(&mut agent, &mut visitor, &chat).await;
     visitor.close().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut back = Client::visitor(&b, &token).await;
@@ -94,9 +90,7 @@ async fn reconnect_to_another_node_replays_exactly_what_was_missed() {
     let mut agent = available_agent(&cluster, &b, "jo", 1).await;
     let agent_token = agent_token(&b, "jo").await;
     let (mut visitor, chat, _, vtoken) = requesting_visitor(&a, "q").await;
-    agent.expect("offer").await;
-    agent.send(json!({"type": "accept", "chat_id": chat})).await;
-    visitor.expect("chat_started").await;
+    accept_offer(&mut agent, &mut visitor, &chat).await;
     for i in 0..3 {
         visitor.send(json!({"type": "send", "chat_id": chat, "client_msg_id": format!("m{i}"), "text": format!("before {i}")})).await;
         visitor.expect_where("ack", |f| f["type"] == "ack").await;
@@ -176,9 +170,7 @@ async fn grace_timer_fires_on_another_node_when_the_visitors_node_crashes() {
     let (a, b) = (cluster.node().await, cluster.node().await);
     let mut agent = available_agent(&cluster, &b, "kim", 1).await;
     let (mut visitor, chat, _, _) = requesting_visitor(&a, "q").await;
-    agent.expect("offer").await;
-    agent.send(json!({"type": "accept", "chat_id": chat})).await;
-    visitor.expect("chat_started").await;
+    accept_offer(&mut agent, &mut visitor, &chat).await;
     a.kill();
     let ended = agent.expect("chat_ended").await;
     assert_eq!(ended["reason"], "Visitor has closed the browser");
@@ -191,9 +183,7 @@ async fn flush_left_by_a_crashed_node_is_completed_by_another_exactly_once() {
     let mut agent = available_agent(&cluster, &a, "lee", 1).await;
     let agent_id = cluster.store.agents().await.unwrap()[0].id;
     let (mut visitor, chat, _, _) = requesting_visitor(&a, "q").await;
-    agent.expect("offer").await;
-    agent.send(json!({"type": "accept", "chat_id": chat})).await;
-    visitor.expect("chat_started").await;
+    accept_offer(&mut agent, &mut visitor, &chat).await;
     visitor.send(json!({"type": "end", "chat_id": chat})).await;
     agent.expect("chat_ended").await;
 
@@ -284,9 +274,7 @@ async fn draining_node_sends_clients_elsewhere_and_nothing_is_lost() {
     let (a, b) = (cluster.node().await, cluster.node().await);
     let mut agent = available_agent(&cluster, &b, "max", 1).await;
     let (mut visitor, chat, _, vtoken) = requesting_visitor(&a, "q").await;
-    agent.expect("offer").await;
-    agent.send(json!({"type": "accept", "chat_id": chat})).await;
-    visitor.expect("chat_started").await;
+    accept_offer(&mut agent, &mut visitor, &chat).await;
     visitor
         .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "1", "text": "one"}))
         .await;

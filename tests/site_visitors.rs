@@ -296,9 +296,7 @@ async fn new_flag_follows_contacts_in_the_store() {
     assert_eq!(list.map[&v1]["new"], true);
 
     // The chat runs and is decided: a contact now exists.
-    agent.expect("offer").await;
-    agent.send(json!({"type": "accept", "chat_id": chat})).await;
-    v.expect("chat_started").await;
+    accept_offer(&mut agent, &mut v, &chat).await;
     v.send(json!({"type": "end", "chat_id": chat})).await;
     agent.expect("chat_ended").await;
     until(&mut agent, &mut list, |l| l.map[&v1]["chatting"] == false).await;

@@ -16,9 +16,7 @@ async fn chat_round_trip(
 ) {
     let mut agent = available_agent(cluster, b, agent_name, 1).await;
     let (mut visitor, chat, _, _) = requesting_visitor(a, "over the topology").await;
-    agent.expect("offer").await;
-    agent.send(json!({"type": "accept", "chat_id": chat})).await;
-    visitor.expect("chat_started").await;
+    accept_offer(&mut agent, &mut visitor, &chat).await;
     visitor
         .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "v", "text": "ping"}))
         .await;
@@ -68,11 +66,7 @@ async fn chat_paths_on_a_three_master_cluster() {
     // Resume on the other node works across shards too.
     let mut agent2 = available_agent(&cluster, &a, "dora", 1).await;
     let (mut v, chat, _, token) = requesting_visitor(&b, "second").await;
-    agent2.expect("offer").await;
-    agent2
-        .send(json!({"type": "accept", "chat_id": chat}))
-        .await;
-    v.expect("chat_started").await;
+    accept_offer(&mut agent2, &mut v, &chat).await;
     v.close().await;
     let mut v = Client::visitor(&a, &token).await;
     v.send(json!({"type": "resume", "chat_id": chat, "last_seq": ""}))
@@ -94,9 +88,7 @@ async fn chat_paths_on_sentinel_and_through_a_failover() {
     // A chat running while the sentinel promotes the replica carries on afterwards.
     let mut agent = available_agent(&cluster, &b, "fay", 1).await;
     let (mut visitor, chat, _, _) = requesting_visitor(&a, "during failover").await;
-    agent.expect("offer").await;
-    agent.send(json!({"type": "accept", "chat_id": chat})).await;
-    visitor.expect("chat_started").await;
+    accept_offer(&mut agent, &mut visitor, &chat).await;
     tokio::task::spawn_blocking(move || Procs::failover(sentinel, master))
         .await
         .unwrap();

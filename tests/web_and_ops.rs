@@ -148,9 +148,7 @@ async fn health_readiness_and_metrics_pass_promtool() {
     // Some traffic so the families have samples.
     let mut agent = available_agent(&cluster, &b, "mia", 1).await;
     let (mut v, chat, _, _) = requesting_visitor(&a, "q").await;
-    agent.expect("offer").await;
-    agent.send(json!({"type": "accept", "chat_id": chat})).await;
-    v.expect("chat_started").await;
+    accept_offer(&mut agent, &mut v, &chat).await;
     v.send(json!({"type": "send", "chat_id": chat, "client_msg_id": "1", "text": "hi"}))
         .await;
     v.expect("ack").await;

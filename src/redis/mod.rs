@@ -203,6 +203,27 @@ impl RedisLayer {
             .await
     }
 
+    /// Runs a transcript script on one chat: KEYS = [its log, its meta, its channel],
+    /// ARGV = [the chat id, ...`args`], the layout every `{c:ID}` script that appends shares.
+    pub(crate) async fn on_transcript<R: FromValue>(
+        &self,
+        script: &Script,
+        chat: &str,
+        args: Vec<String>,
+    ) -> std::result::Result<R, fred::error::Error> {
+        let k = &self.keys;
+        let mut argv = Vec::with_capacity(args.len() + 1);
+        argv.push(chat.to_string());
+        argv.extend(args);
+        script
+            .evalsha_with_reload(
+                self.client(),
+                vec![k.log(chat), k.meta(chat), k.chat_channel(chat)],
+                argv,
+            )
+            .await
+    }
+
     pub async fn ping(&self) -> Result<()> {
         let _: String = self.client().ping(None).await?;
         Ok(())
@@ -601,15 +622,11 @@ impl RedisLayer {
         at: i64,
         o: &Opening,
     ) -> Result<bool> {
-        let k = &self.keys;
         let n: i64 = self
-            .scripts
-            .chat_join
-            .evalsha_with_reload(
-                self.client(),
-                vec![k.log(chat), k.meta(chat), k.chat_channel(chat)],
+            .on_transcript(
+                &self.scripts.chat_join,
+                chat,
                 vec![
-                    chat.into(),
                     o.visitor.clone(),
                     agent.into(),
                     o.agent_name.clone(),
@@ -675,15 +692,11 @@ impl RedisLayer {
         at: i64,
         o: &Opening,
     ) -> Result<bool> {
-        let k = &self.keys;
         let n: i64 = self
-            .scripts
-            .chat_end
-            .evalsha_with_reload(
-                self.client(),
-                vec![k.log(chat), k.meta(chat), k.chat_channel(chat)],
+            .on_transcript(
+                &self.scripts.chat_end,
+                chat,
                 vec![
-                    chat.into(),
                     by.into(),
                     reason.into(),
                     at.to_string(),

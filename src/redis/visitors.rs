@@ -257,14 +257,11 @@ impl RedisLayer {
         text: &str,
         at: i64,
     ) -> Result<bool> {
-        let k = &self.keys;
         let n: i64 = self
-            .scripts
-            .chat_invite
-            .evalsha_with_reload(
-                self.client(),
-                vec![k.log(chat), k.meta(chat), k.chat_channel(chat)],
-                vec![chat.into(), agent_name.into(), text.into(), at.to_string()],
+            .on_transcript(
+                &self.scripts.chat_invite,
+                chat,
+                vec![agent_name.into(), text.into(), at.to_string()],
             )
             .await?;
         Ok(n == 1)

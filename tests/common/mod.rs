@@ -412,6 +412,18 @@ pub async fn available_agent(
     a
 }
 
+/// The agent takes the offer of `chat` and the visitor sees the chat start.
+pub async fn accept_offer(agent: &mut Client, visitor: &mut Client, chat: &str) {
+    let c = chat.to_string();
+    agent
+        .expect_where("offer", move |f| {
+            f["type"] == "offer" && f["chat_id"] == c.as_str()
+        })
+        .await;
+    agent.send(json!({"type": "accept", "chat_id": chat})).await;
+    visitor.expect("chat_started").await;
+}
+
 /// A visitor on `node` who asked for a chat; returns (client, chat id, visitor id, token).
 pub async fn requesting_visitor(
     node: &Running,
