@@ -7,6 +7,12 @@ use std::process::ExitCode;
 use switchboard::config::Settings;
 use switchboard::store::{NewAgent, Store, StoreError};
 
+/// mimalloc rather than the system allocator: a node holds many small long-lived blocks per
+/// connection between short-lived ones, and mimalloc packs them tighter and gives freed
+/// memory back (see docs/benchmarks.md for the per-connection figures).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "switchboard", version, about = "Live-chat cluster node")]
 struct Cli {

@@ -296,3 +296,82 @@ async fn draining_node_sends_clients_elsewhere_and_nothing_is_lost() {
     visitor.expect_text("two (while moving)").await;
     visitor.expect("resumed").await;
 }
+
+/// A visitor whose browser stops reading is cut off as a slow consumer once its small outbound
+/// queue is full (its node never buffers without bound), and when it comes back and resumes it
+/// gets every message, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_that_stops_reading_is_cut_off_and_resumes_without_loss() {
+    let cluster = Cluster::with(Backend::Sqlite, |s| {
+        s.limits.outbound_queue = 64;
+        s.limits.frames_per_second = 100_000;
+        s.limits.burst_frames = 100_000;
+    })
+    .await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut agent = available_agent(&cluster, &b, "jo", 1).await;
+    let (mut visitor, chat, _, vtoken) = requesting_visitor(&a, "q").await;
+    accept_offer(&mut agent, &mut visitor, &chat).await;
+
+    // The visitor reads nothing from here on; the agent writes until the visitor's node gives
+    // up on it (its socket buffers fill, then its queue). Bounded: 20,000 x 3.9 KB at most.
+    let padding = "x".repeat(3900);
+    let mut sent = 0;
+    while a.service.metrics.slow_consumers.get() == 0 && sent < 20_000 {
+        // In steps smaller than the queue, so the agent (who reads) keeps up with its echoes.
+        for _ in 0..20 {
+            agent.send(json!({"type": "send", "chat_id": chat, "client_msg_id": format!("s{sent}"), "text": format!("{sent} {padding}")})).await;
+            sent += 1;
+        }
+        agent.drain_for(Duration::from_millis(20)).await;
+    }
+    assert!(
+        a.service.metrics.slow_consumers.get() >= 1,
+        "no slow consumer after {sent} messages"
+    );
+
+    // What reached the visitor before the cut, then the close (4408, or the bare TCP close
+    // when even the close frame no longer fit).
+    let mut seen = Vec::new();
+    let code = loop {
+        let frames = visitor.drain_for(Duration::from_millis(500)).await;
+        seen.extend(
+            frames
+                .into_iter()
+                .filter(|f| f["type"] == "entry" && f["entry"]["author"] == "agent"),
+        );
+        if let Some(code) = visitor.closed {
+            break code;
+        }
+    };
+    assert!(code == 4408 || code == 1006, "closed with {code}");
+    assert!(seen.len() < sent, "the visitor was cut off before the end");
+    let last_seq = seen
+        .last()
+        .map(|f| f["entry"]["seq"].as_str().unwrap().to_string())
+        .unwrap_or_default();
+
+    // Back on the other node: the rest, in order, nothing twice.
+    let mut visitor = Client::visitor(&b, &vtoken).await;
+    visitor
+        .send(json!({"type": "resume", "chat_id": chat, "last_seq": last_seq}))
+        .await;
+    let mut texts: Vec<String> = seen
+        .iter()
+        .map(|f| f["entry"]["text"].as_str().unwrap().to_string())
+        .collect();
+    while texts.len() < sent {
+        let f = visitor
+            .expect_where("replayed entry", |f| {
+                f["type"] == "entry" && f["entry"]["author"] == "agent"
+            })
+            .await;
+        texts.push(f["entry"]["text"].as_str().unwrap().to_string());
+    }
+    let numbers: Vec<usize> = texts
+        .iter()
+        .map(|t| t.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(numbers, (0..sent).collect::<Vec<_>>());
+    cluster.cleanup().await;
+}

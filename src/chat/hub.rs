@@ -7,9 +7,9 @@ use crate::metrics::Metrics;
 use crate::protocol::{encode_server, Encoding, Entry, ServerFrame};
 use crate::redis::RedisLayer;
 use bytes::Bytes;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use tokio::sync::mpsc;
 
 /// What the hub hands a connection's writer.
 #[derive(Debug, Clone)]
@@ -93,25 +93,99 @@ pub fn frames_for_entry(chat: &str, entry: Entry) -> Vec<Encoded> {
 
 pub type ConnId = u64;
 
-/// A connection's inbox. Bounded: a full inbox means a slow client, which is closed.
+/// A connection's inbox: what the hub and the chat service hand the connection's task.
+/// Bounded: a full inbox means a slow client, which is closed (4408) and resumes elsewhere.
+/// A queue that holds nothing allocates nothing, so an idle connection's inbox costs one small
+/// shared block (a channel would preallocate a block of slots and padded counters per socket).
 #[derive(Clone)]
-pub struct Follower {
-    pub tx: mpsc::Sender<Out>,
-    /// Raised when the inbox overflowed; the connection closes with 4408.
-    pub slow: Arc<SlowFlag>,
+pub struct Follower(Arc<Inbox>);
+
+struct Inbox {
+    queue: Mutex<VecDeque<Out>>,
+    capacity: usize,
+    notify: tokio::sync::Notify,
+    slow: AtomicBool,
+    closed: AtomicBool,
 }
 
-#[derive(Default, Debug)]
-pub struct SlowFlag {
-    pub raised: std::sync::atomic::AtomicBool,
-    pub notify: tokio::sync::Notify,
+/// What a connection takes from its inbox.
+pub enum Inbound {
+    Out(Out),
+    /// The inbox overflowed (or the node lost live traffic): close as a slow consumer.
+    Slow,
 }
 
-impl SlowFlag {
-    pub fn raise(&self) {
-        if !self.raised.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            self.notify.notify_one();
+/// Queues at or above this capacity are given back when they drain, so a burst does not
+/// leave a large buffer behind on an idle socket.
+const KEEP_QUEUE_CAPACITY: usize = 16;
+
+impl Follower {
+    pub fn new(capacity: usize) -> Follower {
+        Follower(Arc::new(Inbox {
+            queue: Mutex::new(VecDeque::new()),
+            capacity,
+            notify: tokio::sync::Notify::new(),
+            slow: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        }))
+    }
+
+    /// Queues for the connection without waiting. A full inbox marks the connection slow
+    /// instead; returns false when that happened just now (a new slow consumer to count).
+    pub fn push(&self, out: Out) -> bool {
+        let inbox = &self.0;
+        if inbox.closed.load(Ordering::Relaxed) {
+            return true;
         }
+        {
+            let mut q = inbox.queue.lock().unwrap();
+            if q.len() >= inbox.capacity {
+                drop(q);
+                return !self.raise_slow();
+            }
+            q.push_back(out);
+        }
+        inbox.notify.notify_one();
+        true
+    }
+
+    /// Tells the connection to close as a slow consumer; returns whether this call raised it.
+    pub fn raise_slow(&self) -> bool {
+        let raised = !self.0.slow.swap(true, Ordering::Relaxed);
+        if raised {
+            self.0.notify.notify_one();
+        }
+        raised
+    }
+
+    /// The next item; waits until one is queued. Cancel-safe: nothing is taken until it is
+    /// returned.
+    pub async fn recv(&self) -> Inbound {
+        loop {
+            if self.0.slow.load(Ordering::Relaxed) {
+                return Inbound::Slow;
+            }
+            if let Some(out) = self.try_recv() {
+                return Inbound::Out(out);
+            }
+            self.0.notify.notified().await;
+        }
+    }
+
+    /// The next queued item, if any.
+    pub fn try_recv(&self) -> Option<Out> {
+        let mut q = self.0.queue.lock().unwrap();
+        let out = q.pop_front();
+        if q.is_empty() && q.capacity() > KEEP_QUEUE_CAPACITY {
+            *q = VecDeque::new();
+        }
+        out
+    }
+
+    /// The connection is gone: drop what is queued and ignore what comes.
+    pub fn close(&self) {
+        self.0.closed.store(true, Ordering::Relaxed);
+        *self.0.queue.lock().unwrap() = VecDeque::new();
     }
 }
 
@@ -206,7 +280,7 @@ impl Hub {
             .flat_map(|m| m.values().cloned())
             .collect();
         for f in all {
-            f.slow.raise();
+            f.raise_slow();
         }
     }
 
@@ -218,10 +292,69 @@ impl Hub {
             None => return,
         };
         for (_, f) in targets {
-            if f.tx.try_send(out.clone()).is_err() && !f.tx.is_closed() {
+            if !f.push(out.clone()) {
                 self.metrics.slow_consumers.inc();
-                f.slow.raise();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(n: u64) -> Out {
+        Out::Frame(Arc::new(Encoded::new(ServerFrame::Pong { nonce: Some(n) })))
+    }
+
+    fn nonce(i: Inbound) -> u64 {
+        match i {
+            Inbound::Out(Out::Frame(f)) => match &f.frame {
+                ServerFrame::Pong { nonce } => nonce.unwrap_or_default(),
+                other => panic!("unexpected {other:?}"),
+            },
+            _ => panic!("expected a frame"),
+        }
+    }
+
+    #[tokio::test]
+    async fn inbox_delivers_in_order_and_wakes_a_waiting_receiver() {
+        let f = Follower::new(8);
+        let rx = f.clone();
+        let waiter = tokio::spawn(async move { nonce(rx.recv().await) });
+        tokio::task::yield_now().await;
+        assert!(f.push(frame(1)));
+        assert_eq!(waiter.await.unwrap(), 1);
+        for n in 2..=4 {
+            assert!(f.push(frame(n)));
+        }
+        assert_eq!(nonce(f.recv().await), 2);
+        assert_eq!(nonce(f.recv().await), 3);
+        assert!(f.try_recv().is_some());
+        assert!(f.try_recv().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_full_inbox_marks_the_connection_slow_once() {
+        let f = Follower::new(2);
+        assert!(f.push(frame(1)));
+        assert!(f.push(frame(2)));
+        // The first overflow is reported (counted as a slow consumer), later ones are not.
+        assert!(!f.push(frame(3)));
+        assert!(f.push(frame(4)));
+        assert!(matches!(f.recv().await, Inbound::Slow));
+    }
+
+    #[tokio::test]
+    async fn a_closed_inbox_drops_what_comes_and_gives_back_its_buffer() {
+        let f = Follower::new(1000);
+        for n in 0..100 {
+            f.push(frame(n));
+        }
+        while f.try_recv().is_some() {}
+        assert!(f.0.queue.lock().unwrap().capacity() <= KEEP_QUEUE_CAPACITY);
+        f.close();
+        assert!(f.push(frame(1)));
+        assert!(f.try_recv().is_none());
     }
 }

@@ -178,9 +178,7 @@ impl Service {
                 seq,
                 frames: frames_for_entry(chat, entry),
             }));
-            if f.tx.try_send(out).is_err() && !f.tx.is_closed() {
-                f.slow.raise();
-            }
+            f.push(out);
         }
         self.apply_join(chat, &accepted.agent, &accepted.agent_name, now)
             .await?;

@@ -4,14 +4,14 @@
 
 use super::limits::RateLimit;
 use super::Gateway;
-use crate::chat::hub::{frames_for_entry, ConnId, Encoded, Follower, Out, Seq, SlowFlag};
+use crate::chat::hub::{frames_for_entry, ConnId, Encoded, Follower, Inbound, Out, Seq};
 use crate::chat::{ChatAccess, ChatError, ChatRequest, ClientInfo, Party};
 use crate::protocol::{close_codes, decode_client, ClientFrame, Encoding, ErrorCode, ServerFrame};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::SinkExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
 /// A write that takes longer than this means the client stopped reading.
@@ -69,9 +69,8 @@ pub async fn run(
     let span = tracing::info_span!("conn", id, role = party.role(), ip = %client.ip);
     async move {
         let limits = &gw.svc.settings.limits;
-        let (tx, mut rx) = mpsc::channel::<Out>(limits.outbound_queue);
-        let slow = Arc::new(SlowFlag::default());
-        let follower = Follower { tx, slow: slow.clone() };
+        let follower = Follower::new(limits.outbound_queue);
+        let inbox = follower.clone();
         let metrics = gw.svc.metrics.clone();
         metrics.connections.with_label_values(&[party.role()]).inc();
         let mut conn = Conn {
@@ -115,9 +114,11 @@ pub async fn run(
                         };
                         if let Flow::Close(c, r) = flow { break Some((c, r)); }
                     }
-                    out = rx.recv() => {
-                        let Some(out) = out else { break None };
-                        if let Flow::Close(c, r) = Box::pin(conn.deliver(&mut socket, out)).await { break Some((c, r)); }
+                    inbound = inbox.recv() => {
+                        let Inbound::Out(out) = inbound else {
+                            break Some((close_codes::SLOW_CONSUMER, "outbound queue full"));
+                        };
+                        if let Flow::Close(c, r) = Box::pin(conn.deliver_queued(&mut socket, out)).await { break Some((c, r)); }
                     }
                     _ = ping.tick() => {
                         if last_heard.elapsed() > idle_timeout {
@@ -127,12 +128,12 @@ pub async fn run(
                             break Some((close_codes::SLOW_CONSUMER, "write timed out"));
                         }
                     }
-                    _ = slow.notify.notified() => break Some((close_codes::SLOW_CONSUMER, "outbound queue full")),
                     _ = draining.changed() => break Some((close_codes::DRAINING, "node draining; reconnect")),
-                    _ = killed.changed() => return,
+                    _ = killed.changed() => { inbox.close(); return }
                 }
             },
         };
+        inbox.close();
         if let Some((code, reason)) = close {
             let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() })))).await;
         }
@@ -148,21 +149,38 @@ pub async fn run(
     .await
 }
 
+/// Live items written to the socket before one flush: under load a connection (an agent with
+/// many chats) finds several queued, and one write call then carries them all.
+const DELIVERIES_PER_FLUSH: usize = 64;
+
 impl Conn {
-    async fn write(&self, socket: &mut WebSocket, f: &Encoded) -> Flow {
+    fn message(&self, f: &Encoded) -> Result<Message, Flow> {
         let bytes = f.bytes(self.encoding);
-        let msg = match self.encoding {
+        Ok(match self.encoding {
             Encoding::Json => match std::str::from_utf8(&bytes) {
                 Ok(s) => Message::Text(s.into()),
-                Err(_) => return Flow::Close(1011, "encoding"),
+                Err(_) => return Err(Flow::Close(1011, "encoding")),
             },
             Encoding::MsgPack => Message::Binary(bytes),
+        })
+    }
+
+    /// Writes one frame and flushes it.
+    async fn write(&self, socket: &mut WebSocket, f: &Encoded) -> Flow {
+        let msg = match self.message(f) {
+            Ok(m) => m,
+            Err(flow) => return flow,
         };
-        match tokio::time::timeout(WRITE_TIMEOUT, socket.send(msg)).await {
-            Ok(Ok(())) => Flow::Continue,
-            Ok(Err(_)) => Flow::Close(1001, "write failed"),
-            Err(_) => Flow::Close(close_codes::SLOW_CONSUMER, "write timed out"),
-        }
+        write_outcome(tokio::time::timeout(WRITE_TIMEOUT, socket.send(msg)).await)
+    }
+
+    /// Buffers one frame for the next flush (the socket writes early only when its buffer is full).
+    async fn feed(&self, socket: &mut WebSocket, f: &Encoded) -> Flow {
+        let msg = match self.message(f) {
+            Ok(m) => m,
+            Err(flow) => return flow,
+        };
+        write_outcome(tokio::time::timeout(WRITE_TIMEOUT, socket.feed(msg)).await)
     }
 
     async fn reply(&self, socket: &mut WebSocket, frame: ServerFrame) -> Flow {
@@ -192,10 +210,27 @@ impl Conn {
         Flow::Continue
     }
 
-    /// Live traffic from the hub.
+    /// Live traffic from the hub: `first` and whatever else is already queued (up to
+    /// `DELIVERIES_PER_FLUSH`), written with one flush.
+    async fn deliver_queued(&mut self, socket: &mut WebSocket, first: Out) -> Flow {
+        let mut next = Some(first);
+        let mut n = 0;
+        while let Some(out) = next.take() {
+            if let Flow::Close(c, r) = self.deliver(socket, out).await {
+                return Flow::Close(c, r);
+            }
+            n += 1;
+            if n < DELIVERIES_PER_FLUSH {
+                next = self.follower.try_recv();
+            }
+        }
+        write_outcome(tokio::time::timeout(WRITE_TIMEOUT, socket.flush()).await)
+    }
+
+    /// Buffers one live item's frames (flushed by `deliver_queued`).
     async fn deliver(&mut self, socket: &mut WebSocket, out: Out) -> Flow {
         match out {
-            Out::Frame(f) => self.write(socket, &f).await,
+            Out::Frame(f) => self.feed(socket, &f).await,
             Out::Entry(live) => {
                 let Some(followed) = self.chats.get_mut(&live.chat) else {
                     return Flow::Continue;
@@ -210,7 +245,7 @@ impl Conn {
                 followed.live.push(live.seq);
                 self.gw.svc.metrics.entries_out.inc();
                 for f in live.frames.iter() {
-                    if let Flow::Close(c, r) = self.write(socket, f).await {
+                    if let Flow::Close(c, r) = self.feed(socket, f).await {
                         return Flow::Close(c, r);
                     }
                 }
@@ -310,8 +345,9 @@ impl Conn {
                     }
                     let f = self.chats.get_mut(&chat_id).expect("followed above");
                     f.delivered = f.delivered.max(seq);
+                    // Buffered: the `resumed` reply below flushes the whole replay at once.
                     for f in frames_for_entry(&chat_id, e) {
-                        if let Flow::Close(c, r) = self.write(socket, &f).await {
+                        if let Flow::Close(c, r) = self.feed(socket, &f).await {
                             return Ok(Flow::Close(c, r));
                         }
                     }
@@ -496,6 +532,14 @@ impl Conn {
             }
             _ => String::new(),
         }
+    }
+}
+
+fn write_outcome(r: Result<Result<(), axum::Error>, tokio::time::error::Elapsed>) -> Flow {
+    match r {
+        Ok(Ok(())) => Flow::Continue,
+        Ok(Err(_)) => Flow::Close(1001, "write failed"),
+        Err(_) => Flow::Close(close_codes::SLOW_CONSUMER, "write timed out"),
     }
 }
 

@@ -25,6 +25,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
 
+/// Read buffer per socket: holds a typical chat frame (a 250-character message is ~330 bytes
+/// of MessagePack); larger frames grow it while they are read.
+const READ_BUFFER_BYTES: usize = 512;
+
+/// Bytes of frames a socket collects before writing them out without waiting for a flush.
+const WRITE_BATCH_BYTES: usize = 16 * 1024;
+
 /// What every connection task shares.
 pub struct Gateway {
     pub svc: Arc<Service>,
@@ -252,9 +259,11 @@ async fn upgrade(
         .protocols([MSGPACK_SUBPROTOCOL, JSON_SUBPROTOCOL])
         .max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
-        // Small buffers: an idle socket should cost little.
-        .read_buffer_size(1024)
-        .write_buffer_size(0);
+        // Small buffers: an idle socket should cost little. Writes are flushed by the
+        // connection (after each reply, or after a batch of queued live traffic); the buffer
+        // only collects one batch and writes early when it fills.
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BATCH_BYTES);
     let id = gw.next_id.fetch_add(1, Ordering::Relaxed);
     let gw2 = gw.clone();
     ws.on_failed_upgrade(move |_| {

@@ -56,7 +56,11 @@ pub fn encode_server(frame: &ServerFrame, encoding: Encoding) -> Bytes {
             Bytes::from(serde_json::to_vec(frame).expect("server frames always serialise"))
         }
         Encoding::MsgPack => {
-            Bytes::from(rmp_serde::to_vec_named(frame).expect("server frames always serialise"))
+            // Sized for a typical chat entry, so encoding one does not regrow the buffer.
+            let mut buf = Vec::with_capacity(512);
+            rmp_serde::encode::write_named(&mut buf, frame)
+                .expect("server frames always serialise");
+            Bytes::from(buf)
         }
     }
 }

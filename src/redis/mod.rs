@@ -148,6 +148,11 @@ impl Opening {
     }
 }
 
+/// Pub/sub messages buffered between the subscriber connection and the listener task (about
+/// half a second at 30,000 messages/s); a listener that falls further behind makes the node's
+/// connections resume (see `chat::listener`).
+const SUBSCRIBER_CHANNEL_CAPACITY: usize = 16_384;
+
 impl RedisLayer {
     pub async fn connect(url: &str, prefix: &str, pool_size: usize) -> Result<RedisLayer> {
         let config = Config::from_url(url)?;
@@ -158,14 +163,18 @@ impl RedisLayer {
                 c.internal_command_timeout = Duration::from_secs(5);
             })
             .with_performance_config(|p| {
-                // Pub/sub bursts (many chats at once) must not lag the receiver.
-                p.broadcast_channel_capacity = 65_536;
                 p.default_command_timeout = Duration::from_secs(5);
             })
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2));
+        // fred gives every client nine broadcast channels of this capacity, filled up front:
+        // at 65,536 slots that was ~35 MiB per client. Only the subscriber's message channel
+        // needs depth (a burst of pub/sub traffic must not lag the listener), so the pool and
+        // the blocking client keep fred's small default.
         let pool = builder.build_pool(pool_size)?;
-        let subscriber = builder.build_subscriber_client()?;
         let blocking = builder.build()?;
+        let subscriber = builder
+            .with_performance_config(|p| p.broadcast_channel_capacity = SUBSCRIBER_CHANNEL_CAPACITY)
+            .build_subscriber_client()?;
         pool.init().await?;
         subscriber.init().await?;
         blocking.init().await?;
