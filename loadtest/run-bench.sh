@@ -4,14 +4,20 @@
 #
 #   loadtest/run-bench.sh [quick|full] [scenario ...]
 #
-# Scenarios: redis idle chat ramp storm (default: all). `quick` is small and short (a smoke
-# run, ~2 minutes); `full` uses the sizes that docs/benchmarks.md reports (~10 minutes).
+# Scenarios: redis idle chat ramp storm (default), and flush (ended chats written to
+# PostgreSQL; only when named). `quick` is small and short (a smoke run, ~2 minutes); `full`
+# uses the sizes that docs/benchmarks.md reports (~10 minutes).
+#
+# Store: STORE=sqlite (default) or STORE=postgres for the whole run; it defaults to postgres
+# when `flush` is among the scenarios. With postgres, scripts/services.sh provides the server
+# (reused or started) and the run gets a database of its own (switchboard_bench_PID), dropped
+# at the end.
 #
 # What it does: builds the release binaries (skip with NO_BUILD=1), starts a throw-away
 # redis-server on a free port (no persistence, stopped by its pid file at the end), two nodes
-# (A and B) on free ports with a temporary SQLite store, creates one admin with the CLI and the
-# load-test agents through the admin API, then runs the scenarios one after the other with
-# visitors on node A and agents on node B. Every process it starts is stopped by its PID.
+# (A and B) on free ports with a temporary store (see Store above), creates one admin with the
+# CLI and the load-test agents through the admin API, then runs the scenarios one after the
+# other with visitors on node A and agents on node B. Every process it starts is stopped by its PID.
 # The per-connection frame rate limit is lifted for the nodes
 # (SWITCHBOARD__LIMITS__FRAMES_PER_SECOND / BURST_FRAMES = 100000): the load generator sends
 # far more than a person types.
@@ -29,75 +35,51 @@ mkdir -p "$OUT"
 
 case $MODE in
 quick)
-    AGENTS=50 MAX_CHATS=20 PAIRS=100 IDLE=2000 HOLD=3 DURATION=5 RAMP_START=2000 RAMP_STEP=3 STORM=500 ;;
+    AGENTS=50 MAX_CHATS=20 PAIRS=100 IDLE=2000 HOLD=3 DURATION=5 RAMP_START=2000 RAMP_STEP=3 STORM=500 FLUSH=1000 ;;
 full)
-    AGENTS=500 MAX_CHATS=20 PAIRS=1000 IDLE=19000 HOLD=10 DURATION=10 RAMP_START=2000 RAMP_STEP=5 STORM=10000 ;;
+    AGENTS=500 MAX_CHATS=20 PAIRS=1000 IDLE=19000 HOLD=10 DURATION=10 RAMP_START=2000 RAMP_STEP=5 STORM=10000 FLUSH=5000 ;;
 *)
-    echo "usage: $0 [quick|full] [redis idle chat ramp storm]" >&2
+    echo "usage: $0 [quick|full] [redis idle chat ramp storm flush]" >&2
     exit 64 ;;
 esac
 
-PIDS=()
-REDIS_PIDFILE=$WORK/redis.pid
+# shellcheck source=loadtest/bench-lib.sh
+source "$ROOT/loadtest/bench-lib.sh"
 cleanup() {
-    for p in "${PIDS[@]:-}"; do
-        [[ -n $p ]] && kill "$p" 2>/dev/null || true
-    done
-    for p in "${PIDS[@]:-}"; do
-        [[ -n $p ]] && wait "$p" 2>/dev/null || true
-    done
-    if [[ -f $REDIS_PIDFILE ]]; then
-        kill "$(cat "$REDIS_PIDFILE")" 2>/dev/null || true
+    stop_started
+    if [[ -n ${PG_DB:-} ]]; then
+        psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 ||
+            echo "could not drop database $PG_DB" >&2
     fi
     if [[ -n ${KEEP_WORK:-} ]]; then echo "work dir kept: $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
-free_port() {
-    local p=$1
-    while ss -Htln "sport = :$p" | grep -q .; do p=$((p + 1)); done
-    echo "$p"
-}
-
-if [[ -z ${NO_BUILD:-} ]]; then
-    cargo build --release --bin switchboard
-    cargo build --release -p switchboard-loadtest
-fi
-SB=$ROOT/target/release/switchboard
-LT=$ROOT/target/release/switchboard-loadtest
-
-RP=$(free_port 17379)
-redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-    --pidfile "$REDIS_PIDFILE" --dir "$WORK" --logfile "$WORK/redis.log" --maxclients 10000
-for _ in $(seq 50); do redis-cli -p "$RP" ping >/dev/null 2>&1 && break; sleep 0.1; done
-REDIS_PID=$(cat "$REDIS_PIDFILE")
-echo "redis-server $(redis-server --version | grep -o 'v=[0-9.]*') on port $RP, pid $REDIS_PID" >&2
-
-export SWITCHBOARD__REDIS__URL=redis://127.0.0.1:$RP
-export SWITCHBOARD__REDIS__KEY_PREFIX=bench
-export SWITCHBOARD__STORE__URL="sqlite://$WORK/store.db?mode=rwc"
-export SWITCHBOARD__AUTH__TOKEN_SECRET=bench-secret-0123456789-0123456789-abcdef
-export SWITCHBOARD__LOG__LEVEL=warn
-export SWITCHBOARD__LIMITS__FRAMES_PER_SECOND=100000
-export SWITCHBOARD__LIMITS__BURST_FRAMES=100000
+# SB_BIN / LT_BIN: other binaries (e.g. a saved build, to compare before and after a change).
+build_release
+start_redis
+switchboard_env
+[[ " $SCENARIOS " == *" flush "* ]] && STORE=${STORE:-postgres}
+STORE=${STORE:-sqlite}
+case $STORE in
+sqlite)
+    export SWITCHBOARD__STORE__URL="sqlite://$WORK/store.db?mode=rwc" ;;
+postgres)
+    out=$(scripts/services.sh env pg) && eval "$out"
+    PG_ADMIN_URL=$SWITCHBOARD_TEST_PG_URL
+    PG_DB=switchboard_bench_$$
+    psql -q "$PG_ADMIN_URL" -c "CREATE DATABASE $PG_DB" >/dev/null
+    export SWITCHBOARD__STORE__URL="${PG_ADMIN_URL%/*}/$PG_DB"
+    echo "store: PostgreSQL database $PG_DB ($(psql -At "$PG_ADMIN_URL" -c 'SHOW server_version'))" >&2 ;;
+*)
+    echo "STORE must be sqlite or postgres" >&2
+    exit 64 ;;
+esac
 
 ADMIN_PW=bench-admin-password
 "$SB" agent add --username lt-admin --password "$ADMIN_PW" --name "Bench admin" --role admin --queues general >/dev/null
 
-start_node() { # name port
-    SWITCHBOARD__SERVER__LISTEN=127.0.0.1:$2 SWITCHBOARD__SERVER__NODE_NAME=$1 "$SB" serve >"$WORK/$1.log" 2>&1 &
-    PIDS+=($!)
-    for _ in $(seq 100); do curl -fs "http://127.0.0.1:$2/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
-    echo "node $1 did not come up; log:" >&2
-    cat "$WORK/$1.log" >&2
-    exit 1
-}
-PA=$(free_port 18080)
-start_node bench-a "$PA"
-NODE_A=${PIDS[-1]}
-PB=$(free_port $((PA + 1)))
-start_node bench-b "$PB"
-NODE_B=${PIDS[-1]}
+start_switchboard_pair
 TARGETS=http://127.0.0.1:$PA,http://127.0.0.1:$PB
 COMMON=(--targets "$TARGETS" --node-pids "$NODE_A,$NODE_B" --redis-pid "$REDIS_PID" --encoding "$ENCODING")
 echo "nodes: A pid $NODE_A port $PA, B pid $NODE_B port $PB; results in $OUT" >&2
@@ -106,13 +88,8 @@ echo "nodes: A pid $NODE_A port $PA, B pid $NODE_B port $PB; results in $OUT" >&
     --count "$AGENTS" --max-chats "$MAX_CHATS" --parallel 4 >/dev/null
 
 {
-    echo "mode=$MODE encoding=$ENCODING"
-    echo "nproc=$(nproc)"
-    grep -m1 'model name' /proc/cpuinfo
-    grep MemTotal /proc/meminfo
-    echo "open files: soft $(ulimit -Sn) hard $(ulimit -Hn)"
-    redis-server --version
-    git -C "$ROOT" rev-parse HEAD 2>/dev/null || true
+    echo "mode=$MODE encoding=$ENCODING store=$STORE"
+    machine_info
 } >"$OUT/machine.txt"
 
 for s in $SCENARIOS; do
@@ -157,6 +134,16 @@ for s in $SCENARIOS; do
     storm)
         "$LT" "${COMMON[@]}" --json "$OUT/storm.json" storm --agents "$AGENTS" --visitors "$STORM" \
             --count "$STORM" --rate 1000 --warmup 3 --after 3 --connect-parallel 128
+        ;;
+    flush)
+        # All chats end at once, agents decide `create`; the nodes write every transcript to
+        # PostgreSQL. Chats/s from the end of all to all written, per the nodes' counters.
+        if [[ $STORE != postgres ]]; then
+            echo "flush needs STORE=postgres" >&2
+            exit 64
+        fi
+        "$LT" "${COMMON[@]}" --json "$OUT/flush.json" flush --agents "$AGENTS" --visitors "$FLUSH" \
+            --messages 10 --rate 5000 --store-url "$SWITCHBOARD__STORE__URL" --connect-parallel 128
         ;;
     *) echo "unknown scenario $s" >&2; exit 64 ;;
     esac

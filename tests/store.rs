@@ -3,6 +3,11 @@
 //!
 //! PostgreSQL comes from `SWITCHBOARD_TEST_PG_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`); if it is unreachable the PostgreSQL tests fail.
+//!
+//! The last test runs the flush workers of two real nodes (Redis and PostgreSQL) on a burst of
+//! chats decided at once.
+
+mod common;
 
 use std::future::Future;
 use std::time::Duration;
@@ -43,6 +48,8 @@ on_both_backends!(
     add_to_another_contacts_interaction_falls_back,
     same_chat_twice_is_written_once,
     concurrent_flushes_write_once,
+    batches_fall_back_per_chat,
+    many_concurrent_batched_flushes_land_once,
     interactions_newest_first,
     contact_matched_by_email,
 );
@@ -572,6 +579,179 @@ async fn concurrent_flushes_write_once(url: String) {
     assert_eq!(one.recent_interactions(100).await.unwrap().len(), 11);
 }
 
+/// A batch meeting a chat already written, or a chat that cannot be written, still gives every
+/// other chat its Message, and each chat its own outcome in the order given.
+async fn batches_fall_back_per_chat(url: String) {
+    let store = Store::connect(&url, 2).await.expect("connect");
+    let first = transcript("chat-b1", "v-b1", Some("b1@example.com"), "create");
+    let (first_id, _) = written(store.write_transcript(&first).await.unwrap());
+
+    let mut bad = transcript("chat-b-bad", "v-b2", None, "create");
+    bad.decision = "archive".into();
+    let batch = vec![
+        transcript("chat-b2", "v-b2", None, "trash"),
+        first.clone(),
+        bad,
+        transcript("chat-b3", "v-b3", Some("b3@example.com"), "keep"),
+    ];
+    let outcomes = store.write_transcripts(&batch).await;
+    assert_eq!(outcomes.len(), 4);
+    let (b2, b2_interaction) = written(*outcomes[0].as_ref().unwrap());
+    assert_eq!(b2_interaction, None, "trash has no interaction");
+    assert_eq!(
+        outcomes[1].as_ref().unwrap(),
+        &FlushOutcome::AlreadyWritten {
+            message_id: first_id
+        }
+    );
+    assert!(matches!(outcomes[2], Err(StoreError::Invalid(_))));
+    let (b3, b3_interaction) = written(*outcomes[3].as_ref().unwrap());
+    assert!(b3_interaction.is_some());
+    assert_eq!(
+        store.message_by_chat("chat-b2").await.unwrap().unwrap().id,
+        b2
+    );
+    assert_eq!(
+        store.message_by_chat("chat-b3").await.unwrap().unwrap().id,
+        b3
+    );
+    assert!(store.message_by_chat("chat-b-bad").await.unwrap().is_none());
+    // The rolled-back batch left no interaction behind: chat-b1's and chat-b3's only.
+    assert_eq!(store.recent_interactions(100).await.unwrap().len(), 2);
+
+    // A batch of chats all new is one transaction; written again, all are found.
+    let fresh: Vec<_> = (0..5)
+        .map(|i| transcript(&format!("chat-f{i}"), &format!("v-f{i}"), None, "create"))
+        .collect();
+    let ids: Vec<i64> = store
+        .write_transcripts(&fresh)
+        .await
+        .into_iter()
+        .map(|o| written(o.unwrap()).0)
+        .collect();
+    let again: Vec<_> = store
+        .write_transcripts(&fresh)
+        .await
+        .into_iter()
+        .map(|o| o.unwrap())
+        .collect();
+    assert_eq!(
+        again,
+        ids.iter()
+            .map(|&message_id| FlushOutcome::AlreadyWritten { message_id })
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(store.recent_interactions(100).await.unwrap().len(), 7);
+}
+
+/// Two nodes flush the same 120 chats at once, in batches of different sizes and orders (and
+/// some one by one), as the flush workers do with duplicate or taken-over jobs: every chat
+/// is written exactly once, with one interaction per written chat that asks for one, and
+/// people sharing an e-mail or a visitor id meet on one contact.
+async fn many_concurrent_batched_flushes_land_once(url: String) {
+    let one = Store::connect(&url, 4).await.expect("connect node one");
+    let two = Store::connect(&url, 4).await.expect("connect node two");
+    let decisions = ["create", "keep", "trash", "add"];
+    let all: Vec<TranscriptRecord> = (0..120)
+        .map(|i| {
+            // Every fourth chat shares its person with three others: by e-mail, or by
+            // visitor id when anonymous.
+            let email = (i % 2 == 0).then(|| format!("p{}@example.com", i % 30));
+            transcript(
+                &format!("chat-m{i}"),
+                &format!("v-m{}", i % 30),
+                email.as_deref(),
+                decisions[i % 4],
+            )
+        })
+        .collect();
+    let reversed: Vec<TranscriptRecord> = all.iter().rev().cloned().collect();
+
+    let node_one = async {
+        let mut out = Vec::new();
+        let mut runs = Vec::new();
+        for chunk in all.chunks(8) {
+            runs.push(one.write_transcripts(chunk));
+        }
+        for r in futures_util::future::join_all(runs).await {
+            out.extend(r.into_iter().map(|o| o.expect("node one")));
+        }
+        out
+    };
+    let node_two = async {
+        let mut out = Vec::new();
+        let mut runs = Vec::new();
+        for chunk in reversed[..100].chunks(5) {
+            runs.push(two.write_transcripts(chunk));
+        }
+        for r in futures_util::future::join_all(runs).await {
+            out.extend(r.into_iter().map(|o| o.expect("node two")));
+        }
+        for t in &reversed[100..] {
+            out.push(two.write_transcript(t).await.expect("node two, one by one"));
+        }
+        out
+    };
+    let (a, b) = tokio::join!(node_one, node_two);
+    assert_eq!((a.len(), b.len()), (120, 120));
+
+    let mut want_interactions = 0;
+    for (i, t) in all.iter().enumerate() {
+        let pair = [&a[i], &b[119 - i]];
+        let wrote: Vec<_> = pair
+            .iter()
+            .filter(|o| matches!(o, FlushOutcome::Written { .. }))
+            .collect();
+        assert_eq!(
+            wrote.len(),
+            1,
+            "{}: exactly one write, got {pair:?}",
+            t.chat_id
+        );
+        let m = one
+            .message_by_chat(&t.chat_id)
+            .await
+            .unwrap()
+            .expect("written");
+        for o in pair {
+            let id = match o {
+                FlushOutcome::Written { message_id, .. }
+                | FlushOutcome::AlreadyWritten { message_id } => *message_id,
+            };
+            assert_eq!(id, m.id, "{}: both report the one Message", t.chat_id);
+        }
+        assert_eq!(m.entries.len(), 3);
+        assert_eq!(m.interaction_id.is_some(), t.decision != "trash");
+        if t.decision != "trash" {
+            want_interactions += 1;
+        }
+    }
+    assert_eq!(
+        one.recent_interactions(1000).await.unwrap().len(),
+        want_interactions,
+        "no interaction of a rolled-back batch is left"
+    );
+    // 15 people by e-mail (even chats), 15 anonymous visitors (odd chats).
+    for p in 0..30 {
+        let email = (p % 2 == 0).then(|| format!("p{p}@example.com"));
+        let contact = two
+            .contact_for(&format!("v-m{p}"), email.as_deref())
+            .await
+            .unwrap()
+            .expect("a contact");
+        let messages: usize = {
+            let mut n = 0;
+            for t in all.iter().filter(|t| t.visitor_id == format!("v-m{p}")) {
+                let m = two.message_by_chat(&t.chat_id).await.unwrap().unwrap();
+                assert_eq!(m.contact_id, contact.id, "{}: one contact", t.chat_id);
+                n += 1;
+            }
+            n
+        };
+        assert_eq!(messages, 4);
+    }
+}
+
 async fn interactions_newest_first(url: String) {
     let store = Store::connect(&url, 2).await.expect("connect");
     let mut ids = Vec::new();
@@ -672,4 +852,106 @@ async fn contact_matched_by_email(url: String) {
     assert_eq!(after.id, before.id);
     assert_eq!(store.contact_for("nobody", None).await.unwrap(), None);
     assert_eq!(store.contact_for("", None).await.unwrap(), None);
+}
+
+/// Many chats decided at once, each flush job queued a second time (as a lost ack or a job
+/// taken over from a slow node would): the two nodes' flush workers, batching and writing
+/// concurrently, put every chat in PostgreSQL exactly once with its messages and one
+/// interaction, acknowledge every job and forget every chat in Redis. All the chats belong to
+/// one person, so concurrent batches meet on one contact row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_workers_write_a_burst_of_chats_once_each() {
+    use common::{accept_offer, available_agent, eventually, requesting_visitor, Backend, Cluster};
+    use serde_json::json;
+    const CHATS: usize = 16;
+    let cluster = Cluster::new(Backend::Postgres).await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut agent = available_agent(&cluster, &b, "bea", CHATS as i64).await;
+    let mut visitors = Vec::new();
+    for i in 0..CHATS {
+        let (mut v, chat, _, _) = requesting_visitor(&a, &format!("question {i}")).await;
+        accept_offer(&mut agent, &mut v, &chat).await;
+        v.send(json!({"type": "send", "chat_id": chat, "client_msg_id": "m1", "text": format!("hello {i}")}))
+            .await;
+        v.expect("ack").await;
+        visitors.push((v, chat));
+    }
+    for (v, chat) in &mut visitors {
+        v.send(json!({"type": "end", "chat_id": chat})).await;
+    }
+    for (_, chat) in &visitors {
+        let c = chat.clone();
+        agent
+            .expect_where("chat_ended", move |f| {
+                f["type"] == "chat_ended" && f["chat_id"] == c.as_str()
+            })
+            .await;
+    }
+    for (_, chat) in &visitors {
+        agent
+            .send(json!({"type": "decide", "chat_id": chat, "decision": "create"}))
+            .await;
+    }
+    for _ in 0..CHATS {
+        agent.expect("decided").await;
+    }
+    for (_, chat) in &visitors {
+        a.service.redis.enqueue_flush(chat).await.unwrap();
+    }
+
+    let chats: Vec<String> = visitors.iter().map(|(_, c)| c.clone()).collect();
+    let messages = eventually("every chat flushed", || {
+        let (store, chats) = (cluster.store.clone(), chats.clone());
+        async move {
+            let mut out = Vec::new();
+            for chat in &chats {
+                out.push(store.message_by_chat(chat).await.unwrap()?);
+            }
+            Some(out)
+        }
+    })
+    .await;
+    for (i, m) in messages.iter().enumerate() {
+        assert_eq!(m.decision, "create");
+        assert!(m.interaction_id.is_some());
+        assert!(
+            m.entries.iter().any(|e| e.text == format!("hello {i}")),
+            "{}: the visitor's message is in the transcript",
+            m.chat_id
+        );
+    }
+    let contact = cluster
+        .store
+        .contact_for("", Some("vera@example.com"))
+        .await
+        .unwrap()
+        .expect("one contact");
+    assert!(messages.iter().all(|m| m.contact_id == contact.id));
+    let svc = a.service.clone();
+    eventually("every flush job acknowledged", || {
+        let svc = svc.clone();
+        async move { (svc.redis.flush_backlog().await.unwrap() == 0).then_some(()) }
+    })
+    .await;
+    // Late duplicates found their chat gone; nothing was written twice.
+    assert_eq!(
+        cluster
+            .store
+            .interactions_of_contact(contact.id)
+            .await
+            .unwrap()
+            .len(),
+        CHATS
+    );
+    let keys = cluster.redis_keys().await;
+    for chat in &chats {
+        assert!(
+            !keys.iter().any(|k| k.contains(chat.as_str())),
+            "{chat}: forgotten in Redis, left {keys:?}"
+        );
+    }
+    drop(visitors);
+    a.drain().await;
+    b.drain().await;
+    cluster.cleanup().await;
 }

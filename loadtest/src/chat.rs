@@ -1,11 +1,16 @@
 //! The `chat`, `ramp` and `storm` scenarios. Agents (on the agent nodes) go available, visitors
 //! (on the visitor nodes) request chats, agents accept every offer; then both sides of every
 //! chat send messages at a controlled total rate. Each text carries a per-chat, per-side counter
-//! and its scheduled send time, so the receiving side measures end-to-end latency and finds
-//! lost, duplicated and out-of-order messages.
+//! with its scheduled and its actual send time, so the receiving side measures end-to-end latency
+//! (both ways) and finds lost, duplicated and out-of-order messages.
+//!
+//! With the Socket.IO peer (`--peer socketio`) there are no agents, queues or offers: visitor
+//! `i` (on the visitor targets) and agent `i` (on the agent targets) join room `chat-<i>`, and
+//! from there the same pacing, texts, latency and loss accounting, windows and ramp apply.
 
-use crate::net::{Incoming, Net, Target};
+use crate::net::{Incoming, Net, Peer as ServerKind, Target};
 use crate::setup;
+use crate::socketio;
 use crate::stats::{hist, p_ms, summary, ByCode, Counter, CpuWindow, Lat, Proc, Stats};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
@@ -49,12 +54,15 @@ struct RecvState {
 struct ChatShared {
     /// Counters handed out per sending side (messages written to the socket).
     sent: [AtomicU64; 2],
+    /// Sides connected to the room (Socket.IO pairs only).
+    joined: AtomicU64,
     /// Indexed by the sending side.
     recv: [Mutex<RecvState>; 2],
 }
 
 pub struct World {
     pub net: Net,
+    peer: ServerKind,
     visitor_targets: Vec<Target>,
     agent_targets: Vec<Target>,
     all_targets: Vec<Target>,
@@ -66,6 +74,8 @@ pub struct World {
     offered: Mutex<HashMap<String, Instant>>,
     accept_lat: Mutex<Histogram<u64>>,
     resume_lat: Mutex<Histogram<u64>>,
+    /// Socket.IO pairs: WebSocket + open + connect acknowledged, per side.
+    connect_lat: Mutex<Histogram<u64>>,
     agents_ready: Counter,
     /// Offers of a chat already offered (no agent denies in these scenarios: must stay 0).
     offered_twice: Counter,
@@ -87,6 +97,8 @@ pub struct World {
     agent_password: String,
     login_gate: Semaphore,
     connect_gate: Semaphore,
+    /// What agents decide on an ended chat (`trash` unless a scenario sets another).
+    decision: Mutex<Decision>,
 }
 
 #[derive(Debug, Clone)]
@@ -113,12 +125,23 @@ fn seq(s: &str) -> Option<(u64, u64)> {
     Some((a.parse().ok()?, b.parse().ok()?))
 }
 
-fn parse_text(t: &str) -> Option<(u64, u64)> {
+/// A load-test text: `lt COUNTER SCHEDULED_MICROS SENT_MICROS padding`.
+struct Stamp {
+    counter: u64,
+    scheduled_us: u64,
+    sent_us: u64,
+}
+
+fn parse_text(t: &str) -> Option<Stamp> {
     let mut it = t.split(' ');
     if it.next()? != "lt" {
         return None;
     }
-    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+    Some(Stamp {
+        counter: it.next()?.parse().ok()?,
+        scheduled_us: it.next()?.parse().ok()?,
+        sent_us: it.next()?.parse().ok()?,
+    })
 }
 
 impl World {
@@ -137,6 +160,7 @@ impl World {
             stop: false,
         });
         Arc::new(World {
+            peer: net.peer,
             net,
             visitor_targets: vt,
             agent_targets: at,
@@ -147,12 +171,14 @@ impl World {
                 total: hist(),
                 step: hist(),
                 second: hist(),
+                step_from_send: hist(),
             }),
             chats: Mutex::new(HashMap::new()),
             requested: Mutex::new(HashMap::new()),
             offered: Mutex::new(HashMap::new()),
             accept_lat: Mutex::new(hist()),
             resume_lat: Mutex::new(hist()),
+            connect_lat: Mutex::new(hist()),
             agents_ready: Counter::default(),
             offered_twice: Counter::default(),
             started_via_resume: Counter::default(),
@@ -166,12 +192,43 @@ impl World {
             setup_errors: ByCode::default(),
             ctrl,
             t0: Instant::now(),
-            pad: "x".repeat(o.text_bytes.saturating_sub(40).max(1)),
+            // Counter and two microsecond stamps take ~40 of the text's bytes.
+            pad: "x".repeat(o.text_bytes.saturating_sub(50).max(1)),
             agent_prefix: o.agent_prefix.clone(),
             agent_password: o.agent_password.clone(),
             login_gate: Semaphore::new(o.login_parallel.max(1)),
             connect_gate: Semaphore::new(o.connect_parallel.max(1)),
+            decision: Mutex::new(Decision::Trash),
         })
+    }
+
+    /// What agents decide on chats that end from now on.
+    pub fn set_decision(&self, d: Decision) {
+        *self.decision.lock().unwrap() = d;
+    }
+
+    /// `decided` frames agents have seen.
+    pub fn decided_count(&self) -> u64 {
+        self.decided.get()
+    }
+
+    /// Per chat id: messages both sides sent that the server did not refuse.
+    pub fn accepted_per_chat(&self) -> HashMap<String, u64> {
+        self.chats
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, c)| {
+                let n = [VISITOR, AGENT]
+                    .iter()
+                    .map(|&dir| {
+                        let refused = c.recv[dir].lock().unwrap().refused.len() as u64;
+                        c.sent[dir].load(Ordering::Relaxed).saturating_sub(refused)
+                    })
+                    .sum();
+                (id.clone(), n)
+            })
+            .collect()
     }
 
     fn chat(&self, id: &str) -> Arc<ChatShared> {
@@ -187,18 +244,33 @@ impl World {
         self.ctrl.send_modify(f);
     }
 
-    fn record_latency(&self, us: u64) {
-        let us = us.max(1);
+    fn record_latency(&self, from_schedule_us: u64, from_send_us: u64) {
+        let us = from_schedule_us.max(1);
         let mut l = self.lat.lock().unwrap();
         let _ = l.total.record(us);
         let _ = l.step.record(us);
         let _ = l.second.record(us);
+        let _ = l.step_from_send.record(from_send_us.max(1));
+    }
+
+    /// Counts message `counter` of side `role` in `chat` as sent and returns its text, stamped
+    /// with its scheduled send time `due` and the time it is written (now).
+    fn outgoing(&self, chat: &ChatShared, role: usize, counter: u64, due: Instant) -> String {
+        chat.sent[role].fetch_add(1, Ordering::Relaxed);
+        self.stats.sent.inc();
+        let now = micros(self, Instant::now());
+        format!("lt {counter} {} {now} {}", micros(self, due), self.pad)
     }
 
     /// A message of side `dir` arrived at the other side.
-    fn received(&self, chat: &ChatShared, dir: usize, counter: u64, sent_us: u64) {
+    fn received(&self, chat: &ChatShared, dir: usize, stamp: Stamp) {
         self.stats.delivered.inc();
-        self.record_latency(micros(self, Instant::now()).saturating_sub(sent_us));
+        let now = micros(self, Instant::now());
+        self.record_latency(
+            now.saturating_sub(stamp.scheduled_us),
+            now.saturating_sub(stamp.sent_us),
+        );
+        let counter = stamp.counter;
         let mut st = chat.recv[dir].lock().unwrap();
         if counter == st.expected {
             st.expected += 1;
@@ -304,19 +376,16 @@ impl Peer {
             }
             self.rr = i + 1;
             let role = self.role;
-            let ts = micros(&self.w, due);
             let c = &mut self.chats[i];
             let counter = c.next_counter;
             c.next_counter += 1;
-            c.shared.sent[role].fetch_add(1, Ordering::Relaxed);
-            let text = format!("lt {counter} {ts} {}", self.w.pad);
+            let text = self.w.outgoing(&c.shared, role, counter, due);
             let cmid = format!("{}{counter}", &ROLE[role][..1]);
             self.pending.push_back(Pending {
                 chat: c.id.clone(),
                 cmid: cmid.clone(),
                 text: text.clone(),
             });
-            self.w.stats.sent.inc();
             return Some(ClientFrame::Send {
                 chat_id: c.id.clone(),
                 client_msg_id: cmid,
@@ -379,10 +448,10 @@ impl Peer {
                     w.joined_entries[self.role].inc();
                 }
                 if entry.kind == EntryKind::Message && entry.author != ROLE[self.role] {
-                    if let Some((counter, ts)) = parse_text(&entry.text) {
+                    if let Some(stamp) = parse_text(&entry.text) {
                         let dir = 1 - self.role;
                         let shared = self.local(&chat_id).shared.clone();
-                        w.received(&shared, dir, counter, ts);
+                        w.received(&shared, dir, stamp);
                     }
                 }
             }
@@ -401,7 +470,7 @@ impl Peer {
                 } else {
                     return Step::Reply(ClientFrame::Decide {
                         chat_id,
-                        decision: Decision::Trash,
+                        decision: *w.decision.lock().unwrap(),
                         interaction_id: None,
                     });
                 }
@@ -521,6 +590,50 @@ async fn visitor_connect(
     Ok(ws)
 }
 
+/// When a connection sends next: `per_side_hz` for each of its live chats, the first send of
+/// each connection spread over one interval, each later one exactly one interval after the
+/// previous *scheduled* time (latency counts from that time, so a late sender is not excused).
+struct Pacer {
+    phase: f64,
+    interval: Duration,
+    due: Instant,
+}
+
+impl Pacer {
+    fn new(idx: usize, role: usize) -> Pacer {
+        Pacer {
+            phase: ((idx as f64 * 0.618_033_988_7) % 1.0) * if role == AGENT { 0.5 } else { 1.0 },
+            interval: Duration::ZERO,
+            due: Instant::now(),
+        }
+    }
+
+    fn reschedule(&mut self, c: &Control, live: usize) {
+        if c.per_side_hz <= 0.0 || live == 0 {
+            self.interval = Duration::ZERO;
+            self.due = Instant::now();
+            return;
+        }
+        self.interval = Duration::from_secs_f64(1.0 / (c.per_side_hz * live as f64));
+        self.due = Instant::now() + self.interval.mul_f64(self.phase);
+    }
+
+    fn sending(&self) -> bool {
+        !self.interval.is_zero()
+    }
+
+    fn due(&self) -> Instant {
+        self.due
+    }
+
+    /// The scheduled time of the send that is due now; moves on to the next one.
+    fn advance(&mut self) -> Instant {
+        let at = self.due;
+        self.due += self.interval;
+        at
+    }
+}
+
 async fn connection(w: Arc<World>, role: usize, idx: usize) {
     let mut ctrl = w.ctrl.subscribe();
     let mut token = String::new();
@@ -569,17 +682,7 @@ async fn connection(w: Arc<World>, role: usize, idx: usize) {
     let mut c = *ctrl.borrow_and_update();
     let mut storm_seen = c.storm_epoch;
     let mut teardown_sent = false;
-    let mut interval = Duration::ZERO;
-    let mut due = Instant::now();
-    // Spreads the first send of each connection over one interval.
-    let phase = ((idx as f64 * 0.618_033_988_7) % 1.0) * if role == AGENT { 0.5 } else { 1.0 };
-    let reschedule = |c: &Control, live: usize| -> (Duration, Instant) {
-        if c.per_side_hz <= 0.0 || live == 0 {
-            return (Duration::ZERO, Instant::now());
-        }
-        let iv = Duration::from_secs_f64(1.0 / (c.per_side_hz * live as f64));
-        (iv, Instant::now() + iv.mul_f64(phase))
-    };
+    let mut pace = Pacer::new(idx, role);
     let mut live_known = 0;
     // A visitor that has not seen `chat_started` this long after its request replays the chat
     // (`resume` from the start), as a real widget would after a reload. Counted: see
@@ -590,15 +693,15 @@ async fn connection(w: Arc<World>, role: usize, idx: usize) {
         let live = peer.live();
         if live != live_known {
             live_known = live;
-            (interval, due) = reschedule(&c, live);
+            pace.reschedule(&c, live);
         }
-        let sending = !interval.is_zero() && peer.resuming.is_none() && !c.teardown;
+        let sending = pace.sending() && peer.resuming.is_none() && !c.teardown;
         tokio::select! {
             changed = ctrl.changed() => {
                 if changed.is_err() { break; }
                 c = *ctrl.borrow_and_update();
                 if c.stop { break; }
-                (interval, due) = reschedule(&c, peer.live());
+                pace.reschedule(&c, peer.live());
                 if c.teardown && !teardown_sent && role == VISITOR {
                     teardown_sent = true;
                     for lc in peer.chats.iter().filter(|lc| lc.live) {
@@ -643,9 +746,8 @@ async fn connection(w: Arc<World>, role: usize, idx: usize) {
                     let _ = ws.send(&ClientFrame::Resume { chat_id: lc.id.clone(), last_seq: String::new() }).await;
                 }
             }
-            _ = sleep_until(due.into()), if sending => {
-                let at = due;
-                due += interval;
+            _ = sleep_until(pace.due().into()), if sending => {
+                let at = pace.advance();
                 if let Some(f) = peer.next_message(at) {
                     if ws.send(&f).await.is_err() {
                         w.stats.closed.add(1006, "send failed");
@@ -729,11 +831,15 @@ pub struct Running {
     pub chats: u64,
 }
 
-/// Brings up agents and visitors until every chat has started (or the setup timeout passes).
+/// Brings up agents and visitors until every chat has started (or the setup timeout passes);
+/// with the Socket.IO peer, both sides of every pair.
 pub async fn start(net: Net, targets: &[Target], o: &ChatOpts) -> Running {
     let w = World::new(net, targets, o);
     let label = Arc::new(Mutex::new("setup".to_string()));
     let progress = progress(w.clone(), label.clone());
+    if w.peer == ServerKind::Socketio {
+        return start_pairs(w, o, label, progress).await;
+    }
     let t = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..o.agents {
@@ -797,6 +903,128 @@ pub async fn start(net: Net, targets: &[Target], o: &ChatOpts) -> Running {
     }
 }
 
+/// One side of Socket.IO pair `idx`: the visitor on the visitor targets or the agent on the
+/// agent targets, both in room `chat-<idx>`, sending `msg` events once both sides are in.
+async fn pair_connection(w: Arc<World>, role: usize, idx: usize) {
+    let mut ctrl = w.ctrl.subscribe();
+    let id = idx.to_string();
+    let shared = w.chat(&id);
+    let targets = if role == VISITOR {
+        &w.visitor_targets
+    } else {
+        &w.agent_targets
+    };
+    let target = targets[idx % targets.len()].clone();
+    let auth = json!({ "role": ROLE[role], "room": id });
+    let mut ws = {
+        let _permit = w.connect_gate.acquire().await;
+        let t = Instant::now();
+        match socketio::Conn::open(&w.net, &target, &auth, Duration::from_secs(15)).await {
+            Ok(ws) => {
+                let us = (t.elapsed().as_micros() as u64).max(1);
+                let _ = w.connect_lat.lock().unwrap().record(us);
+                ws
+            }
+            Err(e) => return w.stats.connect_error(&e),
+        }
+    };
+    w.stats.connected.inc();
+    if shared.joined.fetch_add(1, Ordering::Relaxed) == 1 {
+        w.started.inc();
+    }
+    // A side sends only when its pair is complete (else nobody would receive).
+    let live = |s: &ChatShared| usize::from(s.joined.load(Ordering::Relaxed) >= 2);
+    let mut c = *ctrl.borrow_and_update();
+    let mut pace = Pacer::new(idx, role);
+    pace.reschedule(&c, live(&shared));
+    let mut counter = 0;
+    loop {
+        let sending = pace.sending() && !c.teardown;
+        tokio::select! {
+            changed = ctrl.changed() => {
+                if changed.is_err() { break; }
+                c = *ctrl.borrow_and_update();
+                if c.stop { break; }
+                pace.reschedule(&c, live(&shared));
+            }
+            _ = sleep_until(pace.due().into()), if sending => {
+                let text = w.outgoing(&shared, role, counter, pace.advance());
+                counter += 1;
+                if ws.emit("msg", &text).await.is_err() {
+                    w.stats.closed.add(1006, "send failed");
+                    break;
+                }
+            }
+            msg = ws.recv() => match msg {
+                socketio::In::Event(name, args) if name == "msg" => {
+                    match args.first().and_then(Value::as_str).and_then(parse_text) {
+                        Some(stamp) => w.received(&shared, 1 - role, stamp),
+                        None => w.stats.undecodable.inc(),
+                    }
+                }
+                socketio::In::Event(..) => {}
+                socketio::In::Ping => {
+                    if ws.pong().await.is_err() {
+                        w.stats.closed.add(1006, "pong failed");
+                        break;
+                    }
+                }
+                socketio::In::Closed(code) => {
+                    w.stats.closed.add(code, ROLE[role]);
+                    return;
+                }
+                socketio::In::Undecodable => w.stats.undecodable.inc(),
+            },
+        }
+    }
+    ws.close().await;
+}
+
+/// The Socket.IO set-up: both sides of every pair connect (agent and visitor of a pair one
+/// after the other) and join their room.
+async fn start_pairs(
+    w: Arc<World>,
+    o: &ChatOpts,
+    label: Arc<Mutex<String>>,
+    progress: tokio::task::JoinHandle<()>,
+) -> Running {
+    let t = Instant::now();
+    let pairs = o.visitors;
+    let mut tasks = Vec::with_capacity(2 * pairs);
+    for i in 0..pairs {
+        tasks.push(tokio::spawn(pair_connection(w.clone(), AGENT, i)));
+        tasks.push(tokio::spawn(pair_connection(w.clone(), VISITOR, i)));
+    }
+    let w2 = w.clone();
+    let sides = 2 * pairs as u64;
+    wait_until("pairs connected", o.setup_timeout, || {
+        w2.stats.connected.get() + w2.stats.connect_failed.get() >= sides
+    })
+    .await;
+    let secs = t.elapsed().as_secs_f64();
+    let setup = json!({
+        "peer": ServerKind::Socketio.name(),
+        "pairs_requested": pairs,
+        "chats_started": w.started.get(),
+        "sides_connected": w.stats.connected.get(),
+        "connect_failed": w.stats.connect_failed.get(),
+        "connect_errors": json!(*w.stats.connect_errors.lock().unwrap()),
+        "connect_latency": summary(&w.connect_lat.lock().unwrap()),
+        "chats_seconds": (secs * 100.0).round() / 100.0,
+        "connect_rate_per_s": ((w.stats.connected.get() as f64 / secs.max(1e-3)) * 10.0).round() / 10.0,
+        "errors_during_setup": w.stats.errors.json(),
+    });
+    let chats = w.started.get();
+    Running {
+        w,
+        label,
+        tasks,
+        progress,
+        setup,
+        chats,
+    }
+}
+
 impl Running {
     pub fn label(&self, s: &str) {
         *self.label.lock().unwrap() = s.to_string();
@@ -813,13 +1041,16 @@ impl Running {
     }
 
     pub fn reset_step(&self) {
-        self.w.lat.lock().unwrap().step.reset();
+        let mut l = self.w.lat.lock().unwrap();
+        l.step.reset();
+        l.step_from_send.reset();
     }
 
     pub fn reset_total(&self) {
         let mut l = self.w.lat.lock().unwrap();
         l.total.reset();
         l.step.reset();
+        l.step_from_send.reset();
     }
 
     /// Stops sending and waits until everything sent was delivered (or `max` passes).
@@ -848,17 +1079,19 @@ impl Running {
         })
     }
 
-    /// Ends every chat, lets the agents decide, closes every socket.
+    /// Ends every chat, lets the agents decide, closes every socket (Socket.IO pairs: closes).
     pub async fn finish(self) -> Value {
         self.label("teardown");
         let t = Instant::now();
-        self.w.control(|c| c.teardown = true);
-        let w = self.w.clone();
-        let chats = self.chats;
-        wait_until("chats decided", Duration::from_secs(30), || {
-            w.decided.get() >= chats
-        })
-        .await;
+        if self.w.peer == ServerKind::Switchboard {
+            self.w.control(|c| c.teardown = true);
+            let w = self.w.clone();
+            let chats = self.chats;
+            wait_until("chats decided", Duration::from_secs(30), || {
+                w.decided.get() >= chats
+            })
+            .await;
+        }
         let teardown_s = t.elapsed().as_secs_f64();
         self.w.control(|c| c.stop = true);
         for t in self.tasks {
@@ -882,13 +1115,17 @@ pub async fn window(r: &Running, rate: f64, secs: f64, procs: &[Proc]) -> Value 
     let cpu = cpu.finish();
     let (s1, d1) = (r.w.stats.sent.get(), r.w.stats.delivered.get());
     let e1 = r.w.stats.errors.total() + r.w.stats.closed.total();
-    let lat = summary(&r.w.lat.lock().unwrap().step);
+    let (lat, from_send) = {
+        let l = r.w.lat.lock().unwrap();
+        (summary(&l.step), summary(&l.step_from_send))
+    };
     json!({
         "target_rate": rate,
         "seconds": (dt * 100.0).round() / 100.0,
         "sent_rate": (((s1 - s0) as f64 / dt) * 10.0).round() / 10.0,
         "delivered_rate": (((d1 - d0) as f64 / dt) * 10.0).round() / 10.0,
         "latency": lat,
+        "latency_from_send": from_send,
         "new_errors": e1 - e0,
         "cpu_percent_of_one_core": cpu,
     })

@@ -1,16 +1,72 @@
 //! The `idle` scenario: open N visitor connections round-robin over the targets, hold them, and
 //! report the connect rate, failures and each node's resident memory per connection (the
 //! slope of VmRSS against the node's open connections, sampled as they grow).
+//!
+//! Switchboard visitors take a session over HTTP, open `/ws/visitor` and wait for `welcome`.
+//! Socket.IO visitors (`--peer socketio`) connect with `{role: "visitor", room: "idle-<i>"}`:
+//! each joins a room of its own, as a waiting visitor holds a channel of its own in ours.
 
-use crate::net::{Incoming, Net, Target};
+use crate::net::{Incoming, Net, Peer, Target, Ws};
 use crate::setup;
+use crate::socketio;
 use crate::stats::{hist, summary, CpuWindow, Proc, Stats};
+use anyhow::Result;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchboard::protocol::ServerFrame;
 use tokio::sync::{watch, Semaphore};
+
+/// One held connection.
+enum Held {
+    Switchboard(Ws),
+    SocketIo(socketio::Conn),
+}
+
+impl Held {
+    /// Waits until the server closes the connection (answering Socket.IO pings meanwhile);
+    /// the close code.
+    async fn closed(&mut self) -> u16 {
+        match self {
+            Held::Switchboard(ws) => loop {
+                if let Incoming::Closed(code) = ws.recv().await {
+                    return code;
+                }
+            },
+            Held::SocketIo(c) => c.hold().await,
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            Held::Switchboard(ws) => ws.close().await,
+            Held::SocketIo(c) => c.close().await,
+        }
+    }
+}
+
+/// A Switchboard visitor connection, up to its `welcome`.
+async fn visitor(
+    net: &Net,
+    http: &reqwest::Client,
+    target: &Target,
+    shared: Option<String>,
+) -> Result<Ws> {
+    let token = match shared {
+        Some(t) => t,
+        None => setup::visitor_token(http, target).await?,
+    };
+    let mut ws = net
+        .ws(target, &format!("/ws/visitor?token={token}"))
+        .await?;
+    match tokio::time::timeout(Duration::from_secs(15), ws.recv()).await {
+        Ok(Incoming::Frame(ServerFrame::Welcome { .. })) => Ok(ws),
+        Ok(Incoming::Closed(c)) => anyhow::bail!("closed {c} before welcome"),
+        Err(_) => anyhow::bail!("no welcome in 15 s"),
+        _ => anyhow::bail!("unexpected first frame"),
+    }
+}
 
 pub struct IdleOpts {
     pub connections: usize,
@@ -55,7 +111,7 @@ pub async fn run(
     let (stop_tx, stop_rx) = watch::channel(false);
     let gate = Arc::new(Semaphore::new(o.parallel.max(1)));
     let mut shared_tokens = Vec::new();
-    if o.shared_token {
+    if o.shared_token && net.peer == Peer::Switchboard {
         for t in targets {
             shared_tokens.push(setup::visitor_token(&http, t).await.ok());
         }
@@ -98,42 +154,37 @@ pub async fn run(
         tasks.push(tokio::spawn(async move {
             let permit = gate.acquire_owned().await;
             let t = Instant::now();
-            let token = match shared {
-                Some(t) => t,
-                None => match setup::visitor_token(&http, &target).await {
-                    Ok(t) => t,
-                    Err(e) => return stats.connect_error(&e),
-                },
+            let conn = match net.peer {
+                Peer::Switchboard => visitor(&net, &http, &target, shared)
+                    .await
+                    .map(Held::Switchboard),
+                Peer::Socketio => {
+                    let auth = json!({ "role": "visitor", "room": format!("idle-{i}") });
+                    socketio::Conn::open(&net, &target, &auth, Duration::from_secs(15))
+                        .await
+                        .map(Held::SocketIo)
+                }
             };
-            let mut ws = match net.ws(&target, &format!("/ws/visitor?token={token}")).await {
-                Ok(ws) => ws,
+            let mut conn = match conn {
+                Ok(c) => c,
                 Err(e) => return stats.connect_error(&e),
             };
-            match tokio::time::timeout(Duration::from_secs(15), ws.recv()).await {
-                Ok(Incoming::Frame(ServerFrame::Welcome { .. })) => {}
-                other => {
-                    let what = match other {
-                        Ok(Incoming::Closed(c)) => format!("closed {c} before welcome"),
-                        Err(_) => "no welcome in 15 s".into(),
-                        _ => "unexpected first frame".into(),
-                    };
-                    return stats.connect_error(&anyhow::anyhow!(what));
-                }
-            }
-            let _ = lat.lock().unwrap().record((t.elapsed().as_micros() as u64).max(1));
+            let _ = lat
+                .lock()
+                .unwrap()
+                .record((t.elapsed().as_micros() as u64).max(1));
             drop(permit);
             stats.connected.inc();
             per_node[ti].fetch_add(1, Ordering::Relaxed);
-            loop {
-                tokio::select! {
-                    _ = stop.changed() => break,
-                    m = ws.recv() => match m {
-                        Incoming::Closed(code) => { stats.closed.add(code, "idle connection closed"); per_node[ti].fetch_sub(1, Ordering::Relaxed); return; }
-                        _ => continue,
-                    },
+            tokio::select! {
+                _ = stop.changed() => {}
+                code = conn.closed() => {
+                    stats.closed.add(code, "idle connection closed");
+                    per_node[ti].fetch_sub(1, Ordering::Relaxed);
+                    return;
                 }
             }
-            ws.close().await;
+            conn.close().await;
         }));
     }
     // Sample memory while connections grow, and report progress.

@@ -1,18 +1,23 @@
 //! `switchboard-loadtest`: the load generator for Switchboard clusters. Scenarios: `idle`
 //! (connections held), `chat` (messages both ways at a fixed rate), `ramp` (rate stepped up
-//! until p99 passes a bound), `storm` (mass drop and resume), plus `agents` to create the
-//! load-test agents. Connects only to the loopback targets it is given; every scenario is
-//! bounded in time and count. Progress goes to stderr, the summary to stdout, the full report
-//! to `--json FILE`.
+//! until p99 passes a bound), `storm` (mass drop and resume), `flush` (ended chats written to
+//! PostgreSQL), plus `agents` to create the load-test agents. Connects only to the loopback
+//! targets it is given; every scenario is bounded in time and count. Progress goes to stderr,
+//! the summary to stdout, the full report to `--json FILE`.
 //!
 //! Layout: `net` (targets, sockets, WebSocket client), `setup` (HTTP calls), `stats`
-//! (counters, histograms, /proc sampling), `idle`, `chat` (chat, ramp and storm).
+//! (counters, histograms, /proc sampling), `idle`, `chat` (chat, ramp and storm), `flush`.
+//!
+//! `--peer socketio` points `chat`, `ramp` and `idle` at the Socket.IO peer of the benchmarks
+//! instead (`loadtest/peers/socketio`; protocol in `socketio`), measured the same way.
 #![forbid(unsafe_code)]
 
 mod chat;
+mod flush;
 mod idle;
 mod net;
 mod setup;
+mod socketio;
 mod stats;
 
 use anyhow::{bail, Context, Result};
@@ -31,6 +36,10 @@ struct Cli {
     /// Node base URLs, comma-separated; clients are spread over them like a load balancer would.
     #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
     targets: String,
+    /// What the targets are: Switchboard nodes, or the Socket.IO peer (loadtest/peers/socketio;
+    /// scenarios chat, ramp and idle).
+    #[arg(long, global = true, value_enum, default_value = "switchboard")]
+    peer: net::Peer,
     #[arg(long, global = true, value_enum, default_value = "msgpack")]
     encoding: Enc,
     /// Write the full report as JSON here.
@@ -144,6 +153,27 @@ enum Scenario {
         #[arg(long, default_value_t = 60)]
         timeout_secs: u64,
     },
+    /// Open N chats, exchange a few messages, end all at once (agents decide `create`); measure
+    /// how fast the transcripts land in the nodes' PostgreSQL store.
+    Flush {
+        #[command(flatten)]
+        c: ChatArgs,
+        /// Messages per chat before the end (both sides together).
+        #[arg(long, default_value_t = 10)]
+        messages: u64,
+        /// Total message rate while exchanging them.
+        #[arg(long, default_value_t = 5000.0)]
+        rate: f64,
+        /// The nodes' store (postgres://, loopback only): polled for the final check.
+        #[arg(long)]
+        store_url: String,
+        /// Longest wait from ending all chats until all are written.
+        #[arg(long, default_value_t = 120)]
+        timeout_secs: u64,
+        /// Interval of polling the nodes' /metrics flush counters.
+        #[arg(long, default_value_t = 20)]
+        poll_ms: u64,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -252,7 +282,15 @@ async fn run(cli: Cli) -> Result<()> {
         });
     }
     procs.push(stats::self_proc());
-    let net = net::Net::new(encoding, cli.source_addrs);
+    if cli.peer == net::Peer::Socketio
+        && !matches!(
+            cli.scenario,
+            Scenario::Chat { .. } | Scenario::Ramp { .. } | Scenario::Idle { .. }
+        )
+    {
+        bail!("--peer socketio runs the chat, ramp and idle scenarios only");
+    }
+    let net = net::Net::new(encoding, cli.peer, cli.source_addrs);
     let (name, params): (&str, Value) = match &cli.scenario {
         Scenario::Agents { count, .. } => ("agents", json!({ "count": count })),
         Scenario::Idle {
@@ -288,10 +326,21 @@ async fn run(cli: Cli) -> Result<()> {
             "storm",
             json!({ "agents": c.agents, "visitors": c.visitors, "count": count, "rate": rate }),
         ),
+        Scenario::Flush {
+            c, messages, rate, ..
+        } => (
+            "flush",
+            json!({ "agents": c.agents, "visitors": c.visitors, "messages": messages, "rate": rate, "text_bytes": c.text_bytes }),
+        ),
+    };
+    let encoding_name = match cli.peer {
+        net::Peer::Switchboard => format!("{encoding:?}").to_lowercase(),
+        net::Peer::Socketio => "socketio-text".to_string(),
     };
     eprintln!(
-        "switchboard-loadtest {name}: targets {} encoding {:?}, open-file limit {nofile}",
-        cli.targets, encoding
+        "switchboard-loadtest {name}: {} targets {} encoding {encoding_name}, open-file limit {nofile}",
+        cli.peer.name(),
+        cli.targets,
     );
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -306,9 +355,10 @@ async fn run(cli: Cli) -> Result<()> {
     let report = json!({
         "tool": "switchboard-loadtest",
         "scenario": name,
+        "peer": cli.peer.name(),
         "params": params,
         "targets": cli.targets,
-        "encoding": format!("{encoding:?}").to_lowercase(),
+        "encoding": encoding_name,
         "started_unix": started,
         "open_file_limit": nofile,
         "machine": machine(),
@@ -490,6 +540,23 @@ async fn scenario(
             let teardown = r.finish().await;
             json!({ "chats": chats, "setup": setup, "storm": s, "integrity": integrity, "teardown": teardown })
         }
+        Scenario::Flush {
+            c,
+            messages,
+            rate,
+            store_url,
+            timeout_secs,
+            poll_ms,
+        } => {
+            let o = flush::FlushOpts {
+                messages: *messages,
+                rate: *rate,
+                store_url: store_url.clone(),
+                timeout: Duration::from_secs(*timeout_secs),
+                poll: Duration::from_millis((*poll_ms).max(1)),
+            };
+            flush::run(net, targets, &c.opts(), &o, procs).await?
+        }
     })
 }
 
@@ -505,6 +572,14 @@ fn human(name: &str, r: &Value) -> String {
         format!("sent {} delivered {} lost {} duplicated {} out-of-order {} refused {} errors {} closed {}", i["sent"], i["delivered_unique"], i["lost"], i["duplicated"], i["out_of_order"], i["refused_by_server"], i["errors"], i["closed"])
     };
     let setup = |s: &Value| {
+        if s["peer"] == "socketio" {
+            return format!(
+                "pairs in their rooms {} of {}; connect {}",
+                s["chats_started"],
+                s["pairs_requested"],
+                lat(&s["connect_latency"])
+            );
+        }
         format!(
             "chats started {} of {} queued; request->offer {}; request->chat_started {}",
             s["chats_started"],
@@ -536,11 +611,12 @@ fn human(name: &str, r: &Value) -> String {
             s
         }
         "chat" => format!(
-            "chat: {}\n  rate {} -> delivered {}/s; latency {}\n  {}\n  cpu {}",
+            "chat: {}\n  rate {} -> delivered {}/s; latency {}\n  from the actual send {}\n  {}\n  cpu {}",
             setup(&r["setup"]),
             r["window"]["target_rate"],
             r["window"]["delivered_rate"],
             lat(&r["window"]["latency"]),
+            lat(&r["window"]["latency_from_send"]),
             integ(&r["integrity"]),
             r["window"]["cpu_percent_of_one_core"]
         ),
@@ -572,6 +648,7 @@ fn human(name: &str, r: &Value) -> String {
             lat(&r["storm"]["resume_time"]),
             integ(&r["integrity"])
         ),
+        "flush" => flush::human(r),
         _ => serde_json::to_string_pretty(r).unwrap_or_default(),
     }
 }

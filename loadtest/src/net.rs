@@ -1,6 +1,7 @@
 //! Where the load tester may connect (loopback targets only), and the WebSocket client it uses:
 //! sockets bound to a rotating 127.0.0.x source address before connecting, small buffers, and
-//! frames encoded with the server's own protocol types.
+//! frames encoded with the server's own protocol types (the Socket.IO peer's protocol is in
+//! `socketio`).
 
 use anyhow::{anyhow, bail, Context, Result};
 use futures_util::{SinkExt, StreamExt};
@@ -68,21 +69,23 @@ pub fn parse_targets(list: &str) -> Result<Vec<Target>> {
 }
 
 /// Hands out client sockets spread over `127.0.0.1 ..= 127.0.0.N` (one source address has
-/// about 28,000 ephemeral ports).
+/// about 28,000 ephemeral ports), and says which server the targets are.
 pub struct Net {
     pub encoding: Encoding,
+    pub peer: Peer,
     sources: Vec<IpAddr>,
     next: AtomicUsize,
 }
 
 impl Net {
-    pub fn new(encoding: Encoding, source_addrs: u8) -> Net {
+    pub fn new(encoding: Encoding, peer: Peer, source_addrs: u8) -> Net {
         let n = source_addrs.max(1);
         let sources = (1..=n)
             .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
             .collect();
         Net {
             encoding,
+            peer,
             sources,
             next: AtomicUsize::new(0),
         }
@@ -98,16 +101,19 @@ impl Net {
         Ok(s)
     }
 
-    /// Opens `ws://target/path` and returns it once the handshake is done (the `welcome` frame
-    /// is left for the caller to read).
-    pub async fn ws(&self, target: &Target, path: &str) -> Result<Ws> {
+    /// Opens `ws://target/path` (asking for `subprotocol` if given) and returns the socket once
+    /// the HTTP upgrade is done.
+    pub async fn raw_ws(
+        &self,
+        target: &Target,
+        path: &str,
+        subprotocol: Option<&str>,
+    ) -> Result<WebSocketStream<TcpStream>> {
         let stream = self.tcp(target.addr).await?;
         let mut req = format!("ws://{}{}", target.addr, path).into_client_request()?;
-        if self.encoding == Encoding::MsgPack {
-            req.headers_mut().insert(
-                "sec-websocket-protocol",
-                MSGPACK_SUBPROTOCOL.parse().expect("static header"),
-            );
+        if let Some(p) = subprotocol {
+            req.headers_mut()
+                .insert("sec-websocket-protocol", p.parse()?);
         }
         // Small buffers: the client should not be what runs out of memory in the idle test.
         let cfg = WebSocketConfig::default()
@@ -115,10 +121,36 @@ impl Net {
             .write_buffer_size(0);
         let (inner, _) =
             tokio_tungstenite::client_async_with_config(req, stream, Some(cfg)).await?;
+        Ok(inner)
+    }
+
+    /// Opens a Switchboard socket at `path` and returns it once the handshake is done (the
+    /// `welcome` frame is left for the caller to read).
+    pub async fn ws(&self, target: &Target, path: &str) -> Result<Ws> {
+        let sub = (self.encoding == Encoding::MsgPack).then_some(MSGPACK_SUBPROTOCOL);
         Ok(Ws {
-            inner,
+            inner: self.raw_ws(target, path, sub).await?,
             enc: self.encoding,
         })
+    }
+}
+
+/// The server the scenarios talk to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Peer {
+    /// Switchboard nodes (HTTP API and `/ws/...` sockets).
+    Switchboard,
+    /// The Socket.IO peer of `loadtest/peers/socketio` (Engine.IO v4 / Socket.IO v5 over a
+    /// plain WebSocket).
+    Socketio,
+}
+
+impl Peer {
+    pub fn name(self) -> &'static str {
+        match self {
+            Peer::Switchboard => "switchboard",
+            Peer::Socketio => "socketio",
+        }
     }
 }
 

@@ -37,12 +37,16 @@ pub fn p_ms(h: &Histogram<u64>, q: f64) -> f64 {
     }
 }
 
-/// End-to-end latency, kept three ways: the whole measurement, the current ramp step, and the
-/// last second (for the progress line).
+/// End-to-end latency from the *scheduled* send time, kept three ways: the whole measurement,
+/// the current ramp step, and the last second (for the progress line); and, for the current
+/// step, from the moment the frame was actually handed to the socket. The difference is the
+/// sender's lag: tokio's timer wakes a sender up to a millisecond after its scheduled time, and
+/// an overloaded load generator falls further behind.
 pub struct Lat {
     pub total: Histogram<u64>,
     pub step: Histogram<u64>,
     pub second: Histogram<u64>,
+    pub step_from_send: Histogram<u64>,
 }
 
 #[derive(Default)]

@@ -1,13 +1,28 @@
 //! The flush worker every node runs: reads flush jobs from the Redis stream's consumer group,
-//! writes each decided chat's transcript to the SQL store in one transaction (idempotent on the
-//! chat id), then removes the chat's Redis keys and acknowledges. Jobs a dead node left
-//! unacknowledged are taken over after `flush.claim_idle_ms`.
+//! writes each decided chat's transcript to the SQL store (idempotent on the chat id), then
+//! removes the chat's Redis keys and acknowledges. Jobs a dead node left unacknowledged are
+//! taken over after `flush.claim_idle_ms`.
+//!
+//! Throughput: the jobs of one read (at most `flush.batch`) are flushed together. Their chats
+//! are read from Redis concurrently and written in transactions of up to [`SQL_BATCH`] chats
+//! (one commit, so one WAL flush, for all of them) that run concurrently within the store's
+//! pool (`store.max_connections`); the finished jobs are acknowledged together, a failed one
+//! stays pending and is retried. A transaction commits all its chats or none, and one that
+//! meets a chat already written falls back to one transaction per chat, so each chat id is
+//! written exactly once.
 
 use super::{now_ms, Service};
-use crate::store::{FlushOutcome, TranscriptEntry, TranscriptRecord};
+use crate::store::{FlushOutcome, StoreError, TranscriptEntry, TranscriptRecord};
+use futures_util::future::join_all;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::watch;
+
+/// Transcript entries read from Redis per request.
+const ENTRIES_PAGE: u64 = 1000;
+/// Chats written to SQL in one transaction (one commit, so one WAL flush, for all of them).
+pub const SQL_BATCH: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FlushError {
@@ -19,6 +34,7 @@ pub enum FlushError {
 
 pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
     let consumer = svc.node.clone();
+    let batch = svc.settings.flush.batch.max(1);
     let claim_every = (svc.settings.flush.claim_idle_ms / 2).max(100) as i64;
     let mut last_claim = 0i64;
     loop {
@@ -30,19 +46,17 @@ pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
             last_claim = now_ms();
             match svc
                 .redis
-                .claim_stale_flush_jobs(
-                    &consumer,
-                    svc.settings.flush.claim_idle_ms,
-                    svc.settings.flush.batch,
-                )
+                .claim_stale_flush_jobs(&consumer, svc.settings.flush.claim_idle_ms, batch)
                 .await
             {
                 Ok(j) => jobs.extend(j),
                 Err(e) => tracing::warn!(error = %e, "claiming stale flush jobs failed"),
             }
         }
+        // Taken-over jobs are worked on at once; otherwise wait for new ones.
+        let block_ms = if jobs.is_empty() { 500 } else { 1 };
         let read = tokio::select! {
-            r = svc.redis.read_flush_jobs(&consumer, svc.settings.flush.batch, 500) => r,
+            r = svc.redis.read_flush_jobs(&consumer, batch, block_ms) => r,
             _ = stop.changed() => return,
         };
         match read {
@@ -53,71 +67,145 @@ pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             }
         }
-        for (job, chat) in jobs {
-            finish_job(&svc, &job, &chat).await;
-        }
+        finish_jobs(&svc, jobs).await;
     }
 }
 
-/// Runs one job to completion or leaves it pending for a retry.
-pub async fn finish_job(svc: &Service, job: &str, chat: &str) {
+/// Runs a batch of jobs to completion, or leaves a job pending for a retry: reads every chat
+/// from Redis at once, writes them in SQL transactions of up to [`SQL_BATCH`] chats (run
+/// concurrently; the store's pool bounds them), forgets the written chats in Redis and
+/// acknowledges the finished jobs together.
+pub async fn finish_jobs(svc: &Service, jobs: Vec<(String, String)>) {
+    if jobs.is_empty() {
+        return;
+    }
     let started = Instant::now();
-    match flush_chat(svc, chat).await {
-        Ok(outcome) => {
-            svc.metrics
-                .flush_duration
-                .observe(started.elapsed().as_secs_f64());
-            svc.metrics.flush_jobs.with_label_values(&[outcome]).inc();
-            if let Err(e) = svc.redis.ack_flush_job(job).await {
-                tracing::warn!(job, error = %e, "ack failed; the job will be retried and found done");
+    // One flush per chat, whatever the number of jobs naming it.
+    let mut chats: Vec<(String, Vec<String>)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for (job, chat) in jobs {
+        match index.get(&chat) {
+            Some(&i) => chats[i].1.push(job),
+            None => {
+                index.insert(chat.clone(), chats.len());
+                chats.push((chat, vec![job]));
             }
         }
-        Err(e) => {
-            svc.metrics.flush_jobs.with_label_values(&["failed"]).inc();
-            tracing::warn!(chat, error = %e, "flush failed; it stays pending and is retried");
+    }
+    // Futures collected in loops and joined: stream combinators over borrowing closures would
+    // make the worker's future not `Send` for every lifetime, which `tokio::spawn` needs.
+    let mut reading = Vec::with_capacity(chats.len());
+    for (chat, _) in &chats {
+        reading.push(read_chat(svc, chat));
+    }
+    let reads = join_all(reading).await;
+
+    let mut outcomes: Vec<Option<Result<&'static str, FlushError>>> = Vec::new();
+    let mut records = Vec::new();
+    let mut record_of = Vec::new();
+    for (i, read) in reads.into_iter().enumerate() {
+        outcomes.push(match read {
+            Ok(Read::Gone) => Some(Ok("gone")),
+            Ok(Read::NotDecided) => Some(Ok("not_decided")),
+            Ok(Read::Ready(record)) => {
+                records.push(*record);
+                record_of.push(i);
+                None
+            }
+            Err(e) => Some(Err(e)),
+        });
+    }
+    let mut writing = Vec::new();
+    for chunk in records.chunks(SQL_BATCH) {
+        writing.push(svc.store.write_transcripts(chunk));
+    }
+    let written = join_all(writing).await.into_iter().flatten();
+    let mut forgetting = Vec::with_capacity(records.len());
+    for (w, record) in written.zip(&records) {
+        forgetting.push(forget_written(svc, w, &record.chat_id));
+    }
+    let forgotten = join_all(forgetting).await;
+    for (i, result) in record_of.into_iter().zip(forgotten) {
+        outcomes[i] = Some(result);
+    }
+
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut done = Vec::new();
+    for ((chat, jobs), outcome) in chats.into_iter().zip(outcomes) {
+        match outcome.expect("every chat has an outcome") {
+            Ok(outcome) => {
+                svc.metrics.flush_duration.observe(elapsed);
+                svc.metrics.flush_jobs.with_label_values(&[outcome]).inc();
+                done.extend(jobs);
+            }
+            Err(e) => {
+                svc.metrics.flush_jobs.with_label_values(&["failed"]).inc();
+                tracing::warn!(chat, error = %e, "flush failed; it stays pending and is retried");
+            }
         }
+    }
+    if done.is_empty() {
+        return;
+    }
+    if let Err(e) = svc.redis.ack_flush_jobs(&done).await {
+        tracing::warn!(jobs = done.len(), error = %e, "ack failed; the jobs will be retried and found done");
     }
 }
 
-/// Writes one chat and forgets it in Redis. Returns the outcome label.
-async fn flush_chat(svc: &Service, chat: &str) -> Result<&'static str, FlushError> {
-    let r = svc.redis.chat_record(chat).await?;
+/// A chat as the flush finds it in Redis.
+enum Read {
+    Gone,
+    NotDecided,
+    Ready(Box<TranscriptRecord>),
+}
+
+fn transcript_entry(e: crate::protocol::Entry) -> TranscriptEntry {
+    TranscriptEntry {
+        seq: e.seq,
+        kind: if e.kind == crate::protocol::EntryKind::System {
+            "system".into()
+        } else {
+            "message".into()
+        },
+        author: e.author,
+        name: e.name,
+        text: e.text,
+        at: e.at,
+        event: e.event,
+        data: e.data,
+    }
+}
+
+/// A chat's routing record and transcript, read from Redis.
+async fn read_chat(svc: &Service, chat: &str) -> Result<Read, FlushError> {
+    // The record and the first page of the transcript in one round trip.
+    let (r, first) = tokio::try_join!(
+        svc.redis.chat_record(chat),
+        svc.redis.entries_after(chat, "", ENTRIES_PAGE)
+    )?;
     if r.is_empty() {
-        return Ok("gone");
+        return Ok(Read::Gone);
     }
     if r.get("state").map(String::as_str) != Some("decided") {
-        return Ok("not_decided");
+        return Ok(Read::NotDecided);
     }
     let g = |k: &str| r.get(k).cloned().unwrap_or_default();
     let num = |k: &str| r.get(k).and_then(|s| s.parse::<i64>().ok());
-    let mut entries = Vec::new();
-    let mut after = String::new();
+    let mut entries = Vec::with_capacity(first.len());
+    let mut page = first;
     loop {
-        let page = svc.redis.entries_after(chat, &after, 1000).await?;
-        let full = page.len() == 1000;
-        if let Some(l) = page.last() {
-            after = l.seq.clone();
-        }
-        entries.extend(page.into_iter().map(|e| TranscriptEntry {
-            seq: e.seq,
-            kind: if e.kind == crate::protocol::EntryKind::System {
-                "system".into()
-            } else {
-                "message".into()
-            },
-            author: e.author,
-            name: e.name,
-            text: e.text,
-            at: e.at,
-            event: e.event,
-            data: e.data,
-        }));
-        if !full {
-            break;
+        let full = page.len() as u64 == ENTRIES_PAGE;
+        let after = page.last().map(|l| l.seq.clone());
+        entries.extend(page.into_iter().map(transcript_entry));
+        match after {
+            Some(after) if full => {
+                page = svc.redis.entries_after(chat, &after, ENTRIES_PAGE).await?
+            }
+            _ => break,
         }
     }
     let opt = |k: &str| r.get(k).filter(|v| !v.is_empty()).cloned();
-    let record = TranscriptRecord {
+    Ok(Read::Ready(Box::new(TranscriptRecord {
         chat_id: chat.to_string(),
         visitor_id: g("visitor"),
         contact_name: opt("name"),
@@ -134,12 +222,22 @@ async fn flush_chat(svc: &Service, chat: &str) -> Result<&'static str, FlushErro
         decided_by: num("decided_by"),
         decided_at: num("decided_at").unwrap_or_else(now_ms),
         entries,
-    };
-    let outcome = match svc.store.write_transcript(&record).await? {
+    })))
+}
+
+/// Removes a written chat's keys from Redis. Returns the outcome label.
+async fn forget_written(
+    svc: &Service,
+    written: Result<FlushOutcome, StoreError>,
+    chat: &str,
+) -> Result<&'static str, FlushError> {
+    let outcome = match written? {
         FlushOutcome::Written { .. } => "written",
         FlushOutcome::AlreadyWritten { .. } => "already_written",
     };
-    svc.redis.forget_transcript(chat).await?;
-    svc.redis.forget_routing(chat).await?;
+    tokio::try_join!(
+        svc.redis.forget_transcript(chat),
+        svc.redis.forget_routing(chat)
+    )?;
     Ok(outcome)
 }

@@ -61,29 +61,31 @@ pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        let channel = msg.channel.to_string();
-        let Some(payload) = msg.value.as_string() else {
+        // Borrowed, not copied: this loop sees every message the node's chats carry.
+        let channel: &str = &msg.channel;
+        let Some(payload) = msg.value.as_bytes() else {
             continue;
         };
         if channel == queue_channel {
             let svc = svc.clone();
-            tokio::spawn(async move { svc.queue_changed(&payload).await });
-        } else if svc.redis.keys.chat_of_channel(&channel).is_some() {
-            on_entry(&svc, &channel, &payload);
-        } else if svc.redis.keys.user_of_channel(&channel).is_some() {
-            match serde_json::from_str::<ServerFrame>(&payload) {
+            let queue = String::from_utf8_lossy(payload).into_owned();
+            tokio::spawn(async move { svc.queue_changed(&queue).await });
+        } else if svc.redis.keys.chat_of_channel(channel).is_some() {
+            on_entry(&svc, channel, payload);
+        } else if svc.redis.keys.user_of_channel(channel).is_some() {
+            match serde_json::from_slice::<ServerFrame>(payload) {
                 Ok(frame) => svc
                     .hub
-                    .deliver(&channel, Out::Frame(Arc::new(Encoded::new(frame)))),
+                    .deliver(channel, Out::Frame(Arc::new(Encoded::new(frame)))),
                 Err(e) => tracing::warn!(error = %e, "undecodable user frame dropped"),
             }
         }
     }
 }
 
-fn on_entry(svc: &Service, channel: &str, payload: &str) {
-    if payload.starts_with("{\"relay\"") {
-        match serde_json::from_str::<Relayed>(payload) {
+fn on_entry(svc: &Service, channel: &str, payload: &[u8]) {
+    if payload.starts_with(b"{\"relay\"") {
+        match serde_json::from_slice::<Relayed>(payload) {
             Ok(r) => svc
                 .hub
                 .deliver(channel, Out::Frame(Arc::new(Encoded::new(r.relay)))),
@@ -91,7 +93,7 @@ fn on_entry(svc: &Service, channel: &str, payload: &str) {
         }
         return;
     }
-    let p: Published = match serde_json::from_str(payload) {
+    let p: Published = match serde_json::from_slice(payload) {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %e, "undecodable chat entry dropped");

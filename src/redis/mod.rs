@@ -861,12 +861,19 @@ impl RedisLayer {
         Ok(out)
     }
 
-    pub async fn ack_flush_job(&self, id: &str) -> Result<()> {
+    /// Acknowledges finished jobs and removes them from the stream: two commands for a batch.
+    pub async fn ack_flush_jobs(&self, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         let _: i64 = self
             .client()
-            .xack(self.keys.flush_jobs(), "flush", id)
+            .xack(self.keys.flush_jobs(), "flush", ids.to_vec())
             .await?;
-        let _: i64 = self.client().xdel(self.keys.flush_jobs(), id).await?;
+        let _: i64 = self
+            .client()
+            .xdel(self.keys.flush_jobs(), ids.to_vec())
+            .await?;
         Ok(())
     }
 

@@ -330,28 +330,64 @@ impl Store {
     /// Writes an ended chat in one transaction, at most once per chat id: a second call,
     /// even a concurrent one from another node, writes nothing and says `AlreadyWritten`.
     pub async fn write_transcript(&self, t: &TranscriptRecord) -> Result<FlushOutcome, StoreError> {
-        if t.chat_id.is_empty() {
-            return Err(StoreError::Invalid("chat_id must not be empty".into()));
+        let entries = prepare(t)?;
+        self.write_prepared(t, &entries).await
+    }
+
+    /// Writes several ended chats, each at most once per chat id, with one outcome per chat in
+    /// the order given. They go in one transaction (one commit for all: the flush worker's
+    /// batches); when that cannot be written as a whole (a chat already written, a lost race,
+    /// any error) it is rolled back and each chat gets a transaction of its own.
+    pub async fn write_transcripts(
+        &self,
+        ts: &[TranscriptRecord],
+    ) -> Vec<Result<FlushOutcome, StoreError>> {
+        let mut out: Vec<Option<Result<FlushOutcome, StoreError>>> =
+            ts.iter().map(|_| None).collect();
+        let mut batch = Vec::with_capacity(ts.len());
+        for (i, t) in ts.iter().enumerate() {
+            match prepare(t) {
+                Ok(entries) => batch.push((i, entries)),
+                Err(e) => out[i] = Some(Err(e)),
+            }
         }
-        if !DECISIONS.contains(&t.decision.as_str()) {
-            return Err(StoreError::Invalid(format!(
-                "decision {:?} must be create, add, trash or keep",
-                t.decision
-            )));
+        if batch.len() > 1 {
+            // The same order of contacts in every batch, so that two batches sharing contacts
+            // wait for each other instead of deadlocking.
+            batch.sort_by_cached_key(|(i, _)| contact_key(&ts[*i]));
+            match self.try_write_batch(ts, &batch).await {
+                Ok(Some(written)) => {
+                    for ((i, _), outcome) in batch.drain(..).zip(written) {
+                        out[i] = Some(Ok(outcome));
+                    }
+                }
+                Ok(None) => tracing::debug!(
+                    chats = batch.len(),
+                    "a chat of the batch was already written; one transaction per chat"
+                ),
+                Err(e) => tracing::debug!(
+                    chats = batch.len(),
+                    error = %e,
+                    "batch flush failed; one transaction per chat"
+                ),
+            }
         }
-        if let Some(message_id) =
-            sqlx::query_scalar::<_, i64>("SELECT id FROM messages WHERE chat_id = $1")
-                .bind(t.chat_id.as_str())
-                .fetch_optional(&self.pool)
-                .await?
-        {
-            return Ok(FlushOutcome::AlreadyWritten { message_id });
+        for (i, entries) in batch {
+            out[i] = Some(self.write_prepared(&ts[i], &entries).await);
         }
-        let entries = serde_json::to_string(&t.entries)
-            .map_err(|e| StoreError::Invalid(format!("transcript does not encode: {e}")))?;
+        out.into_iter()
+            .map(|o| o.expect("every chat has an outcome"))
+            .collect()
+    }
+
+    async fn write_prepared(
+        &self,
+        t: &TranscriptRecord,
+        entries: &str,
+    ) -> Result<FlushOutcome, StoreError> {
         let mut attempt = 1;
         loop {
-            match self.try_write_transcript(t, &entries).await {
+            match self.try_write_transcript(t, entries).await {
                 Err(e) if attempt < FLUSH_ATTEMPTS && is_transient(&e) => {
                     tracing::debug!(chat_id = %t.chat_id, error = %e, attempt, "flush transaction lost a race; retrying");
                     tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
@@ -368,83 +404,143 @@ impl Store {
         entries: &str,
     ) -> Result<FlushOutcome, sqlx::Error> {
         let mut tx = self.begin_write().await?;
-        let contact_id = upsert_contact(&mut tx, t).await?;
+        match write_in(&mut tx, t, entries).await? {
+            Some((message_id, interaction_id)) => {
+                tx.commit().await?;
+                Ok(FlushOutcome::Written {
+                    message_id,
+                    interaction_id,
+                })
+            }
+            None => {
+                let message_id =
+                    sqlx::query_scalar::<_, i64>("SELECT id FROM messages WHERE chat_id = $1")
+                        .bind(t.chat_id.as_str())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                tx.rollback().await?;
+                Ok(FlushOutcome::AlreadyWritten { message_id })
+            }
+        }
+    }
 
-        // Claim the chat id first: a concurrent flush of the same chat waits here for this
-        // transaction and then inserts nothing.
-        let claimed = sqlx::query(
-            "INSERT INTO messages (chat_id, contact_id, agent_id, queue, started_at, accepted_at, \
-             ended_at, end_reason, decision, decided_by, decided_at, trashed, entries) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-             ON CONFLICT (chat_id) DO NOTHING RETURNING id",
-        )
-        .bind(t.chat_id.as_str())
-        .bind(contact_id)
-        .bind(t.agent_id)
-        .bind(t.queue.as_str())
-        .bind(t.started_at)
-        .bind(t.accepted_at)
-        .bind(t.ended_at)
-        .bind(t.end_reason.as_str())
-        .bind(t.decision.as_str())
-        .bind(t.decided_by)
-        .bind(t.decided_at)
-        .bind(t.decision == "trash")
-        .bind(entries)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(claimed) = claimed else {
-            let message_id =
-                sqlx::query_scalar::<_, i64>("SELECT id FROM messages WHERE chat_id = $1")
-                    .bind(t.chat_id.as_str())
-                    .fetch_one(&mut *tx)
-                    .await?;
-            tx.rollback().await?;
-            return Ok(FlushOutcome::AlreadyWritten { message_id });
-        };
-        let message_id: i64 = claimed.try_get("id")?;
-
-        let interaction_id = match t.decision.as_str() {
-            "trash" => None,
-            "add" => {
-                let owner = match t.interaction_id {
-                    Some(id) => {
-                        sqlx::query_scalar::<_, i64>(
-                            "SELECT contact_id FROM interactions WHERE id = $1",
-                        )
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                    }
-                    None => None,
-                };
-                match t.interaction_id {
-                    Some(id) if owner == Some(contact_id) => Some(id),
-                    requested => {
-                        tracing::warn!(
-                            chat_id = %t.chat_id,
-                            ?requested,
-                            owner,
-                            contact_id,
-                            "cannot add chat to that interaction; creating a new one instead"
-                        );
-                        Some(insert_interaction(&mut tx, t, contact_id).await?)
-                    }
+    /// All of `batch` (indexes into `ts` with their encoded entries) in one transaction, or
+    /// nothing: `None` when one of the chats was already written.
+    async fn try_write_batch(
+        &self,
+        ts: &[TranscriptRecord],
+        batch: &[(usize, String)],
+    ) -> Result<Option<Vec<FlushOutcome>>, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        let mut written = Vec::with_capacity(batch.len());
+        for (i, entries) in batch {
+            match write_in(&mut tx, &ts[*i], entries).await? {
+                Some((message_id, interaction_id)) => written.push(FlushOutcome::Written {
+                    message_id,
+                    interaction_id,
+                }),
+                None => {
+                    tx.rollback().await?;
+                    return Ok(None);
                 }
             }
-            _ => Some(insert_interaction(&mut tx, t, contact_id).await?),
-        };
-        if let Some(interaction_id) = interaction_id {
-            sqlx::query("UPDATE messages SET interaction_id = $1 WHERE id = $2")
-                .bind(interaction_id)
-                .bind(message_id)
-                .execute(&mut *tx)
-                .await?;
         }
         tx.commit().await?;
-        Ok(FlushOutcome::Written {
-            message_id,
-            interaction_id,
-        })
+        Ok(Some(written))
+    }
+}
+
+/// Checks a transcript and encodes its entries.
+fn prepare(t: &TranscriptRecord) -> Result<String, StoreError> {
+    if t.chat_id.is_empty() {
+        return Err(StoreError::Invalid("chat_id must not be empty".into()));
+    }
+    if !DECISIONS.contains(&t.decision.as_str()) {
+        return Err(StoreError::Invalid(format!(
+            "decision {:?} must be create, add, trash or keep",
+            t.decision
+        )));
+    }
+    serde_json::to_string(&t.entries)
+        .map_err(|e| StoreError::Invalid(format!("transcript does not encode: {e}")))
+}
+
+/// What `upsert_contact` looks a transcript's contact up by first.
+fn contact_key(t: &TranscriptRecord) -> (Option<String>, String, String) {
+    (
+        normalize_email(t.contact_email.as_deref()),
+        t.visitor_id.trim().to_string(),
+        t.chat_id.clone(),
+    )
+}
+
+/// Writes one chat inside `tx`: contact, interaction, then the Message already pointing at
+/// it (four statements for a new visitor). `None` when the chat is written already (a retry,
+/// or another node that got there first): the Message insert claims the chat id, so a
+/// concurrent flush of the same chat waits there for the other transaction and then inserts
+/// nothing; the caller rolls back, which takes this call's contact and interaction changes
+/// back too.
+async fn write_in(
+    tx: &mut Transaction<'static, Any>,
+    t: &TranscriptRecord,
+    entries: &str,
+) -> Result<Option<(i64, Option<i64>)>, sqlx::Error> {
+    let contact_id = upsert_contact(tx, t).await?;
+    let interaction_id = match t.decision.as_str() {
+        "trash" => None,
+        "add" => {
+            let owner = match t.interaction_id {
+                Some(id) => {
+                    sqlx::query_scalar::<_, i64>(
+                        "SELECT contact_id FROM interactions WHERE id = $1",
+                    )
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                }
+                None => None,
+            };
+            match t.interaction_id {
+                Some(id) if owner == Some(contact_id) => Some(id),
+                requested => {
+                    tracing::warn!(
+                        chat_id = %t.chat_id,
+                        ?requested,
+                        owner,
+                        contact_id,
+                        "cannot add chat to that interaction; creating a new one instead"
+                    );
+                    Some(insert_interaction(tx, t, contact_id).await?)
+                }
+            }
+        }
+        _ => Some(insert_interaction(tx, t, contact_id).await?),
+    };
+    let claimed = sqlx::query(
+        "INSERT INTO messages (chat_id, interaction_id, contact_id, agent_id, queue, \
+         started_at, accepted_at, ended_at, end_reason, decision, decided_by, decided_at, \
+         trashed, entries) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         ON CONFLICT (chat_id) DO NOTHING RETURNING id",
+    )
+    .bind(t.chat_id.as_str())
+    .bind(interaction_id)
+    .bind(contact_id)
+    .bind(t.agent_id)
+    .bind(t.queue.as_str())
+    .bind(t.started_at)
+    .bind(t.accepted_at)
+    .bind(t.ended_at)
+    .bind(t.end_reason.as_str())
+    .bind(t.decision.as_str())
+    .bind(t.decided_by)
+    .bind(t.decided_at)
+    .bind(t.decision == "trash")
+    .bind(entries)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match claimed {
+        Some(row) => Ok(Some((row.try_get("id")?, interaction_id))),
+        None => Ok(None),
     }
 }

@@ -1,0 +1,167 @@
+# shellcheck shell=bash
+# The set-up shared by loadtest/run-bench.sh and loadtest/compare.sh; sourced, not run.
+#
+# The sourcing script sets ROOT (the repository) and WORK (a scratch directory it removes at
+# the end), and calls stop_started from its EXIT trap. Every process started through these
+# functions is recorded in PIDS and stopped by that PID; the redis-server (daemonized) is
+# stopped through its pid file. Nothing here is stopped by name.
+
+PIDS=()
+REDIS_PIDFILE=$WORK/redis.pid
+
+# Stops every process started here (by PID) and the redis-server (by its pid file, waiting
+# up to 5 s until it is gone, so that its directory can be removed).
+stop_started() {
+    local pid
+    stop_pids "${PIDS[@]:-}"
+    if [[ -f $REDIS_PIDFILE ]]; then
+        pid=$(cat "$REDIS_PIDFILE")
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+    fi
+}
+
+# Stops the given started processes (SIGTERM, then wait) and forgets them.
+stop_pids() {
+    local p q keep=()
+    for p in "$@"; do
+        [[ -n $p ]] && kill "$p" 2>/dev/null || true
+    done
+    for p in "$@"; do
+        [[ -n $p ]] && wait "$p" 2>/dev/null || true
+    done
+    for q in "${PIDS[@]:-}"; do
+        [[ -z $q || " $* " == *" $q "* ]] || keep+=("$q")
+    done
+    PIDS=("${keep[@]:-}")
+}
+
+# The first TCP port from $1 up that nothing listens on.
+free_port() {
+    local p=$1
+    while ss -Htln "sport = :$p" | grep -q .; do p=$((p + 1)); done
+    echo "$p"
+}
+
+# The PIDs listening on TCP port $1, space-separated.
+listening_pids() {
+    ss -Htlnp "sport = :$1" | grep -o 'pid=[0-9]*' | cut -d= -f2 | tr '\n' ' '
+}
+
+# start_server NAME FIRST_PORT CMD...: starts CMD, with every @PORT@ in it replaced by the
+# first free port from FIRST_PORT, and waits until that very process listens there. Another
+# script on the machine may take the port between the check and the bind (and its server
+# would then answer in place of ours), so a server that does not come up on its port is
+# stopped and the next port tried. Sets STARTED_PORT; the PID is ${PIDS[-1]}; the log is
+# $WORK/NAME.log. CMD must exec the server itself (use `env VAR=..` for settings) so that the
+# PID is the server's.
+start_server() {
+    local name=$1 port=$2 pid a
+    shift 2
+    for _ in 1 2 3 4 5 6 7 8; do
+        port=$(free_port "$port")
+        local cmd=()
+        for a in "$@"; do cmd+=("${a//@PORT@/$port}"); done
+        "${cmd[@]}" >"$WORK/$name.log" 2>&1 &
+        pid=$!
+        for _ in $(seq 150); do
+            kill -0 "$pid" 2>/dev/null || break
+            if [[ " $(listening_pids "$port") " == *" $pid "* ]]; then
+                PIDS+=("$pid")
+                STARTED_PORT=$port
+                return 0
+            fi
+            sleep 0.1
+        done
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        echo "$name: not listening on port $port (taken meanwhile?); trying the next port" >&2
+        port=$((port + 1))
+    done
+    echo "$name did not come up; log:" >&2
+    cat "$WORK/$name.log" >&2
+    exit 1
+}
+
+# Builds the release binaries unless NO_BUILD is set; sets SB and LT.
+# SB_BIN / LT_BIN: other binaries (e.g. a saved build, to compare before and after a change).
+build_release() {
+    if [[ -z ${NO_BUILD:-} ]]; then
+        cargo build --release --bin switchboard
+        cargo build --release -p switchboard-loadtest
+    fi
+    SB=${SB_BIN:-$ROOT/target/release/switchboard}
+    LT=${LT_BIN:-$ROOT/target/release/switchboard-loadtest}
+}
+
+# Starts a throw-away redis-server (loopback, no persistence) on the first free port from $1
+# (default 17379), checking that it is this redis-server that listens there; sets RP and
+# REDIS_PID.
+start_redis() {
+    local pid
+    RP=${1:-17379}
+    for _ in 1 2 3 4 5 6 7 8; do
+        RP=$(free_port "$RP")
+        rm -f "$REDIS_PIDFILE"
+        redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+            --pidfile "$REDIS_PIDFILE" --dir "$WORK" --logfile "$WORK/redis.log" --maxclients 10000 || true
+        for _ in $(seq 50); do
+            pid=$(cat "$REDIS_PIDFILE" 2>/dev/null || true)
+            if [[ -n $pid && " $(listening_pids "$RP") " == *" $pid "* ]] && redis-cli -p "$RP" ping >/dev/null 2>&1; then
+                REDIS_PID=$pid
+                echo "redis-server $(redis-server --version | grep -o 'v=[0-9.]*') on port $RP, pid $REDIS_PID" >&2
+                return 0
+            fi
+            sleep 0.1
+        done
+        [[ -n $pid ]] && kill "$pid" 2>/dev/null || true
+        echo "redis-server: not listening on port $RP; trying the next port" >&2
+        RP=$((RP + 1))
+    done
+    echo "redis-server did not come up; log:" >&2
+    cat "$WORK/redis.log" >&2
+    exit 1
+}
+
+# The nodes' settings for a benchmark, all but the store: Redis at port RP, quiet logs, and
+# the per-connection frame rate limit lifted (the load generator sends far more than a
+# person types).
+switchboard_env() {
+    export SWITCHBOARD__REDIS__URL=redis://127.0.0.1:$RP
+    export SWITCHBOARD__REDIS__KEY_PREFIX=bench
+    export SWITCHBOARD__AUTH__TOKEN_SECRET=bench-secret-0123456789-0123456789-abcdef
+    export SWITCHBOARD__LOG__LEVEL=warn
+    export SWITCHBOARD__LIMITS__FRAMES_PER_SECOND=100000
+    export SWITCHBOARD__LIMITS__BURST_FRAMES=100000
+}
+
+# Starts a Switchboard node on the first free port from $2 and waits for /healthz; sets
+# STARTED_PORT; its PID is ${PIDS[-1]}.
+start_node() { # name first-port
+    start_server "$1" "$2" env SWITCHBOARD__SERVER__LISTEN=127.0.0.1:@PORT@ SWITCHBOARD__SERVER__NODE_NAME="$1" "$SB" serve
+    for _ in $(seq 100); do curl -fs "http://127.0.0.1:$STARTED_PORT/healthz" >/dev/null 2>&1 && return 0; sleep 0.1; done
+    echo "node $1 does not answer /healthz; log:" >&2
+    cat "$WORK/$1.log" >&2
+    exit 1
+}
+
+# Starts nodes A and B on free ports from $1 (default 18080); sets PA, PB, NODE_A, NODE_B.
+start_switchboard_pair() {
+    start_node bench-a "${1:-18080}"
+    NODE_A=${PIDS[-1]} PA=$STARTED_PORT
+    start_node bench-b $((PA + 1))
+    NODE_B=${PIDS[-1]} PB=$STARTED_PORT
+}
+
+# What the figures were measured on (after a first line of the caller's own).
+machine_info() {
+    echo "nproc=$(nproc)"
+    grep -m1 'model name' /proc/cpuinfo
+    grep MemTotal /proc/meminfo
+    echo "open files: soft $(ulimit -Sn) hard $(ulimit -Hn)"
+    redis-server --version
+    git -C "$ROOT" rev-parse HEAD 2>/dev/null || true
+}
