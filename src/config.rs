@@ -130,7 +130,7 @@ pub struct Chat {
 pub struct Flush {
     /// Milliseconds a flush job may stay unacknowledged before another node takes it over.
     pub claim_idle_ms: u64,
-    /// Jobs read per batch.
+    /// Jobs read per batch and flushed together.
     pub batch: usize,
 }
 

@@ -187,7 +187,7 @@ impl Metrics {
             flush_duration: histogram(
                 &r,
                 "switchboard_flush_duration_seconds",
-                "Time to write one transcript to the SQL store.",
+                "Time to flush a chat: reading its transcript from Redis, writing it to the SQL store (in a transaction of up to 8 chats) and removing its Redis keys.",
                 vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
             ),
             subscriptions,

@@ -222,6 +222,10 @@ pub async fn run(
     r.set_rate(o.rate);
     tokio::time::sleep(Duration::from_secs_f64(exchange_s)).await;
     r.label("drain");
+    r.quiesce(Duration::from_secs(15)).await;
+    // A sender may still have had a send under way when the rate dropped to zero: settle, then
+    // count again, so the per-chat expectations below include it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let integrity = r.quiesce(Duration::from_secs(15)).await;
     let expected = r.w.accepted_per_chat();
     let mut ids: Vec<String> = expected.keys().cloned().collect();

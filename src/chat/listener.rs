@@ -8,7 +8,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 use tokio::sync::{broadcast, watch};
 
-/// The payload `chat_common.lua` publishes.
+/// The payload `chat_common.lua` publishes (a MessagePack map).
 #[derive(Deserialize)]
 struct Published {
     chat_id: String,
@@ -93,7 +93,7 @@ fn on_entry(svc: &Service, channel: &str, payload: &[u8]) {
         }
         return;
     }
-    let p: Published = match serde_json::from_slice(payload) {
+    let p: Published = match rmp_serde::from_slice(payload) {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %e, "undecodable chat entry dropped");

@@ -940,9 +940,18 @@ impl Service {
         }
     }
 
-    /// Called by the hub's listener when a queue changed somewhere in the cluster.
+    /// Called by the hub's listener when a queue changed somewhere in the cluster. Changes
+    /// that arrive while a refresh runs are folded into one more round (`Positions::begin_refresh`).
     pub async fn queue_changed(&self, queue: &str) {
-        self.refresh_positions(queue).await;
+        if !self.positions.begin_refresh(queue) {
+            return;
+        }
+        loop {
+            self.refresh_positions(queue).await;
+            if !self.positions.end_refresh(queue) {
+                break;
+            }
+        }
     }
 }
 
