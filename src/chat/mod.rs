@@ -512,7 +512,7 @@ impl Service {
         if access.state == "queued" || access.state == "offered" {
             if let Party::Visitor { .. } = party {
                 self.positions.watch(&access.queue, chat, conn, 0);
-                self.refresh_positions(&access.queue).await;
+                self.queue_changed(&access.queue).await;
             }
         }
         let mut entries = Vec::new();
@@ -706,7 +706,7 @@ impl Service {
             self.tell(&format!("a:{agent}"), &self.offer_frame(&chat, &r))
                 .await;
         }
-        self.refresh_positions(queue).await;
+        self.queue_changed(queue).await;
     }
 
     fn offer_frame(&self, chat: &str, r: &crate::redis::ChatRecord) -> ServerFrame {
