@@ -7,8 +7,8 @@ use crate::metrics::Metrics;
 use crate::protocol::{encode_server, Encoding, Entry, ServerFrame};
 use crate::redis::RedisLayer;
 use bytes::Bytes;
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// What the hub hands a connection's writer.
@@ -189,14 +189,22 @@ impl Follower {
     }
 }
 
+/// Whether this node is subscribed to one channel, behind that channel's own async lock.
+type Slot = Arc<tokio::sync::Mutex<bool>>;
+
 pub struct Hub {
     redis: RedisLayer,
     metrics: Arc<Metrics>,
     /// channel name -> followers on this node. Short sync lock, never held across an await.
     followers: Mutex<HashMap<String, HashMap<ConnId, Follower>>>,
-    /// Channels this node is subscribed to. The async lock orders subscribe/unsubscribe calls
-    /// so a late unsubscribe never undoes a newer subscribe.
-    subscribed: tokio::sync::Mutex<HashSet<String>>,
+    /// One slot per channel this node is subscribed to or busy (un)subscribing: whether the
+    /// subscription is on, behind an async lock that orders that channel's subscribe and
+    /// unsubscribe calls (a late unsubscribe never undoes a newer subscribe). Per channel, so
+    /// thousands of connections arriving at once subscribe side by side, pipelined, instead of
+    /// one round trip after another.
+    slots: Mutex<HashMap<String, Slot>>,
+    /// Channels subscribed now (the `subscriptions` gauge).
+    subscribed: AtomicI64,
 }
 
 impl Hub {
@@ -205,7 +213,8 @@ impl Hub {
             redis,
             metrics,
             followers: Mutex::new(HashMap::new()),
-            subscribed: tokio::sync::Mutex::new(HashSet::new()),
+            slots: Mutex::new(HashMap::new()),
+            subscribed: AtomicI64::new(0),
         }
     }
 
@@ -223,13 +232,42 @@ impl Hub {
             .entry(channel.to_string())
             .or_default()
             .insert(conn, f);
-        let mut subs = self.subscribed.lock().await;
-        if !subs.contains(channel) {
-            self.redis.subscribe(channel).await?;
-            subs.insert(channel.to_string());
-            self.metrics.subscriptions.set(subs.len() as i64);
+        let slot = self.slot(channel);
+        let mut on = slot.lock().await;
+        if !*on {
+            if let Err(e) = self.redis.subscribe(channel).await {
+                drop(on);
+                self.release(channel, slot);
+                return Err(e);
+            }
+            *on = true;
+            let n = self.subscribed.fetch_add(1, Ordering::Relaxed) + 1;
+            self.metrics.subscriptions.set(n);
         }
+        drop(on);
+        self.release(channel, slot);
         Ok(())
+    }
+
+    /// The channel's slot, created when missing.
+    fn slot(&self, channel: &str) -> Slot {
+        self.slots
+            .lock()
+            .unwrap()
+            .entry(channel.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Hands back a slot taken with `slot`; an off slot nobody else holds is removed, so the
+    /// map only keeps channels that are subscribed or being worked on.
+    fn release(&self, channel: &str, slot: Slot) {
+        let mut slots = self.slots.lock().unwrap();
+        // Two references: the map's and this one. Anyone else would have cloned it from the
+        // map under this lock, so nobody can be waiting on it.
+        if Arc::strong_count(&slot) == 2 && slot.try_lock().is_ok_and(|on| !*on) {
+            slots.remove(channel);
+        }
     }
 
     pub fn is_following(&self, channel: &str, conn: ConnId) -> bool {
@@ -258,14 +296,19 @@ impl Hub {
             }
         };
         if empty {
-            let mut subs = self.subscribed.lock().await;
+            let slot = self.slot(channel);
+            let mut on = slot.lock().await;
             let still_empty = !self.followers.lock().unwrap().contains_key(channel);
-            if still_empty && subs.remove(channel) {
+            if still_empty && *on {
+                *on = false;
                 if let Err(e) = self.redis.unsubscribe(channel).await {
                     tracing::warn!(channel, error = %e, "unsubscribe failed");
                 }
-                self.metrics.subscriptions.set(subs.len() as i64);
+                let n = self.subscribed.fetch_sub(1, Ordering::Relaxed) - 1;
+                self.metrics.subscriptions.set(n);
             }
+            drop(on);
+            self.release(channel, slot);
         }
     }
 
