@@ -12,6 +12,7 @@ pub mod listener;
 mod messages;
 mod positions;
 mod presence;
+mod rounds;
 pub mod timers;
 mod transfer;
 pub mod visitors;
@@ -166,6 +167,8 @@ pub struct Service {
     pub node: String,
     pub presence: Presence,
     positions: positions::Positions,
+    /// Position refreshes, folded per queue during bursts.
+    refresh_rounds: rounds::Rounds,
     /// The site-visitors list: this node's watching agents and its batch of changes.
     pub visitors: visitors::SiteVisitors,
     /// Set when the node drains: readiness fails so the load balancer stops sending traffic.
@@ -192,6 +195,7 @@ impl Service {
         Arc::new(Service {
             presence: Presence::new(&settings),
             positions: positions::Positions::default(),
+            refresh_rounds: rounds::Rounds::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
             visitors: visitors::SiteVisitors::new(&settings),
             settings,
@@ -675,38 +679,55 @@ impl Service {
     }
 
     /// Offers waiting chats of `queue` and tells the chosen agents.
+    /// Offers the queue's waiting chats to its available agents (a pass looks at up to
+    /// `redis::ROUTE_BATCH` of them). Every request runs one; passes are not folded together
+    /// like position refreshes: measured, folding made each request wait for the pass before
+    /// it and doubled request-to-offer times in a 8,000-request burst.
     pub async fn route(&self, queue: &str) {
-        let _timer = self
-            .metrics
-            .redis_latency
-            .with_label_values(&["route"])
-            .start_timer();
-        let offers = match self
-            .redis
-            .route(queue, now_ms(), self.settings.chat.offer_timeout_ms)
-            .await
-        {
-            Ok(o) => o,
-            Err(e) => {
-                self.metrics.redis_errors.inc();
-                tracing::warn!(queue, error = %e, "routing failed; the sweep retries");
-                return;
+        let offers = {
+            let _timer = self
+                .metrics
+                .redis_latency
+                .with_label_values(&["route"])
+                .start_timer();
+            match self
+                .redis
+                .route(queue, now_ms(), self.settings.chat.offer_timeout_ms)
+                .await
+            {
+                Ok(o) => o,
+                Err(e) => {
+                    self.metrics.redis_errors.inc();
+                    tracing::warn!(queue, error = %e, "routing failed; the sweep retries");
+                    return;
+                }
             }
         };
-        for (chat, agent) in offers {
-            self.metrics.offers.inc();
-            let r = match self.redis.chat_record(&chat).await {
-                Ok(r) => r,
-                Err(_) => continue,
-            };
-            if let Some(created) = r.get("created").and_then(|c| c.parse::<i64>().ok()) {
-                let waited = (now_ms() - created).max(0) as f64 / 1000.0;
-                self.metrics.request_to_offer.observe(waited);
-            }
-            self.tell(&format!("a:{agent}"), &self.offer_frame(&chat, &r))
-                .await;
+        // One routing pass may offer dozens of chats: tell their agents side by side (the
+        // commands pipeline on the pooled connections) rather than two round trips per offer
+        // one after another, which queued the last offers of a burst behind the first.
+        futures_util::future::join_all(
+            offers
+                .into_iter()
+                .map(|(chat, agent)| self.tell_offer(chat, agent)),
+        )
+        .await;
+        // Positions: the script published "queue changed" when it offered anything, and every
+        // node's listener refreshes its own waiting visitors from that (coalesced), off this path.
+    }
+
+    /// Sends a fresh offer to its agent, on whichever node the agent is connected.
+    async fn tell_offer(&self, chat: String, agent: String) {
+        self.metrics.offers.inc();
+        let Ok(r) = self.redis.chat_record(&chat).await else {
+            return;
+        };
+        if let Some(created) = r.get("created").and_then(|c| c.parse::<i64>().ok()) {
+            let waited = (now_ms() - created).max(0) as f64 / 1000.0;
+            self.metrics.request_to_offer.observe(waited);
         }
-        self.queue_changed(queue).await;
+        self.tell(&format!("a:{agent}"), &self.offer_frame(&chat, &r))
+            .await;
     }
 
     fn offer_frame(&self, chat: &str, r: &crate::redis::ChatRecord) -> ServerFrame {
@@ -941,14 +962,14 @@ impl Service {
     }
 
     /// Called by the hub's listener when a queue changed somewhere in the cluster. Changes
-    /// that arrive while a refresh runs are folded into one more round (`Positions::begin_refresh`).
+    /// that arrive while a refresh runs are folded into one more round (`rounds::Rounds`).
     pub async fn queue_changed(&self, queue: &str) {
-        if !self.positions.begin_refresh(queue) {
+        if !self.refresh_rounds.begin(queue) {
             return;
         }
         loop {
             self.refresh_positions(queue).await;
-            if !self.positions.end_refresh(queue) {
+            if !self.refresh_rounds.end(queue) {
                 break;
             }
         }

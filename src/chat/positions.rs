@@ -16,44 +16,9 @@ struct Watch {
 pub struct Positions {
     /// chat id -> who on this node waits for it and the position last told.
     chats: Mutex<HashMap<String, Watch>>,
-    /// Queues being refreshed -> whether another change came in meanwhile.
-    refreshing: Mutex<HashMap<String, bool>>,
 }
 
 impl Positions {
-    /// Starts a refresh of `queue`, or, when one is already running, marks it to go round once
-    /// more and returns false. Every request and every offer changes a queue: refreshing once
-    /// per change would read a 10,000-chat queue 10,000 times during a burst, so a burst costs
-    /// about two reads per node instead.
-    pub fn begin_refresh(&self, queue: &str) -> bool {
-        let mut r = self.refreshing.lock().unwrap();
-        match r.get_mut(queue) {
-            Some(again) => {
-                *again = true;
-                false
-            }
-            None => {
-                r.insert(queue.to_string(), false);
-                true
-            }
-        }
-    }
-
-    /// Ends a refresh of `queue`; true when changes arrived meanwhile and it must run again.
-    pub fn end_refresh(&self, queue: &str) -> bool {
-        let mut r = self.refreshing.lock().unwrap();
-        match r.get_mut(queue) {
-            Some(again) if *again => {
-                *again = false;
-                true
-            }
-            _ => {
-                r.remove(queue);
-                false
-            }
-        }
-    }
-
     pub fn watch(&self, queue: &str, chat: &str, conn: ConnId, position: u64) {
         let mut m = self.chats.lock().unwrap();
         let w = m.entry(chat.to_string()).or_insert_with(|| Watch {
@@ -136,19 +101,5 @@ mod tests {
         assert_eq!(ch, vec![("b".to_string(), 1)]);
         p.forget_conn("b", 2);
         assert!(p.current("b").is_none());
-    }
-
-    #[test]
-    fn changes_during_a_refresh_coalesce_into_one_more_round() {
-        let p = Positions::default();
-        assert!(p.begin_refresh("q"));
-        assert!(!p.begin_refresh("q"));
-        assert!(!p.begin_refresh("q"));
-        assert!(p.begin_refresh("other"));
-        // Two changes came in: one more round, then done.
-        assert!(p.end_refresh("q"));
-        assert!(!p.end_refresh("q"));
-        assert!(p.begin_refresh("q"));
-        assert!(!p.end_refresh("q"));
     }
 }

@@ -148,6 +148,9 @@ impl Opening {
     }
 }
 
+/// Waiting chats one routing pass looks at (and so offers at most).
+pub const ROUTE_BATCH: usize = 50;
+
 /// Pub/sub messages buffered between the subscriber connection and the listener task (about
 /// half a second at 30,000 messages/s); a listener that falls further behind makes the node's
 /// connections resume (see `chat::listener`).
@@ -354,7 +357,7 @@ impl RedisLayer {
                     queue.into(),
                     now.to_string(),
                     offer_timeout_ms.to_string(),
-                    "50".into(),
+                    ROUTE_BATCH.to_string(),
                 ],
             )
             .await?;
