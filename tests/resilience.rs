@@ -375,3 +375,61 @@ async fn client_that_stops_reading_is_cut_off_and_resumes_without_loss() {
     assert_eq!(numbers, (0..sent).collect::<Vec<_>>());
     cluster.cleanup().await;
 }
+
+/// Many connections following and leaving the same channels at once on one node: every
+/// subscribe and unsubscribe of a channel stays in order, so a channel that still has a
+/// follower is still subscribed (its traffic arrives) and one without is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_follow_and_unfollow_keep_subscriptions_right() {
+    use switchboard::chat::hub::{Follower, Inbound, Out};
+    let cluster = Cluster::new(Backend::Sqlite).await;
+    let a = cluster.node().await;
+    let svc = a.service.clone();
+    let base = svc.metrics.subscriptions.get();
+    let channels: Vec<String> = (0..20)
+        .map(|i| svc.redis.keys.chat_channel(&format!("churn{i}")))
+        .collect();
+    // 20 channels x 10 connections, each following and leaving 5 times, all at once; on the
+    // even channels connection 0 follows once more at the end and stays.
+    let mut tasks = Vec::new();
+    for (c, channel) in channels.iter().enumerate() {
+        for conn in 0..10u64 {
+            let (svc, channel) = (svc.clone(), channel.clone());
+            tasks.push(tokio::spawn(async move {
+                let f = Follower::new(16);
+                let id = 1_000_000 + (c as u64) * 100 + conn;
+                for _ in 0..5 {
+                    svc.hub.follow(&channel, id, f.clone()).await.unwrap();
+                    tokio::task::yield_now().await;
+                    svc.hub.unfollow(&channel, id).await;
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut stayed = Vec::new();
+    for channel in channels.iter().step_by(2) {
+        let f = Follower::new(16);
+        svc.hub.follow(channel, 42, f.clone()).await.unwrap();
+        stayed.push((channel.clone(), f));
+    }
+    assert_eq!(svc.metrics.subscriptions.get(), base + 10);
+    // Traffic on a followed channel arrives through Redis.
+    for (channel, f) in &stayed {
+        svc.redis
+            .publish(channel, r#"{"relay":{"type":"pong","nonce":7}}"#.into())
+            .await
+            .unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), f.recv())
+            .await
+            .expect("traffic of a followed channel arrives");
+        assert!(matches!(got, Inbound::Out(Out::Frame(_))));
+    }
+    for (channel, _) in &stayed {
+        svc.hub.unfollow(channel, 42).await;
+    }
+    assert_eq!(svc.metrics.subscriptions.get(), base);
+    cluster.cleanup().await;
+}

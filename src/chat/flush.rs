@@ -19,8 +19,6 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::watch;
 
-/// Transcript entries read from Redis per request.
-const ENTRIES_PAGE: u64 = 1000;
 /// Chats written to SQL in one transaction (one commit, so one WAL flush, for all of them).
 pub const SQL_BATCH: usize = 8;
 
@@ -178,10 +176,10 @@ fn transcript_entry(e: crate::protocol::Entry) -> TranscriptEntry {
 
 /// A chat's routing record and transcript, read from Redis.
 async fn read_chat(svc: &Service, chat: &str) -> Result<Read, FlushError> {
-    // The record and the first page of the transcript in one round trip.
-    let (r, first) = tokio::try_join!(
+    // The record and the transcript side by side.
+    let (r, entries) = tokio::try_join!(
         svc.redis.chat_record(chat),
-        svc.redis.entries_after(chat, "", ENTRIES_PAGE)
+        svc.redis.entries_all_after(chat, "")
     )?;
     if r.is_empty() {
         return Ok(Read::Gone);
@@ -191,19 +189,7 @@ async fn read_chat(svc: &Service, chat: &str) -> Result<Read, FlushError> {
     }
     let g = |k: &str| r.get(k).cloned().unwrap_or_default();
     let num = |k: &str| r.get(k).and_then(|s| s.parse::<i64>().ok());
-    let mut entries = Vec::with_capacity(first.len());
-    let mut page = first;
-    loop {
-        let full = page.len() as u64 == ENTRIES_PAGE;
-        let after = page.last().map(|l| l.seq.clone());
-        entries.extend(page.into_iter().map(transcript_entry));
-        match after {
-            Some(after) if full => {
-                page = svc.redis.entries_after(chat, &after, ENTRIES_PAGE).await?
-            }
-            _ => break,
-        }
-    }
+    let entries = entries.into_iter().map(transcript_entry).collect();
     let opt = |k: &str| r.get(k).filter(|v| !v.is_empty()).cloned();
     Ok(Read::Ready(Box::new(TranscriptRecord {
         chat_id: chat.to_string(),

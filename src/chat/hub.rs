@@ -115,7 +115,7 @@ pub enum Inbound {
     Slow,
 }
 
-/// Queues at or above this capacity are given back when they drain, so a burst does not
+/// Queues grown past this capacity are given back when they drain, so a burst does not
 /// leave a large buffer behind on an idle socket.
 const KEEP_QUEUE_CAPACITY: usize = 16;
 

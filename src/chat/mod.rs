@@ -519,19 +519,7 @@ impl Service {
                 self.queue_changed(&access.queue).await;
             }
         }
-        let mut entries = Vec::new();
-        let mut after = last_seq.to_string();
-        loop {
-            let page = self.redis.entries_after(chat, &after, 500).await?;
-            let full = page.len() == 500;
-            if let Some(last) = page.last() {
-                after = last.seq.clone();
-            }
-            entries.extend(page);
-            if !full {
-                break;
-            }
-        }
+        let entries = self.redis.entries_all_after(chat, last_seq).await?;
         Ok((access, entries))
     }
 
@@ -678,11 +666,10 @@ impl Service {
         Ok(())
     }
 
-    /// Offers waiting chats of `queue` and tells the chosen agents.
     /// Offers the queue's waiting chats to its available agents (a pass looks at up to
     /// `redis::ROUTE_BATCH` of them). Every request runs one; passes are not folded together
     /// like position refreshes: measured, folding made each request wait for the pass before
-    /// it and doubled request-to-offer times in a 8,000-request burst.
+    /// it and doubled request-to-offer times in an 8,000-request burst.
     pub async fn route(&self, queue: &str) {
         let offers = {
             let _timer = self

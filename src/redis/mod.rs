@@ -148,6 +148,9 @@ impl Opening {
     }
 }
 
+/// Transcript entries read per request when a whole transcript is read (resume, flush).
+const TRANSCRIPT_PAGE: u64 = 1000;
+
 /// Waiting chats one routing pass looks at (and so offers at most).
 pub const ROUTE_BATCH: usize = 50;
 
@@ -737,6 +740,23 @@ impl RedisLayer {
             .into_iter()
             .map(|(id, f)| entry_from_fields(id, f))
             .collect())
+    }
+
+    /// Every entry after `after` ("" = from the start), read in pages of `TRANSCRIPT_PAGE`.
+    pub async fn entries_all_after(&self, chat: &str, after: &str) -> Result<Vec<Entry>> {
+        let mut entries = Vec::new();
+        let mut after = after.to_string();
+        loop {
+            let page = self.entries_after(chat, &after, TRANSCRIPT_PAGE).await?;
+            let full = page.len() as u64 == TRANSCRIPT_PAGE;
+            if let Some(last) = page.last() {
+                after = last.seq.clone();
+            }
+            entries.extend(page);
+            if !full {
+                return Ok(entries);
+            }
+        }
     }
 
     /// The last sequence number of a chat ("" when empty).
