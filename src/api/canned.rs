@@ -30,22 +30,14 @@ struct Search {
     q: String,
 }
 
+/// The body of a create or an update.
 #[derive(Deserialize)]
-struct Create {
+struct Body {
     title: String,
     shortcut: String,
     text: String,
-    /// `shared` or `personal` (the default).
-    #[serde(default)]
-    scope: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Update {
-    title: String,
-    shortcut: String,
-    text: String,
-    /// Accepted when it names the current scope, so a client may send a whole record back.
+    /// `shared` or `personal` (the default) on create; on update accepted when it names the
+    /// current scope, so a client may send a whole record back.
     #[serde(default)]
     scope: Option<String>,
 }
@@ -122,7 +114,7 @@ async fn search(
 async fn create(
     State(svc): State<Arc<Service>>,
     headers: HeaderMap,
-    Json(c): Json<Create>,
+    Json(c): Json<Body>,
 ) -> ApiResult<Response> {
     let (agent, admin) = agent_from(&svc, &headers).await?;
     let scope = parse_scope(c.scope.as_deref())?;
@@ -142,7 +134,7 @@ async fn update(
     State(svc): State<Arc<Service>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(u): Json<Update>,
+    Json(u): Json<Body>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let (agent, admin) = agent_from(&svc, &headers).await?;
     let id = parse_id(&id)?;

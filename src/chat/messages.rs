@@ -90,20 +90,33 @@ impl Service {
                 format!("text is over {max} characters"),
             ));
         }
+        let entry = Append {
+            client_msg_id,
+            text,
+            ..Default::default()
+        };
+        self.append_as(party, conn, access, chat, entry).await
+    }
+
+    /// Stores a participant's entry under its role, id and display name, once the connection
+    /// is known to follow the chat.
+    async fn append_as(
+        &self,
+        party: &Party,
+        conn: ConnId,
+        access: &ChatAccess,
+        chat: &str,
+        entry: Append<'_>,
+    ) -> ChatResult<ServerFrame> {
         self.require_following(chat, conn)?;
         let actor = party.actor();
-        self.append(
-            chat,
-            Append {
-                role: party.role(),
-                actor: &actor,
-                name: &access.display_name,
-                client_msg_id,
-                text,
-                ..Default::default()
-            },
-        )
-        .await
+        let entry = Append {
+            role: party.role(),
+            actor: &actor,
+            name: &access.display_name,
+            ..entry
+        };
+        self.append(chat, entry).await
     }
 
     /// A link entry: the URL is the text, with an optional title in `data`.
@@ -127,23 +140,14 @@ impl Service {
                 "title is over 200 characters",
             ));
         }
-        self.require_following(chat, conn)?;
-        let actor = party.actor();
-        let data = Some(json!({ "url": url, "title": title }));
-        self.append(
-            chat,
-            Append {
-                role: party.role(),
-                actor: &actor,
-                name: &access.display_name,
-                client_msg_id,
-                text: &url,
-                event: "link",
-                data,
-                ..Default::default()
-            },
-        )
-        .await
+        let entry = Append {
+            client_msg_id,
+            text: &url,
+            event: "link",
+            data: Some(json!({ "url": url, "title": title })),
+            ..Default::default()
+        };
+        self.append_as(party, conn, access, chat, entry).await
     }
 
     /// Pushes a page to the visitor's browser: a system entry the widget acts on when it
@@ -165,23 +169,15 @@ impl Service {
         };
         check_client_msg_id(client_msg_id)?;
         let url = safe_url(url)?;
-        self.require_following(chat, conn)?;
-        let actor = party.actor();
-        let data = Some(json!({ "url": url }));
-        self.append(
-            chat,
-            Append {
-                role: "agent",
-                actor: &actor,
-                name: &access.display_name,
-                client_msg_id,
-                text: &url,
-                system: true,
-                event: "push_page",
-                data,
-            },
-        )
-        .await
+        let entry = Append {
+            client_msg_id,
+            text: &url,
+            system: true,
+            event: "push_page",
+            data: Some(json!({ "url": url })),
+            ..Default::default()
+        };
+        self.append_as(party, conn, access, chat, entry).await
     }
 
     /// Relays a frame to every follower of the chat on every node, without storing it.
