@@ -4,7 +4,8 @@
 #
 #   loadtest/run-bench.sh [quick|full] [scenario ...]
 #
-# Scenarios: redis idle chat ramp storm (default), and flush (ended chats written to
+# Scenarios: redis idle chat ramp storm (default), routing (request->offer at paced and burst
+# arrivals), and flush (ended chats written to
 # PostgreSQL; only when named). `quick` is small and short (a smoke run, ~2 minutes); `full`
 # uses the sizes that docs/benchmarks.md reports (~10 minutes).
 #
@@ -35,11 +36,11 @@ mkdir -p "$OUT"
 
 case $MODE in
 quick)
-    AGENTS=50 MAX_CHATS=20 PAIRS=100 IDLE=2000 HOLD=3 DURATION=5 RAMP_START=2000 RAMP_STEP=3 STORM=500 FLUSH=1000 ;;
+    AGENTS=50 MAX_CHATS=20 PAIRS=100 IDLE=2000 HOLD=3 DURATION=5 RAMP_START=2000 RAMP_STEP=3 STORM=500 FLUSH=1000 ROUTING=1000 ;;
 full)
-    AGENTS=500 MAX_CHATS=20 PAIRS=1000 IDLE=19000 HOLD=10 DURATION=10 RAMP_START=2000 RAMP_STEP=5 STORM=10000 FLUSH=5000 ;;
+    AGENTS=500 MAX_CHATS=20 PAIRS=1000 IDLE=19000 HOLD=10 DURATION=10 RAMP_START=2000 RAMP_STEP=5 STORM=10000 FLUSH=5000 ROUTING=10000 ;;
 *)
-    echo "usage: $0 [quick|full] [redis idle chat ramp storm flush]" >&2
+    echo "usage: $0 [quick|full] [redis idle chat ramp storm routing flush]" >&2
     exit 64 ;;
 esac
 
@@ -84,7 +85,9 @@ TARGETS=http://127.0.0.1:$PA,http://127.0.0.1:$PB
 COMMON=(--targets "$TARGETS" --node-pids "$NODE_A,$NODE_B" --redis-pid "$REDIS_PID" --encoding "$ENCODING")
 echo "nodes: A pid $NODE_A port $PA, B pid $NODE_B port $PB; results in $OUT" >&2
 
-"$LT" "${COMMON[@]}" --json "$OUT/agents.json" agents --admin-user lt-admin --admin-password "$ADMIN_PW" \
+# Agents are created through node B (their own node): creating them hashes passwords, and
+# node A's memory should be untouched by that when the idle scenario measures it.
+"$LT" --targets "http://127.0.0.1:$PB" --json "$OUT/agents.json" agents --admin-user lt-admin --admin-password "$ADMIN_PW" \
     --count "$AGENTS" --max-chats "$MAX_CHATS" --parallel 4 >/dev/null
 
 {
@@ -130,6 +133,15 @@ for s in $SCENARIOS; do
     ramp)
         "$LT" "${COMMON[@]}" --json "$OUT/ramp.json" ramp --agents "$AGENTS" --visitors "$PAIRS" \
             --start-rate "$RAMP_START" --factor 1.25 --step-secs "$RAMP_STEP" --p99-bound-ms 50
+        ;;
+    routing)
+        # ROUTING chat requests to the agents (as many as their capacity), visitors arriving
+        # at a steady 1,000/s, then 2,000/s, then all at once (128 connecting at a time).
+        # request->offer is in each report's `setup`; every chat is ended and trashed after.
+        for RR in 1000 2000 0; do
+            "$LT" "${COMMON[@]}" --json "$OUT/routing-$RR.json" chat --agents "$AGENTS" --visitors "$ROUTING" \
+                --rate 0 --duration 1 --warmup 0 --request-rate "$RR" --connect-parallel 128 --setup-timeout-secs 60
+        done
         ;;
     storm)
         "$LT" "${COMMON[@]}" --json "$OUT/storm.json" storm --agents "$AGENTS" --visitors "$STORM" \

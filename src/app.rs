@@ -21,7 +21,7 @@ pub struct Running {
     pub addr: SocketAddr,
     pub service: Arc<Service>,
     drain: watch::Sender<bool>,
-    kill: watch::Sender<bool>,
+    sockets: watch::Sender<gateway::Ending>,
     server: JoinHandle<()>,
     background: Vec<JoinHandle<()>>,
 }
@@ -36,6 +36,7 @@ impl Running {
             .draining
             .store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = self.drain.send(true);
+        let _ = self.sockets.send(gateway::Ending::Draining);
         let deadline = Duration::from_secs(self.service.settings.server.drain_seconds);
         let all = async {
             let _ = self.server.await;
@@ -52,7 +53,7 @@ impl Running {
     /// Stops everything at once, as a crash would (tests only use this to prove recovery):
     /// no drain, no clean-up, sockets dropped, background work cut mid-step.
     pub fn kill(self) {
-        let _ = self.kill.send(true);
+        let _ = self.sockets.send(gateway::Ending::Killed);
         self.server.abort();
         for b in self.background {
             b.abort();
@@ -98,12 +99,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let service = Service::new(settings.clone(), redis, store, files, metrics, node.clone());
 
     let (drain_tx, drain_rx) = watch::channel(false);
-    let (kill_tx, kill_rx) = watch::channel(false);
+    let (sockets_tx, sockets_rx) = watch::channel(gateway::Ending::Serving);
     let geoip = match settings.server.geoip_database.as_str() {
         "" => None,
         path => Some(gateway::GeoIp::open(path)?),
     };
-    let gw = gateway::Gateway::new(service.clone(), drain_rx.clone(), kill_rx, geoip);
+    let gw = gateway::Gateway::new(service.clone(), sockets_rx, geoip);
     let router = api::routes(service.clone())
         .merge(gateway::routes(gw))
         .merge(web::routes())
@@ -149,7 +150,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         addr,
         service,
         drain: drain_tx,
-        kill: kill_tx,
+        sockets: sockets_tx,
         server,
         background,
     })

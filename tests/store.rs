@@ -52,6 +52,7 @@ on_both_backends!(
     many_concurrent_batched_flushes_land_once,
     interactions_newest_first,
     contact_matched_by_email,
+    queue_created_on_another_node_is_known_at_once,
 );
 
 /// Runs `body` against a new SQLite file, then deletes the file even if `body` panicked.
@@ -298,6 +299,25 @@ async fn agents_and_passwords(url: String) {
         store.ensure_queue("").await,
         Err(StoreError::Invalid(_))
     ));
+}
+
+/// Chat requests check their queue through `queue_exists`, which remembers names it found:
+/// a queue another node creates must still be found the first time it is asked for.
+async fn queue_created_on_another_node_is_known_at_once(url: String) {
+    let one = Store::connect(&url, 2).await.expect("connect node one");
+    let two = Store::connect(&url, 2).await.expect("connect node two");
+    assert!(!one.queue_exists("late").await.unwrap());
+    two.ensure_queue("late").await.unwrap();
+    assert!(
+        one.queue_exists("late").await.unwrap(),
+        "a miss is looked up again"
+    );
+    assert!(
+        one.queue_exists("late").await.unwrap(),
+        "and then remembered"
+    );
+    assert!(!one.queue_exists("never-made").await.unwrap());
+    assert!(!one.queue_exists("").await.unwrap());
 }
 
 async fn invalid_agents_are_refused(url: String) {

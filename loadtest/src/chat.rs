@@ -111,6 +111,8 @@ pub struct ChatOpts {
     pub setup_timeout: Duration,
     pub login_parallel: usize,
     pub connect_parallel: usize,
+    /// Visitors arriving per second; 0: all at once (bounded by `connect_parallel`).
+    pub request_rate: f64,
     /// `split`: visitors on the first half of the targets, agents on the second; `rr`: both everywhere.
     pub placement_split: bool,
 }
@@ -853,8 +855,17 @@ pub async fn start(net: Net, targets: &[Target], o: &ChatOpts) -> Running {
     .await;
     let agents_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
+    let arrivals_from = tokio::time::Instant::now();
     for i in 0..o.visitors {
-        tasks.push(tokio::spawn(connection(w.clone(), VISITOR, i)));
+        let w = w.clone();
+        let arrival = (o.request_rate > 0.0)
+            .then(|| arrivals_from + Duration::from_secs_f64(i as f64 / o.request_rate));
+        tasks.push(tokio::spawn(async move {
+            if let Some(at) = arrival {
+                tokio::time::sleep_until(at).await;
+            }
+            connection(w, VISITOR, i).await
+        }));
     }
     let visitors = o.visitors as u64;
     wait_until("chats started", o.setup_timeout, || {

@@ -197,6 +197,10 @@ struct ChatArgs {
     /// Visitor connections being set up at once.
     #[arg(long, default_value_t = 64)]
     connect_parallel: usize,
+    /// Visitors arriving per second (each connects, then requests its chat); 0: all at once,
+    /// as fast as --connect-parallel lets them.
+    #[arg(long, default_value_t = 0.0)]
+    request_rate: f64,
     /// Put visitors and agents on the same targets (default: visitors on the first half, agents on the second).
     #[arg(long)]
     mixed: bool,
@@ -213,6 +217,7 @@ impl ChatArgs {
             setup_timeout: Duration::from_secs(self.setup_timeout_secs),
             login_parallel: self.login_parallel,
             connect_parallel: self.connect_parallel,
+            request_rate: self.request_rate,
             placement_split: !self.mixed,
         }
     }

@@ -358,7 +358,7 @@ impl Service {
                 "queue must be 1-64 of a-z, 0-9, '-', '_'",
             ));
         }
-        if !self.store.queues().await?.contains(&queue) {
+        if !self.store.queue_exists(&queue).await? {
             return Err(ChatError::new(
                 ErrorCode::NotFound,
                 format!("no queue named {queue}"),

@@ -25,7 +25,7 @@ impl Service {
         let (to, queue) = match (to_agent, to_queue) {
             (Some(a), None) => (a.to_string(), String::new()),
             (None, Some(q)) => {
-                if !valid_name(&q) || !self.store.queues().await?.contains(&q) {
+                if !valid_name(&q) || !self.store.queue_exists(&q).await? {
                     return Err(ChatError::new(
                         ErrorCode::NotFound,
                         format!("no queue named {q}"),

@@ -3,7 +3,7 @@
 //! protocol abuse, a slow client or draining ends the connection.
 
 use super::limits::RateLimit;
-use super::Gateway;
+use super::{Ending, Gateway};
 use crate::chat::hub::{frames_for_entry, ConnId, Encoded, Follower, Inbound, Out, Seq};
 use crate::chat::{ChatAccess, ChatError, ChatRequest, ClientInfo, Party};
 use crate::protocol::{close_codes, decode_client, ClientFrame, Encoding, ErrorCode, ServerFrame};
@@ -58,39 +58,48 @@ enum Flow {
     Close(u16, &'static str),
 }
 
-pub async fn run(
-    gw: Arc<Gateway>,
-    mut socket: WebSocket,
-    party: Party,
-    id: ConnId,
-    encoding: Encoding,
-    client: ClientInfo,
-) {
-    let span = tracing::info_span!("conn", id, role = party.role(), ip = %client.ip);
+/// What a connection starts from. Boxed: the upgrade callback holding it stays inside the
+/// socket's task for the socket's whole life, so it should be one pointer.
+pub struct Start {
+    pub gw: Arc<Gateway>,
+    pub party: Party,
+    pub id: ConnId,
+    pub encoding: Encoding,
+    pub client: ClientInfo,
+}
+
+/// Gives the connection's place back (against `limits.max_connections`) however the task
+/// ends, a killed node's early return included.
+struct OpenSlot(Arc<Gateway>);
+
+impl Drop for OpenSlot {
+    fn drop(&mut self) {
+        self.0
+            .open
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// The connection's task. Deliberately not an `async fn` wrapped in another async block: every
+/// such layer keeps its own copy of the moved-in arguments (socket, party, client info) for
+/// the socket's whole life, and an idle socket's task was 2,944 bytes, half of it copies.
+pub fn run(start: Box<Start>, mut socket: WebSocket) -> impl std::future::Future<Output = ()> {
+    let span = tracing::info_span!("conn", id = start.id, role = start.party.role(), ip = %start.client.ip);
     async move {
+        let mut conn = Conn::open(*start);
+        let gw = conn.gw.clone();
+        let id = conn.id;
+        let _slot = OpenSlot(gw.clone());
         let limits = &gw.svc.settings.limits;
-        let follower = Follower::new(limits.outbound_queue);
-        let inbox = follower.clone();
+        let inbox = conn.follower.clone();
         let metrics = gw.svc.metrics.clone();
-        metrics.connections.with_label_values(&[party.role()]).inc();
-        let mut conn = Conn {
-            rate: RateLimit::new(limits.frames_per_second, limits.burst_frames),
-            client,
-            gw: gw.clone(),
-            party,
-            id,
-            encoding,
-            follower,
-            chats: HashMap::new(),
-            errors_in_a_row: 0,
-        };
+        metrics.connections.with_label_values(&[conn.party.role()]).inc();
         let mut ping = tokio::time::interval(Duration::from_millis(limits.ping_interval_ms));
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ping.reset();
         let idle_timeout = Duration::from_millis(limits.idle_timeout_ms);
         let mut last_heard = tokio::time::Instant::now();
-        let mut draining = gw.draining.clone();
-        let mut killed = gw.killed.clone();
+        let mut ending = gw.ending.clone();
         // The per-frame work is boxed: an idle connection's task then only holds the small
         // select loop, not the largest dispatch future (measured 8.8 KiB before).
         let close = match Box::pin(conn.start(&mut socket)).await {
@@ -128,8 +137,11 @@ pub async fn run(
                             break Some((close_codes::SLOW_CONSUMER, "write timed out"));
                         }
                     }
-                    _ = draining.changed() => break Some((close_codes::DRAINING, "node draining; reconnect")),
-                    _ = killed.changed() => { inbox.close(); return }
+                    _ = ending.changed() => match *ending.borrow_and_update() {
+                        Ending::Killed => { inbox.close(); return }
+                        Ending::Draining => break Some((close_codes::DRAINING, "node draining; reconnect")),
+                        Ending::Serving => {}
+                    },
                 }
             },
         };
@@ -146,7 +158,6 @@ pub async fn run(
         metrics.connections.with_label_values(&[conn.party.role()]).dec();
     }
     .instrument(span)
-    .await
 }
 
 /// Live items written to the socket before one flush: under load a connection (an agent with
@@ -154,6 +165,23 @@ pub async fn run(
 const DELIVERIES_PER_FLUSH: usize = 64;
 
 impl Conn {
+    /// Outside the task's body on purpose: the fields of `Start` would otherwise keep slots
+    /// of their own in the task next to `Conn`, for the socket's whole life.
+    fn open(start: Start) -> Conn {
+        let limits = &start.gw.svc.settings.limits;
+        Conn {
+            rate: RateLimit::new(limits.frames_per_second, limits.burst_frames),
+            follower: Follower::new(limits.outbound_queue),
+            client: start.client,
+            gw: start.gw,
+            party: start.party,
+            id: start.id,
+            encoding: start.encoding,
+            chats: HashMap::new(),
+            errors_in_a_row: 0,
+        }
+    }
+
     fn message(&self, f: &Encoded) -> Result<Message, Flow> {
         let bytes = f.bytes(self.encoding);
         Ok(match self.encoding {

@@ -32,17 +32,26 @@ const READ_BUFFER_BYTES: usize = 512;
 /// Bytes of frames a socket collects before writing them out without waiting for a flush.
 const WRITE_BATCH_BYTES: usize = 16 * 1024;
 
+/// How the node's sockets end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Serving,
+    /// The node drains: connections close with 4503, new ones are refused.
+    Draining,
+    /// The node is killed (tests of crash recovery): sockets drop with no goodbye and no
+    /// clean-up, as if the process died.
+    Killed,
+}
+
 /// What every connection task shares.
 pub struct Gateway {
     pub svc: Arc<Service>,
     /// Open connections on this node, against `limits.max_connections`.
     open: AtomicUsize,
     next_id: AtomicU64,
-    /// Flips to true when the node drains: connections close with 4503, new ones are refused.
-    draining: watch::Receiver<bool>,
-    /// Flips to true when the node is killed (tests of crash recovery): sockets drop with no
-    /// goodbye and no clean-up, as if the process died.
-    killed: watch::Receiver<bool>,
+    /// Whether and how the node's sockets end (one signal, so an idle socket's task waits on
+    /// one future for it, not two).
+    ending: watch::Receiver<Ending>,
     /// Countries by IP when `server.geoip_database` is set.
     geoip: Option<GeoIp>,
 }
@@ -50,16 +59,14 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(
         svc: Arc<Service>,
-        draining: watch::Receiver<bool>,
-        killed: watch::Receiver<bool>,
+        ending: watch::Receiver<Ending>,
         geoip: Option<GeoIp>,
     ) -> Arc<Gateway> {
         Arc::new(Gateway {
             svc,
             open: AtomicUsize::new(0),
             next_id: AtomicU64::new(1),
-            draining,
-            killed,
+            ending,
             geoip,
         })
     }
@@ -231,7 +238,7 @@ async fn upgrade(
     party: Party,
     client: ClientInfo,
 ) -> Response {
-    if *gw.draining.borrow() {
+    if *gw.ending.borrow() != Ending::Serving {
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Unavailable,
@@ -266,11 +273,15 @@ async fn upgrade(
         .write_buffer_size(WRITE_BATCH_BYTES);
     let id = gw.next_id.fetch_add(1, Ordering::Relaxed);
     let gw2 = gw.clone();
+    let start = Box::new(conn::Start {
+        gw,
+        party,
+        id,
+        encoding,
+        client,
+    });
     ws.on_failed_upgrade(move |_| {
         gw2.open.fetch_sub(1, Ordering::AcqRel);
     })
-    .on_upgrade(move |socket| async move {
-        conn::run(gw.clone(), socket, party, id, encoding, client).await;
-        gw.open.fetch_sub(1, Ordering::AcqRel);
-    })
+    .on_upgrade(move |socket| conn::run(start, socket))
 }

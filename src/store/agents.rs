@@ -275,6 +275,24 @@ impl Store {
         )
     }
 
+    /// Whether a queue of this name exists. Names found once are remembered (queues are
+    /// never removed); an unknown name is looked up again each time, so a queue created on
+    /// another node is usable at once.
+    pub async fn queue_exists(&self, name: &str) -> Result<bool, StoreError> {
+        if self.known_queues.read().unwrap().contains(name) {
+            return Ok(true);
+        }
+        let found = sqlx::query_scalar::<_, String>("SELECT name FROM queues WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some();
+        if found {
+            self.known_queues.write().unwrap().insert(name.to_string());
+        }
+        Ok(found)
+    }
+
     /// Creates the queue unless it exists; `Invalid` unless 1 to 64 of `[a-z0-9_-]`.
     pub async fn ensure_queue(&self, name: &str) -> Result<(), StoreError> {
         if !valid_queue_name(name) {

@@ -17,6 +17,8 @@ mod model;
 mod row;
 mod transcripts;
 
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{install_default_drivers, AnyPoolOptions};
@@ -73,6 +75,9 @@ impl Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Queue names seen in the store. Queues are never removed, so a name once found stays
+    /// valid and every chat request need not ask the database (see `queue_exists`).
+    known_queues: Arc<RwLock<HashSet<String>>>,
 }
 
 impl Store {
@@ -99,7 +104,11 @@ impl Store {
             });
         }
         let pool = options.connect(url).await?;
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            known_queues: Arc::default(),
+        };
         if backend == Backend::Sqlite {
             store.enable_wal().await?;
         }
