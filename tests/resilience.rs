@@ -297,6 +297,22 @@ async fn draining_node_sends_clients_elsewhere_and_nothing_is_lost() {
     visitor.expect("resumed").await;
 }
 
+/// A node dropped without a drain or a kill (its owner went away) closes its sockets as a
+/// drain would, rather than leaving their tasks waiting on a signal that no longer exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_node_closes_its_sockets_as_a_drain() {
+    let cluster = Cluster::new(Backend::Sqlite).await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let (_, vtoken) = visitor_token(&a).await;
+    let mut visitor = Client::visitor(&a, &vtoken).await;
+    drop(a);
+    assert_eq!(visitor.expect_close().await, 4503);
+    // The visitor carries on through the other node.
+    let mut visitor = Client::visitor(&b, &vtoken).await;
+    visitor.send(json!({"type": "ping", "nonce": 1})).await;
+    visitor.expect("pong").await;
+}
+
 /// A visitor whose browser stops reading is cut off as a slow consumer once its small outbound
 /// queue is full (its node never buffers without bound), and when it comes back and resumes it
 /// gets every message, once.

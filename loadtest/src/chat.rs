@@ -903,15 +903,7 @@ pub async fn start(net: Net, targets: &[Target], o: &ChatOpts) -> Running {
         "setup_errors": w.setup_errors.json(),
         "errors_during_setup": w.stats.errors.json(),
     });
-    let chats = w.started.get();
-    Running {
-        w,
-        label,
-        tasks,
-        progress,
-        setup,
-        chats,
-    }
+    Running::new(w, label, tasks, progress, setup)
 }
 
 /// One side of Socket.IO pair `idx`: the visitor on the visitor targets or the agent on the
@@ -1025,18 +1017,28 @@ async fn start_pairs(
         "connect_rate_per_s": ((w.stats.connected.get() as f64 / secs.max(1e-3)) * 10.0).round() / 10.0,
         "errors_during_setup": w.stats.errors.json(),
     });
-    let chats = w.started.get();
-    Running {
-        w,
-        label,
-        tasks,
-        progress,
-        setup,
-        chats,
-    }
+    Running::new(w, label, tasks, progress, setup)
 }
 
 impl Running {
+    fn new(
+        w: Arc<World>,
+        label: Arc<Mutex<String>>,
+        tasks: Vec<tokio::task::JoinHandle<()>>,
+        progress: tokio::task::JoinHandle<()>,
+        setup: Value,
+    ) -> Running {
+        let chats = w.started.get();
+        Running {
+            w,
+            label,
+            tasks,
+            progress,
+            setup,
+            chats,
+        }
+    }
+
     pub fn label(&self, s: &str) {
         *self.label.lock().unwrap() = s.to_string();
     }

@@ -137,11 +137,16 @@ pub fn run(start: Box<Start>, mut socket: WebSocket) -> impl std::future::Future
                             break Some((close_codes::SLOW_CONSUMER, "write timed out"));
                         }
                     }
-                    _ = ending.changed() => match *ending.borrow_and_update() {
-                        Ending::Killed => { inbox.close(); return }
-                        Ending::Draining => break Some((close_codes::DRAINING, "node draining; reconnect")),
-                        Ending::Serving => {}
-                    },
+                    changed = ending.changed() => {
+                        // A node dropped without drain or kill closes its signal: its sockets
+                        // close as in a drain (else `changed` would return at once, forever).
+                        let now = if changed.is_ok() { *ending.borrow_and_update() } else { Ending::Draining };
+                        match now {
+                            Ending::Killed => { inbox.close(); return }
+                            Ending::Draining => break Some((close_codes::DRAINING, "node draining; reconnect")),
+                            Ending::Serving => {}
+                        }
+                    }
                 }
             },
         };
