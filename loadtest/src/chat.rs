@@ -12,6 +12,7 @@ use crate::net::{Incoming, Net, Peer as ServerKind, Target};
 use crate::setup;
 use crate::socketio;
 use crate::stats::{hist, p_ms, summary, ByCode, Counter, CpuWindow, Lat, Proc, Stats};
+use crate::ticker::Ticker;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -19,8 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchboard::protocol::{AgentStatus, ClientFrame, Decision, EntryKind, ServerFrame};
-use tokio::sync::{watch, Semaphore};
-use tokio::time::sleep_until;
+use tokio::sync::{watch, Notify, Semaphore};
 
 const VISITOR: usize = 0;
 const AGENT: usize = 1;
@@ -99,6 +99,8 @@ pub struct World {
     connect_gate: Semaphore,
     /// What agents decide on an ended chat (`trash` unless a scenario sets another).
     decision: Mutex<Decision>,
+    /// Wakes paced senders on time.
+    ticker: Ticker,
 }
 
 #[derive(Debug, Clone)]
@@ -201,6 +203,7 @@ impl World {
             login_gate: Semaphore::new(o.login_parallel.max(1)),
             connect_gate: Semaphore::new(o.connect_parallel.max(1)),
             decision: Mutex::new(Decision::Trash),
+            ticker: Ticker::start(),
         })
     }
 
@@ -595,18 +598,23 @@ async fn visitor_connect(
 /// When a connection sends next: `per_side_hz` for each of its live chats, the first send of
 /// each connection spread over one interval, each later one exactly one interval after the
 /// previous *scheduled* time (latency counts from that time, so a late sender is not excused).
+/// Wake-ups come from the precise `Ticker`, not from tokio's millisecond timer.
 struct Pacer {
     phase: f64,
     interval: Duration,
     due: Instant,
+    ticker: Ticker,
+    wake: Arc<Notify>,
 }
 
 impl Pacer {
-    fn new(idx: usize, role: usize) -> Pacer {
+    fn new(idx: usize, role: usize, ticker: &Ticker) -> Pacer {
         Pacer {
             phase: ((idx as f64 * 0.618_033_988_7) % 1.0) * if role == AGENT { 0.5 } else { 1.0 },
             interval: Duration::ZERO,
             due: Instant::now(),
+            ticker: ticker.clone(),
+            wake: Arc::new(Notify::new()),
         }
     }
 
@@ -618,20 +626,26 @@ impl Pacer {
         }
         self.interval = Duration::from_secs_f64(1.0 / (c.per_side_hz * live as f64));
         self.due = Instant::now() + self.interval.mul_f64(self.phase);
+        self.ticker.wake_at(self.due, &self.wake);
     }
 
     fn sending(&self) -> bool {
         !self.interval.is_zero()
     }
 
-    fn due(&self) -> Instant {
-        self.due
+    /// Until the next send is due. Cancel-safe: a wake-up that comes while the caller is busy
+    /// elsewhere is kept by the `Notify`.
+    async fn due(&self) {
+        while Instant::now() < self.due {
+            self.wake.notified().await;
+        }
     }
 
     /// The scheduled time of the send that is due now; moves on to the next one.
     fn advance(&mut self) -> Instant {
         let at = self.due;
         self.due += self.interval;
+        self.ticker.wake_at(self.due, &self.wake);
         at
     }
 }
@@ -684,7 +698,7 @@ async fn connection(w: Arc<World>, role: usize, idx: usize) {
     let mut c = *ctrl.borrow_and_update();
     let mut storm_seen = c.storm_epoch;
     let mut teardown_sent = false;
-    let mut pace = Pacer::new(idx, role);
+    let mut pace = Pacer::new(idx, role, &w.ticker);
     let mut live_known = 0;
     // A visitor that has not seen `chat_started` this long after its request replays the chat
     // (`resume` from the start), as a real widget would after a reload. Counted: see
@@ -748,7 +762,7 @@ async fn connection(w: Arc<World>, role: usize, idx: usize) {
                     let _ = ws.send(&ClientFrame::Resume { chat_id: lc.id.clone(), last_seq: String::new() }).await;
                 }
             }
-            _ = sleep_until(pace.due().into()), if sending => {
+            _ = pace.due(), if sending => {
                 let at = pace.advance();
                 if let Some(f) = peer.next_message(at) {
                     if ws.send(&f).await.is_err() {
@@ -938,7 +952,7 @@ async fn pair_connection(w: Arc<World>, role: usize, idx: usize) {
     // A side sends only when its pair is complete (else nobody would receive).
     let live = |s: &ChatShared| usize::from(s.joined.load(Ordering::Relaxed) >= 2);
     let mut c = *ctrl.borrow_and_update();
-    let mut pace = Pacer::new(idx, role);
+    let mut pace = Pacer::new(idx, role, &w.ticker);
     pace.reschedule(&c, live(&shared));
     let mut counter = 0;
     loop {
@@ -950,7 +964,7 @@ async fn pair_connection(w: Arc<World>, role: usize, idx: usize) {
                 if c.stop { break; }
                 pace.reschedule(&c, live(&shared));
             }
-            _ = sleep_until(pace.due().into()), if sending => {
+            _ = pace.due(), if sending => {
                 let text = w.outgoing(&shared, role, counter, pace.advance());
                 counter += 1;
                 if ws.emit("msg", &text).await.is_err() {

@@ -19,6 +19,7 @@ mod net;
 mod setup;
 mod socketio;
 mod stats;
+mod ticker;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
