@@ -6,6 +6,43 @@ use common::*;
 use serde_json::json;
 use std::time::Duration;
 
+/// An offer shows the visitor's request whichever routing pass made it: the request's own pass
+/// (the agent was free) or a later one (here the agent comes back from away).
+#[tokio::test]
+async fn offers_show_the_request_whichever_pass_made_them() {
+    let cluster = Cluster::new(Backend::Sqlite).await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut agent = available_agent(&cluster, &b, "olly", 2).await;
+    let check = |offer: serde_json::Value, chat: &str, question: &str| {
+        assert_eq!(offer["chat_id"], chat);
+        assert_eq!(offer["queue"], "general");
+        assert_eq!(offer["name"], "Vera");
+        assert_eq!(offer["email"], "vera@example.com");
+        assert_eq!(offer["question"], question);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let expires = offer["expires_at"].as_i64().unwrap();
+        assert!(expires > now && expires <= now + 30_000, "{offer}");
+    };
+
+    let (_v1, chat1, _, _) = requesting_visitor(&a, "first").await;
+    check(agent.expect("offer").await, &chat1, "first");
+
+    agent
+        .send(json!({"type": "set_status", "status": "away"}))
+        .await;
+    agent
+        .expect_where("away", |f| f["type"] == "status" && f["status"] == "away")
+        .await;
+    let (_v2, chat2, _, _) = requesting_visitor(&a, "second").await;
+    agent
+        .send(json!({"type": "set_status", "status": "available"}))
+        .await;
+    check(agent.expect("offer").await, &chat2, "second");
+}
+
 /// The whole happy path, run against each SQL backend: request, offer, accept, talk both
 /// ways across nodes, visitor ends, agent decides "create", the transcript lands in SQL and
 /// the chat's Redis keys are gone.

@@ -380,6 +380,7 @@ impl Service {
                 email.as_deref().unwrap_or(""),
                 question.as_deref().unwrap_or(""),
                 now,
+                self.settings.chat.offer_timeout_ms,
             )
             .await
         {
@@ -417,9 +418,8 @@ impl Service {
             .follow(&self.chat_channel(&r.chat_id), conn, f)
             .await?;
         self.positions.watch(&r.queue, &r.chat_id, conn, r.position);
-        if r.created {
-            self.route(&r.queue).await;
-        }
+        // The request ran its queue's routing pass itself: tell the agents it offered to.
+        self.tell_offers(r.offers).await;
         let position = self.positions.current(&r.chat_id).unwrap_or(r.position);
         let access = ChatAccess {
             display_name: name.unwrap_or_else(|| "Visitor".into()),
@@ -690,31 +690,32 @@ impl Service {
                 }
             }
         };
-        // One routing pass may offer dozens of chats: tell their agents side by side (the
-        // commands pipeline on the pooled connections) rather than two round trips per offer
-        // one after another, which queued the last offers of a burst behind the first.
-        futures_util::future::join_all(
-            offers
-                .into_iter()
-                .map(|(chat, agent)| self.tell_offer(chat, agent)),
-        )
-        .await;
+        self.tell_offers(offers).await;
         // Positions: the script published "queue changed" when it offered anything, and every
         // node's listener refreshes its own waiting visitors from that (coalesced), off this path.
     }
 
-    /// Sends a fresh offer to its agent, on whichever node the agent is connected.
-    async fn tell_offer(&self, chat: String, agent: String) {
+    /// Sends fresh offers to their agents, on whichever node each agent is connected. One
+    /// routing pass may offer dozens of chats: they are told side by side (the commands
+    /// pipeline on the pooled connections) rather than one after another, which queued the
+    /// last offers of a burst behind the first.
+    async fn tell_offers(&self, offers: Vec<crate::redis::Offer>) {
+        futures_util::future::join_all(offers.into_iter().map(|o| self.tell_offer(o))).await;
+    }
+
+    async fn tell_offer(&self, o: crate::redis::Offer) {
         self.metrics.offers.inc();
-        let Ok(r) = self.redis.chat_record(&chat).await else {
-            return;
+        let waited = (now_ms() - o.created).max(0) as f64 / 1000.0;
+        self.metrics.request_to_offer.observe(waited);
+        let frame = ServerFrame::Offer {
+            chat_id: o.chat,
+            queue: o.queue,
+            name: o.name,
+            email: o.email,
+            question: o.question,
+            expires_at: o.offered_at + self.settings.chat.offer_timeout_ms as i64,
         };
-        if let Some(created) = r.get("created").and_then(|c| c.parse::<i64>().ok()) {
-            let waited = (now_ms() - created).max(0) as f64 / 1000.0;
-            self.metrics.request_to_offer.observe(waited);
-        }
-        self.tell(&format!("a:{agent}"), &self.offer_frame(&chat, &r))
-            .await;
+        self.tell(&format!("a:{}", o.agent), &frame).await;
     }
 
     fn offer_frame(&self, chat: &str, r: &crate::redis::ChatRecord) -> ServerFrame {
@@ -769,7 +770,16 @@ impl Service {
                 .request_to_accept
                 .observe((now - a.created).max(0) as f64 / 1000.0);
         }
-        self.apply_join(chat, &id.to_string(), name, now).await?;
+        // The accept script returned what the opening entries need: no second read of the chat.
+        let opening = Opening {
+            visitor: a.visitor.clone(),
+            visitor_name: Opening::visitor_name(&a.name),
+            question: a.question.clone(),
+            asked_at: a.created,
+            agent_name: name.clone(),
+        };
+        self.join_transcript(chat, &id.to_string(), &opening, now)
+            .await?;
         let _ = self
             .redis
             .timer_done(&format!("join:{chat}"), now + self.lease() as i64)
@@ -799,9 +809,20 @@ impl Service {
     ) -> ChatResult<()> {
         let r = self.redis.chat_record(chat).await?;
         let opening = Opening::from_record(&r, agent_name);
-        let joined = format!("{agent_name} joined the chat");
+        self.join_transcript(chat, agent, &opening, at).await
+    }
+
+    /// Writes the question and "X joined the chat" to the transcript (idempotent).
+    async fn join_transcript(
+        &self,
+        chat: &str,
+        agent: &str,
+        opening: &Opening,
+        at: i64,
+    ) -> ChatResult<()> {
+        let joined = format!("{} joined the chat", opening.agent_name);
         self.redis
-            .chat_join(chat, agent, &joined, at, &opening)
+            .chat_join(chat, agent, &joined, at, opening)
             .await?;
         Ok(())
     }

@@ -72,6 +72,40 @@ pub struct Requested {
     pub queue: String,
     pub position: u64,
     pub created: bool,
+    /// The offers the new request's own routing pass made (none for an existing chat).
+    pub offers: Vec<Offer>,
+}
+
+/// An offer a routing pass made, with what the agent's offer frame shows.
+#[derive(Debug, Clone)]
+pub struct Offer {
+    pub chat: String,
+    pub agent: String,
+    pub queue: String,
+    pub name: String,
+    pub email: String,
+    pub question: String,
+    /// When the visitor asked (ms).
+    pub created: i64,
+    pub offered_at: i64,
+}
+
+impl Offer {
+    /// The flat list `route_queue` (common.lua) returns: six fields an offer.
+    fn from_flat(flat: Vec<String>, queue: &str, offered_at: i64) -> Vec<Offer> {
+        flat.chunks_exact(6)
+            .map(|f| Offer {
+                chat: f[0].clone(),
+                agent: f[1].clone(),
+                queue: queue.to_string(),
+                name: f[2].clone(),
+                email: f[3].clone(),
+                question: f[4].clone(),
+                created: f[5].parse().unwrap_or(0),
+                offered_at,
+            })
+            .collect()
+    }
 }
 
 /// Outcome of an accepted offer.
@@ -131,16 +165,20 @@ pub struct Opening {
 }
 
 impl Opening {
+    /// How the transcript names a visitor who gave `name` ("" when none).
+    pub fn visitor_name(name: &str) -> String {
+        if name.is_empty() {
+            "Visitor".into()
+        } else {
+            name.to_string()
+        }
+    }
+
     pub fn from_record(r: &ChatRecord, agent_name: &str) -> Opening {
         let g = |k: &str| r.get(k).cloned().unwrap_or_default();
-        let name = g("name");
         Opening {
             visitor: g("visitor"),
-            visitor_name: if name.is_empty() {
-                "Visitor".into()
-            } else {
-                name
-            },
+            visitor_name: Opening::visitor_name(&g("name")),
             question: g("question"),
             asked_at: r.get("created").and_then(|c| c.parse().ok()).unwrap_or(0),
             agent_name: agent_name.to_string(),
@@ -317,8 +355,9 @@ impl RedisLayer {
         email: &str,
         question: &str,
         now: i64,
+        offer_timeout_ms: u64,
     ) -> Result<Requested> {
-        let v: (String, String, String, u64, i64) = self
+        let v: (String, String, String, u64, i64, Vec<String>) = self
             .on_chat(
                 &self.scripts.request,
                 chat,
@@ -329,10 +368,13 @@ impl RedisLayer {
                     email.into(),
                     question.into(),
                     now.to_string(),
+                    offer_timeout_ms.to_string(),
+                    ROUTE_BATCH.to_string(),
                 ],
             )
             .await?;
         Ok(Requested {
+            offers: Offer::from_flat(v.5, &v.2, now),
             chat_id: v.0,
             state: v.1,
             queue: v.2,
@@ -341,13 +383,8 @@ impl RedisLayer {
         })
     }
 
-    /// Offers waiting chats of `queue`; returns (chat, agent) pairs.
-    pub async fn route(
-        &self,
-        queue: &str,
-        now: i64,
-        offer_timeout_ms: u64,
-    ) -> Result<Vec<(String, String)>> {
+    /// Offers waiting chats of `queue` (one routing pass); returns the offers made.
+    pub async fn route(&self, queue: &str, now: i64, offer_timeout_ms: u64) -> Result<Vec<Offer>> {
         let k = &self.keys;
         let flat: Vec<String> = self
             .scripts
@@ -364,11 +401,7 @@ impl RedisLayer {
                 ],
             )
             .await?;
-        Ok(flat
-            .chunks(2)
-            .filter(|c| c.len() == 2)
-            .map(|c| (c[0].clone(), c[1].clone()))
-            .collect())
+        Ok(Offer::from_flat(flat, queue, now))
     }
 
     /// Deny (`agent` set) or offer timeout (`agent` empty). Returns (queue, agent whose offer ended).

@@ -30,3 +30,35 @@ end
 local function notify_queue(rp, queue)
   redis.call('SPUBLISH', rp .. 'qch', queue)
 end
+
+-- One routing pass over a queue: offers its waiting chats to available agents, oldest request
+-- first; an agent gets a chat only while it has free capacity and never one it already denied
+-- or let time out. Looks at up to `batch` waiting chats. Returns a flat list
+-- {chat, agent, name, email, question, created, ...}: each offer with what its offer frame
+-- shows, so the caller tells the agent without reading the chat again.
+local function route_queue(rp, queue, now, timeout, batch)
+  local qkey, avail = rp .. 'q:' .. queue, rp .. 'avail:' .. queue
+  local offers = {}
+  local waiting = redis.call('ZRANGE', qkey, 0, batch - 1)
+  for _, cid in ipairs(waiting) do
+    local cands = redis.call('ZRANGE', avail, 0, 63)
+    if #cands == 0 then break end
+    local denied = rp .. 'denied:' .. cid
+    for _, aid in ipairs(cands) do
+      if redis.call('SISMEMBER', denied, aid) == 0 then
+        local ckey = rp .. 'chat:' .. cid
+        redis.call('ZREM', qkey, cid)
+        redis.call('HSET', ckey, 'state', 'offered', 'offered_to', aid, 'offered_at', now)
+        redis.call('SADD', rp .. 'agentchats:' .. aid, cid)
+        add_load(rp, aid, 1, now)
+        redis.call('ZADD', rp .. 'timers', now + timeout, 'offer:' .. cid)
+        local n, e, qu, c = unpack(redis.call('HMGET', ckey, 'name', 'email', 'question', 'created'))
+        for _, v in ipairs({cid, aid, n or '', e or '', qu or '', c or '0'}) do
+          offers[#offers + 1] = v
+        end
+        break
+      end
+    end
+  end
+  return offers
+end

@@ -1,16 +1,18 @@
--- A visitor asks for a chat: the request joins the queue. One live chat per visitor: asking
--- again returns the live one.
+-- A visitor asks for a chat: the request joins the queue, and a new one runs the queue's routing
+-- pass at once (one script, one round trip, instead of a request and then a route). One live
+-- chat per visitor: asking again returns the live one.
 -- KEYS[1] P{r}:chat:ID
 -- ARGV[1] rp  ARGV[2] chat id  ARGV[3] visitor id  ARGV[4] queue  ARGV[5] name  ARGV[6] email
--- ARGV[7] question  ARGV[8] now
--- Returns {chat id, state, queue, position (0 when not queued), created(1)|existing(0)}.
+-- ARGV[7] question  ARGV[8] now  ARGV[9] offer timeout ms  ARGV[10] max chats a pass looks at
+-- Returns {chat id, state, queue, position (0 when not queued), created(1)|existing(0), offers}:
+-- the position is the new chat's before the pass; offers as `route_queue` returns them.
 local rp, cid, vid, queue = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local live = redis.call('SMEMBERS', rp .. 'visitorchats:' .. vid)
 for _, other in ipairs(live) do
   local st, q = unpack(redis.call('HMGET', rp .. 'chat:' .. other, 'state', 'queue'))
   if st == 'queued' or st == 'offered' or st == 'active' or st == 'invited' then
     local pos = redis.call('ZRANK', rp .. 'q:' .. q, other)
-    return {other, st, q, pos and (pos + 1) or 0, 0}
+    return {other, st, q, pos and (pos + 1) or 0, 0, {}}
   end
 end
 local ticket = redis.call('INCR', rp .. 'ticket')
@@ -19,5 +21,7 @@ redis.call('HSET', KEYS[1], 'state', 'queued', 'queue', queue, 'visitor', vid, '
 redis.call('ZADD', rp .. 'q:' .. queue, ticket, cid)
 redis.call('SADD', rp .. 'visitorchats:' .. vid, cid)
 redis.call('SADD', rp .. 'queues', queue)
+local pos = redis.call('ZRANK', rp .. 'q:' .. queue, cid) + 1
+local offers = route_queue(rp, queue, tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]))
 notify_queue(rp, queue)
-return {cid, 'queued', queue, redis.call('ZRANK', rp .. 'q:' .. queue, cid) + 1, 1}
+return {cid, 'queued', queue, pos, 1, offers}
