@@ -5,8 +5,9 @@
 #   loadtest/run-bench.sh [quick|full] [scenario ...]
 #
 # Scenarios: redis idle chat ramp storm (default), routing (request->offer at paced and burst
-# arrivals), and flush (ended chats written to
-# PostgreSQL; only when named). `quick` is small and short (a smoke run, ~2 minutes); `full`
+# arrivals), wide (idle connections over several nodes and client processes, past one
+# process's open-file cap; only when named), and flush (ended chats written to PostgreSQL;
+# only when named). `quick` is small and short (a smoke run, ~2 minutes); `full`
 # uses the sizes that docs/benchmarks.md reports (~10 minutes).
 #
 # Store: STORE=sqlite (default) or STORE=postgres for the whole run; it defaults to postgres
@@ -36,11 +37,13 @@ mkdir -p "$OUT"
 
 case $MODE in
 quick)
-    AGENTS=50 MAX_CHATS=20 PAIRS=100 IDLE=2000 HOLD=3 DURATION=5 RAMP_START=2000 RAMP_STEP=3 STORM=500 FLUSH=1000 ROUTING=1000 ;;
+    AGENTS=50 MAX_CHATS=20 PAIRS=100 IDLE=2000 HOLD=3 DURATION=5 RAMP_START=2000 RAMP_STEP=3 STORM=500 FLUSH=1000 ROUTING=1000
+    WIDE_NODES=2 WIDE_EACH=1000 ;;
 full)
-    AGENTS=500 MAX_CHATS=20 PAIRS=1000 IDLE=19000 HOLD=10 DURATION=10 RAMP_START=2000 RAMP_STEP=5 STORM=10000 FLUSH=5000 ROUTING=10000 ;;
+    AGENTS=500 MAX_CHATS=20 PAIRS=1000 IDLE=19000 HOLD=10 DURATION=10 RAMP_START=2000 RAMP_STEP=5 STORM=10000 FLUSH=5000 ROUTING=10000
+    WIDE_NODES=6 WIDE_EACH=17000 ;;
 *)
-    echo "usage: $0 [quick|full] [redis idle chat ramp storm routing flush]" >&2
+    echo "usage: $0 [quick|full] [redis idle chat ramp storm routing wide flush]" >&2
     exit 64 ;;
 esac
 
@@ -146,6 +149,39 @@ for s in $SCENARIOS; do
     storm)
         "$LT" "${COMMON[@]}" --json "$OUT/storm.json" storm --agents "$AGENTS" --visitors "$STORM" \
             --count "$STORM" --rate 1000 --warmup 3 --after 3 --connect-parallel 128
+        ;;
+    wide)
+        # WIDE_NODES fresh nodes, each held at WIDE_EACH idle visitor connections by a client
+        # process of its own (one process's open files are capped), all at the same time:
+        # loadtest/wide-sample.sh records the peak of connections held at once and of the
+        # nodes' and Redis's resident memory; each client process reports its node.
+        WIDE_PIDS=() WIDE_PORTS=()
+        port=$((PB + 1))
+        for n in $(seq "$WIDE_NODES"); do
+            start_node "bench-wide-$n" "$port"
+            WIDE_PIDS+=("${PIDS[-1]}") WIDE_PORTS+=("$STARTED_PORT")
+            port=$((STARTED_PORT + 1))
+        done
+        loadtest/wide-sample.sh "$OUT/wide-samples.tsv" "$REDIS_PID" "${WIDE_PIDS[@]}" &
+        SAMPLER=$!
+        PIDS+=("$SAMPLER")
+        CLIENTS=()
+        for n in $(seq 0 $((WIDE_NODES - 1))); do
+            # Hold long enough that every process is still holding when the last one is set up.
+            "$LT" --targets "http://127.0.0.1:${WIDE_PORTS[$n]}" --node-pids "${WIDE_PIDS[$n]}" --encoding "$ENCODING" \
+                --json "$OUT/wide-$n.json" idle --connections "$WIDE_EACH" --offset $((n * WIDE_EACH)) \
+                --hold-secs $((HOLD + 4 * WIDE_NODES)) --parallel 32 >"$WORK/wide-$n.log" 2>&1 &
+            CLIENTS+=($!)
+        done
+        failed=0
+        for c in "${CLIENTS[@]}"; do wait "$c" || failed=1; done
+        stop_pids "$SAMPLER"
+        python3 loadtest/wide-summary.py "$OUT" | tee "$OUT/wide.md" >&2
+        stop_pids "${WIDE_PIDS[@]}"
+        if ((failed)); then
+            tail -n 20 "$WORK"/wide-*.log >&2
+            exit 1
+        fi
         ;;
     flush)
         # All chats end at once, agents decide `create`; the nodes write every transcript to

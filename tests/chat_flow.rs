@@ -30,12 +30,7 @@ async fn offers_show_the_request_whichever_pass_made_them() {
     let (_v1, chat1, _, _) = requesting_visitor(&a, "first").await;
     check(agent.expect("offer").await, &chat1, "first");
 
-    agent
-        .send(json!({"type": "set_status", "status": "away"}))
-        .await;
-    agent
-        .expect_where("away", |f| f["type"] == "status" && f["status"] == "away")
-        .await;
+    set_status(&mut agent, "away").await;
     let (_v2, chat2, _, _) = requesting_visitor(&a, "second").await;
     agent
         .send(json!({"type": "set_status", "status": "available"}))

@@ -116,24 +116,12 @@ async fn transfer_to_an_agent_and_back_to_a_queue() {
         .id;
 
     // Unavailable target: refused, nothing changes.
-    second
-        .send(json!({"type": "set_status", "status": "away"}))
-        .await;
-    second
-        .expect_where("away", |f| f["type"] == "status" && f["status"] == "away")
-        .await;
+    set_status(&mut second, "away").await;
     first
         .send(json!({"type": "transfer", "chat_id": chat, "to_agent": second_id}))
         .await;
     assert_eq!(first.expect("error").await["code"], 4006);
-    second
-        .send(json!({"type": "set_status", "status": "available"}))
-        .await;
-    second
-        .expect_where("available", |f| {
-            f["type"] == "status" && f["status"] == "available"
-        })
-        .await;
+    set_status(&mut second, "available").await;
 
     first
         .send(json!({"type": "transfer", "chat_id": chat, "to_agent": second_id}))

@@ -47,14 +47,7 @@ async fn chat_round_trip(
         ]
     );
     // Off duty, so the next request goes to the next step's agent.
-    agent
-        .send(json!({"type": "set_status", "status": "offline"}))
-        .await;
-    agent
-        .expect_where("offline", |f| {
-            f["type"] == "status" && f["status"] == "offline"
-        })
-        .await;
+    set_status(&mut agent, "offline").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

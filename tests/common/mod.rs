@@ -403,13 +403,18 @@ pub async fn available_agent(
     let token = agent_token(node, username).await;
     let mut a = Client::agent(node, &token).await;
     a.expect("status").await;
-    a.send(json!({"type": "set_status", "status": "available"}))
-        .await;
-    a.expect_where("status available", |f| {
-        f["type"] == "status" && f["status"] == "available"
-    })
-    .await;
+    set_status(&mut a, "available").await;
     a
+}
+
+/// The agent sets its status and waits until its connection reports the new one.
+pub async fn set_status(agent: &mut Client, status: &str) {
+    agent
+        .send(json!({"type": "set_status", "status": status}))
+        .await;
+    agent
+        .expect_where(status, |f| f["type"] == "status" && f["status"] == status)
+        .await;
 }
 
 /// The agent takes the offer of `chat` and the visitor sees the chat start.
