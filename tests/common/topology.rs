@@ -20,12 +20,13 @@ impl Drop for Procs {
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `N` distinct ports nothing listens on now: all are held open together while they are
+/// picked, so none is handed out twice.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
 }
 
 fn cli(port: u16, args: &[&str]) -> String {
@@ -95,8 +96,11 @@ impl Procs {
     /// Three masters, no replicas; returns the fred URL.
     pub fn cluster() -> (Procs, String) {
         let mut p = Procs::new();
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        for (i, port) in ports.iter().enumerate() {
+        // Each node's cluster bus gets a port of its own: the default (port + 10,000) can fall
+        // outside the port range, or on a port in use, for a port the kernel handed out.
+        let [p0, p1, p2, b0, b1, b2] = free_ports::<6>();
+        let ports = [p0, p1, p2];
+        for (i, (port, bus)) in ports.iter().zip([b0, b1, b2]).enumerate() {
             let conf = p.dir.join(format!("nodes-{i}.conf"));
             p.redis(
                 *port,
@@ -105,6 +109,8 @@ impl Procs {
                     "yes",
                     "--cluster-config-file",
                     conf.to_str().unwrap(),
+                    "--cluster-port",
+                    &bus.to_string(),
                 ],
             );
         }
@@ -134,7 +140,7 @@ impl Procs {
     /// (procs, fred URL, master port, sentinel port).
     pub fn sentinel() -> (Procs, String, u16, u16) {
         let mut p = Procs::new();
-        let (master, replica, sentinel) = (free_port(), free_port(), free_port());
+        let [master, replica, sentinel] = free_ports::<3>();
         p.redis(master, &[]);
         p.redis(replica, &["--replicaof", "127.0.0.1", &master.to_string()]);
         wait_until("replica in sync", Duration::from_secs(10), || {
