@@ -175,6 +175,15 @@ async fn health_readiness_and_metrics_pass_promtool() {
         assert!(text.contains(family), "{family} missing");
     }
     assert!(text.contains("switchboard_frames_rejected_total{code=\"bad_frame\"} 1"));
+    // The visitor's node timed its request (which routed the chat) and the message's append.
+    for op in ["request", "append"] {
+        assert!(
+            text.contains(&format!(
+                "switchboard_redis_command_seconds_count{{op=\"{op}\"}} 1"
+            )),
+            "{op} not timed once"
+        );
+    }
     let mut child = std::process::Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())

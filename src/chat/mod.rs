@@ -370,6 +370,11 @@ impl Service {
         // may accept it before this call returns, and the visitor must see that live.
         let channel = self.chat_channel(&chat_id);
         self.hub.follow(&channel, conn, f.clone()).await?;
+        let timer = self
+            .metrics
+            .redis_latency
+            .with_label_values(&["request"])
+            .start_timer();
         let r = match self
             .redis
             .request(
@@ -390,6 +395,7 @@ impl Service {
                 return Err(e.into());
             }
         };
+        timer.observe_duration();
         if r.chat_id != chat_id {
             // The visitor already has a live chat: follow that one instead.
             self.hub.unfollow(&channel, conn).await;
