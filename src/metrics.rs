@@ -95,7 +95,7 @@ impl Metrics {
             let h = prometheus::HistogramVec::new(
                 HistogramOpts::new(
                     "switchboard_redis_command_seconds",
-                    "Round trip of the node's main Redis operations, by operation.",
+                    "Round trip of the node's main Redis operations: append (a participant's entry), request (a new chat request with its own routing pass), route (a routing pass for any other reason).",
                 )
                 .buckets(vec![
                     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5,
