@@ -205,6 +205,9 @@ impl RedisLayer {
             .with_connection_config(|c| {
                 c.connection_timeout = Duration::from_secs(5);
                 c.internal_command_timeout = Duration::from_secs(5);
+                // fred leaves Nagle on: a command written while an earlier one is still
+                // unanswered on the same connection waited for that answer's ACK.
+                c.tcp.nodelay = Some(true);
             })
             .with_performance_config(|p| {
                 p.default_command_timeout = Duration::from_secs(5);
