@@ -175,6 +175,17 @@ async fn health_readiness_and_metrics_pass_promtool() {
         assert!(text.contains(family), "{family} missing");
     }
     assert!(text.contains("switchboard_frames_rejected_total{code=\"bad_frame\"} 1"));
+    // Cluster-wide agent gauges (sampled every 5 s): mia holds her one chat, no free slot.
+    let gauges = eventually("agent gauges sampled", || async {
+        let text = fetch(&format!("{}/metrics", http(&a)))
+            .await
+            .text()
+            .await
+            .unwrap();
+        text.contains("switchboard_agent_chats 1").then_some(text)
+    })
+    .await;
+    assert!(gauges.contains("switchboard_agent_free_capacity 0"));
     // The visitor's node timed its request (which routed the chat) and the message's append.
     for op in ["request", "append"] {
         assert!(
