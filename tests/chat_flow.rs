@@ -38,6 +38,25 @@ async fn offers_show_the_request_whichever_pass_made_them() {
     check(agent.expect("offer").await, &chat2, "second");
 }
 
+/// An offer the agent has not answered is shown again, unchanged, when the agent connects
+/// again (here on the other node): it is read back from the chat's routing record.
+#[tokio::test]
+async fn an_open_offer_is_shown_again_after_a_reconnect() {
+    let cluster = Cluster::new(Backend::Sqlite).await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut agent = available_agent(&cluster, &b, "rhea", 1).await;
+    let (_v, chat, _, _) = requesting_visitor(&a, "still there?").await;
+    let first = agent.expect("offer").await;
+    agent.close().await;
+
+    let token = agent_token(&a, "rhea").await;
+    let mut again = Client::agent(&a, &token).await;
+    let shown = again.expect("offer").await;
+    assert_eq!(shown, first);
+    assert_eq!(shown["chat_id"], chat.as_str());
+    assert_eq!(shown["question"], "still there?");
+}
+
 /// The whole happy path, run against each SQL backend: request, offer, accept, talk both
 /// ways across nodes, visitor ends, agent decides "create", the transcript lands in SQL and
 /// the chat's Redis keys are gone.

@@ -186,6 +186,19 @@ async fn health_readiness_and_metrics_pass_promtool() {
     })
     .await;
     assert!(gauges.contains("switchboard_agent_free_capacity 0"));
+    // The request's own routing pass made the offer on the visitor's node, which timed it
+    // from the request (well under a second here, never from a missing request time).
+    assert!(text.contains("switchboard_request_to_offer_seconds_count 1"));
+    let waited: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("switchboard_request_to_offer_seconds_sum "))
+        .expect("request_to_offer sum")
+        .parse()
+        .unwrap();
+    assert!(
+        (0.0..1.0).contains(&waited),
+        "request to offer took {waited} s"
+    );
     // The visitor's node timed its request (which routed the chat) and the message's append.
     for op in ["request", "append"] {
         assert!(

@@ -20,7 +20,7 @@ pub mod visitors;
 use crate::config::{valid_name, Settings};
 use crate::metrics::Metrics;
 use crate::protocol::{AgentStatus, ChatSummary, Decision, Entry, ErrorCode, ServerFrame};
-use crate::redis::{Opening, RedisError, RedisLayer};
+use crate::redis::{Offer, Opening, RedisError, RedisLayer};
 use crate::store::{FileStore, Store, StoreError};
 use hub::{ConnId, Encoded, Follower, Hub, Out};
 use identity::Tokens;
@@ -294,7 +294,7 @@ impl Service {
                 continue;
             }
             if state == "offered" {
-                offers.push(self.offer_frame(&chat_id, &r));
+                offers.push(self.offer_frame(Offer::from_record(&chat_id, &r)));
             }
             out.push(ChatSummary {
                 state: state.clone(),
@@ -705,37 +705,34 @@ impl Service {
     /// routing pass may offer dozens of chats: they are told side by side (the commands
     /// pipeline on the pooled connections) rather than one after another, which queued the
     /// last offers of a burst behind the first.
-    async fn tell_offers(&self, offers: Vec<crate::redis::Offer>) {
+    async fn tell_offers(&self, offers: Vec<Offer>) {
         futures_util::future::join_all(offers.into_iter().map(|o| self.tell_offer(o))).await;
     }
 
-    async fn tell_offer(&self, o: crate::redis::Offer) {
+    async fn tell_offer(&self, o: Offer) {
         self.metrics.offers.inc();
-        let waited = (now_ms() - o.created).max(0) as f64 / 1000.0;
-        self.metrics.request_to_offer.observe(waited);
-        let frame = ServerFrame::Offer {
+        if o.created > 0 {
+            let waited = (now_ms() - o.created).max(0) as f64 / 1000.0;
+            self.metrics.request_to_offer.observe(waited);
+        }
+        let agent = format!("a:{}", o.agent);
+        self.tell(&agent, &self.offer_frame(o)).await;
+    }
+
+    /// The frame an agent sees for an offer; it expires `chat.offer_timeout_ms` after it was made
+    /// (an offer without a time, which a routing record never lacks, counts from now).
+    fn offer_frame(&self, o: Offer) -> ServerFrame {
+        let offered_at = if o.offered_at > 0 {
+            o.offered_at
+        } else {
+            now_ms()
+        };
+        ServerFrame::Offer {
             chat_id: o.chat,
             queue: o.queue,
             name: o.name,
             email: o.email,
             question: o.question,
-            expires_at: o.offered_at + self.settings.chat.offer_timeout_ms as i64,
-        };
-        self.tell(&format!("a:{}", o.agent), &frame).await;
-    }
-
-    fn offer_frame(&self, chat: &str, r: &crate::redis::ChatRecord) -> ServerFrame {
-        let g = |k: &str| r.get(k).cloned().unwrap_or_default();
-        let offered_at: i64 = r
-            .get("offered_at")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(now_ms);
-        ServerFrame::Offer {
-            chat_id: chat.to_string(),
-            queue: g("queue"),
-            name: g("name"),
-            email: g("email"),
-            question: g("question"),
             expires_at: offered_at + self.settings.chat.offer_timeout_ms as i64,
         }
     }
@@ -776,14 +773,7 @@ impl Service {
                 .request_to_accept
                 .observe((now - a.created).max(0) as f64 / 1000.0);
         }
-        // The accept script returned what the opening entries need: no second read of the chat.
-        let opening = Opening {
-            visitor: a.visitor.clone(),
-            visitor_name: Opening::visitor_name(&a.name),
-            question: a.question.clone(),
-            asked_at: a.created,
-            agent_name: name.clone(),
-        };
+        let opening = Opening::from_accepted(&a, name);
         self.join_transcript(chat, &id.to_string(), &opening, now)
             .await?;
         let _ = self

@@ -106,6 +106,22 @@ impl Offer {
             })
             .collect()
     }
+
+    /// The offer a chat on offer (`state` offered) holds, from its routing record.
+    pub fn from_record(chat: &str, r: &ChatRecord) -> Offer {
+        let g = |k: &str| r.get(k).cloned().unwrap_or_default();
+        let num = |k: &str| r.get(k).and_then(|s| s.parse().ok()).unwrap_or(0);
+        Offer {
+            chat: chat.to_string(),
+            agent: g("offered_to"),
+            queue: g("queue"),
+            name: g("name"),
+            email: g("email"),
+            question: g("question"),
+            created: num("created"),
+            offered_at: num("offered_at"),
+        }
+    }
 }
 
 /// Outcome of an accepted offer.
@@ -171,6 +187,17 @@ impl Opening {
             "Visitor".into()
         } else {
             name.to_string()
+        }
+    }
+
+    /// What the accept script returned (no second read of the chat).
+    pub fn from_accepted(a: &Accepted, agent_name: &str) -> Opening {
+        Opening {
+            visitor: a.visitor.clone(),
+            visitor_name: Opening::visitor_name(&a.name),
+            question: a.question.clone(),
+            asked_at: a.created,
+            agent_name: agent_name.to_string(),
         }
     }
 
