@@ -440,3 +440,63 @@ async fn concurrent_requests_with_instant_accepts_all_start_for_the_visitor() {
         "each chat accepted by exactly one agent"
     );
 }
+
+/// The cluster's agent sums that the gauges report follow every change of an agent's load,
+/// status and capacity, whichever node made it, and match the agents' own records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_totals_follow_offers_accepts_ends_and_status() {
+    let cluster = Cluster::new(Backend::Sqlite).await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let redis = &a.service.redis;
+    let totals_become = |what: &'static str, want: (i64, i64)| async move {
+        eventually(what, || async {
+            let t = redis.agent_totals().await.unwrap();
+            ((t.load, t.free) == want).then_some(())
+        })
+        .await
+    };
+    totals_become("nobody yet", (0, 0)).await;
+    let mut ann = available_agent(&cluster, &b, "ann", 2).await;
+    let mut bob = available_agent(&cluster, &a, "bob", 3).await;
+    totals_become("two available agents", (0, 5)).await;
+    set_status(&mut bob, "away").await;
+    totals_become("bob away", (0, 2)).await;
+
+    let (mut v1, chat1, _, _) = requesting_visitor(&a, "first").await;
+    accept_offer(&mut ann, &mut v1, &chat1).await;
+    totals_become("ann holds one chat", (1, 1)).await;
+    let (_v2, chat2, _, _) = requesting_visitor(&a, "second").await;
+    let c2 = chat2.clone();
+    ann.expect_where("second offer", move |f| {
+        f["type"] == "offer" && f["chat_id"] == c2.as_str()
+    })
+    .await;
+    totals_become("ann full: one chat, one offer", (2, 0)).await;
+    ann.send(json!({"type": "close", "chat_id": chat2})).await;
+    totals_become("the offer closed", (1, 1)).await;
+    set_status(&mut ann, "away").await;
+    totals_become("ann away with her chat", (1, 0)).await;
+    set_status(&mut ann, "available").await;
+    set_status(&mut bob, "available").await;
+    totals_become("both back", (1, 4)).await;
+    v1.send(json!({"type": "end", "chat_id": chat1})).await;
+    v1.expect("chat_ended").await;
+    totals_become("the chat ended", (0, 5)).await;
+
+    // The sums are what the records add up to.
+    let (mut load, mut free) = (0, 0);
+    for agent in [&ann, &bob] {
+        let r = redis
+            .agent_record(agent.welcome["id"].as_str().unwrap())
+            .await
+            .unwrap();
+        let num = |k: &str| r[k].parse::<i64>().unwrap();
+        load += num("load");
+        if r["status"] == "available" {
+            free += num("max") - num("load");
+        }
+    }
+    let t = redis.agent_totals().await.unwrap();
+    assert_eq!((t.load, t.free), (load, free));
+    cluster.cleanup().await;
+}

@@ -19,6 +19,10 @@ impl Keys {
     pub fn agent(&self, a: &str) -> String {
         format!("{}{{r}}:agent:{a}", self.prefix)
     }
+    /// The cluster's agent sums kept by the routing scripts (`common.lua`): `load`, `free`.
+    pub fn agent_totals(&self) -> String {
+        format!("{}{{r}}:agent_totals", self.prefix)
+    }
     pub fn avail(&self, q: &str) -> String {
         format!("{}{{r}}:avail:{q}", self.prefix)
     }

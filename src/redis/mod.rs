@@ -633,6 +633,20 @@ impl RedisLayer {
     }
 
     /// Number of agents that may take an offer now in `queue`.
+    /// The agents' load (offers and chats, all agents) and free capacity (free slots of
+    /// available agents) over the cluster: sums the routing scripts keep as they change an
+    /// agent, so reading them costs one command whatever the number of agents.
+    pub async fn agent_totals(&self) -> Result<AgentTotals> {
+        let (load, free): (Option<i64>, Option<i64>) = self
+            .client()
+            .hmget(self.keys.agent_totals(), vec!["load", "free"])
+            .await?;
+        Ok(AgentTotals {
+            load: load.unwrap_or(0),
+            free: free.unwrap_or(0),
+        })
+    }
+
     pub async fn available_agents(&self, queue: &str) -> Result<u64> {
         Ok(self.client().zcard(self.keys.avail(queue)).await?)
     }
@@ -967,6 +981,13 @@ impl RedisLayer {
     pub async fn flush_backlog(&self) -> Result<u64> {
         Ok(self.client().xlen(self.keys.flush_jobs()).await?)
     }
+}
+
+/// Cluster-wide sums over the agents' routing records (see [`RedisLayer::agent_totals`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentTotals {
+    pub load: i64,
+    pub free: i64,
 }
 
 /// Builds an entry from a stream record's fields (see `chat_common.lua`).

@@ -1,8 +1,12 @@
 -- Helpers prepended to every routing script ({r} slot). `rp` is the routing key prefix "P{r}:".
 -- An agent is in `avail:Q` for each of its queues exactly while it is available with free capacity.
+-- `agent_totals` holds the cluster's sums the gauges report (field `load`: offers and chats of all
+-- agents; field `free`: free slots of available agents). Each agent record keeps what it adds to
+-- them (`c_load`, `c_free`), so a change moves the sums by the difference, in the same script.
 local function refresh_agent(rp, aid)
-  local st, max, load, idle, queues = unpack(redis.call('HMGET', rp .. 'agent:' .. aid,
-    'status', 'max', 'load', 'idle_since', 'queues'))
+  local key = rp .. 'agent:' .. aid
+  local st, max, load, idle, queues, c_load, c_free = unpack(redis.call('HMGET', key,
+    'status', 'max', 'load', 'idle_since', 'queues', 'c_load', 'c_free'))
   load = tonumber(load) or 0
   max = tonumber(max) or 0
   idle = tonumber(idle) or 0
@@ -13,6 +17,15 @@ local function refresh_agent(rp, aid)
     else
       redis.call('ZREM', rp .. 'avail:' .. q, aid)
     end
+  end
+  local free = 0
+  if ok then free = max - load end
+  local d_load, d_free = load - (tonumber(c_load) or 0), free - (tonumber(c_free) or 0)
+  if d_load ~= 0 or d_free ~= 0 then
+    local totals = rp .. 'agent_totals'
+    redis.call('HINCRBY', totals, 'load', d_load)
+    redis.call('HINCRBY', totals, 'free', d_free)
+    redis.call('HSET', key, 'c_load', load, 'c_free', free)
   end
 end
 
