@@ -632,7 +632,6 @@ impl RedisLayer {
         Ok(self.client().zcard(self.keys.queue(queue)).await?)
     }
 
-    /// Number of agents that may take an offer now in `queue`.
     /// The agents' load (offers and chats, all agents) and free capacity (free slots of
     /// available agents) over the cluster: sums the routing scripts keep as they change an
     /// agent, so reading them costs one command whatever the number of agents.
@@ -647,6 +646,7 @@ impl RedisLayer {
         })
     }
 
+    /// Number of agents that may take an offer now in `queue`.
     pub async fn available_agents(&self, queue: &str) -> Result<u64> {
         Ok(self.client().zcard(self.keys.avail(queue)).await?)
     }
