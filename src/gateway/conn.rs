@@ -198,15 +198,6 @@ impl Conn {
         })
     }
 
-    /// Writes one frame and flushes it.
-    async fn write(&self, socket: &mut WebSocket, f: &Encoded) -> Flow {
-        let msg = match self.message(f) {
-            Ok(m) => m,
-            Err(flow) => return flow,
-        };
-        write_outcome(tokio::time::timeout(WRITE_TIMEOUT, socket.send(msg)).await)
-    }
-
     /// Buffers one frame for the next flush (the socket writes early only when its buffer is full).
     async fn feed(&self, socket: &mut WebSocket, f: &Encoded) -> Flow {
         let msg = match self.message(f) {
@@ -216,8 +207,14 @@ impl Conn {
         write_outcome(tokio::time::timeout(WRITE_TIMEOUT, socket.feed(msg)).await)
     }
 
-    async fn reply(&self, socket: &mut WebSocket, frame: ServerFrame) -> Flow {
-        self.write(socket, &Encoded::new(frame)).await
+    /// Writes a reply together with the live traffic already queued behind it. The `entry`
+    /// echoing a `send` usually arrives (through Redis pub/sub) while the `send`'s script is
+    /// still answering, so its `ack` and the echo leave in one write call instead of two.
+    async fn reply(&mut self, socket: &mut WebSocket, frame: ServerFrame) -> Flow {
+        if let Flow::Close(c, r) = self.feed(socket, &Encoded::new(frame)).await {
+            return Flow::Close(c, r);
+        }
+        self.flush_with_queued(socket).await
     }
 
     async fn start(&mut self, socket: &mut WebSocket) -> Flow {
@@ -243,18 +240,24 @@ impl Conn {
         Flow::Continue
     }
 
-    /// Live traffic from the hub: `first` and whatever else is already queued (up to
-    /// `DELIVERIES_PER_FLUSH`), written with one flush.
+    /// Live traffic from the hub: `first` and whatever else is already queued, written with
+    /// one flush.
     async fn deliver_queued(&mut self, socket: &mut WebSocket, first: Out) -> Flow {
-        let mut next = Some(first);
-        let mut n = 0;
-        while let Some(out) = next.take() {
+        if let Flow::Close(c, r) = self.deliver(socket, first).await {
+            return Flow::Close(c, r);
+        }
+        self.flush_with_queued(socket).await
+    }
+
+    /// Buffers the live items already queued (up to `DELIVERIES_PER_FLUSH`) behind what was
+    /// fed before, and flushes them all at once.
+    async fn flush_with_queued(&mut self, socket: &mut WebSocket) -> Flow {
+        for _ in 1..DELIVERIES_PER_FLUSH {
+            let Some(out) = self.follower.try_recv() else {
+                break;
+            };
             if let Flow::Close(c, r) = self.deliver(socket, out).await {
                 return Flow::Close(c, r);
-            }
-            n += 1;
-            if n < DELIVERIES_PER_FLUSH {
-                next = self.follower.try_recv();
             }
         }
         write_outcome(tokio::time::timeout(WRITE_TIMEOUT, socket.flush()).await)
