@@ -55,6 +55,16 @@ def cpu(report, prefix):
     return sum(vals) if vals else None
 
 
+def cpu_per_message(report):
+    """Microseconds of CPU per delivered message over every process measured (load generator,
+    both server processes, Redis)."""
+    total = cpu(report, "")
+    rate = num(dig(report, "result", "window", "delivered_rate"))
+    if total is None or not rate:
+        return None
+    return total / 100.0 / rate * 1e6
+
+
 def num(v):
     return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
@@ -80,6 +90,10 @@ def figures(rates):
             (sec, "server CPU, both processes (% of a core)", "lower",
              lambda r, f=f: cpu(r.get(f), "node")),
             (sec, "Redis CPU (% of a core)", "lower", lambda r, f=f: cpu(r.get(f), "redis")),
+            (sec, "CPU per message, all four processes (us)", "lower",
+             lambda r, f=f: cpu_per_message(r.get(f))),
+            (sec, "context switches per message, all four processes", "lower",
+             lambda r, f=f: num(dig(r.get(f), "result", "window", "context_switches_per_message", "all"))),
             (sec, "lost", "lower", lambda r, f=f: num(dig(r.get(f), "result", "integrity", "lost"))),
             (sec, "duplicated + out of order", "lower",
              lambda r, f=f: sum_of(dig(r.get(f), "result", "integrity"), "duplicated", "out_of_order")),

@@ -6,9 +6,10 @@
 #
 # Scenarios: redis idle chat ramp storm (default), routing (request->offer at paced and burst
 # arrivals), wide (idle connections over several nodes and client processes, past one
-# process's open-file cap; only when named), and flush (ended chats written to PostgreSQL;
-# only when named). `quick` is small and short (a smoke run, ~2 minutes); `full`
-# uses the sizes that docs/benchmarks.md reports (~10 minutes).
+# process's open-file cap; only when named), flush (ended chats written to PostgreSQL;
+# only when named) and profile (where the CPU goes, with perf; only when named). `quick` is
+# small and short (a smoke run, ~2 minutes); `full` uses the sizes that docs/benchmarks.md
+# reports (~10 minutes).
 #
 # Store: STORE=sqlite (default) or STORE=postgres for the whole run; it defaults to postgres
 # when `flush` is among the scenarios. With postgres, scripts/services.sh provides the server
@@ -38,9 +39,11 @@ mkdir -p "$OUT"
 case $MODE in
 quick)
     AGENTS=50 MAX_CHATS=20 PAIRS=100 IDLE=2000 HOLD=3 DURATION=5 RAMP_START=2000 RAMP_STEP=3 STORM=500 FLUSH=1000 ROUTING=1000
+    PROFILE_RATE=1000
     WIDE_NODES=2 WIDE_EACH=1000 ;;
 full)
     AGENTS=500 MAX_CHATS=20 PAIRS=1000 IDLE=19000 HOLD=10 DURATION=10 RAMP_START=2000 RAMP_STEP=5 STORM=10000 FLUSH=5000 ROUTING=10000
+    PROFILE_RATE=5000
     WIDE_NODES=6 WIDE_EACH=17000 ;;
 *)
     echo "usage: $0 [quick|full] [redis idle chat ramp storm routing wide flush]" >&2
@@ -182,6 +185,32 @@ for s in $SCENARIOS; do
             tail -n 20 "$WORK"/wide-*.log >&2
             exit 1
         fi
+        ;;
+    profile)
+        # Where the CPU goes: chat at 5,000 msg/s (1,000 in quick) under a system-wide sampling
+        # profile, `perf record -a -e cpu-clock` (a software clock: it works on virtual
+        # machines that have no hardware counters). loadtest/perf-split.py writes each
+        # process's share of the machine, split into kernel and user space, and its hottest
+        # functions to profile.md.
+        if ! command -v perf >/dev/null; then
+            echo "profile needs perf (Debian: apt-get install linux-perf)" >&2
+            exit 64
+        fi
+        "$LT" "${COMMON[@]}" --json "$OUT/profile-chat.json" chat --agents "$AGENTS" --visitors "$PAIRS" \
+            --rate "$PROFILE_RATE" --duration $((DURATION + 4)) --warmup 2 --setup-timeout-secs 30 \
+            2>"$WORK/profile-chat.log" &
+        LT_PID=$!
+        # Sample the measured window only (not the set-up: agents signing in hash passwords).
+        for _ in $(seq 120); do
+            grep -q '] measure' "$WORK/profile-chat.log" && break
+            sleep 0.5
+        done
+        perf record -q -a -e cpu-clock -F 999 -o "$WORK/perf.data" -- sleep "$DURATION"
+        wait "$LT_PID"
+        grep -v '^\[' "$WORK/profile-chat.log" >&2
+        perf script -i "$WORK/perf.data" -F pid,ip,sym,dso -G 2>/dev/null |
+            python3 loadtest/perf-split.py "$(nproc)" loadtest="$LT_PID" node-a="$NODE_A" node-b="$NODE_B" \
+                redis="$REDIS_PID" | tee "$OUT/profile.md" >&2
         ;;
     flush)
         # All chats end at once, agents decide `create`; the nodes write every transcript to

@@ -1139,8 +1139,9 @@ pub async fn window(r: &Running, rate: f64, secs: f64, procs: &[Proc]) -> Value 
     let t = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
     let dt = t.elapsed().as_secs_f64();
-    let cpu = cpu.finish();
     let (s1, d1) = (r.w.stats.sent.get(), r.w.stats.delivered.get());
+    let switches = cpu.switches_per(d1 - d0);
+    let cpu = cpu.finish();
     let e1 = r.w.stats.errors.total() + r.w.stats.closed.total();
     let (lat, from_send) = {
         let l = r.w.lat.lock().unwrap();
@@ -1155,6 +1156,7 @@ pub async fn window(r: &Running, rate: f64, secs: f64, procs: &[Proc]) -> Value 
         "latency_from_send": from_send,
         "new_errors": e1 - e0,
         "cpu_percent_of_one_core": cpu,
+        "context_switches_per_message": switches,
     })
 }
 

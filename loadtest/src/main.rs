@@ -617,14 +617,15 @@ fn human(name: &str, r: &Value) -> String {
             s
         }
         "chat" => format!(
-            "chat: {}\n  rate {} -> delivered {}/s; latency {}\n  from the actual send {}\n  {}\n  cpu {}",
+            "chat: {}\n  rate {} -> delivered {}/s; latency {}\n  from the actual send {}\n  {}\n  cpu {}\n  context switches per message {}",
             setup(&r["setup"]),
             r["window"]["target_rate"],
             r["window"]["delivered_rate"],
             lat(&r["window"]["latency"]),
             lat(&r["window"]["latency_from_send"]),
             integ(&r["integrity"]),
-            r["window"]["cpu_percent_of_one_core"]
+            r["window"]["cpu_percent_of_one_core"],
+            r["window"]["context_switches_per_message"]
         ),
         "ramp" => {
             let mut s = format!("ramp: {}\n", setup(&r["setup"]));
