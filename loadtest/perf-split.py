@@ -7,7 +7,9 @@ functions. Standard library only.
 
 Samples are counted per process (all its threads). CPU is in percent of one core (NCPU * 100
 is the whole machine), from each process's share of all samples, idle included. Samples of
-processes not named are summed as "other".
+processes not named are summed as "other". A halted virtual CPU can miss clock samples, so
+idle may be under-counted and the busy shares come out somewhat high (compare the load
+tester's CPU figures from /proc); a process's kernel share does not depend on that.
 """
 
 import collections
