@@ -216,6 +216,17 @@ def main():
     if notes:
         out.append("")
         out += [f"- {n}" for n in notes]
+    floors = [json.loads(f.read_text()) for f in sorted(run_dir.glob("floor-*.json"))]
+    if floors:
+        rtt = [num(dig(f, "result", "round_trip", "p99_ms")) for f in floors]
+        late = [num(dig(f, "result", "wake_up_lateness", "p99_ms")) for f in floors]
+        out.append("")
+        out.append(
+            "The machine's own floor at the start of each run (`switchboard-loadtest floor`: "
+            "250-byte round trips between two threads over loopback, 1,000/s, no server): "
+            f"round trip p99 {cell([v for v in rtt if v is not None])} ms, a sleeping thread "
+            f"woken late by p99 {cell([v for v in late if v is not None])} ms."
+        )
     print("\n".join(out))
 
 

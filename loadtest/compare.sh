@@ -13,7 +13,9 @@
 #   chat at 1,000 and 5,000 msg/s (PAIRS chats, 250-character texts, DURATION s measured)
 #   ramp from 2,000 msg/s, x1.25 a step, until p99 > 50 ms (or loss, or RAMP_MAX_STEPS)
 # and finally the table (loadtest/compare-table.py): median and min-max of the runs for each
-# figure and system, and ours against the better peer variant.
+# figure and system, and ours against the better peer variant. Each run starts with the
+# machine's own floor (`switchboard-loadtest floor`: loopback round trips with no server),
+# shown under the table.
 #
 # `full` (default): RUNS=3 PAIRS=1000 AGENTS=500 DURATION=10 WARMUP=2 RAMP_STEP=4
 #   RAMP_MAX_STEPS=14 IDLE=19000 HOLD=10; about 22 minutes on a quiet 2-core machine (plus the build).
@@ -126,6 +128,10 @@ scenarios() { # system dir
 }
 
 for run in $(seq "$RUNS"); do
+    # The machine's own floor at this moment (loopback round trips between two threads, no
+    # server): how much of the tails below is the machine's rather than a system's.
+    echo "=== run $run of $RUNS: machine floor ===" >&2
+    "$LT" --json "$OUT/floor-$run.json" floor --rate 1000 --duration "$DURATION" >&2
     for sys in $SYSTEMS; do
         dir=$OUT/$sys-$run
         mkdir -p "$dir"

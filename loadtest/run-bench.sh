@@ -4,7 +4,8 @@
 #
 #   loadtest/run-bench.sh [quick|full] [scenario ...]
 #
-# Scenarios: redis idle chat ramp storm (default), routing (request->offer at paced and burst
+# Scenarios: floor redis idle chat ramp storm (default; floor is the machine's own loopback
+# round trip with no server, to tell a slow machine from a slow build), routing (request->offer at paced and burst
 # arrivals), wide (idle connections over several nodes and client processes, past one
 # process's open-file cap; only when named), flush (ended chats written to PostgreSQL;
 # only when named) and profile (where the CPU goes, with perf; only when named). `quick` is
@@ -29,7 +30,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 MODE=${1:-quick}
 shift || true
-SCENARIOS=${*:-redis idle chat ramp storm}
+SCENARIOS=${*:-floor redis idle chat ramp storm}
 RUN=${RUN_NAME:-$(date -u +%Y%m%dT%H%M%SZ)-$MODE}
 OUT=$ROOT/loadtest/results/$RUN
 WORK=$(mktemp -d /tmp/switchboard-bench.XXXXXX)
@@ -46,7 +47,7 @@ full)
     PROFILE_RATE=5000
     WIDE_NODES=6 WIDE_EACH=17000 ;;
 *)
-    echo "usage: $0 [quick|full] [redis idle chat ramp storm routing wide flush]" >&2
+    echo "usage: $0 [quick|full] [floor redis idle chat ramp storm routing wide flush profile]" >&2
     exit 64 ;;
 esac
 
@@ -104,6 +105,9 @@ echo "nodes: A pid $NODE_A port $PA, B pid $NODE_B port $PB; results in $OUT" >&
 for s in $SCENARIOS; do
     echo "=== $s ===" >&2
     case $s in
+    floor)
+        "$LT" --json "$OUT/floor.json" floor --rate 1000 --duration "$DURATION"
+        ;;
     redis)
         # The per-message script as the node runs it (chat_common.lua + chat_send.lua), on one
         # chat whose meta says open; __rand_int__ gives each call a new client message id.

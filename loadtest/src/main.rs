@@ -1,18 +1,21 @@
 //! `switchboard-loadtest`: the load generator for Switchboard clusters. Scenarios: `idle`
 //! (connections held), `chat` (messages both ways at a fixed rate), `ramp` (rate stepped up
 //! until p99 passes a bound), `storm` (mass drop and resume), `flush` (ended chats written to
-//! PostgreSQL), plus `agents` to create the load-test agents. Connects only to the loopback
+//! PostgreSQL), `floor` (the machine's own loopback round trip, no server involved), plus
+//! `agents` to create the load-test agents. Connects only to the loopback
 //! targets it is given; every scenario is bounded in time and count. Progress goes to stderr,
 //! the summary to stdout, the full report to `--json FILE`.
 //!
 //! Layout: `net` (targets, sockets, WebSocket client), `setup` (HTTP calls), `stats`
-//! (counters, histograms, /proc sampling), `idle`, `chat` (chat, ramp and storm), `flush`.
+//! (counters, histograms, /proc sampling), `idle`, `chat` (chat, ramp and storm), `flush`,
+//! `floor`.
 //!
 //! `--peer socketio` points `chat`, `ramp` and `idle` at the Socket.IO peer of the benchmarks
 //! instead (`loadtest/peers/socketio`; protocol in `socketio`), measured the same way.
 #![forbid(unsafe_code)]
 
 mod chat;
+mod floor;
 mod flush;
 mod idle;
 mod net;
@@ -174,6 +177,18 @@ enum Scenario {
         /// Interval of polling the nodes' /metrics flush counters.
         #[arg(long, default_value_t = 20)]
         poll_ms: u64,
+    },
+    /// The machine's own floor: round trips between two threads over loopback TCP at a fixed
+    /// rate (no server involved; --targets is not used), and how late a sleeping thread wakes.
+    Floor {
+        /// Round trips per second.
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Bytes each way.
+        #[arg(long, default_value_t = 250)]
+        bytes: usize,
     },
 }
 
@@ -337,6 +352,14 @@ async fn run(cli: Cli) -> Result<()> {
         } => (
             "flush",
             json!({ "agents": c.agents, "visitors": c.visitors, "messages": messages, "rate": rate, "text_bytes": c.text_bytes }),
+        ),
+        Scenario::Floor {
+            rate,
+            duration,
+            bytes,
+        } => (
+            "floor",
+            json!({ "rate": rate, "duration": duration, "bytes": bytes }),
         ),
     };
     let encoding_name = match cli.peer {
@@ -563,6 +586,18 @@ async fn scenario(
             };
             flush::run(net, targets, &c.opts(), &o, procs).await?
         }
+        Scenario::Floor {
+            rate,
+            duration,
+            bytes,
+        } => {
+            let o = floor::FloorOpts {
+                rate: *rate,
+                duration: *duration,
+                bytes: *bytes,
+            };
+            tokio::task::spawn_blocking(move || floor::run(&o)).await??
+        }
     })
 }
 
@@ -656,6 +691,14 @@ fn human(name: &str, r: &Value) -> String {
             integ(&r["integrity"])
         ),
         "flush" => flush::human(r),
+        "floor" => format!(
+            "floor: {} round trips of {} bytes over loopback at {}/s\n  round trip {}\n  wake-up lateness {}",
+            r["round_trips"],
+            r["bytes"],
+            r["rate"],
+            lat(&r["round_trip"]),
+            lat(&r["wake_up_lateness"])
+        ),
         _ => serde_json::to_string_pretty(r).unwrap_or_default(),
     }
 }
