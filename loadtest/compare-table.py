@@ -94,6 +94,8 @@ def figures(rates):
              lambda r, f=f: cpu_per_message(r.get(f))),
             (sec, "context switches per message, all four processes", "lower",
              lambda r, f=f: num(dig(r.get(f), "result", "window", "context_switches_per_message", "all"))),
+            (sec, "CPU stolen by the hypervisor (% of a core; the machine's, not a system's)", "info",
+             lambda r, f=f: num(dig(r.get(f), "result", "window", "steal_percent_of_one_core"))),
             (sec, "lost", "lower", lambda r, f=f: num(dig(r.get(f), "result", "integrity", "lost"))),
             (sec, "duplicated + out of order", "lower",
              lambda r, f=f: sum_of(dig(r.get(f), "result", "integrity"), "duplicated", "out_of_order")),

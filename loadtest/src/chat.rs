@@ -1141,6 +1141,7 @@ pub async fn window(r: &Running, rate: f64, secs: f64, procs: &[Proc]) -> Value 
     let dt = t.elapsed().as_secs_f64();
     let (s1, d1) = (r.w.stats.sent.get(), r.w.stats.delivered.get());
     let switches = cpu.switches_per(d1 - d0);
+    let steal = cpu.steal_percent();
     let cpu = cpu.finish();
     let e1 = r.w.stats.errors.total() + r.w.stats.closed.total();
     let (lat, from_send) = {
@@ -1157,6 +1158,7 @@ pub async fn window(r: &Running, rate: f64, secs: f64, procs: &[Proc]) -> Value 
         "new_errors": e1 - e0,
         "cpu_percent_of_one_core": cpu,
         "context_switches_per_message": switches,
+        "steal_percent_of_one_core": steal,
     })
 }
 

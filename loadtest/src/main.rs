@@ -652,7 +652,7 @@ fn human(name: &str, r: &Value) -> String {
             s
         }
         "chat" => format!(
-            "chat: {}\n  rate {} -> delivered {}/s; latency {}\n  from the actual send {}\n  {}\n  cpu {}\n  context switches per message {}",
+            "chat: {}\n  rate {} -> delivered {}/s; latency {}\n  from the actual send {}\n  {}\n  cpu {}\n  context switches per message {}\n  stolen by the hypervisor {} % of one core",
             setup(&r["setup"]),
             r["window"]["target_rate"],
             r["window"]["delivered_rate"],
@@ -660,7 +660,8 @@ fn human(name: &str, r: &Value) -> String {
             lat(&r["window"]["latency_from_send"]),
             integ(&r["integrity"]),
             r["window"]["cpu_percent_of_one_core"],
-            r["window"]["context_switches_per_message"]
+            r["window"]["context_switches_per_message"],
+            r["window"]["steal_percent_of_one_core"]
         ),
         "ramp" => {
             let mut s = format!("ramp: {}\n", setup(&r["setup"]));

@@ -164,11 +164,22 @@ impl Proc {
     }
 }
 
-/// CPU use (and context switches) of several processes over a window.
+/// CPU time the hypervisor gave to others while this virtual machine wanted it ("steal", the
+/// eighth figure of the `cpu` line of /proc/stat), in seconds over all CPUs.
+fn steal_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = s.lines().find(|l| l.starts_with("cpu "))?;
+    let steal: f64 = line.split_whitespace().nth(8)?.parse().ok()?;
+    Some(steal / CLK_TCK)
+}
+
+/// CPU use (and context switches) of several processes over a window, and the machine's
+/// stolen time over it.
 pub struct CpuWindow {
     start: Instant,
     at_start: Vec<(Proc, Option<f64>)>,
     switches_at_start: Vec<Option<u64>>,
+    steal_at_start: Option<f64>,
 }
 
 impl CpuWindow {
@@ -177,7 +188,17 @@ impl CpuWindow {
             start: Instant::now(),
             at_start: procs.iter().map(|p| (p.clone(), p.cpu_seconds())).collect(),
             switches_at_start: procs.iter().map(Proc::context_switches).collect(),
+            steal_at_start: steal_seconds(),
         }
+    }
+
+    /// Percent of one core the hypervisor took away since `start` (200 = both cores of a
+    /// 2-core machine): a busy host slows every process here, whatever they run, so a window
+    /// with steal says more about the machine than about the system under test.
+    pub fn steal_percent(&self) -> Option<f64> {
+        let dt = self.start.elapsed().as_secs_f64().max(1e-3);
+        let stolen = steal_seconds()? - self.steal_at_start?;
+        Some((stolen / dt * 1000.0).round() / 10.0)
     }
 
     /// Context switches of each process since `start`, per unit of work (`units`: messages

@@ -2,8 +2,9 @@
 //! asleep until a scheduled send wakes up to a millisecond after it, and a latency measured
 //! from the scheduled time (as ours is, so that a stalled sender is not excused) counted that
 //! lag against every system under test. One thread here sleeps until the earliest due time
-//! (a futex wait, accurate to tens of microseconds) and wakes the sender's task through its
-//! `Notify`; the task then runs on the runtime like any other wake-up.
+//! (a futex wait, usually tens of microseconds late; the `floor` scenario measures how late on
+//! a given machine) and wakes the sender's task through its `Notify`; the task then runs on
+//! the runtime like any other wake-up.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
