@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 SYSTEMS = ["ours", "classic", "sharded"]
+# Steal (percent of one core) above which a window is named under the table.
+STEAL_NOTED = 10
 PEERS = ["classic", "sharded"]
 
 
@@ -204,6 +206,15 @@ def main():
             for name, rep in sorted(r.items()):
                 if rep.get("timed_out"):
                     problems.append(f"{s} run {i}: {name} passed --max-seconds")
+            for name, rep in sorted(r.items()):
+                windows = [dig(rep, "result", "window")] + (dig(rep, "result", "steps") or [])
+                steals = [num(dig(w, "steal_percent_of_one_core")) for w in windows]
+                steal = max((v for v in steals if v is not None), default=None)
+                if steal is not None and steal > STEAL_NOTED:
+                    notes.append(
+                        f"{s} run {i}: {name} had {steal:g} % of a core stolen by the host; "
+                        "its figures say more about the machine than about the system"
+                    )
             steps = dig(r.get("ramp"), "result", "steps") or []
             if steps and steps[-1].get("held"):
                 notes.append(
