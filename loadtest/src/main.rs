@@ -275,6 +275,7 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    check_numbers(&cli.scenario)?;
     let targets = net::parse_targets(&cli.targets)?;
     let nofile = rlimit::increase_nofile_limit(u64::MAX).context("raising the open-file limit")?;
     let encoding = match cli.encoding {
@@ -601,6 +602,78 @@ async fn scenario(
     })
 }
 
+/// Rates, durations and bounds must be finite numbers in range: a negative, infinite or NaN
+/// value would otherwise panic deep in a timer, or run without end.
+fn check_numbers(s: &Scenario) -> Result<()> {
+    // (flag, value, smallest allowed, whether the smallest itself is allowed)
+    let mut checks: Vec<(&str, f64, f64, bool)> = Vec::new();
+    let request_rate = |c: &ChatArgs| ("--request-rate", c.request_rate, 0.0, true);
+    match s {
+        Scenario::Agents { .. } | Scenario::Idle { .. } => {}
+        Scenario::Chat {
+            c,
+            rate,
+            duration,
+            warmup,
+        } => {
+            checks.extend([
+                request_rate(c),
+                ("--rate", *rate, 0.0, true),
+                ("--duration", *duration, 0.0, false),
+                ("--warmup", *warmup, 0.0, true),
+            ]);
+        }
+        Scenario::Ramp {
+            c,
+            start_rate,
+            factor,
+            step_secs,
+            p99_bound_ms,
+            max_rate,
+            ..
+        } => {
+            checks.extend([
+                request_rate(c),
+                ("--start-rate", *start_rate, 0.0, false),
+                ("--factor", *factor, 1.0, false),
+                ("--step-secs", *step_secs, 0.0, false),
+                ("--p99-bound-ms", *p99_bound_ms, 0.0, false),
+                ("--max-rate", *max_rate, 0.0, false),
+            ]);
+        }
+        Scenario::Storm {
+            c,
+            rate,
+            warmup,
+            after,
+            ..
+        } => {
+            checks.extend([
+                request_rate(c),
+                ("--rate", *rate, 0.0, true),
+                ("--warmup", *warmup, 0.0, true),
+                ("--after", *after, 0.0, true),
+            ]);
+        }
+        Scenario::Flush { c, rate, .. } => {
+            checks.extend([request_rate(c), ("--rate", *rate, 0.0, false)]);
+        }
+        Scenario::Floor { rate, duration, .. } => checks.extend([
+            ("--rate", *rate, 0.0, false),
+            ("--duration", *duration, 0.0, false),
+        ]),
+    }
+    for (flag, v, min, inclusive) in checks {
+        // Up to a year: far past any run's --max-seconds, and still a valid Duration.
+        let ok = v.is_finite() && v <= 3.2e7 && (v > min || inclusive && v == min);
+        if !ok {
+            let bound = if inclusive { "at least" } else { "more than" };
+            bail!("{flag} must be a number {bound} {min} (got {v})");
+        }
+    }
+    Ok(())
+}
+
 /// A short human summary of a result.
 fn human(name: &str, r: &Value) -> String {
     let lat = |v: &Value| {
@@ -701,5 +774,42 @@ fn human(name: &str, r: &Value) -> String {
             lat(&r["wake_up_lateness"])
         ),
         _ => serde_json::to_string_pretty(r).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(args: &str) -> Result<()> {
+        let argv = std::iter::once("switchboard-loadtest").chain(args.split_whitespace());
+        check_numbers(&Cli::try_parse_from(argv).expect("parses").scenario)
+    }
+
+    #[test]
+    fn defaults_pass_and_numbers_out_of_range_are_refused_with_the_flag_named() {
+        for ok in [
+            "chat",
+            "ramp",
+            "storm",
+            "floor",
+            "chat --rate 0 --warmup 0",
+            "flush --store-url x",
+        ] {
+            assert!(check(ok).is_ok(), "{ok}");
+        }
+        for (bad, flag) in [
+            ("chat --duration inf", "--duration"),
+            ("chat --duration=-1", "--duration"),
+            ("chat --rate NaN", "--rate"),
+            ("chat --request-rate=-2", "--request-rate"),
+            ("ramp --factor 1", "--factor"),
+            ("ramp --step-secs 0", "--step-secs"),
+            ("storm --after 1e300", "--after"),
+            ("floor --rate 0", "--rate"),
+        ] {
+            let e = check(bad).expect_err(bad).to_string();
+            assert!(e.starts_with(flag), "{bad}: {e}");
+        }
     }
 }
