@@ -594,7 +594,8 @@ async fn scenario(
         } => {
             let o = floor::FloorOpts {
                 rate: *rate,
-                duration: *duration,
+                // A blocking thread outlives the --max-seconds timeout: it gets the bound itself.
+                duration: duration.min(cli.max_seconds as f64),
                 bytes: *bytes,
             };
             tokio::task::spawn_blocking(move || floor::run(&o)).await??
