@@ -206,7 +206,6 @@ def main():
             for name, rep in sorted(r.items()):
                 if rep.get("timed_out"):
                     problems.append(f"{s} run {i}: {name} passed --max-seconds")
-            for name, rep in sorted(r.items()):
                 windows = [dig(rep, "result", "window")] + (dig(rep, "result", "steps") or [])
                 steals = [num(dig(w, "steal_percent_of_one_core")) for w in windows]
                 steal = max((v for v in steals if v is not None), default=None)

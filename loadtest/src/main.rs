@@ -114,28 +114,28 @@ enum Scenario {
         #[command(flatten)]
         c: ChatArgs,
         /// Total messages per second (both directions, all chats).
-        #[arg(long, default_value_t = 1000.0)]
+        #[arg(long, value_parser = at_least_zero, default_value_t = 1000.0)]
         rate: f64,
-        #[arg(long, default_value_t = 10.0)]
+        #[arg(long, value_parser = above_zero, default_value_t = 10.0)]
         duration: f64,
         /// Seconds at the rate before measuring.
-        #[arg(long, default_value_t = 2.0)]
+        #[arg(long, value_parser = at_least_zero, default_value_t = 2.0)]
         warmup: f64,
     },
     /// Step the rate up until p99 passes the bound (or messages are lost or refused).
     Ramp {
         #[command(flatten)]
         c: ChatArgs,
-        #[arg(long, default_value_t = 1000.0)]
+        #[arg(long, value_parser = above_zero, default_value_t = 1000.0)]
         start_rate: f64,
         /// Each step multiplies the rate by this.
-        #[arg(long, default_value_t = 1.25)]
+        #[arg(long, value_parser = above_one, default_value_t = 1.25)]
         factor: f64,
-        #[arg(long, default_value_t = 5.0)]
+        #[arg(long, value_parser = above_zero, default_value_t = 5.0)]
         step_secs: f64,
-        #[arg(long, default_value_t = 50.0)]
+        #[arg(long, value_parser = above_zero, default_value_t = 50.0)]
         p99_bound_ms: f64,
-        #[arg(long, default_value_t = 200000.0)]
+        #[arg(long, value_parser = above_zero, default_value_t = 200000.0)]
         max_rate: f64,
         #[arg(long, default_value_t = 30)]
         max_steps: usize,
@@ -148,11 +148,11 @@ enum Scenario {
         #[arg(long, default_value_t = 1000)]
         count: usize,
         /// Total message rate kept up before, during and after the storm.
-        #[arg(long, default_value_t = 1000.0)]
+        #[arg(long, value_parser = at_least_zero, default_value_t = 1000.0)]
         rate: f64,
-        #[arg(long, default_value_t = 3.0)]
+        #[arg(long, value_parser = at_least_zero, default_value_t = 3.0)]
         warmup: f64,
-        #[arg(long, default_value_t = 3.0)]
+        #[arg(long, value_parser = at_least_zero, default_value_t = 3.0)]
         after: f64,
         #[arg(long, default_value_t = 60)]
         timeout_secs: u64,
@@ -166,7 +166,7 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         messages: u64,
         /// Total message rate while exchanging them.
-        #[arg(long, default_value_t = 5000.0)]
+        #[arg(long, value_parser = above_zero, default_value_t = 5000.0)]
         rate: f64,
         /// The nodes' store (postgres://, loopback only): polled for the final check.
         #[arg(long)]
@@ -182,9 +182,9 @@ enum Scenario {
     /// rate (no server involved; --targets is not used), and how late a sleeping thread wakes.
     Floor {
         /// Round trips per second.
-        #[arg(long, default_value_t = 1000.0)]
+        #[arg(long, value_parser = above_zero, default_value_t = 1000.0)]
         rate: f64,
-        #[arg(long, default_value_t = 10.0)]
+        #[arg(long, value_parser = above_zero, default_value_t = 10.0)]
         duration: f64,
         /// Bytes each way.
         #[arg(long, default_value_t = 250)]
@@ -215,7 +215,7 @@ struct ChatArgs {
     connect_parallel: usize,
     /// Visitors arriving per second (each connects, then requests its chat); 0: all at once,
     /// as fast as --connect-parallel lets them.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, value_parser = at_least_zero, default_value_t = 0.0)]
     request_rate: f64,
     /// Put visitors and agents on the same targets (default: visitors on the first half, agents on the second).
     #[arg(long)]
@@ -275,7 +275,6 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<()> {
-    check_numbers(&cli.scenario)?;
     let targets = net::parse_targets(&cli.targets)?;
     let nofile = rlimit::increase_nofile_limit(u64::MAX).context("raising the open-file limit")?;
     let encoding = match cli.encoding {
@@ -603,76 +602,28 @@ async fn scenario(
     })
 }
 
-/// Rates, durations and bounds must be finite numbers in range: a negative, infinite or NaN
-/// value would otherwise panic deep in a timer, or run without end.
-fn check_numbers(s: &Scenario) -> Result<()> {
-    // (flag, value, smallest allowed, whether the smallest itself is allowed)
-    let mut checks: Vec<(&str, f64, f64, bool)> = Vec::new();
-    let request_rate = |c: &ChatArgs| ("--request-rate", c.request_rate, 0.0, true);
-    match s {
-        Scenario::Agents { .. } | Scenario::Idle { .. } => {}
-        Scenario::Chat {
-            c,
-            rate,
-            duration,
-            warmup,
-        } => {
-            checks.extend([
-                request_rate(c),
-                ("--rate", *rate, 0.0, true),
-                ("--duration", *duration, 0.0, false),
-                ("--warmup", *warmup, 0.0, true),
-            ]);
-        }
-        Scenario::Ramp {
-            c,
-            start_rate,
-            factor,
-            step_secs,
-            p99_bound_ms,
-            max_rate,
-            ..
-        } => {
-            checks.extend([
-                request_rate(c),
-                ("--start-rate", *start_rate, 0.0, false),
-                ("--factor", *factor, 1.0, false),
-                ("--step-secs", *step_secs, 0.0, false),
-                ("--p99-bound-ms", *p99_bound_ms, 0.0, false),
-                ("--max-rate", *max_rate, 0.0, false),
-            ]);
-        }
-        Scenario::Storm {
-            c,
-            rate,
-            warmup,
-            after,
-            ..
-        } => {
-            checks.extend([
-                request_rate(c),
-                ("--rate", *rate, 0.0, true),
-                ("--warmup", *warmup, 0.0, true),
-                ("--after", *after, 0.0, true),
-            ]);
-        }
-        Scenario::Flush { c, rate, .. } => {
-            checks.extend([request_rate(c), ("--rate", *rate, 0.0, false)]);
-        }
-        Scenario::Floor { rate, duration, .. } => checks.extend([
-            ("--rate", *rate, 0.0, false),
-            ("--duration", *duration, 0.0, false),
-        ]),
+/// Rates, durations and bounds are checked as they are parsed: a negative, infinite or NaN
+/// value would otherwise panic deep in a timer, or run without end. Up to a year: far past
+/// any run's --max-seconds, and still a valid `Duration`.
+fn number_in(s: &str, min: f64, min_allowed: bool) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if v.is_finite() && v <= 3.2e7 && (v > min || min_allowed && v == min) {
+        return Ok(v);
     }
-    for (flag, v, min, inclusive) in checks {
-        // Up to a year: far past any run's --max-seconds, and still a valid Duration.
-        let ok = v.is_finite() && v <= 3.2e7 && (v > min || inclusive && v == min);
-        if !ok {
-            let bound = if inclusive { "at least" } else { "more than" };
-            bail!("{flag} must be a number {bound} {min} (got {v})");
-        }
-    }
-    Ok(())
+    let bound = if min_allowed { "at least" } else { "more than" };
+    Err(format!("must be a number {bound} {min}"))
+}
+
+fn at_least_zero(s: &str) -> Result<f64, String> {
+    number_in(s, 0.0, true)
+}
+
+fn above_zero(s: &str) -> Result<f64, String> {
+    number_in(s, 0.0, false)
+}
+
+fn above_one(s: &str) -> Result<f64, String> {
+    number_in(s, 1.0, false)
 }
 
 /// A short human summary of a result.
@@ -782,9 +733,11 @@ fn human(name: &str, r: &Value) -> String {
 mod tests {
     use super::*;
 
-    fn check(args: &str) -> Result<()> {
+    fn check(args: &str) -> Result<(), String> {
         let argv = std::iter::once("switchboard-loadtest").chain(args.split_whitespace());
-        check_numbers(&Cli::try_parse_from(argv).expect("parses").scenario)
+        Cli::try_parse_from(argv)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -809,8 +762,8 @@ mod tests {
             ("storm --after 1e300", "--after"),
             ("floor --rate 0", "--rate"),
         ] {
-            let e = check(bad).expect_err(bad).to_string();
-            assert!(e.starts_with(flag), "{bad}: {e}");
+            let e = check(bad).expect_err(bad);
+            assert!(e.contains(&format!("for '{flag} <")), "{bad}: {e}");
         }
     }
 }
