@@ -13,7 +13,7 @@ use fred::clients::SubscriberClient;
 use fred::prelude::*;
 use fred::types::scripts::Script;
 use fred::types::streams::XReadResponse;
-use fred::types::Message;
+use fred::types::{Message, RespVersion};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -57,6 +57,8 @@ fn refusal(e: fred::error::Error) -> RedisError {
 pub struct RedisLayer {
     pool: Pool,
     subscriber: SubscriberClient,
+    /// The subscriber's connection, for the transcript scripts (see `on_transcript`).
+    appender: Client,
     /// A connection of its own for XREADGROUP BLOCK: a blocking read on a pooled, pipelined
     /// connection would stall every command queued behind it.
     blocking: Client,
@@ -246,7 +248,9 @@ impl RedisLayer {
         // the blocking client keep fred's small default.
         let pool = builder.build_pool(pool_size)?;
         let blocking = builder.build()?;
+        // RESP3 lets the subscriber connection run commands too (`on_transcript`).
         let subscriber = builder
+            .with_config(|c| c.version = RespVersion::RESP3)
             .with_performance_config(|p| p.broadcast_channel_capacity = SUBSCRIBER_CHANNEL_CAPACITY)
             .build_subscriber_client()?;
         pool.init().await?;
@@ -255,6 +259,7 @@ impl RedisLayer {
         subscriber.manage_subscriptions();
         let layer = RedisLayer {
             pool,
+            appender: subscriber.to_client(),
             subscriber,
             blocking,
             keys: Keys::new(prefix),
@@ -288,6 +293,12 @@ impl RedisLayer {
 
     /// Runs a transcript script on one chat: KEYS = [its log, its meta, its channel],
     /// ARGV = [the chat id, ...`args`], the layout every `{c:ID}` script that appends shares.
+    ///
+    /// These scripts publish on the chat's channel, which this node follows whenever one of the
+    /// chat's parties is connected here. Sent on the subscriber's own connection, the node's
+    /// copy of the published entry and the script's answer leave Redis in one write and arrive
+    /// in one read, instead of one on each connection: per message one transmission and one
+    /// wake-up fewer for Redis and the sender's node (docs/benchmarks.md).
     pub(crate) async fn on_transcript<R: FromValue>(
         &self,
         script: &Script,
@@ -300,7 +311,7 @@ impl RedisLayer {
         argv.extend(args);
         script
             .evalsha_with_reload(
-                self.client(),
+                &self.appender,
                 vec![k.log(chat), k.meta(chat), k.chat_channel(chat)],
                 argv,
             )
@@ -745,8 +756,9 @@ impl RedisLayer {
         let (seq, new): (String, i64) = self
             .scripts
             .chat_send
+            // On the subscriber's connection, like `on_transcript` (it publishes too).
             .evalsha_with_reload(
-                self.client(),
+                &self.appender,
                 vec![
                     k.log(chat),
                     k.meta(chat),
