@@ -81,6 +81,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     )
     .await
     .context("connecting to redis")?;
+    tracing::info!(
+        subscriber = redis.subscriber_name(),
+        "redis: connected (the subscriber connection's CLIENT LIST name)"
+    );
     let store = Store::connect(&settings.store.url, settings.store.max_connections)
         .await
         .context("opening the store")?;

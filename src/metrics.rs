@@ -26,6 +26,8 @@ pub struct Metrics {
     pub flush_duration: Histogram,
     pub subscriptions: IntGauge,
     pub slow_consumers: IntCounter,
+    /// Times every local connection was told to resume, by why live traffic may have been lost.
+    pub resyncs: IntCounterVec,
     pub redis_errors: IntCounter,
     /// Visitors on the site (cluster-wide, sampled by every node).
     pub site_visitors: IntGauge,
@@ -195,6 +197,12 @@ impl Metrics {
                 &r,
                 "switchboard_slow_consumers_total",
                 "Connections closed because their outbound queue was full.",
+            ),
+            resyncs: counter_vec(
+                &r,
+                "switchboard_resyncs_total",
+                "Times this node closed all its connections so they resume from Redis, because live pub/sub traffic may have been missed, by cause.",
+                &["cause"],
             ),
             redis_errors: counter(
                 &r,

@@ -204,16 +204,7 @@ async fn flush_left_by_a_crashed_node_is_completed_by_another_exactly_once() {
     // worker (its blocking read was already in flight when A died) or another dead consumer.
     tokio::time::sleep(Duration::from_millis(700)).await;
     let jobs = format!("{}{{f}}:jobs", cluster.prefix);
-    let redis = |args: &[&str]| {
-        let out = std::process::Command::new("redis-cli")
-            .arg("-u")
-            .arg(redis_url())
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
-    redis(&[
+    redis_cli(&[
         "XREADGROUP",
         "GROUP",
         "flush",
@@ -225,7 +216,7 @@ async fn flush_left_by_a_crashed_node_is_completed_by_another_exactly_once() {
         ">",
     ]);
     assert!(
-        redis(&["XPENDING", &jobs, "flush"]).starts_with('1'),
+        redis_cli(&["XPENDING", &jobs, "flush"]).starts_with('1'),
         "the job is pending with a dead consumer"
     );
     assert!(cluster
@@ -261,7 +252,7 @@ async fn flush_left_by_a_crashed_node_is_completed_by_another_exactly_once() {
             .len(),
         1
     );
-    let pending = redis(&["XPENDING", &jobs, "flush"]);
+    let pending = redis_cli(&["XPENDING", &jobs, "flush"]);
     assert!(pending.starts_with('0'), "no job left pending: {pending}");
     b.drain().await;
     c.drain().await;
@@ -447,5 +438,98 @@ async fn concurrent_follow_and_unfollow_keep_subscriptions_right() {
         svc.hub.unfollow(channel, 42).await;
     }
     assert_eq!(svc.metrics.subscriptions.get(), base);
+    cluster.cleanup().await;
+}
+
+/// The node's subscriber connection to Redis drops mid-chat (a failover, a network blip): what
+/// was published while it was down never reaches that node live. Once it is back, the node
+/// closes its connections (4408) so each resumes from its last sequence number: the visitor on
+/// that node still gets every message of the agent once, in order, and what it sends after
+/// goes through the re-established connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_subscriber_connection_makes_clients_resume_without_loss() {
+    let cluster = Cluster::new(Backend::Sqlite).await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut agent = available_agent(&cluster, &b, "jo", 1).await;
+    let (mut visitor, chat, _, vtoken) = requesting_visitor(&a, "q").await;
+    accept_offer(&mut agent, &mut visitor, &chat).await;
+    agent
+        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "hi", "text": "hello"}))
+        .await;
+    let last_seq = visitor.expect_text("hello").await["entry"]["seq"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Cut node A's subscriber connection (found by its client name), then the agent writes
+    // while node A reconnects (fred waits at least 100 ms before it tries again).
+    let name = format!("name={}", a.service.redis.subscriber_name());
+    let list = redis_cli(&["CLIENT", "LIST"]);
+    let id = list
+        .lines()
+        .find(|l| l.split(' ').any(|kv| kv == name))
+        .and_then(|l| l.split(' ').find_map(|kv| kv.strip_prefix("id=")))
+        .unwrap_or_else(|| panic!("no client with {name} in {list}"))
+        .to_string();
+    let killed = redis_cli(&["CLIENT", "KILL", "ID", &id]);
+    assert_eq!(killed.trim(), "1", "CLIENT KILL ID {id}");
+    let sent = 5;
+    for i in 0..sent {
+        agent.send(json!({"type": "send", "chat_id": chat, "client_msg_id": format!("d{i}"), "text": format!("during {i}")})).await;
+        agent.expect_where("ack", |f| f["type"] == "ack").await;
+    }
+
+    // The visitor gets some of them live (or none), then is told to resume.
+    let mut texts: Vec<String> = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while visitor.closed.is_none() && tokio::time::Instant::now() < deadline {
+        for f in visitor.drain_for(Duration::from_millis(200)).await {
+            if f["type"] == "entry" && f["entry"]["author"] == "agent" {
+                texts.push(f["entry"]["text"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(visitor.closed, Some(4408), "visitor not told to resume");
+    assert_eq!(
+        a.service
+            .metrics
+            .resyncs
+            .with_label_values(&["reconnected"])
+            .get(),
+        1
+    );
+    // Subscribed again before the clients were told: the queue channel, which every node
+    // follows for as long as it runs, has both nodes on it (`PUBSUB SHARDNUMSUB` answers the
+    // channel, then the count).
+    let queue_channel = a.service.redis.keys.queue_channel();
+    let numsub = redis_cli(&["PUBSUB", "SHARDNUMSUB", &queue_channel]);
+    assert_eq!(numsub.lines().nth(1), Some("2"), "{numsub:?}");
+
+    // Back on the same node: the rest from the stream, in order, nothing twice.
+    let mut visitor = Client::visitor(&a, &vtoken).await;
+    visitor
+        .send(json!({"type": "resume", "chat_id": chat, "last_seq": last_seq}))
+        .await;
+    visitor.expect("resumed").await;
+    let replayed: Vec<String> = visitor
+        .drain_for(Duration::from_millis(300))
+        .await
+        .into_iter()
+        .filter(|f| f["type"] == "entry" && f["entry"]["author"] == "agent")
+        .map(|f| f["entry"]["text"].as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = (0..sent).map(|i| format!("during {i}")).collect();
+    assert_eq!(replayed, expected, "live before the cut-off: {texts:?}");
+
+    // Both ways work through the re-established connection.
+    visitor
+        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "v1", "text": "still here"}))
+        .await;
+    visitor.expect("ack").await;
+    agent.expect_text("still here").await;
+    agent
+        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "a1", "text": "good"}))
+        .await;
+    visitor.expect_text("good").await;
     cluster.cleanup().await;
 }

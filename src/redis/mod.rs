@@ -248,15 +248,17 @@ impl RedisLayer {
         // the blocking client keep fred's small default.
         let pool = builder.build_pool(pool_size)?;
         let blocking = builder.build()?;
-        // RESP3 lets the subscriber connection run commands too (`on_transcript`).
+        // RESP3 lets the subscriber connection run commands too (`on_transcript`). It is
+        // named (`CLIENT SETNAME`, again after each reconnect) so an operator can find it in
+        // `CLIENT LIST`; the node logs the name at start.
         let subscriber = builder
             .with_config(|c| c.version = RespVersion::RESP3)
+            .with_connection_config(|c| c.auto_client_setname = true)
             .with_performance_config(|p| p.broadcast_channel_capacity = SUBSCRIBER_CHANNEL_CAPACITY)
             .build_subscriber_client()?;
         pool.init().await?;
         subscriber.init().await?;
         blocking.init().await?;
-        subscriber.manage_subscriptions();
         let layer = RedisLayer {
             pool,
             appender: subscriber.to_client(),
@@ -332,6 +334,34 @@ impl RedisLayer {
     /// Live pub/sub messages of this node's subscriptions.
     pub fn messages(&self) -> broadcast::Receiver<Message> {
         self.subscriber.message_rx()
+    }
+
+    /// One item each time the subscriber connection is set up again after it dropped (not
+    /// for the first connect). Whatever was published while it was down never arrives.
+    pub fn subscriber_reconnects(&self) -> broadcast::Receiver<Server> {
+        self.subscriber.reconnect_rx()
+    }
+
+    /// Subscribes the re-established subscriber connection to every channel this node follows
+    /// again, one `SSUBSCRIBE` per hash slot (a cluster takes one slot a call), side by side;
+    /// returns how many. (fred's own `manage_subscriptions` would first send `SUBSCRIBE` and
+    /// `PSUBSCRIBE` for the plain channels and patterns, which this node has none of: Redis
+    /// refuses them without arguments and the sharded channels were never subscribed again.)
+    pub async fn resubscribe(&self) -> Result<usize> {
+        let groups = fred::util::group_by_hash_slot(self.subscriber.tracked_shard_channels())?;
+        let count = groups.values().map(|keys| keys.len()).sum();
+        futures_util::future::try_join_all(
+            groups
+                .into_values()
+                .map(|keys| self.subscriber.ssubscribe(keys)),
+        )
+        .await?;
+        Ok(count)
+    }
+
+    /// The subscriber connection's client name in Redis (`CLIENT LIST`).
+    pub fn subscriber_name(&self) -> &str {
+        self.subscriber.id()
     }
 
     pub async fn subscribe(&self, channel: &str) -> Result<()> {

@@ -20,6 +20,17 @@ pub fn redis_url() -> String {
     std::env::var("SWITCHBOARD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// Runs `redis-cli` against the test Redis; returns what it printed.
+pub fn redis_cli(args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .arg("-u")
+        .arg(redis_url())
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 pub fn pg_url() -> String {
     std::env::var("SWITCHBOARD_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
@@ -125,17 +136,7 @@ impl Cluster {
 
     /// Number of keys under this test's prefix.
     pub async fn redis_keys(&self) -> Vec<String> {
-        let out = std::process::Command::new("redis-cli")
-            .args([
-                "-u",
-                &redis_url(),
-                "--scan",
-                "--pattern",
-                &format!("{}*", self.prefix),
-            ])
-            .output()
-            .expect("redis-cli");
-        String::from_utf8_lossy(&out.stdout)
+        redis_cli(&["--scan", "--pattern", &format!("{}*", self.prefix)])
             .lines()
             .map(str::to_string)
             .filter(|l| !l.is_empty())
