@@ -8,7 +8,8 @@
 # round trip with no server, to tell a slow machine from a slow build), routing (request->offer at paced and burst
 # arrivals), wide (idle connections over several nodes and client processes, past one
 # process's open-file cap; only when named), flush (ended chats written to PostgreSQL;
-# only when named) and profile (where the CPU goes, with perf; only when named). `quick` is
+# only when named), profile (where the CPU goes, with perf; only when named) and syscalls
+# (system calls per message of each process, with perf stat; only when named). `quick` is
 # small and short (a smoke run, ~2 minutes); `full` uses the sizes that docs/benchmarks.md
 # reports (~10 minutes).
 #
@@ -47,7 +48,7 @@ full)
     PROFILE_RATE=5000
     WIDE_NODES=6 WIDE_EACH=17000 ;;
 *)
-    echo "usage: $0 [quick|full] [floor redis idle chat ramp storm routing wide flush profile]" >&2
+    echo "usage: $0 [quick|full] [floor redis idle chat ramp storm routing wide flush profile syscalls]" >&2
     exit 64 ;;
 esac
 
@@ -99,6 +100,7 @@ echo "nodes: A pid $NODE_A port $PA, B pid $NODE_B port $PB; results in $OUT" >&
 
 {
     echo "mode=$MODE encoding=$ENCODING store=$STORE"
+    echo "switchboard binary: $SB (sha256 $(sha256sum "$SB" | cut -c1-16))"
     machine_info
 } >"$OUT/machine.txt"
 
@@ -215,6 +217,35 @@ for s in $SCENARIOS; do
         perf script -i "$WORK/perf.data" -F pid,ip,sym,dso -G 2>/dev/null |
             python3 loadtest/perf-split.py "$(nproc)" loadtest="$LT_PID" node-a="$NODE_A" node-b="$NODE_B" \
                 redis="$REDIS_PID" | tee "$OUT/profile.md" >&2
+        ;;
+    syscalls)
+        # System calls per message of each process (which ones, how many: every hop of a
+        # message is a write on one side and a read and a wake-up on the other), counted
+        # with `perf stat` on the syscall tracepoints over DURATION s of a chat window at
+        # PROFILE_RATE; loadtest/syscall-table.py writes syscalls.md.
+        if ! command -v perf >/dev/null; then
+            echo "syscalls needs perf (Debian: apt-get install linux-perf)" >&2
+            exit 64
+        fi
+        "$LT" "${COMMON[@]}" --json "$OUT/syscalls-chat.json" chat --agents "$AGENTS" --visitors "$PAIRS" \
+            --rate "$PROFILE_RATE" --duration $((DURATION + 4)) --warmup 2 --setup-timeout-secs 30 \
+            2>"$WORK/syscalls-chat.log" &
+        LT_PID=$!
+        for _ in $(seq 120); do
+            grep -q '] measure' "$WORK/syscalls-chat.log" && break
+            sleep 0.5
+        done
+        EVENTS=$(printf 'syscalls:sys_enter_%s,' sendto recvfrom write writev read epoll_wait futex)
+        STATS=() COUNTERS=()
+        for p in loadtest="$LT_PID" node-a="$NODE_A" node-b="$NODE_B" redis="$REDIS_PID"; do
+            perf stat -x, -e "${EVENTS%,}" -p "${p#*=}" -o "$OUT/syscalls-${p%%=*}.csv" -- sleep "$DURATION" &
+            COUNTERS+=($!)
+            STATS+=("${p%%=*}=$OUT/syscalls-${p%%=*}.csv")
+        done
+        for c in "${COUNTERS[@]}"; do wait "$c"; done
+        wait "$LT_PID"
+        grep -v '^\[' "$WORK/syscalls-chat.log" >&2
+        python3 loadtest/syscall-table.py "$OUT/syscalls-chat.json" "$DURATION" "${STATS[@]}" | tee "$OUT/syscalls.md" >&2
         ;;
     flush)
         # All chats end at once, agents decide `create`; the nodes write every transcript to
