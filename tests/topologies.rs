@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::topology::Procs;
+use common::topology::{cli, Procs};
 use common::*;
 use serde_json::json;
 
@@ -66,6 +66,69 @@ async fn chat_paths_on_a_three_master_cluster() {
         .await;
     v.expect_text("second").await;
     v.expect("resumed").await;
+
+    // Node A's subscriber connections to all three masters drop at once: A follows its
+    // channels again, each on the master that owns it, and its clients resume.
+    let subscriber = format!("name={}", a.service.redis.subscriber_name());
+    let masters: Vec<u16> = url
+        .split(['/', '?', '&', '='])
+        .filter_map(|s| s.strip_prefix("127.0.0.1:"))
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(masters.len(), 3, "{url}");
+    for port in &masters {
+        let list = cli(*port, &["CLIENT", "LIST"]);
+        let id = list
+            .lines()
+            .find(|l| l.split(' ').any(|kv| kv == subscriber))
+            .and_then(|l| l.split(' ').find_map(|kv| kv.strip_prefix("id=")))
+            .unwrap_or_else(|| panic!("no {subscriber} on {port}: {list}"))
+            .to_string();
+        assert_eq!(cli(*port, &["CLIENT", "KILL", "ID", &id]).trim(), "1");
+    }
+    assert_eq!(v.expect_close().await, 4408);
+    // The queue channel, which every node follows for as long as it runs: both nodes on it
+    // again (each master counts its own shard's subscribers).
+    let queue_channel = a.service.redis.keys.queue_channel();
+    eventually("both nodes on the queue channel again", || async {
+        let n: u32 = masters
+            .iter()
+            .map(|p| {
+                let out = cli(*p, &["PUBSUB", "SHARDNUMSUB", &queue_channel]);
+                out.lines()
+                    .nth(1)
+                    .and_then(|n| n.trim().parse::<u32>().ok())
+                    .unwrap_or(0)
+            })
+            .sum();
+        (n == 2).then_some(())
+    })
+    .await;
+    assert!(
+        a.service
+            .metrics
+            .resyncs
+            .with_label_values(&["reconnected"])
+            .get()
+            >= 1
+    );
+    // Both parties back on node A; the conversation goes on both ways.
+    let mut v = Client::visitor(&a, &token).await;
+    v.send(json!({"type": "resume", "chat_id": chat, "last_seq": ""}))
+        .await;
+    v.expect("resumed").await;
+    let mut agent2 = Client::agent(&a, &agent_token(&a, "dora").await).await;
+    agent2
+        .send(json!({"type": "resume", "chat_id": chat, "last_seq": ""}))
+        .await;
+    agent2.expect("resumed").await;
+    agent2
+        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "d1", "text": "back"}))
+        .await;
+    v.expect_text("back").await;
+    v.send(json!({"type": "send", "chat_id": chat, "client_msg_id": "v1", "text": "hi again"}))
+        .await;
+    agent2.expect_text("hi again").await;
     a.drain().await;
     b.drain().await;
 }

@@ -29,7 +29,8 @@ pub fn free_ports<const N: usize>() -> [u16; N] {
     std::array::from_fn(|i| held[i].local_addr().unwrap().port())
 }
 
-fn cli(port: u16, args: &[&str]) -> String {
+/// Runs `redis-cli` against the server on `port`; returns what it printed.
+pub fn cli(port: u16, args: &[&str]) -> String {
     let out = Command::new("redis-cli")
         .args(["-p", &port.to_string()])
         .args(args)
