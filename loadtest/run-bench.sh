@@ -104,6 +104,25 @@ echo "nodes: A pid $NODE_A port $PA, B pid $NODE_B port $PB; results in $OUT" >&
     machine_info
 } >"$OUT/machine.txt"
 
+# For the perf scenarios: starts a chat at PROFILE_RATE in the background (report
+# $OUT/$1-chat.json, log $WORK/$1-chat.log; its PID in LT_PID) and returns once its measured
+# window has begun, so perf sees the window only (not the set-up: agents signing in hash
+# passwords). The window lasts DURATION + 4 s.
+chat_under_perf() { # scenario
+    if ! command -v perf >/dev/null; then
+        echo "$1 needs perf (Debian: apt-get install linux-perf)" >&2
+        exit 64
+    fi
+    "$LT" "${COMMON[@]}" --json "$OUT/$1-chat.json" chat --agents "$AGENTS" --visitors "$PAIRS" \
+        --rate "$PROFILE_RATE" --duration $((DURATION + 4)) --warmup 2 --setup-timeout-secs 30 \
+        2>"$WORK/$1-chat.log" &
+    LT_PID=$!
+    for _ in $(seq 120); do
+        grep -q '] measure' "$WORK/$1-chat.log" && break
+        sleep 0.5
+    done
+}
+
 for s in $SCENARIOS; do
     echo "=== $s ===" >&2
     case $s in
@@ -198,19 +217,7 @@ for s in $SCENARIOS; do
         # machines that have no hardware counters). loadtest/perf-split.py writes each
         # process's share of the machine, split into kernel and user space, and its hottest
         # functions to profile.md.
-        if ! command -v perf >/dev/null; then
-            echo "profile needs perf (Debian: apt-get install linux-perf)" >&2
-            exit 64
-        fi
-        "$LT" "${COMMON[@]}" --json "$OUT/profile-chat.json" chat --agents "$AGENTS" --visitors "$PAIRS" \
-            --rate "$PROFILE_RATE" --duration $((DURATION + 4)) --warmup 2 --setup-timeout-secs 30 \
-            2>"$WORK/profile-chat.log" &
-        LT_PID=$!
-        # Sample the measured window only (not the set-up: agents signing in hash passwords).
-        for _ in $(seq 120); do
-            grep -q '] measure' "$WORK/profile-chat.log" && break
-            sleep 0.5
-        done
+        chat_under_perf profile
         perf record -q -a -e cpu-clock -F 999 -o "$WORK/perf.data" -- sleep "$DURATION"
         wait "$LT_PID"
         grep -v '^\[' "$WORK/profile-chat.log" >&2
@@ -223,18 +230,7 @@ for s in $SCENARIOS; do
         # message is a write on one side and a read and a wake-up on the other), counted
         # with `perf stat` on the syscall tracepoints over DURATION s of a chat window at
         # PROFILE_RATE; loadtest/syscall-table.py writes syscalls.md.
-        if ! command -v perf >/dev/null; then
-            echo "syscalls needs perf (Debian: apt-get install linux-perf)" >&2
-            exit 64
-        fi
-        "$LT" "${COMMON[@]}" --json "$OUT/syscalls-chat.json" chat --agents "$AGENTS" --visitors "$PAIRS" \
-            --rate "$PROFILE_RATE" --duration $((DURATION + 4)) --warmup 2 --setup-timeout-secs 30 \
-            2>"$WORK/syscalls-chat.log" &
-        LT_PID=$!
-        for _ in $(seq 120); do
-            grep -q '] measure' "$WORK/syscalls-chat.log" && break
-            sleep 0.5
-        done
+        chat_under_perf syscalls
         EVENTS=$(printf 'syscalls:sys_enter_%s,' sendto recvfrom write writev read epoll_wait futex)
         STATS=() COUNTERS=()
         for p in loadtest="$LT_PID" node-a="$NODE_A" node-b="$NODE_B" redis="$REDIS_PID"; do

@@ -463,14 +463,10 @@ async fn dropped_subscriber_connection_makes_clients_resume_without_loss() {
 
     // Cut node A's subscriber connection (found by its client name), then the agent writes
     // while node A reconnects (fred waits at least 100 ms before it tries again).
-    let name = format!("name={}", a.service.redis.subscriber_name());
-    let list = redis_cli(&["CLIENT", "LIST"]);
-    let id = list
-        .lines()
-        .find(|l| l.split(' ').any(|kv| kv == name))
-        .and_then(|l| l.split(' ').find_map(|kv| kv.strip_prefix("id=")))
-        .unwrap_or_else(|| panic!("no client with {name} in {list}"))
-        .to_string();
+    let id = client_id_named(
+        &redis_cli(&["CLIENT", "LIST"]),
+        a.service.redis.subscriber_name(),
+    );
     let killed = redis_cli(&["CLIENT", "KILL", "ID", &id]);
     assert_eq!(killed.trim(), "1", "CLIENT KILL ID {id}");
     let sent = 5;

@@ -69,7 +69,6 @@ async fn chat_paths_on_a_three_master_cluster() {
 
     // Node A's subscriber connections to all three masters drop at once: A follows its
     // channels again, each on the master that owns it, and its clients resume.
-    let subscriber = format!("name={}", a.service.redis.subscriber_name());
     let masters: Vec<u16> = url
         .split(['/', '?', '&', '='])
         .filter_map(|s| s.strip_prefix("127.0.0.1:"))
@@ -77,13 +76,10 @@ async fn chat_paths_on_a_three_master_cluster() {
         .collect();
     assert_eq!(masters.len(), 3, "{url}");
     for port in &masters {
-        let list = cli(*port, &["CLIENT", "LIST"]);
-        let id = list
-            .lines()
-            .find(|l| l.split(' ').any(|kv| kv == subscriber))
-            .and_then(|l| l.split(' ').find_map(|kv| kv.strip_prefix("id=")))
-            .unwrap_or_else(|| panic!("no {subscriber} on {port}: {list}"))
-            .to_string();
+        let id = client_id_named(
+            &cli(*port, &["CLIENT", "LIST"]),
+            a.service.redis.subscriber_name(),
+        );
         assert_eq!(cli(*port, &["CLIENT", "KILL", "ID", &id]).trim(), "1");
     }
     assert_eq!(v.expect_close().await, 4408);

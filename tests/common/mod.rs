@@ -31,6 +31,16 @@ pub fn redis_cli(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// The `id` of the client named `name` in a `CLIENT LIST` answer.
+pub fn client_id_named(list: &str, name: &str) -> String {
+    let name = format!("name={name}");
+    list.lines()
+        .find(|l| l.split(' ').any(|kv| kv == name))
+        .and_then(|l| l.split(' ').find_map(|kv| kv.strip_prefix("id=")))
+        .unwrap_or_else(|| panic!("no client with {name} in {list}"))
+        .to_string()
+}
+
 pub fn pg_url() -> String {
     std::env::var("SWITCHBOARD_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
