@@ -144,6 +144,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     });
     let background = vec![
         tokio::spawn(chat::listener::run(service.clone(), drain_rx.clone())),
+        tokio::spawn(chat::resync::run(service.clone(), drain_rx.clone())),
         tokio::spawn(chat::timers::run(service.clone(), drain_rx.clone())),
         tokio::spawn(chat::flush::run(service.clone(), drain_rx.clone())),
         tokio::spawn(chat::visitors::run(service.clone(), drain_rx.clone())),

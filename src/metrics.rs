@@ -28,6 +28,8 @@ pub struct Metrics {
     pub slow_consumers: IntCounter,
     /// Times every local connection was told to resume, by why live traffic may have been lost.
     pub resyncs: IntCounterVec,
+    /// Failed attempts to subscribe again after the subscriber connection came back.
+    pub resubscribe_failures: IntCounter,
     pub redis_errors: IntCounter,
     /// Visitors on the site (cluster-wide, sampled by every node).
     pub site_visitors: IntGauge,
@@ -203,6 +205,11 @@ impl Metrics {
                 "switchboard_resyncs_total",
                 "Times this node closed all its connections so they resume from Redis, because live pub/sub traffic may have been missed, by cause.",
                 &["cause"],
+            ),
+            resubscribe_failures: counter(
+                &r,
+                "switchboard_resubscribe_failures_total",
+                "Failed attempts to subscribe this node's channels again after its subscriber connection to Redis came back (retried with a growing pause; live traffic for this node's clients is missed until one succeeds).",
             ),
             redis_errors: counter(
                 &r,

@@ -529,3 +529,90 @@ async fn dropped_subscriber_connection_makes_clients_resume_without_loss() {
     visitor.expect_text("good").await;
     cluster.cleanup().await;
 }
+
+/// The subscriber connection comes back but Redis refuses to subscribe it again (here an ACL
+/// change that also cut the connection; in production a failover that is not over yet): the
+/// node tells its clients to resume at once, keeps trying with a growing pause, and once
+/// subscribing succeeds tells them again and follows its channels as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_resubscribe_is_retried_until_the_node_follows_its_channels_again() {
+    let cluster = Cluster::new(Backend::Sqlite).await;
+    // Node A logs in as a Redis user of its own, so only its permissions change.
+    let user = format!(
+        "sb-resub-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let granted = redis_cli(&["ACL", "SETUSER", &user, "on", ">pw", "~*", "&*", "+@all"]);
+    assert_eq!(granted.trim(), "OK", "{granted}");
+    let _gone_at_the_end = AclUser(user.clone());
+    let mut settings_a = cluster.settings.clone();
+    settings_a.redis.url = redis_url().replacen("redis://", &format!("redis://{user}:pw@"), 1);
+    let a = switchboard::app::start(settings_a)
+        .await
+        .expect("node A starts");
+    let b = cluster.node().await;
+    let mut agent = available_agent(&cluster, &b, "ren", 1).await;
+    let (mut visitor, chat, _, vtoken) = requesting_visitor(&a, "q").await;
+    accept_offer(&mut agent, &mut visitor, &chat).await;
+    let resyncs = || {
+        a.service
+            .metrics
+            .resyncs
+            .with_label_values(&["reconnected"])
+            .get()
+    };
+
+    // Taking away the user's channels disconnects its subscriber connection (Redis closes
+    // clients subscribed to channels they may no longer use); fred reconnects at once, and
+    // subscribing again is refused (NOPERM).
+    let revoked = redis_cli(&["ACL", "SETUSER", &user, "resetchannels"]);
+    assert_eq!(revoked.trim(), "OK", "{revoked}");
+    eventually("a refused resubscribe", || async {
+        (a.service.metrics.resubscribe_failures.get() >= 1).then_some(())
+    })
+    .await;
+    assert_eq!(visitor.expect_close().await, 4408, "told to resume at once");
+    assert_eq!(resyncs(), 1);
+    let queue_channel = a.service.redis.keys.queue_channel();
+    let numsub = redis_cli(&["PUBSUB", "SHARDNUMSUB", &queue_channel]);
+    assert_eq!(numsub.lines().nth(1), Some("1"), "only node B: {numsub:?}");
+
+    // Channels allowed again: the next attempt succeeds, the clients are told once more, and
+    // node A follows the queue channel again.
+    let restored = redis_cli(&["ACL", "SETUSER", &user, "&*"]);
+    assert_eq!(restored.trim(), "OK", "{restored}");
+    eventually("a second resync after subscribing again", || async {
+        (resyncs() == 2).then_some(())
+    })
+    .await;
+    let numsub = redis_cli(&["PUBSUB", "SHARDNUMSUB", &queue_channel]);
+    assert_eq!(numsub.lines().nth(1), Some("2"), "{numsub:?}");
+
+    // The chat goes on both ways through node A.
+    let mut visitor = Client::visitor(&a, &vtoken).await;
+    visitor
+        .send(json!({"type": "resume", "chat_id": chat, "last_seq": ""}))
+        .await;
+    visitor.expect("resumed").await;
+    visitor
+        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "v1", "text": "back"}))
+        .await;
+    visitor.expect("ack").await;
+    agent.expect_text("back").await;
+    agent
+        .send(
+            json!({"type": "send", "chat_id": chat, "client_msg_id": "a1", "text": "welcome back"}),
+        )
+        .await;
+    visitor.expect_text("welcome back").await;
+    cluster.cleanup().await;
+}
+
+/// A Redis user a test created, deleted when the test ends, passed or not.
+struct AclUser(String);
+
+impl Drop for AclUser {
+    fn drop(&mut self) {
+        redis_cli(&["ACL", "DELUSER", &self.0]);
+    }
+}

@@ -2,6 +2,7 @@
 //! encoded once per encoding), a frame for one agent or visitor, or "a queue changed".
 
 use super::hub::{frames_for_entry, Encoded, LiveEntry, Out, Seq};
+use super::resync::resync;
 use super::Service;
 use crate::protocol::{Entry, EntryKind, ServerFrame};
 use serde::Deserialize;
@@ -38,7 +39,6 @@ struct Relayed {
 
 pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
     let mut rx = svc.redis.messages();
-    let mut reconnects = svc.redis.subscriber_reconnects();
     let queue_channel = svc.redis.keys.queue_channel();
     if let Err(e) = svc.redis.subscribe(&queue_channel).await {
         tracing::warn!(error = %e, "could not subscribe to queue changes; positions update on the sweep only");
@@ -46,26 +46,13 @@ pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
     loop {
         let msg = tokio::select! {
             m = rx.recv() => m,
-            r = reconnects.recv(), if !reconnects.is_closed() => {
-                // The new connection follows nothing yet, and entries published while the
-                // old one was down never arrive. Subscribe again first, then make the local
-                // clients resume from the streams (sequence numbers are not contiguous, so
-                // they cannot see the gap themselves).
-                if !matches!(r, Err(broadcast::error::RecvError::Closed)) {
-                    match svc.redis.resubscribe().await {
-                        Ok(channels) => tracing::warn!(channels, "subscriber connection to Redis re-established and subscribed again; closing local connections so they resume"),
-                        Err(e) => tracing::error!(error = %e, "subscriber connection re-established but subscribing again failed; closing local connections so they follow anew"),
-                    }
-                    resync(&svc, "reconnected");
-                }
-                continue;
-            }
             _ = stop.changed() => return,
         };
         let msg = match msg {
             Ok(m) => m,
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                // Live entries were lost for some followers; as above, they resume.
+                // Live entries were lost for some followers: they resume from the streams
+                // (`resync`; the subscriptions themselves are intact).
                 tracing::warn!(
                     missed = n,
                     "pub/sub receiver lagged; closing local connections so they resume"
@@ -95,13 +82,6 @@ pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
             }
         }
     }
-}
-
-/// Closes every local connection (4408) so each reconnects and resumes from its last sequence
-/// number: live traffic may have been missed (`cause`: `lagged` or `reconnected`).
-fn resync(svc: &Service, cause: &str) {
-    svc.metrics.resyncs.with_label_values(&[cause]).inc();
-    svc.hub.kick_all();
 }
 
 fn on_entry(svc: &Service, channel: &str, payload: &[u8]) {

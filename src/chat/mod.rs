@@ -12,6 +12,7 @@ pub mod listener;
 mod messages;
 mod positions;
 mod presence;
+pub mod resync;
 mod rounds;
 pub mod timers;
 mod transfer;

@@ -18,6 +18,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::broadcast;
 
+/// Reconnect events of the subscriber connection (one per server on a cluster).
+pub type Reconnects = broadcast::Receiver<Server>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RedisError {
     /// A script refused the change; the string is the script's error name (`wrong_state`, ...).
@@ -338,7 +341,7 @@ impl RedisLayer {
 
     /// One item each time the subscriber connection is set up again after it dropped (not
     /// for the first connect). Whatever was published while it was down never arrives.
-    pub fn subscriber_reconnects(&self) -> broadcast::Receiver<Server> {
+    pub fn subscriber_reconnects(&self) -> Reconnects {
         self.subscriber.reconnect_rx()
     }
 
