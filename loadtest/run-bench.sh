@@ -229,8 +229,11 @@ for s in $SCENARIOS; do
         # System calls per message of each process (which ones, how many: every hop of a
         # message is a write on one side and a read and a wake-up on the other), counted
         # with `perf stat` on the syscall tracepoints over DURATION s of a chat window at
-        # PROFILE_RATE; loadtest/syscall-table.py writes syscalls.md.
+        # PROFILE_RATE; loadtest/syscall-table.py writes syscalls.md. Redis's own count of
+        # commands and their execution time over the same window goes with it (INFO
+        # commandstats after CONFIG RESETSTAT).
         chat_under_perf syscalls
+        redis-cli -p "$RP" CONFIG RESETSTAT >/dev/null
         EVENTS=$(printf 'syscalls:sys_enter_%s,' sendto recvfrom write writev read epoll_wait futex)
         STATS=() COUNTERS=()
         for p in loadtest="$LT_PID" node-a="$NODE_A" node-b="$NODE_B" redis="$REDIS_PID"; do
@@ -239,9 +242,11 @@ for s in $SCENARIOS; do
             STATS+=("${p%%=*}=$OUT/syscalls-${p%%=*}.csv")
         done
         for c in "${COUNTERS[@]}"; do wait "$c"; done
+        redis-cli -p "$RP" INFO commandstats >"$OUT/redis-commandstats.txt"
         wait "$LT_PID"
         grep -v '^\[' "$WORK/syscalls-chat.log" >&2
-        python3 loadtest/syscall-table.py "$OUT/syscalls-chat.json" "$DURATION" "${STATS[@]}" | tee "$OUT/syscalls.md" >&2
+        python3 loadtest/syscall-table.py "$OUT/syscalls-chat.json" "$DURATION" "${STATS[@]}" \
+            commandstats="$OUT/redis-commandstats.txt" | tee "$OUT/syscalls.md" >&2
         ;;
     flush)
         # All chats end at once, agents decide `create`; the nodes write every transcript to
