@@ -78,6 +78,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         &settings.redis.url,
         &settings.redis.key_prefix,
         settings.redis.pool_size,
+        settings.redis.subscriber_buffer,
     )
     .await
     .context("connecting to redis")?;

@@ -9,6 +9,9 @@ use std::path::Path;
 /// The defaults, compiled in so a node runs without any file; `config/default.toml` is the same text.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
+/// Largest `redis.subscriber_buffer`: the buffer's slots are allocated up front.
+pub const MAX_SUBSCRIBER_BUFFER: usize = 262_144;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -53,6 +56,9 @@ pub struct Redis {
     pub key_prefix: String,
     /// Connections in the command pool.
     pub pool_size: usize,
+    /// Pub/sub messages buffered between the subscriber connection and the listener; a
+    /// listener that falls further behind makes the node's connections resume.
+    pub subscriber_buffer: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -262,6 +268,13 @@ impl Settings {
         if self.redis.pool_size == 0 || self.redis.pool_size > 64 {
             return bad("redis.pool_size", "must be between 1 and 64");
         }
+        if self.redis.subscriber_buffer == 0 || self.redis.subscriber_buffer > MAX_SUBSCRIBER_BUFFER
+        {
+            return bad(
+                "redis.subscriber_buffer",
+                format!("must be between 1 and {MAX_SUBSCRIBER_BUFFER}"),
+            );
+        }
         if !(self.store.url.starts_with("sqlite:")
             || self.store.url.starts_with("postgres://")
             || self.store.url.starts_with("postgresql://"))
@@ -399,6 +412,15 @@ mod tests {
         let mut s = Settings::defaults();
         s.redis.url = "http://x".into();
         assert!(s.validate().unwrap_err().to_string().contains("redis.url"));
+        for bad in [0, MAX_SUBSCRIBER_BUFFER + 1] {
+            let mut s = Settings::defaults();
+            s.redis.subscriber_buffer = bad;
+            assert!(s
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("redis.subscriber_buffer"));
+        }
         let mut s = Settings::defaults();
         s.auth.token_secret = "short".into();
         assert!(s

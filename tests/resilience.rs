@@ -616,3 +616,93 @@ impl Drop for AclUser {
         redis_cli(&["ACL", "DELUSER", &self.0]);
     }
 }
+
+/// The node's listener falls behind its subscriber connection: a burst on a chat channel
+/// larger than `redis.subscriber_buffer` arrives faster than the listener hands it out, so
+/// live traffic was dropped for this node's followers. The node closes its connections (4408,
+/// `resyncs_total{cause="lagged"}`); they resume from the streams and miss nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listener_that_falls_behind_makes_clients_resume_without_loss() {
+    // Inboxes deep enough that the burst cannot close anyone as a slow consumer instead;
+    // node A with a small buffer, node B as usual.
+    let cluster = Cluster::with(Backend::Sqlite, |s| s.limits.outbound_queue = 1_000_000).await;
+    let mut settings_a = cluster.settings.clone();
+    settings_a.redis.subscriber_buffer = 16;
+    let a = switchboard::app::start(settings_a)
+        .await
+        .expect("node A starts");
+    let b = cluster.node().await;
+    let mut agent = available_agent(&cluster, &b, "lee", 1).await;
+    let (mut visitor, chat, _, vtoken) = requesting_visitor(&a, "q").await;
+    accept_offer(&mut agent, &mut visitor, &chat).await;
+    agent
+        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "hi", "text": "hello"}))
+        .await;
+    let last_seq = visitor.expect_text("hello").await["entry"]["seq"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // 5,000 typing indicators in one go (one script, so they leave Redis back to back), then
+    // a stored message.
+    let channel = a.service.redis.keys.chat_channel(&chat);
+    let typing =
+        json!({"relay": {"type": "typing", "chat_id": chat, "by": "agent", "typing": true}});
+    let burst = redis_cli(&[
+        "EVAL",
+        "for i = 1, 5000 do redis.call('SPUBLISH', KEYS[1], ARGV[1]) end return 1",
+        "1",
+        &channel,
+        &typing.to_string(),
+    ]);
+    assert_eq!(burst.trim(), "1", "{burst}");
+    agent
+        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "m1", "text": "after the burst"}))
+        .await;
+    agent.expect("ack").await;
+
+    assert_eq!(visitor.expect_close().await, 4408, "told to resume");
+    let metrics = &a.service.metrics;
+    assert!(metrics.resyncs.with_label_values(&["lagged"]).get() >= 1);
+    assert_eq!(
+        metrics.slow_consumers.get(),
+        0,
+        "closed as lagging, not as slow"
+    );
+    // The node closes its connections at most once a second while it works through the rest
+    // of the burst, and once more when the lag has settled: come back after that.
+    let lagged = || metrics.resyncs.with_label_values(&["lagged"]).get();
+    let mut seen = lagged();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = lagged();
+        if now == seen {
+            break;
+        }
+        seen = now;
+        assert!(tokio::time::Instant::now() < deadline, "still lagging");
+    }
+    assert!(seen <= 3, "one burst closed the connections {seen} times");
+
+    // Resumed: the stored message exactly once, in order; both ways work after.
+    let mut visitor = Client::visitor(&a, &vtoken).await;
+    visitor
+        .send(json!({"type": "resume", "chat_id": chat, "last_seq": last_seq}))
+        .await;
+    visitor.expect("resumed").await;
+    let replayed: Vec<String> = visitor
+        .drain_for(Duration::from_millis(300))
+        .await
+        .into_iter()
+        .filter(|f| f["type"] == "entry")
+        .map(|f| f["entry"]["text"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(replayed, vec!["after the burst".to_string()]);
+    visitor
+        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "v1", "text": "fine"}))
+        .await;
+    visitor.expect("ack").await;
+    agent.expect_text("fine").await;
+    cluster.cleanup().await;
+}

@@ -43,21 +43,26 @@ pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
     if let Err(e) = svc.redis.subscribe(&queue_channel).await {
         tracing::warn!(error = %e, "could not subscribe to queue changes; positions update on the sweep only");
     }
+    let mut lag = Lag::default();
     loop {
+        let settle = lag.settle_at();
         let msg = tokio::select! {
             m = rx.recv() => m,
+            _ = async {
+                match settle {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                lag.settled(&svc);
+                continue;
+            }
             _ = stop.changed() => return,
         };
         let msg = match msg {
             Ok(m) => m,
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                // Live entries were lost for some followers: they resume from the streams
-                // (`resync`; the subscriptions themselves are intact).
-                tracing::warn!(
-                    missed = n,
-                    "pub/sub receiver lagged; closing local connections so they resume"
-                );
-                resync(&svc, "lagged");
+                lag.missed(&svc, n);
                 continue;
             }
             Err(broadcast::error::RecvError::Closed) => return,
@@ -81,6 +86,64 @@ pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
                 Err(e) => tracing::warn!(error = %e, "undecodable user frame dropped"),
             }
         }
+    }
+}
+
+/// Live entries were dropped for this node's followers because the listener fell behind its
+/// subscriber connection (more than `redis.subscriber_buffer` messages): they resume from the
+/// streams (`resync`; the subscriptions themselves are intact). A burst makes the receiver
+/// report a lag many times in a row, milliseconds apart, while it catches up; closing
+/// everything each time would only close again the clients that just came back. So during a
+/// lag the node closes its connections at most once a second, and once more when no lag has
+/// been reported for `SETTLE` if it dropped anything since it last closed them.
+#[derive(Default)]
+struct Lag {
+    /// When the node last closed its connections for a lag.
+    last_resync: Option<tokio::time::Instant>,
+    /// When the receiver last reported a lag.
+    last_lag: Option<tokio::time::Instant>,
+    /// Messages dropped since the last close.
+    missed_since: u64,
+}
+
+impl Lag {
+    const MIN_GAP: std::time::Duration = std::time::Duration::from_secs(1);
+    const SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
+
+    fn missed(&mut self, svc: &Service, n: u64) {
+        let now = tokio::time::Instant::now();
+        self.missed_since += n;
+        self.last_lag = Some(now);
+        if self
+            .last_resync
+            .is_none_or(|t| now.duration_since(t) >= Lag::MIN_GAP)
+        {
+            self.resync(svc);
+        }
+    }
+
+    /// When to close once more, if messages were dropped since the last close.
+    fn settle_at(&self) -> Option<tokio::time::Instant> {
+        match self.last_lag {
+            Some(t) if self.missed_since > 0 => Some(t + Lag::SETTLE),
+            _ => None,
+        }
+    }
+
+    fn settled(&mut self, svc: &Service) {
+        if self.missed_since > 0 {
+            self.resync(svc);
+        }
+    }
+
+    fn resync(&mut self, svc: &Service) {
+        tracing::warn!(
+            missed = self.missed_since,
+            "pub/sub receiver lagged; closing local connections so they resume"
+        );
+        resync(svc, "lagged");
+        self.missed_since = 0;
+        self.last_resync = Some(tokio::time::Instant::now());
     }
 }
 

@@ -224,13 +224,16 @@ const TRANSCRIPT_PAGE: u64 = 1000;
 /// Waiting chats one routing pass looks at (and so offers at most).
 pub const ROUTE_BATCH: usize = 50;
 
-/// Pub/sub messages buffered between the subscriber connection and the listener task (about
-/// half a second at 30,000 messages/s); a listener that falls further behind makes the node's
-/// connections resume (see `chat::listener`).
-const SUBSCRIBER_CHANNEL_CAPACITY: usize = 16_384;
-
 impl RedisLayer {
-    pub async fn connect(url: &str, prefix: &str, pool_size: usize) -> Result<RedisLayer> {
+    /// `subscriber_buffer`: pub/sub messages buffered between the subscriber connection and
+    /// the listener task (`redis.subscriber_buffer`); a listener that falls further behind
+    /// makes the node's connections resume (see `chat::listener`).
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        pool_size: usize,
+        subscriber_buffer: usize,
+    ) -> Result<RedisLayer> {
         let config = Config::from_url(url)?;
         let mut builder = Builder::from_config(config);
         builder
@@ -257,7 +260,7 @@ impl RedisLayer {
         let subscriber = builder
             .with_config(|c| c.version = RespVersion::RESP3)
             .with_connection_config(|c| c.auto_client_setname = true)
-            .with_performance_config(|p| p.broadcast_channel_capacity = SUBSCRIBER_CHANNEL_CAPACITY)
+            .with_performance_config(|p| p.broadcast_channel_capacity = subscriber_buffer)
             .build_subscriber_client()?;
         pool.init().await?;
         subscriber.init().await?;
