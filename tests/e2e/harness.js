@@ -3,7 +3,7 @@
 // the CLI, nodes on free loopback ports. Builds nothing: runs the binary at SWITCHBOARD_BIN.
 'use strict';
 
-const { spawn } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const net = require('node:net');
@@ -194,6 +194,34 @@ async function stopCluster(cluster) {
   fs.rmSync(cluster.dir, { recursive: true, force: true });
 }
 
+/**
+ * Cuts the node's subscriber connection to Redis (a failover or a network blip, as the node
+ * sees it): finds it by the client name the node logged at start (the last start, after a
+ * restart) and kills it with CLIENT KILL ID. Throws when it cannot.
+ */
+function killSubscriberConnection(node) {
+  const names = [...fs.readFileSync(node.logFile, 'utf8').matchAll(/CLIENT LIST name.*?subscriber.*?"([^"]+)"/g)];
+  if (!names.length) throw new Error(`${node.name} logged no subscriber name`);
+  const name = names[names.length - 1][1];
+  const cli = (...args) => {
+    const r = spawnSync('redis-cli', ['-u', REDIS_URL, ...args], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`redis-cli ${args.join(' ')}: ${r.stderr || r.error}`);
+    return r.stdout;
+  };
+  const line = cli('CLIENT', 'LIST').split('\n').find((l) => l.split(' ').includes(`name=${name}`));
+  const id = line && line.split(' ').find((kv) => kv.startsWith('id='));
+  if (!id) throw new Error(`no Redis client named ${name}`);
+  const killed = cli('CLIENT', 'KILL', 'ID', id.slice(3)).trim();
+  if (killed !== '1') throw new Error(`CLIENT KILL ID ${id}: ${killed}`);
+}
+
+/** One series of the node's /metrics, by its name with labels as exposed (0 when absent). */
+async function metric(node, series) {
+  const text = await (await fetch(`${node.backendUrl || node.url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(series + ' '));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
 /** Best effort: remove this run's keys (redis-cli may be missing; then they just stay). */
 function cleanRedis(prefix) {
   return new Promise((resolve) => {
@@ -242,4 +270,4 @@ async function eventually(fn, { timeout = 15000, every = 200, what = 'condition'
   throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
 }
 
-module.exports = { startCluster, stopCluster, stopNode, restartNode, launchBrowser, agentToken, getJson, eventually, sleep, ARTIFACTS };
+module.exports = { startCluster, stopCluster, stopNode, restartNode, killSubscriberConnection, metric, launchBrowser, agentToken, getJson, eventually, sleep, ARTIFACTS };

@@ -1,10 +1,11 @@
 // The widget on its own terms: keyboard use, required fields and translations from the embed,
-// the shared helpers, and reconnection with the outbox when a node restarts.
+// the shared helpers, reconnection with the outbox when a node restarts, and resuming when a
+// node's subscriber connection to Redis drops.
 'use strict';
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { startCluster, launchBrowser, restartNode, eventually } = require('./harness');
+const { startCluster, launchBrowser, restartNode, killSubscriberConnection, metric, eventually } = require('./harness');
 const P = require('./pages');
 
 let cluster, browser, A, B;
@@ -205,6 +206,43 @@ test('node restarts: both sides reconnect, resume, and the outbox delivers once'
   const v = await P.visitorEntries(vp);
   assert.equal(new Set(v.map((e) => e.seq)).size, v.length);
   for (const t of ['before restart', 'typed while offline', 'after both restarts']) assert.equal(v.filter((e) => e.text === t).length, 1, t);
+
+  await P.agentEnd(ap, chatId);
+  await P.decide(ap, chatId, 'trash');
+  P.assertNoErrors(vp, ap);
+});
+
+test("a node's subscriber connection to Redis drops: the widget resumes and misses nothing", async () => {
+  const ap = await P.newPage(await browser.newContext({ viewport: { width: 1280, height: 800 } }));
+  await P.agentLogin(ap, B, cluster.agents[0]);
+  await P.setStatus(ap, 'available');
+  const vp = await P.newPage(await browser.newContext());
+  await P.openDemo(vp, A);
+  await P.requestChat(vp, { name: 'Sam', question: 'Anyone?' });
+  const chatId = await P.acceptOffer(ap, 'Sam');
+  const pane = P.chatPane(ap, chatId);
+  const fromAgent = (text) => vp.getByTestId('sb-messages').locator('[data-author="agent"]').filter({ hasText: text });
+  await P.agentSend(ap, chatId, 'before the cut');
+  await fromAgent('before the cut').waitFor({ timeout: P.T });
+
+  // Node A (the visitor's) loses its subscriber connection; the agent writes while it comes
+  // back. Node A subscribes again and tells the widget to resume (4408), which fetches what
+  // it missed from the stream.
+  const series = 'switchboard_resyncs_total{cause="reconnected"}';
+  const before = await metric(A, series);
+  killSubscriberConnection(A);
+  await P.agentSend(ap, chatId, 'during the cut');
+  await eventually(async () => (await metric(A, series)) === before + 1, { what: 'node A to subscribe again and resync' });
+  await fromAgent('during the cut').waitFor({ timeout: 30000 });
+
+  // Both ways work after it, and nothing shows twice on either side.
+  await P.visitorSend(vp, 'after the cut');
+  await pane.getByTestId('message-text').filter({ hasText: 'after the cut' }).waitFor({ timeout: 30000 });
+  await P.agentSend(ap, chatId, 'and back');
+  await fromAgent('and back').waitFor({ timeout: 30000 });
+  const v = await P.visitorEntries(vp);
+  assert.equal(new Set(v.map((e) => e.seq)).size, v.length);
+  for (const t of ['before the cut', 'during the cut', 'after the cut', 'and back']) assert.equal(v.filter((e) => e.text === t).length, 1, t);
 
   await P.agentEnd(ap, chatId);
   await P.decide(ap, chatId, 'trash');
