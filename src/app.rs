@@ -81,7 +81,14 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         settings.redis.subscriber_buffer,
     )
     .await
-    .context("connecting to redis")?;
+    .with_context(|| {
+        if settings.redis.url.starts_with("rediss") {
+            "connecting to redis over TLS (rediss://): does that port speak TLS, and is its \
+             certificate signed by a CA this machine trusts (system store, or SSL_CERT_FILE)?"
+        } else {
+            "connecting to redis"
+        }
+    })?;
     tracing::info!(
         subscriber = redis.subscriber_name(),
         "redis: connected (the subscriber connection's CLIENT LIST name)"

@@ -1,5 +1,5 @@
-//! Throw-away Redis topologies on loopback for tests: a 3-master Cluster and a Sentinel set
-//! (master, replica, one sentinel). Every process is a child of the test and is stopped by its
+//! Throw-away Redis topologies on loopback for tests: a 3-master Cluster, a Sentinel set
+//! (master, replica, one sentinel) and a server that speaks TLS. Every process is a child of the test and is stopped by its
 //! PID when the guard drops.
 
 use std::process::{Child, Command, Stdio};
@@ -92,6 +92,106 @@ impl Procs {
         wait_until("redis up", Duration::from_secs(5), || {
             cli(port, &["ping"]).contains("PONG")
         });
+    }
+
+    /// One server with a TLS port beside its plaintext one, its certificate (for 127.0.0.1)
+    /// signed by a CA made for this test with `openssl`. Returns the TLS port, the plaintext
+    /// port and the CA's PEM file.
+    pub fn tls() -> (Procs, u16, u16, std::path::PathBuf) {
+        let mut p = Procs::new();
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&p.dir)
+                .output()
+                .expect("openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &[
+                    "req",
+                    "-x509",
+                    "-days",
+                    "2",
+                    "-subj",
+                    "/CN=switchboard test CA",
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                ][..],
+                &ec,
+            ]
+            .concat(),
+        );
+        openssl(
+            &[
+                &[
+                    "req",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                ][..],
+                &ec,
+            ]
+            .concat(),
+        );
+        std::fs::write(
+            p.dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ]);
+        let [plain, tls] = free_ports::<2>();
+        let tls_port = tls.to_string();
+        p.redis(
+            plain,
+            &[
+                "--tls-port",
+                &tls_port,
+                "--tls-cert-file",
+                "server.pem",
+                "--tls-key-file",
+                "server.key",
+                "--tls-ca-cert-file",
+                "ca.pem",
+                "--tls-auth-clients",
+                "no",
+            ],
+        );
+        let ca = p.dir.join("ca.pem");
+        (p, tls, plain, ca)
     }
 
     /// Three masters, no replicas; returns the fred URL.
