@@ -545,11 +545,11 @@ async fn refused_resubscribe_is_retried_until_the_node_follows_its_channels_agai
     let granted = redis_cli(&["ACL", "SETUSER", &user, "on", ">pw", "~*", "&*", "+@all"]);
     assert_eq!(granted.trim(), "OK", "{granted}");
     let _gone_at_the_end = AclUser(user.clone());
-    let mut settings_a = cluster.settings.clone();
-    settings_a.redis.url = redis_url().replacen("redis://", &format!("redis://{user}:pw@"), 1);
-    let a = switchboard::app::start(settings_a)
-        .await
-        .expect("node A starts");
+    let a = cluster
+        .node_with(|s| {
+            s.redis.url = redis_url().replacen("redis://", &format!("redis://{user}:pw@"), 1)
+        })
+        .await;
     let b = cluster.node().await;
     let mut agent = available_agent(&cluster, &b, "ren", 1).await;
     let (mut visitor, chat, _, vtoken) = requesting_visitor(&a, "q").await;
@@ -626,11 +626,7 @@ async fn listener_that_falls_behind_makes_clients_resume_without_loss() {
     // Inboxes deep enough that the burst cannot close anyone as a slow consumer instead;
     // node A with a small buffer, node B as usual.
     let cluster = Cluster::with(Backend::Sqlite, |s| s.limits.outbound_queue = 1_000_000).await;
-    let mut settings_a = cluster.settings.clone();
-    settings_a.redis.subscriber_buffer = 16;
-    let a = switchboard::app::start(settings_a)
-        .await
-        .expect("node A starts");
+    let a = cluster.node_with(|s| s.redis.subscriber_buffer = 16).await;
     let b = cluster.node().await;
     let mut agent = available_agent(&cluster, &b, "lee", 1).await;
     let (mut visitor, chat, _, vtoken) = requesting_visitor(&a, "q").await;

@@ -124,9 +124,14 @@ impl Cluster {
     }
 
     pub async fn node(&self) -> Running {
-        app::start(self.settings.clone())
-            .await
-            .expect("node starts")
+        self.node_with(|_| {}).await
+    }
+
+    /// A node of this cluster with some of its own settings changed.
+    pub async fn node_with(&self, tweak: impl FnOnce(&mut Settings)) -> Running {
+        let mut settings = self.settings.clone();
+        tweak(&mut settings);
+        app::start(settings).await.expect("node starts")
     }
 
     pub async fn agent(&self, username: &str, max_chats: i64) -> i64 {
