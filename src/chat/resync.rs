@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
 
-/// How long to wait for more reconnects after the first before acting on all of them.
+/// How long to wait for more reconnects after the first before acting on all of them (fred
+/// reconnects a cluster's connections together and reports each server: they come within a
+/// millisecond of each other).
 const SETTLE: Duration = Duration::from_millis(50);
 /// First and longest pause between attempts to subscribe again.
 const RETRY_FIRST: Duration = Duration::from_millis(200);
