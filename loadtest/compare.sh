@@ -7,9 +7,10 @@
 #
 # One throw-away redis-server for the whole run (FLUSHALL before each system). Then RUNS times
 # (3 in full), one system after the other: ours (two Switchboard nodes, visitors on A, agents
-# on B), classic (two Node.js processes), sharded (two Node.js processes), each with fresh
-# processes and through:
+# on B), classic (two Node.js processes), sharded (two Node.js processes), each through:
 #   idle: IDLE connections on one process (A), held HOLD s; memory per connection
+# and then, on fresh processes and an emptied Redis (a process that has just held and let go
+# of 19,000 connections delivers with a worse tail for tens of seconds: docs/benchmarks.md),
 #   chat at 1,000 and 5,000 msg/s (PAIRS chats, 250-character texts, DURATION s measured)
 #   ramp from 2,000 msg/s, x1.25 a step, until p99 > 50 ms (or loss, or RAMP_MAX_STEPS)
 # and finally the table (loadtest/compare-table.py): median and min-max of the runs for each
@@ -100,19 +101,47 @@ start_peer() { # name first-port adapter
     exit 1
 }
 
-# Runs the scenarios against the two processes A (port PA, pid NODE_A) and B.
-scenarios() { # system dir
-    local sys=$1 dir=$2 peer=switchboard rate
-    [[ $sys != ours ]] && peer=socketio
-    local common=(--peer "$peer" --targets "http://127.0.0.1:$PA,http://127.0.0.1:$PB" --node-pids "$NODE_A,$NODE_B"
+# Starts the two processes A (port PA, pid NODE_A) and B of a system on an emptied Redis.
+start_system() { # system
+    redis-cli -p "$RP" FLUSHALL >/dev/null
+    case $1 in
+    ours)
+        start_switchboard_pair 18180 ;;
+    classic | sharded)
+        start_peer "$1-a" 18180 "$1"
+        NODE_A=${PIDS[-1]} PA=$STARTED_PORT
+        start_peer "$1-b" $((PA + 1)) "$1"
+        NODE_B=${PIDS[-1]} PB=$STARTED_PORT ;;
+    esac
+}
+
+# Stops A and B, noting their peak memory.
+stop_system() { # system run what
+    for p in "$NODE_A" "$NODE_B"; do
+        echo "$1 run $2 ($3) pid $p: VmHWM $(awk '/VmHWM/ {print $2, $3}' "/proc/$p/status")" >>"$OUT/machine.txt"
+    done
+    stop_pids "$NODE_A" "$NODE_B"
+}
+
+peer_of() { # system
+    if [[ $1 == ours ]]; then echo switchboard; else echo socketio; fi
+}
+
+# Idle on fresh processes (what earlier scenarios leave behind would blur the memory per
+# connection); all on A, the largest count the 20,000 open-file cap allows one process.
+idle_scenario() { # system dir
+    echo "--- $1: idle, $IDLE connections on one process" >&2
+    "$LT" --peer "$(peer_of "$1")" --targets "http://127.0.0.1:$PA" --node-pids "$NODE_A" --redis-pid "$REDIS_PID" \
+        --encoding "$ENCODING" --json "$2/idle.json" idle --connections "$IDLE" --hold-secs "$HOLD" \
+        --parallel 64 >"$2/idle.txt" 2>"$2/idle.log"
+    cat "$2/idle.txt" >&2
+}
+
+# Chat at each rate, then the ramp, on the same two processes.
+traffic_scenarios() { # system dir
+    local sys=$1 dir=$2 rate
+    local common=(--peer "$(peer_of "$sys")" --targets "http://127.0.0.1:$PA,http://127.0.0.1:$PB" --node-pids "$NODE_A,$NODE_B"
         --redis-pid "$REDIS_PID" --encoding "$ENCODING")
-    # Idle first, on fresh processes (what earlier scenarios leave behind would blur the memory
-    # per connection); all on A, the largest count the 20,000 open-file cap allows one process.
-    echo "--- $sys: idle, $IDLE connections on one process" >&2
-    "$LT" --peer "$peer" --targets "http://127.0.0.1:$PA" --node-pids "$NODE_A" --redis-pid "$REDIS_PID" \
-        --encoding "$ENCODING" --json "$dir/idle.json" idle --connections "$IDLE" --hold-secs "$HOLD" \
-        --parallel 64 >"$dir/idle.txt" 2>"$dir/idle.log"
-    cat "$dir/idle.txt" >&2
     for rate in $RATES; do
         echo "--- $sys: chat at $rate msg/s" >&2
         "$LT" "${common[@]}" --json "$dir/chat-$rate.json" chat --agents "$AGENTS" --visitors "$PAIRS" \
@@ -136,21 +165,12 @@ for run in $(seq "$RUNS"); do
         dir=$OUT/$sys-$run
         mkdir -p "$dir"
         echo "=== run $run of $RUNS: $sys ($(($(date +%s) - T0)) s in) ===" >&2
-        redis-cli -p "$RP" FLUSHALL >/dev/null
-        case $sys in
-        ours)
-            start_switchboard_pair 18180 ;;
-        classic | sharded)
-            start_peer "$sys-a" 18180 "$sys"
-            NODE_A=${PIDS[-1]} PA=$STARTED_PORT
-            start_peer "$sys-b" $((PA + 1)) "$sys"
-            NODE_B=${PIDS[-1]} PB=$STARTED_PORT ;;
-        esac
-        scenarios "$sys" "$dir"
-        for p in "$NODE_A" "$NODE_B"; do
-            echo "$sys run $run pid $p: VmHWM $(awk '/VmHWM/ {print $2, $3}' "/proc/$p/status")" >>"$OUT/machine.txt"
-        done
-        stop_pids "$NODE_A" "$NODE_B"
+        start_system "$sys"
+        idle_scenario "$sys" "$dir"
+        stop_system "$sys" "$run" idle
+        start_system "$sys"
+        traffic_scenarios "$sys" "$dir"
+        stop_system "$sys" "$run" traffic
     done
 done
 echo "total $(($(date +%s) - T0)) s (mode $MODE)" | tee -a "$OUT/machine.txt" >&2
