@@ -9,8 +9,8 @@
 # (3 in full), one system after the other: ours (two Switchboard nodes, visitors on A, agents
 # on B), classic (two Node.js processes), sharded (two Node.js processes), each through:
 #   idle: IDLE connections on one process (A), held HOLD s; memory per connection
-# and then, on fresh processes and an emptied Redis (a process that has just held and let go
-# of 19,000 connections delivers with a worse tail for tens of seconds: docs/benchmarks.md),
+# and then, on fresh processes and an emptied Redis (so the latency figures never carry what
+# the idle scenario left behind: for ours, 19,000 visitors' records in Redis),
 #   chat at 1,000 and 5,000 msg/s (PAIRS chats, 250-character texts, DURATION s measured)
 #   ramp from 2,000 msg/s, x1.25 a step, until p99 > 50 ms (or loss, or RAMP_MAX_STEPS)
 # and finally the table (loadtest/compare-table.py): median and min-max of the runs for each
