@@ -9,7 +9,8 @@
 # arrivals), wide (idle connections over several nodes and client processes, past one
 # process's open-file cap; only when named), flush (ended chats written to PostgreSQL;
 # only when named), profile (where the CPU goes, with perf; only when named) and syscalls
-# (system calls per message of each process, with perf stat; only when named). `quick` is
+# (system calls per message of each process, with perf stat; only when named), both at
+# PROFILE_RATE messages/s (default 5,000 in full, 1,000 in quick). `quick` is
 # small and short (a smoke run, ~2 minutes); `full` uses the sizes that docs/benchmarks.md
 # reports (~10 minutes).
 #
@@ -41,11 +42,11 @@ mkdir -p "$OUT"
 case $MODE in
 quick)
     AGENTS=50 MAX_CHATS=20 PAIRS=100 IDLE=2000 HOLD=3 DURATION=5 RAMP_START=2000 RAMP_STEP=3 STORM=500 FLUSH=1000 ROUTING=1000
-    PROFILE_RATE=1000
+    PROFILE_RATE=${PROFILE_RATE:-1000}
     WIDE_NODES=2 WIDE_EACH=1000 ;;
 full)
     AGENTS=500 MAX_CHATS=20 PAIRS=1000 IDLE=19000 HOLD=10 DURATION=10 RAMP_START=2000 RAMP_STEP=5 STORM=10000 FLUSH=5000 ROUTING=10000
-    PROFILE_RATE=5000
+    PROFILE_RATE=${PROFILE_RATE:-5000}
     WIDE_NODES=6 WIDE_EACH=17000 ;;
 *)
     echo "usage: $0 [quick|full] [floor redis idle chat ramp storm routing wide flush profile syscalls]" >&2
