@@ -4,7 +4,9 @@
 //! lag against every system under test. One thread here sleeps until the earliest due time
 //! (a futex wait, usually tens of microseconds late; the `floor` scenario measures how late on
 //! a given machine) and wakes the sender's task through its `Notify`; the task then runs on
-//! the runtime like any other wake-up.
+//! the runtime like any other wake-up. The thread asks for no timer slack: by default Linux may
+//! let a sleeping thread's timer fire up to 50 µs late so that it can group wake-ups, and
+//! every microsecond of that would count as latency.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -61,7 +63,10 @@ impl Ticker {
         let s = shared.clone();
         std::thread::Builder::new()
             .name("ticker".into())
-            .spawn(move || run(&s))
+            .spawn(move || {
+                precise_sleeps();
+                run(&s)
+            })
             .expect("spawn the ticker thread");
         Ticker(Arc::new(Handle(shared)))
     }
@@ -91,6 +96,14 @@ impl Drop for Handle {
         // Taking the lock orders the flag before the thread's next check.
         drop(self.0.due.lock().unwrap());
         self.0.changed.notify_one();
+    }
+}
+
+/// Sleeps of the calling thread end on time rather than up to the default 50 µs late (the
+/// kernel's timer slack). Best effort: a kernel that refuses leaves the default.
+pub fn precise_sleeps() {
+    if let Err(e) = nix::sys::prctl::set_timerslack(1) {
+        eprintln!("timer slack stays at the default: {e}");
     }
 }
 
@@ -132,6 +145,19 @@ mod tests {
         let late_at = start.elapsed();
         assert!(soon_at >= Duration::from_millis(10), "{soon_at:?}");
         assert!(late_at >= Duration::from_millis(30), "{late_at:?}");
+    }
+
+    #[test]
+    fn precise_sleeps_sets_the_slack_of_this_thread_only() {
+        let before = nix::sys::prctl::get_timerslack().unwrap();
+        let inside = std::thread::spawn(|| {
+            precise_sleeps();
+            nix::sys::prctl::get_timerslack().unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(inside, 1);
+        assert_eq!(nix::sys::prctl::get_timerslack().unwrap(), before);
     }
 
     #[test]
