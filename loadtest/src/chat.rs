@@ -825,6 +825,34 @@ fn progress(w: Arc<World>, label: Arc<Mutex<String>>) -> tokio::task::JoinHandle
     })
 }
 
+/// Whether the messages in flight have drained once the rate dropped to zero. Each sender
+/// learns of the drop on its own, and one whose next send fell due at the same moment may
+/// still send once more; a check that found everything delivered before that send was counted
+/// reported it as lost. So everything sent must be delivered (or refused) and the count of
+/// sent messages must have stood still for `DRAIN_SETTLE`.
+#[derive(Default)]
+struct Drained {
+    since: Option<(Instant, u64)>,
+}
+
+const DRAIN_SETTLE: Duration = Duration::from_millis(250);
+
+impl Drained {
+    fn check(&mut self, sent: u64, accounted: u64, now: Instant) -> bool {
+        if accounted < sent {
+            self.since = None;
+            return false;
+        }
+        match self.since {
+            Some((at, n)) if n == sent => now.duration_since(at) >= DRAIN_SETTLE,
+            _ => {
+                self.since = Some((now, sent));
+                false
+            }
+        }
+    }
+}
+
 async fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while !f() {
@@ -1085,9 +1113,10 @@ impl Running {
         self.set_rate(0.0);
         let w = self.w.clone();
         let t = Instant::now();
+        let mut drained = Drained::default();
         wait_until("in-flight messages", max, || {
             let (sent, uniq, refused, _) = w.tally();
-            uniq + refused >= sent
+            drained.check(sent, uniq + refused, Instant::now())
         })
         .await;
         let (sent, uniq, refused, lost) = self.w.tally();
@@ -1205,4 +1234,32 @@ pub async fn storm(r: &Running, o: &StormOpts, procs: &[Proc]) -> Value {
         "rate_during": o.rate,
         "cpu_percent_of_one_core": cpu,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drained_waits_for_a_late_send_after_everything_looked_delivered() {
+        let t = Instant::now();
+        let ms = |n| t + Duration::from_millis(n);
+        let mut d = Drained::default();
+        assert!(!d.check(10, 8, ms(0)), "two still in flight");
+        assert!(!d.check(10, 10, ms(50)), "all delivered, but not settled yet");
+        // A sender that had not seen the rate drop sends once more.
+        assert!(!d.check(11, 10, ms(100)));
+        assert!(!d.check(11, 11, ms(150)));
+        assert!(!d.check(11, 11, ms(350)), "settling starts again from the last change");
+        assert!(d.check(11, 11, ms(400)));
+    }
+
+    #[test]
+    fn drained_counts_refused_messages_as_accounted_for() {
+        let t = Instant::now();
+        let mut d = Drained::default();
+        // 5 sent: 4 delivered + 1 refused by the server.
+        assert!(!d.check(5, 4 + 1, t));
+        assert!(d.check(5, 5, t + DRAIN_SETTLE));
+    }
 }
