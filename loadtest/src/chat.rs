@@ -1246,11 +1246,17 @@ mod tests {
         let ms = |n| t + Duration::from_millis(n);
         let mut d = Drained::default();
         assert!(!d.check(10, 8, ms(0)), "two still in flight");
-        assert!(!d.check(10, 10, ms(50)), "all delivered, but not settled yet");
+        assert!(
+            !d.check(10, 10, ms(50)),
+            "all delivered, but not settled yet"
+        );
         // A sender that had not seen the rate drop sends once more.
         assert!(!d.check(11, 10, ms(100)));
         assert!(!d.check(11, 11, ms(150)));
-        assert!(!d.check(11, 11, ms(350)), "settling starts again from the last change");
+        assert!(
+            !d.check(11, 11, ms(350)),
+            "settling starts again from the last change"
+        );
         assert!(d.check(11, 11, ms(400)));
     }
 
