@@ -1,0 +1,134 @@
+//! The flush stream (`{f}` slot): the consumer group, enqueued jobs, blocking reads, claims of
+//! stale jobs and acknowledgements. Pairs with `chat::flush`.
+
+use super::{RedisLayer, Result};
+use fred::prelude::*;
+use fred::types::streams::XReadResponse;
+
+impl RedisLayer {
+    pub(super) async fn ensure_flush_group(&self) -> Result<()> {
+        let r: std::result::Result<String, fred::error::Error> = self
+            .client()
+            .xgroup_create(self.keys.flush_jobs(), "flush", "0", true)
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.details().contains("BUSYGROUP") => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn enqueue_flush(&self, chat: &str) -> Result<()> {
+        let _: String = self
+            .client()
+            .xadd(
+                self.keys.flush_jobs(),
+                false,
+                None,
+                "*",
+                vec![("chat", chat)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// New flush jobs for this consumer: (job id, chat id). Blocks up to `block_ms`.
+    pub async fn read_flush_jobs(
+        &self,
+        consumer: &str,
+        count: usize,
+        block_ms: u64,
+    ) -> Result<Vec<(String, String)>> {
+        // A read that times out answers nil, which is no map: take the raw value first.
+        let r: std::result::Result<Value, _> = self
+            .blocking
+            .xreadgroup(
+                "flush",
+                consumer,
+                Some(count as u64),
+                Some(block_ms),
+                false,
+                self.keys.flush_jobs(),
+                ">",
+            )
+            .await;
+        let map: XReadResponse<String, String, String, String> = match r {
+            Ok(Value::Null) => return Ok(vec![]),
+            Ok(v) => v.into_xread_response()?,
+            Err(e) if e.details().contains("NOGROUP") => {
+                self.ensure_flush_group().await?;
+                return Ok(vec![]);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(map
+            .into_values()
+            .flatten()
+            .map(|(id, mut f)| (id, f.remove("chat").unwrap_or_default()))
+            .collect())
+    }
+
+    /// Takes over jobs another consumer left unacknowledged for `idle_ms`.
+    pub async fn claim_stale_flush_jobs(
+        &self,
+        consumer: &str,
+        idle_ms: u64,
+        count: usize,
+    ) -> Result<Vec<(String, String)>> {
+        let v: Value = self
+            .client()
+            .xautoclaim(
+                self.keys.flush_jobs(),
+                "flush",
+                consumer,
+                idle_ms,
+                "0-0",
+                Some(count as u64),
+                false,
+            )
+            .await?;
+        let mut out = Vec::new();
+        if let Value::Array(parts) = v {
+            if let Some(Value::Array(entries)) = parts.get(1) {
+                for e in entries {
+                    if let Value::Array(pair) = e {
+                        let id = pair.first().and_then(|v| v.as_string()).unwrap_or_default();
+                        let mut chat = String::new();
+                        if let Some(Value::Array(fields)) = pair.get(1) {
+                            for kv in fields.chunks(2) {
+                                if kv.len() == 2 && kv[0].as_string().as_deref() == Some("chat") {
+                                    chat = kv[1].as_string().unwrap_or_default();
+                                }
+                            }
+                        }
+                        if !id.is_empty() {
+                            out.push((id, chat));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Acknowledges finished jobs and removes them from the stream: two commands for a batch.
+    pub async fn ack_flush_jobs(&self, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let _: i64 = self
+            .client()
+            .xack(self.keys.flush_jobs(), "flush", ids.to_vec())
+            .await?;
+        let _: i64 = self
+            .client()
+            .xdel(self.keys.flush_jobs(), ids.to_vec())
+            .await?;
+        Ok(())
+    }
+
+    /// Jobs waiting or unacknowledged (for metrics).
+    pub async fn flush_backlog(&self) -> Result<u64> {
+        Ok(self.client().xlen(self.keys.flush_jobs()).await?)
+    }
+}

@@ -1,0 +1,254 @@
+//! A chat's transcript on its `{c:ID}` slot: the agent joining, appended entries, the end
+//! message, and the reads a resume or a flush makes. Pairs with `lua/chat_common.lua` and the
+//! scripts it heads, and with `chat::messages` and `chat::flush`.
+
+use super::routing::{Accepted, ChatRecord};
+use super::{refusal, RedisLayer, Result};
+use crate::protocol::Entry;
+use fred::prelude::*;
+use std::collections::HashMap;
+
+/// A participant's entry to append to a transcript.
+#[derive(Debug, Clone, Default)]
+pub struct Append<'a> {
+    /// `visitor` or `agent`.
+    pub role: &'a str,
+    pub actor: &'a str,
+    pub name: &'a str,
+    pub client_msg_id: &'a str,
+    pub text: &'a str,
+    /// A system entry (a pushed page) rather than a message.
+    pub system: bool,
+    /// "" for text, else `link`, `file` or `push_page`.
+    pub event: &'a str,
+    pub data: Option<serde_json::Value>,
+}
+
+/// What the transcript side needs from the routing record: who the visitor is and the
+/// question that opens the transcript, with the time it was asked.
+#[derive(Debug, Clone, Default)]
+pub struct Opening {
+    pub visitor: String,
+    pub visitor_name: String,
+    pub question: String,
+    pub asked_at: i64,
+    /// The accepted agent's display name ("" before an accept).
+    pub agent_name: String,
+}
+
+impl Opening {
+    /// How the transcript names a visitor who gave `name` ("" when none).
+    pub fn visitor_name(name: &str) -> String {
+        if name.is_empty() {
+            "Visitor".into()
+        } else {
+            name.to_string()
+        }
+    }
+
+    /// What the accept script returned (no second read of the chat).
+    pub fn from_accepted(a: &Accepted, agent_name: &str) -> Opening {
+        Opening {
+            visitor: a.visitor.clone(),
+            visitor_name: Opening::visitor_name(&a.name),
+            question: a.question.clone(),
+            asked_at: a.created,
+            agent_name: agent_name.to_string(),
+        }
+    }
+
+    pub fn from_record(r: &ChatRecord, agent_name: &str) -> Opening {
+        let g = |k: &str| r.get(k).cloned().unwrap_or_default();
+        Opening {
+            visitor: g("visitor"),
+            visitor_name: Opening::visitor_name(&g("name")),
+            question: g("question"),
+            asked_at: r.get("created").and_then(|c| c.parse().ok()).unwrap_or(0),
+            agent_name: agent_name.to_string(),
+        }
+    }
+}
+
+/// Transcript entries read per request when a whole transcript is read (resume, flush).
+const TRANSCRIPT_PAGE: u64 = 1000;
+
+impl RedisLayer {
+    pub async fn chat_join(
+        &self,
+        chat: &str,
+        agent: &str,
+        joined: &str,
+        at: i64,
+        o: &Opening,
+    ) -> Result<bool> {
+        let n: i64 = self
+            .on_transcript(
+                &self.scripts.chat_join,
+                chat,
+                vec![
+                    o.visitor.clone(),
+                    agent.into(),
+                    o.agent_name.clone(),
+                    o.question.clone(),
+                    o.visitor_name.clone(),
+                    at.to_string(),
+                    joined.into(),
+                    o.asked_at.to_string(),
+                ],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Appends a participant's entry; returns (seq, stored now). Refused: `wrong_state`,
+    /// `forbidden`.
+    pub async fn chat_append(
+        &self,
+        chat: &str,
+        a: &Append<'_>,
+        now: i64,
+    ) -> Result<(String, bool)> {
+        let k = &self.keys;
+        let (seq, new): (String, i64) = self
+            .scripts
+            .chat_send
+            // On the subscriber's connection, like `on_transcript` (it publishes too).
+            .evalsha_with_reload(
+                &self.appender,
+                vec![
+                    k.log(chat),
+                    k.meta(chat),
+                    k.cmid(chat),
+                    k.chat_channel(chat),
+                ],
+                vec![
+                    chat.to_string(),
+                    a.role.to_string(),
+                    a.actor.to_string(),
+                    a.name.to_string(),
+                    a.client_msg_id.to_string(),
+                    a.text.to_string(),
+                    now.to_string(),
+                    if a.system {
+                        "system".into()
+                    } else {
+                        "message".into()
+                    },
+                    a.event.to_string(),
+                    a.data.as_ref().map(|d| d.to_string()).unwrap_or_default(),
+                ],
+            )
+            .await
+            .map_err(refusal)?;
+        Ok((seq, new == 1))
+    }
+
+    /// Closes the transcript with the end message (idempotent).
+    pub async fn chat_end(
+        &self,
+        chat: &str,
+        by: &str,
+        reason: &str,
+        at: i64,
+        o: &Opening,
+    ) -> Result<bool> {
+        let n: i64 = self
+            .on_transcript(
+                &self.scripts.chat_end,
+                chat,
+                vec![
+                    by.into(),
+                    reason.into(),
+                    at.to_string(),
+                    o.visitor.clone(),
+                    o.question.clone(),
+                    o.visitor_name.clone(),
+                    o.asked_at.to_string(),
+                ],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Transcript entries after `after` (exclusive; "" = from the start), at most `count`.
+    pub async fn entries_after(&self, chat: &str, after: &str, count: u64) -> Result<Vec<Entry>> {
+        let start = if after.is_empty() {
+            "-".to_string()
+        } else {
+            format!("({after}")
+        };
+        let rows: Vec<(String, HashMap<String, String>)> = self
+            .client()
+            .xrange_values(self.keys.log(chat), start, "+", Some(count))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, f)| entry_from_fields(id, f))
+            .collect())
+    }
+
+    /// Every entry after `after` ("" = from the start), read in pages of `TRANSCRIPT_PAGE`.
+    pub async fn entries_all_after(&self, chat: &str, after: &str) -> Result<Vec<Entry>> {
+        let mut entries = Vec::new();
+        let mut after = after.to_string();
+        loop {
+            let page = self.entries_after(chat, &after, TRANSCRIPT_PAGE).await?;
+            let full = page.len() as u64 == TRANSCRIPT_PAGE;
+            if let Some(last) = page.last() {
+                after = last.seq.clone();
+            }
+            entries.extend(page);
+            if !full {
+                return Ok(entries);
+            }
+        }
+    }
+
+    /// The last sequence number of a chat ("" when empty).
+    pub async fn last_seq(&self, chat: &str) -> Result<String> {
+        let rows: Vec<(String, HashMap<String, String>)> = self
+            .client()
+            .xrevrange_values(self.keys.log(chat), "+", "-", Some(1))
+            .await?;
+        Ok(rows.into_iter().next().map(|r| r.0).unwrap_or_default())
+    }
+
+    pub async fn forget_transcript(&self, chat: &str) -> Result<()> {
+        let k = &self.keys;
+        let _: i64 = self
+            .client()
+            .del(vec![k.log(chat), k.meta(chat), k.cmid(chat)])
+            .await?;
+        Ok(())
+    }
+
+    /// Withdraws the transcript-side assignment (a chat sent back to a queue): the agent who
+    /// let it go can no longer write into it.
+    pub async fn chat_release(&self, chat: &str) -> Result<()> {
+        let _: i64 = self.client().hdel(self.keys.meta(chat), "agent").await?;
+        Ok(())
+    }
+}
+
+/// Builds an entry from a stream record's fields (see `chat_common.lua`).
+fn entry_from_fields(seq: String, mut f: HashMap<String, String>) -> Entry {
+    let kind = if f.get("k").map(String::as_str) == Some("system") {
+        crate::protocol::EntryKind::System
+    } else {
+        crate::protocol::EntryKind::Message
+    };
+    Entry {
+        seq,
+        kind,
+        author: f.remove("a").unwrap_or_default(),
+        name: f.remove("n").unwrap_or_default(),
+        text: f.remove("t").unwrap_or_default(),
+        at: f.get("at").and_then(|s| s.parse().ok()).unwrap_or(0),
+        client_msg_id: f.remove("m").unwrap_or_default(),
+        event: f.remove("e").unwrap_or_default(),
+        data: f
+            .remove("d")
+            .filter(|d| !d.is_empty())
+            .and_then(|d| serde_json::from_str(&d).ok()),
+    }
+}
