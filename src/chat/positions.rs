@@ -1,8 +1,11 @@
 //! Queue positions of this node's waiting visitors. When any node says a queue changed, the
 //! node reads that queue once and tells only its own visitors whose position moved.
 
-use super::hub::ConnId;
+use super::hub::{ConnId, Encoded, Out};
+use super::Service;
+use crate::protocol::ServerFrame;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::Mutex;
 
 #[derive(Default)]
@@ -82,6 +85,42 @@ impl Positions {
             }
         }
         changed
+    }
+}
+
+/// Refreshing the positions this node's waiting visitors see.
+impl Service {
+    async fn refresh_positions(&self, queue: &str) {
+        if !self.positions.has_watchers(queue) {
+            return;
+        }
+        let members = match self.redis.queue_members(queue).await {
+            Ok(m) => m,
+            Err(_) => return,
+        };
+        for (chat, position) in self.positions.update(queue, &members) {
+            let frame = Arc::new(Encoded::new(ServerFrame::Queued {
+                chat_id: chat.clone(),
+                queue: queue.to_string(),
+                position,
+            }));
+            self.hub
+                .deliver(&self.chat_channel(&chat), Out::Frame(frame));
+        }
+    }
+
+    /// Called by the hub's listener when a queue changed somewhere in the cluster. Changes
+    /// that arrive while a refresh runs are folded into one more round (`rounds::Rounds`).
+    pub async fn queue_changed(&self, queue: &str) {
+        if !self.refresh_rounds.begin(queue) {
+            return;
+        }
+        loop {
+            self.refresh_positions(queue).await;
+            if !self.refresh_rounds.end(queue) {
+                break;
+            }
+        }
     }
 }
 

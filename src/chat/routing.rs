@@ -1,0 +1,369 @@
+//! Routing a chat to an agent: a visitor's request, the agent's status, routing passes and the
+//! offers they make, accept (with the agent joining the transcript), deny and close. Pairs with
+//! `redis::routing`.
+
+use super::hub::{ConnId, Follower};
+use super::{
+    clean_optional, identity, now_ms, plausible_email, ChatAccess, ChatError, ChatRequest,
+    ChatResult, Party, Service,
+};
+use crate::config::valid_name;
+use crate::protocol::{AgentStatus, ErrorCode, ServerFrame};
+use crate::redis::{Offer, Opening};
+
+impl Service {
+    pub async fn request_chat(
+        &self,
+        party: &Party,
+        conn: ConnId,
+        f: Follower,
+        req: ChatRequest,
+    ) -> ChatResult<(ChatAccess, ServerFrame, String)> {
+        let ChatRequest {
+            name,
+            email,
+            question,
+            queue,
+        } = req;
+        let Party::Visitor { id: visitor } = party else {
+            return Err(ChatError::new(
+                ErrorCode::Forbidden,
+                "only visitors request chats",
+            ));
+        };
+        let name = clean_optional(name, 100, "name", false)?;
+        let email = clean_optional(email, 254, "email", false)?;
+        if let Some(e) = &email {
+            if !plausible_email(e) {
+                return Err(ChatError::new(
+                    ErrorCode::InvalidField,
+                    "email is not a valid address",
+                ));
+            }
+        }
+        let question = clean_optional(
+            question,
+            self.settings.limits.max_message_chars,
+            "question",
+            true,
+        )?;
+        let queue = queue.unwrap_or_else(|| self.settings.chat.default_queue.clone());
+        if !valid_name(&queue) {
+            return Err(ChatError::new(
+                ErrorCode::InvalidField,
+                "queue must be 1-64 of a-z, 0-9, '-', '_'",
+            ));
+        }
+        if !self.store.queue_exists(&queue).await? {
+            return Err(ChatError::new(
+                ErrorCode::NotFound,
+                format!("no queue named {queue}"),
+            ));
+        }
+        let chat_id = identity::new_id();
+        let now = now_ms();
+        // Follow the new chat before it exists anywhere: any node may route it and an agent
+        // may accept it before this call returns, and the visitor must see that live.
+        let channel = self.chat_channel(&chat_id);
+        self.hub.follow(&channel, conn, f.clone()).await?;
+        let timer = self
+            .metrics
+            .redis_latency
+            .with_label_values(&["request"])
+            .start_timer();
+        let r = match self
+            .redis
+            .request(
+                &chat_id,
+                visitor,
+                &queue,
+                name.as_deref().unwrap_or(""),
+                email.as_deref().unwrap_or(""),
+                question.as_deref().unwrap_or(""),
+                now,
+                self.settings.chat.offer_timeout_ms,
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                self.hub.unfollow(&channel, conn).await;
+                return Err(e.into());
+            }
+        };
+        timer.observe_duration();
+        if r.chat_id != chat_id {
+            // The visitor already has a live chat: follow that one instead.
+            self.hub.unfollow(&channel, conn).await;
+        }
+        if r.state == "active" {
+            return Err(ChatError::new(
+                ErrorCode::WrongState,
+                format!("chat {} is already running; resume it", r.chat_id),
+            ));
+        }
+        if r.state == "invited" {
+            return Err(ChatError::new(
+                ErrorCode::WrongState,
+                format!(
+                    "invitation {} is pending; accept or decline it first",
+                    r.chat_id
+                ),
+            ));
+        }
+        if r.created {
+            self.metrics.chats_requested.inc();
+            self.visitor_identified(visitor, name.as_deref(), email.as_deref())
+                .await;
+        }
+        self.hub
+            .follow(&self.chat_channel(&r.chat_id), conn, f)
+            .await?;
+        self.positions.watch(&r.queue, &r.chat_id, conn, r.position);
+        // The request ran its queue's routing pass itself: tell the agents it offered to.
+        self.tell_offers(r.offers).await;
+        let position = self.positions.current(&r.chat_id).unwrap_or(r.position);
+        let access = ChatAccess {
+            display_name: name.unwrap_or_else(|| "Visitor".into()),
+            state: r.state.clone(),
+            queue: r.queue.clone(),
+        };
+        Ok((
+            access,
+            ServerFrame::Queued {
+                chat_id: r.chat_id.clone(),
+                queue: r.queue,
+                position,
+            },
+            r.chat_id,
+        ))
+    }
+
+    /// Sets availability; every connection of the agent is told through its channel.
+    pub async fn set_status(&self, party: &Party, status: AgentStatus) -> ChatResult<()> {
+        let Party::Agent {
+            id,
+            name,
+            max_chats,
+            queues,
+        } = party
+        else {
+            return Err(ChatError::new(
+                ErrorCode::Forbidden,
+                "only agents have a status",
+            ));
+        };
+        self.redis
+            .set_agent_status(
+                &id.to_string(),
+                status.as_str(),
+                *max_chats,
+                &queues.join(","),
+                name,
+                now_ms(),
+            )
+            .await?;
+        if status == AgentStatus::Available {
+            for q in queues {
+                self.route(q).await;
+            }
+        }
+        let frame = ServerFrame::Status { status };
+        self.tell(&party.user_key(), &frame).await;
+        Ok(())
+    }
+
+    /// Offers the queue's waiting chats to its available agents (a pass looks at up to
+    /// `redis::ROUTE_BATCH` of them). Every request runs one; passes are not folded together
+    /// like position refreshes: measured, folding made each request wait for the pass before
+    /// it and doubled request-to-offer times in an 8,000-request burst.
+    pub async fn route(&self, queue: &str) {
+        let offers = {
+            let _timer = self
+                .metrics
+                .redis_latency
+                .with_label_values(&["route"])
+                .start_timer();
+            match self
+                .redis
+                .route(queue, now_ms(), self.settings.chat.offer_timeout_ms)
+                .await
+            {
+                Ok(o) => o,
+                Err(e) => {
+                    self.metrics.redis_errors.inc();
+                    tracing::warn!(queue, error = %e, "routing failed; the sweep retries");
+                    return;
+                }
+            }
+        };
+        self.tell_offers(offers).await;
+        // Positions: the script published "queue changed" when it offered anything, and every
+        // node's listener refreshes its own waiting visitors from that (coalesced), off this path.
+    }
+
+    /// Sends fresh offers to their agents, on whichever node each agent is connected. One
+    /// routing pass may offer dozens of chats: they are told side by side (the commands
+    /// pipeline on the pooled connections) rather than one after another, which queued the
+    /// last offers of a burst behind the first.
+    async fn tell_offers(&self, offers: Vec<Offer>) {
+        futures_util::future::join_all(offers.into_iter().map(|o| self.tell_offer(o))).await;
+    }
+
+    async fn tell_offer(&self, o: Offer) {
+        self.metrics.offers.inc();
+        if o.created > 0 {
+            let waited = (now_ms() - o.created).max(0) as f64 / 1000.0;
+            self.metrics.request_to_offer.observe(waited);
+        }
+        let agent = format!("a:{}", o.agent);
+        self.tell(&agent, &self.offer_frame(o)).await;
+    }
+
+    /// The frame an agent sees for an offer; it expires `chat.offer_timeout_ms` after it was made
+    /// (an offer without a time, which a routing record never lacks, counts from now).
+    pub(super) fn offer_frame(&self, o: Offer) -> ServerFrame {
+        let offered_at = if o.offered_at > 0 {
+            o.offered_at
+        } else {
+            now_ms()
+        };
+        ServerFrame::Offer {
+            chat_id: o.chat,
+            queue: o.queue,
+            name: o.name,
+            email: o.email,
+            question: o.question,
+            expires_at: offered_at + self.settings.chat.offer_timeout_ms as i64,
+        }
+    }
+
+    pub async fn accept(
+        &self,
+        party: &Party,
+        conn: ConnId,
+        f: Follower,
+        chat: &str,
+    ) -> ChatResult<ChatAccess> {
+        let Party::Agent { id, name, .. } = party else {
+            return Err(ChatError::new(
+                ErrorCode::Forbidden,
+                "only agents accept chats",
+            ));
+        };
+        let now = now_ms();
+        // Follow first so the join entry arrives live.
+        let channel = self.chat_channel(chat);
+        let was_following = self.hub.is_following(&channel, conn);
+        self.hub.follow(&channel, conn, f).await?;
+        let a = match self
+            .redis
+            .accept(chat, &id.to_string(), now, self.lease())
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                if !was_following {
+                    self.hub.unfollow(&channel, conn).await;
+                }
+                return Err(e.into());
+            }
+        };
+        if a.fresh {
+            self.metrics
+                .request_to_accept
+                .observe((now - a.created).max(0) as f64 / 1000.0);
+        }
+        let opening = Opening::from_accepted(&a, name);
+        self.join_transcript(chat, &id.to_string(), &opening, now)
+            .await?;
+        let _ = self
+            .redis
+            .timer_done(&format!("join:{chat}"), now + self.lease() as i64)
+            .await;
+        self.tell(
+            &party.user_key(),
+            &ServerFrame::OfferRevoked {
+                chat_id: chat.into(),
+                reason: "accepted".into(),
+            },
+        )
+        .await;
+        Ok(ChatAccess {
+            display_name: name.clone(),
+            state: "active".into(),
+            queue: a.queue,
+        })
+    }
+
+    /// Transcript side of an accept (idempotent): the question, then "X joined the chat".
+    pub(crate) async fn apply_join(
+        &self,
+        chat: &str,
+        agent: &str,
+        agent_name: &str,
+        at: i64,
+    ) -> ChatResult<()> {
+        let r = self.redis.chat_record(chat).await?;
+        let opening = Opening::from_record(&r, agent_name);
+        self.join_transcript(chat, agent, &opening, at).await
+    }
+
+    /// Writes the question and "X joined the chat" to the transcript (idempotent).
+    async fn join_transcript(
+        &self,
+        chat: &str,
+        agent: &str,
+        opening: &Opening,
+        at: i64,
+    ) -> ChatResult<()> {
+        let joined = format!("{} joined the chat", opening.agent_name);
+        self.redis
+            .chat_join(chat, agent, &joined, at, opening)
+            .await?;
+        Ok(())
+    }
+
+    /// Refuses an offer; every connection of the agent is told (`offer_revoked`, `denied`).
+    pub async fn deny(&self, party: &Party, chat: &str) -> ChatResult<()> {
+        let Party::Agent { id, .. } = party else {
+            return Err(ChatError::new(
+                ErrorCode::Forbidden,
+                "only agents deny chats",
+            ));
+        };
+        let (queue, _) = self
+            .redis
+            .requeue(
+                chat,
+                &id.to_string(),
+                now_ms(),
+                self.settings.chat.offer_timeout_ms,
+            )
+            .await?;
+        self.metrics.denials.inc();
+        self.tell(
+            &party.user_key(),
+            &ServerFrame::OfferRevoked {
+                chat_id: chat.into(),
+                reason: "denied".into(),
+            },
+        )
+        .await;
+        self.route(&queue).await;
+        Ok(())
+    }
+
+    /// Ends a request on offer to this agent without talking. Only for offers: a running chat
+    /// is ended with `end`.
+    pub async fn close(&self, party: &Party, chat: &str) -> ChatResult<()> {
+        let access = self.authorise(party, chat).await?;
+        if access.state != "offered" {
+            return Err(ChatError::new(
+                ErrorCode::WrongState,
+                "close applies to a chat on offer; end a running chat with end",
+            ));
+        }
+        self.end(party, chat).await
+    }
+}
