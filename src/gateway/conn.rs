@@ -1,12 +1,12 @@
-//! One task per connection: reads client frames, dispatches them to the chat service, writes
-//! replies and the hub's live traffic. Errors in a frame become an `error` frame; only
-//! protocol abuse, a slow client or draining ends the connection.
+//! One task per connection: reads client frames (handed to `dispatch`), writes replies and the
+//! hub's live traffic. Errors in a frame become an `error` frame; only protocol abuse, a slow
+//! client or draining ends the connection.
 
 use super::limits::RateLimit;
 use super::{Ending, Gateway};
-use crate::chat::hub::{frames_for_entry, ConnId, Encoded, Follower, Inbound, Out, Seq};
-use crate::chat::{ChatAccess, ChatError, ChatRequest, ClientInfo, Party};
-use crate::protocol::{close_codes, decode_client, ClientFrame, Encoding, ErrorCode, ServerFrame};
+use crate::chat::hub::{ConnId, Encoded, Follower, Inbound, Out, Seq};
+use crate::chat::{ChatAccess, ClientInfo, Party};
+use crate::protocol::{close_codes, Encoding, ServerFrame};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::SinkExt;
 use std::collections::HashMap;
@@ -18,21 +18,21 @@ use tracing::Instrument;
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A chat this connection follows.
-struct Followed {
-    access: ChatAccess,
+pub(super) struct Followed {
+    pub(super) access: ChatAccess,
     /// Highest sequence delivered; live entries at or below it are the replay's overlap.
-    delivered: Seq,
+    pub(super) delivered: Seq,
     /// Entries delivered live since the last resume. Live traffic may start before the
     /// client's resume (an accept follows the chat first), so `delivered` can be ahead of
     /// history the client has not seen: the replay skips exactly these, not all below
     /// `delivered`. Bounded; an entry that fell off is sent again and the client drops it by seq.
-    live: Vec<Seq>,
+    pub(super) live: Vec<Seq>,
 }
 
 const LIVE_SEQS_KEPT: usize = 256;
 
 impl Followed {
-    fn new(access: ChatAccess, delivered: Seq) -> Followed {
+    pub(super) fn new(access: ChatAccess, delivered: Seq) -> Followed {
         Followed {
             access,
             delivered,
@@ -41,19 +41,19 @@ impl Followed {
     }
 }
 
-struct Conn {
-    gw: Arc<Gateway>,
-    party: Party,
-    id: ConnId,
+pub(super) struct Conn {
+    pub(super) gw: Arc<Gateway>,
+    pub(super) party: Party,
+    pub(super) id: ConnId,
     encoding: Encoding,
-    follower: Follower,
-    chats: HashMap<String, Followed>,
-    rate: RateLimit,
-    errors_in_a_row: u32,
-    client: ClientInfo,
+    pub(super) follower: Follower,
+    pub(super) chats: HashMap<String, Followed>,
+    pub(super) rate: RateLimit,
+    pub(super) errors_in_a_row: u32,
+    pub(super) client: ClientInfo,
 }
 
-enum Flow {
+pub(super) enum Flow {
     Continue,
     Close(u16, &'static str),
 }
@@ -199,7 +199,7 @@ impl Conn {
     }
 
     /// Buffers one frame for the next flush (the socket writes early only when its buffer is full).
-    async fn feed(&self, socket: &mut WebSocket, f: &Encoded) -> Flow {
+    pub(super) async fn feed(&self, socket: &mut WebSocket, f: &Encoded) -> Flow {
         let msg = match self.message(f) {
             Ok(m) => m,
             Err(flow) => return flow,
@@ -211,7 +211,7 @@ impl Conn {
     /// echoing a `send` often arrives (through Redis pub/sub) while the `send`'s script is
     /// still answering (about half the time at 2,000 msg/s); its `ack` and the echo then
     /// leave in one write call instead of two.
-    async fn reply(&mut self, socket: &mut WebSocket, frame: ServerFrame) -> Flow {
+    pub(super) async fn reply(&mut self, socket: &mut WebSocket, frame: ServerFrame) -> Flow {
         if let Flow::Close(c, r) = self.feed(socket, &Encoded::new(frame)).await {
             return Flow::Close(c, r);
         }
@@ -292,286 +292,6 @@ impl Conn {
             }
         }
     }
-
-    async fn on_frame(&mut self, socket: &mut WebSocket, bytes: &[u8], encoding: Encoding) -> Flow {
-        let metrics = self.gw.svc.metrics.clone();
-        let limit = self.gw.svc.settings.limits.max_frame_bytes;
-        let result = if !self.rate.allow() {
-            Err((
-                ChatError::new(ErrorCode::RateLimited, "too many frames; slow down"),
-                None,
-            ))
-        } else {
-            match decode_client(bytes, encoding, limit) {
-                Ok(frame) => {
-                    let reference = frame_ref(&frame);
-                    self.dispatch(socket, frame)
-                        .await
-                        .map_err(|e| (e, reference))
-                }
-                Err(e) => Err((ChatError::new(e.code(), e.to_string()), None)),
-            }
-        };
-        match result {
-            Ok(flow) => {
-                self.errors_in_a_row = 0;
-                flow
-            }
-            Err((e, reference)) => {
-                metrics
-                    .frames_rejected
-                    .with_label_values(&[e.code.name()])
-                    .inc();
-                self.errors_in_a_row += 1;
-                if self.errors_in_a_row > self.gw.svc.settings.limits.max_consecutive_errors {
-                    return Flow::Close(close_codes::TOO_MANY_ERRORS, "too many refused frames");
-                }
-                self.reply(socket, ServerFrame::error(e.code, e.message, reference))
-                    .await
-            }
-        }
-    }
-
-    async fn dispatch(
-        &mut self,
-        socket: &mut WebSocket,
-        frame: ClientFrame,
-    ) -> Result<Flow, ChatError> {
-        let svc = self.gw.svc.clone();
-        let party = self.party.clone();
-        let reply = match frame {
-            ClientFrame::Ping { nonce } => ServerFrame::Pong { nonce },
-            ClientFrame::RequestChat {
-                name,
-                email,
-                question,
-                queue,
-            } => {
-                let (access, frame, chat) = svc
-                    .request_chat(
-                        &party,
-                        self.id,
-                        self.follower.clone(),
-                        ChatRequest {
-                            name,
-                            email,
-                            question,
-                            queue,
-                        },
-                    )
-                    .await?;
-                self.chats
-                    .entry(chat)
-                    .or_insert(Followed::new(access, Seq::default()));
-                frame
-            }
-            ClientFrame::Resume { chat_id, last_seq } => {
-                let (access, entries) = svc
-                    .resume(&party, self.id, self.follower.clone(), &chat_id, &last_seq)
-                    .await?;
-                let from = Seq::parse(&last_seq).unwrap_or_default();
-                let followed = self
-                    .chats
-                    .entry(chat_id.clone())
-                    .or_insert(Followed::new(access.clone(), from));
-                followed.access = access;
-                followed.delivered = followed.delivered.max(from);
-                let live = std::mem::take(&mut followed.live);
-                for e in entries {
-                    let seq = Seq::parse(&e.seq).unwrap_or_default();
-                    if seq <= from || live.contains(&seq) {
-                        continue;
-                    }
-                    let f = self.chats.get_mut(&chat_id).expect("followed above");
-                    f.delivered = f.delivered.max(seq);
-                    // Buffered: the `resumed` reply below flushes the whole replay at once.
-                    for f in frames_for_entry(&chat_id, e) {
-                        if let Flow::Close(c, r) = self.feed(socket, &f).await {
-                            return Ok(Flow::Close(c, r));
-                        }
-                    }
-                }
-                // The highest sequence this connection has now delivered, replayed or live.
-                let last_seq = self.seq_string(&chat_id);
-                ServerFrame::Resumed { chat_id, last_seq }
-            }
-            ClientFrame::Send {
-                chat_id,
-                client_msg_id,
-                text,
-            } => {
-                let access = self.access(&chat_id)?;
-                svc.send(&party, self.id, &access, &chat_id, &client_msg_id, &text)
-                    .await?
-            }
-            ClientFrame::End { chat_id } => {
-                svc.end(&party, &chat_id).await?;
-                return Ok(Flow::Continue);
-            }
-            ClientFrame::SetStatus { status } => {
-                svc.set_status(&party, status).await?;
-                return Ok(Flow::Continue);
-            }
-            ClientFrame::Accept { chat_id } => {
-                let access = svc
-                    .accept(&party, self.id, self.follower.clone(), &chat_id)
-                    .await?;
-                self.chats
-                    .entry(chat_id)
-                    .or_insert(Followed::new(access, Seq::default()));
-                return Ok(Flow::Continue);
-            }
-            ClientFrame::Deny { chat_id } => {
-                svc.deny(&party, &chat_id).await?;
-                return Ok(Flow::Continue);
-            }
-            ClientFrame::Close { chat_id } => {
-                if let Party::Visitor { .. } = party {
-                    return Err(ChatError::new(
-                        ErrorCode::Forbidden,
-                        "only agents close offers; visitors send end",
-                    ));
-                }
-                svc.close(&party, &chat_id).await?;
-                return Ok(Flow::Continue);
-            }
-            ClientFrame::Decide {
-                chat_id,
-                decision,
-                interaction_id,
-            } => {
-                let f = svc
-                    .decide(&party, &chat_id, decision, interaction_id)
-                    .await?;
-                if self.chats.remove(&chat_id).is_some() {
-                    svc.hub
-                        .unfollow(&svc.redis.keys.chat_channel(&chat_id), self.id)
-                        .await;
-                }
-                f
-            }
-            ClientFrame::SendLink {
-                chat_id,
-                client_msg_id,
-                url,
-                title,
-            } => {
-                let access = self.access(&chat_id)?;
-                svc.send_link(
-                    &party,
-                    self.id,
-                    &access,
-                    &chat_id,
-                    &client_msg_id,
-                    &url,
-                    title.as_deref(),
-                )
-                .await?
-            }
-            ClientFrame::PushPage {
-                chat_id,
-                client_msg_id,
-                url,
-            } => {
-                let access = self.access(&chat_id)?;
-                svc.push_page(&party, self.id, &access, &chat_id, &client_msg_id, &url)
-                    .await?
-            }
-            ClientFrame::Typing { chat_id, typing } => {
-                svc.typing(&party, self.id, &chat_id, typing).await?;
-                return Ok(Flow::Continue);
-            }
-            ClientFrame::Receipt {
-                chat_id,
-                seq,
-                state,
-            } => {
-                svc.receipt(&party, self.id, &chat_id, &seq, state).await?;
-                return Ok(Flow::Continue);
-            }
-            ClientFrame::Transfer {
-                chat_id,
-                to_agent,
-                to_queue,
-            } => {
-                svc.transfer(&party, self.id, &chat_id, to_agent, to_queue)
-                    .await?;
-                self.chats.remove(&chat_id);
-                return Ok(Flow::Continue);
-            }
-            ClientFrame::PageView {
-                url,
-                title,
-                referrer,
-            } => {
-                svc.page_view(
-                    &party,
-                    &self.client,
-                    &url,
-                    title.as_deref(),
-                    referrer.as_deref(),
-                )
-                .await?;
-                return Ok(Flow::Continue);
-            }
-            ClientFrame::Identify {
-                email,
-                name,
-                signature,
-            } => {
-                svc.identify(&party, &email, name.as_deref(), &signature)
-                    .await?;
-                return Ok(Flow::Continue);
-            }
-            ClientFrame::WatchVisitors => {
-                svc.watch_visitors(&party, self.id, self.follower.clone())
-                    .await?
-            }
-            ClientFrame::UnwatchVisitors => {
-                svc.unwatch_visitors(self.id).await;
-                return Ok(Flow::Continue);
-            }
-            ClientFrame::Invite {
-                visitor_id,
-                message,
-            } => {
-                svc.invite(&party, &visitor_id, message).await?;
-                return Ok(Flow::Continue);
-            }
-            ClientFrame::AcceptInvitation { chat_id } => {
-                let access = svc
-                    .accept_invitation(&party, self.id, self.follower.clone(), &chat_id)
-                    .await?;
-                self.chats
-                    .entry(chat_id)
-                    .or_insert(Followed::new(access, Seq::default()));
-                return Ok(Flow::Continue);
-            }
-            ClientFrame::DeclineInvitation { chat_id } => {
-                svc.decline_invitation(&party, &chat_id).await?;
-                return Ok(Flow::Continue);
-            }
-        };
-        Ok(self.reply(socket, reply).await)
-    }
-
-    fn access(&self, chat: &str) -> Result<ChatAccess, ChatError> {
-        self.chats
-            .get(chat)
-            .map(|f| f.access.clone())
-            .ok_or_else(|| {
-                ChatError::new(ErrorCode::Forbidden, "resume the chat before sending to it")
-            })
-    }
-
-    fn seq_string(&self, chat: &str) -> String {
-        match self.chats.get(chat) {
-            Some(f) if f.delivered != Seq::default() => {
-                format!("{}-{}", f.delivered.0, f.delivered.1)
-            }
-            _ => String::new(),
-        }
-    }
 }
 
 fn write_outcome(r: Result<Result<(), axum::Error>, tokio::time::error::Elapsed>) -> Flow {
@@ -579,27 +299,5 @@ fn write_outcome(r: Result<Result<(), axum::Error>, tokio::time::error::Elapsed>
         Ok(Ok(())) => Flow::Continue,
         Ok(Err(_)) => Flow::Close(1001, "write failed"),
         Err(_) => Flow::Close(close_codes::SLOW_CONSUMER, "write timed out"),
-    }
-}
-
-/// The chat or message a refused frame was about, echoed as `ref`.
-fn frame_ref(f: &ClientFrame) -> Option<String> {
-    match f {
-        ClientFrame::Send { client_msg_id, .. } => Some(client_msg_id.clone()),
-        ClientFrame::Resume { chat_id, .. }
-        | ClientFrame::End { chat_id }
-        | ClientFrame::Accept { chat_id }
-        | ClientFrame::Deny { chat_id }
-        | ClientFrame::Close { chat_id }
-        | ClientFrame::Decide { chat_id, .. }
-        | ClientFrame::Typing { chat_id, .. }
-        | ClientFrame::Receipt { chat_id, .. }
-        | ClientFrame::Transfer { chat_id, .. }
-        | ClientFrame::AcceptInvitation { chat_id }
-        | ClientFrame::DeclineInvitation { chat_id } => Some(chat_id.clone()),
-        ClientFrame::SendLink { client_msg_id, .. }
-        | ClientFrame::PushPage { client_msg_id, .. } => Some(client_msg_id.clone()),
-        ClientFrame::Invite { visitor_id, .. } => Some(visitor_id.clone()),
-        _ => None,
     }
 }

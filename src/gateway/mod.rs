@@ -3,6 +3,7 @@
 //! hands the socket to one task per connection (`conn`).
 
 mod conn;
+mod dispatch;
 mod geoip;
 
 pub use geoip::{GeoIp, GeoIpError};
