@@ -6,7 +6,6 @@ use super::{err, now_s, ApiError};
 use crate::chat::identity::{new_id, Identity};
 use crate::chat::{now_ms, ChatError, Party, Service};
 use crate::protocol::ErrorCode;
-use crate::redis::Append;
 use crate::store::{FileMeta, FilesError, StoreError};
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -243,14 +242,7 @@ async fn store_upload(
     if declared.is_some_and(|n| n > limits.max_bytes) {
         return Err(files_error(FilesError::TooLarge(limits.max_bytes)));
     }
-    let access = svc.authorise(&party, chat).await?;
-    if access.state != "active" {
-        return Err(err(
-            ErrorCode::WrongState,
-            "files can be sent only while the chat is running",
-        )
-        .into());
-    }
+    let access = svc.authorise_file(&party, chat).await?;
 
     let mut body = body.into_data_stream();
     let mut head = Vec::new();
@@ -296,38 +288,12 @@ async fn store_upload(
         svc.files.delete(&id).await;
         return Err(files_error(e));
     }
-    let actor = party.actor();
-    let client_msg_id = format!("file:{id}");
-    let appended = svc
-        .redis
-        .chat_append(
-            chat,
-            &Append {
-                role: party.role(),
-                actor: &actor,
-                name: &access.display_name,
-                client_msg_id: &client_msg_id,
-                text: &name,
-                event: "file",
-                data: Some(json!({
-                    "id": id, "name": name, "size": size, "content_type": content_type,
-                })),
-                ..Default::default()
-            },
-            now_ms(),
-        )
-        .await;
-    let seq = match appended {
-        Ok((seq, new)) => {
-            if new {
-                svc.metrics.messages.inc();
-            }
-            seq
-        }
+    let seq = match svc.send_file(&party, &access, chat, &meta).await {
+        Ok(seq) => seq,
         Err(e) => {
             // The chat ended while the file streamed in: keep nothing nobody can see.
             svc.files.delete(&id).await;
-            return Err(ChatError::from(e).into());
+            return Err(e.into());
         }
     };
     Ok((

@@ -1,11 +1,12 @@
-//! What participants put into a running chat: texts, links, pushed pages (stored, in order,
-//! deduplicated by client message id) and typing indicators and receipts (not stored: relayed
-//! to the chat's followers on every node).
+//! What participants put into a running chat: texts, links, pushed pages and files uploaded
+//! through the files API (stored, in order, deduplicated by client message id) and typing
+//! indicators and receipts (not stored: relayed to the chat's followers on every node).
 
 use super::{now_ms, ChatAccess, ChatError, ChatResult, Party, Service};
 use crate::chat::hub::ConnId;
 use crate::protocol::{ErrorCode, ReceiptState, ServerFrame};
 use crate::redis::Append;
+use crate::store::FileMeta;
 use serde_json::json;
 
 /// Longest URL accepted in a link, a pushed page or a page view.
@@ -55,19 +56,27 @@ impl Service {
 
     /// Stores one entry and answers with its `ack`.
     async fn append(&self, chat: &str, a: Append<'_>) -> ChatResult<ServerFrame> {
+        let seq = self.store_entry(chat, &a).await?;
+        Ok(ServerFrame::Ack {
+            chat_id: chat.into(),
+            client_msg_id: a.client_msg_id.into(),
+            seq,
+        })
+    }
+
+    /// The one place an entry is written into a transcript; the script refuses a writer who is
+    /// not the chat's visitor or agent (`forbidden`) and a chat that is not running. Returns
+    /// the entry's sequence number.
+    async fn store_entry(&self, chat: &str, a: &Append<'_>) -> ChatResult<String> {
         let started = std::time::Instant::now();
-        let (seq, new) = self.redis.chat_append(chat, &a, now_ms()).await?;
+        let (seq, new) = self.redis.chat_append(chat, a, now_ms()).await?;
         self.metrics
             .redis_append
             .observe(started.elapsed().as_secs_f64());
         if new {
             self.metrics.messages.inc();
         }
-        Ok(ServerFrame::Ack {
-            chat_id: chat.into(),
-            client_msg_id: a.client_msg_id.into(),
-            seq,
-        })
+        Ok(seq)
     }
 
     pub async fn send(
@@ -178,6 +187,48 @@ impl Service {
             ..Default::default()
         };
         self.append_as(party, conn, access, chat, entry).await
+    }
+
+    /// Who may put a file into `chat` over HTTP: its visitor or its agent, while it runs.
+    /// Checked before an upload is stored; the append script checks again when the file's
+    /// entry is written (`send_file`).
+    pub async fn authorise_file(&self, party: &Party, chat: &str) -> ChatResult<ChatAccess> {
+        let access = self.authorise(party, chat).await?;
+        if access.state != "active" {
+            return Err(ChatError::new(
+                ErrorCode::WrongState,
+                "files can be sent only while the chat is running",
+            ));
+        }
+        Ok(access)
+    }
+
+    /// The `file` entry announcing a stored upload (client message id `file:ID`), written under
+    /// the party's role, id and display name like every other entry. Returns its sequence
+    /// number.
+    pub async fn send_file(
+        &self,
+        party: &Party,
+        access: &ChatAccess,
+        chat: &str,
+        file: &FileMeta,
+    ) -> ChatResult<String> {
+        let actor = party.actor();
+        let client_msg_id = format!("file:{}", file.id);
+        let entry = Append {
+            role: party.role(),
+            actor: &actor,
+            name: &access.display_name,
+            client_msg_id: &client_msg_id,
+            text: &file.name,
+            event: "file",
+            data: Some(json!({
+                "id": file.id, "name": file.name, "size": file.size,
+                "content_type": file.content_type,
+            })),
+            ..Default::default()
+        };
+        self.store_entry(chat, &entry).await
     }
 
     /// Relays a frame to every follower of the chat on every node, without storing it.
