@@ -3,10 +3,10 @@
 //! # Layout
 //! - [`config`]: the typed settings tree and its validation.
 //! - [`protocol`]: wire frames, codec and error codes (pure, no I/O).
-//! - `gateway`: the HTTP + WebSocket edge: upgrade, limits, auth, one task per connection.
-//! - `api`: HTTP/JSON handlers (agents, interactions, health).
-//! - `chat`: the domain: sessions, routing, timers, fan-out, flush.
-//! - `redis`: everything that speaks to Redis, with its Lua scripts.
+//! - `gateway`: the WebSocket edge: upgrade, limits, auth, a task per connection, dispatch.
+//! - `api`: HTTP/JSON handlers (agents, interactions, canned replies, files, health).
+//! - `chat`: the domain: access, routing, ending, messages, timers, fan-out, flush.
+//! - `redis`: everything that speaks to Redis, one file per concern, with its Lua scripts.
 //! - [`store`]: the durable SQL store (SQLite or PostgreSQL).
 //! - `metrics`: the Prometheus registry.
 //! - [`app`]: wires the parts together and runs a node.
