@@ -1,6 +1,7 @@
 //! A chat's transcript on its `{c:ID}` slot: the agent joining, appended entries, the end
 //! message, and the reads a resume or a flush makes. Pairs with `lua/chat_common.lua` and the
-//! scripts it heads, and with `chat::messages` and `chat::flush`.
+//! scripts it heads, and with the chat modules that write it (`messages`, the join in
+//! `routing`, the end in `ending`) or read it (`access`, `flush`).
 
 use super::routing::{Accepted, ChatRecord};
 use super::{refusal, RedisLayer, Result};
