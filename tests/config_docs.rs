@@ -55,6 +55,17 @@ fn readme_default(v: &serde_json::Value) -> String {
     }
 }
 
+/// The text between the first `start` and the `end` after it.
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let (_, rest) = text
+        .split_once(start)
+        .unwrap_or_else(|| panic!("no {start:?} in the file"));
+    let (inside, _) = rest
+        .split_once(end)
+        .unwrap_or_else(|| panic!("no {end:?} after {start:?}"));
+    inside
+}
+
 /// The first two cells of each body row of a Markdown table, backticks removed.
 fn rows(table: &str) -> Vec<(String, String)> {
     table
@@ -77,12 +88,11 @@ fn rows(table: &str) -> Vec<(String, String)> {
 fn operations_reference_lists_every_key_with_its_default() {
     let keys = default_keys();
     let doc = read("docs/operations.md");
-    let (_, rest) = doc
-        .split_once("<!-- BEGIN config-table -->\n")
-        .expect("docs/operations.md has the config-table markers");
-    let (table, _) = rest
-        .split_once("\n<!-- END config-table -->")
-        .expect("docs/operations.md closes the config table");
+    let table = between(
+        &doc,
+        "<!-- BEGIN config-table -->\n",
+        "\n<!-- END config-table -->",
+    );
     let documented: BTreeMap<String, String> = rows(table).into_iter().collect();
     let mut problems = Vec::new();
     for (key, value) in &keys {
@@ -109,11 +119,7 @@ fn operations_reference_lists_every_key_with_its_default() {
 fn readme_names_only_real_keys_with_their_defaults() {
     let keys = default_keys();
     let readme = read("README.md");
-    let (_, section) = readme
-        .split_once("## Configuration\n")
-        .expect("README.md has a Configuration section");
-    let section = section.split("\n## ").next().unwrap_or(section);
-    let named = rows(section);
+    let named = rows(between(&readme, "## Configuration\n", "\n## "));
     assert!(
         !named.is_empty(),
         "README.md's configuration table is empty"
