@@ -23,7 +23,8 @@ for i = 9 + 3 * n, #ARGV - 1, 2 do
   redis.call('ZADD', rp .. 'timers', tonumber(ARGV[i + 1]), ARGV[i])
 end
 if ARGV[7] == '1' then
-  redis.call('ZADD', KEYS[1], now, node)
+  -- GT: a beat delayed in a client's queue through an outage never moves the node back.
+  redis.call('ZADD', KEYS[1], 'GT', now, node)
   -- Instances gone for a day are forgotten (their fields were dropped by their parties' timers).
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 86400000)
 end
