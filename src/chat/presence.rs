@@ -67,7 +67,9 @@ impl Presence {
             heartbeat_ms,
             clock: PresenceClock {
                 node_ttl_ms: 3 * heartbeat_ms,
-                gap_ms: 2 * heartbeat_ms,
+                // At least a second: a CPU-starved cluster whose beats run late must not pass
+                // for an outage (harmless, but it holds the timers for nodes that died).
+                gap_ms: (2 * heartbeat_ms).max(1_000),
                 settle_ms: s.chat.presence_settle_ms as i64,
                 here_ttl_ms: 2 * visitor_grace_ms.max(agent_grace_ms) + 3 * heartbeat_ms,
             },
@@ -324,6 +326,14 @@ impl Service {
             .presence_rechecks
             .with_label_values(&[kind, r.outcome.as_str()])
             .inc();
+        if r.changed {
+            tracing::info!(
+                agent,
+                change = mode,
+                offers_revoked = r.revoked.len(),
+                "agent has no console on any live node"
+            );
+        }
         let queues: BTreeSet<&str> = r.revoked.iter().map(|(_, q)| q.as_str()).collect();
         for (chat, _) in &r.revoked {
             let frame = ServerFrame::OfferRevoked {

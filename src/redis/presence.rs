@@ -40,12 +40,19 @@ pub struct AgentAbsence {
 }
 
 impl PresenceClock {
-    fn args(&self) -> [String; 3] {
-        [
+    /// The ARGV every script that runs `presence_decide` ends with, after its own `head`:
+    /// timer member, now, node TTL, gap, settle, re-arm delay.
+    fn decide_argv(&self, head: &[&str], member: &str, now: i64, rearm_ms: i64) -> Vec<String> {
+        let mut argv: Vec<String> = head.iter().map(|s| s.to_string()).collect();
+        argv.extend([
+            member.to_string(),
+            now.to_string(),
             self.node_ttl_ms.to_string(),
             self.gap_ms.to_string(),
             self.settle_ms.to_string(),
-        ]
+            rearm_ms.to_string(),
+        ]);
+        argv
     }
 }
 
@@ -132,24 +139,12 @@ impl RedisLayer {
         clock: &PresenceClock,
         rearm_ms: i64,
     ) -> Result<String> {
-        let [ttl, gap, settle] = clock.args();
+        let rp = self.keys.routing();
+        let argv = clock.decide_argv(&[&rp, party], member, now, rearm_ms);
         Ok(self
             .scripts
             .presence_check
-            .evalsha_with_reload(
-                self.client(),
-                vec![self.keys.here(party)],
-                vec![
-                    self.keys.routing(),
-                    party.to_string(),
-                    member.to_string(),
-                    now.to_string(),
-                    ttl,
-                    gap,
-                    settle,
-                    rearm_ms.to_string(),
-                ],
-            )
+            .evalsha_with_reload(self.client(), vec![self.keys.here(party)], argv)
             .await?)
     }
 
@@ -164,25 +159,12 @@ impl RedisLayer {
         clock: &PresenceClock,
         rearm_ms: i64,
     ) -> Result<AgentAbsence> {
-        let [ttl, gap, settle] = clock.args();
+        let rp = self.keys.routing();
+        let argv = clock.decide_argv(&[&rp, agent, mode], member, now, rearm_ms);
         let (outcome, changed, flat): (String, i64, Vec<String>) = self
             .scripts
             .agent_presence
-            .evalsha_with_reload(
-                self.client(),
-                vec![self.keys.agent(agent)],
-                vec![
-                    self.keys.routing(),
-                    agent.to_string(),
-                    mode.to_string(),
-                    member.to_string(),
-                    now.to_string(),
-                    ttl,
-                    gap,
-                    settle,
-                    rearm_ms.to_string(),
-                ],
-            )
+            .evalsha_with_reload(self.client(), vec![self.keys.agent(agent)], argv)
             .await?;
         Ok(AgentAbsence {
             outcome,
