@@ -121,8 +121,9 @@ fn short_graces(s: &mut Settings, url: &str) {
     s.chat.presence_settle_ms = 3_000;
 }
 
-/// How long each outage lasts: three visitor grace periods, two agent ones.
-const OUTAGE: Duration = Duration::from_secs(6);
+/// How long each outage lasts: four visitor grace periods, and longer than a party's presence
+/// record lives without a write (2 × 3 s + 1.5 s), so the nodes must write them all again.
+const OUTAGE: Duration = Duration::from_secs(8);
 
 /// A running chat: its visitor's client and the index of its agent.
 struct Live {
@@ -202,7 +203,7 @@ async fn nothing_ended(
     }
 }
 
-/// Redis refuses every write for three grace periods (maxmemory, noeviction). Nobody who
+/// Redis refuses every write for four grace periods (maxmemory, noeviction). Nobody who
 /// stayed connected loses a chat or a status; the visitor who closed the browser meanwhile,
 /// and the visitor whose node died meanwhile, are ended once Redis is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,7 +258,7 @@ async fn redis_refusing_writes_longer_than_the_grace_periods_ends_only_who_left(
     cluster.cleanup().await;
 }
 
-/// Redis is killed (SIGKILL) and restarted from its append-only file three grace periods later.
+/// Redis is killed (SIGKILL) and restarted from its append-only file four grace periods later.
 /// The nodes tell their clients to resume; everyone who stayed carries on with the same chats
 /// and statuses, and the visitor who closed the browser during the outage is ended.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
