@@ -17,6 +17,7 @@ use crate::config::Settings;
 use crate::protocol::{ErrorCode, ServerFrame};
 use crate::redis::PresenceClock;
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// Parties written per beat script: keeps each script short on a node with many connections.
@@ -32,6 +33,8 @@ pub struct Presence {
     unroutable_ms: i64,
     heartbeat_ms: i64,
     clock: PresenceClock,
+    /// The last beat failed: failures are retried every poll, logged once until one works.
+    beat_failing: AtomicBool,
 }
 
 #[derive(Default)]
@@ -65,6 +68,7 @@ impl Presence {
             agent_grace_ms,
             unroutable_ms: s.chat.agent_unroutable_ms as i64,
             heartbeat_ms,
+            beat_failing: AtomicBool::new(false),
             clock: PresenceClock {
                 node_ttl_ms: 3 * heartbeat_ms,
                 // At least a second: a CPU-starved cluster whose beats run late must not pass
@@ -245,10 +249,17 @@ impl Presence {
                 }
                 Err(e) => {
                     svc.metrics.redis_errors.inc();
-                    tracing::warn!(error = %e, "presence heartbeat failed; retrying");
+                    if !self.beat_failing.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(error = %e, "presence heartbeat failed; retrying at every timer poll");
+                    }
                     return false;
                 }
             }
+        }
+        if self.beat_failing.swap(false, Ordering::Relaxed) {
+            tracing::warn!(
+                "presence heartbeat works again: this node's connections are re-asserted"
+            );
         }
         true
     }
