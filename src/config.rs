@@ -119,6 +119,15 @@ pub struct Chat {
     pub visitor_grace_ms: u64,
     /// Milliseconds an agent may be disconnected before being set offline (no new offers).
     pub agent_grace_ms: u64,
+    /// Milliseconds after an agent's last console connection closed (on every node) before
+    /// the agent gets no more offers and its pending offers go to other agents; a console
+    /// that connects again makes the agent routable again with the status it had. At most
+    /// `chat.agent_grace_ms`.
+    pub agent_unroutable_ms: u64,
+    /// After a Redis outage (no node could write for a while), the longest time presence
+    /// timers wait for the nodes that were up to re-assert their connections before judging
+    /// anyone gone; usually over as soon as every node has beaten again.
+    pub presence_settle_ms: u64,
     /// Milliseconds an agent has to decide after the end before the chat is kept as is.
     pub decision_timeout_ms: u64,
     /// Milliseconds a claimed timer is leased before another node may fire it again.
@@ -322,6 +331,8 @@ impl Settings {
             ("limits.idle_timeout_ms", self.limits.idle_timeout_ms),
             ("chat.visitor_grace_ms", self.chat.visitor_grace_ms),
             ("chat.agent_grace_ms", self.chat.agent_grace_ms),
+            ("chat.agent_unroutable_ms", self.chat.agent_unroutable_ms),
+            ("chat.presence_settle_ms", self.chat.presence_settle_ms),
             ("chat.decision_timeout_ms", self.chat.decision_timeout_ms),
             ("chat.timer_lease_ms", self.chat.timer_lease_ms),
             ("chat.timer_poll_ms", self.chat.timer_poll_ms),
@@ -334,6 +345,12 @@ impl Settings {
             if v == 0 {
                 return bad(key, "must be greater than 0");
             }
+        }
+        if self.chat.agent_unroutable_ms > self.chat.agent_grace_ms {
+            return bad(
+                "chat.agent_unroutable_ms",
+                "must not be longer than chat.agent_grace_ms",
+            );
         }
         if self.chat.default_max_chats == 0 {
             return bad("chat.default_max_chats", "must be at least 1");
@@ -428,6 +445,14 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("auth.token_secret"));
+        let mut s = Settings::defaults();
+        s.chat.agent_unroutable_ms = s.chat.agent_grace_ms + 1;
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("chat.agent_unroutable_ms"), "{e}");
+        let mut s = Settings::defaults();
+        s.chat.presence_settle_ms = 0;
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("chat.presence_settle_ms"), "{e}");
         let mut s = Settings::defaults();
         s.files.url = "ftp://x/y".into();
         assert!(s.validate().unwrap_err().to_string().contains("files.url"));

@@ -45,6 +45,11 @@ pub struct Metrics {
     pub agents_available: IntGaugeVec,
     pub flush_backlog: IntGauge,
     pub drains: IntCounter,
+    /// Presence timers that asked whether their party was still connected, by timer and
+    /// outcome (gone: acted on; present / settling: set again instead).
+    pub presence_rechecks: IntCounterVec,
+    /// Redis outages this node's presence beat found (no node could beat for a while).
+    pub presence_outages: IntCounter,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -266,6 +271,17 @@ impl Metrics {
                 &r,
                 "switchboard_drains_total",
                 "Times this node started draining.",
+            ),
+            presence_rechecks: counter_vec(
+                &r,
+                "switchboard_presence_rechecks_total",
+                "Presence timers (grace, agentgone, unroutable) fired by this node, by whether their party was gone (acted on), still present on a live node or not yet judged because the cluster was settling after a Redis outage (both set again instead).",
+                &["timer", "outcome"],
+            ),
+            presence_outages: counter(
+                &r,
+                "switchboard_presence_outages_total",
+                "Redis outages found by this node's presence beat: no node could beat for a while, so presence timers waited for the nodes to re-assert their connections.",
             ),
             redis_append: redis_latency.with_label_values(&["append"]),
             redis_latency,

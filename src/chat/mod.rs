@@ -199,7 +199,7 @@ impl Service {
             settings.auth.agent_session_ttl_seconds,
         );
         Arc::new(Service {
-            presence: Presence::new(&settings),
+            presence: Presence::new(&settings, &node),
             positions: positions::Positions::default(),
             refresh_rounds: rounds::Rounds::default(),
             draining: std::sync::atomic::AtomicBool::new(false),

@@ -1,8 +1,9 @@
 //! The timer loop every node runs: claims due timers from Redis (at-least-once, with a lease)
-//! and runs their handlers, re-announces presence, and sweeps queues that still have waiting
-//! chats (so a node that died between two steps never leaves a request stuck).
+//! and runs their handlers, beats presence (`chat::presence`, whose handlers re-check a
+//! party's presence before acting), and sweeps queues that still have waiting chats (so a node
+//! that died between two steps never leaves a request stuck).
 
-use super::{now_ms, Service, CUSTOMER_REJECTED, VISITOR_CLOSED_BROWSER};
+use super::{now_ms, Service};
 use crate::protocol::{Decision, ServerFrame};
 use crate::redis::RedisError;
 use std::sync::Arc;
@@ -15,15 +16,18 @@ pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
     let poll = Duration::from_millis(svc.settings.chat.timer_poll_ms);
     let heartbeat_ms = svc.presence.heartbeat_ms() as i64;
     let (mut last_sweep, mut last_beat) = (0i64, 0i64);
+    // A failed beat is tried again at the next poll: after an outage the node re-asserts
+    // its connections as soon as Redis takes writes again.
+    let mut beat_ok = true;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(poll) => {}
             _ = stop.changed() => return,
         }
         let now = now_ms();
-        if now - last_beat >= heartbeat_ms {
+        if !beat_ok || now - last_beat >= heartbeat_ms {
             last_beat = now;
-            svc.presence.heartbeat(&svc).await;
+            beat_ok = svc.presence.heartbeat(&svc).await;
         }
         fire_due(&svc).await;
         if now - last_sweep >= SWEEP_EVERY_MS {
@@ -91,45 +95,8 @@ async fn fire(svc: &Service, kind: &str, id: &str) -> Result<(), super::ChatErro
             Err(e) => Err(e.into()),
         },
         "invite" => svc.invitation_expired(id).await,
-        "grace" => {
-            svc.visitor_left(id).await?;
-            for chat in svc.redis.visitor_chats(id).await? {
-                match svc
-                    .end_as(
-                        &chat,
-                        "system",
-                        "",
-                        VISITOR_CLOSED_BROWSER,
-                        CUSTOMER_REJECTED,
-                    )
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(e)
-                        if e.code == crate::protocol::ErrorCode::WrongState
-                            || e.code == crate::protocol::ErrorCode::NotFound => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(())
-        }
-        "agentgone" => {
-            let r = svc.redis.agent_record(id).await?;
-            if r.get("status").map(String::as_str).unwrap_or("offline") != "offline" {
-                let g = |k: &str| r.get(k).cloned().unwrap_or_default();
-                svc.redis
-                    .set_agent_status(
-                        id,
-                        "offline",
-                        g("max").parse().unwrap_or(0),
-                        &g("queues"),
-                        &g("name"),
-                        now_ms(),
-                    )
-                    .await?;
-            }
-            Ok(())
-        }
+        "grace" => svc.visitor_grace_over(id).await,
+        "agentgone" | "unroutable" => svc.agent_absent(kind, id).await,
         "join" => {
             let r = svc.redis.chat_record(id).await?;
             let g = |k: &str| r.get(k).cloned().unwrap_or_default();

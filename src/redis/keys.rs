@@ -65,6 +65,14 @@ impl Keys {
     pub fn visitors_channel(&self) -> String {
         self.user_channel("site-visitors")
     }
+    /// A party's (`v:ID` / `a:ID`) connections per node instance (presence).
+    pub fn here(&self, party: &str) -> String {
+        format!("{}{{r}}:here:{party}", self.prefix)
+    }
+    /// Node instances by their last complete presence beat.
+    pub fn nodes(&self) -> String {
+        format!("{}{{r}}:nodes", self.prefix)
+    }
     pub fn log(&self, c: &str) -> String {
         format!("{}{{c:{c}}}:log", self.prefix)
     }

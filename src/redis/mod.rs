@@ -1,11 +1,12 @@
 //! The connection to Redis shared by a node's parts: the command pool, the subscriber connection
 //! and its pub/sub plumbing, the script runners every concern shares, and the errors. Each
 //! concern's commands live next to it: `routing` (the `{r}` slot), `transcript` (`{c:ID}`),
-//! `timers`, `flush` (the `{f}` stream) and `visitors`. The data model is in
+//! `timers`, `presence`, `flush` (the `{f}` stream) and `visitors`. The data model is in
 //! `docs/design-redis.md`.
 
 mod flush;
 mod keys;
+mod presence;
 mod routing;
 mod scripts;
 mod timers;
@@ -13,6 +14,7 @@ mod transcript;
 mod visitors;
 
 pub use keys::Keys;
+pub use presence::{AgentAbsence, Beat, PresenceClock};
 pub use routing::{Accepted, AgentTotals, ChatRecord, Ended, Offer, Requested, ROUTE_BATCH};
 pub use transcript::{Append, Opening};
 pub use visitors::{InvitationAccepted, Invited, VisitorRecord};

@@ -1,5 +1,6 @@
 //! The Lua scripts, loaded once per node and run with EVALSHA. Routing scripts get
-//! `common.lua` prepended, transcript scripts `chat_common.lua`.
+//! `common.lua` prepended, transcript scripts `chat_common.lua`, presence scripts both
+//! `common.lua` and `presence_common.lua`.
 
 use fred::prelude::*;
 use fred::types::scripts::Script;
@@ -8,6 +9,17 @@ macro_rules! routing {
     ($file:literal) => {
         Script::from_lua(concat!(
             include_str!("lua/common.lua"),
+            "\n",
+            include_str!(concat!("lua/", $file))
+        ))
+    };
+}
+macro_rules! presence {
+    ($file:literal) => {
+        Script::from_lua(concat!(
+            include_str!("lua/common.lua"),
+            "\n",
+            include_str!("lua/presence_common.lua"),
             "\n",
             include_str!(concat!("lua/", $file))
         ))
@@ -46,6 +58,10 @@ pub struct Scripts {
     pub invite: Script,
     pub invite_accept: Script,
     pub chat_invite: Script,
+    pub presence_set: Script,
+    pub presence_beat: Script,
+    pub presence_check: Script,
+    pub agent_presence: Script,
 }
 
 impl Scripts {
@@ -72,6 +88,10 @@ impl Scripts {
             invite: routing!("invite.lua"),
             invite_accept: routing!("invite_accept.lua"),
             chat_invite: transcript!("chat_invite.lua"),
+            presence_set: presence!("presence_set.lua"),
+            presence_beat: presence!("presence_beat.lua"),
+            presence_check: presence!("presence_check.lua"),
+            agent_presence: presence!("agent_presence.lua"),
         }
     }
 
@@ -99,6 +119,10 @@ impl Scripts {
             &self.invite,
             &self.invite_accept,
             &self.chat_invite,
+            &self.presence_set,
+            &self.presence_beat,
+            &self.presence_check,
+            &self.agent_presence,
         ] {
             s.load(client).await?;
         }

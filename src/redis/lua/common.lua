@@ -1,16 +1,17 @@
 -- Helpers prepended to every routing script ({r} slot). `rp` is the routing key prefix "P{r}:".
--- An agent is in `avail:Q` for each of its queues exactly while it is available with free capacity.
+-- An agent is in `avail:Q` for each of its queues exactly while it is available with free capacity
+-- and not `unroutable` (no console connected anywhere for `chat.agent_unroutable_ms`: presence).
 -- `agent_totals` holds the cluster's sums the gauges report (field `load`: offers and chats of all
 -- agents; field `free`: free slots of available agents). Each agent record keeps what it adds to
 -- them (`c_load`, `c_free`), so a change moves the sums by the difference, in the same script.
 local function refresh_agent(rp, aid)
   local key = rp .. 'agent:' .. aid
-  local st, max, load, idle, queues, c_load, c_free = unpack(redis.call('HMGET', key,
-    'status', 'max', 'load', 'idle_since', 'queues', 'c_load', 'c_free'))
+  local st, max, load, idle, queues, c_load, c_free, gone = unpack(redis.call('HMGET', key,
+    'status', 'max', 'load', 'idle_since', 'queues', 'c_load', 'c_free', 'unroutable'))
   load = tonumber(load) or 0
   max = tonumber(max) or 0
   idle = tonumber(idle) or 0
-  local ok = (st == 'available' and load < max)
+  local ok = (st == 'available' and load < max and gone ~= '1')
   for q in string.gmatch(queues or '', '[^,]+') do
     if ok then
       redis.call('ZADD', rp .. 'avail:' .. q, load * 1e13 + idle, aid)

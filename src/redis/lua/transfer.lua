@@ -5,7 +5,7 @@
 -- ARGV[1] rp  ARGV[2] chat id  ARGV[3] from agent  ARGV[4] to agent or ""  ARGV[5] to queue or ""
 -- ARGV[6] now  ARGV[7] timer lease ms
 -- Returns {"agent", queue} or {"queue", queue}, or error "forbidden" / "wrong_state" /
--- "unavailable" (target agent not available or full).
+-- "unavailable" (target agent not available, without a console (`unroutable`) or full).
 local rp, cid, from, to, toq, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
 local st, agent, queue, ticket = unpack(redis.call('HMGET', KEYS[1], 'state', 'agent', 'queue', 'ticket'))
 if not st then return redis.error_reply('not_found') end
@@ -13,8 +13,8 @@ if agent ~= from then return redis.error_reply('forbidden') end
 if st ~= 'active' then return redis.error_reply('wrong_state') end
 if to ~= '' then
   if to == from then return redis.error_reply('wrong_state') end
-  local tst, tload, tmax = unpack(redis.call('HMGET', rp .. 'agent:' .. to, 'status', 'load', 'max'))
-  if tst ~= 'available' or (tonumber(tload) or 0) >= (tonumber(tmax) or 0) then
+  local tst, tload, tmax, tgone = unpack(redis.call('HMGET', rp .. 'agent:' .. to, 'status', 'load', 'max', 'unroutable'))
+  if tst ~= 'available' or tgone == '1' or (tonumber(tload) or 0) >= (tonumber(tmax) or 0) then
     return redis.error_reply('unavailable')
   end
   redis.call('HSET', KEYS[1], 'agent', to, 'accepted', now)

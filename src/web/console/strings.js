@@ -37,7 +37,8 @@ const STRINGS = {
     customer_rejected: 'Customer Rejected',
     closed: 'Closed',
     denied: 'Denied',
-    accepted: 'Accepted'
+    accepted: 'Accepted',
+    unroutable: 'Given to another agent (console was closed)'
   },
   queue: 'Queue: {queue}',
   notificationTitle: 'New chat request',
