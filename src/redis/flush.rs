@@ -87,28 +87,7 @@ impl RedisLayer {
                 false,
             )
             .await?;
-        let mut out = Vec::new();
-        if let Value::Array(parts) = v {
-            if let Some(Value::Array(entries)) = parts.get(1) {
-                for e in entries {
-                    if let Value::Array(pair) = e {
-                        let id = pair.first().and_then(|v| v.as_string()).unwrap_or_default();
-                        let mut chat = String::new();
-                        if let Some(Value::Array(fields)) = pair.get(1) {
-                            for kv in fields.chunks(2) {
-                                if kv.len() == 2 && kv[0].as_string().as_deref() == Some("chat") {
-                                    chat = kv[1].as_string().unwrap_or_default();
-                                }
-                            }
-                        }
-                        if !id.is_empty() {
-                            out.push((id, chat));
-                        }
-                    }
-                }
-            }
-        }
-        Ok(out)
+        Ok(claimed_entries(v, "chat"))
     }
 
     /// Acknowledges finished jobs and removes them from the stream: two commands for a batch.
@@ -131,4 +110,31 @@ impl RedisLayer {
     pub async fn flush_backlog(&self) -> Result<u64> {
         Ok(self.client().xlen(self.keys.flush_jobs()).await?)
     }
+}
+
+/// The entries an XAUTOCLAIM reply holds: (stream id, value of `field`).
+pub(super) fn claimed_entries(v: Value, field: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Value::Array(parts) = v else {
+        return out;
+    };
+    let Some(Value::Array(entries)) = parts.get(1) else {
+        return out;
+    };
+    for e in entries {
+        let Value::Array(pair) = e else { continue };
+        let id = pair.first().and_then(|v| v.as_string()).unwrap_or_default();
+        let mut value = String::new();
+        if let Some(Value::Array(fields)) = pair.get(1) {
+            for kv in fields.chunks(2) {
+                if kv.len() == 2 && kv[0].as_string().as_deref() == Some(field) {
+                    value = kv[1].as_string().unwrap_or_default();
+                }
+            }
+        }
+        if !id.is_empty() {
+            out.push((id, value));
+        }
+    }
+    out
 }

@@ -4,15 +4,19 @@
 //! `timers`, `flush` (the `{f}` stream) and `visitors`. The data model is in
 //! `docs/design-redis.md`.
 
+mod availability;
 mod flush;
 mod keys;
+mod mail;
 mod routing;
 mod scripts;
 mod timers;
 mod transcript;
 mod visitors;
 
+pub use availability::{Missed, Waiting};
 pub use keys::Keys;
+pub use mail::MailJob;
 pub use routing::{Accepted, AgentTotals, ChatRecord, Ended, Offer, Requested, ROUTE_BATCH};
 pub use transcript::{Append, Opening};
 pub use visitors::{InvitationAccepted, Invited, VisitorRecord};
@@ -53,6 +57,8 @@ fn refusal(e: fred::error::Error) -> RedisError {
         "unavailable",
         "taken",
         "gone",
+        "full",
+        "limited",
     ] {
         if d.starts_with(name) || d.contains(&format!(": {name}")) || d.ends_with(name) {
             return RedisError::Refused(name.to_string());

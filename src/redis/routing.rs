@@ -193,23 +193,6 @@ impl RedisLayer {
         Ok(Offer::from_flat(flat, queue, now))
     }
 
-    /// Deny (`agent` set) or offer timeout (`agent` empty). Returns (queue, agent whose offer ended).
-    pub async fn requeue(
-        &self,
-        chat: &str,
-        agent: &str,
-        now: i64,
-        offer_timeout_ms: u64,
-    ) -> Result<(String, String)> {
-        self.on_chat(
-            &self.scripts.requeue,
-            chat,
-            vec![agent.into(), now.to_string(), offer_timeout_ms.to_string()],
-        )
-        .await
-        .map_err(refusal)
-    }
-
     pub async fn accept(
         &self,
         chat: &str,

@@ -46,6 +46,9 @@ pub struct Scripts {
     pub invite: Script,
     pub invite_accept: Script,
     pub chat_invite: Script,
+    pub pick: Script,
+    pub waiting: Script,
+    pub offline_limit: Script,
 }
 
 impl Scripts {
@@ -72,6 +75,9 @@ impl Scripts {
             invite: routing!("invite.lua"),
             invite_accept: routing!("invite_accept.lua"),
             chat_invite: transcript!("chat_invite.lua"),
+            pick: routing!("pick.lua"),
+            waiting: Script::from_lua(include_str!("lua/waiting.lua")),
+            offline_limit: Script::from_lua(include_str!("lua/offline_limit.lua")),
         }
     }
 
@@ -99,6 +105,9 @@ impl Scripts {
             &self.invite,
             &self.invite_accept,
             &self.chat_invite,
+            &self.pick,
+            &self.waiting,
+            &self.offline_limit,
         ] {
             s.load(client).await?;
         }

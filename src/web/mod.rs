@@ -7,12 +7,15 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 
-/// The widget is one script: the two shared modules and the widget, in one scope.
+/// The widget is one script: the two shared modules, the offline module and the widget, in
+/// one scope.
 const WIDGET_JS: &str = concat!(
     "(function(){\n",
     include_str!("shared/socket.js"),
     "\n",
     include_str!("shared/transcript.js"),
+    "\n",
+    include_str!("widget-offline.js"),
     "\n",
     include_str!("widget.js"),
     "\n})();\n"

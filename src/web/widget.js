@@ -55,6 +55,7 @@
   window.__switchboardWidgetLoaded = true;
 
   var user = window.SwitchboardWidget || {};
+  Object.keys(SbOffline.STRINGS).forEach(function (k) { STRINGS[k] = SbOffline.STRINGS[k]; });
   var S = {};
   Object.keys(STRINGS).forEach(function (k) { S[k] = STRINGS[k]; });
   if (user.strings) Object.keys(user.strings).forEach(function (k) { if (typeof user.strings[k] === 'string') S[k] = user.strings[k]; });
@@ -111,6 +112,7 @@
   var outbox = new SbSocket.Outbox(session, 'sb.outbox');
   var transcript = null;
   var ui = null;
+  var offline = null; // SbOffline (widget-offline.js): queue open state, leave a message
 
   // ---- the DOM ----
 
@@ -159,7 +161,8 @@
     '.sb-invite{position:fixed;right:20px;bottom:84px;z-index:2147483001;width:300px;max-width:calc(100vw - 24px);padding:14px;background:#fff;color:#1d1d1f;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.3);font-size:14px}',
     '.sb-invite p{margin:0 0 8px;white-space:pre-wrap;overflow-wrap:anywhere}',
     '.sb-invite .sb-primary{margin:0 8px 0 0}',
-    '.sb-invite button:focus-visible,.sb-attach:focus-visible{outline:3px solid #f5a623;outline-offset:2px}'
+    '.sb-invite button:focus-visible,.sb-attach:focus-visible{outline:3px solid #f5a623;outline-offset:2px}',
+    SbOffline.CSS
   ].join('\n');
 
   function h(tag, attrs, children) {
@@ -216,11 +219,20 @@
 
     var queueBox = h('div', { class: 'sb-queue', 'data-testid': 'sb-queue-position', role: 'status', hidden: true });
     var log = h('ol', { class: 'sb-log', role: 'log', 'aria-live': 'polite', 'aria-label': S.messages, 'data-testid': 'sb-messages' });
+    var endedText = h('p', { 'data-testid': 'sb-ended-text', text: S.ended });
+    offline = SbOffline.create({
+      h: h, S: S, fmt: fmt, field: field, queue: queue, session: session,
+      send: function (f) { return conn.send(f); },
+      chat: function () { return st.chat; },
+      chatValues: function () { return { name: fName.input.value.trim(), email: fEmail.input.value.trim(), question: fQuestion.input.value.trim() }; },
+      changed: function () { render(); },
+      forgetChat: function () { forgetChat(); }
+    });
     var endedBox = h('div', { class: 'sb-ended', 'data-testid': 'sb-ended', hidden: true }, [
-      h('p', { text: S.ended }),
+      endedText,
       h('button', { type: 'button', class: 'sb-secondary', 'data-testid': 'sb-new-chat', text: S.newChat, onclick: newChat })
     ]);
-    var body = h('div', { class: 'sb-body' }, [form, queueBox, log, endedBox]);
+    var body = h('div', { class: 'sb-body' }, [offline.box, form, queueBox, offline.waitBox, log, endedBox]);
 
     var input = h('textarea', { class: 'sb-input', 'data-testid': 'sb-input', 'aria-label': S.input, placeholder: S.input, maxlength: '4000', rows: '1' });
     var send = h('button', { type: 'submit', class: 'sb-primary sb-send', 'data-testid': 'sb-send', text: S.send });
@@ -288,7 +300,8 @@
     return {
       host: host, button: button, badge: badge, pane: pane, status: status, error: error, form: form,
       fields: { name: fName.input, email: fEmail.input, question: fQuestion.input },
-      formError: formError, submit: submit, queueBox: queueBox, log: log, endedBox: endedBox, body: body,
+      formError: formError, submit: submit, queueBox: queueBox, log: log, endedBox: endedBox, endedText: endedText, body: body,
+      buttonLabel: buttonLabel,
       compose: compose, input: input, send: send, foot: foot, end: end, typing: typing,
       invite: invite, inviteText: inviteText, inviteMsg: inviteMsg
     };
@@ -330,6 +343,10 @@
   function render() {
     var c = st.chat;
     var phase = c ? c.phase : 'form';
+    var off = offline.active(phase);
+    offline.render(phase);
+    ui.buttonLabel.textContent = offline.buttonLabel(phase);
+    if (off) phase = 'offline';
     ui.form.hidden = phase !== 'form';
     ui.submit.disabled = st.requesting;
     ui.submit.textContent = st.requesting ? S.requesting : S.start;
@@ -340,6 +357,7 @@
     ui.foot.hidden = !(phase === 'queued' || phase === 'active');
     ui.end.textContent = phase === 'queued' ? S.cancel : S.end;
     ui.endedBox.hidden = phase !== 'ended';
+    ui.endedText.textContent = c && c.left ? S.leftQueue : S.ended;
     renderStatus();
   }
 
@@ -555,6 +573,7 @@
   }
 
   function newChat() {
+    offline.reset();
     forgetChat();
     focusFirst();
   }
@@ -566,6 +585,7 @@
     st.live = {};
     st.requesting = false; // a request lost with the old socket can be sent again
     conn.send({ type: 'page_view', url: location.href, title: document.title, referrer: document.referrer });
+    offline.welcome();
     // A site that knows its logged-in user vouches for the e-mail with a signature made by
     // its own server (see docs/widget.md): window.SwitchboardWidget.identify.
     var who = user.identify;
@@ -660,6 +680,7 @@
   }
 
   function onFrame(f) {
+    if (offline.onFrame(f)) return;
     switch (f.type) {
       case 'welcome':
         onWelcome(f);
@@ -716,6 +737,8 @@
         if (st.chat && st.chat.id === f.chat_id) {
           outbox.pending(f.chat_id).forEach(function (i) { transcript.failed(i.client_msg_id, ''); });
           outbox.dropChat(f.chat_id);
+          // A visitor who cancels their own request reads their own wording.
+          if (st.chat.phase === 'queued' && f.by === 'visitor') st.chat.left = true;
           st.chat.phase = 'ended';
           showTyping(false);
           cacheLog();
