@@ -74,6 +74,11 @@ pub fn routes() -> Router {
         )
         .route("/console/api.js", serve!("console/api.js", JS, true))
         .route("/console/offers.js", serve!("console/offers.js", JS, true))
+        .route(
+            "/console/waiting.js",
+            serve!("console/waiting.js", JS, true),
+        )
+        .route("/console/inbox.js", serve!("console/inbox.js", JS, true))
         .route("/console/chats.js", serve!("console/chats.js", JS, true))
         .route(
             "/console/history.js",

@@ -15,6 +15,11 @@ before(async () => {
   cluster = await startCluster({ name: 'widget', env: { SWITCHBOARD__CHAT__VISITOR_GRACE_MS: '30000' } });
   [A, B] = cluster.nodes;
   browser = await launchBrowser();
+  // The widget offers a chat (rather than the leave-a-message form) only while an agent is
+  // available: one stays available throughout this file.
+  const keeper = await P.newPage(await browser.newContext());
+  await P.agentLogin(keeper, B, cluster.agents[0]);
+  await P.setStatus(keeper, 'available');
 });
 
 after(async () => {
