@@ -156,9 +156,9 @@ pub struct Offline {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Mail {
-    /// SMTP server for offline-message notifications: `smtp://host:port` (plain or STARTTLS
-    /// when offered; `?tls=required` to insist), `smtps://host:port` (TLS), with optional
-    /// `user:password@`. Empty = no notifications.
+    /// SMTP server for offline-message notifications: `smtps://host:465` (TLS),
+    /// `smtp://host:587?tls=required` (STARTTLS), `smtp://host:port` (unencrypted: loopback
+    /// only), with optional `user:password@`. Empty = no notifications.
     pub smtp_url: String,
     /// Sender address of notifications.
     pub from: String,

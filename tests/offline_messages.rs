@@ -38,7 +38,7 @@ async fn max_wait_then_message(backend: Backend) {
     assert_eq!(status["open"], false);
     assert_eq!(status["max_wait_ms"], 1_000);
     visitor
-        .send(json!({"type": "request_chat", "name": "Vera", "email": "vera@example.com", "question": "Where is parcel 42?"}))
+        .send(json!({"type": "request_chat", "name": "Vera", "question": "Where is parcel 42?"}))
         .await;
     let queued = visitor.expect("queued").await;
     let chat = queued["chat_id"].as_str().unwrap().to_string();
@@ -66,11 +66,25 @@ async fn max_wait_then_message(backend: Backend) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(interaction.subject, "Where is parcel 42?\nPlease write back.");
+    assert_eq!(
+        interaction.subject,
+        "Where is parcel 42?\nPlease write back."
+    );
     // The typed e-mail is not an identity: the message sits on the visitor's anonymous contact.
-    let contact = cluster.store.contact_for(&vid, None).await.unwrap().unwrap();
+    let contact = cluster
+        .store
+        .contact_for(&vid, None)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(contact.id, m.contact_id);
     assert_eq!(contact.email, None);
+    let by_email = cluster
+        .store
+        .contact_for("", Some("vera@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(by_email, None);
     cluster.cleanup().await;
 }
 
@@ -106,11 +120,20 @@ async fn claimed_on_the_other_node(backend: Backend) {
     assert_eq!(seen["item"]["email_verified"], false);
     let (status, list) = get(&format!("{}/api/inbox", http(&b)), Some(&ines_token)).await;
     assert_eq!(status, 200);
-    assert!(list.as_array().unwrap().iter().any(|i| i["id"] == id.as_str()));
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["id"] == id.as_str()));
 
     // Both agents claim at once, on different nodes: exactly one wins.
     let claim = |node: String, tok: String, id: String| async move {
-        post(&format!("{node}/api/inbox/{id}/claim"), json!({}), Some(&tok)).await
+        post(
+            &format!("{node}/api/inbox/{id}/claim"),
+            json!({}),
+            Some(&tok),
+        )
+        .await
     };
     let ((s1, b1), (s2, b2)) = tokio::join!(
         claim(http(&b), ines_token.clone(), id.clone()),
@@ -132,13 +155,26 @@ async fn claimed_on_the_other_node(backend: Backend) {
         .starts_with("Agent "));
 
     // Done by the winner; the open inbox no longer lists it, the full one does.
-    let (status, body) = post(&format!("{}/api/inbox/{id}/done", http(&a)), json!({}), Some(&winner)).await;
+    let (status, body) = post(
+        &format!("{}/api/inbox/{id}/done", http(&a)),
+        json!({}),
+        Some(&winner),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     inbox_has(&mut ines, &id, "done").await;
     let (_, open) = get(&format!("{}/api/inbox", http(&a)), Some(&ines_token)).await;
-    assert!(!open.as_array().unwrap().iter().any(|i| i["id"] == id.as_str()));
+    assert!(!open
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["id"] == id.as_str()));
     let (_, all) = get(&format!("{}/api/inbox?done=1", http(&a)), Some(&ines_token)).await;
-    assert!(all.as_array().unwrap().iter().any(|i| i["id"] == id.as_str()));
+    assert!(all
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["id"] == id.as_str()));
     cluster.cleanup().await;
 }
 
@@ -170,11 +206,26 @@ async fn messages_are_limited_per_visitor_across_nodes_and_bad_ones_refused() {
     let (_, other) = visitor_token(&b).await;
     let mut v = Client::visitor(&b, &other).await;
     for (bad, code) in [
-        (json!({"type": "leave_message", "email": "not-an-address", "message": "x"}), 4003),
-        (json!({"type": "leave_message", "email": "a@b.co", "message": "  "}), 4003),
-        (json!({"type": "leave_message", "email": "a@b.co", "message": "x", "page_url": "javascript:alert(1)"}), 4003),
-        (json!({"type": "leave_message", "email": "a@b.co", "message": "x", "queue": "nope"}), 4004),
-        (json!({"type": "leave_message", "email": "a@b.co", "message": "x".repeat(4001)}), 4002),
+        (
+            json!({"type": "leave_message", "email": "not-an-address", "message": "x"}),
+            4003,
+        ),
+        (
+            json!({"type": "leave_message", "email": "a@b.co", "message": "  "}),
+            4003,
+        ),
+        (
+            json!({"type": "leave_message", "email": "a@b.co", "message": "x", "page_url": "javascript:alert(1)"}),
+            4003,
+        ),
+        (
+            json!({"type": "leave_message", "email": "a@b.co", "message": "x", "queue": "nope"}),
+            4004,
+        ),
+        (
+            json!({"type": "leave_message", "email": "a@b.co", "message": "x".repeat(4001)}),
+            4002,
+        ),
     ] {
         v.send(bad.clone()).await;
         let e = v.expect("error").await;
@@ -255,10 +306,20 @@ async fn a_notification_reaches_the_smtp_server_even_when_it_was_down_at_first()
     let mut visitor = Client::visitor(&a, &token).await;
 
     // The server is not there yet: the first attempt fails, the job stays in the stream.
-    visitor.send(left("Server down, still want an answer")).await;
-    let first = visitor.expect("message_left").await["id"].as_str().unwrap().to_string();
+    visitor
+        .send(left("Server down, still want an answer"))
+        .await;
+    let first = visitor.expect("message_left").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let m = cluster.store.offline_message(&first).await.unwrap().unwrap();
+    let m = cluster
+        .store
+        .offline_message(&first)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(m.notified_at, None);
 
     let sink = SmtpSink::start(port).await;

@@ -89,8 +89,10 @@ async fn a_lone_agent_is_offered_the_request_again_after_the_deny_list_clears() 
     let mut lone = available_agent(&cluster, &b, "solo", 1).await;
     let (_visitor, chat, _, _) = requesting_visitor(&a, "second chance?").await;
     let c = chat.clone();
-    lone.expect_where("offer", move |f| f["type"] == "offer" && f["chat_id"] == c.as_str())
-        .await;
+    lone.expect_where("offer", move |f| {
+        f["type"] == "offer" && f["chat_id"] == c.as_str()
+    })
+    .await;
     lone.send(json!({"type": "deny", "chat_id": chat})).await;
     lone.expect_where("denied", |f| {
         f["type"] == "offer_revoked" && f["reason"] == "denied"
@@ -128,7 +130,11 @@ async fn a_missed_offer_leaves_the_agent_available_when_configured() {
         !later.iter().any(|f| f["type"] == "status"),
         "status changed: {later:?}"
     );
-    let r = redis_cli(&["HGET", &format!("{}{{r}}:agent:1", cluster.prefix), "status"]);
+    let r = redis_cli(&[
+        "HGET",
+        &format!("{}{{r}}:agent:1", cluster.prefix),
+        "status",
+    ]);
     assert_eq!(r.trim(), "available");
     cluster.cleanup().await;
 }
@@ -149,9 +155,13 @@ async fn two_agents_picking_the_same_request_at_once_exactly_one_wins() {
         }
         let pick = json!({"type": "pick", "chat_id": chat});
         tokio::join!(left.send(pick.clone()), right.send(pick));
+        // The winner's connections are told `offer_revoked{accepted}`; the loser gets an
+        // error (it may also see the chat start: it followed the chat while it tried).
         let outcome = |c: String| {
             move |f: &Value| {
-                (f["type"] == "chat_started" && f["chat_id"] == c.as_str())
+                (f["type"] == "offer_revoked"
+                    && f["reason"] == "accepted"
+                    && f["chat_id"] == c.as_str())
                     || (f["type"] == "error" && f["ref"] == c.as_str())
             }
         };
@@ -161,16 +171,25 @@ async fn two_agents_picking_the_same_request_at_once_exactly_one_wins() {
         );
         let winners = [&l, &r]
             .iter()
-            .filter(|f| f["type"] == "chat_started")
+            .filter(|f| f["type"] == "offer_revoked")
             .count();
         assert_eq!(winners, 1, "round {round}: {l} / {r}");
         let loser = if l["type"] == "error" { &l } else { &r };
         assert_eq!(loser["code"], 4006);
         visitor.expect("chat_started").await;
         // The winner ends the chat so capacity stays free for the next round.
-        let winner = if l["type"] == "error" { &mut right } else { &mut left };
+        let winner = if l["type"] == "error" {
+            &mut right
+        } else {
+            &mut left
+        };
         winner.send(json!({"type": "end", "chat_id": chat})).await;
-        winner.expect("chat_ended").await;
+        let c = chat.clone();
+        winner
+            .expect_where("chat_ended", move |f| {
+                f["type"] == "chat_ended" && f["chat_id"] == c.as_str()
+            })
+            .await;
         winner
             .send(json!({"type": "decide", "chat_id": chat, "decision": "trash"}))
             .await;
@@ -227,14 +246,14 @@ async fn a_watching_visitor_is_told_when_the_queue_opens_and_closes() {
 
     // An agent on the other node becomes available: the visitor is told, unasked.
     let mut agent = available_agent(&cluster, &b, "opener", 1).await;
-    let open = visitor
-        .expect_where("open", |f| open_is(f, true))
-        .await;
+    let open = visitor.expect_where("open", |f| open_is(f, true)).await;
     assert_eq!(open["staffed"], true);
     set_status(&mut agent, "away").await;
     visitor.expect_where("closed", |f| open_is(f, false)).await;
     set_status(&mut agent, "available").await;
-    visitor.expect_where("open again", |f| open_is(f, true)).await;
+    visitor
+        .expect_where("open again", |f| open_is(f, true))
+        .await;
 
     // Business hours that never include now (an empty week): closed although staffed, with
     // the queue's own text.

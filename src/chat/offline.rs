@@ -172,7 +172,7 @@ impl Service {
 
     /// Every agent of the message's queue, on any node, sees the change live.
     async fn tell_inbox(&self, m: &OfflineMessage) {
-        let item = self.inbox_item(m).await;
+        let item = Box::new(self.inbox_item(m).await);
         self.tell(&agents_key(&m.queue), &ServerFrame::InboxChanged { item })
             .await;
     }

@@ -385,7 +385,7 @@ pub enum ServerFrame {
     /// Visitor: the offline message was stored under `id`.
     MessageLeft { id: String },
     /// Agent: an offline message of one of your queues was left, claimed or marked done.
-    InboxChanged { item: InboxItem },
+    InboxChanged { item: Box<InboxItem> },
     Pong {
         #[serde(default)]
         nonce: Option<u64>,
