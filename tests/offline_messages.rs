@@ -30,6 +30,7 @@ async fn inbox_has(agent: &mut Client, id: &str, status: &str) -> Value {
 
 async fn max_wait_then_message(backend: Backend) {
     let cluster = Cluster::with(backend, |s| s.chat.max_wait_ms = 1_000).await;
+    cluster.store.ensure_queue("general").await.unwrap();
     let a = cluster.node().await;
     let (vid, token) = visitor_token(&a).await;
     let mut visitor = Client::visitor(&a, &token).await;
@@ -191,6 +192,7 @@ async fn a_message_left_while_nobody_is_there_is_claimed_on_the_other_node_postg
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_are_limited_per_visitor_across_nodes_and_bad_ones_refused() {
     let cluster = Cluster::with(Backend::Sqlite, |s| s.offline.per_visitor_per_hour = 2).await;
+    cluster.store.ensure_queue("general").await.unwrap();
     let (a, b) = (cluster.node().await, cluster.node().await);
     let (_, token) = visitor_token(&a).await;
     let mut on_a = Client::visitor(&a, &token).await;
@@ -301,6 +303,7 @@ async fn a_notification_reaches_the_smtp_server_even_when_it_was_down_at_first()
         s.mail.claim_idle_ms = 500;
     })
     .await;
+    cluster.store.ensure_queue("general").await.unwrap();
     let (a, _b) = (cluster.node().await, cluster.node().await);
     let (_, token) = visitor_token(&a).await;
     let mut visitor = Client::visitor(&a, &token).await;

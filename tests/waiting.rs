@@ -234,6 +234,7 @@ fn open_is(f: &Value, open: bool) -> bool {
 async fn a_watching_visitor_is_told_when_the_queue_opens_and_closes() {
     let cluster = Cluster::with(Backend::Postgres, |s| s.chat.max_wait_ms = 90_000).await;
     let (a, b) = (cluster.node().await, cluster.node().await);
+    cluster.agent("opener", 1).await;
     let (_, token) = visitor_token(&a).await;
     let mut visitor = Client::visitor(&a, &token).await;
     visitor.send(json!({"type": "watch_queue"})).await;
@@ -245,7 +246,9 @@ async fn a_watching_visitor_is_told_when_the_queue_opens_and_closes() {
     assert_eq!(first["max_wait_ms"], 90_000);
 
     // An agent on the other node becomes available: the visitor is told, unasked.
-    let mut agent = available_agent(&cluster, &b, "opener", 1).await;
+    let mut agent = Client::agent(&b, &agent_token(&b, "opener").await).await;
+    agent.expect("status").await;
+    set_status(&mut agent, "available").await;
     let open = visitor.expect_where("open", |f| open_is(f, true)).await;
     assert_eq!(open["staffed"], true);
     set_status(&mut agent, "away").await;

@@ -136,8 +136,8 @@ impl Store {
         .try_get("id")?;
         let subject: String = m.message.chars().take(SUBJECT_CHARS).collect();
         let interaction: i64 = sqlx::query(
-            "INSERT INTO interactions (contact_id, subject, created_by, created_at, auto_kept, kind) \
-             VALUES ($1, $2, NULL, $3, 0, 'offline_message') RETURNING id",
+            "INSERT INTO interactions (contact_id, subject, created_by, created_at, kind) \
+             VALUES ($1, $2, NULL, $3, 'offline_message') RETURNING id",
         )
         .bind(contact)
         .bind(subject)

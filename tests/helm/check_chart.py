@@ -549,7 +549,7 @@ def config_table() -> str:
             meaning = docs.get((section, k)) or SHARED_DOCS.get((section, k))
             if not meaning:
                 raise AssertionError(f"{section}.{k} has no doc comment in src/config.rs and no entry in SHARED_DOCS")
-            default = json.dumps(v) if isinstance(v, (str, list)) else str(v)
+            default = json.dumps(v) if isinstance(v, (str, list, bool)) else str(v)
             chart_value = CHART_VALUE.get((section, k), f"`{section}.{k}`")
             rows.append(f"| `{section}.{k}` | `{default}` | `SWITCHBOARD__{section.upper()}__{k.upper()}` | {chart_value} | {meaning} |")
     return "\n".join(rows)
