@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 
-/// The widget is one script: the two shared modules, the offline module and the widget, in
-/// one scope.
+/// The widget is one script: the two shared modules, the offline module, the widget's texts
+/// and style, and the widget, in one scope.
 const WIDGET_JS: &str = concat!(
     "(function(){\n",
     include_str!("shared/socket.js"),
@@ -16,6 +16,8 @@ const WIDGET_JS: &str = concat!(
     include_str!("shared/transcript.js"),
     "\n",
     include_str!("widget-offline.js"),
+    "\n",
+    include_str!("widget-look.js"),
     "\n",
     include_str!("widget.js"),
     "\n})();\n"

@@ -55,7 +55,7 @@ test('the node serves the web assets with their content types', async () => {
     if (file) assert.equal(body, src(file), `${p} differs from src/web/${file}`);
   }
   const widget = await (await fetch(`${A.url}/widget.js`)).text();
-  for (const f of ['shared/socket.js', 'shared/transcript.js', 'widget.js']) assert.ok(widget.includes(src(f)), `/widget.js lacks ${f}`);
+  for (const f of ['shared/socket.js', 'shared/transcript.js', 'widget-offline.js', 'widget-look.js', 'widget.js']) assert.ok(widget.includes(src(f)), `/widget.js lacks ${f}`);
   for (const p of ['/console', '/demo']) {
     const r = await fetch(`${A.url}${p}`, { redirect: 'manual' });
     assert.ok([301, 302, 307, 308].includes(r.status), `${p}: ${r.status}`);
