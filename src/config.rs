@@ -432,13 +432,9 @@ impl Settings {
                 "offline.per_visitor_per_hour and offline.per_ip_per_hour must be at least 1",
             );
         }
-        if self.offline.max_message_chars == 0
-            || self.offline.max_message_chars * 4 > self.limits.max_frame_bytes
-        {
-            return bad(
-                "offline.max_message_chars",
-                "must be at least 1 and fit four bytes per character in limits.max_frame_bytes",
-            );
+        // A longer message than a frame can carry is refused by the frame limit first.
+        if self.offline.max_message_chars == 0 {
+            return bad("offline.max_message_chars", "must be at least 1");
         }
         let url = &self.mail.smtp_url;
         if !(url.is_empty() || url.starts_with("smtp://") || url.starts_with("smtps://")) {

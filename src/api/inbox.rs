@@ -63,10 +63,7 @@ async fn claim(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let (agent, queues) = agent_queues(&svc, &headers).await?;
-    Ok(Json(json!(
-        svc.work_message(agent, &queues, &id, false).await?
-    )))
+    work(&svc, &headers, &id, false).await
 }
 
 async fn done(
@@ -74,9 +71,18 @@ async fn done(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let (agent, queues) = agent_queues(&svc, &headers).await?;
+    work(&svc, &headers, &id, true).await
+}
+
+async fn work(
+    svc: &Service,
+    headers: &HeaderMap,
+    id: &str,
+    done: bool,
+) -> ApiResult<Json<serde_json::Value>> {
+    let (agent, queues) = agent_queues(svc, headers).await?;
     Ok(Json(json!(
-        svc.work_message(agent, &queues, &id, true).await?
+        svc.work_message(agent, &queues, id, done).await?
     )))
 }
 

@@ -3,7 +3,7 @@
 //! Pairs with `lua/pick.lua`, `lua/waiting.lua`, `lua/requeue.lua`, `lua/offline_limit.lua`
 //! and `chat::availability`.
 
-use super::routing::Accepted;
+use super::routing::{Accepted, AcceptedReply};
 use super::{refusal, RedisLayer, Result};
 use fred::prelude::*;
 
@@ -80,7 +80,7 @@ impl RedisLayer {
     /// An agent takes a waiting request. Refused: `not_found`, `wrong_state` (no longer
     /// waiting), `forbidden` (not the agent's queue), `full` (no free capacity).
     pub async fn pick(&self, chat: &str, agent: &str, now: i64, lease_ms: u64) -> Result<Accepted> {
-        let v: (String, String, String, String, String, i64, i64) = self
+        let v: AcceptedReply = self
             .on_chat(
                 &self.scripts.pick,
                 chat,
@@ -88,15 +88,7 @@ impl RedisLayer {
             )
             .await
             .map_err(refusal)?;
-        Ok(Accepted {
-            visitor: v.0,
-            queue: v.1,
-            name: v.2,
-            email: v.3,
-            question: v.4,
-            fresh: v.5 == 1,
-            created: v.6,
-        })
+        Ok(v.into())
     }
 
     /// Deny (`agent` set) or offer timeout (`agent` empty): the request goes back to its queue.

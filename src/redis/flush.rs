@@ -7,15 +7,58 @@ use fred::types::streams::XReadResponse;
 
 impl RedisLayer {
     pub(super) async fn ensure_flush_group(&self) -> Result<()> {
-        let r: std::result::Result<String, fred::error::Error> = self
-            .client()
-            .xgroup_create(self.keys.flush_jobs(), "flush", "0", true)
-            .await;
+        self.ensure_group(&self.keys.flush_jobs(), "flush").await
+    }
+
+    /// Creates a stream's consumer group (and the stream) unless it exists.
+    pub(super) async fn ensure_group(&self, stream: &str, group: &str) -> Result<()> {
+        let r: std::result::Result<String, fred::error::Error> =
+            self.client().xgroup_create(stream, group, "0", true).await;
         match r {
             Ok(_) => Ok(()),
             Err(e) if e.details().contains("BUSYGROUP") => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// New entries of a job stream for this consumer: (entry id, value of `field`). Blocks up
+    /// to `block_ms` on the blocking connection; creates the group when it is missing.
+    pub(super) async fn read_group(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        count: usize,
+        block_ms: u64,
+        field: &str,
+    ) -> Result<Vec<(String, String)>> {
+        // A read that times out answers nil, which is no map: take the raw value first.
+        let r: std::result::Result<Value, _> = self
+            .blocking
+            .xreadgroup(
+                group,
+                consumer,
+                Some(count as u64),
+                Some(block_ms),
+                false,
+                stream,
+                ">",
+            )
+            .await;
+        let map: XReadResponse<String, String, String, String> = match r {
+            Ok(Value::Null) => return Ok(vec![]),
+            Ok(v) => v.into_xread_response()?,
+            Err(e) if e.details().contains("NOGROUP") => {
+                self.ensure_group(stream, group).await?;
+                return Ok(vec![]);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(map
+            .into_values()
+            .flatten()
+            .map(|(id, mut f)| (id, f.remove(field).unwrap_or_default()))
+            .collect())
     }
 
     pub async fn enqueue_flush(&self, chat: &str) -> Result<()> {
@@ -39,33 +82,9 @@ impl RedisLayer {
         count: usize,
         block_ms: u64,
     ) -> Result<Vec<(String, String)>> {
-        // A read that times out answers nil, which is no map: take the raw value first.
-        let r: std::result::Result<Value, _> = self
-            .blocking
-            .xreadgroup(
-                "flush",
-                consumer,
-                Some(count as u64),
-                Some(block_ms),
-                false,
-                self.keys.flush_jobs(),
-                ">",
-            )
-            .await;
-        let map: XReadResponse<String, String, String, String> = match r {
-            Ok(Value::Null) => return Ok(vec![]),
-            Ok(v) => v.into_xread_response()?,
-            Err(e) if e.details().contains("NOGROUP") => {
-                self.ensure_flush_group().await?;
-                return Ok(vec![]);
-            }
-            Err(e) => return Err(e.into()),
-        };
-        Ok(map
-            .into_values()
-            .flatten()
-            .map(|(id, mut f)| (id, f.remove("chat").unwrap_or_default()))
-            .collect())
+        let stream = self.keys.flush_jobs();
+        self.read_group(&stream, "flush", consumer, count, block_ms, "chat")
+            .await
     }
 
     /// Takes over jobs another consumer left unacknowledged for `idle_ms`.

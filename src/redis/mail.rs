@@ -4,7 +4,6 @@
 
 use super::{RedisLayer, Result};
 use fred::prelude::*;
-use fred::types::streams::XReadResponse;
 
 const GROUP: &str = "mail";
 
@@ -35,15 +34,7 @@ impl MailJob {
 
 impl RedisLayer {
     async fn ensure_mail_group(&self) -> Result<()> {
-        let r: std::result::Result<String, fred::error::Error> = self
-            .client()
-            .xgroup_create(self.keys.mail_jobs(), GROUP, "0", true)
-            .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if e.details().contains("BUSYGROUP") => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        self.ensure_group(&self.keys.mail_jobs(), GROUP).await
     }
 
     /// Enqueues the notification of offline message `uid`.
@@ -68,31 +59,12 @@ impl RedisLayer {
         count: usize,
         block_ms: u64,
     ) -> Result<Vec<MailJob>> {
-        let r: std::result::Result<Value, _> = self
-            .blocking
-            .xreadgroup(
-                GROUP,
-                consumer,
-                Some(count as u64),
-                Some(block_ms),
-                false,
-                self.keys.mail_jobs(),
-                ">",
-            )
-            .await;
-        let map: XReadResponse<String, String, String, String> = match r {
-            Ok(Value::Null) => return Ok(vec![]),
-            Ok(v) => v.into_xread_response()?,
-            Err(e) if e.details().contains("NOGROUP") => {
-                self.ensure_mail_group().await?;
-                return Ok(vec![]);
-            }
-            Err(e) => return Err(e.into()),
-        };
-        Ok(map
-            .into_values()
-            .flatten()
-            .map(|(id, mut f)| MailJob::new(id, f.remove("message").unwrap_or_default()))
+        let stream = self.keys.mail_jobs();
+        Ok(self
+            .read_group(&stream, GROUP, consumer, count, block_ms, "message")
+            .await?
+            .into_iter()
+            .map(|(id, m)| MailJob::new(id, m))
             .collect())
     }
 
