@@ -212,7 +212,7 @@
       host: host, button: button, badge: badge, pane: pane, status: status, error: error, form: form,
       fields: { name: fName.input, email: fEmail.input, question: fQuestion.input },
       formError: formError, submit: submit, queueBox: queueBox, log: log, endedBox: endedBox, endedText: endedText, body: body,
-      buttonLabel: buttonLabel,
+      buttonLabel: buttonLabel, title: title,
       compose: compose, input: input, send: send, foot: foot, end: end, typing: typing,
       invite: invite, inviteText: inviteText, inviteMsg: inviteMsg
     };
@@ -257,6 +257,7 @@
     var off = offline.active(phase);
     offline.render(phase);
     ui.buttonLabel.textContent = offline.buttonLabel(phase);
+    ui.title.textContent = off ? S.leaveButton : S.title;
     if (off) phase = 'offline';
     ui.form.hidden = phase !== 'form';
     ui.submit.disabled = st.requesting;

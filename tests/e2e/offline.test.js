@@ -1,7 +1,8 @@
 // Nobody there: the widget switches live between "Chat with us" and "Leave us a message" as
 // the only agent comes and goes; the leave-a-message form stores a message the agent claims in
 // the console's inbox; a visitor who cancels reads "You left the queue"; a missed offer sets
-// the agent away (told why) and the request waits in the Waiting list, where the agent picks it.
+// the agent away (told why) and the request waits in the Waiting list, where the agent picks it;
+// after the maximum wait the visitor leaves a message instead, with the question they typed.
 'use strict';
 
 const { test, before, after } = require('node:test');
@@ -12,7 +13,7 @@ const P = require('./pages');
 let cluster, browser, A, B, ap;
 
 before(async () => {
-  cluster = await startCluster({ name: 'offline', env: { SWITCHBOARD__CHAT__OFFER_TIMEOUT_MS: '3000' } });
+  cluster = await startCluster({ name: 'offline', env: { SWITCHBOARD__CHAT__OFFER_TIMEOUT_MS: '3000', SWITCHBOARD__CHAT__MAX_WAIT_MS: '2000' } });
   [A, B] = cluster.nodes;
   browser = await launchBrowser();
   ap = await P.newPage(await browser.newContext({ viewport: { width: 1280, height: 900 } }));
@@ -104,5 +105,26 @@ test('a missed offer: the agent is set away and told, then picks the request fro
   await waiting.waitFor({ state: 'detached', timeout: P.T });
   await P.visitorSend(vp, 'thanks for picking me');
   await ap.getByTestId('message-text').filter({ hasText: 'thanks for picking me' }).waitFor({ timeout: P.T });
+  P.assertNoErrors(vp, ap);
+});
+
+test('after the maximum wait the visitor leaves a message instead, keeping the question', async () => {
+  await P.setStatus(ap, 'available');
+  const vp = await P.newPage(await browser.newContext());
+  await P.openDemo(vp, A);
+  await eventually(async () => /Chat with us/.test(await label(vp)), { what: 'open label' });
+  await P.requestChat(vp, { name: 'Hanna', email: 'hanna@example.com', question: 'Can I change my order?' });
+  // The agent lets the offer time out (and goes away); the visitor waits past max_wait_ms.
+  const instead = vp.getByTestId('sb-leave-instead');
+  await instead.waitFor({ timeout: P.T });
+  await P.shot(vp, 'widget-waited-long');
+  await instead.click();
+  assert.equal(await vp.getByTestId('sb-offline-message').inputValue(), 'Can I change my order?');
+  assert.equal(await vp.getByTestId('sb-offline-email').inputValue(), 'hanna@example.com');
+  await vp.getByTestId('sb-offline-submit').click();
+  await vp.getByTestId('sb-offline-sent').waitFor({ timeout: P.T });
+  await ap.getByTestId('inbox-item').filter({ hasText: 'Can I change my order?' }).waitFor({ timeout: P.T });
+  // The waiting request ended: it is no longer in the Waiting list.
+  await ap.getByTestId('waiting-item').filter({ hasText: 'Hanna' }).waitFor({ state: 'detached', timeout: P.T });
   P.assertNoErrors(vp, ap);
 });
