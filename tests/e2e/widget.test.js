@@ -45,7 +45,7 @@ test('the node serves the web assets with their content types', async () => {
     ['/demo/pricing.html', HTML, 'demo/pricing.html'],
     ['/demo/contact.html', HTML, 'demo/contact.html']
   ];
-  for (const m of ['console', 'strings', 'api', 'offers', 'chats', 'history']) expected.push([`/console/${m}.js`, JS, `console/${m}.js`]);
+  for (const m of ['console', 'strings', 'api', 'offers', 'waiting', 'inbox', 'chats', 'history']) expected.push([`/console/${m}.js`, JS, `console/${m}.js`]);
   for (const [p, type, file] of expected) {
     const r = await fetch(`${A.url}${p}`);
     assert.equal(r.status, 200, p);
