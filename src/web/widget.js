@@ -3,7 +3,8 @@
  * The node serves this file concatenated after shared/socket.js, shared/transcript.js,
  * widget-offline.js and widget-look.js (texts and style), all inside one function scope (see
  * src/web/README.md), so the page gets no globals but `SwitchboardWidget`. Everything renders
- * inside a shadow root: the page's CSS cannot break it, and its CSS cannot leak out. Visitor and agent text is only ever set with textContent. */
+ * inside a shadow root: the page's CSS cannot break it, and its CSS cannot leak out. Visitor
+ * and agent text is only ever set with textContent. */
 (function () {
   'use strict';
 
