@@ -23,6 +23,8 @@ pub struct Settings {
     pub chat: Chat,
     pub flush: Flush,
     pub files: Files,
+    pub offline: Offline,
+    pub mail: Mail,
     pub log: Log,
 }
 
@@ -138,6 +140,51 @@ pub struct Chat {
     pub default_max_chats: u32,
     /// Milliseconds a visitor has to answer an agent's invitation (proactive chat).
     pub invitation_timeout_ms: u64,
+    /// An agent who lets an offer time out is set away (and told why), so the next request
+    /// does not wait on a console nobody watches.
+    pub away_on_missed_offer: bool,
+    /// Milliseconds after the last deny or missed offer before a request's denied agents may
+    /// be offered it again (a lone agent gets a second chance); 0 = never.
+    pub deny_reset_ms: u64,
+    /// Milliseconds a visitor waits in the queue before the widget offers to leave a message
+    /// instead.
+    pub max_wait_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Offline {
+    /// Offline messages one visitor may leave per hour (across nodes).
+    pub per_visitor_per_hour: u32,
+    /// Offline messages one IP address may leave per hour (across nodes).
+    pub per_ip_per_hour: u32,
+    /// Longest offline message, in characters.
+    pub max_message_chars: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mail {
+    /// SMTP server for offline-message notifications: `smtps://host:465` (TLS),
+    /// `smtp://host:587?tls=required` (STARTTLS), `smtp://host:port` (unencrypted: loopback
+    /// only), with optional `user:password@`. Empty = no notifications.
+    pub smtp_url: String,
+    /// Sender address of notifications.
+    pub from: String,
+    /// Where notifications of new offline messages go; empty = no notifications.
+    pub notify_to: String,
+    /// Milliseconds one delivery attempt may take.
+    pub timeout_ms: u64,
+    /// Milliseconds a notification job may stay unacknowledged (node died, server refused)
+    /// before a node takes it over and tries again.
+    pub claim_idle_ms: u64,
+}
+
+impl Mail {
+    /// Notifications are on when both the server and the recipient are set.
+    pub fn enabled(&self) -> bool {
+        !self.smtp_url.is_empty() && !self.notify_to.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -341,6 +388,9 @@ impl Settings {
                 self.chat.invitation_timeout_ms,
             ),
             ("flush.claim_idle_ms", self.flush.claim_idle_ms),
+            ("chat.max_wait_ms", self.chat.max_wait_ms),
+            ("mail.timeout_ms", self.mail.timeout_ms),
+            ("mail.claim_idle_ms", self.mail.claim_idle_ms),
         ] {
             if v == 0 {
                 return bad(key, "must be greater than 0");
@@ -392,6 +442,34 @@ impl Settings {
                     format!("`{t}` is not a lower-case type/subtype or type/ prefix"),
                 );
             }
+        }
+        if self.offline.per_visitor_per_hour == 0 || self.offline.per_ip_per_hour == 0 {
+            return bad(
+                "offline.per_visitor_per_hour",
+                "offline.per_visitor_per_hour and offline.per_ip_per_hour must be at least 1",
+            );
+        }
+        // A longer message than a frame can carry is refused by the frame limit first.
+        if self.offline.max_message_chars == 0 {
+            return bad("offline.max_message_chars", "must be at least 1");
+        }
+        let url = &self.mail.smtp_url;
+        if !(url.is_empty() || url.starts_with("smtp://") || url.starts_with("smtps://")) {
+            return bad(
+                "mail.smtp_url",
+                "must be empty or start with smtp:// or smtps://",
+            );
+        }
+        for (key, v) in [
+            ("mail.from", &self.mail.from),
+            ("mail.notify_to", &self.mail.notify_to),
+        ] {
+            if !v.is_empty() && v.parse::<lettre::Address>().is_err() {
+                return bad(key, format!("`{v}` is not an e-mail address"));
+            }
+        }
+        if self.mail.enabled() && self.mail.from.is_empty() {
+            return bad("mail.from", "must be set when notifications are on");
         }
         if !matches!(self.log.format.as_str(), "human" | "json") {
             return bad("log.format", "must be `human` or `json`");

@@ -50,6 +50,14 @@ pub struct Metrics {
     pub presence_rechecks: IntCounterVec,
     /// Redis outages this node's presence beat found (no node could beat for a while).
     pub presence_outages: IntCounter,
+    /// Agents set away because they let an offer time out.
+    pub set_away: IntCounter,
+    /// Requests taken from a Waiting list.
+    pub picks: IntCounter,
+    /// Offline messages, by outcome (`created`, `limited`).
+    pub offline_messages: IntCounterVec,
+    /// Offline-message notifications, by outcome (`sent`, `failed`).
+    pub mail: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -267,6 +275,28 @@ impl Metrics {
                 r.register(Box::new(g.clone())).expect("unique metric");
                 g
             },
+            set_away: counter(
+                &r,
+                "switchboard_agents_set_away_total",
+                "Agents set away after letting an offer time out (chat.away_on_missed_offer).",
+            ),
+            picks: counter(
+                &r,
+                "switchboard_waiting_picks_total",
+                "Waiting requests taken by an agent from the Waiting list.",
+            ),
+            offline_messages: counter_vec(
+                &r,
+                "switchboard_offline_messages_total",
+                "Offline messages left by visitors (created) or refused at the hourly allowance (limited).",
+                &["outcome"],
+            ),
+            mail: counter_vec(
+                &r,
+                "switchboard_mail_notifications_total",
+                "Offline-message e-mail notifications: sent, or failed (retried after mail.claim_idle_ms).",
+                &["outcome"],
+            ),
             drains: counter(
                 &r,
                 "switchboard_drains_total",

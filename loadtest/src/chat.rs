@@ -481,7 +481,9 @@ impl Peer {
                 }
             }
             ServerFrame::Decided { .. } => w.decided.inc(),
-            ServerFrame::Status { status } if status == AgentStatus::Available && !self.ready => {
+            ServerFrame::Status { status, .. }
+                if status == AgentStatus::Available && !self.ready =>
+            {
                 self.ready = true;
                 w.agents_ready.inc();
             }

@@ -5,6 +5,7 @@
 mod canned;
 mod cors;
 mod files;
+mod inbox;
 
 use crate::chat::identity::{new_id, Identity};
 use crate::chat::{ChatError, Party, Service};
@@ -72,6 +73,7 @@ pub fn routes(svc: Arc<Service>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(canned::routes())
+        .merge(inbox::routes())
         .with_state(svc)
 }
 

@@ -278,6 +278,11 @@ impl Hub {
             .is_some_and(|m| m.contains_key(&conn))
     }
 
+    /// Whether any local connection follows `channel`.
+    pub fn has_followers(&self, channel: &str) -> bool {
+        self.followers.lock().unwrap().contains_key(channel)
+    }
+
     /// Removes a follower; the subscription goes when the last one leaves.
     pub async fn unfollow(&self, channel: &str, conn: ConnId) {
         let empty = {

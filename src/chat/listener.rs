@@ -1,5 +1,6 @@
 //! Turns this node's Redis pub/sub traffic into deliveries: a chat's new entry (decoded once,
-//! encoded once per encoding), a frame for one agent or visitor, or "a queue changed".
+//! encoded once per encoding), a frame for one agent or visitor, "a queue changed", or "a
+//! queue's staffed state or settings changed".
 
 use super::hub::{frames_for_entry, Encoded, LiveEntry, Out, Seq};
 use super::resync::resync;
@@ -43,6 +44,10 @@ pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
     if let Err(e) = svc.redis.subscribe(&queue_channel).await {
         tracing::warn!(error = %e, "could not subscribe to queue changes; positions update on the sweep only");
     }
+    let staffed_channel = svc.redis.keys.staffed_channel();
+    if let Err(e) = svc.redis.subscribe(&staffed_channel).await {
+        tracing::warn!(error = %e, "could not subscribe to staffed changes; visitors see them on their next watch");
+    }
     let mut lag = Lag::default();
     loop {
         let settle = lag.settle_at();
@@ -76,6 +81,10 @@ pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
             let svc = svc.clone();
             let queue = String::from_utf8_lossy(payload).into_owned();
             tokio::spawn(async move { svc.queue_changed(&queue).await });
+        } else if channel == staffed_channel {
+            let svc = svc.clone();
+            let payload = String::from_utf8_lossy(payload).into_owned();
+            tokio::spawn(async move { svc.staffed_changed(&payload).await });
         } else if svc.redis.keys.chat_of_channel(channel).is_some() {
             on_entry(&svc, channel, payload);
         } else if svc.redis.keys.user_of_channel(channel).is_some() {

@@ -5,15 +5,19 @@
 //! shared types; each concern's operations are in the module named for it.
 
 mod access;
+pub mod availability;
 pub mod canned;
 mod ending;
 pub mod flush;
 pub mod gauges;
+pub mod hours;
 pub mod hub;
 pub mod identity;
 mod invitations;
 pub mod listener;
+pub mod mail;
 mod messages;
+mod offline;
 mod positions;
 mod presence;
 pub mod resync;
@@ -32,6 +36,7 @@ use hub::{ConnId, Follower, Hub};
 use identity::Tokens;
 use std::sync::Arc;
 
+pub use offline::LeftMessage;
 pub use presence::Presence;
 
 /// System texts written into transcripts.
@@ -64,6 +69,8 @@ impl From<RedisError> for ChatError {
                 "forbidden" => ChatError::new(ErrorCode::Forbidden, "not your chat"),
                 "not_found" => ChatError::new(ErrorCode::NotFound, "no such chat"),
                 "already" => ChatError::new(ErrorCode::WrongState, "the chat has already ended"),
+                "full" => ChatError::new(ErrorCode::WrongState, "you have no free capacity"),
+                "limited" => ChatError::new(ErrorCode::RateLimited, "too many; try again later"),
                 _ => ChatError::new(
                     ErrorCode::WrongState,
                     "the chat is not in a state that allows this",
@@ -181,6 +188,8 @@ pub struct Service {
     pub draining: std::sync::atomic::AtomicBool,
     /// Chat file attachments (directory or S3), used by the files API.
     pub files: FileStore,
+    /// Queues' open state for watching visitors, settings and wait estimates on this node.
+    availability: availability::Availability,
 }
 
 impl Service {
@@ -204,6 +213,7 @@ impl Service {
             refresh_rounds: rounds::Rounds::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
             visitors: visitors::SiteVisitors::new(&settings),
+            availability: availability::Availability::default(),
             settings,
             redis,
             store,
@@ -246,7 +256,11 @@ impl Service {
         f: Follower,
     ) -> ChatResult<Vec<ServerFrame>> {
         self.hub
-            .follow(&self.redis.keys.user_channel(&party.user_key()), conn, f)
+            .follow(
+                &self.redis.keys.user_channel(&party.user_key()),
+                conn,
+                f.clone(),
+            )
             .await?;
         self.presence.arrive(self, party).await;
         let (chats, offers) = self.live_chats(party).await?;
@@ -260,9 +274,11 @@ impl Service {
         if let Party::Agent { id, .. } = party {
             frames.push(ServerFrame::Status {
                 status: self.agent_status(*id).await?,
+                reason: None,
             });
             // An offer made while the agent had no connection is shown again.
             frames.extend(offers);
+            frames.extend(self.agent_queues_connected(party, conn, &f).await?);
         }
         Ok(frames)
     }
@@ -276,6 +292,7 @@ impl Service {
         self.hub
             .unfollow(&self.redis.keys.user_channel(&party.user_key()), conn)
             .await;
+        self.availability_disconnected(party, conn).await;
         self.presence.leave(self, party).await;
     }
 

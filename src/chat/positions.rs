@@ -98,18 +98,26 @@ impl Service {
             Ok(m) => m,
             Err(_) => return,
         };
-        for (chat, position) in self.positions.update(queue, &members) {
+        let changed = self.positions.update(queue, &members);
+        let estimated_wait_ms = if changed.is_empty() {
+            None
+        } else {
+            self.estimated_wait(queue).await
+        };
+        for (chat, position) in changed {
             let frame = Arc::new(Encoded::new(ServerFrame::Queued {
                 chat_id: chat.clone(),
                 queue: queue.to_string(),
                 position,
+                estimated_wait_ms,
             }));
             self.hub
                 .deliver(&self.chat_channel(&chat), Out::Frame(frame));
         }
     }
 
-    /// Called by the hub's listener when a queue changed somewhere in the cluster. Changes
+    /// Called by the hub's listener when a queue changed somewhere in the cluster: positions of
+    /// this node's waiting visitors and the Waiting lists of its agents. Changes
     /// that arrive while a refresh runs are folded into one more round (`rounds::Rounds`).
     pub async fn queue_changed(&self, queue: &str) {
         if !self.refresh_rounds.begin(queue) {
@@ -117,6 +125,7 @@ impl Service {
         }
         loop {
             self.refresh_positions(queue).await;
+            self.refresh_waiting(queue).await;
             if !self.refresh_rounds.end(queue) {
                 break;
             }

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::config::valid_name;
 use crate::protocol::{AgentStatus, ErrorCode, ServerFrame};
-use crate::redis::{Offer, Opening};
+use crate::redis::{Accepted, Offer, Opening, RedisError};
 
 impl Service {
     pub async fn request_chat(
@@ -132,6 +132,7 @@ impl Service {
             access,
             ServerFrame::Queued {
                 chat_id: r.chat_id.clone(),
+                estimated_wait_ms: self.estimated_wait(&r.queue).await,
                 queue: r.queue,
                 position,
             },
@@ -168,7 +169,10 @@ impl Service {
                 self.route(q).await;
             }
         }
-        let frame = ServerFrame::Status { status };
+        let frame = ServerFrame::Status {
+            status,
+            reason: None,
+        };
         self.tell(&party.user_key(), &frame).await;
         Ok(())
     }
@@ -245,10 +249,37 @@ impl Service {
         f: Follower,
         chat: &str,
     ) -> ChatResult<ChatAccess> {
-        let Party::Agent { id, name, .. } = party else {
+        let Party::Agent { id, .. } = party else {
             return Err(ChatError::new(
                 ErrorCode::Forbidden,
                 "only agents accept chats",
+            ));
+        };
+        let aid = id.to_string();
+        self.take_chat(party, conn, f, chat, |now| {
+            self.redis.accept(chat, &aid, now, self.lease())
+        })
+        .await
+    }
+
+    /// An agent takes a chat (accepting its offer, or picking it from the Waiting list):
+    /// `take` is the script that makes it the agent's; the transcript side follows.
+    pub(super) async fn take_chat<F, Fut>(
+        &self,
+        party: &Party,
+        conn: ConnId,
+        f: Follower,
+        chat: &str,
+        take: F,
+    ) -> ChatResult<ChatAccess>
+    where
+        F: FnOnce(i64) -> Fut,
+        Fut: std::future::Future<Output = Result<Accepted, RedisError>>,
+    {
+        let Party::Agent { id, name, .. } = party else {
+            return Err(ChatError::new(
+                ErrorCode::Forbidden,
+                "only agents take chats",
             ));
         };
         let now = now_ms();
@@ -256,11 +287,7 @@ impl Service {
         let channel = self.chat_channel(chat);
         let was_following = self.hub.is_following(&channel, conn);
         self.hub.follow(&channel, conn, f).await?;
-        let a = match self
-            .redis
-            .accept(chat, &id.to_string(), now, self.lease())
-            .await
-        {
+        let a = match take(now).await {
             Ok(a) => a,
             Err(e) => {
                 if !was_following {
@@ -332,15 +359,19 @@ impl Service {
                 "only agents deny chats",
             ));
         };
-        let (queue, _) = self
+        let c = &self.settings.chat;
+        let queue = self
             .redis
-            .requeue(
+            .offer_missed(
                 chat,
                 &id.to_string(),
                 now_ms(),
-                self.settings.chat.offer_timeout_ms,
+                c.offer_timeout_ms,
+                false,
+                c.deny_reset_ms,
             )
-            .await?;
+            .await?
+            .queue;
         self.metrics.denials.inc();
         self.tell(
             &party.user_key(),

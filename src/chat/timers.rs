@@ -73,27 +73,7 @@ async fn fire_due(svc: &Service) {
 
 async fn fire(svc: &Service, kind: &str, id: &str) -> Result<(), super::ChatError> {
     match kind {
-        "offer" => match svc
-            .redis
-            .requeue(id, "", now_ms(), svc.settings.chat.offer_timeout_ms)
-            .await
-        {
-            Ok((queue, agent)) => {
-                svc.metrics.offer_timeouts.inc();
-                svc.tell(
-                    &format!("a:{agent}"),
-                    &ServerFrame::OfferRevoked {
-                        chat_id: id.into(),
-                        reason: "timeout".into(),
-                    },
-                )
-                .await;
-                svc.route(&queue).await;
-                Ok(())
-            }
-            Err(RedisError::Refused(_)) => Ok(()),
-            Err(e) => Err(e.into()),
-        },
+        "offer" => svc.offer_timed_out(id).await,
         "invite" => svc.invitation_expired(id).await,
         "grace" => svc.visitor_grace_over(id).await,
         "agentgone" | "unroutable" => svc.agent_absent(kind, id).await,

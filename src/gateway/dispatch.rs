@@ -4,7 +4,7 @@
 
 use super::conn::{Conn, Flow, Followed};
 use crate::chat::hub::{frames_for_entry, Seq};
-use crate::chat::{ChatAccess, ChatError, ChatRequest, Party};
+use crate::chat::{ChatAccess, ChatError, ChatRequest, LeftMessage, Party};
 use crate::protocol::{close_codes, decode_client, ClientFrame, Encoding, ErrorCode, ServerFrame};
 use axum::extract::ws::WebSocket;
 
@@ -141,6 +141,43 @@ impl Conn {
                     .entry(chat_id)
                     .or_insert(Followed::new(access, Seq::default()));
                 return Ok(Flow::Continue);
+            }
+            ClientFrame::Pick { chat_id } => {
+                let access = svc
+                    .pick(&party, self.id, self.follower.clone(), &chat_id)
+                    .await?;
+                self.chats
+                    .entry(chat_id)
+                    .or_insert(Followed::new(access, Seq::default()));
+                return Ok(Flow::Continue);
+            }
+            ClientFrame::WatchQueue { queue } => {
+                svc.watch_queue(&party, self.id, self.follower.clone(), queue)
+                    .await?
+            }
+            ClientFrame::LeaveMessage {
+                queue,
+                name,
+                email,
+                message,
+                page_url,
+                chat_id,
+            } => {
+                let id = svc
+                    .leave_message(
+                        &party,
+                        &self.client,
+                        LeftMessage {
+                            queue,
+                            name,
+                            email,
+                            message,
+                            page_url,
+                            chat_id,
+                        },
+                    )
+                    .await?;
+                ServerFrame::MessageLeft { id }
             }
             ClientFrame::Deny { chat_id } => {
                 svc.deny(&party, &chat_id).await?;
@@ -302,6 +339,7 @@ fn frame_ref(f: &ClientFrame) -> Option<String> {
         ClientFrame::Resume { chat_id, .. }
         | ClientFrame::End { chat_id }
         | ClientFrame::Accept { chat_id }
+        | ClientFrame::Pick { chat_id }
         | ClientFrame::Deny { chat_id }
         | ClientFrame::Close { chat_id }
         | ClientFrame::Decide { chat_id, .. }

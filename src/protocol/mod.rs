@@ -4,12 +4,14 @@
 
 mod codec;
 mod codes;
+mod nobody;
 
 pub use codec::{
     decode_client, decode_server, encode_client, encode_server, DecodeError, Encoding,
 };
 pub use codes::close as close_codes;
 pub use codes::ErrorCode;
+pub use nobody::{InboxItem, QueueInfo, WaitingRequest};
 
 use serde::{Deserialize, Serialize};
 
@@ -123,6 +125,28 @@ pub enum ClientFrame {
         seq: String,
         state: ReceiptState,
     },
+    /// Visitor: follow whether a queue is open (`queue_status` now and on every change).
+    WatchQueue {
+        #[serde(default)]
+        queue: Option<String>,
+    },
+    /// Visitor: leave a message for the queue's agents (offline message). With `chat_id`,
+    /// the visitor's waiting request ends first (they gave up waiting). Answered by
+    /// `message_left`.
+    LeaveMessage {
+        #[serde(default)]
+        queue: Option<String>,
+        #[serde(default)]
+        name: Option<String>,
+        email: String,
+        message: String,
+        #[serde(default)]
+        page_url: Option<String>,
+        #[serde(default)]
+        chat_id: Option<String>,
+    },
+    /// Agent: take a request from the queue's Waiting list (one agent wins).
+    Pick { chat_id: String },
     /// Agent: hand the chat to another agent, or back to a queue.
     Transfer {
         chat_id: String,
@@ -306,6 +330,10 @@ pub enum ServerFrame {
         chat_id: String,
         queue: String,
         position: u64,
+        /// Typical wait of this queue lately (median of its recent request-to-accept times);
+        /// absent while there is no history.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        estimated_wait_ms: Option<u64>,
     },
     /// Agent: a chat is offered to you until `expires_at` (ms).
     Offer {
@@ -338,8 +366,26 @@ pub enum ServerFrame {
     },
     /// Agent: the decision was recorded; the transcript will be flushed.
     Decided { chat_id: String, decision: Decision },
-    /// Agent: the status now in force.
-    Status { status: AgentStatus },
+    /// Agent: the status now in force; `reason` when the node changed it (`missed_offer`).
+    Status {
+        status: AgentStatus,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Visitor: whether the queue is open now (after `watch_queue`, and on every change).
+    QueueStatus(QueueInfo),
+    /// Agent: the Waiting list of one of your queues (requests nobody has taken yet), sent on
+    /// connect and whenever it changes.
+    Waiting {
+        queue: String,
+        /// Requests waiting in all (the list shows the oldest, bounded).
+        total: u64,
+        requests: Vec<WaitingRequest>,
+    },
+    /// Visitor: the offline message was stored under `id`.
+    MessageLeft { id: String },
+    /// Agent: an offline message of one of your queues was left, claimed or marked done.
+    InboxChanged { item: Box<InboxItem> },
     Pong {
         #[serde(default)]
         nonce: Option<u64>,

@@ -7,15 +7,58 @@ use fred::types::streams::XReadResponse;
 
 impl RedisLayer {
     pub(super) async fn ensure_flush_group(&self) -> Result<()> {
-        let r: std::result::Result<String, fred::error::Error> = self
-            .client()
-            .xgroup_create(self.keys.flush_jobs(), "flush", "0", true)
-            .await;
+        self.ensure_group(&self.keys.flush_jobs(), "flush").await
+    }
+
+    /// Creates a stream's consumer group (and the stream) unless it exists.
+    pub(super) async fn ensure_group(&self, stream: &str, group: &str) -> Result<()> {
+        let r: std::result::Result<String, fred::error::Error> =
+            self.client().xgroup_create(stream, group, "0", true).await;
         match r {
             Ok(_) => Ok(()),
             Err(e) if e.details().contains("BUSYGROUP") => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// New entries of a job stream for this consumer: (entry id, value of `field`). Blocks up
+    /// to `block_ms` on the blocking connection; creates the group when it is missing.
+    pub(super) async fn read_group(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        count: usize,
+        block_ms: u64,
+        field: &str,
+    ) -> Result<Vec<(String, String)>> {
+        // A read that times out answers nil, which is no map: take the raw value first.
+        let r: std::result::Result<Value, _> = self
+            .blocking
+            .xreadgroup(
+                group,
+                consumer,
+                Some(count as u64),
+                Some(block_ms),
+                false,
+                stream,
+                ">",
+            )
+            .await;
+        let map: XReadResponse<String, String, String, String> = match r {
+            Ok(Value::Null) => return Ok(vec![]),
+            Ok(v) => v.into_xread_response()?,
+            Err(e) if e.details().contains("NOGROUP") => {
+                self.ensure_group(stream, group).await?;
+                return Ok(vec![]);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(map
+            .into_values()
+            .flatten()
+            .map(|(id, mut f)| (id, f.remove(field).unwrap_or_default()))
+            .collect())
     }
 
     pub async fn enqueue_flush(&self, chat: &str) -> Result<()> {
@@ -39,33 +82,9 @@ impl RedisLayer {
         count: usize,
         block_ms: u64,
     ) -> Result<Vec<(String, String)>> {
-        // A read that times out answers nil, which is no map: take the raw value first.
-        let r: std::result::Result<Value, _> = self
-            .blocking
-            .xreadgroup(
-                "flush",
-                consumer,
-                Some(count as u64),
-                Some(block_ms),
-                false,
-                self.keys.flush_jobs(),
-                ">",
-            )
-            .await;
-        let map: XReadResponse<String, String, String, String> = match r {
-            Ok(Value::Null) => return Ok(vec![]),
-            Ok(v) => v.into_xread_response()?,
-            Err(e) if e.details().contains("NOGROUP") => {
-                self.ensure_flush_group().await?;
-                return Ok(vec![]);
-            }
-            Err(e) => return Err(e.into()),
-        };
-        Ok(map
-            .into_values()
-            .flatten()
-            .map(|(id, mut f)| (id, f.remove("chat").unwrap_or_default()))
-            .collect())
+        let stream = self.keys.flush_jobs();
+        self.read_group(&stream, "flush", consumer, count, block_ms, "chat")
+            .await
     }
 
     /// Takes over jobs another consumer left unacknowledged for `idle_ms`.
@@ -87,28 +106,7 @@ impl RedisLayer {
                 false,
             )
             .await?;
-        let mut out = Vec::new();
-        if let Value::Array(parts) = v {
-            if let Some(Value::Array(entries)) = parts.get(1) {
-                for e in entries {
-                    if let Value::Array(pair) = e {
-                        let id = pair.first().and_then(|v| v.as_string()).unwrap_or_default();
-                        let mut chat = String::new();
-                        if let Some(Value::Array(fields)) = pair.get(1) {
-                            for kv in fields.chunks(2) {
-                                if kv.len() == 2 && kv[0].as_string().as_deref() == Some("chat") {
-                                    chat = kv[1].as_string().unwrap_or_default();
-                                }
-                            }
-                        }
-                        if !id.is_empty() {
-                            out.push((id, chat));
-                        }
-                    }
-                }
-            }
-        }
-        Ok(out)
+        Ok(claimed_entries(v, "chat"))
     }
 
     /// Acknowledges finished jobs and removes them from the stream: two commands for a batch.
@@ -131,4 +129,31 @@ impl RedisLayer {
     pub async fn flush_backlog(&self) -> Result<u64> {
         Ok(self.client().xlen(self.keys.flush_jobs()).await?)
     }
+}
+
+/// The entries an XAUTOCLAIM reply holds: (stream id, value of `field`).
+pub(super) fn claimed_entries(v: Value, field: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Value::Array(parts) = v else {
+        return out;
+    };
+    let Some(Value::Array(entries)) = parts.get(1) else {
+        return out;
+    };
+    for e in entries {
+        let Value::Array(pair) = e else { continue };
+        let id = pair.first().and_then(|v| v.as_string()).unwrap_or_default();
+        let mut value = String::new();
+        if let Some(Value::Array(fields)) = pair.get(1) {
+            for kv in fields.chunks(2) {
+                if kv.len() == 2 && kv[0].as_string().as_deref() == Some(field) {
+                    value = kv[1].as_string().unwrap_or_default();
+                }
+            }
+        }
+        if !id.is_empty() {
+            out.push((id, value));
+        }
+    }
+    out
 }

@@ -48,6 +48,28 @@ impl Keys {
     pub fn queue_channel(&self) -> String {
         format!("{}{{r}}:qch", self.prefix)
     }
+    /// Whether each queue has an available agent with free capacity (field = queue, "1"/"0"),
+    /// kept by the routing scripts (`staffed_check` in `common.lua`).
+    pub fn staffed(&self) -> String {
+        format!("{}{{r}}:staffed", self.prefix)
+    }
+    /// Channel: a queue's staffed state changed ("QUEUE:1" / "QUEUE:0"), or its settings
+    /// ("QUEUE:cfg").
+    pub fn staffed_channel(&self) -> String {
+        format!("{}{{r}}:sch", self.prefix)
+    }
+    /// A queue's recent request-to-accept times in ms, newest first (capped list).
+    pub fn waits(&self, q: &str) -> String {
+        format!("{}{{r}}:waits:{q}", self.prefix)
+    }
+    /// Fixed-window counters of offline messages per visitor and per IP (one `{ol}` slot).
+    pub fn offline_limit(&self, kind: &str, who: &str) -> String {
+        format!("{}{{ol}}:{kind}:{who}", self.prefix)
+    }
+    /// The offline-message notification jobs (a stream read by a consumer group of all nodes).
+    pub fn mail_jobs(&self) -> String {
+        format!("{}{{m}}:jobs", self.prefix)
+    }
     /// A visitor on the site: record of the current visit.
     pub fn visitor(&self, v: &str) -> String {
         format!("{}{{r}}:visitor:{v}", self.prefix)

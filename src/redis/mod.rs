@@ -4,8 +4,10 @@
 //! `timers`, `presence`, `flush` (the `{f}` stream) and `visitors`. The data model is in
 //! `docs/design-redis.md`.
 
+mod availability;
 mod flush;
 mod keys;
+mod mail;
 mod presence;
 mod routing;
 mod scripts;
@@ -13,7 +15,9 @@ mod timers;
 mod transcript;
 mod visitors;
 
+pub use availability::{Missed, Waiting};
 pub use keys::Keys;
+pub use mail::MailJob;
 pub use presence::{AgentAbsence, Beat, PresenceClock};
 pub use routing::{Accepted, AgentTotals, ChatRecord, Ended, Offer, Requested, ROUTE_BATCH};
 pub use transcript::{Append, Opening};
@@ -55,6 +59,8 @@ fn refusal(e: fred::error::Error) -> RedisError {
         "unavailable",
         "taken",
         "gone",
+        "full",
+        "limited",
     ] {
         if d.starts_with(name) || d.contains(&format!(": {name}")) || d.ends_with(name) {
             return RedisError::Refused(name.to_string());

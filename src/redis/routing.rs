@@ -80,6 +80,23 @@ pub struct Accepted {
     pub created: i64,
 }
 
+/// What `accept.lua` and `pick.lua` answer: visitor, queue, name, email, question, fresh, created.
+pub(super) type AcceptedReply = (String, String, String, String, String, i64, i64);
+
+impl From<AcceptedReply> for Accepted {
+    fn from(v: AcceptedReply) -> Accepted {
+        Accepted {
+            visitor: v.0,
+            queue: v.1,
+            name: v.2,
+            email: v.3,
+            question: v.4,
+            fresh: v.5 == 1,
+            created: v.6,
+        }
+    }
+}
+
 /// Outcome of an end.
 #[derive(Debug, Clone)]
 pub struct Ended {
@@ -193,23 +210,6 @@ impl RedisLayer {
         Ok(Offer::from_flat(flat, queue, now))
     }
 
-    /// Deny (`agent` set) or offer timeout (`agent` empty). Returns (queue, agent whose offer ended).
-    pub async fn requeue(
-        &self,
-        chat: &str,
-        agent: &str,
-        now: i64,
-        offer_timeout_ms: u64,
-    ) -> Result<(String, String)> {
-        self.on_chat(
-            &self.scripts.requeue,
-            chat,
-            vec![agent.into(), now.to_string(), offer_timeout_ms.to_string()],
-        )
-        .await
-        .map_err(refusal)
-    }
-
     pub async fn accept(
         &self,
         chat: &str,
@@ -217,7 +217,7 @@ impl RedisLayer {
         now: i64,
         lease_ms: u64,
     ) -> Result<Accepted> {
-        let v: (String, String, String, String, String, i64, i64) = self
+        let v: AcceptedReply = self
             .on_chat(
                 &self.scripts.accept,
                 chat,
@@ -225,15 +225,7 @@ impl RedisLayer {
             )
             .await
             .map_err(refusal)?;
-        Ok(Accepted {
-            visitor: v.0,
-            queue: v.1,
-            name: v.2,
-            email: v.3,
-            question: v.4,
-            fresh: v.5 == 1,
-            created: v.6,
-        })
+        Ok(v.into())
     }
 
     /// Ends a chat; with `only_state` set, refuses (`wrong_state`) unless it is in that state.

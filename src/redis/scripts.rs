@@ -62,6 +62,9 @@ pub struct Scripts {
     pub presence_beat: Script,
     pub presence_check: Script,
     pub agent_presence: Script,
+    pub pick: Script,
+    pub waiting: Script,
+    pub offline_limit: Script,
 }
 
 impl Scripts {
@@ -92,6 +95,9 @@ impl Scripts {
             presence_beat: presence!("presence_beat.lua"),
             presence_check: presence!("presence_check.lua"),
             agent_presence: presence!("agent_presence.lua"),
+            pick: routing!("pick.lua"),
+            waiting: Script::from_lua(include_str!("lua/waiting.lua")),
+            offline_limit: Script::from_lua(include_str!("lua/offline_limit.lua")),
         }
     }
 
@@ -123,6 +129,9 @@ impl Scripts {
             &self.presence_beat,
             &self.presence_check,
             &self.agent_presence,
+            &self.pick,
+            &self.waiting,
+            &self.offline_limit,
         ] {
             s.load(client).await?;
         }

@@ -14,6 +14,7 @@ mod canned;
 mod files;
 mod migrate;
 mod model;
+mod offline;
 mod row;
 mod transcripts;
 
@@ -32,6 +33,7 @@ pub use model::{
     Agent, Contact, FlushOutcome, Interaction, MessageRecord, NewAgent, TranscriptEntry,
     TranscriptRecord,
 };
+pub use offline::{NewOfflineMessage, OfflineMessage, QueueSettings};
 
 /// Errors callers branch on; everything else from the database is `Db`.
 #[derive(Debug, thiserror::Error)]

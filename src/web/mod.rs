@@ -7,12 +7,17 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 
-/// The widget is one script: the two shared modules and the widget, in one scope.
+/// The widget is one script: the two shared modules, the offline module, the widget's texts
+/// and style, and the widget, in one scope.
 const WIDGET_JS: &str = concat!(
     "(function(){\n",
     include_str!("shared/socket.js"),
     "\n",
     include_str!("shared/transcript.js"),
+    "\n",
+    include_str!("widget-offline.js"),
+    "\n",
+    include_str!("widget-look.js"),
     "\n",
     include_str!("widget.js"),
     "\n})();\n"
@@ -71,6 +76,11 @@ pub fn routes() -> Router {
         )
         .route("/console/api.js", serve!("console/api.js", JS, true))
         .route("/console/offers.js", serve!("console/offers.js", JS, true))
+        .route(
+            "/console/waiting.js",
+            serve!("console/waiting.js", JS, true),
+        )
+        .route("/console/inbox.js", serve!("console/inbox.js", JS, true))
         .route("/console/chats.js", serve!("console/chats.js", JS, true))
         .route(
             "/console/history.js",

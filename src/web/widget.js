@@ -1,60 +1,20 @@
 /* Switchboard visitor widget. Embed with one tag:
  *   <script src="https://NODE/widget.js" data-queue="general" data-required="name,email" async></script>
- * The node serves this file concatenated after shared/socket.js and shared/transcript.js, all
- * inside one function scope (see src/web/README.md), so the page gets no globals but
- * `SwitchboardWidget`. Everything renders inside a shadow root: the page's CSS cannot break it,
- * and its CSS cannot leak out. Visitor and agent text is only ever set with textContent. */
+ * The node serves this file concatenated after shared/socket.js, shared/transcript.js,
+ * widget-offline.js and widget-look.js (texts and style), all inside one function scope (see
+ * src/web/README.md), so the page gets no globals but `SwitchboardWidget`. Everything renders
+ * inside a shadow root: the page's CSS cannot break it, and its CSS cannot leak out. Visitor
+ * and agent text is only ever set with textContent. */
 (function () {
   'use strict';
 
-  var STRINGS = {
-    button: 'Chat with us',
-    title: 'Chat with us',
-    close: 'Close chat window',
-    intro: 'Leave your details and we will be with you shortly.',
-    name: 'Name',
-    email: 'E-mail',
-    question: 'Your question',
-    optional: '(optional)',
-    start: 'Start chat',
-    requesting: 'Requesting a chat…',
-    queued: 'You are number {n} in the queue',
-    waiting: 'Waiting for an agent…',
-    chattingWith: 'You are chatting with {name}',
-    input: 'Type a message',
-    send: 'Send',
-    end: 'End chat',
-    cancel: 'Cancel request',
-    ended: 'The chat has ended.',
-    newChat: 'Start a new chat',
-    connecting: 'Connecting…',
-    reconnecting: 'Connection lost. Reconnecting…',
-    messages: 'Chat messages',
-    you: 'You',
-    sending: 'Sending…',
-    failed: 'Not sent',
-    required: '{field} is required.',
-    invalidEmail: 'Please enter a valid e-mail address.',
-    notConnected: 'Not connected. Please try again in a moment.',
-    unavailable: 'Chat is not available on this site.',
-    newMessage: 'New message',
-    typing: '{name} is typing…',
-    agent: 'The agent',
-    attach: 'Attach a file',
-    uploading: 'Uploading {name}…',
-    uploadFailed: 'Could not send the file: {message}',
-    delivered: 'Delivered',
-    read: 'Read',
-    pushed: 'The agent opened this page for you:',
-    invited: '{name} would like to chat with you',
-    accept: 'Accept',
-    decline: 'Decline'
-  };
+  var STRINGS = SbWidgetLook.STRINGS;
 
   if (window.__switchboardWidgetLoaded) return;
   window.__switchboardWidgetLoaded = true;
 
   var user = window.SwitchboardWidget || {};
+  Object.keys(SbOffline.STRINGS).forEach(function (k) { STRINGS[k] = SbOffline.STRINGS[k]; });
   var S = {};
   Object.keys(STRINGS).forEach(function (k) { S[k] = STRINGS[k]; });
   if (user.strings) Object.keys(user.strings).forEach(function (k) { if (typeof user.strings[k] === 'string') S[k] = user.strings[k]; });
@@ -111,56 +71,11 @@
   var outbox = new SbSocket.Outbox(session, 'sb.outbox');
   var transcript = null;
   var ui = null;
+  var offline = null; // SbOffline (widget-offline.js): queue open state, leave a message
 
   // ---- the DOM ----
 
-  var CSS = [
-    ':host{all:initial}',
-    '*{box-sizing:border-box;font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}',
-    '.sb-button{position:fixed;right:20px;bottom:20px;z-index:2147483000;border:0;border-radius:28px;padding:14px 20px;background:#1f5fbf;color:#fff;font-size:15px;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25)}',
-    '.sb-button:focus-visible,.sb-pane button:focus-visible,.sb-pane input:focus-visible,.sb-pane textarea:focus-visible{outline:3px solid #f5a623;outline-offset:2px}',
-    '.sb-badge{display:inline-block;min-width:10px;height:10px;margin-left:8px;border-radius:5px;background:#ff4d4f;vertical-align:middle}',
-    '.sb-pane{position:fixed;right:20px;bottom:84px;z-index:2147483000;width:360px;max-width:calc(100vw - 24px);height:520px;max-height:calc(100vh - 110px);display:flex;flex-direction:column;background:#fff;color:#1d1d1f;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.3);overflow:hidden;font-size:14px}',
-    '.sb-pane[hidden],[hidden]{display:none!important}',
-    '.sb-head{display:flex;align-items:center;gap:8px;padding:12px 14px;background:#1f5fbf;color:#fff}',
-    '.sb-head h2{flex:1;margin:0;font-size:16px;font-weight:600}',
-    '.sb-x{border:0;background:transparent;color:#fff;font-size:22px;line-height:1;cursor:pointer;padding:2px 6px}',
-    '.sb-status{padding:6px 14px;background:#eef3fb;color:#2b3a55;font-size:13px;min-height:0}',
-    '.sb-status:empty{display:none}',
-    '.sb-error{margin:8px 14px 0;padding:8px 10px;border-radius:6px;background:#fff1f0;color:#a8071a;font-size:13px}',
-    '.sb-body{flex:1;overflow:auto;padding:10px 14px}',
-    '.sb-form label{display:block;margin:10px 0 4px;font-weight:600}',
-    '.sb-form input,.sb-form textarea,.sb-compose textarea{width:100%;padding:8px;border:1px solid #b9c1cc;border-radius:6px;font-size:14px;color:#1d1d1f;background:#fff}',
-    '.sb-form textarea{min-height:70px;resize:vertical}',
-    '.sb-opt{font-weight:400;color:#5f6b7a}',
-    '.sb-primary{margin-top:12px;border:0;border-radius:6px;padding:9px 14px;background:#1f5fbf;color:#fff;font-size:14px;cursor:pointer}',
-    '.sb-primary:disabled{opacity:.6;cursor:default}',
-    '.sb-send{margin-top:0}',
-    '.sb-secondary{border:1px solid #b9c1cc;border-radius:6px;padding:7px 12px;background:#fff;color:#1d1d1f;font-size:13px;cursor:pointer}',
-    '.sb-queue{margin:8px 0;padding:10px;border-radius:8px;background:#fffbe6;text-align:center;font-weight:600}',
-    '.sb-log{list-style:none;margin:0;padding:0}',
-    '.sb-msg{margin:8px 0;max-width:85%;word-wrap:break-word;overflow-wrap:anywhere;white-space:pre-wrap}',
-    '.sb-msg a{color:inherit;text-decoration:underline}',
-    '.sb-mine{margin-left:auto;padding:8px 10px;border-radius:10px 10px 2px 10px;background:#1f5fbf;color:#fff}',
-    '.sb-theirs{padding:8px 10px;border-radius:10px 10px 10px 2px;background:#f0f2f5}',
-    '.sb-system{max-width:100%;text-align:center;color:#5f6b7a;font-size:12px}',
-    '.sb-system .sb-time{margin-left:6px}',
-    '.sb-meta{display:flex;gap:8px;font-size:11px;opacity:.8;margin-bottom:2px}',
-    '.sb-state{display:block;font-size:11px;opacity:.8}',
-    '.sb-compose{display:flex;gap:6px;padding:8px 10px;border-top:1px solid #e3e6ea}',
-    '.sb-compose textarea{flex:1;height:40px;min-height:40px;resize:none}',
-    '.sb-foot{display:flex;justify-content:space-between;align-items:center;padding:6px 10px;border-top:1px solid #e3e6ea}',
-    '.sb-ended{margin:10px 0;text-align:center;color:#5f6b7a}',
-    '.sb-sr{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);white-space:nowrap}',
-    '.sb-url,.sb-size{display:block;font-size:11px;opacity:.8}.sb-size{display:inline}',
-    '.sb-rcpt{display:block;text-align:right;font-size:11px;line-height:1;opacity:.9}',
-    '.sb-typing{padding:2px 14px;font-size:12px;color:#5f6b7a;font-style:italic}',
-    '.sb-attach{border:1px solid #b9c1cc;border-radius:6px;background:#fff;color:#1d1d1f;font-size:18px;width:40px;cursor:pointer}',
-    '.sb-invite{position:fixed;right:20px;bottom:84px;z-index:2147483001;width:300px;max-width:calc(100vw - 24px);padding:14px;background:#fff;color:#1d1d1f;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.3);font-size:14px}',
-    '.sb-invite p{margin:0 0 8px;white-space:pre-wrap;overflow-wrap:anywhere}',
-    '.sb-invite .sb-primary{margin:0 8px 0 0}',
-    '.sb-invite button:focus-visible,.sb-attach:focus-visible{outline:3px solid #f5a623;outline-offset:2px}'
-  ].join('\n');
+  var CSS = SbWidgetLook.CSS;
 
   function h(tag, attrs, children) {
     var e = document.createElement(tag);
@@ -216,11 +131,20 @@
 
     var queueBox = h('div', { class: 'sb-queue', 'data-testid': 'sb-queue-position', role: 'status', hidden: true });
     var log = h('ol', { class: 'sb-log', role: 'log', 'aria-live': 'polite', 'aria-label': S.messages, 'data-testid': 'sb-messages' });
+    var endedText = h('p', { 'data-testid': 'sb-ended-text', text: S.ended });
+    offline = SbOffline.create({
+      h: h, S: S, fmt: fmt, field: field, queue: queue, session: session,
+      send: function (f) { return conn.send(f); },
+      chat: function () { return st.chat; },
+      chatValues: function () { return { name: fName.input.value.trim(), email: fEmail.input.value.trim(), question: fQuestion.input.value.trim() }; },
+      changed: function () { render(); },
+      forgetChat: function () { forgetChat(); }
+    });
     var endedBox = h('div', { class: 'sb-ended', 'data-testid': 'sb-ended', hidden: true }, [
-      h('p', { text: S.ended }),
+      endedText,
       h('button', { type: 'button', class: 'sb-secondary', 'data-testid': 'sb-new-chat', text: S.newChat, onclick: newChat })
     ]);
-    var body = h('div', { class: 'sb-body' }, [form, queueBox, log, endedBox]);
+    var body = h('div', { class: 'sb-body' }, [offline.box, form, queueBox, offline.waitBox, log, endedBox]);
 
     var input = h('textarea', { class: 'sb-input', 'data-testid': 'sb-input', 'aria-label': S.input, placeholder: S.input, maxlength: '4000', rows: '1' });
     var send = h('button', { type: 'submit', class: 'sb-primary sb-send', 'data-testid': 'sb-send', text: S.send });
@@ -288,7 +212,8 @@
     return {
       host: host, button: button, badge: badge, pane: pane, status: status, error: error, form: form,
       fields: { name: fName.input, email: fEmail.input, question: fQuestion.input },
-      formError: formError, submit: submit, queueBox: queueBox, log: log, endedBox: endedBox, body: body,
+      formError: formError, submit: submit, queueBox: queueBox, log: log, endedBox: endedBox, endedText: endedText, body: body,
+      buttonLabel: buttonLabel, title: title,
       compose: compose, input: input, send: send, foot: foot, end: end, typing: typing,
       invite: invite, inviteText: inviteText, inviteMsg: inviteMsg
     };
@@ -330,6 +255,11 @@
   function render() {
     var c = st.chat;
     var phase = c ? c.phase : 'form';
+    var off = offline.active(phase);
+    offline.render(phase);
+    ui.buttonLabel.textContent = offline.buttonLabel(phase);
+    ui.title.textContent = off ? S.leaveButton : S.title;
+    if (off) phase = 'offline';
     ui.form.hidden = phase !== 'form';
     ui.submit.disabled = st.requesting;
     ui.submit.textContent = st.requesting ? S.requesting : S.start;
@@ -340,6 +270,7 @@
     ui.foot.hidden = !(phase === 'queued' || phase === 'active');
     ui.end.textContent = phase === 'queued' ? S.cancel : S.end;
     ui.endedBox.hidden = phase !== 'ended';
+    ui.endedText.textContent = c && c.left ? S.leftQueue : S.ended;
     renderStatus();
   }
 
@@ -555,6 +486,7 @@
   }
 
   function newChat() {
+    offline.reset();
     forgetChat();
     focusFirst();
   }
@@ -566,6 +498,7 @@
     st.live = {};
     st.requesting = false; // a request lost with the old socket can be sent again
     conn.send({ type: 'page_view', url: location.href, title: document.title, referrer: document.referrer });
+    offline.welcome();
     // A site that knows its logged-in user vouches for the e-mail with a signature made by
     // its own server (see docs/widget.md): window.SwitchboardWidget.identify.
     var who = user.identify;
@@ -660,6 +593,7 @@
   }
 
   function onFrame(f) {
+    if (offline.onFrame(f)) return;
     switch (f.type) {
       case 'welcome':
         onWelcome(f);
@@ -716,6 +650,8 @@
         if (st.chat && st.chat.id === f.chat_id) {
           outbox.pending(f.chat_id).forEach(function (i) { transcript.failed(i.client_msg_id, ''); });
           outbox.dropChat(f.chat_id);
+          // A visitor who cancels their own request reads their own wording.
+          if (st.chat.phase === 'queued' && f.by === 'visitor') st.chat.left = true;
           st.chat.phase = 'ended';
           showTyping(false);
           cacheLog();

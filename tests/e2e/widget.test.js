@@ -15,6 +15,11 @@ before(async () => {
   cluster = await startCluster({ name: 'widget', env: { SWITCHBOARD__CHAT__VISITOR_GRACE_MS: '30000' } });
   [A, B] = cluster.nodes;
   browser = await launchBrowser();
+  // The widget offers a chat (rather than the leave-a-message form) only while an agent is
+  // available: one stays available throughout this file.
+  const keeper = await P.newPage(await browser.newContext());
+  await P.agentLogin(keeper, B, cluster.agents[0]);
+  await P.setStatus(keeper, 'available');
 });
 
 after(async () => {
@@ -40,7 +45,7 @@ test('the node serves the web assets with their content types', async () => {
     ['/demo/pricing.html', HTML, 'demo/pricing.html'],
     ['/demo/contact.html', HTML, 'demo/contact.html']
   ];
-  for (const m of ['console', 'strings', 'api', 'offers', 'chats', 'history']) expected.push([`/console/${m}.js`, JS, `console/${m}.js`]);
+  for (const m of ['console', 'strings', 'api', 'offers', 'waiting', 'inbox', 'chats', 'history']) expected.push([`/console/${m}.js`, JS, `console/${m}.js`]);
   for (const [p, type, file] of expected) {
     const r = await fetch(`${A.url}${p}`);
     assert.equal(r.status, 200, p);
@@ -50,7 +55,7 @@ test('the node serves the web assets with their content types', async () => {
     if (file) assert.equal(body, src(file), `${p} differs from src/web/${file}`);
   }
   const widget = await (await fetch(`${A.url}/widget.js`)).text();
-  for (const f of ['shared/socket.js', 'shared/transcript.js', 'widget.js']) assert.ok(widget.includes(src(f)), `/widget.js lacks ${f}`);
+  for (const f of ['shared/socket.js', 'shared/transcript.js', 'widget-offline.js', 'widget-look.js', 'widget.js']) assert.ok(widget.includes(src(f)), `/widget.js lacks ${f}`);
   for (const p of ['/console', '/demo']) {
     const r = await fetch(`${A.url}${p}`, { redirect: 'manual' });
     assert.ok([301, 302, 307, 308].includes(r.status), `${p}: ${r.status}`);

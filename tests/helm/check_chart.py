@@ -352,7 +352,8 @@ def config_tree(docs: list[dict[str, Any]]) -> None:
     cm = next(d for d in by_kind(docs, "ConfigMap") if "config.toml" in d.get("data", {}))
     conf = tomllib.loads(cm["data"]["config.toml"])
     tree = default_toml()
-    from_env = {("auth", "token_secret"), ("auth", "identify_secret"), ("redis", "url"), ("store", "url")}
+    from_env = {("auth", "token_secret"), ("auth", "identify_secret"), ("redis", "url"), ("store", "url"),
+                ("mail", "smtp_url")}
     ensure(set(conf) == set(tree), f"sections {sorted(conf)} vs {sorted(tree)}")
     for section, keys in tree.items():
         extra = set(conf[section]) - set(keys)
@@ -429,7 +430,7 @@ def values_defaults() -> None:
     # and the token secret from elsewhere.
     # files.url: the server's relative .run/files would be on the read-only root filesystem.
     differ = {("server", "listen"), ("log", "format"), ("redis", "url"), ("store", "url"), ("auth", "token_secret"),
-              ("auth", "identify_secret"),
+              ("auth", "identify_secret"), ("mail", "smtp_url"),
               ("files", "url")}
     for section, keys in tree.items():
         for k, v in keys.items():
@@ -534,6 +535,7 @@ CHART_VALUE = {
     ("store", "url"): "`store.existingSecret` + `urlKey` (else SQLite at `store.sqlitePath`)",
     ("auth", "token_secret"): "`auth.existingSecret` + `tokenSecretKey`",
     ("auth", "identify_secret"): "`auth.existingSecret` + `identifySecretKey` (empty: identify off)",
+    ("mail", "smtp_url"): "`mail.existingSecret` + `smtpUrlKey` (empty: no notifications)",
     ("files", "url"): "`files.url` (default `file:///var/lib/switchboard/files` on an emptyDir or `files.sharedVolume`; "
                       "S3 keys from `files.s3.existingSecret`)",
 }
@@ -547,7 +549,7 @@ def config_table() -> str:
             meaning = docs.get((section, k)) or SHARED_DOCS.get((section, k))
             if not meaning:
                 raise AssertionError(f"{section}.{k} has no doc comment in src/config.rs and no entry in SHARED_DOCS")
-            default = json.dumps(v) if isinstance(v, (str, list)) else str(v)
+            default = json.dumps(v) if isinstance(v, (str, list, bool)) else str(v)
             chart_value = CHART_VALUE.get((section, k), f"`{section}.{k}`")
             rows.append(f"| `{section}.{k}` | `{default}` | `SWITCHBOARD__{section.upper()}__{k.upper()}` | {chart_value} | {meaning} |")
     return "\n".join(rows)

@@ -1,6 +1,7 @@
 -- The agent takes the chat on offer. Idempotent for the same agent (a retried accept).
 -- Schedules the `join:ID` outbox timer: the transcript side ({c:ID}) is written next by the
--- caller, or by whichever node fires the timer if the caller dies first.
+-- caller, or by whichever node fires the timer if the caller dies first. A first accept adds
+-- the request's wait to the queue's recent waits (the visitors' estimate).
 -- KEYS[1] P{r}:chat:ID
 -- ARGV[1] rp  ARGV[2] chat id  ARGV[3] agent id  ARGV[4] now  ARGV[5] timer lease ms
 -- Returns {visitor, queue, name, email, question, fresh(1)|again(0), created} or error "wrong_state".
@@ -16,6 +17,8 @@ else
   redis.call('HDEL', KEYS[1], 'offered_to', 'offered_at')
   redis.call('ZREM', rp .. 'timers', 'offer:' .. cid)
   redis.call('ZADD', rp .. 'timers', now + tonumber(ARGV[5]), 'join:' .. cid)
+  local q, c = unpack(redis.call('HMGET', KEYS[1], 'queue', 'created'))
+  record_wait(rp, q, now - (tonumber(c) or now))
 end
 local v, q, n, e, qu, c = unpack(redis.call('HMGET', KEYS[1], 'visitor', 'queue', 'name', 'email', 'question', 'created'))
 return {v, q, n or '', e or '', qu or '', fresh, tonumber(c) or 0}

@@ -8,6 +8,7 @@ local key = KEYS[1]
 local old = redis.call('HGET', key, 'queues') or ''
 for q in string.gmatch(old, '[^,]+') do
   redis.call('ZREM', rp .. 'avail:' .. q, aid)
+  staffed_check(rp, q)
 end
 if redis.call('EXISTS', key) == 0 then
   redis.call('HSET', key, 'load', 0, 'idle_since', ARGV[7])

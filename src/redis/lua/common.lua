@@ -1,9 +1,19 @@
 -- Helpers prepended to every routing script ({r} slot). `rp` is the routing key prefix "P{r}:".
 -- An agent is in `avail:Q` for each of its queues exactly while it is available with free capacity
 -- and not `unroutable` (no console connected anywhere for `chat.agent_unroutable_ms`: presence).
+-- `staffed` (field Q: "1"/"0") says whether `avail:Q` has anyone; it changes only here, in the same
+-- script that moved the agent, and each change is published on `sch` ("Q:1" / "Q:0").
 -- `agent_totals` holds the cluster's sums the gauges report (field `load`: offers and chats of all
 -- agents; field `free`: free slots of available agents). Each agent record keeps what it adds to
 -- them (`c_load`, `c_free`), so a change moves the sums by the difference, in the same script.
+local function staffed_check(rp, q)
+  local now_staffed = (redis.call('ZCARD', rp .. 'avail:' .. q) > 0) and '1' or '0'
+  if redis.call('HGET', rp .. 'staffed', q) ~= now_staffed then
+    redis.call('HSET', rp .. 'staffed', q, now_staffed)
+    redis.call('SPUBLISH', rp .. 'sch', q .. ':' .. now_staffed)
+  end
+end
+
 local function refresh_agent(rp, aid)
   local key = rp .. 'agent:' .. aid
   local st, max, load, idle, queues, c_load, c_free, gone = unpack(redis.call('HMGET', key,
@@ -18,6 +28,7 @@ local function refresh_agent(rp, aid)
     else
       redis.call('ZREM', rp .. 'avail:' .. q, aid)
     end
+    staffed_check(rp, q)
   end
   local free = 0
   if ok then free = max - load end
@@ -45,6 +56,23 @@ local function notify_queue(rp, queue)
   redis.call('SPUBLISH', rp .. 'qch', queue)
 end
 
+-- Keeps the queue's last 20 request-to-accept times (ms, newest first) for the wait estimate.
+local function record_wait(rp, queue, ms)
+  local key = rp .. 'waits:' .. queue
+  redis.call('LPUSH', key, math.max(0, ms))
+  redis.call('LTRIM', key, 0, 19)
+end
+
+-- Denied sets whose reset time has come (`denyreset`, scored by due time) are dropped, so an
+-- agent who denied or missed a request gets it offered again.
+local function clear_due_denials(rp, now)
+  local due = redis.call('ZRANGEBYSCORE', rp .. 'denyreset', '-inf', now, 'LIMIT', 0, 100)
+  for _, cid in ipairs(due) do
+    redis.call('DEL', rp .. 'denied:' .. cid)
+    redis.call('ZREM', rp .. 'denyreset', cid)
+  end
+end
+
 -- One routing pass over a queue: offers its waiting chats to available agents, oldest request
 -- first; an agent gets a chat only while it has free capacity and never one it already denied
 -- or let time out. Looks at up to `batch` waiting chats. Returns a flat list
@@ -53,6 +81,7 @@ end
 local function route_queue(rp, queue, now, timeout, batch)
   local qkey, avail = rp .. 'q:' .. queue, rp .. 'avail:' .. queue
   local offers = {}
+  clear_due_denials(rp, now)
   local waiting = redis.call('ZRANGE', qkey, 0, batch - 1)
   for _, cid in ipairs(waiting) do
     local cands = redis.call('ZRANGE', avail, 0, 63)

@@ -6,6 +6,8 @@ import { api, setToken, ApiError } from './api.js';
 import { Offers, askNotificationPermission } from './offers.js';
 import { Chats } from './chats.js';
 import { History, Visitors, CannedAdmin } from './history.js';
+import { Waiting } from './waiting.js';
+import { Inbox } from './inbox.js';
 
 const SESSION_KEY = 'sb.agent';
 const $ = (sel) => document.querySelector(sel);
@@ -21,6 +23,8 @@ let chats = null;
 let history = null;
 let visitors = null;
 let cannedAdmin = null;
+let waiting = null;
+let inbox = null;
 let view = 'chats';
 
 // ---- banner ----
@@ -117,6 +121,7 @@ function onFrame(f) {
       offers.retain(offered);
       chats.restore(chatsList);
       if (view === 'visitors') visitors.watch();
+      inbox.load();
       break;
     }
     case 'typing':
@@ -146,9 +151,16 @@ function onFrame(f) {
     case 'status':
       byTestId('status-select').value = f.status;
       byTestId('status-select').setAttribute('data-status', f.status);
+      if (f.reason === 'missed_offer') showBanner(S.setAwayMissed);
       break;
     case 'offer':
       offers.add(f);
+      break;
+    case 'waiting':
+      waiting.onWaiting(f);
+      break;
+    case 'inbox_changed':
+      inbox.onChanged(f);
       break;
     case 'offer_revoked':
       offers.revoke(f.chat_id, f.reason);
@@ -179,6 +191,7 @@ function onFrame(f) {
       break;
     case 'error':
       if (offers.has(f.ref)) offers.unbusy(f.ref);
+      waiting.onError(f);
       if (!chats.onError(f) && !visitors.onError(f)) showBanner(f.message || `error ${f.code}`);
       break;
     default:
@@ -244,6 +257,16 @@ function startApp() {
   history = new History({ list: byTestId('history-list'), detail: byTestId('history-detail'), refresh: byTestId('history-refresh') });
   visitors = new Visitors({ root: $('#view-visitors'), send: (frame) => conn.send(frame) });
   cannedAdmin = new CannedAdmin($('#view-canned'));
+  waiting = new Waiting(byTestId('waiting-list'), byTestId('no-waiting'), {
+    pick: (chatId) => {
+      conn.send({ type: 'pick', chat_id: chatId });
+      // As for an accept: the node handles frames in order, so this replays once joined.
+      const c = chats.open(chatId, 'joining');
+      chats.resume(c);
+      chats.select(chatId);
+    }
+  });
+  inbox = new Inbox(byTestId('inbox-list'), byTestId('no-inbox'), { me: me.agent && me.agent.id, onError: showBanner });
   byTestId('status-select').addEventListener('change', (e) => {
     if (!conn.send({ type: 'set_status', status: e.target.value })) showBanner(S.reconnecting);
   });
