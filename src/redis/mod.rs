@@ -2,10 +2,12 @@
 //! change atomic, pub/sub and the flush stream. The data model is in `docs/design-redis.md`.
 
 mod keys;
+mod ratelimit;
 mod scripts;
 mod visitors;
 
 pub use keys::Keys;
+pub use ratelimit::{LoginGate, LoginLimits, LoginSettled};
 pub use visitors::{InvitationAccepted, Invited, VisitorRecord};
 
 use crate::protocol::Entry;

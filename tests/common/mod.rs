@@ -2,6 +2,7 @@
 //! SQL store (own SQLite file, or own PostgreSQL schema), plus WebSocket and HTTP clients.
 #![allow(dead_code)]
 
+pub mod process;
 pub mod topology;
 
 use futures_util::{SinkExt, StreamExt};
@@ -99,6 +100,8 @@ impl Cluster {
         s.chat.timer_lease_ms = 2_000;
         s.flush.claim_idle_ms = 1_000;
         s.server.drain_seconds = 5;
+        // A drain ends once its work is done: no load balancer here needs time to notice.
+        s.server.drain_listen_seconds = 0;
         let mut pg_schema = None;
         s.store.url = match backend {
             Backend::Sqlite => format!(
