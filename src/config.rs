@@ -48,12 +48,15 @@ pub struct Server {
     /// Separate address for `GET /metrics` (e.g. `0.0.0.0:9090`), so the metrics need not face
     /// the internet; empty = served on `listen` with everything else.
     pub metrics_listen: String,
-    /// Milliseconds a client has to send a complete request head, counted from the connection's
-    /// start or the end of its previous response (so also the longest a kept-alive HTTP
-    /// connection may sit idle between requests). Slower clients are disconnected.
+    /// Milliseconds a request head may take to arrive complete, from its first byte (from the
+    /// connection's start for the first request). Slower clients (slowloris, silent sockets)
+    /// are disconnected.
     pub header_timeout_ms: u64,
     /// Milliseconds an HTTP connection (not an upgraded WebSocket, which has its own pings) may
-    /// move no byte in either direction, e.g. a body sent too slowly, before it is closed.
+    /// sit idle between requests, or move no byte while a request is in flight (a body sent or
+    /// read too slowly), before it is closed. Keep it above the idle timeout of the proxies in
+    /// front (ingress-nginx keeps idle upstream connections 60 s), so they never reuse a
+    /// connection the node is closing.
     pub http_idle_timeout_ms: u64,
     /// Open HTTP connections per node that have not become WebSockets; further connections
     /// get a bare 503 and are closed. WebSockets count against `limits.max_connections`.
@@ -118,7 +121,9 @@ pub struct Store {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Auth {
-    /// HMAC key for visitor and agent tokens; at least 32 characters.
+    /// HMAC key for visitor and agent tokens: required, at least 32 random characters, the same
+    /// on every node. A node refuses to start when it is empty, the published placeholder or
+    /// shorter.
     pub token_secret: String,
     /// Lifetime of a visitor token in seconds.
     pub visitor_token_ttl_seconds: u64,
@@ -153,7 +158,8 @@ pub struct Limits {
     /// Largest HTTP request body in bytes.
     pub max_body_bytes: usize,
     /// Password checks (argon2, 19 MiB each) running at once on a node; 0 = the number of
-    /// CPU cores. A login beyond it is answered 503 with `Retry-After` rather than queued.
+    /// CPU cores. Beyond it up to four logins per check wait at most 2 s for their turn; any
+    /// further login is answered 503 with `Retry-After` at once, never queued.
     pub login_concurrency: usize,
     /// Logins per client IP, cluster-wide, that may fail before each further attempt has to
     /// wait (`login_backoff_ms`, doubling per failure).
@@ -164,8 +170,8 @@ pub struct Limits {
     /// Milliseconds the first refused attempt waits after the free failures are used up;
     /// doubles with every further failure.
     pub login_backoff_ms: u64,
-    /// Longest wait between login attempts, in milliseconds; a key's failures are forgotten
-    /// after this long without an attempt.
+    /// Longest wait between login attempts, in milliseconds. An IP's or a username's failures
+    /// are forgotten when this long has passed after its last wait ended without an attempt.
     pub login_backoff_max_ms: u64,
 }
 
@@ -317,6 +323,12 @@ impl Settings {
                     "must differ from server.listen (or be empty to share it)",
                 );
             }
+        }
+        if self.server.header_timeout_ms > self.server.http_idle_timeout_ms {
+            return bad(
+                "server.header_timeout_ms",
+                "must not exceed server.http_idle_timeout_ms",
+            );
         }
         if self.server.max_http_connections == 0 {
             return bad("server.max_http_connections", "must be at least 1");

@@ -1,5 +1,5 @@
-//! The HTTP edge against slow and hostile clients on real sockets: slowloris heads and idle
-//! keep-alives are cut at `server.header_timeout_ms`, stalled bodies at
+//! The HTTP edge against slow and hostile clients on real sockets: slowloris heads and silent
+//! sockets are cut at `server.header_timeout_ms`, idle keep-alives and stalled bodies at
 //! `server.http_idle_timeout_ms`, connections over `server.max_http_connections` are refused,
 //! `/metrics` can live on its own listener, a client's Close is answered with a Close, and a
 //! draining node answers 503 until its listener closes.
@@ -43,12 +43,16 @@ async fn metrics_text(url: &str) -> String {
         .unwrap()
 }
 
-/// Clients that send their request head a byte at a time (slowloris), never send one, or sit
-/// idle on a kept-alive connection are all disconnected at the header timeout, while a normal
-/// client is served meanwhile.
+/// Clients that send their request head a line at a time (slowloris), never send one, or
+/// start a second request on a kept-alive connection and never finish it are all disconnected
+/// at the header timeout, while a normal client is served meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_and_idle_request_heads_are_cut_at_the_header_timeout() {
-    let cluster = Cluster::with(Backend::Sqlite, |s| s.server.header_timeout_ms = 1_000).await;
+async fn slow_request_heads_are_cut_at_the_header_timeout() {
+    let cluster = Cluster::with(Backend::Sqlite, |s| {
+        s.server.header_timeout_ms = 1_000;
+        s.server.http_idle_timeout_ms = 30_000;
+    })
+    .await;
     let node = cluster.node().await;
     let mut slow = Vec::new();
     for _ in 0..20 {
@@ -59,13 +63,20 @@ async fn slow_and_idle_request_heads_are_cut_at_the_header_timeout() {
         slow.push(s);
     }
     let mut silent = TcpStream::connect(node.addr).await.unwrap();
-    let mut kept = TcpStream::connect(node.addr).await.unwrap();
-    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    let mut second = TcpStream::connect(node.addr).await.unwrap();
+    second
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
         .unwrap();
     let mut buf = [0u8; 256];
-    let n = kept.read(&mut buf).await.unwrap();
+    let n = second.read(&mut buf).await.unwrap();
     assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    // The next request on the kept-alive connection starts and never ends.
+    second
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    slow.push(second);
     // Trickle one header line every 200 ms: each write is progress, none completes the head.
     let trickle = async {
         for i in 0..15 {
@@ -87,12 +98,44 @@ async fn slow_and_idle_request_heads_are_cut_at_the_header_timeout() {
             open += 1;
         }
     }
-    assert_eq!(open, 0, "slowloris connections still open after 3 s");
+    assert_eq!(open, 0, "slow request heads still open after 3 s");
     assert!(closed_within(&mut silent, Duration::from_secs(1)).await);
-    assert!(closed_within(&mut kept, Duration::from_secs(1)).await);
     let text = metrics_text(&http(&node)).await;
     assert!(
         metric(&text, "switchboard_http_timeouts_total{kind=\"header\"}") >= 22,
+        "{text}"
+    );
+}
+
+/// A kept-alive connection waiting for its next request is not cut by the (shorter) header
+/// timeout, only at the idle timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_keep_alive_connections_are_closed_at_the_idle_timeout() {
+    let cluster = Cluster::with(Backend::Sqlite, |s| {
+        s.server.header_timeout_ms = 300;
+        s.server.http_idle_timeout_ms = 1_500;
+    })
+    .await;
+    let node = cluster.node().await;
+    let mut kept = TcpStream::connect(node.addr).await.unwrap();
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = kept.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    assert!(
+        !closed_within(&mut kept, Duration::from_millis(900)).await,
+        "idle keep-alive cut at the header timeout"
+    );
+    assert!(
+        closed_within(&mut kept, Duration::from_secs(3)).await,
+        "idle keep-alive still open"
+    );
+    let text = metrics_text(&http(&node)).await;
+    assert_eq!(
+        metric(&text, "switchboard_http_timeouts_total{kind=\"idle\"}"),
+        1,
         "{text}"
     );
 }
@@ -101,7 +144,11 @@ async fn slow_and_idle_request_heads_are_cut_at_the_header_timeout() {
 /// idle timeout can end it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_body_is_cut_at_the_idle_timeout() {
-    let cluster = Cluster::with(Backend::Sqlite, |s| s.server.http_idle_timeout_ms = 1_000).await;
+    let cluster = Cluster::with(Backend::Sqlite, |s| {
+        s.server.header_timeout_ms = 1_000;
+        s.server.http_idle_timeout_ms = 1_000;
+    })
+    .await;
     let node = cluster.node().await;
     let mut s = TcpStream::connect(node.addr).await.unwrap();
     s.write_all(

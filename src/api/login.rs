@@ -1,5 +1,6 @@
 //! Agent login (`POST /api/agent/login`) with a bounded cost: at most
-//! `limits.login_concurrency` password checks (argon2, 19 MiB each) run at once on a node, and
+//! `limits.login_concurrency` password checks (argon2, 19 MiB each) run at once on a node, a
+//! few more logins wait for them briefly and the rest are refused, and
 //! failed logins per client IP and per username are throttled cluster-wide through Redis
 //! before any password is checked. Failures are counted and logged, never with the password.
 
@@ -17,7 +18,15 @@ use serde::Deserialize;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::Semaphore;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Logins that may wait for a check to finish, per check allowed at once: a few logins arriving
+/// together are served in turn, a flood is refused rather than queued.
+const WAITING_PER_CHECK: usize = 4;
+
+/// Longest a login waits for a free check.
+const LONGEST_WAIT: Duration = Duration::from_secs(2);
 
 /// Longest username and password accepted; longer is refused before any work.
 const MAX_USERNAME_BYTES: usize = 64;
@@ -25,9 +34,12 @@ const MAX_PASSWORD_BYTES: usize = 1024;
 
 struct Login {
     svc: Arc<Service>,
-    /// Password checks allowed to run now. Never waited on: a login that finds none free is
-    /// answered at once, so a flood cannot queue argon2 work (and its memory) without bound.
+    /// Password checks allowed to run now; argon2's memory is only taken with a permit.
     checks: Arc<Semaphore>,
+    /// Places for logins waiting for a permit (`WAITING_PER_CHECK` per check). A login that
+    /// finds none, or waits `LONGEST_WAIT` in vain, is answered 503 at once: a flood cannot
+    /// queue argon2 work without bound.
+    waiting: Semaphore,
     limits: LoginLimits,
 }
 
@@ -43,8 +55,10 @@ pub fn login_concurrency(configured: usize) -> usize {
 
 pub(super) fn routes(svc: Arc<Service>) -> Router {
     let l = &svc.settings.limits;
+    let checks = login_concurrency(l.login_concurrency);
     let state = Arc::new(Login {
-        checks: Arc::new(Semaphore::new(login_concurrency(l.login_concurrency))),
+        checks: Arc::new(Semaphore::new(checks)),
+        waiting: Semaphore::new(checks * WAITING_PER_CHECK),
         limits: LoginLimits {
             free_per_ip: l.login_failures_per_ip,
             free_per_user: l.login_failures_per_user,
@@ -102,7 +116,7 @@ async fn agent_login(
         )
         .to_string();
     // The permit before Redis: a login refused as busy is then not counted as an attempt.
-    let Ok(permit) = login.checks.clone().try_acquire_owned() else {
+    let Some(permit) = check_permit(&login).await else {
         failures.with_label_values(&["busy"]).inc();
         tracing::debug!(%ip, "login refused: password checks busy");
         return Ok(retry_after(
@@ -176,6 +190,18 @@ async fn agent_login(
         super::now_s(),
     );
     Ok(Json(json!({ "token": token, "agent": agent })).into_response())
+}
+
+/// A permit to check a password: at once, or after a short wait in a bounded line.
+async fn check_permit(login: &Login) -> Option<OwnedSemaphorePermit> {
+    if let Ok(p) = login.checks.clone().try_acquire_owned() {
+        return Some(p);
+    }
+    let _place = login.waiting.try_acquire().ok()?;
+    tokio::time::timeout(LONGEST_WAIT, login.checks.clone().acquire_owned())
+        .await
+        .ok()?
+        .ok()
 }
 
 /// Corrects the attempt's count; a failure here only leaves one attempt counted too many.

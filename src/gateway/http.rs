@@ -1,9 +1,11 @@
 //! The HTTP server under the router: one accept loop, one task per connection running hyper's
-//! HTTP/1 with a timer, so slow clients cannot hold a node's sockets: a request head must
-//! arrive within `server.header_timeout_ms` (idle keep-alive included), a connection that moves
-//! no byte for `server.http_idle_timeout_ms` is closed, and at most
-//! `server.max_http_connections` connections that are not WebSockets are open at once. An
-//! upgraded WebSocket leaves this accounting: it has its own pings, idle timeout and cap.
+//! HTTP/1 with a timer, so slow clients cannot hold a node's sockets. A request head must be
+//! complete within `server.header_timeout_ms` of its first byte (of the connection's start for
+//! the first request: slowloris and silent sockets); a connection may sit idle between
+//! requests, or move no byte while a request is in flight, for `server.http_idle_timeout_ms`
+//! (longer than proxies keep idle upstream connections, so they never reuse one being
+//! closed); at most `server.max_http_connections` connections that are not WebSockets are open
+//! at once. An upgraded WebSocket leaves all this: it has its own pings, idle timeout and cap.
 
 use crate::config;
 use crate::metrics::Metrics;
@@ -14,13 +16,13 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tower_service::Service;
 
 /// What a connection over the cap gets before it is closed (best effort: written only if the
@@ -132,21 +134,35 @@ async fn connection(
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "could not set TCP_NODELAY");
     }
-    let activity = Arc::new(Activity::default());
-    activity.touch();
+    let state = Arc::new(ConnState::new());
     let io = TokioIo::new(Watched {
         inner: stream,
-        activity: activity.clone(),
+        state: state.clone(),
     });
-    let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        req.extensions_mut().insert(ConnectInfo(peer));
-        let mut router = router.clone();
-        async move { router.call(req).await }
-    });
+    let service = {
+        let state = state.clone();
+        hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let mut router = router.clone();
+            let busy = Busy::start(state.clone());
+            async move {
+                let response = router.call(req).await?;
+                Ok::<_, std::convert::Infallible>(response.map(|body| {
+                    axum::body::Body::new(Tracked {
+                        inner: body,
+                        _busy: busy,
+                    })
+                }))
+            }
+        })
+    };
     let mut builder = http1::Builder::new();
+    // hyper's own head timer runs while the connection waits for a request head: between
+    // requests that is the keep-alive idle time. A started head has the shorter
+    // `header_timeout`, kept by `ConnState`.
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(opts.header_timeout)
+        .header_read_timeout(opts.idle_timeout)
         .keep_alive(true);
     let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
@@ -156,7 +172,7 @@ async fn connection(
             served = conn.as_mut() => {
                 if let Err(e) = served {
                     if e.is_timeout() {
-                        metrics.edge.http_timeouts.with_label_values(&["header"]).inc();
+                        metrics.edge.http_timeouts.with_label_values(&["idle"]).inc();
                     } else {
                         tracing::debug!(error = %e, %peer, "http connection ended with an error");
                     }
@@ -164,8 +180,8 @@ async fn connection(
                 break;
             }
             // Dropping the connection closes the socket.
-            _ = activity.idle_for(opts.idle_timeout) => {
-                metrics.edge.http_timeouts.with_label_values(&["idle"]).inc();
+            kind = state.expired(opts) => {
+                metrics.edge.http_timeouts.with_label_values(&[kind]).inc();
                 break;
             }
             _ = until_set(&mut closing), if !shutting_down => {
@@ -176,38 +192,139 @@ async fn connection(
     }
 }
 
-/// When a connection last moved a byte, in milliseconds since `EPOCH`.
-#[derive(Default)]
-struct Activity(AtomicU64);
-
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
+/// Milliseconds since `EPOCH`; never 0, which marks "not set" below.
 fn now_ms() -> u64 {
-    EPOCH.elapsed().as_millis() as u64
+    EPOCH.elapsed().as_millis() as u64 + 1
 }
 
-impl Activity {
-    fn touch(&self) {
-        self.0.store(now_ms(), Ordering::Relaxed);
+/// What the timers of one connection look at, updated by its socket and its requests.
+struct ConnState {
+    /// When a byte last moved either way.
+    activity: AtomicU64,
+    /// When the request head now arriving started (the connection's start for the first
+    /// one, else its first byte); 0 while no head is pending.
+    head_since: AtomicU64,
+    /// Requests whose response has not been sent completely.
+    in_flight: AtomicUsize,
+    /// Wakes the timers when a head starts or a request begins.
+    changed: Notify,
+}
+
+impl ConnState {
+    fn new() -> ConnState {
+        let now = now_ms();
+        ConnState {
+            activity: AtomicU64::new(now),
+            head_since: AtomicU64::new(now),
+            in_flight: AtomicUsize::new(0),
+            changed: Notify::new(),
+        }
     }
 
-    /// Returns once no byte has moved for `limit`.
-    async fn idle_for(&self, limit: Duration) {
-        let limit_ms = limit.as_millis() as u64;
+    /// Bytes came in: the first byte of a new request head starts its timer.
+    fn read_some(&self) {
+        let now = now_ms();
+        self.activity.store(now, Ordering::Relaxed);
+        if self.in_flight.load(Ordering::Acquire) == 0
+            && self
+                .head_since
+                .compare_exchange(0, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.changed.notify_one();
+        }
+    }
+
+    fn wrote_some(&self) {
+        self.activity.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Returns which limit the connection broke, once it breaks one: `header` (a request head
+    /// not complete in time) or `idle` (a request in flight that moved no byte in time).
+    async fn expired(&self, opts: HttpOptions) -> &'static str {
+        let header = opts.header_timeout.as_millis() as u64;
+        let idle = opts.idle_timeout.as_millis() as u64;
         loop {
-            let since = now_ms().saturating_sub(self.0.load(Ordering::Relaxed));
-            if since >= limit_ms {
-                return;
+            let changed = self.changed.notified();
+            let now = now_ms();
+            let mut next = u64::MAX;
+            let head = self.head_since.load(Ordering::Acquire);
+            if head != 0 {
+                if now >= head + header {
+                    return "header";
+                }
+                next = next.min(head + header);
             }
-            tokio::time::sleep(Duration::from_millis(limit_ms - since)).await;
+            if self.in_flight.load(Ordering::Acquire) > 0 {
+                let last = self.activity.load(Ordering::Relaxed);
+                if now >= last + idle {
+                    return "idle";
+                }
+                next = next.min(last + idle);
+            }
+            if next == u64::MAX {
+                changed.await;
+            } else {
+                tokio::select! {
+                    _ = changed => {}
+                    _ = tokio::time::sleep(Duration::from_millis(next - now)) => {}
+                }
+            }
         }
     }
 }
 
-/// The socket, noting each time a byte moves.
+/// A request from its head until its response is sent (or dropped).
+struct Busy(Arc<ConnState>);
+
+impl Busy {
+    fn start(state: Arc<ConnState>) -> Busy {
+        state.in_flight.fetch_add(1, Ordering::AcqRel);
+        state.head_since.store(0, Ordering::Release);
+        state.activity.store(now_ms(), Ordering::Relaxed);
+        state.changed.notify_one();
+        Busy(state)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that keeps its request counted until hyper has sent or dropped it.
+struct Tracked {
+    inner: axum::body::Body,
+    _busy: Busy,
+}
+
+impl http_body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The socket, telling the connection's state each time a byte moves.
 struct Watched {
     inner: TcpStream,
-    activity: Arc<Activity>,
+    state: Arc<ConnState>,
 }
 
 impl AsyncRead for Watched {
@@ -219,7 +336,7 @@ impl AsyncRead for Watched {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.activity.touch();
+            self.state.read_some();
         }
         polled
     }
@@ -233,7 +350,7 @@ impl AsyncWrite for Watched {
     ) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+            self.state.wrote_some();
         }
         polled
     }
@@ -245,7 +362,7 @@ impl AsyncWrite for Watched {
     ) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+            self.state.wrote_some();
         }
         polled
     }
