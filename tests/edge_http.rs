@@ -34,13 +34,16 @@ fn metric(text: &str, series: &str) -> u64 {
         .unwrap_or(0)
 }
 
-async fn metrics_text(url: &str) -> String {
-    reqwest::get(format!("{url}/metrics"))
+/// A connection that has had one request answered and is kept alive.
+async fn after_one_request(addr: std::net::SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    s
 }
 
 /// Clients that send their request head a line at a time (slowloris), never send one, or
@@ -63,14 +66,7 @@ async fn slow_request_heads_are_cut_at_the_header_timeout() {
         slow.push(s);
     }
     let mut silent = TcpStream::connect(node.addr).await.unwrap();
-    let mut second = TcpStream::connect(node.addr).await.unwrap();
-    second
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = [0u8; 256];
-    let n = second.read(&mut buf).await.unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let mut second = after_one_request(node.addr).await;
     // The next request on the kept-alive connection starts and never ends.
     second
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
@@ -117,13 +113,7 @@ async fn idle_keep_alive_connections_are_closed_at_the_idle_timeout() {
     })
     .await;
     let node = cluster.node().await;
-    let mut kept = TcpStream::connect(node.addr).await.unwrap();
-    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = [0u8; 256];
-    let n = kept.read(&mut buf).await.unwrap();
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    let mut kept = after_one_request(node.addr).await;
     assert!(
         !closed_within(&mut kept, Duration::from_millis(900)).await,
         "idle keep-alive cut at the header timeout"

@@ -207,14 +207,7 @@ async fn a_login_flood_is_bounded_and_memory_stays_flat() {
     assert_eq!(busy + wrong, 200, "{answers:?}");
     assert!(busy > 0, "no login was refused as busy");
     assert!(answers.iter().all(|(s, retry)| *s != 503 || *retry));
-    let text = client
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(&url).await;
     assert!(
         text.contains(&format!(
             "switchboard_login_failures_total{{reason=\"busy\"}} {busy}"

@@ -189,14 +189,7 @@ async fn failed_logins_are_counted_and_logged_without_the_password() {
     .await;
     assert!(logged.contains("ann"), "{logged}");
     assert!(!logged.contains("hunter2"), "password in the log: {logged}");
-    let metrics = c
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::metrics_text(&url).await;
     assert!(
         metrics.contains("switchboard_login_failures_total{reason=\"wrong_credentials\"} 1"),
         "{metrics}"

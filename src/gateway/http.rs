@@ -16,7 +16,7 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -190,6 +190,7 @@ async fn connection(
             }
         }
     }
+    state.watched.store(false, Ordering::Relaxed);
 }
 
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
@@ -210,6 +211,9 @@ struct ConnState {
     in_flight: AtomicUsize,
     /// Wakes the timers when a head starts or a request begins.
     changed: Notify,
+    /// False once the connection's task has ended: an upgraded WebSocket keeps the socket,
+    /// and its reads and writes need no more bookkeeping.
+    watched: AtomicBool,
 }
 
 impl ConnState {
@@ -220,11 +224,15 @@ impl ConnState {
             head_since: AtomicU64::new(now),
             in_flight: AtomicUsize::new(0),
             changed: Notify::new(),
+            watched: AtomicBool::new(true),
         }
     }
 
     /// Bytes came in: the first byte of a new request head starts its timer.
     fn read_some(&self) {
+        if !self.watched.load(Ordering::Relaxed) {
+            return;
+        }
         let now = now_ms();
         self.activity.store(now, Ordering::Relaxed);
         if self.in_flight.load(Ordering::Acquire) == 0
@@ -238,7 +246,9 @@ impl ConnState {
     }
 
     fn wrote_some(&self) {
-        self.activity.store(now_ms(), Ordering::Relaxed);
+        if self.watched.load(Ordering::Relaxed) {
+            self.activity.store(now_ms(), Ordering::Relaxed);
+        }
     }
 
     /// Returns which limit the connection broke, once it breaks one: `header` (a request head

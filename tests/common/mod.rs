@@ -194,6 +194,16 @@ pub async fn get(url: &str, token: Option<&str>) -> (u16, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// The Prometheus text of `GET {base}/metrics`.
+pub async fn metrics_text(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("http")
+        .text()
+        .await
+        .expect("metrics text")
+}
+
 pub async fn visitor_token(node: &Running) -> (String, String) {
     let (status, v) = post(
         &format!("{}/api/visitor/session", http(node)),
