@@ -502,8 +502,8 @@ impl Settings {
     }
 }
 
-/// The placeholder that earlier examples shipped as `auth.token_secret`: anyone can forge
-/// tokens with a published key, so a node refuses it like a missing one.
+/// Placeholders published as example values of `auth.token_secret`: anyone can forge tokens
+/// with a published key, so a node refuses them like a missing one.
 const PLACEHOLDER_SECRETS: [&str; 1] = ["change-me-change-me-change-me-change-me"];
 
 /// Why a token secret is unsafe, if it is: missing, a published placeholder, or too short.

@@ -125,6 +125,30 @@ async fn failed_logins_per_address_are_limited_across_nodes() {
     assert_eq!(status, 200, "{body}");
 }
 
+/// Without Redis the shared counts cannot be read: logins are refused (503), never let
+/// through uncounted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_are_refused_while_redis_is_down() {
+    let (redis, port) = topology::Procs::standalone();
+    let cluster = Cluster::with(Backend::Sqlite, |s| {
+        s.redis.url = format!("redis://127.0.0.1:{port}");
+    })
+    .await;
+    let node = cluster.node().await;
+    cluster.agent("fay", 1).await;
+    assert_eq!(login(&node, "fay", "secret-password", None).await.0, 200);
+    topology::cli(port, &["shutdown", "nosave"]);
+    let (status, _, body) = tokio::time::timeout(
+        Duration::from_secs(20),
+        login(&node, "fay", "secret-password", None),
+    )
+    .await
+    .expect("an answer while Redis is down");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(failures(&[&node], "unavailable"), 1);
+    drop(redis);
+}
+
 /// 200 concurrent wrong logins against the node process (its real allocator), allowed 2
 /// password checks at once: a few wait their turn, the rest are answered 503 with Retry-After
 /// at once, no argon2 work queues up, the node's memory stays flat and it keeps answering.
