@@ -330,8 +330,11 @@ impl Settings {
                 "must not exceed server.http_idle_timeout_ms",
             );
         }
-        if self.server.max_http_connections == 0 {
-            return bad("server.max_http_connections", "must be at least 1");
+        if !(1..=1_000_000).contains(&self.server.max_http_connections) {
+            return bad(
+                "server.max_http_connections",
+                "must be between 1 and 1000000",
+            );
         }
         for p in &self.server.trusted_proxies {
             if p.parse::<IpAddr>().is_err() {
