@@ -9,7 +9,6 @@ use crate::redis::RedisLayer;
 use crate::store::{FileStore, Store};
 use crate::{api, gateway, web};
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,33 +18,67 @@ use tokio::task::JoinHandle;
 /// A node that is up: its address, its parts and the handles to stop it.
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when `server.metrics_listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub service: Arc<Service>,
+    gateway: Arc<gateway::Gateway>,
+    /// Tells the background work to finish its current step and stop.
     drain: watch::Sender<bool>,
+    /// Tells the HTTP listeners to stop accepting and close their connections.
+    close: watch::Sender<bool>,
     sockets: watch::Sender<gateway::Ending>,
-    server: JoinHandle<()>,
+    servers: Vec<JoinHandle<()>>,
     background: Vec<JoinHandle<()>>,
 }
 
+/// How often a drain looks whether the node's WebSockets have all closed.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
+
 impl Running {
-    /// Graceful drain: refuse new connections, fail readiness, close sockets with 4503,
-    /// let background work finish its current step, exit within `server.drain_seconds`.
+    /// Graceful drain: fail readiness, close sockets with 4503, let background work finish its
+    /// current step. The listener stays open meanwhile, answering 503 on `/readyz` and on new
+    /// WebSocket upgrades, until the sockets are closed, the work is done and
+    /// `server.drain_listen_seconds` have passed; then it closes. Everything within
+    /// `server.drain_seconds`.
     pub async fn drain(self) {
         tracing::info!("draining");
+        let started = tokio::time::Instant::now();
+        let server = &self.service.settings.server;
+        let deadline = started + Duration::from_secs(server.drain_seconds);
+        // The listener closes one second before the deadline at the latest, so its open
+        // connections get that second to finish.
+        let listen_until = started
+            + Duration::from_secs(server.drain_listen_seconds)
+                .min(Duration::from_secs(server.drain_seconds.saturating_sub(1)));
         self.service.metrics.drains.inc();
         self.service
             .draining
             .store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = self.drain.send(true);
         let _ = self.sockets.send(gateway::Ending::Draining);
-        let deadline = Duration::from_secs(self.service.settings.server.drain_seconds);
-        let all = async {
-            let _ = self.server.await;
+        let gateway = self.gateway.clone();
+        let work = async {
             for b in self.background {
                 let _ = b.await;
             }
+            while gateway.open_connections() > 0 {
+                tokio::time::sleep(DRAIN_POLL).await;
+            }
         };
-        if tokio::time::timeout(deadline, all).await.is_err() {
+        if tokio::time::timeout_at(deadline, work).await.is_err() {
             tracing::warn!("drain deadline passed; exiting anyway");
+        } else {
+            tokio::time::sleep_until(listen_until).await;
+        }
+        tracing::info!("closing the listener");
+        let _ = self.close.send(true);
+        let servers = async {
+            for s in self.servers {
+                let _ = s.await;
+            }
+        };
+        if tokio::time::timeout_at(deadline, servers).await.is_err() {
+            tracing::warn!("drain deadline passed with HTTP connections open; exiting anyway");
         }
         self.service.redis.quit().await;
     }
@@ -54,7 +87,9 @@ impl Running {
     /// no drain, no clean-up, sockets dropped, background work cut mid-step.
     pub fn kill(self) {
         let _ = self.sockets.send(gateway::Ending::Killed);
-        self.server.abort();
+        for s in self.servers {
+            s.abort();
+        }
         for b in self.background {
             b.abort();
         }
@@ -70,6 +105,9 @@ pub fn node_name(settings: &Settings) -> String {
         .unwrap_or_else(|_| "node".into());
     format!("{host}-{}", std::process::id())
 }
+
+/// Open connections on the metrics listener: scrapers, not the public.
+const METRICS_CONNECTIONS: usize = 64;
 
 /// Builds the node and starts serving. Fails before listening if Redis or the store are unreachable.
 pub async fn start(settings: Settings) -> anyhow::Result<Running> {
@@ -111,45 +149,54 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let service = Service::new(settings.clone(), redis, store, files, metrics, node.clone());
 
     let (drain_tx, drain_rx) = watch::channel(false);
+    let (close_tx, close_rx) = watch::channel(false);
     let (sockets_tx, sockets_rx) = watch::channel(gateway::Ending::Serving);
     let geoip = match settings.server.geoip_database.as_str() {
         "" => None,
         path => Some(gateway::GeoIp::open(path)?),
     };
     let gw = gateway::Gateway::new(service.clone(), sockets_rx, geoip);
-    let router = api::routes(service.clone())
-        .merge(gateway::routes(gw))
-        .merge(web::routes())
-        .layer(axum::extract::DefaultBodyLimit::max(
-            settings.limits.max_body_bytes,
-        ));
+    let metrics_apart = !settings.server.metrics_listen.is_empty();
+    let mut router = api::routes(service.clone())
+        .merge(gateway::routes(gw.clone()))
+        .merge(web::routes());
+    if !metrics_apart {
+        router = router.merge(api::metrics_routes(service.clone()));
+    }
+    let router = router.layer(axum::extract::DefaultBodyLimit::max(
+        settings.limits.max_body_bytes,
+    ));
 
     let listener = tokio::net::TcpListener::bind(&settings.server.listen)
         .await
         .with_context(|| format!("binding {}", settings.server.listen))?;
     let addr = listener.local_addr()?;
-    let mut stop = drain_rx.clone();
-    let server = tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stop.wait_for(|d| *d).await;
-        };
-        // Every frame is its own small write: without TCP_NODELAY, Nagle's algorithm would
-        // hold a frame back until the previous one is acknowledged.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
-        if let Err(e) = axum::serve(
+    let options = gateway::http::HttpOptions::from_settings(&settings.server);
+    let mut servers = vec![tokio::spawn(gateway::http::serve(
+        listener,
+        router,
+        options,
+        service.metrics.clone(),
+        close_rx.clone(),
+    ))];
+    let mut metrics_addr = None;
+    if metrics_apart {
+        let listener = tokio::net::TcpListener::bind(&settings.server.metrics_listen)
+            .await
+            .with_context(|| format!("binding {}", settings.server.metrics_listen))?;
+        metrics_addr = Some(listener.local_addr()?);
+        tracing::info!(addr = ?metrics_addr, "metrics on their own listener");
+        servers.push(tokio::spawn(gateway::http::serve(
             listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        {
-            tracing::error!(error = %e, "server stopped");
-        }
-    });
+            api::metrics_routes(service.clone()),
+            gateway::http::HttpOptions {
+                max_connections: METRICS_CONNECTIONS,
+                ..options
+            },
+            service.metrics.clone(),
+            close_rx,
+        )));
+    }
     let background = vec![
         tokio::spawn(chat::listener::run(service.clone(), drain_rx.clone())),
         tokio::spawn(chat::resync::run(service.clone(), drain_rx.clone())),
@@ -163,10 +210,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     tracing::info!(%addr, node, "listening");
     Ok(Running {
         addr,
+        metrics_addr,
         service,
+        gateway: gw,
         drain: drain_tx,
+        close: close_tx,
         sockets: sockets_tx,
-        server,
+        servers,
         background,
     })
 }

@@ -47,6 +47,55 @@ pub struct Server {
     /// Path of a MaxMind-format (GeoIP2/GeoLite2 Country) database, used for the country when
     /// no trusted country header came; empty = none. A file that cannot be read stops the node.
     pub geoip_database: String,
+    /// Separate address for `GET /metrics` (e.g. `0.0.0.0:9090`), so the metrics need not face
+    /// the internet; empty = served on `listen` with everything else.
+    pub metrics_listen: String,
+    /// Milliseconds a request head may take to arrive complete, from its first byte (from the
+    /// connection's start for the first request). Slower clients (slowloris, silent sockets)
+    /// are disconnected.
+    pub header_timeout_ms: u64,
+    /// Milliseconds an HTTP connection (not an upgraded WebSocket, which has its own pings) may
+    /// sit idle between requests, or move no byte while a request is in flight (a body sent or
+    /// read too slowly), before it is closed. Keep it above the idle timeout of the proxies in
+    /// front (ingress-nginx keeps idle upstream connections 60 s), so they never reuse a
+    /// connection the node is closing.
+    pub http_idle_timeout_ms: u64,
+    /// Open HTTP connections per node that have not become WebSockets; further connections
+    /// get a bare 503 and are closed. WebSockets count against `limits.max_connections`.
+    pub max_http_connections: usize,
+    /// Seconds a draining node keeps its listener open at least, answering 503 on `/readyz`
+    /// and on WebSocket upgrades, so load balancers see it leave; it stays open longer while
+    /// sockets and work remain, and closes at the latest one second before `drain_seconds`.
+    pub drain_listen_seconds: u64,
+}
+
+impl Server {
+    /// Whether `ip` is one of `trusted_proxies`.
+    pub fn trusts(&self, ip: &IpAddr) -> bool {
+        self.trusted_proxies
+            .iter()
+            .any(|t| t.parse::<IpAddr>().ok().as_ref() == Some(ip))
+    }
+
+    /// The client's address: the peer, or, when the peer is a trusted proxy, the right-most
+    /// `X-Forwarded-For` hop not added by a trusted proxy (a client can prepend anything it
+    /// likes). `forwarded` holds the header's values in order.
+    pub fn client_ip<'a>(&self, peer: IpAddr, forwarded: impl Iterator<Item = &'a str>) -> IpAddr {
+        let mut ip = peer;
+        if self.trusts(&ip) {
+            let hops: Vec<IpAddr> = forwarded
+                .flat_map(|v| v.split(','))
+                .filter_map(|h| h.trim().parse().ok())
+                .collect();
+            for hop in hops.iter().rev() {
+                ip = *hop;
+                if !self.trusts(hop) {
+                    break;
+                }
+            }
+        }
+        ip
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,7 +123,9 @@ pub struct Store {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Auth {
-    /// HMAC key for visitor and agent tokens; at least 32 characters.
+    /// HMAC key for visitor and agent tokens: required, at least 32 random characters, the same
+    /// on every node. A node refuses to start when it is empty, the published placeholder or
+    /// shorter.
     pub token_secret: String,
     /// Lifetime of a visitor token in seconds.
     pub visitor_token_ttl_seconds: u64,
@@ -108,6 +159,22 @@ pub struct Limits {
     pub max_connections: usize,
     /// Largest HTTP request body in bytes.
     pub max_body_bytes: usize,
+    /// Password checks (argon2, 19 MiB each) running at once on a node; 0 = the number of
+    /// CPU cores. Beyond it up to four logins per check wait at most 2 s for their turn; any
+    /// further login is answered 503 with `Retry-After` at once, never queued.
+    pub login_concurrency: usize,
+    /// Logins per client IP, cluster-wide, that may fail before each further attempt has to
+    /// wait (`login_backoff_ms`, doubling per failure).
+    pub login_failures_per_ip: u32,
+    /// Logins per username, cluster-wide, that may fail before each further attempt has to
+    /// wait; a successful login clears the username's count.
+    pub login_failures_per_user: u32,
+    /// Milliseconds the first refused attempt waits after the free failures are used up;
+    /// doubles with every further failure.
+    pub login_backoff_ms: u64,
+    /// Longest wait between login attempts, in milliseconds. An IP's or a username's failures
+    /// are forgotten when this long has passed after its last wait ended without an attempt.
+    pub login_backoff_max_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -294,6 +361,37 @@ impl Settings {
                 ),
             );
         }
+        if !self.server.metrics_listen.is_empty() {
+            if self.server.metrics_listen.parse::<SocketAddr>().is_err() {
+                return bad(
+                    "server.metrics_listen",
+                    format!(
+                        "`{}` is not an address like 0.0.0.0:9090 (or empty: serve /metrics on server.listen)",
+                        self.server.metrics_listen
+                    ),
+                );
+            }
+            if self.server.metrics_listen == self.server.listen
+                && !self.server.listen.ends_with(":0")
+            {
+                return bad(
+                    "server.metrics_listen",
+                    "must differ from server.listen (or be empty to share it)",
+                );
+            }
+        }
+        if self.server.header_timeout_ms > self.server.http_idle_timeout_ms {
+            return bad(
+                "server.header_timeout_ms",
+                "must not exceed server.http_idle_timeout_ms",
+            );
+        }
+        if !(1..=1_000_000).contains(&self.server.max_http_connections) {
+            return bad(
+                "server.max_http_connections",
+                "must be between 1 and 1000000",
+            );
+        }
         for p in &self.server.trusted_proxies {
             if p.parse::<IpAddr>().is_err() {
                 return bad(
@@ -340,8 +438,8 @@ impl Settings {
         if self.store.max_connections == 0 {
             return bad("store.max_connections", "must be at least 1");
         }
-        if self.auth.token_secret.len() < 32 {
-            return bad("auth.token_secret", "must be at least 32 characters");
+        if let Err(reason) = check_token_secret(&self.auth.token_secret) {
+            return bad("auth.token_secret", reason);
         }
         if !self.auth.identify_secret.is_empty() && self.auth.identify_secret.len() < 32 {
             return bad(
@@ -366,6 +464,24 @@ impl Settings {
         if self.limits.outbound_queue < 8 {
             return bad("limits.outbound_queue", "must be at least 8");
         }
+        if self.limits.login_concurrency > 1024 {
+            return bad(
+                "limits.login_concurrency",
+                "must be at most 1024 (0 = the number of CPU cores)",
+            );
+        }
+        if self.limits.login_failures_per_ip == 0 {
+            return bad("limits.login_failures_per_ip", "must be at least 1");
+        }
+        if self.limits.login_failures_per_user == 0 {
+            return bad("limits.login_failures_per_user", "must be at least 1");
+        }
+        if self.limits.login_backoff_max_ms < self.limits.login_backoff_ms {
+            return bad(
+                "limits.login_backoff_max_ms",
+                "must be at least limits.login_backoff_ms",
+            );
+        }
         if self.chat.default_queue.is_empty() || !valid_name(&self.chat.default_queue) {
             return bad(
                 "chat.default_queue",
@@ -373,6 +489,12 @@ impl Settings {
             );
         }
         for (key, v) in [
+            ("server.header_timeout_ms", self.server.header_timeout_ms),
+            (
+                "server.http_idle_timeout_ms",
+                self.server.http_idle_timeout_ms,
+            ),
+            ("limits.login_backoff_ms", self.limits.login_backoff_ms),
             ("chat.offer_timeout_ms", self.chat.offer_timeout_ms),
             ("limits.ping_interval_ms", self.limits.ping_interval_ms),
             ("limits.idle_timeout_ms", self.limits.idle_timeout_ms),
@@ -478,6 +600,31 @@ impl Settings {
     }
 }
 
+/// Placeholders published as example values of `auth.token_secret`: anyone can forge tokens
+/// with a published key, so a node refuses them like a missing one.
+const PLACEHOLDER_SECRETS: [&str; 1] = ["change-me-change-me-change-me-change-me"];
+
+/// Why a token secret is unsafe, if it is: missing, a published placeholder, or too short.
+fn check_token_secret(secret: &str) -> Result<(), String> {
+    const HOW: &str = "set it to a random string of at least 32 characters, the same on every \
+                       node (e.g. SWITCHBOARD__AUTH__TOKEN_SECRET=$(openssl rand -hex 32))";
+    let trimmed = secret.trim();
+    if trimmed.is_empty() {
+        return Err(format!("is not set: {HOW}"));
+    }
+    if PLACEHOLDER_SECRETS.contains(&trimmed) || trimmed.to_ascii_lowercase().contains("change-me")
+    {
+        return Err(format!("is a published placeholder: {HOW}"));
+    }
+    if trimmed.chars().count() < 32 {
+        return Err(format!(
+            "has {} characters, fewer than 32: {HOW}",
+            trimmed.chars().count()
+        ));
+    }
+    Ok(())
+}
+
 /// Queue names and similar identifiers: 1-64 of a-z, 0-9, '-', '_'.
 pub fn valid_name(s: &str) -> bool {
     !s.is_empty()
@@ -490,25 +637,54 @@ pub fn valid_name(s: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// The defaults with the one key every deployment must set.
+    fn usable() -> Settings {
+        let mut s = Settings::defaults();
+        s.auth.token_secret = "0123456789abcdef0123456789abcdef".into();
+        s
+    }
+
     #[test]
-    fn defaults_are_valid() {
-        Settings::defaults().validate().unwrap();
+    fn defaults_are_valid_once_the_secret_is_set() {
+        usable().validate().unwrap();
+    }
+
+    #[test]
+    fn unsafe_token_secrets_are_refused() {
+        for (secret, why) in [
+            ("", "is not set"),
+            ("   ", "is not set"),
+            ("change-me-change-me-change-me-change-me", "placeholder"),
+            ("CHANGE-ME please, a long enough string here", "placeholder"),
+            ("0123456789abcdef0123456789abcde", "fewer than 32"),
+        ] {
+            let mut s = usable();
+            s.auth.token_secret = secret.into();
+            let e = s.validate().unwrap_err().to_string();
+            assert!(
+                e.contains("auth.token_secret") && e.contains(why),
+                "{secret:?}: {e}"
+            );
+        }
+        // What config/default.toml holds is not usable as it is.
+        let e = Settings::defaults().validate().unwrap_err().to_string();
+        assert!(e.contains("auth.token_secret"), "{e}");
     }
 
     #[test]
     fn invalid_values_name_their_key() {
-        let mut s = Settings::defaults();
+        let mut s = usable();
         s.server.listen = "nope".into();
         assert!(s
             .validate()
             .unwrap_err()
             .to_string()
             .contains("server.listen"));
-        let mut s = Settings::defaults();
+        let mut s = usable();
         s.redis.url = "http://x".into();
         assert!(s.validate().unwrap_err().to_string().contains("redis.url"));
         for bad in [0, MAX_SUBSCRIBER_BUFFER + 1] {
-            let mut s = Settings::defaults();
+            let mut s = usable();
             s.redis.subscriber_buffer = bad;
             assert!(s
                 .validate()
@@ -516,25 +692,25 @@ mod tests {
                 .to_string()
                 .contains("redis.subscriber_buffer"));
         }
-        let mut s = Settings::defaults();
+        let mut s = usable();
         s.auth.token_secret = "short".into();
         assert!(s
             .validate()
             .unwrap_err()
             .to_string()
             .contains("auth.token_secret"));
-        let mut s = Settings::defaults();
+        let mut s = usable();
         s.chat.agent_unroutable_ms = s.chat.agent_grace_ms + 1;
         let e = s.validate().unwrap_err().to_string();
         assert!(e.contains("chat.agent_unroutable_ms"), "{e}");
-        let mut s = Settings::defaults();
+        let mut s = usable();
         s.chat.presence_settle_ms = 0;
         let e = s.validate().unwrap_err().to_string();
         assert!(e.contains("chat.presence_settle_ms"), "{e}");
-        let mut s = Settings::defaults();
+        let mut s = usable();
         s.files.url = "ftp://x/y".into();
         assert!(s.validate().unwrap_err().to_string().contains("files.url"));
-        let mut s = Settings::defaults();
+        let mut s = usable();
         s.files.allowed_types = vec!["Image".into()];
         let e = s.validate().unwrap_err().to_string();
         assert!(e.contains("files.allowed_types"), "{e}");

@@ -50,6 +50,8 @@ fn generated_default(v: &serde_json::Value) -> String {
 /// A default as the README shows it: strings without quotes.
 fn readme_default(v: &serde_json::Value) -> String {
     match v {
+        // An empty string is shown as `""` (an empty cell would read as "not given").
+        serde_json::Value::String(s) if s.is_empty() => "\"\"".into(),
         serde_json::Value::String(s) => s.clone(),
         other => generated_default(other),
     }

@@ -6,6 +6,9 @@ mod canned;
 mod cors;
 mod files;
 mod inbox;
+mod login;
+
+pub use login::login_concurrency;
 
 use crate::chat::identity::{new_id, Identity};
 use crate::chat::{ChatError, Party, Service};
@@ -62,7 +65,6 @@ pub fn routes(svc: Arc<Service>) -> Router {
         ));
     Router::new()
         .merge(widget)
-        .route("/api/agent/login", post(agent_login))
         .route("/api/agent/me", get(agent_me))
         .route("/api/admin/agents", get(list_agents).post(create_agent))
         .route("/api/queues", get(list_queues))
@@ -71,9 +73,16 @@ pub fn routes(svc: Arc<Service>) -> Router {
         .route("/api/interactions/{id}", get(interaction))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .merge(canned::routes())
         .merge(inbox::routes())
+        .with_state(svc.clone())
+        .merge(login::routes(svc))
+}
+
+/// `GET /metrics`: on the main router, or on `server.metrics_listen` when that is set.
+pub fn metrics_routes(svc: Arc<Service>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
         .with_state(svc)
 }
 
@@ -124,35 +133,6 @@ async fn visitor_session(
         .tokens
         .issue(&Identity::Visitor { id: id.clone() }, now_s());
     Ok(Json(json!({ "visitor_id": id, "token": token })))
-}
-
-#[derive(Deserialize)]
-struct Login {
-    username: String,
-    password: String,
-}
-
-async fn agent_login(
-    State(svc): State<Arc<Service>>,
-    Json(l): Json<Login>,
-) -> ApiResult<Json<serde_json::Value>> {
-    if l.username.len() > 64 || l.password.len() > 1024 {
-        return Err(err(
-            ErrorCode::InvalidField,
-            "username or password too long",
-        ));
-    }
-    let Some(agent) = svc.store.verify_password(&l.username, &l.password).await? else {
-        return Err(err(ErrorCode::Forbidden, "wrong username or password"));
-    };
-    let token = svc.tokens.issue(
-        &Identity::Agent {
-            id: agent.id,
-            admin: agent.role == "admin",
-        },
-        now_s(),
-    );
-    Ok(Json(json!({ "token": token, "agent": agent })))
 }
 
 async fn agent_me(

@@ -112,7 +112,13 @@ pub fn run(start: Box<Start>, mut socket: WebSocket) -> impl std::future::Future
                             Some(Ok(Message::Text(t))) => Box::pin(conn.on_frame(&mut socket, t.as_bytes(), Encoding::Json)).await,
                             Some(Ok(Message::Binary(b))) => Box::pin(conn.on_frame(&mut socket, &b, Encoding::MsgPack)).await,
                             Some(Ok(Message::Ping(_))) | Some(Ok(Message::Pong(_))) => Flow::Continue,
-                            Some(Ok(Message::Close(_))) | None => break None,
+                            Some(Ok(Message::Close(_))) => {
+                                // The socket has queued the echo of the client's Close
+                                // (RFC 6455 5.5.1); a flush writes it before the socket goes.
+                                let _ = tokio::time::timeout(Duration::from_secs(1), socket.flush()).await;
+                                break None;
+                            }
+                            None => break None,
                             Some(Err(e)) => {
                                 // Oversized frames end here: tungstenite refuses them before
                                 // buffering them. Anything else is a protocol violation.

@@ -5,6 +5,7 @@
 mod conn;
 mod dispatch;
 mod geoip;
+pub mod http;
 
 pub use geoip::{GeoIp, GeoIpError};
 mod limits;
@@ -21,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -73,6 +74,13 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// Open WebSocket connections on this node (a drain waits for them to close).
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+}
+
 pub fn routes(gw: Arc<Gateway>) -> Router {
     Router::new()
         .route("/ws/visitor", get(visitor_ws))
@@ -120,29 +128,14 @@ pub fn client_info(
     peer: SocketAddr,
     headers: &HeaderMap,
 ) -> ClientInfo {
-    let trusted = |ip: &IpAddr| {
-        server
-            .trusted_proxies
-            .iter()
-            .any(|t| t.parse::<IpAddr>().ok().as_ref() == Some(ip))
-    };
-    let mut ip = peer.ip();
-    if trusted(&ip) {
-        let hops: Vec<IpAddr> = headers
+    let ip = server.client_ip(
+        peer.ip(),
+        headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|h| h.trim().parse().ok())
-            .collect();
-        for hop in hops.iter().rev() {
-            ip = *hop;
-            if !trusted(hop) {
-                break;
-            }
-        }
-    }
-    let country = if server.country_header.is_empty() || !trusted(&peer.ip()) {
+            .filter_map(|v| v.to_str().ok()),
+    );
+    let country = if server.country_header.is_empty() || !server.trusts(&peer.ip()) {
         String::new()
     } else {
         headers

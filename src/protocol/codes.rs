@@ -27,6 +27,8 @@ pub enum ErrorCode {
     BadSequence,
     /// Too many frames; slow down.
     RateLimited,
+    /// Too many failed logins from this IP or for this username; retry after `Retry-After`.
+    LoginThrottled,
     /// The node failed; logged on the node.
     Internal,
     /// Redis or the SQL store is unreachable.
@@ -34,7 +36,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::BadFrame,
         ErrorCode::FrameTooLarge,
         ErrorCode::MessageTooLong,
@@ -44,6 +46,7 @@ impl ErrorCode {
         ErrorCode::WrongState,
         ErrorCode::BadSequence,
         ErrorCode::RateLimited,
+        ErrorCode::LoginThrottled,
         ErrorCode::Internal,
         ErrorCode::Unavailable,
     ];
@@ -59,6 +62,7 @@ impl ErrorCode {
             ErrorCode::WrongState => 4006,
             ErrorCode::BadSequence => 4007,
             ErrorCode::RateLimited => 4100,
+            ErrorCode::LoginThrottled => 4101,
             ErrorCode::Internal => 4500,
             ErrorCode::Unavailable => 4501,
         }
@@ -76,6 +80,7 @@ impl ErrorCode {
             ErrorCode::WrongState => "wrong_state",
             ErrorCode::BadSequence => "bad_sequence",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::LoginThrottled => "login_throttled",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
         }
@@ -92,7 +97,7 @@ impl ErrorCode {
             ErrorCode::NotFound => 404,
             ErrorCode::Forbidden => 403,
             ErrorCode::WrongState => 409,
-            ErrorCode::RateLimited => 429,
+            ErrorCode::RateLimited | ErrorCode::LoginThrottled => 429,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
         }

@@ -115,6 +115,14 @@ impl Keys {
     pub fn flush_jobs(&self) -> String {
         format!("{}{{f}}:jobs", self.prefix)
     }
+    /// Failed logins of one client IP (`ratelimit.rs`); login keys share the `{login}` tag.
+    pub fn login_ip(&self, ip: &str) -> String {
+        format!("{}{{login}}:ip:{ip}", self.prefix)
+    }
+    /// Failed logins of one username, by a hash of the lower-cased name.
+    pub fn login_user(&self, hash: &str) -> String {
+        format!("{}{{login}}:user:{hash}", self.prefix)
+    }
     /// The chat id of a chat channel name, if it is one.
     pub fn chat_of_channel<'a>(&self, channel: &'a str) -> Option<&'a str> {
         channel

@@ -2,6 +2,7 @@
 //! SQL store (own SQLite file, or own PostgreSQL schema), plus WebSocket and HTTP clients.
 #![allow(dead_code)]
 
+pub mod process;
 pub mod topology;
 
 use futures_util::{SinkExt, StreamExt};
@@ -99,6 +100,8 @@ impl Cluster {
         s.chat.timer_lease_ms = 2_000;
         s.flush.claim_idle_ms = 1_000;
         s.server.drain_seconds = 5;
+        // A drain ends once its work is done: no load balancer here needs time to notice.
+        s.server.drain_listen_seconds = 0;
         let mut pg_schema = None;
         s.store.url = match backend {
             Backend::Sqlite => format!(
@@ -189,6 +192,16 @@ pub async fn get(url: &str, token: Option<&str>) -> (u16, Value) {
     let resp = r.send().await.expect("http");
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// The Prometheus text of `GET {base}/metrics`.
+pub async fn metrics_text(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("http")
+        .text()
+        .await
+        .expect("metrics text")
 }
 
 pub async fn visitor_token(node: &Running) -> (String, String) {

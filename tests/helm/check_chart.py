@@ -91,6 +91,8 @@ NEGATIVE: dict[str, tuple[dict[str, Any], str]] = {
     "idle-below-ping": ({"auth": {"existingSecret": "a"}, "limits": {"idle_timeout_ms": 20000}}, "limits.idle_timeout_ms (20000)"),
     "ingress-timeout-below-ping": ({"auth": {"existingSecret": "a"}, "ingress": {"enabled": True, "nginx": {"proxyReadTimeout": 20}}},
                                    "ingress.nginx.proxyReadTimeout"),
+    "login-backoff-max-below-first": ({"auth": {"existingSecret": "a"}, "limits": {"login_backoff_max_ms": 10}}, "login_backoff_max_ms"),
+    "metrics-port-is-http-port": ({"auth": {"existingSecret": "a"}, "server": {"metricsPort": 8080}}, "server.metricsPort"),
 }
 
 
@@ -132,7 +134,7 @@ def metric_families_full() -> list[tuple[str, str, str, str]]:
     src = metrics_source()
     found: list[tuple[int, str, str, str, str]] = []
     # The helpers: counter(&r, name, help), counter_vec(.., &[labels]), gauge_vec(..), histogram(..).
-    for m in re.finditer(r'\b(counter_vec|counter|gauge_vec|histogram)\(&r, "([a-z_]+)", "([^"]+)"(?:, &\[([^\]]*)\])?', src):
+    for m in re.finditer(r'\b(counter_vec|counter|gauge_vec|histogram)\(&?r, "([a-z_]+)", "([^"]+)"(?:, &\[([^\]]*)\])?', src):
         kind = {"histogram": "histogram", "gauge_vec": "gauge"}.get(m.group(1), "counter")
         found.append((m.start(), m.group(2), kind, m.group(4) or "", m.group(3)))
     # Registered by hand: IntGauge(Vec)::new(..) and HistogramVec::new(HistogramOpts::new(..).buckets(..), &[labels]).
@@ -402,7 +404,12 @@ def switches(rendered: dict[str, list[dict[str, Any]]]) -> None:
     hpa = one(prod, "HorizontalPodAutoscaler")
     ensure([m["type"] for m in hpa["spec"]["metrics"]] == ["Resource", "Pods"], "production HPA: CPU + connections")
     sm = one(prod, "ServiceMonitor")
-    ensure(sm["spec"]["endpoints"][0]["path"] == "/metrics" and sm["spec"]["endpoints"][0]["port"] == "http", "ServiceMonitor endpoint")
+    ensure(sm["spec"]["endpoints"][0]["path"] == "/metrics" and sm["spec"]["endpoints"][0]["port"] == "metrics", "ServiceMonitor endpoint")
+    # /metrics on its own port, which the Service names and the ingress never routes to.
+    svc_ports = {p["name"]: p for p in one(prod, "Service")["spec"]["ports"]}
+    ensure(svc_ports.get("metrics", {}).get("targetPort") == "metrics", "Service lacks the metrics port")
+    prod_conf = tomllib.loads(next(d for d in by_kind(prod, "ConfigMap") if "config.toml" in d.get("data", {}))["data"]["config.toml"])
+    ensure(prod_conf["server"]["metrics_listen"].endswith(":9090"), "metrics_listen from server.metricsPort")
     custom = one(rendered["redis-url-secret"], "Ingress")["metadata"]["annotations"]
     ensure(custom == {"example.com/custom": "yes"}, f"nginx annotations must be switchable: {custom}")
     cluster = one(rendered["cluster"], "Deployment")["spec"]["template"]["spec"]
@@ -429,7 +436,7 @@ def values_defaults() -> None:
     # Deliberate differences: the chart listens on all addresses, logs JSON, and takes URLs
     # and the token secret from elsewhere.
     # files.url: the server's relative .run/files would be on the read-only root filesystem.
-    differ = {("server", "listen"), ("log", "format"), ("redis", "url"), ("store", "url"), ("auth", "token_secret"),
+    differ = {("server", "listen"), ("server", "metrics_listen"), ("log", "format"), ("redis", "url"), ("store", "url"), ("auth", "token_secret"),
               ("auth", "identify_secret"), ("mail", "smtp_url"),
               ("files", "url")}
     for section, keys in tree.items():
@@ -531,6 +538,7 @@ SHARED_DOCS = {
 # Chart values that set the keys the chart does not copy verbatim.
 CHART_VALUE = {
     ("server", "listen"): "`server.listenHost`, `server.port`",
+    ("server", "metrics_listen"): "`server.listenHost`, `server.metricsPort` (default 9090; 0 = on `server.port`)",
     ("redis", "url"): "`redis.mode`, `redis.hosts`, … or `redis.existingSecret` + `urlKey`",
     ("store", "url"): "`store.existingSecret` + `urlKey` (else SQLite at `store.sqlitePath`)",
     ("auth", "token_secret"): "`auth.existingSecret` + `tokenSecretKey`",
