@@ -90,7 +90,8 @@ async fn main() -> ExitCode {
                     queues,
                 },
         } => {
-            let store = match Store::connect(&settings.store.url, 1).await {
+            let timeouts = switchboard::store::Timeouts::from_settings(&settings.store);
+            let store = match Store::connect_with(&settings.store.url, 1, timeouts).await {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("opening the store: {e}");

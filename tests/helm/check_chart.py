@@ -88,7 +88,10 @@ NEGATIVE: dict[str, tuple[dict[str, Any], str]] = {
     "schema-files-url": ({"auth": {"existingSecret": "a"}, "files": {"url": "ftp://host/dir"}}, "/files/url"),
     "schema-files-inline-key": ({"auth": {"existingSecret": "a"}, "files": {"s3": {"accessKeyId": "AKIA..."}}}, "accessKeyId"),
     "schema-allowed-types": ({"auth": {"existingSecret": "a"}, "files": {"allowed_types": ["Image/*"]}}, "/files/allowed_types/0"),
-    "idle-below-ping": ({"auth": {"existingSecret": "a"}, "limits": {"idle_timeout_ms": 20000}}, "limits.idle_timeout_ms (20000)"),
+    "idle-below-ping": ({"auth": {"existingSecret": "a"}, "limits": {"idle_timeout_ms": 19999}}, "limits.idle_timeout_ms (19999)"),
+    "ping-over-grace": ({"auth": {"existingSecret": "a"}, "chat": {"agent_grace_ms": 30000}}, "chat.agent_grace_ms (30000)"),
+    "lock-over-statement": ({"auth": {"existingSecret": "a"}, "store": {"lock_timeout_ms": 20000}}, "store.lock_timeout_ms (20000)"),
+    "probe-below-ready-timeout": ({"auth": {"existingSecret": "a"}, "server": {"ready_timeout_ms": 3000}}, "probes.readiness.timeoutSeconds"),
     "ingress-timeout-below-ping": ({"auth": {"existingSecret": "a"}, "ingress": {"enabled": True, "nginx": {"proxyReadTimeout": 20}}},
                                    "ingress.nginx.proxyReadTimeout"),
 }
