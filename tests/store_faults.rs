@@ -159,6 +159,19 @@ async fn written_once(cluster: &Cluster, chats: &[String], emails: &[String]) {
     }
 }
 
+/// A PostgreSQL cluster with short store bounds (lock waits 0.5 s), `/readyz` checks of 1 s and
+/// a flush takeover after 1 s.
+async fn short_bounds(statement_ms: u64, connect_ms: u64) -> Cluster {
+    Cluster::with(Backend::Postgres, |s| {
+        s.flush.claim_idle_ms = 1_000;
+        s.server.ready_timeout_ms = 1_000;
+        s.store.lock_timeout_ms = 500;
+        s.store.statement_timeout_ms = statement_ms;
+        s.store.connect_timeout_ms = connect_ms;
+    })
+    .await
+}
+
 fn metric(text: &str, series: &str) -> f64 {
     text.lines()
         .find(|l| l.starts_with(series))
@@ -184,13 +197,7 @@ fn metric(text: &str, series: &str) -> f64 {
 /// process is SIGSTOPped. Nothing in the code under test knows about it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_node_mid_flush_does_not_stall_the_others() {
-    let cluster = Cluster::with(Backend::Postgres, |s| {
-        s.flush.claim_idle_ms = 1_000;
-        s.store.lock_timeout_ms = 500;
-        s.store.statement_timeout_ms = 4_000;
-        s.store.connect_timeout_ms = 2_000;
-    })
-    .await;
+    let cluster = short_bounds(4_000, 2_000).await;
     cluster.agent("ann", 8).await;
     let proxy = Proxy::start(pg_addr()).await;
     let frozen =
@@ -290,14 +297,7 @@ async fn frozen_node_mid_flush_does_not_stall_the_others() {
 /// flow again every decided chat is flushed exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn black_holed_database_fails_readiness_in_time_and_chats_go_on() {
-    let cluster = Cluster::with(Backend::Postgres, |s| {
-        s.flush.claim_idle_ms = 1_000;
-        s.server.ready_timeout_ms = 1_000;
-        s.store.lock_timeout_ms = 500;
-        s.store.statement_timeout_ms = 2_000;
-        s.store.connect_timeout_ms = 1_000;
-    })
-    .await;
+    let cluster = short_bounds(2_000, 1_000).await;
     cluster.agent("bo", 4).await;
     let proxy = Proxy::start(pg_addr()).await;
     let url = through(&cluster.settings.store.url, &proxy);

@@ -92,7 +92,7 @@ NEGATIVE: dict[str, tuple[dict[str, Any], str]] = {
     "ping-over-grace": ({"auth": {"existingSecret": "a"}, "chat": {"agent_grace_ms": 30000}}, "chat.agent_grace_ms (30000)"),
     "lock-over-statement": ({"auth": {"existingSecret": "a"}, "store": {"lock_timeout_ms": 20000}}, "store.lock_timeout_ms (20000)"),
     "probe-below-ready-timeout": ({"auth": {"existingSecret": "a"}, "server": {"ready_timeout_ms": 3000}}, "probes.readiness.timeoutSeconds"),
-    "ingress-timeout-below-ping": ({"auth": {"existingSecret": "a"}, "ingress": {"enabled": True, "nginx": {"proxyReadTimeout": 20}}},
+    "ingress-timeout-below-ping": ({"auth": {"existingSecret": "a"}, "ingress": {"enabled": True, "nginx": {"proxyReadTimeout": 10}}},
                                    "ingress.nginx.proxyReadTimeout"),
 }
 
