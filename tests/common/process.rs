@@ -125,11 +125,12 @@ impl NodeProcess {
         }
     }
 
+    /// Through the shell's own `kill` (no procps needed on a minimal machine).
     fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.pid().to_string()])
+        let ok = Command::new("sh")
+            .args(["-c", &format!("kill {sig} {}", self.pid())])
             .status()
-            .expect("kill")
+            .expect("sh")
             .success();
         assert!(ok, "kill {sig} {}", self.pid());
     }
@@ -153,8 +154,8 @@ impl Drop for NodeProcess {
     /// Stopped by its PID: thawed first (a stopped process would not act on a signal), then
     /// killed; its files removed.
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-CONT", &self.pid().to_string()])
+        let _ = Command::new("sh")
+            .args(["-c", &format!("kill -CONT {}", self.pid())])
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
