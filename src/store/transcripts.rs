@@ -91,6 +91,10 @@ fn interaction_from_row(row: &AnyRow) -> Result<Interaction, sqlx::Error> {
     })
 }
 
+fn interactions_from_rows(rows: &[AnyRow]) -> Result<Vec<Interaction>, sqlx::Error> {
+    rows.iter().map(interaction_from_row).collect()
+}
+
 fn message_from_row(row: &AnyRow) -> Result<MessageRecord, sqlx::Error> {
     let entries: String = row.try_get("entries")?;
     let entries: Vec<TranscriptEntry> =
@@ -271,10 +275,7 @@ impl Store {
             .bind(contact_id)
             .fetch_all(&self.pool)
             .await?;
-            Ok(rows
-                .iter()
-                .map(interaction_from_row)
-                .collect::<Result<_, _>>()?)
+            Ok(interactions_from_rows(&rows)?)
         })
     }
 
@@ -324,10 +325,7 @@ impl Store {
             .bind(limit.clamp(0, 1000))
             .fetch_all(&self.pool)
             .await?;
-            Ok(rows
-                .iter()
-                .map(interaction_from_row)
-                .collect::<Result<_, _>>()?)
+            Ok(interactions_from_rows(&rows)?)
         })
     }
 
