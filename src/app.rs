@@ -6,7 +6,7 @@ use crate::chat::{self, Service};
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::redis::RedisLayer;
-use crate::store::{FileStore, Store};
+use crate::store::{FileStore, Store, Timeouts};
 use crate::{api, gateway, web};
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -131,12 +131,17 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         subscriber = redis.subscriber_name(),
         "redis: connected (the subscriber connection's CLIENT LIST name)"
     );
-    let store = Store::connect(&settings.store.url, settings.store.max_connections)
-        .await
-        .context("opening the store")?;
+    let metrics = Arc::new(Metrics::new());
+    let store = Store::connect_with(
+        &settings.store.url,
+        settings.store.max_connections,
+        Timeouts::from_settings(&settings.store),
+    )
+    .await
+    .context("opening the store")?
+    .counting_timeouts_in(metrics.store_timeouts.clone());
     let files = FileStore::open(&settings.files.url).context("opening the file storage")?;
     tracing::info!(files = %files.location, "file storage");
-    let metrics = Arc::new(Metrics::new());
     let node = if settings.server.node_name.is_empty() {
         format!(
             "{}-{}",

@@ -67,6 +67,9 @@ pub struct Server {
     /// and on WebSocket upgrades, so load balancers see it leave; it stays open longer while
     /// sockets and work remain, and closes at the latest one second before `drain_seconds`.
     pub drain_listen_seconds: u64,
+    /// Milliseconds each `/readyz` check (Redis, store) may take before it counts as failing:
+    /// a dependency that black-holes packets must not hang the probe.
+    pub ready_timeout_ms: u64,
 }
 
 impl Server {
@@ -118,6 +121,16 @@ pub struct Store {
     /// `sqlite://path?mode=rwc` or `postgres://...`.
     pub url: String,
     pub max_connections: u32,
+    /// Longest a statement may run (PostgreSQL `statement_timeout`), and longest a transaction
+    /// may sit idle holding its locks (`idle_in_transaction_session_timeout`), so a frozen node
+    /// cannot keep rows locked for the others. With `connect_timeout_ms` it is also the bound
+    /// the node itself puts on every store call, which holds when the database stops answering.
+    pub statement_timeout_ms: u64,
+    /// Longest a statement waits for a lock another transaction holds (PostgreSQL
+    /// `lock_timeout`, SQLite `busy_timeout`); a flush that runs into it stays pending.
+    pub lock_timeout_ms: u64,
+    /// Longest the node waits for a pool connection, opening a new one included.
+    pub connect_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -150,10 +163,13 @@ pub struct Limits {
     pub outbound_queue: usize,
     /// Refused frames in a row before the connection is closed with 4429.
     pub max_consecutive_errors: u32,
-    /// Milliseconds between the node's WebSocket pings.
+    /// Milliseconds between the node's WebSocket pings; also the keep-alive interval the
+    /// node gives clients in `welcome` (they ping that often and call a link dead after two
+    /// intervals of silence). At most a sixth of the shorter grace period.
     pub ping_interval_ms: u64,
     /// Milliseconds without any frame from the client (pongs count) before the connection is
-    /// closed: a half-open socket must not keep a visitor "present".
+    /// closed: a half-open socket must not keep a visitor "present". At least two ping
+    /// intervals.
     pub idle_timeout_ms: u64,
     /// Open WebSocket connections per node.
     pub max_connections: usize,
@@ -438,6 +454,28 @@ impl Settings {
         if self.store.max_connections == 0 {
             return bad("store.max_connections", "must be at least 1");
         }
+        for (key, v) in [
+            (
+                "store.statement_timeout_ms",
+                self.store.statement_timeout_ms,
+            ),
+            ("store.lock_timeout_ms", self.store.lock_timeout_ms),
+            ("store.connect_timeout_ms", self.store.connect_timeout_ms),
+            ("server.ready_timeout_ms", self.server.ready_timeout_ms),
+        ] {
+            if !(1..=MAX_TIMEOUT_MS).contains(&v) {
+                return bad(key, format!("must be between 1 and {MAX_TIMEOUT_MS}"));
+            }
+        }
+        if self.store.lock_timeout_ms > self.store.statement_timeout_ms {
+            return bad(
+                "store.lock_timeout_ms",
+                format!(
+                    "must not exceed store.statement_timeout_ms ({}): a lock wait is part of a statement",
+                    self.store.statement_timeout_ms
+                ),
+            );
+        }
         if let Err(reason) = check_token_secret(&self.auth.token_secret) {
             return bad("auth.token_secret", reason);
         }
@@ -524,6 +562,7 @@ impl Settings {
                 "must not be longer than chat.agent_grace_ms",
             );
         }
+        self.validate_keepalive()?;
         if self.chat.default_max_chats == 0 {
             return bad("chat.default_max_chats", "must be at least 1");
         }
@@ -625,6 +664,49 @@ fn check_token_secret(secret: &str) -> Result<(), String> {
     Ok(())
 }
 
+impl Settings {
+    /// The keep-alive rule. A client pings every `ping_interval_ms` (P) and calls its link dead
+    /// after 2P of silence; it then waits a random delay of up to P/2 (so a stalled node's
+    /// clients do not all return at once) and gives an attempt P to open, which covers one
+    /// attempt that lands on the stalled node again: back on a healthy node within 3.5P plus
+    /// its connection time. The node pushes a party's "gone" timer forward every
+    /// `min(grace/4, 5 s)`, so the timer is due no sooner than 0.75 × grace after the stall.
+    /// 6P <= grace makes 3.5P at most 0.58 × grace, which leaves a sixth of the grace for
+    /// connecting and backoff. 2P <= idle timeout: a client that pings every P is never
+    /// closed as idle while one ping is late or lost.
+    fn validate_keepalive(&self) -> Result<(), ConfigError> {
+        let ping = self.limits.ping_interval_ms;
+        if ping.saturating_mul(2) > self.limits.idle_timeout_ms {
+            return Err(ConfigError::Invalid {
+                key: "limits.idle_timeout_ms",
+                reason: format!(
+                    "must be at least twice limits.ping_interval_ms ({ping}): clients ping that \
+                     often, and one late ping must not close a healthy connection"
+                ),
+            });
+        }
+        for (key, grace) in [
+            ("chat.visitor_grace_ms", self.chat.visitor_grace_ms),
+            ("chat.agent_grace_ms", self.chat.agent_grace_ms),
+        ] {
+            if ping.saturating_mul(6) > grace {
+                return Err(ConfigError::Invalid {
+                    key: "limits.ping_interval_ms",
+                    reason: format!(
+                        "must be at most a sixth of {key} ({grace}): a client needs up to 3.5 \
+                         ping intervals to notice a dead link and reach another node, well \
+                         within the grace period"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Largest `store.*_timeout_ms` and `server.ready_timeout_ms`: ten minutes.
+pub const MAX_TIMEOUT_MS: u64 = 600_000;
+
 /// Queue names and similar identifiers: 1-64 of a-z, 0-9, '-', '_'.
 pub fn valid_name(s: &str) -> bool {
     !s.is_empty()
@@ -714,6 +796,64 @@ mod tests {
         s.files.allowed_types = vec!["Image".into()];
         let e = s.validate().unwrap_err().to_string();
         assert!(e.contains("files.allowed_types"), "{e}");
+    }
+
+    #[test]
+    fn keepalive_must_fit_the_grace_periods_and_the_idle_timeout() {
+        let err = |f: &dyn Fn(&mut Settings)| {
+            let mut s = usable();
+            f(&mut s);
+            s.validate().err().map(|e| e.to_string())
+        };
+        // The defaults sit inside the rule: 6 x 10 s <= 60 s, 2 x 10 s <= 30 s.
+        assert_eq!(err(&|_| {}), None);
+        let e = err(&|s| s.chat.visitor_grace_ms = 59_999).unwrap();
+        assert!(
+            e.contains("limits.ping_interval_ms") && e.contains("chat.visitor_grace_ms"),
+            "{e}"
+        );
+        let e = err(&|s| s.chat.agent_grace_ms = 30_000).unwrap();
+        assert!(
+            e.contains("limits.ping_interval_ms") && e.contains("chat.agent_grace_ms"),
+            "{e}"
+        );
+        let e = err(&|s| s.limits.idle_timeout_ms = 19_999).unwrap();
+        assert!(
+            e.contains("limits.idle_timeout_ms") && e.contains("limits.ping_interval_ms"),
+            "{e}"
+        );
+        // A short grace works with a ping interval to match.
+        assert_eq!(
+            err(&|s| {
+                s.chat.visitor_grace_ms = 600;
+                s.limits.ping_interval_ms = 100;
+            }),
+            None
+        );
+    }
+
+    #[test]
+    fn store_timeouts_are_bounded_and_named() {
+        for key in [
+            "store.statement_timeout_ms",
+            "store.lock_timeout_ms",
+            "store.connect_timeout_ms",
+            "server.ready_timeout_ms",
+        ] {
+            let mut s = Settings::defaults();
+            match key {
+                "store.statement_timeout_ms" => s.store.statement_timeout_ms = 0,
+                "store.lock_timeout_ms" => s.store.lock_timeout_ms = 0,
+                "store.connect_timeout_ms" => s.store.connect_timeout_ms = MAX_TIMEOUT_MS + 1,
+                _ => s.server.ready_timeout_ms = 0,
+            }
+            let e = s.validate().unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        }
+        let mut s = Settings::defaults();
+        s.store.lock_timeout_ms = s.store.statement_timeout_ms + 1;
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains("store.lock_timeout_ms"), "{e}");
     }
 
     #[test]

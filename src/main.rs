@@ -150,7 +150,8 @@ async fn main() -> ExitCode {
                     return ExitCode::from(64);
                 }
             };
-            let store = match Store::connect(&settings.store.url, 1).await {
+            let timeouts = switchboard::store::Timeouts::from_settings(&settings.store);
+            let store = match Store::connect_with(&settings.store.url, 1, timeouts).await {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("opening the store: {e}");

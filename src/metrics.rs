@@ -60,6 +60,10 @@ pub struct Metrics {
     pub mail: IntCounterVec,
     /// The HTTP edge: connections, slow clients, logins.
     pub edge: EdgeMetrics,
+    /// `/readyz` checks that failed or ran out of time, by dependency (redis, store).
+    pub ready_check_failures: IntCounterVec,
+    /// SQL store calls cut off by a time bound, by kind; handed to the store at start.
+    pub store_timeouts: IntCounterVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -200,7 +204,7 @@ impl Metrics {
             flush_jobs: counter_vec(
                 &r,
                 "switchboard_flush_jobs_total",
-                "Flush jobs finished by this node, by outcome.",
+                "Flush jobs handled by this node, by outcome: written, already_written, gone, not_decided; locked (another transaction held the chat's rows past store.lock_timeout_ms: retried) and failed (retried).",
                 &["outcome"],
             ),
             flush_duration: histogram(
@@ -316,6 +320,18 @@ impl Metrics {
                 "Redis outages found by this node's presence beat: no node could beat for a while, so presence timers waited for the nodes to re-assert their connections.",
             ),
             edge: EdgeMetrics::new(&r),
+            ready_check_failures: counter_vec(
+                &r,
+                "switchboard_ready_check_failures_total",
+                "/readyz checks that failed or did not answer within server.ready_timeout_ms, by dependency (redis, store).",
+                &["dependency"],
+            ),
+            store_timeouts: counter_vec(
+                &r,
+                "switchboard_store_timeouts_total",
+                "SQL store calls cut off by a time bound, by kind: lock (store.lock_timeout_ms), statement (store.statement_timeout_ms), idle_transaction (PostgreSQL ended a transaction left idle too long), acquire (no pool connection within store.connect_timeout_ms), call (no answer at all within connect + statement timeout).",
+                &["kind"],
+            ),
             redis_append: redis_latency.with_label_values(&["append"]),
             redis_latency,
             registry: r,

@@ -101,11 +101,24 @@ app.kubernetes.io/part-of: switchboard
 {{- end }}
 {{- end }}
 
-{{/* Refuses keep-alive settings that would close healthy WebSockets. */}}
+{{/* Refuses keep-alive settings that would close healthy WebSockets or let a dead link
+outlast the grace periods (the rule of src/config.rs), and time bounds that cannot hold. */}}
 {{- define "switchboard.validateKeepalive" -}}
 {{- $l := .Values.limits }}
-{{- if le (int64 $l.idle_timeout_ms) (int64 $l.ping_interval_ms) }}
-{{- fail (printf "limits.idle_timeout_ms (%d) must be larger than limits.ping_interval_ms (%d): pongs answer pings, so a quiet but healthy client would be closed" (int64 $l.idle_timeout_ms) (int64 $l.ping_interval_ms)) }}
+{{- if lt (int64 $l.idle_timeout_ms) (mul 2 (int64 $l.ping_interval_ms)) }}
+{{- fail (printf "limits.idle_timeout_ms (%d) must be at least twice limits.ping_interval_ms (%d): clients ping that often, and one late ping must not close a healthy connection" (int64 $l.idle_timeout_ms) (int64 $l.ping_interval_ms)) }}
+{{- end }}
+{{- range $key := list "visitor_grace_ms" "agent_grace_ms" }}
+{{- $grace := int64 (index $.Values.chat $key) }}
+{{- if gt (mul 6 (int64 $l.ping_interval_ms)) $grace }}
+{{- fail (printf "limits.ping_interval_ms (%d) must be at most a sixth of chat.%s (%d): a client needs up to 3.5 ping intervals to notice a dead link and reach another node, well within the grace period" (int64 $l.ping_interval_ms) $key $grace) }}
+{{- end }}
+{{- end }}
+{{- if gt (int64 .Values.store.lock_timeout_ms) (int64 .Values.store.statement_timeout_ms) }}
+{{- fail (printf "store.lock_timeout_ms (%d) must not exceed store.statement_timeout_ms (%d): a lock wait is part of a statement" (int64 .Values.store.lock_timeout_ms) (int64 .Values.store.statement_timeout_ms)) }}
+{{- end }}
+{{- if le (mul (int64 .Values.probes.readiness.timeoutSeconds) 1000) (int64 .Values.server.ready_timeout_ms) }}
+{{- fail (printf "probes.readiness.timeoutSeconds (%ds) must be longer than server.ready_timeout_ms (%dms), or the kubelet gives up before /readyz says which dependency fails" (int64 .Values.probes.readiness.timeoutSeconds) (int64 .Values.server.ready_timeout_ms)) }}
 {{- end }}
 {{- if and .Values.ingress.enabled .Values.ingress.nginx.enabled (le (mul (int64 .Values.ingress.nginx.proxyReadTimeout) 1000) (int64 $l.ping_interval_ms)) }}
 {{- fail (printf "ingress.nginx.proxyReadTimeout (%ds) must be longer than limits.ping_interval_ms (%dms), or the ingress closes WebSockets between two pings" (int64 .Values.ingress.nginx.proxyReadTimeout) (int64 $l.ping_interval_ms)) }}

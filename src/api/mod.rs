@@ -268,20 +268,56 @@ async fn interaction(
     ))
 }
 
+/// Ready when Redis and the store answer and the node is not draining. Both checks run at
+/// once, each under `server.ready_timeout_ms`, so the probe answers within that bound even
+/// when a dependency black-holes packets; the body names what is failing and why.
 async fn readyz(State(svc): State<Arc<Service>>) -> Response {
-    let redis = svc.redis.ping().await.is_ok();
-    let store = svc.store.ping().await.is_ok();
+    let limit = std::time::Duration::from_millis(svc.settings.server.ready_timeout_ms);
+    let (redis, store) = tokio::join!(
+        ready_check(limit, svc.redis.ping()),
+        ready_check(limit, svc.store.ping())
+    );
     let draining = svc.draining.load(std::sync::atomic::Ordering::Relaxed);
-    let status = if redis && store && !draining {
+    let mut failing = Vec::new();
+    let mut errors = serde_json::Map::new();
+    for (name, result) in [("redis", &redis), ("store", &store)] {
+        if let Err(why) = result {
+            svc.metrics
+                .ready_check_failures
+                .with_label_values(&[name])
+                .inc();
+            failing.push(name);
+            errors.insert(name.into(), why.clone().into());
+        }
+    }
+    let status = if failing.is_empty() && !draining {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (
         status,
-        Json(json!({ "redis": redis, "store": store, "draining": draining })),
+        Json(json!({
+            "redis": redis.is_ok(),
+            "store": store.is_ok(),
+            "draining": draining,
+            "failing": failing,
+            "errors": errors,
+        })),
     )
         .into_response()
+}
+
+/// One dependency's check: `Err` with the reason when it failed or ran out of time.
+async fn ready_check<E: std::fmt::Display>(
+    limit: std::time::Duration,
+    check: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<(), String> {
+    match tokio::time::timeout(limit, check).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} ms", limit.as_millis())),
+    }
 }
 
 async fn metrics(State(svc): State<Arc<Service>>) -> Response {

@@ -10,9 +10,13 @@
 //! stays pending and is retried. A transaction commits all its chats or none, and one that
 //! meets a chat already written falls back to one transaction per chat, so each chat id is
 //! written exactly once.
+//!
+//! Every SQL call is bounded (`store.*_timeout_ms`): a chat whose rows another transaction
+//! holds (a node frozen mid-flush) fails its lock wait, stays pending and is retried after
+//! `flush.claim_idle_ms`, while the rest of the batch is written.
 
 use super::{now_ms, Service};
-use crate::store::{FlushOutcome, StoreError, TranscriptEntry, TranscriptRecord};
+use crate::store::{timeout_kind, FlushOutcome, StoreError, TranscriptEntry, TranscriptRecord};
 use futures_util::future::join_all;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -135,6 +139,12 @@ pub async fn finish_jobs(svc: &Service, jobs: Vec<(String, String)>) {
                 svc.metrics.flush_duration.observe(elapsed);
                 svc.metrics.flush_jobs.with_label_values(&[outcome]).inc();
                 done.extend(jobs);
+            }
+            Err(FlushError::Store(e)) if timeout_kind(&e) == Some("lock") => {
+                // Another transaction (a frozen or cut-off node's, until the database ends
+                // it) holds this chat's rows: not a failure, the job is simply retried.
+                svc.metrics.flush_jobs.with_label_values(&["locked"]).inc();
+                tracing::info!(chat, error = %e, "chat locked by another transaction; it stays pending and is retried");
             }
             Err(e) => {
                 svc.metrics.flush_jobs.with_label_values(&["failed"]).inc();

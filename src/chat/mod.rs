@@ -270,6 +270,7 @@ impl Service {
             id: party.actor(),
             node: self.node.clone(),
             chats,
+            ping_interval_ms: self.settings.limits.ping_interval_ms,
         }];
         if let Party::Agent { id, .. } = party {
             frames.push(ServerFrame::Status {

@@ -158,7 +158,7 @@ pub fn run(start: Box<Start>, mut socket: WebSocket) -> impl std::future::Future
         };
         inbox.close();
         if let Some((code, reason)) = close {
-            let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() })))).await;
+            Box::pin(close_handshake(&mut socket, code, reason)).await;
         }
         let followed: Vec<String> = conn.chats.keys().cloned().collect();
         Box::pin(async {
@@ -306,4 +306,27 @@ fn write_outcome(r: Result<Result<(), axum::Error>, tokio::time::error::Elapsed>
         Ok(Err(_)) => Flow::Close(1001, "write failed"),
         Err(_) => Flow::Close(close_codes::SLOW_CONSUMER, "write timed out"),
     }
+}
+
+/// Sends the node's Close and waits (at most a second) for the client's, reading and dropping
+/// whatever the client sent meanwhile (RFC 6455 5.5.1). Dropping the socket at once with
+/// unread bytes in its receive buffer (a client's pongs to queued pings, a late frame) makes
+/// the kernel answer with a reset, and a client that has not yet read the Close loses it with
+/// the rest of its buffer: it sees 1006 instead of the code that tells it what to do.
+async fn close_handshake(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        if socket.send(Message::Close(Some(frame))).await.is_err() {
+            return;
+        }
+        while let Some(Ok(msg)) = socket.recv().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }

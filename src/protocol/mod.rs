@@ -324,6 +324,10 @@ pub enum ServerFrame {
         node: String,
         /// Live chats of this identity, to resume after a reload.
         chats: Vec<ChatSummary>,
+        /// The keep-alive interval: the client sends `ping` this often and calls the link
+        /// dead after twice this without any frame (docs/protocol.md, keep-alive).
+        #[serde(default)]
+        ping_interval_ms: u64,
     },
     /// Visitor: the request is waiting; sent again whenever the position changes.
     Queued {

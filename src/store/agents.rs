@@ -8,7 +8,7 @@ use argon2::Argon2;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{is_unique_violation, now_ms, Agent, NewAgent, Store, StoreError};
+use super::{is_unique_violation, now_ms, Agent, Call, NewAgent, Store, StoreError};
 
 const MAX_USERNAME: usize = 64;
 const MAX_DISPLAY_NAME: usize = 128;
@@ -124,7 +124,8 @@ fn agent_from_row(row: &AnyRow, queues: Vec<String>) -> Result<Agent, sqlx::Erro
 
 impl Store {
     /// Creates an agent, and any of its queues that do not exist yet.
-    pub async fn create_agent(&self, a: &NewAgent) -> Result<Agent, StoreError> {
+    pub fn create_agent<'a>(&'a self, a: &'a NewAgent) -> Call<'a, Agent> {
+        self.bounded(async move {
         let (display_name, queues) = validate(a)?;
         let taken = || StoreError::Conflict(format!("username {:?} is taken", a.username));
         // Cheap early answer; the unique index below is what actually decides.
@@ -184,39 +185,43 @@ impl Store {
             queues,
             created_at: now,
         })
+    })
     }
 
     /// The agent when the password is right; `None` for a wrong password or an unknown
     /// username (which costs the same hashing work, so timing does not tell them apart).
-    pub async fn verify_password(
-        &self,
-        username: &str,
-        password: &str,
-    ) -> Result<Option<Agent>, StoreError> {
-        let row = sqlx::query("SELECT id, password_hash FROM agents WHERE username = $1")
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await?;
-        let (id, hash) = match row {
-            Some(row) => (
-                Some(row.try_get::<i64, _>("id")?),
-                Some(row.try_get::<String, _>("password_hash")?),
-            ),
-            None => (None, None),
-        };
-        let password = password.to_string();
-        let matches = blocking(move || {
-            let hash = hash.as_deref().unwrap_or_else(|| dummy_hash());
-            password_matches(&password, hash)
+    pub fn verify_password<'a>(
+        &'a self,
+        username: &'a str,
+        password: &'a str,
+    ) -> Call<'a, Option<Agent>> {
+        self.bounded(async move {
+            let row = sqlx::query("SELECT id, password_hash FROM agents WHERE username = $1")
+                .bind(username)
+                .fetch_optional(&self.pool)
+                .await?;
+            let (id, hash) = match row {
+                Some(row) => (
+                    Some(row.try_get::<i64, _>("id")?),
+                    Some(row.try_get::<String, _>("password_hash")?),
+                ),
+                None => (None, None),
+            };
+            let password = password.to_string();
+            let matches = blocking(move || {
+                let hash = hash.as_deref().unwrap_or_else(|| dummy_hash());
+                password_matches(&password, hash)
+            })
+            .await;
+            match id {
+                Some(id) if matches => self.agent(id).await,
+                _ => Ok(None),
+            }
         })
-        .await;
-        match id {
-            Some(id) if matches => self.agent(id).await,
-            _ => Ok(None),
-        }
     }
 
-    pub async fn agent(&self, id: i64) -> Result<Option<Agent>, StoreError> {
+    pub fn agent<'a>(&'a self, id: i64) -> Call<'a, Option<Agent>> {
+        self.bounded(async move {
         let Some(row) = sqlx::query(
             "SELECT id, username, display_name, role, max_chats, created_at FROM agents WHERE id = $1",
         )
@@ -233,10 +238,12 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Ok(Some(agent_from_row(&row, queues)?))
+    })
     }
 
     /// All agents, by id.
-    pub async fn agents(&self) -> Result<Vec<Agent>, StoreError> {
+    pub fn agents<'a>(&'a self) -> Call<'a, Vec<Agent>> {
+        self.bounded(async move {
         let rows = sqlx::query(
             "SELECT id, username, display_name, role, max_chats, created_at FROM agents ORDER BY id",
         )
@@ -258,55 +265,64 @@ impl Store {
             agents.push(agent_from_row(row, queues.remove(&id).unwrap_or_default())?);
         }
         Ok(agents)
+    })
     }
 
-    pub async fn agent_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM agents")
-            .fetch_one(&self.pool)
-            .await?)
+    pub fn agent_count<'a>(&'a self) -> Call<'a, i64> {
+        self.bounded(async move {
+            Ok(sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM agents")
+                .fetch_one(&self.pool)
+                .await?)
+        })
     }
 
     /// All queue names, sorted.
-    pub async fn queues(&self) -> Result<Vec<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar::<_, String>("SELECT name FROM queues ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?,
-        )
+    pub fn queues<'a>(&'a self) -> Call<'a, Vec<String>> {
+        self.bounded(async move {
+            Ok(
+                sqlx::query_scalar::<_, String>("SELECT name FROM queues ORDER BY name")
+                    .fetch_all(&self.pool)
+                    .await?,
+            )
+        })
     }
 
     /// Whether a queue of this name exists. Names found once are remembered (queues are
     /// never removed); an unknown name is looked up again each time, so a queue created on
     /// another node is usable at once.
-    pub async fn queue_exists(&self, name: &str) -> Result<bool, StoreError> {
-        if self.known_queues.read().unwrap().contains(name) {
-            return Ok(true);
-        }
-        let found = sqlx::query_scalar::<_, String>("SELECT name FROM queues WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?
-            .is_some();
-        if found {
-            self.known_queues.write().unwrap().insert(name.to_string());
-        }
-        Ok(found)
+    pub fn queue_exists<'a>(&'a self, name: &'a str) -> Call<'a, bool> {
+        self.bounded(async move {
+            if self.known_queues.read().unwrap().contains(name) {
+                return Ok(true);
+            }
+            let found = sqlx::query_scalar::<_, String>("SELECT name FROM queues WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some();
+            if found {
+                self.known_queues.write().unwrap().insert(name.to_string());
+            }
+            Ok(found)
+        })
     }
 
     /// Creates the queue unless it exists; `Invalid` unless 1 to 64 of `[a-z0-9_-]`.
-    pub async fn ensure_queue(&self, name: &str) -> Result<(), StoreError> {
-        if !valid_queue_name(name) {
-            return Err(StoreError::Invalid(format!(
-                "queue name {name:?} must be 1 to 64 characters of a-z, 0-9, _ and -"
-            )));
-        }
-        sqlx::query(
+    pub fn ensure_queue<'a>(&'a self, name: &'a str) -> Call<'a, ()> {
+        self.bounded(async move {
+            if !valid_queue_name(name) {
+                return Err(StoreError::Invalid(format!(
+                    "queue name {name:?} must be 1 to 64 characters of a-z, 0-9, _ and -"
+                )));
+            }
+            sqlx::query(
             "INSERT INTO queues (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
         )
         .bind(name)
         .bind(now_ms())
         .execute(&self.pool)
         .await?;
-        Ok(())
+            Ok(())
+        })
     }
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{is_unique_violation, now_ms, Store, StoreError};
+use super::{is_unique_violation, now_ms, Call, Store, StoreError};
 
 const MAX_TITLE: usize = 100;
 const MAX_SHORTCUT: usize = 32;
@@ -188,75 +188,76 @@ impl Store {
     /// Creates a canned response. `owner` is the agent of a personal one and must be `None`
     /// for a shared one. A shortcut already used in the same scope (and, for personal ones,
     /// by the same owner) is a `Conflict`.
-    pub async fn create_canned(
-        &self,
+    pub fn create_canned<'a>(
+        &'a self,
         scope: CannedScope,
         owner: Option<i64>,
-        fields: &CannedFields,
-    ) -> Result<CannedResponse, StoreError> {
-        let f = validate(fields)?;
-        if (scope == CannedScope::Personal) != owner.is_some() {
-            return Err(StoreError::Invalid(
-                "a personal canned response needs an owner and a shared one has none".into(),
-            ));
-        }
-        let now = now_ms();
-        let inserted = sqlx::query(
-            "INSERT INTO canned_responses \
+        fields: &'a CannedFields,
+    ) -> Call<'a, CannedResponse> {
+        self.bounded(async move {
+            let f = validate(fields)?;
+            if (scope == CannedScope::Personal) != owner.is_some() {
+                return Err(StoreError::Invalid(
+                    "a personal canned response needs an owner and a shared one has none".into(),
+                ));
+            }
+            let now = now_ms();
+            let inserted = sqlx::query(
+                "INSERT INTO canned_responses \
              (scope, owner_id, title, shortcut, text, title_key, search, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
-        )
-        .bind(scope.as_str())
-        .bind(owner)
-        .bind(f.title.as_str())
-        .bind(f.shortcut.as_str())
-        .bind(f.text.as_str())
-        .bind(f.title.to_lowercase())
-        .bind(search_text(&f))
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await;
-        let id: i64 = match inserted {
-            Ok(row) => row.try_get("id")?,
-            Err(e) if is_unique_violation(&e) => return Err(shortcut_taken(&f, scope)),
-            Err(e) => return Err(e.into()),
-        };
-        Ok(CannedResponse {
-            id,
-            scope,
-            owner_id: owner,
-            title: f.title,
-            shortcut: f.shortcut,
-            text: f.text,
-            created_at: now,
-            updated_at: now,
+            )
+            .bind(scope.as_str())
+            .bind(owner)
+            .bind(f.title.as_str())
+            .bind(f.shortcut.as_str())
+            .bind(f.text.as_str())
+            .bind(f.title.to_lowercase())
+            .bind(search_text(&f))
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await;
+            let id: i64 = match inserted {
+                Ok(row) => row.try_get("id")?,
+                Err(e) if is_unique_violation(&e) => return Err(shortcut_taken(&f, scope)),
+                Err(e) => return Err(e.into()),
+            };
+            Ok(CannedResponse {
+                id,
+                scope,
+                owner_id: owner,
+                title: f.title,
+                shortcut: f.shortcut,
+                text: f.text,
+                created_at: now,
+                updated_at: now,
+            })
         })
     }
 
     /// The canned response if `agent` may see it: shared, or personal and theirs.
-    pub async fn visible_canned(
-        &self,
-        id: i64,
-        agent: i64,
-    ) -> Result<Option<CannedResponse>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, scope, owner_id, title, shortcut, text, created_at, updated_at \
+    pub fn visible_canned<'a>(&'a self, id: i64, agent: i64) -> Call<'a, Option<CannedResponse>> {
+        self.bounded(async move {
+            let row = sqlx::query(
+                "SELECT id, scope, owner_id, title, shortcut, text, created_at, updated_at \
              FROM canned_responses WHERE id = $1 AND (scope = 'shared' OR owner_id = $2)",
-        )
-        .bind(id)
-        .bind(agent)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(canned_from_row).transpose()
+            )
+            .bind(id)
+            .bind(agent)
+            .fetch_optional(&self.pool)
+            .await?;
+            row.as_ref().map(canned_from_row).transpose()
+        })
     }
 
     /// Replaces the title, shortcut and text (scope and owner never change); `NotFound` if
     /// the response is gone, `Conflict` if the new shortcut is taken in its scope.
-    pub async fn update_canned(
-        &self,
+    pub fn update_canned<'a>(
+        &'a self,
         id: i64,
-        fields: &CannedFields,
-    ) -> Result<CannedResponse, StoreError> {
+        fields: &'a CannedFields,
+    ) -> Call<'a, CannedResponse> {
+        self.bounded(async move {
         let f = validate(fields)?;
         let updated = sqlx::query(
             "UPDATE canned_responses \
@@ -285,6 +286,7 @@ impl Store {
             }
             Err(e) => Err(e.into()),
         }
+    })
     }
 
     async fn canned_by_id(&self, id: i64) -> Result<Option<CannedResponse>, StoreError> {
@@ -299,43 +301,46 @@ impl Store {
     }
 
     /// Deletes a canned response; `NotFound` if it is already gone.
-    pub async fn delete_canned(&self, id: i64) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM canned_responses WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+    pub fn delete_canned<'a>(&'a self, id: i64) -> Call<'a, ()> {
+        self.bounded(async move {
+            let done = sqlx::query("DELETE FROM canned_responses WHERE id = $1")
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
     }
 
     /// The responses `agent` sees (shared ones and their own personal ones) that match `q`,
     /// at most [`CANNED_SEARCH_LIMIT`]. Order: a shortcut equal to the query first (a
     /// personal one before the shared one it shadows), then shortcuts starting with it,
     /// then the rest; within each, by title (lowercased, code-point order), then id.
-    pub async fn search_canned(
-        &self,
+    pub fn search_canned<'a>(
+        &'a self,
         agent: i64,
-        q: &CannedQuery,
-    ) -> Result<Vec<CannedResponse>, StoreError> {
-        // One fixed statement: unused word slots match everything.
-        let (prefix, words, exact) = match q {
-            CannedQuery::All => (String::new(), &[][..], String::new()),
-            CannedQuery::ShortcutPrefix(p) => (p.clone(), &[][..], p.clone()),
-            CannedQuery::Words(w) => (w[0].clone(), &w[..], w.join(" ")),
-        };
-        if words.len() > MAX_SEARCH_WORDS {
-            return Err(StoreError::Invalid(format!(
-                "q must have at most {MAX_SEARCH_WORDS} words"
-            )));
-        }
-        let shortcut_filter = match q {
-            CannedQuery::ShortcutPrefix(p) => format!("{}%", escape_like(p)),
-            _ => "%".to_string(),
-        };
-        let mut query = sqlx::query(
-            "SELECT id, scope, owner_id, title, shortcut, text, created_at, updated_at \
+        q: &'a CannedQuery,
+    ) -> Call<'a, Vec<CannedResponse>> {
+        self.bounded(async move {
+            // One fixed statement: unused word slots match everything.
+            let (prefix, words, exact) = match q {
+                CannedQuery::All => (String::new(), &[][..], String::new()),
+                CannedQuery::ShortcutPrefix(p) => (p.clone(), &[][..], p.clone()),
+                CannedQuery::Words(w) => (w[0].clone(), &w[..], w.join(" ")),
+            };
+            if words.len() > MAX_SEARCH_WORDS {
+                return Err(StoreError::Invalid(format!(
+                    "q must have at most {MAX_SEARCH_WORDS} words"
+                )));
+            }
+            let shortcut_filter = match q {
+                CannedQuery::ShortcutPrefix(p) => format!("{}%", escape_like(p)),
+                _ => "%".to_string(),
+            };
+            let mut query = sqlx::query(
+                "SELECT id, scope, owner_id, title, shortcut, text, created_at, updated_at \
              FROM canned_responses \
              WHERE (scope = 'shared' OR owner_id = $1) \
                AND shortcut LIKE $2 ESCAPE '\\' \
@@ -350,22 +355,23 @@ impl Store {
                  ELSE 3 END, \
                title_key, id \
              LIMIT $13",
-        )
-        .bind(agent)
-        .bind(shortcut_filter);
-        for i in 0..MAX_SEARCH_WORDS {
-            query = query.bind(match words.get(i) {
-                Some(w) => format!("%{}%", escape_like(w)),
-                None => "%".to_string(),
-            });
-        }
-        let rows = query
-            .bind(exact)
-            .bind(format!("{}%", escape_like(&prefix)))
-            .bind(CANNED_SEARCH_LIMIT)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(canned_from_row).collect()
+            )
+            .bind(agent)
+            .bind(shortcut_filter);
+            for i in 0..MAX_SEARCH_WORDS {
+                query = query.bind(match words.get(i) {
+                    Some(w) => format!("%{}%", escape_like(w)),
+                    None => "%".to_string(),
+                });
+            }
+            let rows = query
+                .bind(exact)
+                .bind(format!("{}%", escape_like(&prefix)))
+                .bind(CANNED_SEARCH_LIMIT)
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter().map(canned_from_row).collect()
+        })
     }
 }
 

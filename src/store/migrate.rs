@@ -68,6 +68,10 @@ fn migrator(sqlite: bool) -> Migrator {
 /// Applies pending migrations. PostgreSQL serialises concurrent nodes with an advisory
 /// lock; SQLite has no such lock, so a node that loses the race to a node starting at the
 /// same moment fails its attempt and retries, then finds the migration applied.
+///
+/// `pool` is the store's pool on SQLite; on PostgreSQL a pool of its own without the store's
+/// statement and lock bounds (a schema change may take long, and a node starting next to a
+/// migrating one must wait for its lock).
 pub(super) async fn run(pool: &AnyPool, sqlite: bool) -> Result<(), StoreError> {
     let migrator = migrator(sqlite);
     let mut attempt = 0;

@@ -10,6 +10,7 @@
 //! Chat file attachments are not in SQL: [`FileStore`] keeps them in a directory or S3.
 
 mod agents;
+mod bounds;
 mod canned;
 mod files;
 mod migrate;
@@ -25,6 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Transaction};
 
+pub use bounds::{timeout_kind, Call, StoreFuture, Timeouts};
 pub use canned::{
     valid_shortcut, CannedFields, CannedQuery, CannedResponse, CannedScope, CANNED_SEARCH_LIMIT,
 };
@@ -50,6 +52,10 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The database gave no answer within the node's bound on one call (connect + statement
+    /// timeout): it is unreachable or black-holes packets.
+    #[error("the store did not answer within {0:?}")]
+    Unanswered(Duration),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,47 +86,78 @@ pub struct Store {
     /// Queue names seen in the store. Queues are never removed, so a name once found stays
     /// valid and every chat request need not ask the database (see `queue_exists`).
     known_queues: Arc<RwLock<HashSet<String>>>,
+    timeouts: Timeouts,
+    /// Calls that ran into a bound, by kind (see `bounds`).
+    timeouts_total: prometheus::IntCounterVec,
 }
 
 impl Store {
-    /// Connects, switches SQLite to WAL (so several nodes or pools can share one file) and
-    /// applies the embedded migrations.
+    /// Connects with the default bounds (`config/default.toml`).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        Store::connect_with(url, max_connections, Timeouts::default()).await
+    }
+
+    /// Connects, switches SQLite to WAL (so several nodes or pools can share one file) and
+    /// applies the embedded migrations. Every pooled connection gets the session bounds of
+    /// `timeouts`; on PostgreSQL the migrations run on a connection of their own without them
+    /// (a schema change may legitimately take long, or wait for another node's migration lock).
+    pub async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        timeouts: Timeouts,
+    ) -> Result<Store, StoreError> {
         let backend = Backend::from_url(url)?;
         install_default_drivers();
-        let mut options = AnyPoolOptions::new()
+        let session = match backend {
+            Backend::Sqlite => timeouts.sqlite_session(),
+            Backend::Postgres => timeouts.postgres_session(),
+        };
+        let session: Arc<str> = session.into();
+        let pool = AnyPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(30));
-        if backend == Backend::Sqlite {
-            // busy_timeout is per connection; journal_mode=WAL persists in the file and is
-            // set once below, because changing it cannot wait on busy_timeout.
-            options = options.after_connect(|conn, _meta| {
+            .acquire_timeout(timeouts.connect)
+            .after_connect(move |conn, _meta| {
+                // busy_timeout and the PostgreSQL limits are per connection; SQLite's
+                // journal_mode=WAL persists in the file and is set once below, because
+                // changing it cannot wait on busy_timeout.
+                let session = session.clone();
                 Box::pin(async move {
-                    // Wait up to 10 s for another writer (another pool or node on the
-                    // same file) before giving up with SQLITE_BUSY.
-                    sqlx::query("PRAGMA busy_timeout = 10000")
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(session.to_string()))
                         .execute(&mut *conn)
                         .await?;
                     Ok(())
                 })
-            });
-        }
-        let pool = options.connect(url).await?;
+            })
+            .connect(url)
+            .await?;
         let store = Store {
             pool,
             backend,
             known_queues: Arc::default(),
+            timeouts,
+            timeouts_total: bounds::uncounted(),
         };
         if backend == Backend::Sqlite {
             store.enable_wal().await?;
+            migrate::run(&store.pool, true).await?;
+        } else {
+            let unbounded = AnyPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(timeouts.connect)
+                .connect(url)
+                .await?;
+            let migrated = migrate::run(&unbounded, false).await;
+            unbounded.close().await;
+            migrated?;
         }
-        migrate::run(&store.pool, backend == Backend::Sqlite).await?;
         Ok(store)
     }
 
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+    pub fn ping<'a>(&'a self) -> Call<'a, ()> {
+        self.bounded(async {
+            sqlx::query("SELECT 1").execute(&self.pool).await?;
+            Ok(())
+        })
     }
 
     /// `"sqlite"` or `"postgres"`.

@@ -7,8 +7,8 @@ use sqlx::{Any, Row, Transaction};
 
 use super::row::flag;
 use super::{
-    is_transient, now_ms, Contact, FlushOutcome, Interaction, MessageRecord, Store, StoreError,
-    TranscriptEntry, TranscriptRecord,
+    is_transient, now_ms, Call, Contact, FlushOutcome, Interaction, MessageRecord, Store,
+    StoreError, StoreFuture, TranscriptEntry, TranscriptRecord,
 };
 
 /// Longest subject taken from the visitor's first message, in characters.
@@ -89,6 +89,10 @@ fn interaction_from_row(row: &AnyRow) -> Result<Interaction, sqlx::Error> {
         created_at: row.try_get("created_at")?,
         auto_kept: flag(row, "auto_kept")?,
     })
+}
+
+fn interactions_from_rows(rows: &[AnyRow]) -> Result<Vec<Interaction>, sqlx::Error> {
+    rows.iter().map(interaction_from_row).collect()
 }
 
 fn message_from_row(row: &AnyRow) -> Result<MessageRecord, sqlx::Error> {
@@ -237,172 +241,177 @@ async fn insert_interaction(
 
 impl Store {
     /// The contact for this e-mail if one is given, else for this visitor id.
-    pub async fn contact_for(
-        &self,
-        visitor_id: &str,
-        email: Option<&str>,
-    ) -> Result<Option<Contact>, StoreError> {
-        let row = match normalize_email(email) {
-            Some(email) => {
-                sqlx::query(contact_sql!("WHERE email = $1"))
-                    .bind(email)
-                    .fetch_optional(&self.pool)
-                    .await?
-            }
-            None if visitor_id.trim().is_empty() => None,
-            None => {
-                sqlx::query(contact_sql!("WHERE visitor_id = $1 ORDER BY id LIMIT 1"))
-                    .bind(visitor_id.trim())
-                    .fetch_optional(&self.pool)
-                    .await?
-            }
-        };
-        Ok(row.as_ref().map(contact_from_row).transpose()?)
+    pub fn contact_for<'a>(
+        &'a self,
+        visitor_id: &'a str,
+        email: Option<&'a str>,
+    ) -> Call<'a, Option<Contact>> {
+        self.bounded(async move {
+            let row = match normalize_email(email) {
+                Some(email) => {
+                    sqlx::query(contact_sql!("WHERE email = $1"))
+                        .bind(email)
+                        .fetch_optional(&self.pool)
+                        .await?
+                }
+                None if visitor_id.trim().is_empty() => None,
+                None => {
+                    sqlx::query(contact_sql!("WHERE visitor_id = $1 ORDER BY id LIMIT 1"))
+                        .bind(visitor_id.trim())
+                        .fetch_optional(&self.pool)
+                        .await?
+                }
+            };
+            Ok(row.as_ref().map(contact_from_row).transpose()?)
+        })
     }
 
     /// The contact's interactions, newest first.
-    pub async fn interactions_of_contact(
-        &self,
-        contact_id: i64,
-    ) -> Result<Vec<Interaction>, StoreError> {
-        let rows = sqlx::query(interaction_sql!(
-            "WHERE contact_id = $1 ORDER BY created_at DESC, id DESC"
-        ))
-        .bind(contact_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(interaction_from_row)
-            .collect::<Result<_, _>>()?)
+    pub fn interactions_of_contact<'a>(&'a self, contact_id: i64) -> Call<'a, Vec<Interaction>> {
+        self.bounded(async move {
+            let rows = sqlx::query(interaction_sql!(
+                "WHERE contact_id = $1 ORDER BY created_at DESC, id DESC"
+            ))
+            .bind(contact_id)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(interactions_from_rows(&rows)?)
+        })
     }
 
     /// An interaction with its messages, oldest chat first.
-    pub async fn interaction(
-        &self,
+    pub fn interaction<'a>(
+        &'a self,
         id: i64,
-    ) -> Result<Option<(Interaction, Vec<MessageRecord>)>, StoreError> {
-        let Some(row) = sqlx::query(interaction_sql!("WHERE id = $1"))
+    ) -> Call<'a, Option<(Interaction, Vec<MessageRecord>)>> {
+        self.bounded(async move {
+            let Some(row) = sqlx::query(interaction_sql!("WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let interaction = interaction_from_row(&row)?;
+            let messages = sqlx::query(message_sql!(
+                "WHERE interaction_id = $1 ORDER BY started_at, id"
+            ))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_all(&self.pool)
             .await?
-        else {
-            return Ok(None);
-        };
-        let interaction = interaction_from_row(&row)?;
-        let messages = sqlx::query(message_sql!(
-            "WHERE interaction_id = $1 ORDER BY started_at, id"
-        ))
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(message_from_row)
-        .collect::<Result<_, _>>()?;
-        Ok(Some((interaction, messages)))
+            .iter()
+            .map(message_from_row)
+            .collect::<Result<_, _>>()?;
+            Ok(Some((interaction, messages)))
+        })
     }
 
-    pub async fn message_by_chat(
-        &self,
-        chat_id: &str,
-    ) -> Result<Option<MessageRecord>, StoreError> {
-        let row = sqlx::query(message_sql!("WHERE chat_id = $1"))
-            .bind(chat_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.as_ref().map(message_from_row).transpose()?)
+    pub fn message_by_chat<'a>(&'a self, chat_id: &'a str) -> Call<'a, Option<MessageRecord>> {
+        self.bounded(async move {
+            let row = sqlx::query(message_sql!("WHERE chat_id = $1"))
+                .bind(chat_id)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(row.as_ref().map(message_from_row).transpose()?)
+        })
     }
 
     /// The newest interactions, at most `limit` (clamped to 0..=1000).
-    pub async fn recent_interactions(&self, limit: i64) -> Result<Vec<Interaction>, StoreError> {
-        let rows = sqlx::query(interaction_sql!(
-            "ORDER BY created_at DESC, id DESC LIMIT $1"
-        ))
-        .bind(limit.clamp(0, 1000))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(interaction_from_row)
-            .collect::<Result<_, _>>()?)
+    pub fn recent_interactions<'a>(&'a self, limit: i64) -> Call<'a, Vec<Interaction>> {
+        self.bounded(async move {
+            let rows = sqlx::query(interaction_sql!(
+                "ORDER BY created_at DESC, id DESC LIMIT $1"
+            ))
+            .bind(limit.clamp(0, 1000))
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(interactions_from_rows(&rows)?)
+        })
     }
 
     /// Writes an ended chat in one transaction, at most once per chat id: a second call,
     /// even a concurrent one from another node, writes nothing and says `AlreadyWritten`.
-    pub async fn write_transcript(&self, t: &TranscriptRecord) -> Result<FlushOutcome, StoreError> {
-        let entries = prepare(t)?;
-        self.write_prepared(t, &entries).await
+    pub fn write_transcript<'a>(&'a self, t: &'a TranscriptRecord) -> Call<'a, FlushOutcome> {
+        Box::pin(async move {
+            let entries = prepare(t)?;
+            self.write_prepared(t, &entries).await
+        })
     }
 
     /// Writes several ended chats, each at most once per chat id, with one outcome per chat in
     /// the order given. They go in one transaction (one commit for all: the flush worker's
     /// batches); when that cannot be written as a whole (a chat already written, a lost race,
-    /// any error) it is rolled back and each chat gets a transaction of its own.
-    pub async fn write_transcripts(
-        &self,
-        ts: &[TranscriptRecord],
-    ) -> Vec<Result<FlushOutcome, StoreError>> {
-        let mut out: Vec<Option<Result<FlushOutcome, StoreError>>> =
-            ts.iter().map(|_| None).collect();
-        let mut batch = Vec::with_capacity(ts.len());
-        for (i, t) in ts.iter().enumerate() {
-            match prepare(t) {
-                Ok(entries) => batch.push((i, entries)),
-                Err(e) => out[i] = Some(Err(e)),
-            }
-        }
-        if batch.len() > 1 {
-            // The same order of contacts in every batch, so that two batches sharing contacts
-            // wait for each other instead of deadlocking.
-            batch.sort_by_cached_key(|(i, _)| contact_key(&ts[*i]));
-            match self.try_write_batch(ts, &batch).await {
-                Ok(Some(written)) => {
-                    for ((i, _), outcome) in batch.drain(..).zip(written) {
-                        out[i] = Some(Ok(outcome));
-                    }
+    /// a lock wait past `store.lock_timeout_ms`, any error) it is rolled back and each chat
+    /// gets a transaction of its own.
+    pub fn write_transcripts<'a>(
+        &'a self,
+        ts: &'a [TranscriptRecord],
+    ) -> StoreFuture<'a, Vec<Result<FlushOutcome, StoreError>>> {
+        Box::pin(async move {
+            let mut out: Vec<Option<Result<FlushOutcome, StoreError>>> =
+                ts.iter().map(|_| None).collect();
+            let mut batch = Vec::with_capacity(ts.len());
+            for (i, t) in ts.iter().enumerate() {
+                match prepare(t) {
+                    Ok(entries) => batch.push((i, entries)),
+                    Err(e) => out[i] = Some(Err(e)),
                 }
-                Ok(None) => tracing::debug!(
-                    chats = batch.len(),
-                    "a chat of the batch was already written; one transaction per chat"
-                ),
-                Err(e) => tracing::debug!(
-                    chats = batch.len(),
-                    error = %e,
-                    "batch flush failed; one transaction per chat"
-                ),
             }
-        }
-        for (i, entries) in batch {
-            out[i] = Some(self.write_prepared(&ts[i], &entries).await);
-        }
-        out.into_iter()
-            .map(|o| o.expect("every chat has an outcome"))
-            .collect()
+            if batch.len() > 1 {
+                // The same order of contacts in every batch, so that two batches sharing
+                // contacts wait for each other instead of deadlocking.
+                batch.sort_by_cached_key(|(i, _)| contact_key(&ts[*i]));
+                match self.bounded(self.try_write_batch(ts, &batch)).await {
+                    Ok(Some(written)) => {
+                        for ((i, _), outcome) in batch.drain(..).zip(written) {
+                            out[i] = Some(Ok(outcome));
+                        }
+                    }
+                    Ok(None) => tracing::debug!(
+                        chats = batch.len(),
+                        "a chat of the batch was already written; one transaction per chat"
+                    ),
+                    Err(e) => tracing::debug!(
+                        chats = batch.len(),
+                        error = %e,
+                        "batch flush failed; one transaction per chat"
+                    ),
+                }
+            }
+            for (i, entries) in batch {
+                out[i] = Some(self.write_prepared(&ts[i], &entries).await);
+            }
+            out.into_iter()
+                .map(|o| o.expect("every chat has an outcome"))
+                .collect()
+        })
     }
 
-    async fn write_prepared(
-        &self,
-        t: &TranscriptRecord,
-        entries: &str,
-    ) -> Result<FlushOutcome, StoreError> {
-        let mut attempt = 1;
-        loop {
-            match self.try_write_transcript(t, entries).await {
-                Err(e) if attempt < FLUSH_ATTEMPTS && is_transient(&e) => {
-                    tracing::debug!(chat_id = %t.chat_id, error = %e, attempt, "flush transaction lost a race; retrying");
-                    tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
-                    attempt += 1;
+    fn write_prepared<'a>(
+        &'a self,
+        t: &'a TranscriptRecord,
+        entries: &'a str,
+    ) -> Call<'a, FlushOutcome> {
+        Box::pin(async move {
+            let mut attempt = 1;
+            loop {
+                match self.bounded(self.try_write_transcript(t, entries)).await {
+                    Err(StoreError::Db(e)) if attempt < FLUSH_ATTEMPTS && is_transient(&e) => {
+                        tracing::debug!(chat_id = %t.chat_id, error = %e, attempt, "flush transaction lost a race; retrying");
+                        tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                        attempt += 1;
+                    }
+                    result => return result,
                 }
-                result => return Ok(result?),
             }
-        }
+        })
     }
 
     async fn try_write_transcript(
         &self,
         t: &TranscriptRecord,
         entries: &str,
-    ) -> Result<FlushOutcome, sqlx::Error> {
+    ) -> Result<FlushOutcome, StoreError> {
         let mut tx = self.begin_write().await?;
         match write_in(&mut tx, t, entries).await? {
             Some((message_id, interaction_id)) => {
@@ -430,7 +439,7 @@ impl Store {
         &self,
         ts: &[TranscriptRecord],
         batch: &[(usize, String)],
-    ) -> Result<Option<Vec<FlushOutcome>>, sqlx::Error> {
+    ) -> Result<Option<Vec<FlushOutcome>>, StoreError> {
         let mut tx = self.begin_write().await?;
         let mut written = Vec::with_capacity(batch.len());
         for (i, entries) in batch {

@@ -2,7 +2,9 @@
 //! SQL store (own SQLite file, or own PostgreSQL schema), plus WebSocket and HTTP clients.
 #![allow(dead_code)]
 
+pub mod fault_node;
 pub mod process;
+pub mod proxy;
 pub mod topology;
 
 use futures_util::{SinkExt, StreamExt};
@@ -116,6 +118,12 @@ impl Cluster {
             }
         };
         tweak(&mut s);
+        // A test that shortens a grace period gets a keep-alive interval that fits the rule
+        // `Settings::validate` checks: at most a sixth of the shorter grace.
+        let shortest = s.chat.visitor_grace_ms.min(s.chat.agent_grace_ms);
+        if s.limits.ping_interval_ms.saturating_mul(6) > shortest {
+            s.limits.ping_interval_ms = (shortest / 6).max(1);
+        }
         s.validate().expect("test settings are valid");
         let store = Store::connect(&s.store.url, 4).await.expect("store");
         Cluster {
@@ -240,7 +248,12 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(node: &Running, role: &str, token: &str) -> Client {
-        let url = format!("ws://{}/ws/{role}?token={token}", node.addr);
+        Client::connect_to(node.addr, role, token).await
+    }
+
+    /// Connects to a node by its address (e.g. a node run as its own process).
+    pub async fn connect_to(addr: std::net::SocketAddr, role: &str, token: &str) -> Client {
+        let url = format!("ws://{addr}/ws/{role}?token={token}");
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("ws connect");

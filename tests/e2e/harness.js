@@ -106,6 +106,8 @@ async function startCluster({ nodes = 2, agents = 1, name = 'e2e', env = {} } = 
     SWITCHBOARD__CHAT__VISITOR_GRACE_MS: '3000',
     SWITCHBOARD__CHAT__OFFER_TIMEOUT_MS: '5000',
     SWITCHBOARD__CHAT__AGENT_GRACE_MS: '3000',
+    // The keep-alive rule: at most a sixth of the shorter grace period.
+    SWITCHBOARD__LIMITS__PING_INTERVAL_MS: '500',
     SWITCHBOARD__SERVER__DRAIN_SECONDS: '3',
     // Restarts should be quick: no load balancer needs the draining listener kept open.
     SWITCHBOARD__SERVER__DRAIN_LISTEN_SECONDS: '0',

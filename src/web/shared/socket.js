@@ -71,7 +71,14 @@ var SbSocket = (function () {
    * opts.onFrame(frame)              every parsed server frame
    * opts.onState(state, info)        'connecting' | 'open' | 'waiting' | 'stopped'
    * opts.onUnauthorized(): Promise<boolean>  4401 or a refused upgrade; resolve true to retry
-   * opts.pingMs                       keep-alive interval (default 25 s)
+   * opts.pingMs                       keep-alive interval until a `welcome` gives the node's
+   *                                   (default 10 s)
+   *
+   * Keep-alive (docs/protocol.md): send `ping` every interval P; a ping that brought nothing
+   * back by the next one means a dead link, and an attempt that brought nothing within P is
+   * abandoned. Either way the socket is dropped without waiting for a close handshake (a
+   * frozen node never answers it) and the next attempt goes through the load balancer to any
+   * node.
    */
   function Connection(opts) {
     this.opts = opts;
@@ -80,7 +87,10 @@ var SbSocket = (function () {
     this.stopped = true;
     this.timer = null;
     this.pinger = null;
+    this.watchdog = null;
     this.lastHeard = 0;
+    this.pingAt = 0;
+    this.pingMs = opts.pingMs || 10000;
     this.state = 'idle';
     var self = this;
     window.addEventListener('online', function () { if (self.state === 'waiting') self.connectNow(); });
@@ -101,7 +111,7 @@ var SbSocket = (function () {
   Connection.prototype.stop = function () {
     this.stopped = true;
     clearTimeout(this.timer);
-    clearInterval(this.pinger);
+    this.quiet();
     if (this.ws) {
       try { this.ws.close(1000, 'bye'); } catch (e) { /* already closed */ }
       this.ws = null;
@@ -126,6 +136,54 @@ var SbSocket = (function () {
       });
   };
 
+  /** Stops the keep-alive timers of the current socket. */
+  Connection.prototype.quiet = function () {
+    clearInterval(this.pinger);
+    clearTimeout(this.watchdog);
+    this.pinger = null;
+    this.watchdog = null;
+  };
+
+  /**
+   * Pings every interval. A tick that finds the previous ping still unanswered (no frame of
+   * any kind since it left) calls the link dead: at most two intervals after the last frame.
+   * Judging by the unanswered ping rather than by the clock keeps a background tab whose
+   * timers the browser slows down from calling a healthy link dead.
+   */
+  Connection.prototype.keepAlive = function (ws) {
+    var self = this;
+    clearTimeout(this.watchdog);
+    clearInterval(this.pinger);
+    this.pingAt = 0;
+    this.pinger = setInterval(function () {
+      if (self.pingAt > self.lastHeard) {
+        self.abandon(ws, 'dead link');
+        return;
+      }
+      if (self.send({ type: 'ping' })) self.pingAt = Date.now();
+    }, this.pingMs);
+  };
+
+  /**
+   * Gives up on a socket that went silent (or never opened): no close handshake, which a
+   * stalled node would never answer. The next attempt waits a random part of half an interval,
+   * so the clients of a stalled node do not all arrive elsewhere at once.
+   */
+  Connection.prototype.abandon = function (ws, reason) {
+    if (this.ws !== ws) return;
+    this.ws = null;
+    this.quiet();
+    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    try { ws.close(); } catch (e) { /* ignore */ }
+    if (this.stopped) return;
+    if (reason === 'dead link') {
+      this.attempt = 0;
+      this.retry({ reason: reason }, Math.random() * this.pingMs / 2);
+    } else {
+      this.retry({ reason: reason });
+    }
+  };
+
   Connection.prototype.open = function (url) {
     var self = this;
     var ws;
@@ -138,32 +196,27 @@ var SbSocket = (function () {
     this.ws = ws;
     var opened = false;
     var heard = false;
+    // An attempt that brings nothing within one interval (e.g. the load balancer picked the
+    // stalled node again) is given up; `welcome` is the first frame of a healthy node.
+    clearTimeout(this.watchdog);
+    this.watchdog = setTimeout(function () { self.abandon(ws, 'no answer'); }, this.pingMs);
     ws.onopen = function () {
       opened = true;
-      self.lastHeard = Date.now();
       self.setState('open');
-      var every = self.opts.pingMs || 25000;
-      clearInterval(self.pinger);
-      self.pinger = setInterval(function () {
-        // Two intervals of silence: the path is dead even if the browser has not noticed.
-        if (Date.now() - self.lastHeard > 2 * every + 5000) {
-          try { ws.close(); } catch (e) { /* ignore */ }
-          return;
-        }
-        self.send({ type: 'ping' });
-      }, every);
     };
     ws.onmessage = function (ev) {
       self.lastHeard = Date.now();
-      if (!heard) {
-        heard = true;
-        self.attempt = 0; // a node that answered is healthy; start backoff afresh
-      }
       var frame;
       try {
         frame = JSON.parse(ev.data);
       } catch (e) {
-        return;
+        frame = null;
+      }
+      if (!heard) {
+        heard = true;
+        self.attempt = 0; // a node that answered is healthy; start backoff afresh
+        if (frame && frame.type === 'welcome' && frame.ping_interval_ms > 0) self.pingMs = frame.ping_interval_ms;
+        self.keepAlive(ws);
       }
       if (!frame || typeof frame.type !== 'string') return;
       try {
@@ -175,7 +228,7 @@ var SbSocket = (function () {
     ws.onclose = function (ev) {
       if (self.ws !== ws) return;
       self.ws = null;
-      clearInterval(self.pinger);
+      self.quiet();
       if (self.stopped) return;
       var code = ev.code;
       if (code === CLOSE.FORBIDDEN_ORIGIN) {
@@ -197,11 +250,14 @@ var SbSocket = (function () {
     };
   };
 
-  Connection.prototype.retry = function (info) {
+  /** Schedules the next attempt: after `delay` when given, else after the backoff. */
+  Connection.prototype.retry = function (info, delay) {
     if (this.stopped) return;
     var self = this;
-    var delay = backoff(this.attempt, 500, 30000);
-    this.attempt = Math.min(this.attempt + 1, 16);
+    if (delay == null) {
+      delay = backoff(this.attempt, 500, 30000);
+      this.attempt = Math.min(this.attempt + 1, 16);
+    }
     info.delay = delay;
     this.setState('waiting', info);
     clearTimeout(this.timer);
