@@ -56,6 +56,9 @@ impl Counter {
     pub fn inc(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
@@ -164,13 +167,35 @@ impl Proc {
     }
 }
 
-/// CPU time the hypervisor gave to others while this virtual machine wanted it ("steal", the
-/// eighth figure of the `cpu` line of /proc/stat), in seconds over all CPUs.
-fn steal_seconds() -> Option<f64> {
+/// The machine's CPU time so far, from the `cpu` line of /proc/stat, in seconds over all CPUs:
+/// (busy, steal). Busy is everything but idle, iowait and steal; steal is the time the
+/// hypervisor gave to others while this virtual machine wanted it.
+fn machine_seconds() -> Option<(f64, f64)> {
     let s = std::fs::read_to_string("/proc/stat").ok()?;
     let line = s.lines().find(|l| l.starts_with("cpu "))?;
-    let steal: f64 = line.split_whitespace().nth(8)?.parse().ok()?;
-    Some(steal / CLK_TCK)
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is within user).
+    let busy = f.get(..7)?.iter().sum::<f64>() - f[3] - f[4];
+    let steal = *f.get(7)?;
+    Some((busy / CLK_TCK, steal / CLK_TCK))
+}
+
+fn steal_seconds() -> Option<f64> {
+    machine_seconds().map(|m| m.1)
+}
+
+/// The one-minute load average.
+fn loadavg() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// CPU use (and context switches) of several processes over a window, and the machine's
@@ -180,6 +205,7 @@ pub struct CpuWindow {
     at_start: Vec<(Proc, Option<f64>)>,
     switches_at_start: Vec<Option<u64>>,
     steal_at_start: Option<f64>,
+    machine_at_start: Option<(f64, f64)>,
 }
 
 impl CpuWindow {
@@ -189,6 +215,7 @@ impl CpuWindow {
             at_start: procs.iter().map(|p| (p.clone(), p.cpu_seconds())).collect(),
             switches_at_start: procs.iter().map(Proc::context_switches).collect(),
             steal_at_start: steal_seconds(),
+            machine_at_start: machine_seconds(),
         }
     }
 
@@ -220,6 +247,51 @@ impl CpuWindow {
         Value::Object(out)
     }
 
+    /// CPU microseconds each process spent since `start` per unit of work (`units`: messages
+    /// delivered), by name; `system` is the sum of all but the load generator (the nodes and
+    /// Redis), `loadtest` the load generator's own, so every figure says what the client cost.
+    pub fn us_per(&self, units: u64) -> Value {
+        let units = units.max(1) as f64;
+        let mut out = serde_json::Map::new();
+        let mut system = Some(0.0);
+        for (p, before) in &self.at_start {
+            let us = match (before, p.cpu_seconds()) {
+                (Some(a), Some(b)) => Some((b - a) * 1e6 / units),
+                _ => None,
+            };
+            if p.name != SELF_NAME {
+                system = system.zip(us).map(|(a, b)| a + b);
+            }
+            out.insert(p.name.clone(), json!(us.map(round2)));
+        }
+        out.insert("system".into(), json!(system.map(round2)));
+        Value::Object(out)
+    }
+
+    /// What else the machine did meanwhile: its busy CPU in percent of one core (all
+    /// processes, other users' included), the part of it that none of the measured processes
+    /// account for, the stolen time and the load average at the end. A window where `others`
+    /// is large was shared with other work on the machine: its figures are noisy.
+    pub fn machine(&self) -> Value {
+        let dt = self.start.elapsed().as_secs_f64().max(1e-3);
+        let busy = machine_seconds()
+            .zip(self.machine_at_start)
+            .map(|(b, a)| (b.0 - a.0) / dt * 100.0);
+        let ours: Option<f64> = self
+            .at_start
+            .iter()
+            .map(|(p, before)| Some(p.cpu_seconds()? - (*before)?))
+            .sum::<Option<f64>>()
+            .map(|s| s / dt * 100.0);
+        json!({
+            "busy_percent_of_one_core": busy.map(|v| (v * 10.0).round() / 10.0),
+            "others_percent_of_one_core": busy.zip(ours).map(|(b, o)| ((b - o).max(0.0) * 10.0).round() / 10.0),
+            "steal_percent_of_one_core": self.steal_percent(),
+            "loadavg_1m": loadavg(),
+            "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        })
+    }
+
     /// Percent of one core used by each process since `start` (200 = both cores of a 2-core box).
     pub fn finish(&self) -> Value {
         let dt = self.start.elapsed().as_secs_f64().max(1e-3);
@@ -239,9 +311,12 @@ fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
+/// The load generator's own name among the measured processes.
+const SELF_NAME: &str = "loadtest";
+
 pub fn self_proc() -> Proc {
     Proc {
-        name: "loadtest".into(),
+        name: SELF_NAME.into(),
         pid: std::process::id(),
     }
 }
