@@ -86,15 +86,16 @@ start_server() {
     exit 1
 }
 
-# Builds the release binaries unless NO_BUILD is set; sets SB and LT.
-# SB_BIN / LT_BIN: other binaries (e.g. a saved build, to compare before and after a change).
+# Builds the release binaries unless NO_BUILD is set (one cargo call, so the three share
+# their dependencies' builds); sets SB, LT and RELAY.
+# SB_BIN / LT_BIN / RELAY_BIN: other binaries (e.g. a saved build, to compare before and after).
 build_release() {
     if [[ -z ${NO_BUILD:-} ]]; then
-        cargo build --release --bin switchboard
-        cargo build --release -p switchboard-loadtest
+        cargo build --release -p switchboard -p switchboard-loadtest -p switchboard-relay
     fi
     SB=${SB_BIN:-$ROOT/target/release/switchboard}
     LT=${LT_BIN:-$ROOT/target/release/switchboard-loadtest}
+    RELAY=${RELAY_BIN:-$ROOT/target/release/switchboard-relay}
 }
 
 # Starts a throw-away redis-server (loopback, no persistence) on the first free port from $1
@@ -154,6 +155,43 @@ start_switchboard_pair() {
     NODE_A=${PIDS[-1]} PA=$STARTED_PORT
     start_node bench-b $((PA + 1))
     NODE_B=${PIDS[-1]} PB=$STARTED_PORT
+}
+
+# Creates the admin (CLI) and $1 load-test agents with $2 chats each through a node started
+# for that alone (argon2 hashing leaves its memory behind; the measured nodes start clean);
+# the report goes to $3.
+create_agents() { # count max-chats report
+    local pw=bench-admin-password pid
+    "$SB" agent add --username lt-admin --password "$pw" --name "Bench admin" --role admin --queues general >/dev/null
+    start_node bench-setup 18180
+    pid=${PIDS[-1]}
+    "$LT" --targets "http://127.0.0.1:$STARTED_PORT" --json "$3" agents --admin-user lt-admin \
+        --admin-password "$pw" --count "$1" --max-chats "$2" --parallel 4 >/dev/null
+    stop_pids "$pid"
+}
+
+# Starts a bare relay process (loadtest/peers/relay) on the first free port from $2, on the
+# Redis at RP (RELAY_ECHO=1: the sender gets its own entry too); sets STARTED_PORT; its PID is ${PIDS[-1]}.
+start_relay() { # name first-port
+    start_server "$1" "$2" env PORT=@PORT@ REDIS_URL="redis://127.0.0.1:$RP" RELAY_ECHO="${RELAY_ECHO:-0}" "$RELAY"
+}
+
+# Starts relay processes A and B on free ports from $1; sets PA, PB, NODE_A, NODE_B.
+start_relay_pair() {
+    start_relay relay-a "${1:-18080}"
+    NODE_A=${PIDS[-1]} PA=$STARTED_PORT
+    start_relay relay-b $((PA + 1))
+    NODE_B=${PIDS[-1]} PB=$STARTED_PORT
+}
+
+# Starts one Socket.IO peer process (loadtest/peers/socketio) on the first free port from $2
+# with adapter $3; sets STARTED_PORT; its PID is ${PIDS[-1]}.
+start_peer() { # name first-port adapter
+    start_server "$1" "$2" env PORT=@PORT@ REDIS_URL="redis://127.0.0.1:$RP" node "$ROOT/loadtest/peers/socketio/server.js" "$3"
+    for _ in $(seq 100); do grep -q '^socketio-peer ready' "$WORK/$1.log" && return 0; sleep 0.1; done
+    echo "peer $1 printed no ready line; log:" >&2
+    cat "$WORK/$1.log" >&2
+    exit 1
 }
 
 # What the figures were measured on (after a first line of the caller's own).

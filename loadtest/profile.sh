@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Where each system's CPU per message goes, side by side: Switchboard and the bare relay
+# (loadtest/peers/relay; `relay-echo` is the relay sending the sender its own entry too, as
+# Switchboard does), each on fresh processes and an emptied Redis, under the same chat load.
+#
+#   loadtest/profile.sh [SYSTEM ...]        (default: ours relay relay-echo)
+#
+# For each system: two processes (visitors on A, agents on B), PAIRS chats at RATE msg/s
+# (default 1,000 chats, 5,000 msg/s); once the load generator's measured window has begun,
+# over DURATION s (default 10):
+#   perf record -a -e cpu-clock (system-wide, a software clock: works on virtual machines)
+#     -> profile-SYSTEM.md: each process's CPU split into kernel and user space, and its
+#        hottest functions (loadtest/perf-split.py);
+#   perf stat on the system-call tracepoints of each process, and Redis's INFO commandstats
+#     after CONFIG RESETSTAT -> syscalls-SYSTEM.md: calls per delivered message
+#     (loadtest/syscall-table.py);
+# and the load generator's report (chat-SYSTEM.json: CPU per message of every process).
+# Results go to loadtest/results/RUN/ (git-ignored). Needs perf (Debian: linux-perf). Every
+# process it starts is stopped by its PID; loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+: "${RATE:=5000}" "${PAIRS:=1000}" "${AGENTS:=500}" "${DURATION:=10}" "${ENCODING:=msgpack}"
+SYSTEMS=${*:-ours relay relay-echo}
+RUN=${RUN_NAME:-$(date -u +%Y%m%dT%H%M%SZ)-profile}
+OUT=$ROOT/loadtest/results/$RUN
+WORK=$(mktemp -d /tmp/switchboard-profile.XXXXXX)
+mkdir -p "$OUT"
+if ! command -v perf >/dev/null; then
+    echo "needs perf (Debian: apt-get install linux-perf)" >&2
+    exit 64
+fi
+
+# shellcheck source=loadtest/bench-lib.sh
+source "$ROOT/loadtest/bench-lib.sh"
+cleanup() {
+    stop_started
+    if [[ -n ${KEEP_WORK:-} ]]; then echo "work dir kept: $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+build_release
+start_redis 17679
+switchboard_env
+export SWITCHBOARD__STORE__URL="sqlite://$WORK/store.db?mode=rwc"
+if [[ " $SYSTEMS " == *" ours "* ]]; then
+    create_agents "$AGENTS" 20 "$OUT/agents.json"
+fi
+{
+    echo "profile rate=$RATE pairs=$PAIRS agents(ours)=$AGENTS duration=$DURATION encoding=$ENCODING systems=$SYSTEMS"
+    machine_info
+} >"$OUT/machine.txt"
+
+for sys in $SYSTEMS; do
+    echo "=== $sys ===" >&2
+    redis-cli -p "$RP" FLUSHALL >/dev/null
+    case $sys in
+    ours) start_switchboard_pair 18380; peer=switchboard ;;
+    relay) RELAY_ECHO=0 start_relay_pair 18380; peer=relay ;;
+    relay-echo) RELAY_ECHO=1 start_relay_pair 18380; peer=relay ;;
+    *) echo "unknown system $sys" >&2; exit 64 ;;
+    esac
+    "$LT" --peer "$peer" --targets "http://127.0.0.1:$PA,http://127.0.0.1:$PB" --node-pids "$NODE_A,$NODE_B" \
+        --redis-pid "$REDIS_PID" --encoding "$ENCODING" --json "$OUT/chat-$sys.json" chat --agents "$AGENTS" \
+        --visitors "$PAIRS" --rate "$RATE" --duration $((DURATION + 3)) --warmup 2 --setup-timeout-secs 60 \
+        >"$OUT/chat-$sys.txt" 2>"$WORK/chat-$sys.log" &
+    LT_PID=$!
+    for _ in $(seq 240); do
+        grep -q '] measure' "$WORK/chat-$sys.log" && break
+        sleep 0.5
+    done
+    sleep 1
+    redis-cli -p "$RP" CONFIG RESETSTAT >/dev/null
+    EVENTS=$(printf 'syscalls:sys_enter_%s,' sendto recvfrom write writev read epoll_wait futex)
+    STATS=() COUNTERS=()
+    for p in loadtest="$LT_PID" node-a="$NODE_A" node-b="$NODE_B" redis="$REDIS_PID"; do
+        perf stat -x, -e "${EVENTS%,}" -p "${p#*=}" -o "$OUT/syscalls-$sys-${p%%=*}.csv" -- sleep "$DURATION" &
+        COUNTERS+=($!)
+        STATS+=("${p%%=*}=$OUT/syscalls-$sys-${p%%=*}.csv")
+    done
+    perf record -q -a -e cpu-clock -F 999 -o "$WORK/perf-$sys.data" -- sleep "$DURATION"
+    for c in "${COUNTERS[@]}"; do wait "$c"; done
+    redis-cli -p "$RP" INFO commandstats >"$OUT/commandstats-$sys.txt"
+    wait "$LT_PID"
+    cat "$OUT/chat-$sys.txt" >&2
+    perf script -i "$WORK/perf-$sys.data" -F pid,ip,sym,dso -G 2>/dev/null |
+        python3 loadtest/perf-split.py "$(nproc)" loadtest="$LT_PID" node-a="$NODE_A" node-b="$NODE_B" \
+            redis="$REDIS_PID" >"$OUT/profile-$sys.md"
+    python3 loadtest/syscall-table.py "$OUT/chat-$sys.json" "$DURATION" "${STATS[@]}" \
+        commandstats="$OUT/commandstats-$sys.txt" >"$OUT/syscalls-$sys.md"
+    stop_pids "$NODE_A" "$NODE_B"
+done
+echo "results: $OUT (profile-*.md, syscalls-*.md, chat-*.json)" >&2
