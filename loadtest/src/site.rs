@@ -401,7 +401,7 @@ pub async fn run(
         targets
     };
 
-    // Chats first (their world brings the sender thread), then the watchers, then visitors.
+    // Chats first, then the watchers, then the visitors.
     let chat_run = if o.chats > 0 {
         let copts = ChatOpts {
             agents: o.chat_agents.max(1),
@@ -420,10 +420,9 @@ pub async fn run(
     } else {
         None
     };
-    let sender = match &chat_run {
-        Some(r) => r.w.sender.clone(),
-        None => Sender::start(),
-    };
+    // Page views get a sender thread of their own: a sender has one base rate, and the
+    // chats' is another.
+    let sender = Sender::start();
     if let Some(r) = &chat_run {
         r.set_rate(o.chat_rate);
     }
