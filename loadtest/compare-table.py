@@ -92,16 +92,20 @@ def figures(rates):
             (f"p50_{k}", f"p50 at {int(rate):,} msg/s (ms)", "lower", win(rate, "latency", "p50_ms")),
             (f"p99_{k}", f"p99 at {int(rate):,} msg/s (ms)", "lower", win(rate, "latency", "p99_ms")),
         ]
-    top = max(rates, key=float)
-    kt = f"{int(top):,}"
+    for rate in rates:
+        k = f"{int(rate) // 1000}k" if int(rate) % 1000 == 0 else str(rate)
+        r = f"{int(rate):,}"
+        rows += [
+            (f"delivered_{k}", f"delivered at {r} msg/s (msg/s)", "higher", win(rate, "delivered_rate")),
+            (f"cpu_system_us_{k}", f"CPU per delivered message at {r} msg/s, both server processes + Redis (us)",
+             "lower", win(rate, "cpu_us_per_message", "system")),
+            (f"cpu_node0_us_{k}", "  process A (visitors) (us)", "lower", win(rate, "cpu_us_per_message", "node0")),
+            (f"cpu_node1_us_{k}", "  process B (agents) (us)", "lower", win(rate, "cpu_us_per_message", "node1")),
+            (f"cpu_redis_us_{k}", "  Redis (us)", "lower", win(rate, "cpu_us_per_message", "redis")),
+            (f"cpu_gen_us_{k}", "  load generator (us; not counted above)", "info",
+             win(rate, "cpu_us_per_message", "loadtest")),
+        ]
     rows += [
-        ("cpu_system_us", f"CPU per delivered message at {kt} msg/s, both server processes + Redis (us)",
-         "lower", win(top, "cpu_us_per_message", "system")),
-        ("cpu_node0_us", "  process A (visitors) (us)", "lower", win(top, "cpu_us_per_message", "node0")),
-        ("cpu_node1_us", "  process B (agents) (us)", "lower", win(top, "cpu_us_per_message", "node1")),
-        ("cpu_redis_us", "  Redis (us)", "lower", win(top, "cpu_us_per_message", "redis")),
-        ("cpu_gen_us", "  load generator (us; not counted above)", "info",
-         win(top, "cpu_us_per_message", "loadtest")),
         ("idle_kib", "idle memory per connection (KiB)", "lower",
          lambda r: (lambda b: None if b is None else b / 1024)(
              num(dig(r.get("idle"), "result", "nodes", 0, "bytes_per_connection_slope")))),
@@ -145,9 +149,11 @@ def noisy(data, rates):
                 m = dig(r.get(f"chat-{rate}"), "result", "window", "machine") or {}
                 o = num(m.get("others_percent_of_one_core"))
                 st = num(m.get("steal_percent_of_one_core"))
+                wt = num(m.get("measured_processes_waiting_for_a_cpu_percent"))
                 if (o or 0) > OTHERS_NOTED or (st or 0) > 5:
                     notes.append(f"{NAMES[s]} run {i} at {rate} msg/s: other work {fmt(o)} % "
-                                 f"of a core, steal {fmt(st)} %, load {m.get('loadavg_1m')}")
+                                 f"of a core, steal {fmt(st)} %, load {m.get('loadavg_1m')}, "
+                                 f"measured processes waiting for a CPU {fmt(wt)} %")
     return notes
 
 

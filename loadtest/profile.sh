@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Where each system's CPU per message goes, side by side: Switchboard and the bare relay
 # (loadtest/peers/relay; `relay-echo` is the relay sending the sender its own entry too, as
+# Switchboard does; `relay-shared` runs its scripts on its subscriber connection, as
 # Switchboard does), each on fresh processes and an emptied Redis, under the same chat load.
 #
 #   loadtest/profile.sh [SYSTEM ...]        (default: ours relay relay-echo)
@@ -15,12 +16,17 @@
 #     after CONFIG RESETSTAT -> syscalls-SYSTEM.md: calls per delivered message
 #     (loadtest/syscall-table.py);
 # and the load generator's report (chat-SYSTEM.json: CPU per message of every process).
+# Then, on the same processes, a second chat at ALLOC_RATE (default 1,000 msg/s: a uprobe
+# costs microseconds a hit) with uprobes on the allocator's entry points (mimalloc's
+# mi_malloc_aligned, mi_zalloc_aligned, mi_realloc_aligned: every heap allocation of both
+# binaries) counted per process -> allocs-SYSTEM.txt: allocations per delivered message.
 # Results go to loadtest/results/RUN/ (git-ignored). Needs perf (Debian: linux-perf). Every
 # process it starts is stopped by its PID; loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 : "${RATE:=5000}" "${PAIRS:=1000}" "${AGENTS:=500}" "${DURATION:=10}" "${ENCODING:=msgpack}"
+: "${ALLOC_RATE:=1000}"
 SYSTEMS=${*:-ours relay relay-echo}
 RUN=${RUN_NAME:-$(date -u +%Y%m%dT%H%M%SZ)-profile}
 OUT=$ROOT/loadtest/results/$RUN
@@ -34,6 +40,7 @@ fi
 # shellcheck source=loadtest/bench-lib.sh
 source "$ROOT/loadtest/bench-lib.sh"
 cleanup() {
+    perf probe -q -d 'sballoc:*' 2>/dev/null || true
     stop_started
     if [[ -n ${KEEP_WORK:-} ]]; then echo "work dir kept: $WORK" >&2; else rm -rf "$WORK"; fi
 }
@@ -51,6 +58,48 @@ fi
     machine_info
 } >"$OUT/machine.txt"
 
+# Heap allocations per delivered message of both server processes (uprobes on the
+# allocator), over DURATION s of a chat at ALLOC_RATE.
+count_allocs() { # system
+    local bin=$SB peer=switchboard ev lt n
+    if [[ $1 != ours ]]; then bin=$RELAY peer=relay; fi
+    perf probe -q -d 'sballoc:*' 2>/dev/null || true
+    for f in mi_malloc_aligned mi_zalloc_aligned mi_realloc_aligned; do
+        perf probe -q -x "$bin" --add "sballoc:$f=$f" || { echo "no uprobes here; allocations not counted" >&2; return 0; }
+    done
+    ev=sballoc:mi_malloc_aligned,sballoc:mi_zalloc_aligned,sballoc:mi_realloc_aligned
+    "$LT" --peer "$peer" --targets "http://127.0.0.1:$PA,http://127.0.0.1:$PB" --node-pids "$NODE_A,$NODE_B" \
+        --redis-pid "$REDIS_PID" --encoding "$ENCODING" --json "$OUT/allocs-chat-$1.json" chat --agents "$AGENTS" \
+        --visitors "$PAIRS" --rate "$ALLOC_RATE" --duration $((DURATION + 3)) --warmup 2 --setup-timeout-secs 60 \
+        >/dev/null 2>"$WORK/allocs-$1.log" &
+    lt=$!
+    for _ in $(seq 240); do
+        grep -q '] measure' "$WORK/allocs-$1.log" && break
+        sleep 0.5
+    done
+    sleep 1
+    perf stat -x, -e "$ev" -p "$NODE_A" -o "$WORK/allocs-a.csv" -- sleep "$DURATION" &
+    n=$!
+    perf stat -x, -e "$ev" -p "$NODE_B" -o "$WORK/allocs-b.csv" -- sleep "$DURATION"
+    wait "$n"
+    wait "$lt"
+    python3 - "$OUT/allocs-chat-$1.json" "$DURATION" "$WORK/allocs-a.csv" "$WORK/allocs-b.csv" >"$OUT/allocs-$1.txt" <<'PY'
+import json, sys
+rate = json.load(open(sys.argv[1]))["result"]["window"]["delivered_rate"]
+msgs = rate * float(sys.argv[2])
+for name, path in (("node-a", sys.argv[3]), ("node-b", sys.argv[4])):
+    total = 0
+    for line in open(path):
+        parts = line.strip().split(",")
+        if len(parts) > 2 and parts[0].isdigit():
+            total += int(parts[0])
+    print(f"{name}: {total / msgs:.1f} allocator calls (malloc, zalloc, realloc) per delivered message "
+          f"({total} over {msgs:.0f} messages at {rate} msg/s)")
+PY
+    cat "$OUT/allocs-$1.txt" >&2
+    perf probe -q -d 'sballoc:*' 2>/dev/null || true
+}
+
 for sys in $SYSTEMS; do
     echo "=== $sys ===" >&2
     redis-cli -p "$RP" FLUSHALL >/dev/null
@@ -58,6 +107,7 @@ for sys in $SYSTEMS; do
     ours) start_switchboard_pair 18380; peer=switchboard ;;
     relay) RELAY_ECHO=0 start_relay_pair 18380; peer=relay ;;
     relay-echo) RELAY_ECHO=1 start_relay_pair 18380; peer=relay ;;
+    relay-shared) RELAY_SHARED=1 start_relay_pair 18380; peer=relay ;;
     *) echo "unknown system $sys" >&2; exit 64 ;;
     esac
     "$LT" --peer "$peer" --targets "http://127.0.0.1:$PA,http://127.0.0.1:$PB" --node-pids "$NODE_A,$NODE_B" \
@@ -88,6 +138,7 @@ for sys in $SYSTEMS; do
             redis="$REDIS_PID" >"$OUT/profile-$sys.md"
     python3 loadtest/syscall-table.py "$OUT/chat-$sys.json" "$DURATION" "${STATS[@]}" \
         commandstats="$OUT/commandstats-$sys.txt" >"$OUT/syscalls-$sys.md"
+    count_allocs "$sys"
     stop_pids "$NODE_A" "$NODE_B"
 done
 echo "results: $OUT (profile-*.md, syscalls-*.md, chat-*.json)" >&2

@@ -143,14 +143,15 @@ for s in $SCENARIOS; do
         TEXT=$(head -c 250 /dev/zero | tr '\0' 'x')
         rb() { redis-benchmark "$@" 2>&1 | tr '\r' '\n' | grep -o '[0-9.]* requests per second.*' | tail -1; }
         SHA=$(redis-cli -p "$RP" SCRIPT LOAD "$SCRIPT")
+        RELAY_SHA=$(redis-cli -p "$RP" SCRIPT LOAD "$(cat loadtest/peers/relay/src/append.lua)")
         {
             for P in 1 16; do
                 echo "chat_send.lua (HMGET + HGET + XADD + SPUBLISH + HSET), 50 clients, pipeline $P: $(rb -p "$RP" -n 200000 -c 50 -P "$P" -r 1000000000 \
                     EVALSHA "$SHA" 4 'rb{c:x}:log' 'rb{c:x}:meta' 'rb{c:x}:cmid' 'rb{c:x}' \
                     x visitor v1 Vera 'm__rand_int__' "$TEXT" 1700000000000 message '' '')"
                 redis-cli -p "$RP" DEL 'rb{c:x}:log' 'rb{c:x}:cmid' >/dev/null
-                echo "bare XADD + SPUBLISH script, 50 clients, pipeline $P: $(rb -p "$RP" -n 200000 -c 50 -P "$P" \
-                    EVAL "redis.call('XADD', KEYS[1], '*', 't', ARGV[1]) return redis.call('SPUBLISH', KEYS[2], ARGV[1])" 2 'rb{c:y}:log' 'rb{c:y}' "$TEXT")"
+                echo "the bare relay's append.lua (XADD + SPUBLISH), 50 clients, pipeline $P: $(rb -p "$RP" -n 200000 -c 50 -P "$P" \
+                    EVALSHA "$RELAY_SHA" 2 'rb{c:y}:log' 'rb{c:y}' 'n:1' visitor 'm__rand_int__' "$TEXT" 1700000000000)"
                 redis-cli -p "$RP" DEL 'rb{c:y}:log' >/dev/null
             done
         } | tee "$OUT/redis-benchmark.txt" >&2

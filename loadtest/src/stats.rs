@@ -3,7 +3,7 @@
 
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -158,6 +158,23 @@ impl Proc {
         Some(n)
     }
 
+    /// Seconds each of its threads spent runnable but waiting for a CPU so far, by thread id
+    /// (the second field of /proc/PID/task/TID/schedstat).
+    pub fn runqueue_waits(&self) -> Vec<(u64, f64)> {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid)) else {
+            return Vec::new();
+        };
+        tasks
+            .flatten()
+            .filter_map(|t| {
+                let tid = t.file_name().to_str()?.parse().ok()?;
+                let s = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+                let ns: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
+                Some((tid, ns as f64 / 1e9))
+            })
+            .collect()
+    }
+
     /// Resident set size in KiB.
     pub fn rss_kib(&self) -> Option<u64> {
         let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
@@ -206,6 +223,12 @@ pub struct CpuWindow {
     switches_at_start: Vec<Option<u64>>,
     steal_at_start: Option<f64>,
     machine_at_start: Option<(f64, f64)>,
+    wait_at_start: HashMap<u64, f64>,
+}
+
+/// Run-queue wait of every thread of `procs`, in seconds, by thread id.
+fn waited(procs: &[(Proc, Option<f64>)]) -> HashMap<u64, f64> {
+    procs.iter().flat_map(|(p, _)| p.runqueue_waits()).collect()
 }
 
 impl CpuWindow {
@@ -216,7 +239,14 @@ impl CpuWindow {
             switches_at_start: procs.iter().map(Proc::context_switches).collect(),
             steal_at_start: steal_seconds(),
             machine_at_start: machine_seconds(),
+            wait_at_start: HashMap::new(),
         }
+        .with_wait()
+    }
+
+    fn with_wait(mut self) -> CpuWindow {
+        self.wait_at_start = waited(&self.at_start);
+        self
     }
 
     /// Percent of one core the hypervisor took away since `start` (200 = both cores of a
@@ -270,8 +300,9 @@ impl CpuWindow {
 
     /// What else the machine did meanwhile: its busy CPU in percent of one core (all
     /// processes, other users' included), the part of it that none of the measured processes
-    /// account for, the stolen time and the load average at the end. A window where `others`
-    /// is large was shared with other work on the machine: its figures are noisy.
+    /// account for, the stolen time, the load average at the end, and how long the measured
+    /// processes were runnable but waited for a CPU (percent of the window, summed over their
+    /// threads): the direct measure of how much other work, or each other, delayed them.
     pub fn machine(&self) -> Value {
         let dt = self.start.elapsed().as_secs_f64().max(1e-3);
         let busy = machine_seconds()
@@ -283,7 +314,17 @@ impl CpuWindow {
             .map(|(p, before)| Some(p.cpu_seconds()? - (*before)?))
             .sum::<Option<f64>>()
             .map(|s| s / dt * 100.0);
+        // Per thread, so threads that started or ended meanwhile do not skew the sum (those
+        // that ended are left out).
+        let wait: f64 = waited(&self.at_start)
+            .iter()
+            .map(|(tid, w)| w - self.wait_at_start.get(tid).copied().unwrap_or(0.0))
+            .sum::<f64>()
+            / dt
+            * 100.0;
+        let wait = Some(wait);
         json!({
+            "measured_processes_waiting_for_a_cpu_percent": wait.map(|v| (v * 10.0).round() / 10.0),
             "busy_percent_of_one_core": busy.map(|v| (v * 10.0).round() / 10.0),
             "others_percent_of_one_core": busy.zip(ours).map(|(b, o)| ((b - o).max(0.0) * 10.0).round() / 10.0),
             "steal_percent_of_one_core": self.steal_percent(),

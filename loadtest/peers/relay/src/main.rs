@@ -152,12 +152,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // As Switchboard's nodes: without it a command written while an earlier one is unanswered
     // waits for that answer's ACK (Nagle).
     builder.with_connection_config(|c| c.tcp.nodelay = Some(true));
-    let redis = builder.build()?;
+    // RELAY_SHARED=1: the scripts run on the subscriber's own connection (RESP3), as
+    // Switchboard's nodes do; by default on a connection of their own.
+    let shared = env("RELAY_SHARED", "0") == "1";
     let sub = builder
+        .with_config(|c| {
+            if shared {
+                c.version = fred::types::RespVersion::RESP3;
+            }
+        })
         .with_performance_config(|p| p.broadcast_channel_capacity = 65_536)
         .build_subscriber_client()?;
-    redis.init().await?;
     sub.init().await?;
+    let redis = if shared {
+        sub.to_client()
+    } else {
+        let c = Builder::from_config(Config::from_url(&url)?)
+            .with_connection_config(|c| c.tcp.nodelay = Some(true))
+            .build()?;
+        c.init().await?;
+        c
+    };
     let append = Script::from_lua(include_str!("append.lua"));
     append.load(&redis).await?;
     let relay = Arc::new(Relay {
@@ -178,7 +193,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_state(relay.clone());
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!(
-        "switchboard-relay ready: port={port} redis={url} echo={} pid={}",
+        "switchboard-relay ready: port={port} redis={url} echo={} shared={shared} pid={}",
         relay.echo,
         std::process::id()
     );
