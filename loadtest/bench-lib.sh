@@ -160,12 +160,18 @@ start_node() { # name first-port
     exit 1
 }
 
-# Starts nodes A and B on free ports from $1 (default 18080); sets PA, PB, NODE_A, NODE_B.
-start_switchboard_pair() {
-    start_node bench-a "${1:-18080}"
+# Starts processes A and B with START NAME PORT [ARG] (start_node, start_relay, start_peer) on
+# free ports from $3 (default 18080); sets PA, PB, NODE_A, NODE_B.
+start_pair() { # start-function name-prefix first-port [extra argument]
+    "$1" "$2-a" "${3:-18080}" ${4:+"$4"}
     NODE_A=${PIDS[-1]} PA=$STARTED_PORT
-    start_node bench-b $((PA + 1))
+    "$1" "$2-b" $((PA + 1)) ${4:+"$4"}
     NODE_B=${PIDS[-1]} PB=$STARTED_PORT
+}
+
+# Starts Switchboard nodes A and B on free ports from $1 (default 18080).
+start_switchboard_pair() {
+    start_pair start_node bench "${1:-18080}"
 }
 
 # Creates the admin (CLI) and $1 load-test agents with $2 chats each through a node started
@@ -188,12 +194,9 @@ start_relay() { # name first-port
     start_server "$1" "$2" env PORT=@PORT@ REDIS_URL="redis://127.0.0.1:$RP" RELAY_ECHO="${RELAY_ECHO:-0}" RELAY_SHARED="${RELAY_SHARED:-0}" "$RELAY"
 }
 
-# Starts relay processes A and B on free ports from $1; sets PA, PB, NODE_A, NODE_B.
+# Starts relay processes A and B on free ports from $1.
 start_relay_pair() {
-    start_relay relay-a "${1:-18080}"
-    NODE_A=${PIDS[-1]} PA=$STARTED_PORT
-    start_relay relay-b $((PA + 1))
-    NODE_B=${PIDS[-1]} PB=$STARTED_PORT
+    start_pair start_relay relay "${1:-18080}"
 }
 
 # Starts one Socket.IO peer process (loadtest/peers/socketio) on the first free port from $2
@@ -204,6 +207,34 @@ start_peer() { # name first-port adapter
     echo "peer $1 printed no ready line; log:" >&2
     cat "$WORK/$1.log" >&2
     exit 1
+}
+
+# Counts the system calls of the load generator ($1, a PID), both servers and Redis over $2 s
+# (perf stat on the syscall tracepoints, in the background), into $3-NAME.csv; sets
+# SYSCALL_STATS (name=csv, for loadtest/syscall-table.py) and SYSCALL_COUNTERS (PIDs to wait).
+count_syscalls() { # loadtest-pid seconds out-prefix
+    local events p
+    events=$(printf 'syscalls:sys_enter_%s,' sendto recvfrom write writev read epoll_wait futex)
+    SYSCALL_STATS=() SYSCALL_COUNTERS=()
+    for p in loadtest="$1" node-a="$NODE_A" node-b="$NODE_B" redis="$REDIS_PID"; do
+        perf stat -x, -e "${events%,}" -p "${p#*=}" -o "$3-${p%%=*}.csv" -- sleep "$2" &
+        SYSCALL_COUNTERS+=($!)
+        SYSCALL_STATS+=("${p%%=*}=$3-${p%%=*}.csv")
+    done
+}
+
+# Starts a chat in the background and returns once its measured window has begun (the
+# set-up, agents' logins hashing passwords included, stays out of what is measured next);
+# sets LT_PID. The load generator's stderr goes to $1.
+chat_measuring() { # log-file load-generator-arguments...
+    local log=$1
+    shift
+    "$LT" "$@" 2>"$log" &
+    LT_PID=$!
+    for _ in $(seq 240); do
+        grep -q '] measure' "$log" && break
+        sleep 0.5
+    done
 }
 
 # What the figures were measured on (after a first line of the caller's own).

@@ -95,11 +95,7 @@ start_system() { # system
     case $1 in
     ours) start_switchboard_pair 18180 ;;
     relay) start_relay_pair 18180 ;;
-    peer)
-        start_peer "$PEER-a" 18180 "$PEER"
-        NODE_A=${PIDS[-1]} PA=$STARTED_PORT
-        start_peer "$PEER-b" $((PA + 1)) "$PEER"
-        NODE_B=${PIDS[-1]} PB=$STARTED_PORT ;;
+    peer) start_pair start_peer "$PEER" 18180 "$PEER" ;;
     esac
 }
 

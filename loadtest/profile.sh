@@ -58,6 +58,15 @@ fi
     machine_info
 } >"$OUT/machine.txt"
 
+# A chat of PAIRS at RATE msg/s against processes A and B, DURATION + 3 s measured; returns
+# once its window has begun (LT_PID). Its summary goes to stdout.
+chat_at() { # peer rate report log
+    chat_measuring "$4" --peer "$1" --targets "http://127.0.0.1:$PA,http://127.0.0.1:$PB" \
+        --node-pids "$NODE_A,$NODE_B" --redis-pid "$REDIS_PID" --encoding "$ENCODING" --json "$3" chat \
+        --agents "$AGENTS" --visitors "$PAIRS" --rate "$2" --duration $((DURATION + 3)) --warmup 2 \
+        --setup-timeout-secs 60
+}
+
 # Heap allocations per delivered message of both server processes (uprobes on the
 # allocator), over DURATION s of a chat at ALLOC_RATE.
 count_allocs() { # system
@@ -68,15 +77,8 @@ count_allocs() { # system
         perf probe -q -x "$bin" --add "sballoc:$f=$f" || { echo "no uprobes here; allocations not counted" >&2; return 0; }
     done
     ev=sballoc:mi_malloc_aligned,sballoc:mi_zalloc_aligned,sballoc:mi_realloc_aligned
-    "$LT" --peer "$peer" --targets "http://127.0.0.1:$PA,http://127.0.0.1:$PB" --node-pids "$NODE_A,$NODE_B" \
-        --redis-pid "$REDIS_PID" --encoding "$ENCODING" --json "$OUT/allocs-chat-$1.json" chat --agents "$AGENTS" \
-        --visitors "$PAIRS" --rate "$ALLOC_RATE" --duration $((DURATION + 3)) --warmup 2 --setup-timeout-secs 60 \
-        >/dev/null 2>"$WORK/allocs-$1.log" &
-    lt=$!
-    for _ in $(seq 240); do
-        grep -q '] measure' "$WORK/allocs-$1.log" && break
-        sleep 0.5
-    done
+    chat_at "$peer" "$ALLOC_RATE" "$OUT/allocs-chat-$1.json" "$WORK/allocs-$1.log" >/dev/null
+    lt=$LT_PID
     sleep 1
     perf stat -x, -e "$ev" -p "$NODE_A" -o "$WORK/allocs-a.csv" -- sleep "$DURATION" &
     n=$!
@@ -110,33 +112,19 @@ for sys in $SYSTEMS; do
     relay-shared) RELAY_SHARED=1 start_relay_pair 18380; peer=relay ;;
     *) echo "unknown system $sys" >&2; exit 64 ;;
     esac
-    "$LT" --peer "$peer" --targets "http://127.0.0.1:$PA,http://127.0.0.1:$PB" --node-pids "$NODE_A,$NODE_B" \
-        --redis-pid "$REDIS_PID" --encoding "$ENCODING" --json "$OUT/chat-$sys.json" chat --agents "$AGENTS" \
-        --visitors "$PAIRS" --rate "$RATE" --duration $((DURATION + 3)) --warmup 2 --setup-timeout-secs 60 \
-        >"$OUT/chat-$sys.txt" 2>"$WORK/chat-$sys.log" &
-    LT_PID=$!
-    for _ in $(seq 240); do
-        grep -q '] measure' "$WORK/chat-$sys.log" && break
-        sleep 0.5
-    done
+    chat_at "$peer" "$RATE" "$OUT/chat-$sys.json" "$WORK/chat-$sys.log" >"$OUT/chat-$sys.txt"
     sleep 1
     redis-cli -p "$RP" CONFIG RESETSTAT >/dev/null
-    EVENTS=$(printf 'syscalls:sys_enter_%s,' sendto recvfrom write writev read epoll_wait futex)
-    STATS=() COUNTERS=()
-    for p in loadtest="$LT_PID" node-a="$NODE_A" node-b="$NODE_B" redis="$REDIS_PID"; do
-        perf stat -x, -e "${EVENTS%,}" -p "${p#*=}" -o "$OUT/syscalls-$sys-${p%%=*}.csv" -- sleep "$DURATION" &
-        COUNTERS+=($!)
-        STATS+=("${p%%=*}=$OUT/syscalls-$sys-${p%%=*}.csv")
-    done
+    count_syscalls "$LT_PID" "$DURATION" "$OUT/syscalls-$sys"
     perf record -q -a -e cpu-clock -F 999 -o "$WORK/perf-$sys.data" -- sleep "$DURATION"
-    for c in "${COUNTERS[@]}"; do wait "$c"; done
+    for c in "${SYSCALL_COUNTERS[@]}"; do wait "$c"; done
     redis-cli -p "$RP" INFO commandstats >"$OUT/commandstats-$sys.txt"
     wait "$LT_PID"
     cat "$OUT/chat-$sys.txt" >&2
     perf script -i "$WORK/perf-$sys.data" -F pid,ip,sym,dso -G 2>/dev/null |
         python3 loadtest/perf-split.py "$(nproc)" loadtest="$LT_PID" node-a="$NODE_A" node-b="$NODE_B" \
             redis="$REDIS_PID" >"$OUT/profile-$sys.md"
-    python3 loadtest/syscall-table.py "$OUT/chat-$sys.json" "$DURATION" "${STATS[@]}" \
+    python3 loadtest/syscall-table.py "$OUT/chat-$sys.json" "$DURATION" "${SYSCALL_STATS[@]}" \
         commandstats="$OUT/commandstats-$sys.txt" >"$OUT/syscalls-$sys.md"
     count_allocs "$sys"
     stop_pids "$NODE_A" "$NODE_B"

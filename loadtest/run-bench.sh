@@ -8,12 +8,10 @@
 # round trip with no server, to tell a slow machine from a slow build), routing (request->offer at paced and burst
 # arrivals), site (a website's load: browsing visitors, agents watching the site-visitors
 # list, a few chats; only when named), wide (idle connections over several nodes and client processes, past one
-# process's open-file cap; only when named), flush (ended chats written to PostgreSQL;
-# only when named), profile (where the CPU goes, with perf; only when named) and syscalls
-# (system calls per message of each process, with perf stat; only when named), both at
-# PROFILE_RATE messages/s (default 5,000 in full, 1,000 in quick). `quick` is
-# small and short (a smoke run, ~2 minutes); `full` uses the sizes that docs/benchmarks.md
-# reports (~10 minutes).
+# process's open-file cap; only when named) and flush (ended chats written to PostgreSQL;
+# only when named). Where the CPU goes, next to the bare relay: loadtest/profile.sh. `quick`
+# is small and short (a smoke run, ~2 minutes); `full` uses the sizes that
+# docs/benchmarks.md reports (~10 minutes).
 #
 # Store: STORE=sqlite (default) or STORE=postgres for the whole run; it defaults to postgres
 # when `flush` is among the scenarios. With postgres, scripts/services.sh provides the server
@@ -44,17 +42,15 @@ case $MODE in
 quick)
     AGENTS=50 MAX_CHATS=20 PAIRS=100 IDLE=2000 HOLD=3 DURATION=5 RAMP_START=2000 RAMP_STEP=3 STORM=500 FLUSH=1000 ROUTING=1000
     SITE=(--visitors 1000 --page-every 30 --watchers 20 --watcher-offset 25 --chats 20 --chat-agents 20 --chat-rate 20 --duration 20)
-    PROFILE_RATE=${PROFILE_RATE:-1000}
     WIDE_NODES=2 WIDE_EACH=1000 ;;
 full)
     AGENTS=500 MAX_CHATS=20 PAIRS=1000 IDLE=19000 HOLD=10 DURATION=10 RAMP_START=2000 RAMP_STEP=5 STORM=10000 FLUSH=5000 ROUTING=10000
     # The sizes of the website target: 19,000 visitors, 200 watching agents, 500 chats at 100 msg/s.
     SITE=(--visitors "${SITE_VISITORS:-19000}" --page-every 30 --watchers "${SITE_WATCHERS:-200}" --watcher-offset 100
         --chats "${SITE_CHATS:-500}" --chat-agents 50 --chat-rate 100 --duration 60)
-    PROFILE_RATE=${PROFILE_RATE:-5000}
     WIDE_NODES=6 WIDE_EACH=17000 ;;
 *)
-    echo "usage: $0 [quick|full] [floor redis idle chat ramp storm routing wide flush profile syscalls]" >&2
+    echo "usage: $0 [quick|full] [floor redis idle chat ramp storm routing site wide flush]" >&2
     exit 64 ;;
 esac
 
@@ -109,25 +105,6 @@ echo "nodes: A pid $NODE_A port $PA, B pid $NODE_B port $PB; results in $OUT" >&
     echo "switchboard binary: $SB (sha256 $(sha256sum "$SB" | cut -c1-16))"
     machine_info
 } >"$OUT/machine.txt"
-
-# For the perf scenarios: starts a chat at PROFILE_RATE in the background (report
-# $OUT/$1-chat.json, log $WORK/$1-chat.log; its PID in LT_PID) and returns once its measured
-# window has begun, so perf sees the window only (not the set-up: agents signing in hash
-# passwords). The window lasts DURATION + 4 s.
-chat_under_perf() { # scenario
-    if ! command -v perf >/dev/null; then
-        echo "$1 needs perf (Debian: apt-get install linux-perf)" >&2
-        exit 64
-    fi
-    "$LT" "${COMMON[@]}" --json "$OUT/$1-chat.json" chat --agents "$AGENTS" --visitors "$PAIRS" \
-        --rate "$PROFILE_RATE" --duration $((DURATION + 4)) --warmup 2 --setup-timeout-secs 30 \
-        2>"$WORK/$1-chat.log" &
-    LT_PID=$!
-    for _ in $(seq 120); do
-        grep -q '] measure' "$WORK/$1-chat.log" && break
-        sleep 0.5
-    done
-}
 
 for s in $SCENARIOS; do
     echo "=== $s ===" >&2
@@ -225,43 +202,6 @@ for s in $SCENARIOS; do
             tail -n 20 "$WORK"/wide-*.log >&2
             exit 1
         fi
-        ;;
-    profile)
-        # Where the CPU goes: chat at 5,000 msg/s (1,000 in quick) under a system-wide sampling
-        # profile, `perf record -a -e cpu-clock` (a software clock: it works on virtual
-        # machines that have no hardware counters). loadtest/perf-split.py writes each
-        # process's share of the machine, split into kernel and user space, and its hottest
-        # functions to profile.md.
-        chat_under_perf profile
-        perf record -q -a -e cpu-clock -F 999 -o "$WORK/perf.data" -- sleep "$DURATION"
-        wait "$LT_PID"
-        grep -v '^\[' "$WORK/profile-chat.log" >&2
-        perf script -i "$WORK/perf.data" -F pid,ip,sym,dso -G 2>/dev/null |
-            python3 loadtest/perf-split.py "$(nproc)" loadtest="$LT_PID" node-a="$NODE_A" node-b="$NODE_B" \
-                redis="$REDIS_PID" | tee "$OUT/profile.md" >&2
-        ;;
-    syscalls)
-        # System calls per message of each process (which ones, how many: every hop of a
-        # message is a write on one side and a read and a wake-up on the other), counted
-        # with `perf stat` on the syscall tracepoints over DURATION s of a chat window at
-        # PROFILE_RATE; loadtest/syscall-table.py writes syscalls.md. Redis's own count of
-        # commands and their execution time over the same window goes with it (INFO
-        # commandstats after CONFIG RESETSTAT).
-        chat_under_perf syscalls
-        redis-cli -p "$RP" CONFIG RESETSTAT >/dev/null
-        EVENTS=$(printf 'syscalls:sys_enter_%s,' sendto recvfrom write writev read epoll_wait futex)
-        STATS=() COUNTERS=()
-        for p in loadtest="$LT_PID" node-a="$NODE_A" node-b="$NODE_B" redis="$REDIS_PID"; do
-            perf stat -x, -e "${EVENTS%,}" -p "${p#*=}" -o "$OUT/syscalls-${p%%=*}.csv" -- sleep "$DURATION" &
-            COUNTERS+=($!)
-            STATS+=("${p%%=*}=$OUT/syscalls-${p%%=*}.csv")
-        done
-        for c in "${COUNTERS[@]}"; do wait "$c"; done
-        redis-cli -p "$RP" INFO commandstats >"$OUT/redis-commandstats.txt"
-        wait "$LT_PID"
-        grep -v '^\[' "$WORK/syscalls-chat.log" >&2
-        python3 loadtest/syscall-table.py "$OUT/syscalls-chat.json" "$DURATION" "${STATS[@]}" \
-            commandstats="$OUT/redis-commandstats.txt" | tee "$OUT/syscalls.md" >&2
         ;;
     flush)
         # All chats end at once, agents decide `create`; the nodes write every transcript to

@@ -350,17 +350,6 @@ async fn visitor(cx: Ctx, target: Target, idx: usize, sender: Sender) {
     rd.close().await;
 }
 
-async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !f() {
-        if Instant::now() > deadline {
-            eprintln!("timed out waiting for {what}");
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Resident memory of each node, in KiB.
 fn rss(nodes: &[Option<Proc>]) -> Vec<Option<u64>> {
     nodes
@@ -448,7 +437,7 @@ pub async fn run(
     }
     let s2 = site.clone();
     let watchers = o.watchers as u64;
-    wait_for("watching agents", o.setup_timeout, || {
+    chat::wait_until("watching agents", o.setup_timeout, || {
         s2.watchers_ready.get() + s2.stats.connect_failed.get() >= watchers
     })
     .await;
@@ -467,7 +456,7 @@ pub async fn run(
     }
     let all = watchers + o.visitors as u64;
     let mut last_print = Instant::now();
-    wait_for("visitors", o.setup_timeout, || {
+    chat::wait_until("visitors", o.setup_timeout, || {
         let done = s2.stats.connected.get() + s2.stats.connect_failed.get();
         if last_print.elapsed() > Duration::from_secs(2) {
             last_print = Instant::now();

@@ -206,7 +206,7 @@ fn steal_seconds() -> Option<f64> {
 }
 
 /// The one-minute load average.
-fn loadavg() -> Option<f64> {
+pub fn loadavg() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")
         .ok()?
         .split_whitespace()

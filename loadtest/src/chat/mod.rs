@@ -404,7 +404,8 @@ impl Drained {
     }
 }
 
-async fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+/// Polls `f` every 50 ms until it holds (true) or `timeout` passes (false, said on stderr).
+pub async fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while !f() {
         if Instant::now() > deadline {
