@@ -9,6 +9,17 @@
 PIDS=()
 REDIS_PIDFILE=$WORK/redis.pid
 
+# NICE=-10 (root only): the script and everything it starts (Redis, the servers, the load
+# generator) run at that niceness, so that other work on a shared machine (builds) gets what
+# the measured processes leave rather than an equal share. With autogroup scheduling, niceness
+# ranks processes only within their session, so the session's group gets it too: start the
+# script with `setsid` so that the group holds nothing else. Every report names the machine's
+# other work over each window (`machine.others_percent_of_one_core`).
+if [[ ${NICE:-0} != 0 ]]; then
+    if [[ -w /proc/$$/autogroup ]]; then echo "$NICE" >"/proc/$$/autogroup" || true; fi
+    renice -n "$NICE" -p $$ >/dev/null
+fi
+
 # Stops every process started here (by PID) and the redis-server (by its pid file, waiting
 # up to 5 s until it is gone, so that its directory can be removed).
 stop_started() {
@@ -86,15 +97,16 @@ start_server() {
     exit 1
 }
 
-# Builds the release binaries unless NO_BUILD is set; sets SB and LT.
-# SB_BIN / LT_BIN: other binaries (e.g. a saved build, to compare before and after a change).
+# Builds the release binaries unless NO_BUILD is set (one cargo call, so the three share
+# their dependencies' builds); sets SB, LT and RELAY.
+# SB_BIN / LT_BIN / RELAY_BIN: other binaries (e.g. a saved build, to compare before and after).
 build_release() {
     if [[ -z ${NO_BUILD:-} ]]; then
-        cargo build --release --bin switchboard
-        cargo build --release -p switchboard-loadtest
+        cargo build --release -p switchboard -p switchboard-loadtest -p switchboard-relay
     fi
     SB=${SB_BIN:-$ROOT/target/release/switchboard}
     LT=${LT_BIN:-$ROOT/target/release/switchboard-loadtest}
+    RELAY=${RELAY_BIN:-$ROOT/target/release/switchboard-relay}
 }
 
 # Starts a throw-away redis-server (loopback, no persistence) on the first free port from $1
@@ -148,12 +160,81 @@ start_node() { # name first-port
     exit 1
 }
 
-# Starts nodes A and B on free ports from $1 (default 18080); sets PA, PB, NODE_A, NODE_B.
-start_switchboard_pair() {
-    start_node bench-a "${1:-18080}"
+# Starts processes A and B with START NAME PORT [ARG] (start_node, start_relay, start_peer) on
+# free ports from $3 (default 18080); sets PA, PB, NODE_A, NODE_B.
+start_pair() { # start-function name-prefix first-port [extra argument]
+    "$1" "$2-a" "${3:-18080}" ${4:+"$4"}
     NODE_A=${PIDS[-1]} PA=$STARTED_PORT
-    start_node bench-b $((PA + 1))
+    "$1" "$2-b" $((PA + 1)) ${4:+"$4"}
     NODE_B=${PIDS[-1]} PB=$STARTED_PORT
+}
+
+# Starts Switchboard nodes A and B on free ports from $1 (default 18080).
+start_switchboard_pair() {
+    start_pair start_node bench "${1:-18080}"
+}
+
+# Creates the admin (CLI) and $1 load-test agents with $2 chats each through a node started
+# for that alone (argon2 hashing leaves its memory behind; the measured nodes start clean);
+# the report goes to $3.
+create_agents() { # count max-chats report
+    local pw=bench-admin-password pid
+    "$SB" agent add --username lt-admin --password "$pw" --name "Bench admin" --role admin --queues general >/dev/null
+    start_node bench-setup 18180
+    pid=${PIDS[-1]}
+    "$LT" --targets "http://127.0.0.1:$STARTED_PORT" --json "$3" agents --admin-user lt-admin \
+        --admin-password "$pw" --count "$1" --max-chats "$2" --parallel 4 >/dev/null
+    stop_pids "$pid"
+}
+
+# Starts a bare relay process (loadtest/peers/relay) on the first free port from $2, on the
+# Redis at RP (RELAY_ECHO=1: the sender gets its own entry too; RELAY_SHARED=1: scripts on
+# the subscriber connection, as Switchboard does); sets STARTED_PORT; its PID is ${PIDS[-1]}.
+start_relay() { # name first-port
+    start_server "$1" "$2" env PORT=@PORT@ REDIS_URL="redis://127.0.0.1:$RP" RELAY_ECHO="${RELAY_ECHO:-0}" RELAY_SHARED="${RELAY_SHARED:-0}" "$RELAY"
+}
+
+# Starts relay processes A and B on free ports from $1.
+start_relay_pair() {
+    start_pair start_relay relay "${1:-18080}"
+}
+
+# Starts one Socket.IO peer process (loadtest/peers/socketio) on the first free port from $2
+# with adapter $3; sets STARTED_PORT; its PID is ${PIDS[-1]}.
+start_peer() { # name first-port adapter
+    start_server "$1" "$2" env PORT=@PORT@ REDIS_URL="redis://127.0.0.1:$RP" node "$ROOT/loadtest/peers/socketio/server.js" "$3"
+    for _ in $(seq 100); do grep -q '^socketio-peer ready' "$WORK/$1.log" && return 0; sleep 0.1; done
+    echo "peer $1 printed no ready line; log:" >&2
+    cat "$WORK/$1.log" >&2
+    exit 1
+}
+
+# Counts the system calls of the load generator ($1, a PID), both servers and Redis over $2 s
+# (perf stat on the syscall tracepoints, in the background), into $3-NAME.csv; sets
+# SYSCALL_STATS (name=csv, for loadtest/syscall-table.py) and SYSCALL_COUNTERS (PIDs to wait).
+count_syscalls() { # loadtest-pid seconds out-prefix
+    local events p
+    events=$(printf 'syscalls:sys_enter_%s,' sendto recvfrom write writev read epoll_wait futex)
+    SYSCALL_STATS=() SYSCALL_COUNTERS=()
+    for p in loadtest="$1" node-a="$NODE_A" node-b="$NODE_B" redis="$REDIS_PID"; do
+        perf stat -x, -e "${events%,}" -p "${p#*=}" -o "$3-${p%%=*}.csv" -- sleep "$2" &
+        SYSCALL_COUNTERS+=($!)
+        SYSCALL_STATS+=("${p%%=*}=$3-${p%%=*}.csv")
+    done
+}
+
+# Starts a chat in the background and returns once its measured window has begun (the
+# set-up, agents' logins hashing passwords included, stays out of what is measured next);
+# sets LT_PID. The load generator's stderr goes to $1.
+chat_measuring() { # log-file load-generator-arguments...
+    local log=$1
+    shift
+    "$LT" "$@" 2>"$log" &
+    LT_PID=$!
+    for _ in $(seq 240); do
+        grep -q '] measure' "$log" && break
+        sleep 0.5
+    done
 }
 
 # What the figures were measured on (after a first line of the caller's own).

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """The side-by-side table of loadtest/compare.sh, from its JSON reports (standard library only).
 
-    python3 loadtest/compare-table.py loadtest/results/RUN  >  RUN/compare.md
+    python3 loadtest/compare-table.py RUN_DIR            # markdown table on stdout
+    python3 loadtest/compare-table.py RUN_DIR --json F   # also the summary as JSON
 
-Reads RUN/<system>-<n>/{chat-<rate>,ramp,idle}.json for the systems ours, classic and sharded
-and prints a markdown table: for each figure, the median and the spread (min-max) of the runs
-per system, and ours divided by the better of the two peer variants (which one is named).
+Reads RUN_DIR/<system>-<n>/{chat-<rate>,ramp,idle}.json for the systems ours, relay and the
+Socket.IO peer (classic or sharded) and prints, per figure, the median of the runs per system
+(with the min-max spread when there are several), and ours divided by the relay and by the
+peer. A ramp counts only if its whole run lost, duplicated and reordered nothing.
 """
 
 import json
@@ -14,17 +16,18 @@ import statistics
 import sys
 from pathlib import Path
 
-SYSTEMS = ["ours", "classic", "sharded"]
-# Steal (percent of one core) above which a window is named under the table.
-STEAL_NOTED = 10
-PEERS = ["classic", "sharded"]
+SYSTEMS = ["ours", "relay", "classic", "sharded"]
+NAMES = {"ours": "Switchboard", "relay": "bare relay", "classic": "Socket.IO classic",
+         "sharded": "Socket.IO sharded"}
+# Other work on the machine (percent of one core) above which a window is named as noisy.
+OTHERS_NOTED = 15
 
 
 def load(run_dir):
     """{system: [{scenario_file_stem: report}, ...one per run]}"""
     out = {s: [] for s in SYSTEMS}
     for d in sorted(run_dir.iterdir()):
-        m = re.fullmatch(r"(ours|classic|sharded)-(\d+)", d.name)
+        m = re.fullmatch(r"(ours|relay|classic|sharded)-(\d+)", d.name)
         if not m or not d.is_dir():
             continue
         reports = {}
@@ -34,7 +37,7 @@ def load(run_dir):
             except (OSError, ValueError) as e:
                 print(f"warning: {f}: {e}", file=sys.stderr)
         out[m.group(1)].append(reports)
-    return out
+    return {s: r for s, r in out.items() if r}
 
 
 def dig(v, *path):
@@ -48,198 +51,158 @@ def dig(v, *path):
     return v
 
 
-def cpu(report, prefix):
-    """Summed CPU (% of one core) of the processes whose name starts with prefix."""
-    c = dig(report, "result", "window", "cpu_percent_of_one_core")
-    if not isinstance(c, dict):
-        return None
-    vals = [v for k, v in c.items() if k.startswith(prefix) and isinstance(v, (int, float))]
-    return sum(vals) if vals else None
-
-
-def cpu_per_message(report):
-    """Microseconds of CPU per delivered message over every process measured (load generator,
-    both server processes, Redis)."""
-    total = cpu(report, "")
-    rate = num(dig(report, "result", "window", "delivered_rate"))
-    if total is None or not rate:
-        return None
-    return total / 100.0 / rate * 1e6
-
-
 def num(v):
     return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
+def clean(integrity):
+    """Nothing lost, duplicated or out of order (None when unknown)."""
+    if not isinstance(integrity, dict):
+        return None
+    return all(integrity.get(k) == 0 for k in ("lost", "duplicated", "out_of_order"))
+
+
+def ramp_held(r):
+    rep = r.get("ramp")
+    held = num(dig(rep, "result", "highest_rate_held"))
+    ok = clean(dig(rep, "result", "integrity"))
+    if held is None or ok is None:
+        return None
+    return held if ok else 0
+
+
+def ramp_step(r, *path):
+    return num(dig(r.get("ramp"), "result", "highest_step_held", *path))
+
+
+def win(rate, *path):
+    return lambda r: num(dig(r.get(f"chat-{rate}"), "result", "window", *path))
+
+
 def figures(rates):
-    """(section, label, better, getter(reports) -> number or None)."""
-    rows = []
+    """(key, label, better, getter(reports) -> number or None)."""
+    rows = [
+        ("throughput", "throughput at p99 < 50 ms, 0 lost/dup/reordered (msg/s)", "higher", ramp_held),
+        ("throughput_gen_us", "  load generator CPU per message at that rate (us)", "info",
+         lambda r: ramp_step(r, "cpu_us_per_message", "loadtest")),
+    ]
     for rate in rates:
-        f = f"chat-{rate}"
-        sec = f"chat {int(rate):,} msg/s"
-        lat = lambda q, f=f: lambda r: num(dig(r.get(f), "result", "window", "latency", q))
-        lat_sent = lambda q, f=f: lambda r: num(
-            dig(r.get(f), "result", "window", "latency_from_send", q))
+        k = f"{int(rate) // 1000}k" if int(rate) % 1000 == 0 else str(rate)
         rows += [
-            (sec, "latency p50 (ms)", "lower", lat("p50_ms")),
-            (sec, "latency p90 (ms)", "lower", lat("p90_ms")),
-            (sec, "latency p99 (ms)", "lower", lat("p99_ms")),
-            (sec, "latency max (ms)", "lower", lat("max_ms")),
-            (sec, "latency p50 from the actual send (ms)", "lower", lat_sent("p50_ms")),
-            (sec, "latency p99 from the actual send (ms)", "lower", lat_sent("p99_ms")),
-            (sec, "delivered (msg/s)", "higher",
-             lambda r, f=f: num(dig(r.get(f), "result", "window", "delivered_rate"))),
-            (sec, "server CPU, both processes (% of a core)", "lower",
-             lambda r, f=f: cpu(r.get(f), "node")),
-            (sec, "Redis CPU (% of a core)", "lower", lambda r, f=f: cpu(r.get(f), "redis")),
-            (sec, "CPU per message, all four processes (us)", "lower",
-             lambda r, f=f: cpu_per_message(r.get(f))),
-            (sec, "context switches per message, all four processes", "lower",
-             lambda r, f=f: num(dig(r.get(f), "result", "window", "context_switches_per_message", "all"))),
-            (sec, "CPU stolen by the hypervisor (% of a core; the machine's, not a system's)", "info",
-             lambda r, f=f: num(dig(r.get(f), "result", "window", "steal_percent_of_one_core"))),
-            (sec, "lost", "lower", lambda r, f=f: num(dig(r.get(f), "result", "integrity", "lost"))),
-            (sec, "duplicated + out of order", "lower",
-             lambda r, f=f: sum_of(dig(r.get(f), "result", "integrity"), "duplicated", "out_of_order")),
+            (f"p50_{k}", f"p50 at {int(rate):,} msg/s (ms)", "lower", win(rate, "latency", "p50_ms")),
+            (f"p99_{k}", f"p99 at {int(rate):,} msg/s (ms)", "lower", win(rate, "latency", "p99_ms")),
+        ]
+    for rate in rates:
+        k = f"{int(rate) // 1000}k" if int(rate) % 1000 == 0 else str(rate)
+        r = f"{int(rate):,}"
+        rows += [
+            (f"delivered_{k}", f"delivered at {r} msg/s (msg/s)", "higher", win(rate, "delivered_rate")),
+            (f"cpu_system_us_{k}", f"CPU per delivered message at {r} msg/s, both server processes + Redis (us)",
+             "lower", win(rate, "cpu_us_per_message", "system")),
+            (f"cpu_node0_us_{k}", "  process A (visitors) (us)", "lower", win(rate, "cpu_us_per_message", "node0")),
+            (f"cpu_node1_us_{k}", "  process B (agents) (us)", "lower", win(rate, "cpu_us_per_message", "node1")),
+            (f"cpu_redis_us_{k}", "  Redis (us)", "lower", win(rate, "cpu_us_per_message", "redis")),
+            (f"cpu_gen_us_{k}", "  load generator (us; not counted above)", "info",
+             win(rate, "cpu_us_per_message", "loadtest")),
         ]
     rows += [
-        ("ramp", "highest rate held, p99 <= 50 ms (msg/s)", "higher",
-         lambda r: num(dig(r.get("ramp"), "result", "highest_rate_held"))),
-        ("ramp", "steps run", "info", lambda r: len(dig(r.get("ramp"), "result", "steps") or []) or None),
-        ("ramp", "lost", "lower", lambda r: num(dig(r.get("ramp"), "result", "integrity", "lost"))),
-        ("ramp", "duplicated + out of order", "lower",
-         lambda r: sum_of(dig(r.get("ramp"), "result", "integrity"), "duplicated", "out_of_order")),
-        ("idle", "connections held", "higher", lambda r: num(dig(r.get("idle"), "result", "connected"))),
-        ("idle", "failed", "lower", lambda r: num(dig(r.get("idle"), "result", "failed"))),
-        ("idle", "memory per connection, slope (B)", "lower",
-         lambda r: num(dig(r.get("idle"), "result", "nodes", 0, "bytes_per_connection_slope"))),
-        ("idle", "memory per connection, end minus start (B)", "lower",
-         lambda r: num(dig(r.get("idle"), "result", "nodes", 0, "bytes_per_connection_end_minus_start"))),
-        ("idle", "connect rate (/s)", "higher", lambda r: num(dig(r.get("idle"), "result", "connect_rate_per_s"))),
+        ("idle_kib", "idle memory per connection (KiB)", "lower",
+         lambda r: (lambda b: None if b is None else b / 1024)(
+             num(dig(r.get("idle"), "result", "nodes", 0, "bytes_per_connection_slope")))),
     ]
     return rows
 
 
-def sum_of(d, *keys):
-    if not isinstance(d, dict):
-        return None
-    vals = [num(d.get(k)) for k in keys]
-    return None if any(v is None for v in vals) else sum(vals)
+def median(vals):
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
 
 
 def fmt(v):
     if v is None:
         return "-"
-    if abs(v) >= 100 or float(v).is_integer():
+    if abs(v) >= 100:
         return f"{v:,.0f}"
     if abs(v) >= 10:
         return f"{v:.1f}"
     return f"{v:.2f}"
 
 
-def cell(vals):
-    if not vals:
-        return "-"
-    med = statistics.median(vals)
-    if len(vals) == 1:
-        return fmt(med)
-    return f"{fmt(med)} ({fmt(min(vals))}-{fmt(max(vals))})"
+def summarize(data, rates):
+    out = {}
+    for key, label, better, get in figures(rates):
+        row = {"label": label, "better": better}
+        for s, runs in data.items():
+            vals = [get(r) for r in runs]
+            got = [v for v in vals if v is not None]
+            row[s] = {"median": median(vals), "runs": vals,
+                      "min": min(got) if got else None, "max": max(got) if got else None}
+        out[key] = row
+    return out
 
 
-def ratio(better, ours, peers):
-    """Ours over the better peer variant's median, and that variant."""
-    if better not in ("lower", "higher") or ours is None:
-        return "-"
-    cands = [(m, p) for p, m in peers.items() if m is not None]
-    if not cands:
-        return "-"
-    best, who = (min if better == "lower" else max)(cands)
-    if best == 0:
-        return f"= ({who})" if ours == 0 else f"ours {fmt(ours)} vs 0 ({who})"
-    return f"{ours / best:.2f}x ({who})"
+def noisy(data, rates):
+    notes = []
+    for s, runs in data.items():
+        for i, r in enumerate(runs, 1):
+            for rate in rates:
+                m = dig(r.get(f"chat-{rate}"), "result", "window", "machine") or {}
+                o = num(m.get("others_percent_of_one_core"))
+                st = num(m.get("steal_percent_of_one_core"))
+                wt = num(m.get("measured_processes_waiting_for_a_cpu_percent"))
+                if (o or 0) > OTHERS_NOTED or (st or 0) > 5:
+                    notes.append(f"{NAMES[s]} run {i} at {rate} msg/s: other work {fmt(o)} % "
+                                 f"of a core, steal {fmt(st)} %, load {m.get('loadavg_1m')}, "
+                                 f"measured processes waiting for a CPU {fmt(wt)} %")
+    return notes
+
+
+def table(summary, systems):
+    peer = next((s for s in ("classic", "sharded") if s in systems), None)
+    head = ["figure"] + [NAMES[s] for s in systems]
+    if "relay" in systems:
+        head.append("ours / relay")
+    if peer:
+        head.append("ours / peer")
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for row in summary.values():
+        cells = [row["label"]]
+        for s in systems:
+            c = row[s]
+            cell = fmt(c["median"])
+            if c["min"] is not None and len([v for v in c["runs"] if v is not None]) > 1:
+                cell += f" ({fmt(c['min'])}-{fmt(c['max'])})"
+            cells.append(cell)
+        for other in (["relay"] if "relay" in systems else []) + ([peer] if peer else []):
+            a, b = row.get("ours", {}).get("median"), row[other]["median"]
+            cells.append(f"{a / b:.2f}x" if a is not None and b else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: compare-table.py RESULTS_DIR")
-    run_dir = Path(sys.argv[1])
+    args = sys.argv[1:]
+    if not args:
+        sys.exit(__doc__)
+    run_dir = Path(args[0])
     data = load(run_dir)
-    rates = sorted(
-        {int(k.split("-", 1)[1]) for runs in data.values() for r in runs for k in r if k.startswith("chat-")}
-    )
-    runs = {s: len(data[s]) for s in SYSTEMS}
-    out = []
-    out.append(f"# Switchboard vs Socket.IO peer: {run_dir.name}\n")
-    machine = run_dir / "machine.txt"
-    if machine.exists():
-        first = machine.read_text().splitlines()[:1]
-        if first:
-            out.append(f"`{first[0]}`\n")
-    out.append(
-        "Median of the runs, (min-max) when there are several; runs: "
-        + ", ".join(f"{s} {runs[s]}" for s in SYSTEMS)
-        + ". classic = `createAdapter` (PUBLISH/SUBSCRIBE), sharded = `createShardedAdapter`"
-        " (SPUBLISH/SSUBSCRIBE). Ratio = ours / the better peer variant (named); whether lower or"
-        " higher is better is in the second column. CPU: percent of one core over the measured"
-        " window.\n"
-    )
-    out.append("| figure | better | ours | classic | sharded | ours / best peer |")
-    out.append("| --- | --- | --- | --- | --- | --- |")
-    problems = []
-    for sec, label, better, get in figures(rates):
-        vals = {s: [v for v in (get(r) for r in data[s]) if v is not None] for s in SYSTEMS}
-        if not any(vals.values()):
-            continue
-        med = {s: statistics.median(v) if v else None for s, v in vals.items()}
-        out.append(
-            f"| {sec}: {label} | {better if better != 'info' else ''} | {cell(vals['ours'])} | "
-            f"{cell(vals['classic'])} | {cell(vals['sharded'])} | "
-            f"{ratio(better, med['ours'], {p: med[p] for p in PEERS})} |"
-        )
-        if label.startswith(("lost", "duplicated", "failed")):
-            for s in SYSTEMS:
-                if any(v > 0 for v in vals[s]):
-                    problems.append(f"{s}: {sec} {label} {vals[s]}")
-    notes = []
-    for s in SYSTEMS:
-        for i, r in enumerate(data[s], 1):
-            for name, rep in sorted(r.items()):
-                if rep.get("timed_out"):
-                    problems.append(f"{s} run {i}: {name} passed --max-seconds")
-                windows = [dig(rep, "result", "window")] + (dig(rep, "result", "steps") or [])
-                steals = [num(dig(w, "steal_percent_of_one_core")) for w in windows]
-                steal = max((v for v in steals if v is not None), default=None)
-                if steal is not None and steal > STEAL_NOTED:
-                    notes.append(
-                        f"{s} run {i}: {name} had {steal:g} % of a core stolen by the host; "
-                        "its figures say more about the machine than about the system"
-                    )
-            steps = dig(r.get("ramp"), "result", "steps") or []
-            if steps and steps[-1].get("held"):
-                notes.append(
-                    f"{s} run {i}: the ramp ran out of steps still holding; its highest rate is a lower bound"
-                )
-    out.append("")
-    if problems:
-        out.append("Not clean:\n")
-        out += [f"- {p}" for p in problems]
-    else:
-        out.append("Every run: 0 lost, 0 duplicated, 0 out of order, 0 failed connections.")
+    rates = sorted({int(m.group(1)) for runs in data.values() for r in runs for k in r
+                    for m in [re.fullmatch(r"chat-(\d+)", k)] if m}) or [1000, 5000]
+    systems = [s for s in SYSTEMS if s in data]
+    summary = summarize(data, rates)
+    runs = {s: len(r) for s, r in data.items()}
+    print(f"Median of {', '.join(f'{n} {NAMES[s]}' for s, n in runs.items())} runs "
+          f"(min-max in brackets); {run_dir.name}.\n")
+    print(table(summary, systems))
+    notes = noisy(data, rates)
     if notes:
-        out.append("")
-        out += [f"- {n}" for n in notes]
-    floors = [json.loads(f.read_text()) for f in sorted(run_dir.glob("floor-*.json"))]
-    if floors:
-        rtt = [num(dig(f, "result", "round_trip", "p99_ms")) for f in floors]
-        late = [num(dig(f, "result", "wake_up_lateness", "p99_ms")) for f in floors]
-        out.append("")
-        out.append(
-            "The machine's own floor at the start of each run (`switchboard-loadtest floor`: "
-            "250-byte round trips between two threads over loopback, 1,000/s, no server): "
-            f"round trip p99 {cell([v for v in rtt if v is not None])} ms, a sleeping thread "
-            f"woken late by p99 {cell([v for v in late if v is not None])} ms."
-        )
-    print("\n".join(out))
+        print("\nWindows shared with other work on the machine (figures noisy):")
+        for n in notes:
+            print(f"- {n}")
+    if "--json" in args:
+        out = Path(args[args.index("--json") + 1])
+        out.write_text(json.dumps({"run": run_dir.name, "runs": runs, "figures": summary},
+                                  indent=1) + "\n")
 
 
 if __name__ == "__main__":

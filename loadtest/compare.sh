@@ -1,29 +1,31 @@
 #!/usr/bin/env bash
-# Switchboard side by side with its Socket.IO peer (loadtest/peers/socketio) in both Redis
-# adapter variants, classic (PUBLISH/SUBSCRIBE) and sharded (SPUBLISH/SSUBSCRIBE), on this
-# machine, from scratch. Results go to loadtest/results/RUN/, with the table in compare.md.
+# Switchboard side by side with the bare relay of its architecture (loadtest/peers/relay) and
+# the Socket.IO peer (loadtest/peers/socketio), on this machine, from scratch, driven by the
+# same load generator. Results go to loadtest/results/RUN/ (git-ignored): the raw reports, the
+# table in compare.md and its figures in summary.json.
 #
 #   loadtest/compare.sh [full|quick]
 #
 # One throw-away redis-server for the whole run (FLUSHALL before each system). Then RUNS times
-# (3 in full), one system after the other: ours (two Switchboard nodes, visitors on A, agents
-# on B), classic (two Node.js processes), sharded (two Node.js processes), each through:
+# (3 in full), one system after the other (so the systems alternate): ours (two Switchboard
+# nodes, visitors on A, agents on B), relay (two relay processes), the Socket.IO peer (two
+# Node.js processes, the classic adapter: the better of its two variants in earlier
+# comparisons; PEER=sharded for the other), each through:
 #   idle: IDLE connections on one process (A), held HOLD s; memory per connection
-# and then, on fresh processes and an emptied Redis (so the latency figures never carry what
-# the idle scenario left behind: for ours, 19,000 visitors' records in Redis),
+# and then, on fresh processes and an emptied Redis,
 #   chat at 1,000 and 5,000 msg/s (PAIRS chats, 250-character texts, DURATION s measured)
 #   ramp from 2,000 msg/s, x1.25 a step, until p99 > 50 ms (or loss, or RAMP_MAX_STEPS)
-# and finally the table (loadtest/compare-table.py): median and min-max of the runs for each
-# figure and system, and ours against the better peer variant. Each run starts with the
-# machine's own floor (`switchboard-loadtest floor`: loopback round trips with no server),
-# shown under the table.
+# and finally the table (loadtest/compare-table.py): the median of the runs for each figure and
+# system, and ours against the relay and the peer. Every window reports each process's CPU per
+# delivered message, the load generator's included, and what else the machine did meanwhile.
+# Each run starts with the machine's own floor (`switchboard-loadtest floor`).
 #
 # `full` (default): RUNS=3 PAIRS=1000 AGENTS=500 DURATION=10 WARMUP=2 RAMP_STEP=4
-#   RAMP_MAX_STEPS=14 IDLE=19000 HOLD=10; about 22 minutes on a quiet 2-core machine (plus the build).
+#   RAMP_MAX_STEPS=16 IDLE=19000 HOLD=10; about 30 minutes on a quiet 2-core machine.
 # `quick`: RUNS=1 PAIRS=100 AGENTS=50 DURATION=3 WARMUP=1 RAMP_STEP=2 RAMP_MAX_STEPS=8
 #   IDLE=2000 HOLD=3; a few minutes.
-# Each of those can be overridden from the environment, and also: SYSTEMS ("ours classic
-# sharded"), RATES ("1000 5000"), ENCODING (ours: msgpack), RUN_NAME, NO_BUILD=1, KEEP_WORK=1.
+# Each of those can be overridden from the environment, and also: SYSTEMS ("ours relay peer"),
+# PEER (classic), RATES ("1000 5000"), ENCODING (msgpack), RUN_NAME, NO_BUILD=1, KEEP_WORK=1.
 #
 # The Switchboard store is a temporary SQLite file; the admin and the load-test agents are
 # created once, through a node started for that alone. The peer's packages come from its
@@ -36,7 +38,7 @@ MODE=${1:-full}
 case $MODE in
 full)
     : "${RUNS:=3}" "${PAIRS:=1000}" "${AGENTS:=500}" "${DURATION:=10}" "${WARMUP:=2}" \
-        "${RAMP_STEP:=4}" "${RAMP_MAX_STEPS:=14}" "${IDLE:=19000}" "${HOLD:=10}" ;;
+        "${RAMP_STEP:=4}" "${RAMP_MAX_STEPS:=16}" "${IDLE:=19000}" "${HOLD:=10}" ;;
 quick)
     : "${RUNS:=1}" "${PAIRS:=100}" "${AGENTS:=50}" "${DURATION:=3}" "${WARMUP:=1}" \
         "${RAMP_STEP:=2}" "${RAMP_MAX_STEPS:=8}" "${IDLE:=2000}" "${HOLD:=3}" ;;
@@ -44,7 +46,7 @@ quick)
     echo "usage: $0 [full|quick]" >&2
     exit 64 ;;
 esac
-: "${SYSTEMS:=ours classic sharded}" "${RATES:=1000 5000}" "${ENCODING:=msgpack}"
+: "${SYSTEMS:=ours relay peer}" "${PEER:=classic}" "${RATES:=1000 5000}" "${ENCODING:=msgpack}"
 RAMP_START=2000
 MAX_CHATS=20
 RUN=${RUN_NAME:-$(date -u +%Y%m%dT%H%M%SZ)-compare-$MODE}
@@ -53,8 +55,9 @@ PEER_DIR=$ROOT/loadtest/peers/socketio
 WORK=$(mktemp -d /tmp/switchboard-compare.XXXXXX)
 mkdir -p "$OUT"
 for s in $SYSTEMS; do
-    case $s in ours | classic | sharded) ;; *) echo "unknown system $s" >&2; exit 64 ;; esac
+    case $s in ours | relay | peer) ;; *) echo "unknown system $s" >&2; exit 64 ;; esac
 done
+case $PEER in classic | sharded) ;; *) echo "PEER must be classic or sharded" >&2; exit 64 ;; esac
 
 # shellcheck source=loadtest/bench-lib.sh
 source "$ROOT/loadtest/bench-lib.sh"
@@ -66,52 +69,33 @@ trap cleanup EXIT
 
 T0=$(date +%s)
 build_release
-if [[ ! -d $PEER_DIR/node_modules ]]; then
+if [[ " $SYSTEMS " == *" peer "* && ! -d $PEER_DIR/node_modules ]]; then
     (cd "$PEER_DIR" && npm ci --no-audit --no-fund)
 fi
 # Ports of their own (run-bench.sh starts at 17379 and 18080), to stay clear of it.
 start_redis 17479
 switchboard_env
 export SWITCHBOARD__STORE__URL="sqlite://$WORK/store.db?mode=rwc"
-
-# The admin and the load-test agents, once, through a node of their own (argon2 hashing
-# leaves its memory behind; the measured nodes start clean).
-ADMIN_PW=bench-admin-password
-"$SB" agent add --username lt-admin --password "$ADMIN_PW" --name "Bench admin" --role admin --queues general >/dev/null
-start_node bench-setup 18180
-SETUP_PID=${PIDS[-1]}
-"$LT" --targets "http://127.0.0.1:$STARTED_PORT" --json "$OUT/agents.json" agents --admin-user lt-admin \
-    --admin-password "$ADMIN_PW" --count "$AGENTS" --max-chats "$MAX_CHATS" --parallel 4 >/dev/null
-stop_pids "$SETUP_PID"
+if [[ " $SYSTEMS " == *" ours "* ]]; then
+    create_agents "$AGENTS" "$MAX_CHATS" "$OUT/agents.json"
+fi
 
 {
-    echo "compare mode=$MODE runs=$RUNS systems=$SYSTEMS pairs=$PAIRS agents(ours)=$AGENTS rates=$RATES duration=$DURATION warmup=$WARMUP ramp_start=$RAMP_START ramp_step=$RAMP_STEP ramp_max_steps=$RAMP_MAX_STEPS idle=$IDLE hold=$HOLD encoding(ours)=$ENCODING"
+    echo "compare mode=$MODE runs=$RUNS systems=$SYSTEMS peer=$PEER pairs=$PAIRS agents(ours)=$AGENTS rates=$RATES duration=$DURATION warmup=$WARMUP ramp_start=$RAMP_START ramp_step=$RAMP_STEP ramp_max_steps=$RAMP_MAX_STEPS idle=$IDLE hold=$HOLD encoding=$ENCODING"
     machine_info
-    echo "node $(node --version)"
-    (cd "$PEER_DIR" && node -e 'const l=require("./package-lock.json").packages; for (const p of ["socket.io","@socket.io/redis-adapter","redis","socket.io-adapter","engine.io","ws"]) console.log(p+" "+l["node_modules/"+p].version)')
+    if [[ " $SYSTEMS " == *" peer "* ]]; then
+        echo "node $(node --version)"
+        (cd "$PEER_DIR" && node -e 'const l=require("./package-lock.json").packages; for (const p of ["socket.io","@socket.io/redis-adapter","redis"]) console.log(p+" "+l["node_modules/"+p].version)')
+    fi
 } >"$OUT/machine.txt"
-
-# Starts one Socket.IO peer process on the first free port from $2; sets STARTED_PORT; its PID
-# is ${PIDS[-1]}.
-start_peer() { # name first-port adapter
-    start_server "$1" "$2" env PORT=@PORT@ REDIS_URL="redis://127.0.0.1:$RP" node "$PEER_DIR/server.js" "$3"
-    for _ in $(seq 100); do grep -q '^socketio-peer ready' "$WORK/$1.log" && return 0; sleep 0.1; done
-    echo "peer $1 printed no ready line; log:" >&2
-    cat "$WORK/$1.log" >&2
-    exit 1
-}
 
 # Starts the two processes A (port PA, pid NODE_A) and B of a system on an emptied Redis.
 start_system() { # system
     redis-cli -p "$RP" FLUSHALL >/dev/null
     case $1 in
-    ours)
-        start_switchboard_pair 18180 ;;
-    classic | sharded)
-        start_peer "$1-a" 18180 "$1"
-        NODE_A=${PIDS[-1]} PA=$STARTED_PORT
-        start_peer "$1-b" $((PA + 1)) "$1"
-        NODE_B=${PIDS[-1]} PB=$STARTED_PORT ;;
+    ours) start_switchboard_pair 18180 ;;
+    relay) start_relay_pair 18180 ;;
+    peer) start_pair start_peer "$PEER" 18180 "$PEER" ;;
     esac
 }
 
@@ -124,7 +108,12 @@ stop_system() { # system run what
 }
 
 peer_of() { # system
-    if [[ $1 == ours ]]; then echo switchboard; else echo socketio; fi
+    case $1 in ours) echo switchboard ;; relay) echo relay ;; peer) echo socketio ;; esac
+}
+
+# The directory name of a system's results (the table tells the Socket.IO variants apart).
+dir_of() { # system
+    if [[ $1 == peer ]]; then echo "$PEER"; else echo "$1"; fi
 }
 
 # Idle on fresh processes (what earlier scenarios leave behind would blur the memory per
@@ -162,7 +151,7 @@ for run in $(seq "$RUNS"); do
     echo "=== run $run of $RUNS: machine floor ===" >&2
     "$LT" --json "$OUT/floor-$run.json" floor --rate 1000 --duration "$DURATION" >&2
     for sys in $SYSTEMS; do
-        dir=$OUT/$sys-$run
+        dir=$OUT/$(dir_of "$sys")-$run
         mkdir -p "$dir"
         echo "=== run $run of $RUNS: $sys ($(($(date +%s) - T0)) s in) ===" >&2
         start_system "$sys"
@@ -175,5 +164,5 @@ for run in $(seq "$RUNS"); do
 done
 echo "total $(($(date +%s) - T0)) s (mode $MODE)" | tee -a "$OUT/machine.txt" >&2
 
-python3 "$ROOT/loadtest/compare-table.py" "$OUT" | tee "$OUT/compare.md"
+python3 "$ROOT/loadtest/compare-table.py" "$OUT" --json "$OUT/summary.json" | tee "$OUT/compare.md"
 echo "results: $OUT (table: $OUT/compare.md)" >&2

@@ -6,13 +6,12 @@
 #
 # Scenarios: floor redis idle chat ramp storm (default; floor is the machine's own loopback
 # round trip with no server, to tell a slow machine from a slow build), routing (request->offer at paced and burst
-# arrivals), wide (idle connections over several nodes and client processes, past one
-# process's open-file cap; only when named), flush (ended chats written to PostgreSQL;
-# only when named), profile (where the CPU goes, with perf; only when named) and syscalls
-# (system calls per message of each process, with perf stat; only when named), both at
-# PROFILE_RATE messages/s (default 5,000 in full, 1,000 in quick). `quick` is
-# small and short (a smoke run, ~2 minutes); `full` uses the sizes that docs/benchmarks.md
-# reports (~10 minutes).
+# arrivals), site (a website's load: browsing visitors, agents watching the site-visitors
+# list, a few chats; only when named), wide (idle connections over several nodes and client processes, past one
+# process's open-file cap; only when named) and flush (ended chats written to PostgreSQL;
+# only when named). Where the CPU goes, next to the bare relay: loadtest/profile.sh. `quick`
+# is small and short (a smoke run, ~2 minutes); `full` uses the sizes that
+# docs/benchmarks.md reports (~10 minutes).
 #
 # Store: STORE=sqlite (default) or STORE=postgres for the whole run; it defaults to postgres
 # when `flush` is among the scenarios. With postgres, scripts/services.sh provides the server
@@ -42,14 +41,16 @@ mkdir -p "$OUT"
 case $MODE in
 quick)
     AGENTS=50 MAX_CHATS=20 PAIRS=100 IDLE=2000 HOLD=3 DURATION=5 RAMP_START=2000 RAMP_STEP=3 STORM=500 FLUSH=1000 ROUTING=1000
-    PROFILE_RATE=${PROFILE_RATE:-1000}
+    SITE=(--visitors 1000 --page-every 30 --watchers 20 --watcher-offset 25 --chats 20 --chat-agents 20 --chat-rate 20 --duration 20)
     WIDE_NODES=2 WIDE_EACH=1000 ;;
 full)
     AGENTS=500 MAX_CHATS=20 PAIRS=1000 IDLE=19000 HOLD=10 DURATION=10 RAMP_START=2000 RAMP_STEP=5 STORM=10000 FLUSH=5000 ROUTING=10000
-    PROFILE_RATE=${PROFILE_RATE:-5000}
+    # The sizes of the website target: 19,000 visitors, 200 watching agents, 500 chats at 100 msg/s.
+    SITE=(--visitors "${SITE_VISITORS:-19000}" --page-every 30 --watchers "${SITE_WATCHERS:-200}" --watcher-offset 100
+        --chats "${SITE_CHATS:-500}" --chat-agents 50 --chat-rate 100 --duration 60)
     WIDE_NODES=6 WIDE_EACH=17000 ;;
 *)
-    echo "usage: $0 [quick|full] [floor redis idle chat ramp storm routing wide flush profile syscalls]" >&2
+    echo "usage: $0 [quick|full] [floor redis idle chat ramp storm routing site wide flush]" >&2
     exit 64 ;;
 esac
 
@@ -105,25 +106,6 @@ echo "nodes: A pid $NODE_A port $PA, B pid $NODE_B port $PB; results in $OUT" >&
     machine_info
 } >"$OUT/machine.txt"
 
-# For the perf scenarios: starts a chat at PROFILE_RATE in the background (report
-# $OUT/$1-chat.json, log $WORK/$1-chat.log; its PID in LT_PID) and returns once its measured
-# window has begun, so perf sees the window only (not the set-up: agents signing in hash
-# passwords). The window lasts DURATION + 4 s.
-chat_under_perf() { # scenario
-    if ! command -v perf >/dev/null; then
-        echo "$1 needs perf (Debian: apt-get install linux-perf)" >&2
-        exit 64
-    fi
-    "$LT" "${COMMON[@]}" --json "$OUT/$1-chat.json" chat --agents "$AGENTS" --visitors "$PAIRS" \
-        --rate "$PROFILE_RATE" --duration $((DURATION + 4)) --warmup 2 --setup-timeout-secs 30 \
-        2>"$WORK/$1-chat.log" &
-    LT_PID=$!
-    for _ in $(seq 120); do
-        grep -q '] measure' "$WORK/$1-chat.log" && break
-        sleep 0.5
-    done
-}
-
 for s in $SCENARIOS; do
     echo "=== $s ===" >&2
     case $s in
@@ -138,14 +120,15 @@ for s in $SCENARIOS; do
         TEXT=$(head -c 250 /dev/zero | tr '\0' 'x')
         rb() { redis-benchmark "$@" 2>&1 | tr '\r' '\n' | grep -o '[0-9.]* requests per second.*' | tail -1; }
         SHA=$(redis-cli -p "$RP" SCRIPT LOAD "$SCRIPT")
+        RELAY_SHA=$(redis-cli -p "$RP" SCRIPT LOAD "$(cat loadtest/peers/relay/src/append.lua)")
         {
             for P in 1 16; do
                 echo "chat_send.lua (HMGET + HGET + XADD + SPUBLISH + HSET), 50 clients, pipeline $P: $(rb -p "$RP" -n 200000 -c 50 -P "$P" -r 1000000000 \
                     EVALSHA "$SHA" 4 'rb{c:x}:log' 'rb{c:x}:meta' 'rb{c:x}:cmid' 'rb{c:x}' \
                     x visitor v1 Vera 'm__rand_int__' "$TEXT" 1700000000000 message '' '')"
                 redis-cli -p "$RP" DEL 'rb{c:x}:log' 'rb{c:x}:cmid' >/dev/null
-                echo "bare XADD + SPUBLISH script, 50 clients, pipeline $P: $(rb -p "$RP" -n 200000 -c 50 -P "$P" \
-                    EVAL "redis.call('XADD', KEYS[1], '*', 't', ARGV[1]) return redis.call('SPUBLISH', KEYS[2], ARGV[1])" 2 'rb{c:y}:log' 'rb{c:y}' "$TEXT")"
+                echo "the bare relay's append.lua (XADD + SPUBLISH), 50 clients, pipeline $P: $(rb -p "$RP" -n 200000 -c 50 -P "$P" \
+                    EVALSHA "$RELAY_SHA" 2 'rb{c:y}:log' 'rb{c:y}' 'n:1' visitor 'm__rand_int__' "$TEXT" 1700000000000)"
                 redis-cli -p "$RP" DEL 'rb{c:y}:log' >/dev/null
             done
         } | tee "$OUT/redis-benchmark.txt" >&2
@@ -174,6 +157,14 @@ for s in $SCENARIOS; do
             "$LT" "${COMMON[@]}" --json "$OUT/routing-$RR.json" chat --agents "$AGENTS" --visitors "$ROUTING" \
                 --rate 0 --duration 1 --warmup 0 --request-rate "$RR" --connect-parallel 128 --setup-timeout-secs 60
         done
+        ;;
+    site)
+        # JSON, as browsers speak it (the bytes per watching agent are a browser's). Past
+        # about 19,000 sockets the load generator needs more open files than the common
+        # 20,000 cap: raised here when the shell may (root), else the run reports failures.
+        ulimit -n 65536 2>/dev/null || true
+        "$LT" --targets "$TARGETS" --node-pids "$NODE_A,$NODE_B" --redis-pid "$REDIS_PID" --encoding json \
+            --json "$OUT/site.json" site "${SITE[@]}"
         ;;
     storm)
         "$LT" "${COMMON[@]}" --json "$OUT/storm.json" storm --agents "$AGENTS" --visitors "$STORM" \
@@ -211,43 +202,6 @@ for s in $SCENARIOS; do
             tail -n 20 "$WORK"/wide-*.log >&2
             exit 1
         fi
-        ;;
-    profile)
-        # Where the CPU goes: chat at 5,000 msg/s (1,000 in quick) under a system-wide sampling
-        # profile, `perf record -a -e cpu-clock` (a software clock: it works on virtual
-        # machines that have no hardware counters). loadtest/perf-split.py writes each
-        # process's share of the machine, split into kernel and user space, and its hottest
-        # functions to profile.md.
-        chat_under_perf profile
-        perf record -q -a -e cpu-clock -F 999 -o "$WORK/perf.data" -- sleep "$DURATION"
-        wait "$LT_PID"
-        grep -v '^\[' "$WORK/profile-chat.log" >&2
-        perf script -i "$WORK/perf.data" -F pid,ip,sym,dso -G 2>/dev/null |
-            python3 loadtest/perf-split.py "$(nproc)" loadtest="$LT_PID" node-a="$NODE_A" node-b="$NODE_B" \
-                redis="$REDIS_PID" | tee "$OUT/profile.md" >&2
-        ;;
-    syscalls)
-        # System calls per message of each process (which ones, how many: every hop of a
-        # message is a write on one side and a read and a wake-up on the other), counted
-        # with `perf stat` on the syscall tracepoints over DURATION s of a chat window at
-        # PROFILE_RATE; loadtest/syscall-table.py writes syscalls.md. Redis's own count of
-        # commands and their execution time over the same window goes with it (INFO
-        # commandstats after CONFIG RESETSTAT).
-        chat_under_perf syscalls
-        redis-cli -p "$RP" CONFIG RESETSTAT >/dev/null
-        EVENTS=$(printf 'syscalls:sys_enter_%s,' sendto recvfrom write writev read epoll_wait futex)
-        STATS=() COUNTERS=()
-        for p in loadtest="$LT_PID" node-a="$NODE_A" node-b="$NODE_B" redis="$REDIS_PID"; do
-            perf stat -x, -e "${EVENTS%,}" -p "${p#*=}" -o "$OUT/syscalls-${p%%=*}.csv" -- sleep "$DURATION" &
-            COUNTERS+=($!)
-            STATS+=("${p%%=*}=$OUT/syscalls-${p%%=*}.csv")
-        done
-        for c in "${COUNTERS[@]}"; do wait "$c"; done
-        redis-cli -p "$RP" INFO commandstats >"$OUT/redis-commandstats.txt"
-        wait "$LT_PID"
-        grep -v '^\[' "$WORK/syscalls-chat.log" >&2
-        python3 loadtest/syscall-table.py "$OUT/syscalls-chat.json" "$DURATION" "${STATS[@]}" \
-            commandstats="$OUT/redis-commandstats.txt" | tee "$OUT/syscalls.md" >&2
         ;;
     flush)
         # All chats end at once, agents decide `create`; the nodes write every transcript to

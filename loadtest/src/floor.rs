@@ -7,7 +7,7 @@
 //! Both ends are blocking std sockets on threads of their own (TCP_NODELAY, one listener on
 //! 127.0.0.1 with a port from the kernel), and the client sleeps until each scheduled send,
 //! so the report also gives how late a sleeping thread wakes up (with no timer slack, as the
-//! chat scenario's ticker sleeps).
+//! chat scenario's sender sleeps).
 
 use crate::stats::{hist, summary};
 use anyhow::{Context, Result};
@@ -44,7 +44,7 @@ pub fn run(o: &FloorOpts) -> Result<Value> {
             }
             Ok(())
         })?;
-    crate::ticker::precise_sleeps();
+    crate::sender::precise_sleeps();
     let mut s = TcpStream::connect(addr).context("connecting to the echo thread")?;
     s.set_nodelay(true)?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;

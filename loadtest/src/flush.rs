@@ -103,16 +103,6 @@ fn delta(now: &BTreeMap<String, u64>, base: &BTreeMap<String, u64>) -> BTreeMap<
         .collect()
 }
 
-/// The 1-minute load average: how busy the machine was besides the processes measured.
-fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
 /// CPU seconds of every `postgres` process (server, backends), summed.
 fn postgres_cpu() -> (f64, usize) {
     let mut total = 0.0;
@@ -238,7 +228,7 @@ pub async fn run(
     r.label("end all + flush");
     let cpu = CpuWindow::start(procs);
     let (pg0, _) = postgres_cpu();
-    let load_before = load_average();
+    let load_before = crate::stats::loadavg();
     let ended_unix_ms = unix_ms();
     let t0 = Instant::now();
     let teardown = tokio::spawn(r.finish());
@@ -368,7 +358,7 @@ pub async fn run(
             "cpu_percent_of_one_core": cpu,
             "postgres_cpu_percent_of_one_core": round((pg1 - pg0) / window_s * 100.0, 1),
             "postgres_processes": pg_procs,
-            "load_average_1m": { "at_end_all": load_before, "at_all_written": load_average() },
+            "load_average_1m": { "at_end_all": load_before, "at_all_written": crate::stats::loadavg() },
         },
         "check": {
             "chats_in_store": rows.len(),

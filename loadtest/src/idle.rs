@@ -3,6 +3,7 @@
 //! slope of VmRSS against the node's open connections, sampled as they grow).
 //!
 //! Switchboard visitors take a session over HTTP, open `/ws/visitor` and wait for `welcome`.
+//! Relay visitors (`--peer relay`) open `/ws/visitor` with no session and wait for `welcome`.
 //! Socket.IO visitors (`--peer socketio`) connect with `{role: "visitor", room: "idle-<i>"}`:
 //! each joins a room of its own, as a waiting visitor holds a channel of its own in ours.
 
@@ -53,13 +54,17 @@ async fn visitor(
     target: &Target,
     shared: Option<String>,
 ) -> Result<Ws> {
-    let token = match shared {
-        Some(t) => t,
-        None => setup::visitor_token(http, target).await?,
+    // The relay has no sessions: its visitor socket is open to anyone.
+    let path = if net.peer == Peer::Relay {
+        "/ws/visitor".to_string()
+    } else {
+        let token = match shared {
+            Some(t) => t,
+            None => setup::visitor_token(http, target).await?,
+        };
+        format!("/ws/visitor?token={token}")
     };
-    let mut ws = net
-        .ws(target, &format!("/ws/visitor?token={token}"))
-        .await?;
+    let mut ws = net.ws(target, &path).await?;
     match tokio::time::timeout(Duration::from_secs(15), ws.recv()).await {
         Ok(Incoming::Frame(ServerFrame::Welcome { .. })) => Ok(ws),
         Ok(Incoming::Closed(c)) => anyhow::bail!("closed {c} before welcome"),
@@ -155,7 +160,7 @@ pub async fn run(
             let permit = gate.acquire_owned().await;
             let t = Instant::now();
             let conn = match net.peer {
-                Peer::Switchboard => visitor(&net, &http, &target, shared)
+                Peer::Switchboard | Peer::Relay => visitor(&net, &http, &target, shared)
                     .await
                     .map(Held::Switchboard),
                 Peer::Socketio => {

@@ -1,28 +1,35 @@
 //! `switchboard-loadtest`: the load generator for Switchboard clusters. Scenarios: `idle`
 //! (connections held), `chat` (messages both ways at a fixed rate), `ramp` (rate stepped up
 //! until p99 passes a bound), `storm` (mass drop and resume), `flush` (ended chats written to
-//! PostgreSQL), `floor` (the machine's own loopback round trip, no server involved), plus
+//! PostgreSQL), `site` (browsing visitors, agents watching the site-visitors list, a few
+//! chats), `floor` (the machine's own loopback round trip, no server involved), plus
 //! `agents` to create the load-test agents. Connects only to the loopback
 //! targets it is given; every scenario is bounded in time and count. Progress goes to stderr,
 //! the summary to stdout, the full report to `--json FILE`.
 //!
-//! Layout: `net` (targets, sockets, WebSocket client), `setup` (HTTP calls), `stats`
-//! (counters, histograms, /proc sampling), `idle`, `chat` (chat, ramp and storm), `flush`,
-//! `floor`.
+//! Layout: `net` (targets, sockets), `wire` (the WebSocket client), `frames` (the hot path's
+//! frames), `sender` (the paced sender thread), `setup` (HTTP calls), `stats` (counters,
+//! histograms, /proc sampling), `idle`, `chat` (chat, ramp and storm), `flush`, `floor`.
 //!
-//! `--peer socketio` points `chat`, `ramp` and `idle` at the Socket.IO peer of the benchmarks
-//! instead (`loadtest/peers/socketio`; protocol in `socketio`), measured the same way.
+//! `--peer socketio` and `--peer relay` point `chat`, `ramp` and `idle` at the Socket.IO peer
+//! or the bare relay of the benchmarks instead (`loadtest/peers/`), measured the same way.
+//!
+//! Every measured window reports the CPU each process spent per delivered message, the load
+//! generator's own included (`cpu_us_per_message`), and what else the machine did meanwhile.
 #![forbid(unsafe_code)]
 
 mod chat;
 mod floor;
 mod flush;
+mod frames;
 mod idle;
 mod net;
+mod sender;
 mod setup;
+mod site;
 mod socketio;
 mod stats;
-mod ticker;
+mod wire;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -40,8 +47,8 @@ struct Cli {
     /// Node base URLs, comma-separated; clients are spread over them like a load balancer would.
     #[arg(long, global = true, default_value = "http://127.0.0.1:8080")]
     targets: String,
-    /// What the targets are: Switchboard nodes, or the Socket.IO peer (loadtest/peers/socketio;
-    /// scenarios chat, ramp and idle).
+    /// What the targets are: Switchboard nodes, or the Socket.IO peer or the bare relay
+    /// (loadtest/peers/; scenarios chat, ramp and idle).
     #[arg(long, global = true, value_enum, default_value = "switchboard")]
     peer: net::Peer,
     #[arg(long, global = true, value_enum, default_value = "msgpack")]
@@ -58,8 +65,9 @@ struct Cli {
     /// PID of redis-server, to report its CPU.
     #[arg(long, global = true)]
     redis_pid: Option<u32>,
-    /// Tokio worker threads of the load generator.
-    #[arg(long, global = true, default_value_t = 2)]
+    /// Runtime threads of the load generator (1: one thread reads every socket; the paced
+    /// sends come from the sender thread in any case).
+    #[arg(long, global = true, default_value_t = 1)]
     threads: usize,
     /// Hard bound on the whole run; the report is written with what was measured so far.
     #[arg(long, global = true, default_value_t = 900)]
@@ -178,6 +186,43 @@ enum Scenario {
         #[arg(long, default_value_t = 20)]
         poll_ms: u64,
     },
+    /// A website's load: visitors spread over the targets each reporting a page view every
+    /// --page-every seconds, agents on the agent targets watching the site-visitors list, and
+    /// a few chats at a low rate. Browsers speak JSON: pass `--encoding json` for their bytes.
+    Site {
+        #[arg(long, default_value_t = 1000)]
+        visitors: usize,
+        /// Seconds between two page views of a visitor.
+        #[arg(long, value_parser = above_zero, default_value_t = 30.0)]
+        page_every: f64,
+        /// Agents watching the site-visitors list.
+        #[arg(long, default_value_t = 20)]
+        watchers: usize,
+        /// Index of the first watching agent (`lt-agent-N`); chat agents start at 0.
+        #[arg(long, default_value_t = 100)]
+        watcher_offset: usize,
+        /// Chats running meanwhile (0: none).
+        #[arg(long, default_value_t = 0)]
+        chats: usize,
+        #[arg(long, default_value_t = 50)]
+        chat_agents: usize,
+        /// Total message rate of those chats.
+        #[arg(long, value_parser = at_least_zero, default_value_t = 100.0)]
+        chat_rate: f64,
+        /// Seconds after every visitor connected before measuring (default: one page period).
+        #[arg(long, value_parser = at_least_zero)]
+        warmup: Option<f64>,
+        #[arg(long, value_parser = above_zero, default_value_t = 60.0)]
+        duration: f64,
+        #[arg(long, default_value_t = 64)]
+        connect_parallel: usize,
+        #[arg(long, default_value = "lt-agent-")]
+        agent_prefix: String,
+        #[arg(long, default_value = "load-test-password")]
+        agent_password: String,
+        #[arg(long, default_value_t = 300)]
+        setup_timeout_secs: u64,
+    },
     /// The machine's own floor: round trips between two threads over loopback TCP at a fixed
     /// rate (no server involved; --targets is not used), and how late a sleeping thread wakes.
     Floor {
@@ -260,11 +305,17 @@ fn machine() -> Value {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cli.threads.max(1))
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = if cli.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(cli.threads)
+            .enable_all()
+            .build()
+    }
+    .expect("runtime");
     match rt.block_on(run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -303,13 +354,16 @@ async fn run(cli: Cli) -> Result<()> {
         });
     }
     procs.push(stats::self_proc());
-    if cli.peer == net::Peer::Socketio
+    if cli.peer != net::Peer::Switchboard
         && !matches!(
             cli.scenario,
             Scenario::Chat { .. } | Scenario::Ramp { .. } | Scenario::Idle { .. }
         )
     {
-        bail!("--peer socketio runs the chat, ramp and idle scenarios only");
+        bail!(
+            "--peer {} runs the chat, ramp and idle scenarios only",
+            cli.peer.name()
+        );
     }
     let net = net::Net::new(encoding, cli.peer, cli.source_addrs);
     let (name, params): (&str, Value) = match &cli.scenario {
@@ -353,6 +407,18 @@ async fn run(cli: Cli) -> Result<()> {
             "flush",
             json!({ "agents": c.agents, "visitors": c.visitors, "messages": messages, "rate": rate, "text_bytes": c.text_bytes }),
         ),
+        Scenario::Site {
+            visitors,
+            page_every,
+            watchers,
+            chats,
+            chat_rate,
+            duration,
+            ..
+        } => (
+            "site",
+            json!({ "visitors": visitors, "page_every": page_every, "watchers": watchers, "chats": chats, "chat_rate": chat_rate, "duration": duration }),
+        ),
         Scenario::Floor {
             rate,
             duration,
@@ -363,7 +429,7 @@ async fn run(cli: Cli) -> Result<()> {
         ),
     };
     let encoding_name = match cli.peer {
-        net::Peer::Switchboard => format!("{encoding:?}").to_lowercase(),
+        net::Peer::Switchboard | net::Peer::Relay => format!("{encoding:?}").to_lowercase(),
         net::Peer::Socketio => "socketio-text".to_string(),
     };
     eprintln!(
@@ -586,6 +652,38 @@ async fn scenario(
             };
             flush::run(net, targets, &c.opts(), &o, procs).await?
         }
+        Scenario::Site {
+            visitors,
+            page_every,
+            watchers,
+            watcher_offset,
+            chats,
+            chat_agents,
+            chat_rate,
+            warmup,
+            duration,
+            connect_parallel,
+            agent_prefix,
+            agent_password,
+            setup_timeout_secs,
+        } => {
+            let o = site::SiteOpts {
+                visitors: *visitors,
+                page_every: *page_every,
+                watchers: *watchers,
+                watcher_offset: *watcher_offset,
+                chats: *chats,
+                chat_agents: *chat_agents,
+                chat_rate: *chat_rate,
+                warmup: warmup.unwrap_or(*page_every),
+                duration: *duration,
+                connect_parallel: *connect_parallel,
+                agent_prefix: agent_prefix.clone(),
+                agent_password: agent_password.clone(),
+                setup_timeout: Duration::from_secs(*setup_timeout_secs),
+            };
+            site::run(net, targets, nodes, procs, &o).await?
+        }
         Scenario::Floor {
             rate,
             duration,
@@ -638,7 +736,7 @@ fn human(name: &str, r: &Value) -> String {
         format!("sent {} delivered {} lost {} duplicated {} out-of-order {} refused {} errors {} closed {}", i["sent"], i["delivered_unique"], i["lost"], i["duplicated"], i["out_of_order"], i["refused_by_server"], i["errors"], i["closed"])
     };
     let setup = |s: &Value| {
-        if s["peer"] == "socketio" {
+        if s["peer"].is_string() {
             return format!(
                 "pairs in their rooms {} of {}; connect {}",
                 s["chats_started"],
@@ -677,7 +775,7 @@ fn human(name: &str, r: &Value) -> String {
             s
         }
         "chat" => format!(
-            "chat: {}\n  rate {} -> delivered {}/s; latency {}\n  from the actual send {}\n  {}\n  cpu {}\n  context switches per message {}\n  stolen by the hypervisor {} % of one core",
+            "chat: {}\n  rate {} -> delivered {}/s; latency {}\n  from the actual send {}\n  {}\n  cpu % of one core {}\n  cpu us per message {}\n  context switches per message {}\n  machine {}",
             setup(&r["setup"]),
             r["window"]["target_rate"],
             r["window"]["delivered_rate"],
@@ -685,18 +783,21 @@ fn human(name: &str, r: &Value) -> String {
             lat(&r["window"]["latency_from_send"]),
             integ(&r["integrity"]),
             r["window"]["cpu_percent_of_one_core"],
+            r["window"]["cpu_us_per_message"],
             r["window"]["context_switches_per_message"],
-            r["window"]["steal_percent_of_one_core"]
+            r["window"]["machine"]
         ),
         "ramp" => {
             let mut s = format!("ramp: {}\n", setup(&r["setup"]));
             for st in r["steps"].as_array().into_iter().flatten() {
                 s += &format!(
-                    "  {} /s -> {} /s, {}, held {}\n",
+                    "  {} /s -> {} /s, {}, held {}; cpu us/msg system {} loadtest {}\n",
                     st["target_rate"],
                     st["delivered_rate"],
                     lat(&st["latency"]),
-                    st["held"]
+                    st["held"],
+                    st["cpu_us_per_message"]["system"],
+                    st["cpu_us_per_message"]["loadtest"]
                 );
             }
             s += &format!(
@@ -717,6 +818,15 @@ fn human(name: &str, r: &Value) -> String {
             integ(&r["integrity"])
         ),
         "flush" => flush::human(r),
+        "site" => format!(
+            "site: {} visitors ({} connected), {} watching agents ({} ready), a page view every {} s\n  window {} s: {} page views ({}/s); page view -> shown {}\n  shown {} of {} expected ({} not shown, {} skipped); {} bytes/s per watching agent\n  cpu % of one core {} (nodes + redis {})\n  machine {}\n  nodes {}\n  chats {}",
+            r["visitors"], r["visitors_connected"], r["watchers"], r["watchers_ready"], r["page_every_s"],
+            r["window"]["seconds"], r["window"]["page_views"], r["window"]["page_views_per_s"], lat(&r["window"]["page_view_to_shown"]),
+            r["window"]["shown"], r["window"]["expected"], r["window"]["not_shown"], r["window"]["skipped_views"], r["window"]["bytes_per_s_per_watcher"],
+            r["window"]["cpu_percent_of_one_core"], r["window"]["nodes_and_redis_percent_of_one_core"],
+            r["window"]["machine"], r["nodes"],
+            r["chats"]["window"]["latency"]
+        ),
         "floor" => format!(
             "floor: {} round trips of {} bytes over loopback at {}/s\n  round trip {}\n  wake-up lateness {}",
             r["round_trips"],

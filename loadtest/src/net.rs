@@ -1,20 +1,17 @@
-//! Where the load tester may connect (loopback targets only), and the WebSocket client it uses:
-//! sockets bound to a rotating 127.0.0.x source address before connecting, small buffers, and
-//! frames encoded with the server's own protocol types (the Socket.IO peer's protocol is in
-//! `socketio`).
+//! Where the load tester may connect (loopback targets only), and how: sockets bound to a
+//! rotating 127.0.0.x source address before connecting, the WebSocket client of `wire`, and
+//! set-up frames encoded with the server's own protocol types (the hot path's frames are in
+//! `frames`, the Socket.IO peer's protocol in `socketio`).
 
+use crate::wire::{self, In, Reader, Writer};
 use anyhow::{anyhow, bail, Context, Result};
-use futures_util::{SinkExt, StreamExt};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use switchboard::protocol::{
     decode_server, encode_client, ClientFrame, Encoding, ServerFrame, MSGPACK_SUBPROTOCOL,
 };
 use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
 /// One node to load, as given on the command line.
 #[derive(Debug, Clone)]
@@ -101,35 +98,26 @@ impl Net {
         Ok(s)
     }
 
-    /// Opens `ws://target/path` (asking for `subprotocol` if given) and returns the socket once
-    /// the HTTP upgrade is done.
+    /// Opens `ws://target/path` (asking for `subprotocol` if given) and returns both sides of
+    /// the socket once the HTTP upgrade is done.
     pub async fn raw_ws(
         &self,
         target: &Target,
         path: &str,
         subprotocol: Option<&str>,
-    ) -> Result<WebSocketStream<TcpStream>> {
+    ) -> Result<(Reader, Arc<Writer>)> {
         let stream = self.tcp(target.addr).await?;
-        let mut req = format!("ws://{}{}", target.addr, path).into_client_request()?;
-        if let Some(p) = subprotocol {
-            req.headers_mut()
-                .insert("sec-websocket-protocol", p.parse()?);
-        }
-        // Small buffers: the client should not be what runs out of memory in the idle test.
-        let cfg = WebSocketConfig::default()
-            .read_buffer_size(4096)
-            .write_buffer_size(0);
-        let (inner, _) =
-            tokio_tungstenite::client_async_with_config(req, stream, Some(cfg)).await?;
-        Ok(inner)
+        wire::connect(stream, &target.addr.to_string(), path, subprotocol).await
     }
 
     /// Opens a Switchboard socket at `path` and returns it once the handshake is done (the
     /// `welcome` frame is left for the caller to read).
     pub async fn ws(&self, target: &Target, path: &str) -> Result<Ws> {
         let sub = (self.encoding == Encoding::MsgPack).then_some(MSGPACK_SUBPROTOCOL);
+        let (rd, wr) = self.raw_ws(target, path, sub).await?;
         Ok(Ws {
-            inner: self.raw_ws(target, path, sub).await?,
+            rd,
+            wr,
             enc: self.encoding,
         })
     }
@@ -143,6 +131,9 @@ pub enum Peer {
     /// The Socket.IO peer of `loadtest/peers/socketio` (Engine.IO v4 / Socket.IO v5 over a
     /// plain WebSocket).
     Socketio,
+    /// The bare relay of `loadtest/peers/relay`: Switchboard's frames, no sessions, a chat
+    /// joined with `resume`.
+    Relay,
 }
 
 impl Peer {
@@ -150,6 +141,7 @@ impl Peer {
         match self {
             Peer::Switchboard => "switchboard",
             Peer::Socketio => "socketio",
+            Peer::Relay => "relay",
         }
     }
 }
@@ -162,44 +154,44 @@ pub enum Incoming {
     Undecodable(String),
 }
 
+/// A Switchboard socket with the protocol's full frame types: for set-up and control frames
+/// (the hot path encodes and decodes in place, see `frames`).
 pub struct Ws {
-    inner: WebSocketStream<TcpStream>,
-    enc: Encoding,
+    pub rd: Reader,
+    pub wr: Arc<Writer>,
+    pub enc: Encoding,
+}
+
+/// Writes one client frame (allocates: not for the hot path).
+pub fn send_frame(wr: &Writer, enc: Encoding, f: &ClientFrame) -> Result<()> {
+    let bytes = encode_client(f, enc);
+    match enc {
+        Encoding::Json => wr.text(&bytes)?,
+        Encoding::MsgPack => wr.binary(&bytes)?,
+    }
+    Ok(())
+}
+
+/// Decodes a whole server frame from a payload.
+pub fn decode(payload: &[u8], enc: Encoding) -> Incoming {
+    decoded(decode_server(payload, enc))
 }
 
 impl Ws {
-    pub async fn send(&mut self, f: &ClientFrame) -> Result<()> {
-        let bytes = encode_client(f, self.enc);
-        let msg = match self.enc {
-            Encoding::Json => Message::Text(String::from_utf8(bytes.to_vec())?.into()),
-            Encoding::MsgPack => Message::Binary(bytes),
-        };
-        self.inner.send(msg).await?;
-        Ok(())
+    pub fn send(&self, f: &ClientFrame) -> Result<()> {
+        send_frame(&self.wr, self.enc, f)
     }
 
     /// Next server frame; cancel-safe (usable in `select!`).
     pub async fn recv(&mut self) -> Incoming {
-        loop {
-            match self.inner.next().await {
-                Some(Ok(Message::Text(t))) => {
-                    return decoded(decode_server(t.as_bytes(), Encoding::Json))
-                }
-                Some(Ok(Message::Binary(b))) => {
-                    return decoded(decode_server(&b, Encoding::MsgPack))
-                }
-                Some(Ok(Message::Close(f))) => {
-                    return Incoming::Closed(f.map(|f| u16::from(f.code)).unwrap_or(1005))
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return Incoming::Closed(1006),
-            }
+        match self.rd.recv().await {
+            In::Text(p) | In::Binary(p) => decode(p, self.enc),
+            In::Closed(code) => Incoming::Closed(code),
         }
     }
 
-    pub async fn close(mut self) {
-        let _ =
-            tokio::time::timeout(std::time::Duration::from_secs(2), self.inner.close(None)).await;
+    pub async fn close(self) {
+        self.rd.close().await;
     }
 }
 

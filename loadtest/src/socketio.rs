@@ -19,13 +19,11 @@
 //! ```
 
 use crate::net::{Net, Target};
+use crate::wire::{In as WsIn, Reader, Writer};
 use anyhow::{anyhow, bail, Context, Result};
-use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::WebSocketStream;
 
 /// The Engine.IO endpoint, WebSocket transport straight away.
 pub const PATH: &str = "/socket.io/?EIO=4&transport=websocket";
@@ -119,18 +117,11 @@ pub fn connect_packet(auth: &Value) -> String {
     format!("40{auth}")
 }
 
-/// `42["name","arg"]`: an event with one string argument.
-pub fn event_packet(name: &str, arg: &str) -> String {
-    let mut s = String::with_capacity(arg.len() + name.len() + 10);
-    s.push_str("42");
-    s.push_str(&serde_json::to_string(&(name, arg)).expect("strings serialize"));
-    s
-}
-
 /// What a read from a connected socket yields.
 #[derive(Debug)]
 pub enum In {
-    Event(String, Vec<Value>),
+    /// An event (the idle connections that read these only hold the socket).
+    Event,
     /// The server pinged: answer with [`Conn::pong`] (it drops a client that stays silent for
     /// pingInterval + pingTimeout).
     Ping,
@@ -143,7 +134,8 @@ pub enum In {
 
 /// A client connected to the default namespace.
 pub struct Conn {
-    inner: WebSocketStream<TcpStream>,
+    pub rd: Reader,
+    pub wr: Arc<Writer>,
     /// The Socket.IO socket id the server gave.
     pub sid: String,
 }
@@ -153,9 +145,10 @@ impl Conn {
     /// `auth` and waits for the server's `40{"sid":..}`, all within `timeout`.
     pub async fn open(net: &Net, target: &Target, auth: &Value, timeout: Duration) -> Result<Conn> {
         let opening = async {
-            let inner = net.raw_ws(target, PATH, None).await?;
+            let (rd, wr) = net.raw_ws(target, PATH, None).await?;
             let mut c = Conn {
-                inner,
+                rd,
+                wr,
                 sid: String::new(),
             };
             c.handshake(auth).await?;
@@ -171,7 +164,7 @@ impl Conn {
             Packet::Open(_) => {}
             p => bail!("expected the open packet, got {p:?}"),
         }
-        self.send(connect_packet(auth)).await?;
+        self.send(&connect_packet(auth))?;
         loop {
             match self.packet().await? {
                 Packet::Connected(sid) => {
@@ -179,7 +172,7 @@ impl Conn {
                     return Ok(());
                 }
                 Packet::ConnectError(m) => bail!("connect refused: {m}"),
-                Packet::Ping => self.pong().await?,
+                Packet::Ping => self.pong()?,
                 p => bail!("expected the connect answer, got {p:?}"),
             }
         }
@@ -188,50 +181,41 @@ impl Conn {
     /// The next packet, during the handshake.
     async fn packet(&mut self) -> Result<Packet> {
         loop {
-            match self.inner.next().await {
-                Some(Ok(Message::Text(t))) => return parse(&t),
-                Some(Ok(Message::Close(f))) => {
-                    bail!("closed ({})", f.map(|f| u16::from(f.code)).unwrap_or(1005))
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(e.into()),
-                None => bail!("closed"),
+            match self.rd.recv().await {
+                WsIn::Text(t) => return parse(std::str::from_utf8(t).context("text frame")?),
+                WsIn::Binary(_) => continue,
+                WsIn::Closed(code) => bail!("closed ({code})"),
             }
         }
     }
 
-    async fn send(&mut self, text: String) -> Result<()> {
-        self.inner.send(Message::Text(text.into())).await?;
+    fn send(&self, text: &str) -> Result<()> {
+        self.wr.text(text.as_bytes())?;
         Ok(())
     }
 
-    /// Emits event `name` with one string argument.
-    pub async fn emit(&mut self, name: &str, arg: &str) -> Result<()> {
-        self.send(event_packet(name, arg)).await
-    }
-
-    pub async fn pong(&mut self) -> Result<()> {
-        self.send("3".into()).await
+    pub fn pong(&self) -> Result<()> {
+        self.send("3")
     }
 
     /// Next event (or ping, or the end); cancel-safe (usable in `select!`).
     pub async fn recv(&mut self) -> In {
         loop {
-            match self.inner.next().await {
-                Some(Ok(Message::Text(t))) => {
-                    return match parse(&t) {
-                        Ok(Packet::Event(name, args)) => In::Event(name, args),
+            match self.rd.recv().await {
+                WsIn::Text(t) => {
+                    let Ok(t) = std::str::from_utf8(t) else {
+                        return In::Undecodable;
+                    };
+                    return match parse(t) {
+                        Ok(Packet::Event(..)) => In::Event,
                         Ok(Packet::Ping) => In::Ping,
                         Ok(Packet::Close | Packet::Disconnect) => In::Closed(1000),
                         Ok(_) => continue,
                         Err(_) => In::Undecodable,
-                    }
+                    };
                 }
-                Some(Ok(Message::Close(f))) => {
-                    return In::Closed(f.map(|f| u16::from(f.code)).unwrap_or(1005))
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => return In::Closed(1006),
+                WsIn::Binary(_) => continue,
+                WsIn::Closed(code) => return In::Closed(code),
             }
         }
     }
@@ -241,23 +225,20 @@ impl Conn {
         loop {
             match self.recv().await {
                 In::Ping => {
-                    if self.pong().await.is_err() {
+                    if self.pong().is_err() {
                         return 1006;
                     }
                 }
                 In::Closed(code) => return code,
-                In::Event(..) | In::Undecodable => {}
+                In::Event | In::Undecodable => {}
             }
         }
     }
 
     /// Leaves the namespace (`41`) and closes the WebSocket.
-    pub async fn close(mut self) {
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            let _ = self.send("41".into()).await;
-            let _ = self.inner.close(None).await;
-        })
-        .await;
+    pub async fn close(self) {
+        let _ = self.send("41");
+        self.rd.close().await;
     }
 }
 
@@ -265,6 +246,11 @@ impl Conn {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// `42["name","arg"]`: an event with one string argument, escaped as JSON.
+    fn event_packet(name: &str, arg: &str) -> String {
+        format!("42{}", serde_json::to_string(&(name, arg)).unwrap())
+    }
 
     #[test]
     fn engine_io_packets() {

@@ -3,7 +3,7 @@
 
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -55,6 +55,9 @@ pub struct Counter(AtomicU64);
 impl Counter {
     pub fn inc(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
     }
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
@@ -155,6 +158,23 @@ impl Proc {
         Some(n)
     }
 
+    /// Seconds each of its threads spent runnable but waiting for a CPU so far, by thread id
+    /// (the second field of /proc/PID/task/TID/schedstat).
+    pub fn runqueue_waits(&self) -> Vec<(u64, f64)> {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid)) else {
+            return Vec::new();
+        };
+        tasks
+            .flatten()
+            .filter_map(|t| {
+                let tid = t.file_name().to_str()?.parse().ok()?;
+                let s = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+                let ns: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
+                Some((tid, ns as f64 / 1e9))
+            })
+            .collect()
+    }
+
     /// Resident set size in KiB.
     pub fn rss_kib(&self) -> Option<u64> {
         let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
@@ -164,13 +184,35 @@ impl Proc {
     }
 }
 
-/// CPU time the hypervisor gave to others while this virtual machine wanted it ("steal", the
-/// eighth figure of the `cpu` line of /proc/stat), in seconds over all CPUs.
-fn steal_seconds() -> Option<f64> {
+/// The machine's CPU time so far, from the `cpu` line of /proc/stat, in seconds over all CPUs:
+/// (busy, steal). Busy is everything but idle, iowait and steal; steal is the time the
+/// hypervisor gave to others while this virtual machine wanted it.
+fn machine_seconds() -> Option<(f64, f64)> {
     let s = std::fs::read_to_string("/proc/stat").ok()?;
     let line = s.lines().find(|l| l.starts_with("cpu "))?;
-    let steal: f64 = line.split_whitespace().nth(8)?.parse().ok()?;
-    Some(steal / CLK_TCK)
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is within user).
+    let busy = f.get(..7)?.iter().sum::<f64>() - f[3] - f[4];
+    let steal = *f.get(7)?;
+    Some((busy / CLK_TCK, steal / CLK_TCK))
+}
+
+fn steal_seconds() -> Option<f64> {
+    machine_seconds().map(|m| m.1)
+}
+
+/// The one-minute load average.
+pub fn loadavg() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// CPU use (and context switches) of several processes over a window, and the machine's
@@ -180,6 +222,13 @@ pub struct CpuWindow {
     at_start: Vec<(Proc, Option<f64>)>,
     switches_at_start: Vec<Option<u64>>,
     steal_at_start: Option<f64>,
+    machine_at_start: Option<(f64, f64)>,
+    wait_at_start: HashMap<u64, f64>,
+}
+
+/// Run-queue wait of every thread of `procs`, in seconds, by thread id.
+fn waited(procs: &[(Proc, Option<f64>)]) -> HashMap<u64, f64> {
+    procs.iter().flat_map(|(p, _)| p.runqueue_waits()).collect()
 }
 
 impl CpuWindow {
@@ -189,7 +238,15 @@ impl CpuWindow {
             at_start: procs.iter().map(|p| (p.clone(), p.cpu_seconds())).collect(),
             switches_at_start: procs.iter().map(Proc::context_switches).collect(),
             steal_at_start: steal_seconds(),
+            machine_at_start: machine_seconds(),
+            wait_at_start: HashMap::new(),
         }
+        .with_wait()
+    }
+
+    fn with_wait(mut self) -> CpuWindow {
+        self.wait_at_start = waited(&self.at_start);
+        self
     }
 
     /// Percent of one core the hypervisor took away since `start` (200 = both cores of a
@@ -220,6 +277,62 @@ impl CpuWindow {
         Value::Object(out)
     }
 
+    /// CPU microseconds each process spent since `start` per unit of work (`units`: messages
+    /// delivered), by name; `system` is the sum of all but the load generator (the nodes and
+    /// Redis), `loadtest` the load generator's own, so every figure says what the client cost.
+    pub fn us_per(&self, units: u64) -> Value {
+        let units = units.max(1) as f64;
+        let mut out = serde_json::Map::new();
+        let mut system = Some(0.0);
+        for (p, before) in &self.at_start {
+            let us = match (before, p.cpu_seconds()) {
+                (Some(a), Some(b)) => Some((b - a) * 1e6 / units),
+                _ => None,
+            };
+            if p.name != SELF_NAME {
+                system = system.zip(us).map(|(a, b)| a + b);
+            }
+            out.insert(p.name.clone(), json!(us.map(round2)));
+        }
+        out.insert("system".into(), json!(system.map(round2)));
+        Value::Object(out)
+    }
+
+    /// What else the machine did meanwhile: its busy CPU in percent of one core (all
+    /// processes, other users' included), the part of it that none of the measured processes
+    /// account for, the stolen time, the load average at the end, and how long the measured
+    /// processes were runnable but waited for a CPU (percent of the window, summed over their
+    /// threads): the direct measure of how much other work, or each other, delayed them.
+    pub fn machine(&self) -> Value {
+        let dt = self.start.elapsed().as_secs_f64().max(1e-3);
+        let busy = machine_seconds()
+            .zip(self.machine_at_start)
+            .map(|(b, a)| (b.0 - a.0) / dt * 100.0);
+        let ours: Option<f64> = self
+            .at_start
+            .iter()
+            .map(|(p, before)| Some(p.cpu_seconds()? - (*before)?))
+            .sum::<Option<f64>>()
+            .map(|s| s / dt * 100.0);
+        // Per thread, so threads that started or ended meanwhile do not skew the sum (those
+        // that ended are left out).
+        let wait: f64 = waited(&self.at_start)
+            .iter()
+            .map(|(tid, w)| w - self.wait_at_start.get(tid).copied().unwrap_or(0.0))
+            .sum::<f64>()
+            / dt
+            * 100.0;
+        let wait = Some(wait);
+        json!({
+            "measured_processes_waiting_for_a_cpu_percent": wait.map(|v| (v * 10.0).round() / 10.0),
+            "busy_percent_of_one_core": busy.map(|v| (v * 10.0).round() / 10.0),
+            "others_percent_of_one_core": busy.zip(ours).map(|(b, o)| ((b - o).max(0.0) * 10.0).round() / 10.0),
+            "steal_percent_of_one_core": self.steal_percent(),
+            "loadavg_1m": loadavg(),
+            "nproc": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        })
+    }
+
     /// Percent of one core used by each process since `start` (200 = both cores of a 2-core box).
     pub fn finish(&self) -> Value {
         let dt = self.start.elapsed().as_secs_f64().max(1e-3);
@@ -239,9 +352,12 @@ fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
+/// The load generator's own name among the measured processes.
+const SELF_NAME: &str = "loadtest";
+
 pub fn self_proc() -> Proc {
     Proc {
-        name: "loadtest".into(),
+        name: SELF_NAME.into(),
         pid: std::process::id(),
     }
 }
