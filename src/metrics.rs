@@ -45,6 +45,14 @@ pub struct Metrics {
     pub agents_available: IntGaugeVec,
     pub flush_backlog: IntGauge,
     pub drains: IntCounter,
+    /// Agent requests and sockets refused because the token's session had ended.
+    pub sessions_refused: IntCounter,
+    /// Times an agent's sessions were ended, by reason.
+    pub sessions_revoked: IntCounterVec,
+    /// Agent sockets this node closed because of their agent's control messages, by reason.
+    pub agent_sockets_closed: IntCounterVec,
+    /// Files deleted from the file storage with their trashed chat.
+    pub files_deleted: IntCounter,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -266,6 +274,28 @@ impl Metrics {
                 &r,
                 "switchboard_drains_total",
                 "Times this node started draining.",
+            ),
+            sessions_refused: counter(
+                &r,
+                "switchboard_agent_sessions_refused_total",
+                "Agent requests and sockets refused because the token's session had ended (logout, password reset, agent disabled or deleted).",
+            ),
+            sessions_revoked: counter_vec(
+                &r,
+                "switchboard_agent_sessions_revoked_total",
+                "Times an agent's sessions were ended through this node, by reason (logout, password, disabled, deleted, admin).",
+                &["reason"],
+            ),
+            agent_sockets_closed: counter_vec(
+                &r,
+                "switchboard_agent_sockets_closed_total",
+                "Agent sockets this node closed because their sessions ended (revoked) or an admin changed the agent (changed).",
+                &["reason"],
+            ),
+            files_deleted: counter(
+                &r,
+                "switchboard_files_deleted_total",
+                "Chat files deleted from the file storage because their chat was trashed.",
             ),
             redis_append: redis_latency.with_label_values(&["append"]),
             redis_latency,

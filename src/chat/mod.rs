@@ -5,8 +5,10 @@
 //! shared types; each concern's operations are in the module named for it.
 
 mod access;
+mod agents;
 pub mod canned;
 mod ending;
+mod files;
 pub mod flush;
 pub mod gauges;
 pub mod hub;
@@ -19,6 +21,7 @@ mod presence;
 pub mod resync;
 mod rounds;
 mod routing;
+pub mod sessions;
 pub mod timers;
 mod transfer;
 pub mod visitors;
@@ -104,10 +107,22 @@ pub enum Party {
         name: String,
         max_chats: i64,
         queues: Vec<String>,
+        /// The session version of the token the connection or request came with.
+        session: u64,
     },
 }
 
 impl Party {
+    /// An agent as its store record describes it, under the token's session version.
+    pub fn agent(a: &crate::store::Agent, session: u64) -> Party {
+        Party::Agent {
+            id: a.id,
+            name: a.display_name.clone(),
+            max_chats: a.max_chats,
+            queues: a.queues.clone(),
+            session,
+        }
+    }
     pub fn role(&self) -> &'static str {
         match self {
             Party::Visitor { .. } => "visitor",
@@ -246,8 +261,20 @@ impl Service {
         f: Follower,
     ) -> ChatResult<Vec<ServerFrame>> {
         self.hub
-            .follow(&self.redis.keys.user_channel(&party.user_key()), conn, f)
+            .follow(
+                &self.redis.keys.user_channel(&party.user_key()),
+                conn,
+                f.clone(),
+            )
             .await?;
+        if let Party::Agent { id, session, .. } = party {
+            // Checked again now that the connection follows the agent's channel: sessions that
+            // end from here on close it through that channel; one that ended since the
+            // handshake was checked closes it now.
+            if !self.agent_session_valid(*id, *session).await? {
+                f.end_with(crate::protocol::close_codes::UNAUTHORIZED);
+            }
+        }
         self.presence.arrive(self, party).await;
         let (chats, offers) = self.live_chats(party).await?;
         let mut frames = vec![ServerFrame::Welcome {
@@ -345,6 +372,12 @@ fn clean_optional(
         )),
         other => Ok(other),
     }
+}
+
+/// Whether a chat's e-mail came from the site's signed identify (`email_verified` of its
+/// routing record); a typed one is shown, never matched to a contact.
+pub(crate) fn email_verified(record: &crate::redis::ChatRecord) -> bool {
+    record.get("email_verified").map(String::as_str) == Some("1")
 }
 
 fn plausible_email(e: &str) -> bool {

@@ -99,11 +99,14 @@ impl Service {
             Err(_) => return,
         };
         for (chat, position) in self.positions.update(queue, &members) {
-            let frame = Arc::new(Encoded::new(ServerFrame::Queued {
-                chat_id: chat.clone(),
-                queue: queue.to_string(),
-                position,
-            }));
+            let frame = Arc::new(Encoded::of_chat(
+                &chat,
+                ServerFrame::Queued {
+                    chat_id: chat.clone(),
+                    queue: queue.to_string(),
+                    position,
+                },
+            ));
             self.hub
                 .deliver(&self.chat_channel(&chat), Out::Frame(frame));
         }

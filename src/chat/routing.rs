@@ -113,7 +113,8 @@ impl Service {
         }
         if r.created {
             self.metrics.chats_requested.inc();
-            self.visitor_identified(visitor, name.as_deref(), email.as_deref())
+            // Shown in the site-visitors list as typed: it links to no contact.
+            self.visitor_typed(visitor, name.as_deref(), email.as_deref())
                 .await;
         }
         self.hub
@@ -139,13 +140,17 @@ impl Service {
         ))
     }
 
-    /// Sets availability; every connection of the agent is told through its channel.
+    /// Sets availability; every connection of the agent is told through its channel. Name,
+    /// capacity and queues come from the agent's record in the store (an admin may have
+    /// changed them since the connection opened); from the connection only when the store
+    /// cannot be read.
     pub async fn set_status(&self, party: &Party, status: AgentStatus) -> ChatResult<()> {
         let Party::Agent {
             id,
             name,
             max_chats,
             queues,
+            ..
         } = party
         else {
             return Err(ChatError::new(
@@ -153,18 +158,31 @@ impl Service {
                 "only agents have a status",
             ));
         };
+        let (name, max_chats, queues) = match self.store.agent(*id).await {
+            Ok(Some(a)) if !a.disabled => (a.display_name, a.max_chats, a.queues),
+            Ok(_) => {
+                return Err(ChatError::new(
+                    ErrorCode::Forbidden,
+                    "this agent is disabled or deleted",
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "agent record unreadable; status set with the connection's settings");
+                (name.clone(), *max_chats, queues.clone())
+            }
+        };
         self.redis
             .set_agent_status(
                 &id.to_string(),
                 status.as_str(),
-                *max_chats,
+                max_chats,
                 &queues.join(","),
-                name,
+                &name,
                 now_ms(),
             )
             .await?;
         if status == AgentStatus::Available {
-            for q in queues {
+            for q in &queues {
                 self.route(q).await;
             }
         }
@@ -233,6 +251,7 @@ impl Service {
             queue: o.queue,
             name: o.name,
             email: o.email,
+            email_verified: o.email_verified,
             question: o.question,
             expires_at: offered_at + self.settings.chat.offer_timeout_ms as i64,
         }
@@ -252,7 +271,20 @@ impl Service {
             ));
         };
         let now = now_ms();
-        // Follow first so the join entry arrives live.
+        // Only a chat on offer to this agent (or already its own, a retried accept) may be
+        // followed: following first would relay someone else's chat to this connection until
+        // the script refused the accept. Refused as the script would refuse it (the offer is
+        // gone, or was never this agent's).
+        self.authorise(party, chat)
+            .await
+            .map_err(|e| match e.code {
+                ErrorCode::NotFound | ErrorCode::Forbidden => ChatError::new(
+                    ErrorCode::WrongState,
+                    "the chat is not in a state that allows this",
+                ),
+                _ => e,
+            })?;
+        // Follow before the script so the join entry arrives live.
         let channel = self.chat_channel(chat);
         let was_following = self.hub.is_following(&channel, conn);
         self.hub.follow(&channel, conn, f).await?;

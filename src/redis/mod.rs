@@ -1,13 +1,14 @@
 //! The connection to Redis shared by a node's parts: the command pool, the subscriber connection
 //! and its pub/sub plumbing, the script runners every concern shares, and the errors. Each
 //! concern's commands live next to it: `routing` (the `{r}` slot), `transcript` (`{c:ID}`),
-//! `timers`, `flush` (the `{f}` stream) and `visitors`. The data model is in
+//! `timers`, `flush` (the `{f}` stream), `visitors` and `sessions` (agent session versions). The data model is in
 //! `docs/design-redis.md`.
 
 mod flush;
 mod keys;
 mod routing;
 mod scripts;
+mod sessions;
 mod timers;
 mod transcript;
 mod visitors;

@@ -41,11 +41,13 @@ pub struct Scripts {
     pub chat_end: Script,
     pub visitor_page: Script,
     pub visitor_set: Script,
+    pub visitor_typed: Script,
     pub visitor_leave: Script,
     pub visitor_touch: Script,
     pub invite: Script,
     pub invite_accept: Script,
     pub chat_invite: Script,
+    pub session_raise: Script,
 }
 
 impl Scripts {
@@ -67,11 +69,13 @@ impl Scripts {
             chat_end: transcript!("chat_end.lua"),
             visitor_page: routing!("visitor_page.lua"),
             visitor_set: routing!("visitor_set.lua"),
+            visitor_typed: routing!("visitor_typed.lua"),
             visitor_leave: routing!("visitor_leave.lua"),
             visitor_touch: routing!("visitor_touch.lua"),
             invite: routing!("invite.lua"),
             invite_accept: routing!("invite_accept.lua"),
             chat_invite: transcript!("chat_invite.lua"),
+            session_raise: Script::from_lua(include_str!("lua/session_raise.lua")),
         }
     }
 
@@ -94,11 +98,13 @@ impl Scripts {
             &self.chat_end,
             &self.visitor_page,
             &self.visitor_set,
+            &self.visitor_typed,
             &self.visitor_leave,
             &self.visitor_touch,
             &self.invite,
             &self.invite_accept,
             &self.chat_invite,
+            &self.session_raise,
         ] {
             s.load(client).await?;
         }

@@ -23,6 +23,11 @@ const SQLITE: &[Embedded] = &[
         "canned",
         include_str!("../../migrations/sqlite/0002_canned.sql"),
     ),
+    (
+        3,
+        "access",
+        include_str!("../../migrations/sqlite/0003_access.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -35,6 +40,11 @@ const POSTGRES: &[Embedded] = &[
         2,
         "canned",
         include_str!("../../migrations/postgres/0002_canned.sql"),
+    ),
+    (
+        3,
+        "access",
+        include_str!("../../migrations/postgres/0003_access.sql"),
     ),
 ];
 

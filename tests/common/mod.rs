@@ -2,6 +2,7 @@
 //! SQL store (own SQLite file, or own PostgreSQL schema), plus WebSocket and HTTP clients.
 #![allow(dead_code)]
 
+pub mod accounts;
 pub mod topology;
 
 use futures_util::{SinkExt, StreamExt};

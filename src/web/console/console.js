@@ -80,7 +80,15 @@ function logout(message) {
   location.reload();
 }
 
-$('#logout').addEventListener('click', () => logout());
+// Ends the session on the node first (every tab and node of this agent is signed out), then here.
+$('#logout').addEventListener('click', async () => {
+  try {
+    await api('/api/agent/logout', { method: 'POST' });
+  } catch (e) {
+    /* the session may be over already; the console signs out either way */
+  }
+  logout();
+});
 
 // ---- views ----
 
@@ -124,6 +132,9 @@ function onFrame(f) {
       break;
     case 'receipt':
       chats.onReceipt(f);
+      break;
+    case 'chat_unfollowed':
+      chats.onUnfollowed(f);
       break;
     case 'chat_assigned':
       chats.onAssigned(f);
