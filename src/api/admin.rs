@@ -103,34 +103,13 @@ async fn create(
     Ok((StatusCode::CREATED, Json(json!(agent))).into_response())
 }
 
-/// A change: every field optional; unknown fields are refused, so a misspelt one is not
-/// silently ignored.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Change {
-    #[serde(default)]
-    display_name: Option<String>,
-    #[serde(default)]
-    role: Option<String>,
-    #[serde(default)]
-    max_chats: Option<i64>,
-    #[serde(default)]
-    queues: Option<Vec<String>>,
-}
-
 async fn change(
     State(svc): State<Arc<Service>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-    Json(c): Json<Change>,
+    Json(changes): Json<AgentChanges>,
 ) -> ApiResult<Json<serde_json::Value>> {
     admin_from(&svc, &headers).await?;
-    let changes = AgentChanges {
-        display_name: c.display_name,
-        role: c.role,
-        max_chats: c.max_chats,
-        queues: c.queues,
-    };
     let agent = svc
         .change_agent(agent_id(&id)?, &changes)
         .await

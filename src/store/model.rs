@@ -51,12 +51,18 @@ pub struct Agent {
     pub disabled: bool,
 }
 
-/// An admin's change to an agent; `None` leaves the field as it is.
+/// An admin's change to an agent; `None` (or absent) leaves the field as it is. Unknown fields
+/// are refused, so a misspelt one is not silently ignored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AgentChanges {
+    #[serde(default)]
     pub display_name: Option<String>,
+    #[serde(default)]
     pub role: Option<String>,
+    #[serde(default)]
     pub max_chats: Option<i64>,
+    #[serde(default)]
     pub queues: Option<Vec<String>>,
 }
 

@@ -5,8 +5,8 @@ use serde_json::Value;
 use switchboard::app::Running;
 use switchboard::store::NewAgent;
 
-/// Creates an admin (password `secret-password`) and logs it in on `node`.
-pub async fn admin(cluster: &Cluster, node: &Running, username: &str) -> String {
+/// Creates an admin (password `secret-password`); returns its id.
+pub async fn create_admin(cluster: &Cluster, username: &str) -> i64 {
     cluster
         .store
         .create_agent(&NewAgent {
@@ -14,11 +14,17 @@ pub async fn admin(cluster: &Cluster, node: &Running, username: &str) -> String 
             display_name: format!("Admin {username}"),
             password: "secret-password".into(),
             role: "admin".into(),
-            max_chats: 2,
+            max_chats: 3,
             queues: vec!["general".into()],
         })
         .await
-        .expect("admin created");
+        .expect("admin created")
+        .id
+}
+
+/// Creates an admin and logs it in on `node`; returns its token.
+pub async fn admin(cluster: &Cluster, node: &Running, username: &str) -> String {
+    create_admin(cluster, username).await;
     agent_token(node, username).await
 }
 

@@ -446,6 +446,21 @@ pub async fn accept_offer(agent: &mut Client, visitor: &mut Client, chat: &str) 
     visitor.expect("chat_started").await;
 }
 
+/// A running chat: an available agent (capacity 2) on `b`, its visitor on `a`; returns
+/// (visitor, agent, chat id).
+pub async fn running_chat(
+    cluster: &Cluster,
+    a: &Running,
+    b: &Running,
+    agent: &str,
+) -> (Client, Client, String) {
+    let mut ag = available_agent(cluster, b, agent, 2).await;
+    let (mut v, chat, _, _) = requesting_visitor(a, "hello").await;
+    accept_offer(&mut ag, &mut v, &chat).await;
+    ag.expect("chat_started").await;
+    (v, ag, chat)
+}
+
 /// A visitor on `node` who asked for a chat; returns (client, chat id, visitor id, token).
 pub async fn requesting_visitor(
     node: &Running,
