@@ -81,7 +81,9 @@ function logout(message) {
 }
 
 // Ends the session on the node first (every tab and node of this agent is signed out), then here.
+// This tab's socket is stopped before, so its own 4401 is not taken for an expired session.
 $('#logout').addEventListener('click', async () => {
+  if (conn) conn.stop();
   try {
     await api('/api/agent/logout', { method: 'POST' });
   } catch (e) {
