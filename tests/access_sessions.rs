@@ -398,3 +398,30 @@ async fn a_password_reset_ends_sessions_and_the_command_line_manages_agents() {
     );
     cluster.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_stopped_sessions_are_checked_against_the_store() {
+    let (_redis, port) = common::topology::Procs::standalone();
+    let cluster = Cluster::with(Backend::Sqlite, |s| {
+        s.redis.url = format!("redis://127.0.0.1:{port}");
+    })
+    .await;
+    let a = cluster.node().await;
+    cluster.agent("ria", 2).await;
+    let old = agent_token(&a, "ria").await;
+    let (status, _) = call(
+        Method::POST,
+        &url(&a, "/api/agent/logout"),
+        None,
+        Some(&old),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let fresh = agent_token(&a, "ria").await;
+    // Redis goes away (the process stops): the node falls back to the store, which knows both.
+    common::topology::cli(port, &["SHUTDOWN", "NOSAVE"]);
+    assert_eq!(get(&url(&a, "/api/agent/me"), Some(&fresh)).await.0, 200);
+    assert_eq!(get(&url(&a, "/api/agent/me"), Some(&old)).await.0, 403);
+    a.kill();
+    cluster.cleanup().await;
+}

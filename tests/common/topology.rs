@@ -94,6 +94,15 @@ impl Procs {
         });
     }
 
+    /// One throw-away standalone server on a spare port (a test that stops Redis uses its own,
+    /// never the shared one). Returns its port.
+    pub fn standalone() -> (Procs, u16) {
+        let mut p = Procs::new();
+        let [port] = free_ports::<1>();
+        p.redis(port, &[]);
+        (p, port)
+    }
+
     /// One server with a TLS port beside its plaintext one, its certificate (for 127.0.0.1)
     /// signed by a CA made for this test with `openssl`. Returns the TLS port, the plaintext
     /// port and the CA's PEM file.
