@@ -109,9 +109,19 @@ pub fn node_name(settings: &Settings) -> String {
 /// Open connections on the metrics listener: scrapers, not the public.
 const METRICS_CONNECTIONS: usize = 64;
 
-/// Builds the node and starts serving. Fails before listening if Redis or the store are unreachable.
-pub async fn start(settings: Settings) -> anyhow::Result<Running> {
-    let settings = Arc::new(settings);
+/// Builds the chat service without serving anything (the `switchboard agent` commands act on
+/// a running cluster through it). Fails if Redis or the store are unreachable.
+pub async fn service(settings: Settings, node: &str) -> anyhow::Result<Arc<Service>> {
+    let (service, _) = connect(Arc::new(settings), Some(node)).await?;
+    Ok(service)
+}
+
+/// Connects Redis, the store and the file storage and builds the service; the node's name is
+/// `node`, or made from the configuration.
+async fn connect(
+    settings: Arc<Settings>,
+    node: Option<&str>,
+) -> anyhow::Result<(Arc<Service>, String)> {
     let redis = RedisLayer::connect(
         &settings.redis.url,
         &settings.redis.key_prefix,
@@ -142,16 +152,23 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     .counting_timeouts_in(metrics.store_timeouts.clone());
     let files = FileStore::open(&settings.files.url).context("opening the file storage")?;
     tracing::info!(files = %files.location, "file storage");
-    let node = if settings.server.node_name.is_empty() {
-        format!(
+    let node = match node {
+        Some(n) => n.to_string(),
+        None if settings.server.node_name.is_empty() => format!(
             "{}-{}",
             node_name(&settings),
             crate::chat::identity::new_id().get(..6).unwrap_or("")
-        )
-    } else {
-        node_name(&settings)
+        ),
+        None => node_name(&settings),
     };
-    let service = Service::new(settings.clone(), redis, store, files, metrics, node.clone());
+    let service = Service::new(settings, redis, store, files, metrics, node.clone());
+    Ok((service, node))
+}
+
+/// Builds the node and starts serving. Fails before listening if Redis or the store are unreachable.
+pub async fn start(settings: Settings) -> anyhow::Result<Running> {
+    let (service, node) = connect(Arc::new(settings), None).await?;
+    let settings = service.settings.clone();
 
     let (drain_tx, drain_rx) = watch::channel(false);
     let (close_tx, close_rx) = watch::channel(false);

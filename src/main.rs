@@ -1,5 +1,9 @@
-//! `switchboard serve` runs a node; `switchboard agent add` creates an agent (the first admin).
-//! Exit codes: 0 ok, 1 runtime failure, 3 agent already exists, 64 bad configuration or usage.
+//! `switchboard serve` runs a node; `switchboard agent add` creates an agent (the first admin);
+//! the other `switchboard agent` commands manage agents (`cli`).
+//! Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 agent already exists (or the last
+//! enabled admin), 4 no such agent, 64 bad configuration or input.
+
+mod cli;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -62,6 +66,8 @@ enum AgentCommand {
         #[arg(long)]
         queues: Option<String>,
     },
+    #[command(flatten)]
+    Manage(cli::Manage),
 }
 
 /// Longest password read from stdin or a file; the login refuses longer ones anyway.
@@ -130,6 +136,9 @@ async fn main() -> ExitCode {
     init_logs(&settings);
     match cli.command {
         Command::Serve => serve(settings).await,
+        Command::Agent {
+            command: AgentCommand::Manage(cmd),
+        } => cli::run(settings, cmd).await,
         Command::Agent {
             command:
                 AgentCommand::Add {

@@ -64,6 +64,14 @@ pub struct Metrics {
     pub ready_check_failures: IntCounterVec,
     /// SQL store calls cut off by a time bound, by kind; handed to the store at start.
     pub store_timeouts: IntCounterVec,
+    /// Agent requests and sockets refused because the token's session had ended.
+    pub sessions_refused: IntCounter,
+    /// Times an agent's sessions were ended, by reason.
+    pub sessions_revoked: IntCounterVec,
+    /// Agent sockets this node closed because of their agent's control messages, by reason.
+    pub agent_sockets_closed: IntCounterVec,
+    /// Files deleted from the file storage with their trashed chat.
+    pub files_deleted: IntCounter,
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
@@ -331,6 +339,28 @@ impl Metrics {
                 "switchboard_store_timeouts_total",
                 "SQL store calls cut off by a time bound, by kind: lock (store.lock_timeout_ms), statement (store.statement_timeout_ms), idle_transaction (PostgreSQL ended a transaction left idle too long), acquire (no pool connection within store.connect_timeout_ms), call (no answer at all within connect + statement timeout).",
                 &["kind"],
+            ),
+            sessions_refused: counter(
+                &r,
+                "switchboard_agent_sessions_refused_total",
+                "Agent requests and sockets refused because the token's session had ended (logout, password reset, agent disabled or deleted).",
+            ),
+            sessions_revoked: counter_vec(
+                &r,
+                "switchboard_agent_sessions_revoked_total",
+                "Times an agent's sessions were ended through this node, by reason (logout, password, disabled, deleted, admin).",
+                &["reason"],
+            ),
+            agent_sockets_closed: counter_vec(
+                &r,
+                "switchboard_agent_sockets_closed_total",
+                "Agent sockets this node closed because their sessions ended (revoked) or an admin changed the agent (changed).",
+                &["reason"],
+            ),
+            files_deleted: counter(
+                &r,
+                "switchboard_files_deleted_total",
+                "Chat files deleted from the file storage because their chat was trashed.",
             ),
             redis_append: redis_latency.with_label_values(&["append"]),
             redis_latency,

@@ -3,9 +3,10 @@
 
 mod common;
 
+use common::accounts::create_admin as admin;
 use common::*;
 use serde_json::{json, Value};
-use switchboard::store::{CannedFields, CannedQuery, CannedScope, NewAgent, StoreError};
+use switchboard::store::{CannedFields, CannedQuery, CannedScope, StoreError};
 
 // ---- helpers ----
 
@@ -30,22 +31,6 @@ async fn delete(url: &str, token: &str) -> (u16, Value) {
         .expect("http");
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-async fn admin(cluster: &Cluster, username: &str) -> i64 {
-    cluster
-        .store
-        .create_agent(&NewAgent {
-            username: username.into(),
-            display_name: format!("Admin {username}"),
-            password: "secret-password".into(),
-            role: "admin".into(),
-            max_chats: 3,
-            queues: vec!["general".into()],
-        })
-        .await
-        .expect("admin created")
-        .id
 }
 
 fn fields(title: &str, shortcut: &str, text: &str) -> CannedFields {

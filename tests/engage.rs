@@ -7,20 +7,6 @@ use common::*;
 use serde_json::json;
 use std::time::Duration;
 
-/// A running chat: visitor on node A, agent on node B.
-async fn running_chat(
-    cluster: &Cluster,
-    a: &switchboard::app::Running,
-    b: &switchboard::app::Running,
-    agent: &str,
-) -> (Client, Client, String) {
-    let mut ag = available_agent(cluster, b, agent, 2).await;
-    let (mut v, chat, _, _) = requesting_visitor(a, "hello").await;
-    accept_offer(&mut ag, &mut v, &chat).await;
-    ag.expect("chat_started").await;
-    (v, ag, chat)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn links_pushed_pages_typing_and_receipts() {
     let cluster = Cluster::new(Backend::Sqlite).await;

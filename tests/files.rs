@@ -47,7 +47,8 @@ async fn upload(
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-/// Downloads with the token in the query string (as a browser link does) or as Bearer.
+/// Downloads with the token in the query string (as the widget's links do; visitor tokens
+/// only) or as Bearer.
 async fn download(node: &Running, id: &str, token: &str, in_query: bool) -> reqwest::Response {
     let c = reqwest::Client::new();
     let r = if in_query {
@@ -194,7 +195,7 @@ async fn files_both_ways_between_participants_only() {
     // Both participants download both files, from either node, identical bytes, safe headers.
     for (node, token, in_query) in [
         (&a, &vtoken, false),
-        (&b, &atoken, true),
+        (&b, &atoken, false),
         (&a, &atoken, false),
         (&b, &vtoken, true),
     ] {
@@ -336,17 +337,16 @@ async fn files_both_ways_between_participants_only() {
     let first = msg.entries.iter().find(|e| e.event == "file").unwrap();
     assert_eq!(first.data.as_ref().unwrap()["id"], photo_id.as_str());
 
-    // Flushed: the visitor's link stops working; agents (who see the transcript) keep access.
+    // Flushed: the visitor's link stops working; the agent who handled the chat keeps access,
+    // another agent has none.
     eventually("chat gone from redis", || async {
         let r = a.service.redis.chat_record(&chat).await.unwrap();
         r.is_empty().then_some(())
     })
     .await;
     assert_eq!(refused(&a, &photo_id, &vtoken).await.0, 403);
-    assert_eq!(
-        download_ok(&b, &photo_id, &other_agent, true).await.0,
-        photo
-    );
+    assert_eq!(download_ok(&b, &photo_id, &atoken, false).await.0, photo);
+    assert_eq!(refused(&b, &photo_id, &other_agent).await.0, 403);
 
     agent.close().await;
     visitor.close().await;
@@ -395,7 +395,7 @@ async fn s3_round_trip_small_and_multipart() {
         assert_eq!(status, 201, "{v}");
         assert_eq!(v["size"], size);
         let id = v["id"].as_str().unwrap();
-        let (got, h) = download_ok(&b, id, &atoken, true).await;
+        let (got, h) = download_ok(&b, id, &atoken, false).await;
         assert_eq!(got.len(), body.len());
         assert!(got == body);
         assert_eq!(h["content-type"], "image/png");

@@ -273,25 +273,38 @@ async fn a_visitor_whose_node_dies_disappears_on_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn new_flag_follows_contacts_in_the_store() {
-    let cluster = Cluster::with(Backend::Sqlite, tweak).await;
+    const SECRET: &str = "identify-secret-of-the-shop-0123456789";
+    let cluster = Cluster::with(Backend::Sqlite, |s| {
+        tweak(s);
+        s.auth.identify_secret = SECRET.into();
+    })
+    .await;
+    let sig = switchboard::chat::identity::identify_signature(SECRET, "ola@example.com");
     let (a, b) = (cluster.node().await, cluster.node().await);
     let mut agent = available_agent(&cluster, &b, "nia", 2).await;
     let mut list = watching(&mut agent).await;
 
-    // An unknown visitor is new; the pre-chat form adds name and e-mail, and "chatting".
+    // An unknown visitor is new, also once the site vouches for its e-mail (no contact has
+    // it yet); the chat request shows it "chatting".
     let (v1, token1) = visitor_token(&a).await;
     let mut v = browser(&a, &token1).await;
     view(&mut v, "https://shop.example/").await;
     until(&mut agent, &mut list, |l| l.map.contains_key(&v1)).await;
     assert_eq!(list.map[&v1]["new"], true);
-    v.send(json!({"type": "request_chat", "name": "Ola", "email": "ola@example.com", "question": "Sizes?"}))
+    v.send(
+        json!({"type": "identify", "email": "ola@example.com", "name": "Ola", "signature": sig}),
+    )
+    .await;
+    v.send(json!({"type": "request_chat", "name": "Someone", "email": "other@example.com", "question": "Sizes?"}))
         .await;
     let chat = v.expect("queued").await["chat_id"]
         .as_str()
         .unwrap()
         .to_string();
     until(&mut agent, &mut list, |l| l.map[&v1]["chatting"] == true).await;
+    // The form's typed name and e-mail do not replace what the site vouched for.
     assert_eq!(list.map[&v1]["email"], "ola@example.com");
+    assert_eq!(list.map[&v1]["email_verified"], true);
     assert_eq!(list.map[&v1]["name"], "Ola");
     assert_eq!(list.map[&v1]["new"], true);
 
@@ -309,7 +322,8 @@ async fn new_flag_follows_contacts_in_the_store() {
     })
     .await;
 
-    // Another browser, unknown, is new until it gives the same e-mail.
+    // Another browser, unknown, stays new when it types that e-mail (anyone can type it), and
+    // is known once the site vouches for it.
     let (v2, token2) = visitor_token(&a).await;
     let mut w = browser(&b, &token2).await;
     view(&mut w, "https://shop.example/").await;
@@ -318,6 +332,14 @@ async fn new_flag_follows_contacts_in_the_store() {
     w.send(json!({"type": "request_chat", "email": "OLA@example.com"}))
         .await;
     w.expect("queued").await;
+    until(&mut agent, &mut list, |l| {
+        l.map[&v2]["email"] == "OLA@example.com"
+    })
+    .await;
+    assert_eq!(list.map[&v2]["email_verified"], false);
+    assert_eq!(list.map[&v2]["new"], true);
+    w.send(json!({"type": "identify", "email": "ola@example.com", "signature": sig}))
+        .await;
     until(&mut agent, &mut list, |l| l.map[&v2]["new"] == false).await;
 
     // The first visitor leaves and comes back: a new visit, no longer new (same visitor id).

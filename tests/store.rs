@@ -171,6 +171,9 @@ fn transcript(
         visitor_id: visitor_id.into(),
         contact_name: None,
         contact_email: email.map(Into::into),
+        visitor_email: email.map(Into::into),
+        email_verified: email.is_some(),
+        agents: vec![7],
         question: Some(format!("Question of {chat_id}")),
         queue: "support".into(),
         agent_id: Some(7),
@@ -878,18 +881,38 @@ async fn contact_matched_by_email(url: String) {
 /// taken over from a slow node would): the two nodes' flush workers, batching and writing
 /// concurrently, put every chat in PostgreSQL exactly once with its messages and one
 /// interaction, acknowledge every job and forget every chat in Redis. All the chats belong to
-/// one person, so concurrent batches meet on one contact row.
+/// one person (the site vouches for the same e-mail on every visitor), so concurrent batches
+/// meet on one contact row.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flush_workers_write_a_burst_of_chats_once_each() {
-    use common::{accept_offer, available_agent, eventually, requesting_visitor, Backend, Cluster};
+    use common::{
+        accept_offer, available_agent, eventually, visitor_token, Backend, Client, Cluster,
+    };
     use serde_json::json;
+    use switchboard::chat::identity::identify_signature;
     const CHATS: usize = 16;
-    let cluster = Cluster::new(Backend::Postgres).await;
+    const SECRET: &str = "identify-secret-of-the-shop-0123456789";
+    let cluster = Cluster::with(Backend::Postgres, |s| {
+        s.auth.identify_secret = SECRET.into()
+    })
+    .await;
     let (a, b) = (cluster.node().await, cluster.node().await);
     let mut agent = available_agent(&cluster, &b, "bea", CHATS as i64).await;
     let mut visitors = Vec::new();
+    let sig = identify_signature(SECRET, "vera@example.com");
     for i in 0..CHATS {
-        let (mut v, chat, _, _) = requesting_visitor(&a, &format!("question {i}")).await;
+        let (_, token) = visitor_token(&a).await;
+        let mut v = Client::visitor(&a, &token).await;
+        v.send(json!({"type": "page_view", "url": "https://shop.example/"}))
+            .await;
+        v.send(json!({"type": "identify", "email": "vera@example.com", "signature": sig}))
+            .await;
+        v.send(json!({"type": "request_chat", "question": format!("question {i}")}))
+            .await;
+        let chat = v.expect("queued").await["chat_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
         accept_offer(&mut agent, &mut v, &chat).await;
         v.send(json!({"type": "send", "chat_id": chat, "client_msg_id": "m1", "text": format!("hello {i}")}))
             .await;

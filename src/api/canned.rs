@@ -3,9 +3,10 @@
 //! their owner only, and are "not found" for everyone else. Records go out through
 //! `json!` like the other handlers', so their keys are sorted.
 
-use super::{agent_from, err, ApiResult};
+use super::auth::agent_from;
+use super::{err, ApiResult};
 use crate::chat::canned::check;
-use crate::chat::{Party, Service};
+use crate::chat::Service;
 use crate::protocol::ErrorCode;
 use crate::store::{CannedFields, CannedQuery, CannedResponse, CannedScope};
 use axum::extract::{Path, Query, State};
@@ -106,7 +107,7 @@ async fn search(
     headers: HeaderMap,
     Query(s): Query<Search>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let (agent, _) = agent_from(&svc, &headers).await?;
+    let agent = agent_from(&svc, &headers).await?.id;
     let q = CannedQuery::parse(&s.q)?;
     Ok(Json(json!(svc.store.search_canned(agent, &q).await?)))
 }
@@ -116,7 +117,8 @@ async fn create(
     headers: HeaderMap,
     Json(c): Json<Body>,
 ) -> ApiResult<Response> {
-    let (agent, admin) = agent_from(&svc, &headers).await?;
+    let caller = agent_from(&svc, &headers).await?;
+    let (agent, admin) = (caller.id, caller.is_admin(&svc).await?);
     let scope = parse_scope(c.scope.as_deref())?;
     let owner = match scope {
         CannedScope::Shared => {
@@ -136,7 +138,8 @@ async fn update(
     Path(id): Path<String>,
     Json(u): Json<Body>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let (agent, admin) = agent_from(&svc, &headers).await?;
+    let caller = agent_from(&svc, &headers).await?;
+    let (agent, admin) = (caller.id, caller.is_admin(&svc).await?);
     let id = parse_id(&id)?;
     let current = editable(&svc, id, agent, admin).await?;
     if let Some(scope) = u.scope.as_deref() {
@@ -156,7 +159,8 @@ async fn remove(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let (agent, admin) = agent_from(&svc, &headers).await?;
+    let caller = agent_from(&svc, &headers).await?;
+    let (agent, admin) = (caller.id, caller.is_admin(&svc).await?);
     let id = parse_id(&id)?;
     editable(&svc, id, agent, admin).await?;
     svc.store.delete_canned(id).await?;
@@ -169,24 +173,14 @@ async fn render(
     Path(id): Path<String>,
     Json(r): Json<Render>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let (agent, _) = agent_from(&svc, &headers).await?;
+    let caller = agent_from(&svc, &headers).await?;
     let id = parse_id(&id)?;
     let canned = svc
         .store
-        .visible_canned(id, agent)
+        .visible_canned(id, caller.id)
         .await?
         .ok_or_else(|| err(ErrorCode::NotFound, "no such canned response"))?;
-    let me = svc
-        .store
-        .agent(agent)
-        .await?
-        .ok_or_else(|| err(ErrorCode::Forbidden, "the agent no longer exists"))?;
-    let party = Party::Agent {
-        id: agent,
-        name: me.display_name,
-        max_chats: me.max_chats,
-        queues: me.queues,
-    };
+    let party = caller.party(&svc).await?;
     let text = svc.render_canned(&party, &r.chat_id, &canned.text).await?;
     Ok(Json(json!({ "text": text })))
 }

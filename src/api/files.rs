@@ -1,12 +1,14 @@
 //! Chat files both ways: a participant uploads a file into a running chat (stored through
 //! [`FileStore`](crate::store::FileStore), announced as a `file` transcript entry) and the
-//! chat's participants download it as an attachment that a browser never renders inline.
+//! chat's participants download it as an attachment that a browser never renders inline,
+//! with a bearer token or through a signed link (`file_links`).
 
-use super::{err, now_s, ApiError};
-use crate::chat::identity::{new_id, Identity};
-use crate::chat::{now_ms, ChatError, Party, Service};
+use super::file_links::{party_from, party_of_token, Credentials};
+use super::{err, ApiError};
+use crate::chat::identity::new_id;
+use crate::chat::{now_ms, ChatError, Service};
 use crate::protocol::ErrorCode;
-use crate::store::{FileMeta, FilesError, StoreError};
+use crate::store::{valid_file_id, FileMeta, FilesError, StoreError};
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -37,10 +39,14 @@ pub(super) fn routes() -> Router<Arc<Service>> {
             "/api/files/{id}",
             get(download).options(super::cors::preflight),
         )
+        .route(
+            "/api/files/{id}/link",
+            post(super::file_links::issue).options(super::cors::preflight),
+        )
 }
 
 /// An `ApiError` with a status other than its code's usual one (415 for a refused type).
-struct Refused(StatusCode, ApiError);
+pub(super) struct Refused(StatusCode, ApiError);
 
 impl From<ApiError> for Refused {
     fn from(e: ApiError) -> Refused {
@@ -77,7 +83,7 @@ fn unsupported(message: impl Into<String>) -> Refused {
     )
 }
 
-fn files_error(e: FilesError) -> Refused {
+pub(super) fn files_error(e: FilesError) -> Refused {
     match e {
         FilesError::TooLarge(max) => err(
             ErrorCode::FrameTooLarge,
@@ -102,39 +108,6 @@ fn files_error(e: FilesError) -> Refused {
 }
 
 type Result<T> = std::result::Result<T, Refused>;
-
-/// The visitor or agent behind a token from the `Authorization: Bearer` header or, for
-/// links a browser follows, the `token` query parameter. Agents are loaded from the store.
-async fn party_from(svc: &Service, headers: &HeaderMap, query: Option<&str>) -> Result<Party> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .or(query)
-        .ok_or_else(|| {
-            err(
-                ErrorCode::Forbidden,
-                "a visitor or agent token is required (Authorization: Bearer)",
-            )
-        })?;
-    match svc.tokens.verify(token, now_s()) {
-        Ok(Identity::Visitor { id }) => Ok(Party::Visitor { id }),
-        Ok(Identity::Agent { id, .. }) => {
-            let agent = svc
-                .store
-                .agent(id)
-                .await?
-                .ok_or_else(|| err(ErrorCode::Forbidden, "the agent no longer exists"))?;
-            Ok(Party::Agent {
-                id,
-                name: agent.display_name,
-                max_chats: agent.max_chats,
-                queues: agent.queues,
-            })
-        }
-        Err(_) => Err(err(ErrorCode::Forbidden, "the token is invalid or expired").into()),
-    }
-}
 
 /// A file name as shown to the other side and offered on download. Never used as a storage
 /// key, but still refused rather than silently rewritten when it carries a path, control
@@ -225,7 +198,13 @@ async fn store_upload(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response> {
-    let party = party_from(svc, headers, None).await?;
+    let token = super::auth::bearer(headers).ok_or_else(|| {
+        err(
+            ErrorCode::Forbidden,
+            "a visitor or agent token is required (Authorization: Bearer)",
+        )
+    })?;
+    let party = party_of_token(svc, token).await?;
     let query = query.map_err(|e| err(ErrorCode::InvalidField, e.body_text()))?;
     let name = clean_name(query.name.as_deref())?;
     let limits = &svc.settings.files;
@@ -305,15 +284,10 @@ async fn store_upload(
         .into_response())
 }
 
-#[derive(Deserialize)]
-struct TokenQuery {
-    token: Option<String>,
-}
-
 async fn download(
     State(svc): State<Arc<Service>>,
     Path(id): Path<String>,
-    query: std::result::Result<Query<TokenQuery>, QueryRejection>,
+    query: std::result::Result<Query<Credentials>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
     match serve(&svc, &id, query, &headers).await {
@@ -322,33 +296,21 @@ async fn download(
     }
 }
 
-/// Who may download: while the chat is in Redis, its visitor and its agent (`authorise`);
-/// after it was flushed, any agent (the transcript is visible to agents), never a visitor.
+/// Who may download: `Service::authorise_download` (while the chat is in Redis its visitor and
+/// its agent; after the flush the agents who handled it; admins always).
 async fn serve(
     svc: &Service,
     id: &str,
-    query: std::result::Result<Query<TokenQuery>, QueryRejection>,
+    query: std::result::Result<Query<Credentials>, QueryRejection>,
     headers: &HeaderMap,
 ) -> Result<Response> {
     let query = query.map_err(|e| err(ErrorCode::InvalidField, e.body_text()))?;
-    let party = party_from(svc, headers, query.token.as_deref()).await?;
-    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    let party = party_from(svc, id, headers, &query).await?;
+    if !valid_file_id(id) {
         return Err(files_error(FilesError::NotFound));
     }
     let meta = svc.files.meta(id).await.map_err(files_error)?;
-    match svc.authorise(&party, &meta.chat_id).await {
-        Ok(_) => {}
-        Err(e) if e.code == ErrorCode::NotFound => {
-            if !matches!(party, Party::Agent { .. }) {
-                return Err(err(
-                    ErrorCode::Forbidden,
-                    "the chat is over; its files are available to agents only",
-                )
-                .into());
-            }
-        }
-        Err(e) => return Err(e.into()),
-    }
+    svc.authorise_download(&party, &meta.chat_id).await?;
     let stream = svc.files.read(id).await.map_err(files_error)?;
     let content_type = if svc.settings.files.allows(&meta.content_type) {
         HeaderValue::from_str(&meta.content_type)

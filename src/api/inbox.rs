@@ -26,7 +26,7 @@ pub(super) fn routes() -> Router<Arc<Service>> {
 
 /// The agent's id and queues, from its token.
 async fn agent_queues(svc: &Service, headers: &HeaderMap) -> ApiResult<(i64, Vec<String>)> {
-    let (id, _) = agent_from(svc, headers).await?;
+    let id = agent_from(svc, headers).await?.id;
     let agent = svc
         .store
         .agent(id)
@@ -87,7 +87,7 @@ async fn work(
 }
 
 async fn admin(svc: &Service, headers: &HeaderMap) -> ApiResult<()> {
-    let (_, admin) = agent_from(svc, headers).await?;
+    let admin = agent_from(svc, headers).await?.is_admin(svc).await?;
     if !admin {
         return Err(err(ErrorCode::Forbidden, "only admins manage queues"));
     }

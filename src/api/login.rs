@@ -182,10 +182,23 @@ async fn agent_login(
         }
     };
     settle(&login, &ip, &c.username, LoginSettled::Succeeded).await;
+    if agent.disabled {
+        failures.with_label_values(&["disabled"]).inc();
+        tracing::warn!(%ip, username = ?c.username, "login refused: the agent is disabled");
+        return Err(err(ErrorCode::Forbidden, "the agent is disabled"));
+    }
+    // The token carries the agent's session version: a logout, a password reset or disabling
+    // the agent raises it and ends the token on every node (`api::auth`).
+    let session = svc
+        .store
+        .agent_session(agent.id)
+        .await?
+        .ok_or_else(|| err(ErrorCode::Forbidden, "wrong username or password"))?
+        .version;
     let token = svc.tokens.issue(
         &Identity::Agent {
             id: agent.id,
-            admin: agent.role == "admin",
+            session,
         },
         super::now_s(),
     );

@@ -1,9 +1,13 @@
-//! HTTP/JSON handlers: visitor sessions, agent login, admin agent management, interactions and
-//! transcripts, health and metrics. Errors are `{"code", "error", "message"}` with the HTTP
-//! status of the code (see `docs/protocol.md`).
+//! HTTP/JSON handlers: visitor sessions, interactions and transcripts, health and metrics; agent
+//! login in `login` (bounded and throttled), sessions and the checks every agent endpoint makes
+//! in `auth`, the admin API in `admin`, canned responses, files and the inbox in theirs. Errors
+//! are `{"code", "error", "message"}` with the HTTP status of the code (see `docs/protocol.md`).
 
+mod admin;
+mod auth;
 mod canned;
 mod cors;
+mod file_links;
 mod files;
 mod inbox;
 mod login;
@@ -11,9 +15,10 @@ mod login;
 pub use login::login_concurrency;
 
 use crate::chat::identity::{new_id, Identity};
-use crate::chat::{ChatError, Party, Service};
+use crate::chat::{ChatError, Service};
 use crate::protocol::ErrorCode;
-use crate::store::{NewAgent, StoreError};
+use crate::store::StoreError;
+use auth::agent_from;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -65,8 +70,8 @@ pub fn routes(svc: Arc<Service>) -> Router {
         ));
     Router::new()
         .merge(widget)
-        .route("/api/agent/me", get(agent_me))
-        .route("/api/admin/agents", get(list_agents).post(create_agent))
+        .merge(auth::routes())
+        .merge(admin::routes())
         .route("/api/queues", get(list_queues))
         .route("/api/chats/{id}/interactions", get(chat_interactions))
         .route("/api/interactions", get(recent_interactions))
@@ -88,27 +93,6 @@ pub fn metrics_routes(svc: Arc<Service>) -> Router {
 
 fn now_s() -> u64 {
     (crate::chat::now_ms() / 1000) as u64
-}
-
-/// The agent behind the `Authorization: Bearer` header.
-async fn agent_from(svc: &Service, headers: &HeaderMap) -> ApiResult<(i64, bool)> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            err(
-                ErrorCode::Forbidden,
-                "an agent token is required (Authorization: Bearer)",
-            )
-        })?;
-    match svc.tokens.verify(token, now_s()) {
-        Ok(Identity::Agent { id, admin }) => Ok((id, admin)),
-        _ => Err(err(
-            ErrorCode::Forbidden,
-            "the agent token is invalid or expired",
-        )),
-    }
 }
 
 #[derive(Deserialize, Default)]
@@ -135,73 +119,6 @@ async fn visitor_session(
     Ok(Json(json!({ "visitor_id": id, "token": token })))
 }
 
-async fn agent_me(
-    State(svc): State<Arc<Service>>,
-    headers: HeaderMap,
-) -> ApiResult<Json<serde_json::Value>> {
-    let (id, _) = agent_from(&svc, &headers).await?;
-    let agent = svc
-        .store
-        .agent(id)
-        .await?
-        .ok_or_else(|| err(ErrorCode::NotFound, "no such agent"))?;
-    Ok(Json(json!(agent)))
-}
-
-#[derive(Deserialize)]
-struct CreateAgent {
-    username: String,
-    #[serde(default)]
-    display_name: Option<String>,
-    password: String,
-    #[serde(default)]
-    role: Option<String>,
-    #[serde(default)]
-    max_chats: Option<i64>,
-    #[serde(default)]
-    queues: Option<Vec<String>>,
-}
-
-async fn create_agent(
-    State(svc): State<Arc<Service>>,
-    headers: HeaderMap,
-    Json(c): Json<CreateAgent>,
-) -> ApiResult<Response> {
-    let (_, admin) = agent_from(&svc, &headers).await?;
-    if !admin {
-        return Err(err(ErrorCode::Forbidden, "only admins manage agents"));
-    }
-    let new = NewAgent {
-        display_name: c.display_name.unwrap_or_else(|| c.username.clone()),
-        username: c.username,
-        password: c.password,
-        role: c.role.unwrap_or_else(|| "agent".into()),
-        max_chats: c
-            .max_chats
-            .unwrap_or(svc.settings.chat.default_max_chats as i64),
-        queues: c
-            .queues
-            .unwrap_or_else(|| vec![svc.settings.chat.default_queue.clone()]),
-    };
-    let agent = match svc.store.create_agent(&new).await {
-        Ok(a) => a,
-        Err(StoreError::Conflict(m)) => return Err(err(ErrorCode::WrongState, m)),
-        Err(e) => return Err(e.into()),
-    };
-    Ok((StatusCode::CREATED, Json(json!(agent))).into_response())
-}
-
-async fn list_agents(
-    State(svc): State<Arc<Service>>,
-    headers: HeaderMap,
-) -> ApiResult<Json<serde_json::Value>> {
-    let (_, admin) = agent_from(&svc, &headers).await?;
-    if !admin {
-        return Err(err(ErrorCode::Forbidden, "only admins manage agents"));
-    }
-    Ok(Json(json!(svc.store.agents().await?)))
-}
-
 async fn list_queues(
     State(svc): State<Arc<Service>>,
     headers: HeaderMap,
@@ -215,18 +132,7 @@ async fn chat_interactions(
     headers: HeaderMap,
     Path(chat): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let (id, _) = agent_from(&svc, &headers).await?;
-    let agent = svc
-        .store
-        .agent(id)
-        .await?
-        .ok_or_else(|| err(ErrorCode::Forbidden, "the agent no longer exists"))?;
-    let party = Party::Agent {
-        id,
-        name: agent.display_name,
-        max_chats: agent.max_chats,
-        queues: agent.queues,
-    };
+    let party = agent_from(&svc, &headers).await?.party(&svc).await?;
     Ok(Json(json!(svc.contact_interactions(&party, &chat).await?)))
 }
 

@@ -178,7 +178,8 @@ impl Service {
         })
     }
 
-    /// Interactions of the contact behind `chat`, for "add to an existing interaction".
+    /// Interactions of the contact behind `chat`, for "add to an existing interaction": the
+    /// contact of the e-mail the site vouched for, else of the visitor id.
     pub async fn contact_interactions(
         &self,
         party: &Party,
@@ -187,7 +188,11 @@ impl Service {
         self.authorise(party, chat).await?;
         let r = self.redis.chat_record(chat).await?;
         let visitor = r.get("visitor").cloned().unwrap_or_default();
-        let email = r.get("email").filter(|e| !e.is_empty()).cloned();
+        // A typed e-mail proves nothing: only one the site vouched for names the contact.
+        let email = r
+            .get("email")
+            .filter(|e| !e.is_empty() && super::email_verified(&r))
+            .cloned();
         match self.store.contact_for(&visitor, email.as_deref()).await? {
             Some(c) => Ok(self.store.interactions_of_contact(c.id).await?),
             None => Ok(vec![]),

@@ -1,6 +1,6 @@
 //! The flush worker every node runs: reads flush jobs from the Redis stream's consumer group,
-//! writes each decided chat's transcript to the SQL store (idempotent on the chat id), then
-//! removes the chat's Redis keys and acknowledges. Jobs a dead node left unacknowledged are
+//! writes each decided chat's transcript to the SQL store (idempotent on the chat id), deletes
+//! a trashed chat's files, then removes the chat's Redis keys and acknowledges. Jobs a dead node left unacknowledged are
 //! taken over after `flush.claim_idle_ms`.
 //!
 //! Throughput: the jobs of one read (at most `flush.batch`) are flushed together. Their chats
@@ -32,6 +32,8 @@ pub enum FlushError {
     Redis(#[from] crate::redis::RedisError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Files(#[from] crate::store::FilesError),
 }
 
 pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
@@ -124,7 +126,7 @@ pub async fn finish_jobs(svc: &Service, jobs: Vec<(String, String)>) {
     let written = join_all(writing).await.into_iter().flatten();
     let mut forgetting = Vec::with_capacity(records.len());
     for (w, record) in written.zip(&records) {
-        forgetting.push(forget_written(svc, w, &record.chat_id));
+        forgetting.push(forget_written(svc, w, record));
     }
     let forgotten = join_all(forgetting).await;
     for (i, result) in record_of.into_iter().zip(forgotten) {
@@ -187,9 +189,10 @@ fn transcript_entry(e: crate::protocol::Entry) -> TranscriptEntry {
 /// A chat's routing record and transcript, read from Redis.
 async fn read_chat(svc: &Service, chat: &str) -> Result<Read, FlushError> {
     // The record and the transcript side by side.
-    let (r, entries) = tokio::try_join!(
+    let (r, entries, agents) = tokio::try_join!(
         svc.redis.chat_record(chat),
-        svc.redis.entries_all_after(chat, "")
+        svc.redis.entries_all_after(chat, ""),
+        svc.redis.chat_agents(chat)
     )?;
     if r.is_empty() {
         return Ok(Read::Gone);
@@ -201,11 +204,16 @@ async fn read_chat(svc: &Service, chat: &str) -> Result<Read, FlushError> {
     let num = |k: &str| r.get(k).and_then(|s| s.parse::<i64>().ok());
     let entries = entries.into_iter().map(transcript_entry).collect();
     let opt = |k: &str| r.get(k).filter(|v| !v.is_empty()).cloned();
+    let verified = super::email_verified(&r);
     Ok(Read::Ready(Box::new(TranscriptRecord {
         chat_id: chat.to_string(),
         visitor_id: g("visitor"),
         contact_name: opt("name"),
-        contact_email: opt("email"),
+        // Only an e-mail the site vouched for finds or creates a contact.
+        contact_email: opt("email").filter(|_| verified),
+        visitor_email: opt("email"),
+        email_verified: verified && opt("email").is_some(),
+        agents,
         question: opt("question"),
         queue: g("queue"),
         agent_id: num("agent"),
@@ -221,16 +229,22 @@ async fn read_chat(svc: &Service, chat: &str) -> Result<Read, FlushError> {
     })))
 }
 
-/// Removes a written chat's keys from Redis. Returns the outcome label.
+/// Removes a written chat's keys from Redis, and a trashed chat's files from the file storage
+/// first (a failure there leaves the job pending: the write is idempotent, the deletion too).
+/// Returns the outcome label.
 async fn forget_written(
     svc: &Service,
     written: Result<FlushOutcome, StoreError>,
-    chat: &str,
+    record: &TranscriptRecord,
 ) -> Result<&'static str, FlushError> {
+    let chat = record.chat_id.as_str();
     let outcome = match written? {
         FlushOutcome::Written { .. } => "written",
         FlushOutcome::AlreadyWritten { .. } => "already_written",
     };
+    if record.decision == "trash" {
+        svc.delete_chat_files(&record.entries).await?;
+    }
     tokio::try_join!(
         svc.redis.forget_transcript(chat),
         svc.redis.forget_routing(chat)

@@ -4,11 +4,11 @@
 //! after the last one leaves, so Redis sends a node only what its own sockets need.
 
 use crate::metrics::Metrics;
-use crate::protocol::{encode_server, Encoding, Entry, ServerFrame};
+use crate::protocol::{close_codes, encode_server, Encoding, Entry, ServerFrame};
 use crate::redis::RedisLayer;
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// What the hub hands a connection's writer.
@@ -33,6 +33,9 @@ pub struct LiveEntry {
 #[derive(Debug)]
 pub struct Encoded {
     frame: ServerFrame,
+    /// The chat whose channel carried the frame (typing, receipts, queue positions): a
+    /// connection that does not follow that chat drops it.
+    chat: Option<String>,
     json: OnceLock<Bytes>,
     msgpack: OnceLock<Bytes>,
 }
@@ -41,9 +44,21 @@ impl Encoded {
     pub fn new(frame: ServerFrame) -> Encoded {
         Encoded {
             frame,
+            chat: None,
             json: OnceLock::new(),
             msgpack: OnceLock::new(),
         }
+    }
+    /// A frame of one chat, for the connections that follow it only.
+    pub fn of_chat(chat: &str, frame: ServerFrame) -> Encoded {
+        Encoded {
+            chat: Some(chat.to_string()),
+            ..Encoded::new(frame)
+        }
+    }
+    /// The chat this frame belongs to, when it came through a chat's channel.
+    pub fn chat(&self) -> Option<&str> {
+        self.chat.as_deref()
     }
     pub fn bytes(&self, enc: Encoding) -> Bytes {
         let cell = match enc {
@@ -106,6 +121,8 @@ struct Inbox {
     notify: tokio::sync::Notify,
     slow: AtomicBool,
     closed: AtomicBool,
+    /// A close code the connection must end with (0: none), e.g. its agent's sessions ended.
+    ending: AtomicU16,
 }
 
 /// What a connection takes from its inbox.
@@ -113,6 +130,17 @@ pub enum Inbound {
     Out(Out),
     /// The inbox overflowed (or the node lost live traffic): close as a slow consumer.
     Slow,
+    /// Close with this code and reason (`Follower::end_with`).
+    Close(u16, &'static str),
+}
+
+/// The reason sent with a close code raised through `Follower::end_with`.
+fn ending_reason(code: u16) -> &'static str {
+    match code {
+        close_codes::UNAUTHORIZED => "session ended; log in again",
+        close_codes::AGENT_CHANGED => "agent settings changed; reconnect",
+        _ => "closed by the node",
+    }
 }
 
 /// Queues grown past this capacity are given back when they drain, so a burst does not
@@ -127,6 +155,7 @@ impl Follower {
             notify: tokio::sync::Notify::new(),
             slow: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            ending: AtomicU16::new(0),
         }))
     }
 
@@ -158,10 +187,20 @@ impl Follower {
         raised
     }
 
+    /// Tells the connection to close with `code` (before anything still queued).
+    pub fn end_with(&self, code: u16) {
+        self.0.ending.store(code, Ordering::Relaxed);
+        self.0.notify.notify_one();
+    }
+
     /// The next item; waits until one is queued. Cancel-safe: nothing is taken until it is
     /// returned.
     pub async fn recv(&self) -> Inbound {
         loop {
+            let code = self.0.ending.load(Ordering::Relaxed);
+            if code != 0 {
+                return Inbound::Close(code, ending_reason(code));
+            }
             if self.0.slow.load(Ordering::Relaxed) {
                 return Inbound::Slow;
             }
@@ -332,6 +371,27 @@ impl Hub {
         }
     }
 
+    /// This node's connections that follow `channel`.
+    pub fn followers_of(&self, channel: &str) -> Vec<ConnId> {
+        match self.followers.lock().unwrap().get(channel) {
+            Some(m) => m.keys().copied().collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Closes every local follower of `channel` with `code` (an agent's own channel: all of
+    /// that agent's connections here). Returns how many.
+    pub fn end_followers(&self, channel: &str, code: u16) -> usize {
+        let targets: Vec<Follower> = match self.followers.lock().unwrap().get(channel) {
+            Some(m) => m.values().cloned().collect(),
+            None => return 0,
+        };
+        for f in &targets {
+            f.end_with(code);
+        }
+        targets.len()
+    }
+
     /// Delivers to every local follower of `channel`. A follower whose inbox is full is told
     /// to close (slow consumer); fan-out never waits.
     pub fn deliver(&self, channel: &str, out: Out) {
@@ -391,6 +451,17 @@ mod tests {
         assert!(!f.push(frame(3)));
         assert!(f.push(frame(4)));
         assert!(matches!(f.recv().await, Inbound::Slow));
+    }
+
+    #[tokio::test]
+    async fn an_ending_goes_ahead_of_what_is_queued() {
+        let f = Follower::new(8);
+        assert!(f.push(frame(1)));
+        f.end_with(close_codes::AGENT_CHANGED);
+        assert!(matches!(
+            f.recv().await,
+            Inbound::Close(close_codes::AGENT_CHANGED, _)
+        ));
     }
 
     #[tokio::test]

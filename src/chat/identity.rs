@@ -1,5 +1,7 @@
-//! Signed tokens: a visitor's anonymous identity and an agent's session. Stateless (HMAC-SHA256
-//! over the payload with `auth.token_secret`), so any node verifies any token.
+//! Signed tokens: a visitor's anonymous identity and an agent's session. Signed with HMAC-SHA256
+//! over the payload with `auth.token_secret`, so any node verifies any token. An agent token
+//! also names the agent's session version, checked against Redis on every use
+//! (`chat::sessions`): raising the version ends every session of the agent at once.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -9,8 +11,14 @@ use sha2::Sha256;
 /// Who is on the other end of a connection or request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {
-    Visitor { id: String },
-    Agent { id: i64, admin: bool },
+    Visitor {
+        id: String,
+    },
+    /// The role is not in the token: it is read from the store when it matters.
+    Agent {
+        id: i64,
+        session: u64,
+    },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -53,11 +61,9 @@ impl Tokens {
     pub fn issue(&self, who: &Identity, now_s: u64) -> String {
         match who {
             Identity::Visitor { id } => self.sign(format!("v|{id}|{}", now_s + self.visitor_ttl_s)),
-            Identity::Agent { id, admin } => self.sign(format!(
-                "a|{id}|{}|{}",
-                if *admin { "admin" } else { "agent" },
-                now_s + self.agent_ttl_s
-            )),
+            Identity::Agent { id, session } => {
+                self.sign(format!("a|{id}|{session}|{}", now_s + self.agent_ttl_s))
+            }
         }
     }
 
@@ -72,10 +78,10 @@ impl Tokens {
         let parts: Vec<&str> = payload.split('|').collect();
         let (who, exp) = match parts.as_slice() {
             ["v", id, exp] => (Identity::Visitor { id: id.to_string() }, exp),
-            ["a", id, role, exp] => (
+            ["a", id, session, exp] => (
                 Identity::Agent {
                     id: id.parse().map_err(|_| TokenError::Malformed)?,
-                    admin: *role == "admin",
+                    session: session.parse().map_err(|_| TokenError::Malformed)?,
                 },
                 exp,
             ),
@@ -86,6 +92,47 @@ impl Tokens {
             return Err(TokenError::Expired);
         }
         Ok(who)
+    }
+}
+
+/// A signed download link: the file, who may use it and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileLink {
+    pub file: String,
+    /// `a:AGENT:SESSION` or `v:VISITOR`: the party the link was issued to.
+    pub party: String,
+    /// Unix seconds; valid up to and including that second.
+    pub expires: u64,
+}
+
+impl FileLink {
+    /// The signed text: `f|` keeps it apart from token payloads (`v|`, `a|`).
+    fn payload(&self) -> String {
+        format!("f|{}|{}|{}", self.file, self.party, self.expires)
+    }
+}
+
+impl Tokens {
+    /// The signature of a download link (URL-safe base64).
+    pub fn sign_file_link(&self, link: &FileLink) -> String {
+        B64.encode(self.mac(link.payload().as_bytes()).finalize().into_bytes())
+    }
+
+    /// Checks a download link's signature (constant time) and expiry.
+    pub fn verify_file_link(
+        &self,
+        link: &FileLink,
+        signature: &str,
+        now_s: u64,
+    ) -> Result<(), TokenError> {
+        let tag = B64.decode(signature).map_err(|_| TokenError::Malformed)?;
+        self.mac(link.payload().as_bytes())
+            .verify_slice(&tag)
+            .map_err(|_| TokenError::BadSignature)?;
+        if link.expires < now_s {
+            return Err(TokenError::Expired);
+        }
+        Ok(())
     }
 }
 
@@ -145,9 +192,55 @@ mod tests {
             other.verify(&tok, 1000).unwrap_err(),
             TokenError::BadSignature
         );
-        let a = Identity::Agent { id: 7, admin: true };
+        let a = Identity::Agent { id: 7, session: 3 };
         assert_eq!(t.verify(&t.issue(&a, 5), 6).unwrap(), a);
+        // The token format of before session versions (a role where the version is) is refused.
+        let old = t.sign(format!("a|7|admin|{}", 100));
+        assert_eq!(t.verify(&old, 6).unwrap_err(), TokenError::Malformed);
         assert_eq!(t.verify("garbage", 0).unwrap_err(), TokenError::Malformed);
+    }
+
+    #[test]
+    fn file_links_are_bound_to_file_party_and_time() {
+        let t = Tokens::new("k".repeat(32).as_str(), 100, 10);
+        let link = FileLink {
+            file: "f1".into(),
+            party: "a:7:2".into(),
+            expires: 50,
+        };
+        let sig = t.sign_file_link(&link);
+        assert_eq!(t.verify_file_link(&link, &sig, 50), Ok(()));
+        assert_eq!(
+            t.verify_file_link(&link, &sig, 51),
+            Err(TokenError::Expired)
+        );
+        for other in [
+            FileLink {
+                file: "f2".into(),
+                ..link.clone()
+            },
+            FileLink {
+                party: "a:8:2".into(),
+                ..link.clone()
+            },
+            FileLink {
+                party: "a:7:3".into(),
+                ..link.clone()
+            },
+            FileLink {
+                expires: 5000,
+                ..link.clone()
+            },
+        ] {
+            assert_eq!(
+                t.verify_file_link(&other, &sig, 1),
+                Err(TokenError::BadSignature)
+            );
+        }
+        // A link's signature is not a token.
+        assert!(t
+            .verify(&format!("{}.{sig}", B64.encode(link.payload())), 1)
+            .is_err());
     }
 
     #[test]

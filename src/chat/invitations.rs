@@ -108,10 +108,7 @@ impl Service {
         if g("state") != "invited" || g("visitor") != visitor {
             return;
         }
-        let agent_name = match self.redis.agent_record(&g("agent")).await {
-            Ok(a) => a.get("name").cloned().unwrap_or_default(),
-            Err(_) => String::new(),
-        };
+        let agent_name = self.agent_display_name(&g("agent")).await;
         self.tell(
             &format!("v:{visitor}"),
             &ServerFrame::Invitation {
@@ -138,7 +135,15 @@ impl Service {
             ));
         };
         let now = now_ms();
-        // Follow first so the join entry arrives live.
+        // Only this visitor's invitation may be followed (checked again by the script).
+        self.authorise(party, chat)
+            .await
+            .map_err(|e| match e.code {
+                ErrorCode::NotFound => ChatError::new(ErrorCode::NotFound, "no such invitation"),
+                ErrorCode::Forbidden => ChatError::new(ErrorCode::Forbidden, "not your invitation"),
+                _ => e,
+            })?;
+        // Follow before the script so the join entry arrives live.
         let channel = self.chat_channel(chat);
         let was_following = self.hub.is_following(&channel, conn);
         self.hub.follow(&channel, conn, f.clone()).await?;
@@ -180,7 +185,9 @@ impl Service {
             }));
             f.push(out);
         }
-        self.apply_join(chat, &accepted.agent, &accepted.agent_name, now)
+        // The store names the agent: Redis knows a name only once the agent set a status.
+        let agent_name = self.agent_display_name(&accepted.agent).await;
+        self.apply_join(chat, &accepted.agent, &agent_name, now)
             .await?;
         let _ = self
             .redis

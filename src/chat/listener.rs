@@ -1,9 +1,11 @@
 //! Turns this node's Redis pub/sub traffic into deliveries: a chat's new entry (decoded once,
-//! encoded once per encoding), a frame for one agent or visitor, "a queue changed", or "a
-//! queue's staffed state or settings changed".
+//! encoded once per encoding), a frame for one agent or visitor, a control message for one
+//! agent's connections (`sessions`), "a queue changed", or "a queue's staffed state or settings
+//! changed".
 
 use super::hub::{frames_for_entry, Encoded, LiveEntry, Out, Seq};
 use super::resync::resync;
+use super::sessions::Control;
 use super::Service;
 use crate::protocol::{Entry, EntryKind, ServerFrame};
 use serde::Deserialize;
@@ -85,9 +87,14 @@ pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
             let svc = svc.clone();
             let payload = String::from_utf8_lossy(payload).into_owned();
             tokio::spawn(async move { svc.staffed_changed(&payload).await });
-        } else if svc.redis.keys.chat_of_channel(channel).is_some() {
-            on_entry(&svc, channel, payload);
+        } else if let Some(chat) = svc.redis.keys.chat_of_channel(channel) {
+            on_entry(&svc, chat, channel, payload);
         } else if svc.redis.keys.user_of_channel(channel).is_some() {
+            if Control::is_control(payload) {
+                let (svc, channel, payload) = (svc.clone(), channel.to_string(), payload.to_vec());
+                tokio::spawn(async move { svc.on_control(&channel, &payload).await });
+                continue;
+            }
             match serde_json::from_slice::<ServerFrame>(payload) {
                 Ok(frame) => svc
                     .hub
@@ -156,12 +163,13 @@ impl Lag {
     }
 }
 
-fn on_entry(svc: &Service, channel: &str, payload: &[u8]) {
+fn on_entry(svc: &Service, chat: &str, channel: &str, payload: &[u8]) {
     if payload.starts_with(b"{\"relay\"") {
         match serde_json::from_slice::<Relayed>(payload) {
-            Ok(r) => svc
-                .hub
-                .deliver(channel, Out::Frame(Arc::new(Encoded::new(r.relay)))),
+            Ok(r) => svc.hub.deliver(
+                channel,
+                Out::Frame(Arc::new(Encoded::of_chat(chat, r.relay))),
+            ),
             Err(e) => tracing::warn!(error = %e, "undecodable relayed frame dropped"),
         }
         return;

@@ -13,7 +13,8 @@ use serde_json::json;
 pub const MAX_URL_BYTES: usize = 2048;
 
 /// Accepts only absolute http(s) URLs with a host: `javascript:`, `data:` and friends never
-/// reach a browser through Switchboard.
+/// reach a browser through Switchboard. A user name or password before the host is refused:
+/// `https://shop.example@evil.example/` reads as the shop but opens `evil.example`.
 pub fn safe_url(raw: &str) -> ChatResult<String> {
     let raw = raw.trim();
     if raw.is_empty() || raw.len() > MAX_URL_BYTES {
@@ -28,6 +29,12 @@ pub fn safe_url(raw: &str) -> ChatResult<String> {
         return Err(ChatError::new(
             ErrorCode::InvalidField,
             "url must be http or https with a host",
+        ));
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(ChatError::new(
+            ErrorCode::InvalidField,
+            "url must not contain a user name or password (user@host)",
         ));
     }
     Ok(u.to_string())
@@ -307,6 +314,10 @@ mod tests {
             "//x.example",
             "",
             "vbscript:msgbox",
+            "https://shop.example@evil.example/",
+            "https://shop.example:pw@evil.example/",
+            "https://:pw@evil.example/",
+            "http://user@evil.example",
         ] {
             assert!(safe_url(bad).is_err(), "{bad}");
         }

@@ -5,9 +5,11 @@
 //! shared types; each concern's operations are in the module named for it.
 
 mod access;
+mod agents;
 pub mod availability;
 pub mod canned;
 mod ending;
+mod files;
 pub mod flush;
 pub mod gauges;
 pub mod hours;
@@ -23,6 +25,7 @@ mod presence;
 pub mod resync;
 mod rounds;
 mod routing;
+pub mod sessions;
 pub mod timers;
 mod transfer;
 pub mod visitors;
@@ -111,10 +114,22 @@ pub enum Party {
         name: String,
         max_chats: i64,
         queues: Vec<String>,
+        /// The session version of the token the connection or request came with.
+        session: u64,
     },
 }
 
 impl Party {
+    /// An agent as its store record describes it, under the token's session version.
+    pub fn agent(a: &crate::store::Agent, session: u64) -> Party {
+        Party::Agent {
+            id: a.id,
+            name: a.display_name.clone(),
+            max_chats: a.max_chats,
+            queues: a.queues.clone(),
+            session,
+        }
+    }
     pub fn role(&self) -> &'static str {
         match self {
             Party::Visitor { .. } => "visitor",
@@ -262,6 +277,14 @@ impl Service {
                 f.clone(),
             )
             .await?;
+        if let Party::Agent { id, session, .. } = party {
+            // Checked again now that the connection follows the agent's channel: sessions that
+            // end from here on close it through that channel; one that ended since the
+            // handshake was checked closes it now.
+            if !self.agent_session_valid(*id, *session).await? {
+                f.end_with(crate::protocol::close_codes::UNAUTHORIZED);
+            }
+        }
         self.presence.arrive(self, party).await;
         let (chats, offers) = self.live_chats(party).await?;
         let mut frames = vec![ServerFrame::Welcome {
@@ -363,6 +386,12 @@ fn clean_optional(
         )),
         other => Ok(other),
     }
+}
+
+/// Whether a chat's e-mail came from the site's signed identify (`email_verified` of its
+/// routing record); a typed one is shown, never matched to a contact.
+pub(crate) fn email_verified(record: &crate::redis::ChatRecord) -> bool {
+    record.get("email_verified").map(String::as_str) == Some("1")
 }
 
 fn plausible_email(e: &str) -> bool {

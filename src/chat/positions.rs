@@ -105,12 +105,15 @@ impl Service {
             self.estimated_wait(queue).await
         };
         for (chat, position) in changed {
-            let frame = Arc::new(Encoded::new(ServerFrame::Queued {
-                chat_id: chat.clone(),
-                queue: queue.to_string(),
-                position,
-                estimated_wait_ms,
-            }));
+            let frame = Arc::new(Encoded::of_chat(
+                &chat,
+                ServerFrame::Queued {
+                    chat_id: chat.clone(),
+                    queue: queue.to_string(),
+                    position,
+                    estimated_wait_ms,
+                },
+            ));
             self.hub
                 .deliver(&self.chat_channel(&chat), Out::Frame(frame));
         }

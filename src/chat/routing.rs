@@ -113,7 +113,8 @@ impl Service {
         }
         if r.created {
             self.metrics.chats_requested.inc();
-            self.visitor_identified(visitor, name.as_deref(), email.as_deref())
+            // Shown in the site-visitors list as typed: it links to no contact.
+            self.visitor_typed(visitor, name.as_deref(), email.as_deref())
                 .await;
         }
         self.hub
@@ -140,13 +141,17 @@ impl Service {
         ))
     }
 
-    /// Sets availability; every connection of the agent is told through its channel.
+    /// Sets availability; every connection of the agent is told through its channel. Name,
+    /// capacity and queues come from the agent's record in the store (an admin may have
+    /// changed them since the connection opened); from the connection only when the store
+    /// cannot be read.
     pub async fn set_status(&self, party: &Party, status: AgentStatus) -> ChatResult<()> {
         let Party::Agent {
             id,
             name,
             max_chats,
             queues,
+            ..
         } = party
         else {
             return Err(ChatError::new(
@@ -154,18 +159,31 @@ impl Service {
                 "only agents have a status",
             ));
         };
+        let (name, max_chats, queues) = match self.store.agent(*id).await {
+            Ok(Some(a)) if !a.disabled => (a.display_name, a.max_chats, a.queues),
+            Ok(_) => {
+                return Err(ChatError::new(
+                    ErrorCode::Forbidden,
+                    "this agent is disabled or deleted",
+                ))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "agent record unreadable; status set with the connection's settings");
+                (name.clone(), *max_chats, queues.clone())
+            }
+        };
         self.redis
             .set_agent_status(
                 &id.to_string(),
                 status.as_str(),
-                *max_chats,
+                max_chats,
                 &queues.join(","),
-                name,
+                &name,
                 now_ms(),
             )
             .await?;
         if status == AgentStatus::Available {
-            for q in queues {
+            for q in &queues {
                 self.route(q).await;
             }
         }
@@ -237,6 +255,7 @@ impl Service {
             queue: o.queue,
             name: o.name,
             email: o.email,
+            email_verified: o.email_verified,
             question: o.question,
             expires_at: offered_at + self.settings.chat.offer_timeout_ms as i64,
         }
@@ -283,19 +302,12 @@ impl Service {
             ));
         };
         let now = now_ms();
-        // Follow first so the join entry arrives live.
-        let channel = self.chat_channel(chat);
-        let was_following = self.hub.is_following(&channel, conn);
-        self.hub.follow(&channel, conn, f).await?;
-        let a = match take(now).await {
-            Ok(a) => a,
-            Err(e) => {
-                if !was_following {
-                    self.hub.unfollow(&channel, conn).await;
-                }
-                return Err(e.into());
-            }
-        };
+        // The script is the authorisation (the offer is this agent's, or the request is still
+        // waiting in one of its queues): the connection follows the chat only once it has
+        // succeeded, so a refused take relays nothing of someone else's chat. Following before
+        // the transcript's join still shows the join entry live.
+        let a = take(now).await?;
+        self.hub.follow(&self.chat_channel(chat), conn, f).await?;
         if a.fresh {
             self.metrics
                 .request_to_accept

@@ -83,8 +83,7 @@ async fn fire(svc: &Service, kind: &str, id: &str) -> Result<(), super::ChatErro
             if g("state") != "active" {
                 return Ok(());
             }
-            let agent = svc.redis.agent_record(&g("agent")).await?;
-            let agent_name = agent.get("name").cloned().unwrap_or_default();
+            let agent_name = svc.agent_display_name(&g("agent")).await;
             let at = g("accepted").parse().unwrap_or_else(|_| now_ms());
             svc.apply_join(id, &g("agent"), &agent_name, at).await
         }

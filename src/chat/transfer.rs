@@ -1,6 +1,7 @@
 //! Handing a running chat to another agent or back to a queue. The receiving agent resumes
 //! the chat and sees its whole history; concurrent-chat limits hold on both sides.
 
+use super::sessions::Control;
 use super::{now_ms, ChatError, ChatResult, Party, Service};
 use crate::chat::hub::ConnId;
 use crate::config::valid_name;
@@ -54,8 +55,7 @@ impl Service {
                 other => other.into(),
             })?;
         if kind == "agent" {
-            let target = self.redis.agent_record(&to).await?;
-            let target_name = target.get("name").cloned().unwrap_or_default();
+            let target_name = self.agent_display_name(&to).await;
             self.apply_join(chat, &to, &target_name, now).await?;
             let _ = self
                 .redis
@@ -74,6 +74,14 @@ impl Service {
             self.route(&queue).await;
         }
         self.hub.unfollow(&self.chat_channel(chat), conn).await;
+        // The agent's other connections (other tabs, other nodes) stop following it too.
+        let unfollow = Control::Unfollow {
+            chat_id: chat.to_string(),
+            reason: "transferred".into(),
+        };
+        if let Err(e) = self.control(&id.to_string(), &unfollow).await {
+            tracing::warn!(error = %e.message, "the agent's other connections were not told of the transfer");
+        }
         Ok(())
     }
 }

@@ -114,6 +114,7 @@ fn site_visitor(id: &str, r: &VisitorRecord) -> SiteVisitor {
         last_seen: n("last_seen"),
         chatting: r.chats > 0,
         new: g("new") == "1",
+        email_verified: g("email_verified") == "1",
     }
 }
 
@@ -173,8 +174,9 @@ impl Service {
         }
     }
 
-    /// "New": no contact in the store with this visitor id, nor with this e-mail. None when
-    /// the store cannot tell now (the flag is computed again later).
+    /// "New": no contact in the store with this visitor id, nor with this e-mail (one the site
+    /// vouched for: a typed e-mail says nothing about who is there). None when the store
+    /// cannot tell now (the flag is computed again later).
     async fn is_new_visitor(&self, visitor: &str, email: Option<&str>) -> Option<bool> {
         let mut lookups = vec![None];
         if let Some(e) = email.filter(|e| !e.is_empty()) {
@@ -228,7 +230,8 @@ impl Service {
             )
             .await?;
         if !record.fields.contains_key("new") {
-            let email = record.fields.get("email").cloned();
+            let verified = record.fields.get("email_verified").map(String::as_str) == Some("1");
+            let email = record.fields.get("email").filter(|_| verified).cloned();
             if let Some(new) = self.is_new_visitor(id, email.as_deref()).await {
                 let flag = if new { "1" } else { "0" };
                 if self.redis.visitor_set(id, vec![("new", flag)]).await? {
@@ -243,10 +246,9 @@ impl Service {
         Ok(())
     }
 
-    /// The visitor filled in the pre-chat form: the record shows name and e-mail, and the new
-    /// flag is computed again for the e-mail. Best effort: the chat request goes on regardless.
     /// The organisation's site vouches for its logged-in visitor's e-mail (signed with
-    /// `auth.identify_secret`): the site-visitors list shows it and "new" is decided by it.
+    /// `auth.identify_secret`): the site-visitors list shows it as verified, "new" is decided
+    /// by it, and the visitor's next chat carries it (and is filed under its contact).
     pub async fn identify(
         &self,
         party: &Party,
@@ -291,38 +293,47 @@ impl Service {
                 "the signature does not match this e-mail",
             ));
         }
-        self.visitor_identified(id, name, Some(email)).await;
+        let mut fields = vec![("email", email), ("email_verified", "1")];
+        if let Some(n) = name {
+            fields.push(("name", n));
+        }
+        let new = self.is_new_visitor(id, Some(email)).await;
+        if let Some(new) = new {
+            fields.push(("new", if new { "1" } else { "0" }));
+        }
+        // Watchers see the verified e-mail (nothing to show when the visitor is gone).
+        match self.redis.visitor_set(id, fields).await {
+            Ok(true) => self.visitor_chats_changed(id).await,
+            Ok(false) => {}
+            Err(e) => self.record_not_written(e),
+        }
         Ok(())
     }
 
-    pub(crate) async fn visitor_identified(
+    /// The visitor asked for a chat: the record shows the pre-chat form's name and e-mail as
+    /// typed (unverified; they change nothing about contacts or "new"), unless the site
+    /// vouched for an e-mail already, and watchers see the visitor chatting. Best effort: the
+    /// chat request goes on regardless.
+    pub(crate) async fn visitor_typed(
         &self,
         visitor: &str,
         name: Option<&str>,
         email: Option<&str>,
     ) {
-        let mut fields = Vec::new();
-        if let Some(n) = name {
-            fields.push(("name", n));
-        }
-        if let Some(e) = email {
-            fields.push(("email", e));
-            if let Some(new) = self.is_new_visitor(visitor, Some(e)).await {
-                fields.push(("new", if new { "1" } else { "0" }));
-            }
-        }
-        if !fields.is_empty() {
-            match self.redis.visitor_set(visitor, fields).await {
-                Ok(true) => {}
-                Ok(false) => return,
-                Err(e) => {
-                    self.metrics.redis_errors.inc();
-                    tracing::warn!(error = %e, "visitor record not updated");
-                    return;
-                }
+        if name.is_some() || email.is_some() {
+            let typed = self
+                .redis
+                .visitor_typed(visitor, name.unwrap_or(""), email.unwrap_or(""));
+            if let Err(e) = typed.await {
+                return self.record_not_written(e);
             }
         }
         self.visitor_chats_changed(visitor).await;
+    }
+
+    fn record_not_written(&self, e: crate::redis::RedisError) {
+        self.metrics.redis_errors.inc();
+        tracing::warn!(error = %e, "visitor record not updated");
     }
 
     /// A chat of the visitor started or ended (or the record changed otherwise): watchers get

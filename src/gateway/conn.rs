@@ -130,8 +130,10 @@ pub fn run(start: Box<Start>, mut socket: WebSocket) -> impl std::future::Future
                         if let Flow::Close(c, r) = flow { break Some((c, r)); }
                     }
                     inbound = inbox.recv() => {
-                        let Inbound::Out(out) = inbound else {
-                            break Some((close_codes::SLOW_CONSUMER, "outbound queue full"));
+                        let out = match inbound {
+                            Inbound::Out(out) => out,
+                            Inbound::Slow => break Some((close_codes::SLOW_CONSUMER, "outbound queue full")),
+                            Inbound::Close(code, reason) => break Some((code, reason)),
                         };
                         if let Flow::Close(c, r) = Box::pin(conn.deliver_queued(&mut socket, out)).await { break Some((c, r)); }
                     }
@@ -275,6 +277,10 @@ impl Conn {
     /// Buffers one live item's frames (flushed by `deliver_queued`).
     async fn deliver(&mut self, socket: &mut WebSocket, out: Out) -> Flow {
         match out {
+            // A chat's frame reaches only connections that follow the chat.
+            Out::Frame(f) if f.chat().is_some_and(|c| !self.chats.contains_key(c)) => {
+                Flow::Continue
+            }
             Out::Frame(f) => self.feed(socket, &f).await,
             Out::Entry(live) => {
                 let Some(followed) = self.chats.get_mut(&live.chat) else {

@@ -196,32 +196,42 @@ async fn agent_ws(
     Query(q): Query<TokenQuery>,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let Ok(Identity::Agent { id, .. }) = gw.svc.tokens.verify(&q.token, now_s()) else {
+    let Ok(Identity::Agent { id, session }) = gw.svc.tokens.verify(&q.token, now_s()) else {
         return close_at_once(
             ws,
             close_codes::UNAUTHORIZED,
             "a valid agent token is required",
         );
     };
+    let unavailable = |what| {
+        refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            what,
+        )
+    };
     let agent = match gw.svc.store.agent(id).await {
-        Ok(Some(a)) => a,
+        Ok(Some(a)) if !a.disabled => a,
+        Ok(Some(_)) => {
+            return close_at_once(ws, close_codes::UNAUTHORIZED, "the agent is disabled")
+        }
         Ok(None) => {
             return close_at_once(ws, close_codes::UNAUTHORIZED, "the agent no longer exists")
         }
-        Err(_) => {
-            return refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorCode::Unavailable,
-                "the store is unavailable",
+        Err(_) => return unavailable("the store is unavailable"),
+    };
+    match gw.svc.agent_session_valid(id, session).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return close_at_once(
+                ws,
+                close_codes::UNAUTHORIZED,
+                "the session has ended; log in again",
             )
         }
-    };
-    let party = Party::Agent {
-        id,
-        name: agent.display_name,
-        max_chats: agent.max_chats,
-        queues: agent.queues,
-    };
+        Err(_) => return unavailable("the session cannot be checked"),
+    }
+    let party = Party::agent(&agent, session);
     let client = client_info(&gw.svc.settings.server, gw.geoip.as_ref(), peer, &headers);
     upgrade(gw, ws, party, client).await
 }

@@ -106,12 +106,16 @@ impl ErrorCode {
 
 /// WebSocket close codes sent by the node.
 pub mod close {
-    /// Token missing, malformed, forged or expired: get a new one, do not reconnect with it.
+    /// Token missing, malformed, forged or expired, or the agent's session ended (logout,
+    /// password reset, agent disabled or deleted): get a new one, do not reconnect with it.
     pub const UNAUTHORIZED: u16 = 4401;
     /// The Origin is not one of the configured sites.
     pub const FORBIDDEN_ORIGIN: u16 = 4403;
     /// The client did not read fast enough and its outbound queue filled: reconnect and resume.
     pub const SLOW_CONSUMER: u16 = 4408;
+    /// An admin changed the agent (name, role, queues, capacity): reconnect at once, the new
+    /// connection carries the new settings.
+    pub const AGENT_CHANGED: u16 = 4409;
     /// Too many refused frames in a row: fix the client.
     pub const TOO_MANY_ERRORS: u16 = 4429;
     /// The node is shutting down: reconnect (through the load balancer, to another node) and resume.

@@ -190,9 +190,13 @@ pub struct SiteVisitor {
     /// A chat (waiting, offered, invited or running) is live for this visitor.
     #[serde(default)]
     pub chatting: bool,
-    /// No contact with this e-mail or visitor id in the store yet.
+    /// No contact with this (verified) e-mail or visitor id in the store yet.
     #[serde(default)]
     pub new: bool,
+    /// Whether the site vouched for `email` (signed identify); false for one typed in the
+    /// pre-chat form.
+    #[serde(default)]
+    pub email_verified: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -345,6 +349,10 @@ pub enum ServerFrame {
         queue: String,
         name: String,
         email: String,
+        /// Whether the site vouched for `email` (signed identify); false for a typed one, which
+        /// proves nothing about who is asking.
+        #[serde(default)]
+        email_verified: bool,
         question: String,
         expires_at: i64,
     },
@@ -416,6 +424,9 @@ pub enum ServerFrame {
         chat_id: String,
         from_agent_name: String,
     },
+    /// Agent: no connection of yours follows this chat any more (`reason`: `transferred`);
+    /// close its tab.
+    ChatUnfollowed { chat_id: String, reason: String },
     /// The other side is typing (or stopped).
     Typing {
         chat_id: String,

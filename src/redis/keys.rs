@@ -112,6 +112,11 @@ impl Keys {
     pub fn user_channel(&self, who: &str) -> String {
         format!("{}{{u:{who}}}", self.prefix)
     }
+    /// An agent's session version (see `redis::sessions`); shares the tag of the agent's
+    /// channel so one script raises it and publishes.
+    pub fn agent_session(&self, a: &str) -> String {
+        format!("{}{{u:a:{a}}}:session", self.prefix)
+    }
     pub fn flush_jobs(&self) -> String {
         format!("{}{{f}}:jobs", self.prefix)
     }

@@ -1,7 +1,8 @@
 //! The connection to Redis shared by a node's parts: the command pool, the subscriber connection
 //! and its pub/sub plumbing, the script runners every concern shares, and the errors. Each
 //! concern's commands live next to it: `routing` (the `{r}` slot), `transcript` (`{c:ID}`),
-//! `timers`, `presence`, `flush` (the `{f}` stream) and `visitors`. The data model is in
+//! `timers`, `presence`, `flush` (the `{f}` stream), `visitors`, `sessions` (agent session
+//! versions), `availability`, `mail` and `ratelimit`. The data model is in
 //! `docs/design-redis.md`.
 
 mod availability;
@@ -12,6 +13,7 @@ mod presence;
 mod ratelimit;
 mod routing;
 mod scripts;
+mod sessions;
 mod timers;
 mod transcript;
 mod visitors;

@@ -27,6 +27,8 @@ pub struct Offer {
     pub queue: String,
     pub name: String,
     pub email: String,
+    /// The e-mail came from the site's signed identify, not the pre-chat form.
+    pub email_verified: bool,
     pub question: String,
     /// When the visitor asked (ms).
     pub created: i64,
@@ -34,17 +36,18 @@ pub struct Offer {
 }
 
 impl Offer {
-    /// The flat list `route_queue` (common.lua) returns: six fields an offer.
+    /// The flat list `route_queue` (common.lua) returns: seven fields an offer.
     fn from_flat(flat: Vec<String>, queue: &str, offered_at: i64) -> Vec<Offer> {
-        flat.chunks_exact(6)
+        flat.chunks_exact(7)
             .map(|f| Offer {
                 chat: f[0].clone(),
                 agent: f[1].clone(),
                 queue: queue.to_string(),
                 name: f[2].clone(),
                 email: f[3].clone(),
-                question: f[4].clone(),
-                created: f[5].parse().unwrap_or(0),
+                email_verified: f[4] == "1",
+                question: f[5].clone(),
+                created: f[6].parse().unwrap_or(0),
                 offered_at,
             })
             .collect()
@@ -60,6 +63,7 @@ impl Offer {
             queue: g("queue"),
             name: g("name"),
             email: g("email"),
+            email_verified: g("email_verified") == "1",
             question: g("question"),
             created: num("created"),
             offered_at: num("offered_at"),

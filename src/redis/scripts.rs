@@ -53,6 +53,7 @@ pub struct Scripts {
     pub chat_end: Script,
     pub visitor_page: Script,
     pub visitor_set: Script,
+    pub visitor_typed: Script,
     pub visitor_leave: Script,
     pub visitor_touch: Script,
     pub invite: Script,
@@ -65,6 +66,7 @@ pub struct Scripts {
     pub pick: Script,
     pub waiting: Script,
     pub offline_limit: Script,
+    pub session_raise: Script,
 }
 
 impl Scripts {
@@ -86,6 +88,7 @@ impl Scripts {
             chat_end: transcript!("chat_end.lua"),
             visitor_page: routing!("visitor_page.lua"),
             visitor_set: routing!("visitor_set.lua"),
+            visitor_typed: routing!("visitor_typed.lua"),
             visitor_leave: routing!("visitor_leave.lua"),
             visitor_touch: routing!("visitor_touch.lua"),
             invite: routing!("invite.lua"),
@@ -98,6 +101,7 @@ impl Scripts {
             pick: routing!("pick.lua"),
             waiting: Script::from_lua(include_str!("lua/waiting.lua")),
             offline_limit: Script::from_lua(include_str!("lua/offline_limit.lua")),
+            session_raise: Script::from_lua(include_str!("lua/session_raise.lua")),
         }
     }
 
@@ -120,6 +124,7 @@ impl Scripts {
             &self.chat_end,
             &self.visitor_page,
             &self.visitor_set,
+            &self.visitor_typed,
             &self.visitor_leave,
             &self.visitor_touch,
             &self.invite,
@@ -132,6 +137,7 @@ impl Scripts {
             &self.pick,
             &self.waiting,
             &self.offline_limit,
+            &self.session_raise,
         ] {
             s.load(client).await?;
         }

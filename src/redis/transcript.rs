@@ -225,6 +225,16 @@ impl RedisLayer {
 
     /// Withdraws the transcript-side assignment (a chat sent back to a queue): the agent who
     /// let it go can no longer write into it.
+    /// The agents who joined the chat, in order (`agents` of its meta hash).
+    pub async fn chat_agents(&self, chat: &str) -> Result<Vec<i64>> {
+        let list: Option<String> = self.client().hget(self.keys.meta(chat), "agents").await?;
+        Ok(list
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|a| a.parse().ok())
+            .collect())
+    }
+
     pub async fn chat_release(&self, chat: &str) -> Result<()> {
         let _: i64 = self.client().hdel(self.keys.meta(chat), "agent").await?;
         Ok(())

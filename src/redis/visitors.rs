@@ -102,6 +102,21 @@ impl RedisLayer {
         Ok(n == 1)
     }
 
+    /// Shows the pre-chat form's name and e-mail on a present visitor's record, unless the
+    /// site vouched for its e-mail; true when the record changed.
+    pub async fn visitor_typed(&self, visitor: &str, name: &str, email: &str) -> Result<bool> {
+        let n: i64 = self
+            .scripts
+            .visitor_typed
+            .evalsha_with_reload(
+                self.client(),
+                vec![self.keys.visitor(visitor)],
+                vec![name.to_string(), email.to_string()],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
     /// Moves a present visitor's last_seen on and reads the record in one step; None when
     /// the visitor is not on the site.
     pub async fn visitor_touch(&self, visitor: &str, now: i64) -> Result<Option<VisitorRecord>> {

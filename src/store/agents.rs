@@ -28,8 +28,7 @@ pub(super) fn valid_queue_name(name: &str) -> bool {
 }
 
 /// Checks a new agent and returns its display name and its sorted, de-duplicated queues.
-fn validate(a: &NewAgent) -> Result<(String, Vec<String>), StoreError> {
-    let invalid = |m: &str| Err(StoreError::Invalid(m.to_string()));
+pub(super) fn validate(a: &NewAgent) -> Result<(String, Vec<String>), StoreError> {
     let username_len = a.username.chars().count();
     if username_len == 0 || username_len > MAX_USERNAME {
         return invalid("username must be 1 to 64 characters");
@@ -44,24 +43,51 @@ fn validate(a: &NewAgent) -> Result<(String, Vec<String>), StoreError> {
         "" => a.username.clone(),
         d => d.to_string(),
     };
-    if display_name.chars().count() > MAX_DISPLAY_NAME || display_name.chars().any(char::is_control)
-    {
+    check_display_name(&display_name)?;
+    check_password(&a.password)?;
+    check_max_chats(a.max_chats)?;
+    check_role(&a.role)?;
+    Ok((display_name, checked_queues(&a.queues)?))
+}
+
+fn invalid<T>(m: &str) -> Result<T, StoreError> {
+    Err(StoreError::Invalid(m.to_string()))
+}
+
+pub(super) fn check_display_name(name: &str) -> Result<(), StoreError> {
+    if name.chars().count() > MAX_DISPLAY_NAME || name.chars().any(char::is_control) {
         return invalid("display name must be at most 128 characters, without control characters");
     }
-    let password_len = a.password.chars().count();
-    if password_len < MIN_PASSWORD {
+    Ok(())
+}
+
+pub(super) fn check_password(password: &str) -> Result<(), StoreError> {
+    if password.chars().count() < MIN_PASSWORD {
         return invalid("password must be at least 8 characters");
     }
-    if a.password.len() > MAX_PASSWORD {
+    if password.len() > MAX_PASSWORD {
         return invalid("password must be at most 1024 bytes");
     }
-    if !(1..=MAX_CHATS).contains(&a.max_chats) {
+    Ok(())
+}
+
+pub(super) fn check_max_chats(max_chats: i64) -> Result<(), StoreError> {
+    if !(1..=MAX_CHATS).contains(&max_chats) {
         return invalid("max_chats must be 1 to 100");
     }
-    if !ROLES.contains(&a.role.as_str()) {
+    Ok(())
+}
+
+pub(super) fn check_role(role: &str) -> Result<(), StoreError> {
+    if !ROLES.contains(&role) {
         return invalid("role must be agent or admin");
     }
-    let mut queues = a.queues.clone();
+    Ok(())
+}
+
+/// The queues checked, sorted and de-duplicated.
+pub(super) fn checked_queues(queues: &[String]) -> Result<Vec<String>, StoreError> {
+    let mut queues = queues.to_vec();
     if let Some(bad) = queues.iter().find(|q| !valid_queue_name(q)) {
         return Err(StoreError::Invalid(format!(
             "queue name {bad:?} must be 1 to 64 characters of a-z, 0-9, _ and -"
@@ -69,10 +95,10 @@ fn validate(a: &NewAgent) -> Result<(String, Vec<String>), StoreError> {
     }
     queues.sort();
     queues.dedup();
-    Ok((display_name, queues))
+    Ok(queues)
 }
 
-fn hash_password(password: &str) -> Result<String, StoreError> {
+pub(super) fn hash_password(password: &str) -> Result<String, StoreError> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
@@ -102,7 +128,7 @@ fn dummy_hash() -> &'static str {
 }
 
 /// Runs CPU-heavy hashing off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(super) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     match tokio::task::spawn_blocking(f).await {
         Ok(v) => v,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -110,7 +136,35 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     }
 }
 
-fn agent_from_row(row: &AnyRow, queues: Vec<String>) -> Result<Agent, sqlx::Error> {
+/// Makes `queues` the agent's queues (creating those that do not exist yet), inside `tx`.
+pub(super) async fn link_queues(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    agent: i64,
+    queues: &[String],
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM agent_queues WHERE agent_id = $1")
+        .bind(agent)
+        .execute(&mut **tx)
+        .await?;
+    for q in queues {
+        sqlx::query(
+            "INSERT INTO queues (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(q.as_str())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query("INSERT INTO agent_queues (agent_id, queue) VALUES ($1, $2)")
+            .bind(agent)
+            .bind(q.as_str())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+pub(super) fn agent_from_row(row: &AnyRow, queues: Vec<String>) -> Result<Agent, sqlx::Error> {
     Ok(Agent {
         id: row.try_get("id")?,
         username: row.try_get("username")?,
@@ -119,6 +173,7 @@ fn agent_from_row(row: &AnyRow, queues: Vec<String>) -> Result<Agent, sqlx::Erro
         max_chats: row.try_get("max_chats")?,
         queues,
         created_at: row.try_get("created_at")?,
+        disabled: super::row::flag(row, "disabled")?,
     })
 }
 
@@ -142,15 +197,6 @@ impl Store {
         let now = now_ms();
 
         let mut tx = self.begin_write().await?;
-        for q in &queues {
-            sqlx::query(
-                "INSERT INTO queues (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-            )
-            .bind(q.as_str())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
         let inserted = sqlx::query(
             "INSERT INTO agents (username, display_name, password_hash, role, max_chats, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
@@ -168,13 +214,7 @@ impl Store {
             Err(e) if is_unique_violation(&e) => return Err(taken()),
             Err(e) => return Err(e.into()),
         };
-        for q in &queues {
-            sqlx::query("INSERT INTO agent_queues (agent_id, queue) VALUES ($1, $2)")
-                .bind(id)
-                .bind(q.as_str())
-                .execute(&mut *tx)
-                .await?;
-        }
+        link_queues(&mut tx, id, &queues, now).await?;
         tx.commit().await?;
         Ok(Agent {
             id,
@@ -184,6 +224,7 @@ impl Store {
             max_chats: a.max_chats,
             queues,
             created_at: now,
+            disabled: false,
         })
     })
     }
@@ -223,7 +264,7 @@ impl Store {
     pub fn agent<'a>(&'a self, id: i64) -> Call<'a, Option<Agent>> {
         self.bounded(async move {
         let Some(row) = sqlx::query(
-            "SELECT id, username, display_name, role, max_chats, created_at FROM agents WHERE id = $1",
+            "SELECT id, username, display_name, role, max_chats, created_at, disabled FROM agents WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -245,7 +286,7 @@ impl Store {
     pub fn agents<'a>(&'a self) -> Call<'a, Vec<Agent>> {
         self.bounded(async move {
         let rows = sqlx::query(
-            "SELECT id, username, display_name, role, max_chats, created_at FROM agents ORDER BY id",
+            "SELECT id, username, display_name, role, max_chats, created_at, disabled FROM agents ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await?;

@@ -20,6 +20,12 @@ const PART_BYTES: usize = 5 * 1024 * 1024;
 /// Parts of one upload in flight at once.
 const PARTS_IN_FLIGHT: usize = 2;
 
+/// Whether `id` can name a stored file (the ids the node makes: 1-64 ASCII letters and
+/// digits), checked before it is used in a path.
+pub fn valid_file_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 /// What a download needs to know about a stored file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileMeta {
@@ -216,13 +222,24 @@ impl FileStore {
         }
     }
 
-    /// Removes a file and its sidecar (after a failed upload); missing parts are fine.
-    pub async fn delete(&self, id: &str) {
+    /// Removes a file and its sidecar; missing parts are fine. Errors are returned (a trashed
+    /// chat's flush retries them).
+    pub async fn delete_checked(&self, id: &str) -> Result<(), FilesError> {
+        // The sidecar first: without it the file is no longer served, even if the data stays.
         for path in [self.meta_path(id), self.data_path(id)] {
             match self.inner.delete(&path).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => tracing::warn!(id, error = %e, "could not delete a file"),
+                Err(e) => return Err(e.into()),
             }
+        }
+        Ok(())
+    }
+
+    /// Removes a file and its sidecar (after a failed upload); missing parts are fine, errors
+    /// are logged.
+    pub async fn delete(&self, id: &str) {
+        if let Err(e) = self.delete_checked(id).await {
+            tracing::warn!(id, error = %e, "could not delete a file");
         }
     }
 }

@@ -28,6 +28,11 @@ const SQLITE: &[Embedded] = &[
         "offline",
         include_str!("../../migrations/sqlite/0003_offline.sql"),
     ),
+    (
+        4,
+        "access",
+        include_str!("../../migrations/sqlite/0004_access.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -45,6 +50,11 @@ const POSTGRES: &[Embedded] = &[
         3,
         "offline",
         include_str!("../../migrations/postgres/0003_offline.sql"),
+    ),
+    (
+        4,
+        "access",
+        include_str!("../../migrations/postgres/0004_access.sql"),
     ),
 ];
 

@@ -1,4 +1,4 @@
-//! The durable SQL store: agents, queues, contacts, interactions and chat transcripts,
+//! The durable SQL store: agents (and their sessions), queues, contacts, interactions and chat transcripts,
 //! on SQLite (the default) or PostgreSQL, with its migrations embedded in the binary.
 //!
 //! One Rust code path serves both backends through the sqlx `Any` driver rather than an
@@ -9,6 +9,7 @@
 //!
 //! Chat file attachments are not in SQL: [`FileStore`] keeps them in a directory or S3.
 
+mod accounts;
 mod agents;
 mod bounds;
 mod canned;
@@ -26,14 +27,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Transaction};
 
+pub use accounts::AgentSession;
 pub use bounds::{timeout_kind, Call, StoreFuture, Timeouts};
 pub use canned::{
     valid_shortcut, CannedFields, CannedQuery, CannedResponse, CannedScope, CANNED_SEARCH_LIMIT,
 };
-pub use files::{FileMeta, FileStore, FilesError};
+pub use files::{valid_file_id, FileMeta, FileStore, FilesError};
 pub use model::{
-    Agent, Contact, FlushOutcome, Interaction, MessageRecord, NewAgent, TranscriptEntry,
-    TranscriptRecord,
+    Agent, AgentChanges, Contact, FlushOutcome, Interaction, MessageRecord, NewAgent,
+    TranscriptEntry, TranscriptRecord,
 };
 pub use offline::{NewOfflineMessage, OfflineMessage, QueueSettings};
 

@@ -46,6 +46,24 @@ pub struct Agent {
     /// Sorted by name.
     pub queues: Vec<String>,
     pub created_at: i64,
+    /// A disabled agent cannot log in and has no valid session.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// An admin's change to an agent; `None` (or absent) leaves the field as it is. Unknown fields
+/// are refused, so a misspelt one is not silently ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentChanges {
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub max_chats: Option<i64>,
+    #[serde(default)]
+    pub queues: Option<Vec<String>>,
 }
 
 /// A person who chatted, known by e-mail and/or the widget's visitor id.
@@ -92,7 +110,23 @@ pub struct MessageRecord {
     pub decided_by: Option<i64>,
     pub decided_at: i64,
     pub trashed: bool,
+    /// The e-mail the chat carried: typed in the pre-chat form, or vouched for by the site.
+    pub visitor_email: Option<String>,
+    /// Whether `visitor_email` came from the site's signed identify (only then does it link
+    /// the chat to a contact).
+    pub email_verified: bool,
+    /// The agents who handled the chat, in the order they joined it.
+    pub agents: Vec<i64>,
     pub entries: Vec<TranscriptEntry>,
+}
+
+impl MessageRecord {
+    /// Whether `agent` handled this chat (joined it, or decided what became of it).
+    pub fn handled_by(&self, agent: i64) -> bool {
+        self.agents.contains(&agent)
+            || self.agent_id == Some(agent)
+            || self.decided_by == Some(agent)
+    }
 }
 
 /// One line of a transcript, as the chat's Redis stream held it.
@@ -121,7 +155,17 @@ pub struct TranscriptRecord {
     pub chat_id: String,
     pub visitor_id: String,
     pub contact_name: Option<String>,
+    /// The e-mail the site vouched for (signed identify): the contact is found or created by
+    /// it. Never a typed e-mail, which anyone can type.
     pub contact_email: Option<String>,
+    /// The e-mail shown for the chat (typed or verified), kept on the Message.
+    #[serde(default)]
+    pub visitor_email: Option<String>,
+    #[serde(default)]
+    pub email_verified: bool,
+    /// The agents who handled the chat, in the order they joined it.
+    #[serde(default)]
+    pub agents: Vec<i64>,
     pub question: Option<String>,
     pub queue: String,
     pub agent_id: Option<i64>,

@@ -40,7 +40,7 @@ macro_rules! message_sql {
         concat!(
             "SELECT id, chat_id, interaction_id, contact_id, agent_id, queue, started_at, \
              accepted_at, ended_at, end_reason, decision, decided_by, decided_at, trashed, \
-             entries FROM messages ",
+             visitor_email, email_verified, agents, entries FROM messages ",
             $tail
         )
     };
@@ -95,6 +95,11 @@ fn interactions_from_rows(rows: &[AnyRow]) -> Result<Vec<Interaction>, sqlx::Err
     rows.iter().map(interaction_from_row).collect()
 }
 
+/// Agent ids stored comma-separated (`messages.agents`).
+fn parse_agents(s: &str) -> Vec<i64> {
+    s.split(',').filter_map(|a| a.trim().parse().ok()).collect()
+}
+
 fn message_from_row(row: &AnyRow) -> Result<MessageRecord, sqlx::Error> {
     let entries: String = row.try_get("entries")?;
     let entries: Vec<TranscriptEntry> =
@@ -114,6 +119,9 @@ fn message_from_row(row: &AnyRow) -> Result<MessageRecord, sqlx::Error> {
         decided_by: row.try_get("decided_by")?,
         decided_at: row.try_get("decided_at")?,
         trashed: flag(row, "trashed")?,
+        visitor_email: row.try_get("visitor_email")?,
+        email_verified: flag(row, "email_verified")?,
+        agents: parse_agents(&row.try_get::<String, _>("agents")?),
         entries,
     })
 }
@@ -528,8 +536,8 @@ async fn write_in(
     let claimed = sqlx::query(
         "INSERT INTO messages (chat_id, interaction_id, contact_id, agent_id, queue, \
          started_at, accepted_at, ended_at, end_reason, decision, decided_by, decided_at, \
-         trashed, entries) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+         trashed, visitor_email, email_verified, agents, entries) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
          ON CONFLICT (chat_id) DO NOTHING RETURNING id",
     )
     .bind(t.chat_id.as_str())
@@ -545,6 +553,15 @@ async fn write_in(
     .bind(t.decided_by)
     .bind(t.decided_at)
     .bind(t.decision == "trash")
+    .bind(non_empty(t.visitor_email.as_deref()))
+    .bind(t.email_verified)
+    .bind(
+        t.agents
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    )
     .bind(entries)
     .fetch_optional(&mut **tx)
     .await?;

@@ -2,6 +2,7 @@
 //! SQL store (own SQLite file, or own PostgreSQL schema), plus WebSocket and HTTP clients.
 #![allow(dead_code)]
 
+pub mod accounts;
 pub mod fault_node;
 pub mod process;
 pub mod proxy;
@@ -469,6 +470,21 @@ pub async fn accept_offer(agent: &mut Client, visitor: &mut Client, chat: &str) 
         .await;
     agent.send(json!({"type": "accept", "chat_id": chat})).await;
     visitor.expect("chat_started").await;
+}
+
+/// A running chat: an available agent (capacity 2) on `b`, its visitor on `a`; returns
+/// (visitor, agent, chat id).
+pub async fn running_chat(
+    cluster: &Cluster,
+    a: &Running,
+    b: &Running,
+    agent: &str,
+) -> (Client, Client, String) {
+    let mut ag = available_agent(cluster, b, agent, 2).await;
+    let (mut v, chat, _, _) = requesting_visitor(a, "hello").await;
+    accept_offer(&mut ag, &mut v, &chat).await;
+    ag.expect("chat_started").await;
+    (v, ag, chat)
 }
 
 /// A visitor on `node` who asked for a chat; returns (client, chat id, visitor id, token).

@@ -94,7 +94,8 @@ impl Procs {
         });
     }
 
-    /// One plain server on a spare port, for a test that stops it. Returns its port.
+    /// One throw-away standalone server on a spare port (a test that stops Redis uses its own,
+    /// never the shared one). Returns its port.
     pub fn standalone() -> (Procs, u16) {
         let mut p = Procs::new();
         let [port] = free_ports::<1>();

@@ -51,6 +51,9 @@ test('messages both ways, links, then "Create interaction"', async () => {
   const card = P.offerCard(ap, 'Alice');
   await card.waitFor({ timeout: P.T });
   assert.match(await card.getByTestId('offer-question').textContent(), /Do you ship to Mars\?/);
+  // A typed e-mail proves nothing about who asks: shown as unverified.
+  assert.equal(await card.getByTestId('offer-email').textContent(), 'alice@example.com (unverified)');
+  assert.equal(await card.getByTestId('offer-email').getAttribute('data-verified'), 'false');
   assert.match(await card.getByTestId('offer-countdown').textContent(), /\d+ s|Expired/);
   const chatId = await P.acceptOffer(ap, 'Alice');
 
@@ -173,6 +176,27 @@ test('hostile text is shown literally and never runs', async () => {
     await P.agentEnd(ap, chatId);
     await P.decide(ap, chatId, 'trash');
     P.assertNoErrors(vp, ap);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('logging out ends the session on the node: the other tab, on the other node, is signed out too', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  try {
+    const other = await P.newPage(ctx);
+    await P.agentLogin(other, A, agent);
+    const before = await fetch(`${A.url}/api/agent/me`, { headers: { Authorization: `Bearer ${token}` } });
+    assert.equal(before.status, 200);
+    await agentPage.locator('#logout').click();
+    await agentPage.getByTestId('login-username').waitFor({ timeout: P.T });
+    // The tab on node A lost its socket (4401), found its session over and shows the login.
+    await other.getByTestId('login-error').filter({ hasText: 'session has expired' }).waitFor({ timeout: P.T });
+    for (const node of [A, B]) {
+      const r = await fetch(`${node.url}/api/agent/me`, { headers: { Authorization: `Bearer ${token}` } });
+      assert.equal(r.status, 403);
+    }
+    P.assertNoErrors(other);
   } finally {
     await ctx.close();
   }

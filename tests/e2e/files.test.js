@@ -4,6 +4,7 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
 const { startCluster, launchBrowser, agentToken, eventually } = require('./harness');
 const P = require('./pages');
 
@@ -45,7 +46,15 @@ test('files both ways: the visitor sends a PNG, the agent a text file; downloads
   await link.waitFor({ timeout: P.T });
   assert.equal(await link.textContent(), 'dot.png');
   assert.equal(await link.getAttribute('download'), 'dot.png');
-  const res = await ap.request.get(new URL(await link.getAttribute('href'), B.url).href);
+  // The console's link never carries the agent token: a click asks the node for a signed
+  // download link (a minute long, for this agent and this file) and follows it.
+  assert.doesNotMatch(await link.getAttribute('href'), /token=/);
+  const [download] = await Promise.all([ap.waitForEvent('download', { timeout: P.T }), link.click()]);
+  assert.doesNotMatch(download.url(), /token=/);
+  assert.match(download.url(), /[?&]sig=/);
+  assert.equal(download.suggestedFilename(), 'dot.png');
+  assert.deepEqual(fs.readFileSync(await download.path()), PNG);
+  const res = await ap.request.get(download.url());
   assert.equal(res.status(), 200);
   assert.match(res.headers()['content-disposition'] || '', /^attachment/);
   assert.equal(res.headers()['x-content-type-options'], 'nosniff');

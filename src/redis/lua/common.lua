@@ -76,8 +76,8 @@ end
 -- One routing pass over a queue: offers its waiting chats to available agents, oldest request
 -- first; an agent gets a chat only while it has free capacity and never one it already denied
 -- or let time out. Looks at up to `batch` waiting chats. Returns a flat list
--- {chat, agent, name, email, question, created, ...}: each offer with what its offer frame
--- shows, so the caller tells the agent without reading the chat again.
+-- {chat, agent, name, email, email_verified, question, created, ...}: each offer with what its
+-- offer frame shows, so the caller tells the agent without reading the chat again.
 local function route_queue(rp, queue, now, timeout, batch)
   local qkey, avail = rp .. 'q:' .. queue, rp .. 'avail:' .. queue
   local offers = {}
@@ -95,8 +95,9 @@ local function route_queue(rp, queue, now, timeout, batch)
         redis.call('SADD', rp .. 'agentchats:' .. aid, cid)
         add_load(rp, aid, 1, now)
         redis.call('ZADD', rp .. 'timers', now + timeout, 'offer:' .. cid)
-        local n, e, qu, c = unpack(redis.call('HMGET', ckey, 'name', 'email', 'question', 'created'))
-        for _, v in ipairs({cid, aid, n or '', e or '', qu or '', c or '0'}) do
+        local n, e, ev, qu, c = unpack(redis.call('HMGET', ckey, 'name', 'email', 'email_verified',
+          'question', 'created'))
+        for _, v in ipairs({cid, aid, n or '', e or '', ev or '0', qu or '', c or '0'}) do
           offers[#offers + 1] = v
         end
         break

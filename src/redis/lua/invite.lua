@@ -25,10 +25,10 @@ local max, load, queues = unpack(redis.call('HMGET', rp .. 'agent:' .. aid, 'max
 max = tonumber(max) or tonumber(ARGV[9]) or 0
 if (tonumber(load) or 0) >= max then return redis.error_reply('unavailable') end
 local queue = string.match(queues or '', '[^,]+') or ARGV[5]
-local name, email = unpack(redis.call('HMGET', KEYS[1], 'name', 'email'))
+local name, email, verified = unpack(redis.call('HMGET', KEYS[1], 'name', 'email', 'email_verified'))
 local expires = now + tonumber(ARGV[7])
 redis.call('HSET', KEYS[2], 'state', 'invited', 'queue', queue, 'visitor', vid,
-  'name', name or '', 'email', email or '', 'created', now, 'agent', aid, 'invited_by', aid,
+  'name', name or '', 'email', email or '', 'email_verified', verified or '0', 'created', now, 'agent', aid, 'invited_by', aid,
   'invitation', ARGV[8], 'expires', expires)
 redis.call('SADD', rp .. 'visitorchats:' .. vid, cid)
 redis.call('SADD', rp .. 'agentchats:' .. aid, cid)

@@ -1,6 +1,8 @@
 -- A visitor asks for a chat: the request joins the queue, and a new one runs the queue's routing
 -- pass at once (one script, one round trip, instead of a request and then a route). One live
--- chat per visitor: asking again returns the live one.
+-- chat per visitor: asking again returns the live one. The chat carries the e-mail the site
+-- vouched for (signed identify, kept on the visitor's record) when there is one, else the typed
+-- one; `email_verified` says which (only a verified e-mail links the chat to a contact).
 -- KEYS[1] P{r}:chat:ID
 -- ARGV[1] rp  ARGV[2] chat id  ARGV[3] visitor id  ARGV[4] queue  ARGV[5] name  ARGV[6] email
 -- ARGV[7] question  ARGV[8] now  ARGV[9] offer timeout ms  ARGV[10] max chats a pass looks at
@@ -15,9 +17,15 @@ for _, other in ipairs(live) do
     return {other, st, q, pos and (pos + 1) or 0, 0, {}}
   end
 end
+local email, verified = ARGV[6], '0'
+local vemail, vverified = unpack(redis.call('HMGET', rp .. 'visitor:' .. vid, 'email', 'email_verified'))
+if vverified == '1' and vemail then
+  email, verified = vemail, '1'
+end
 local ticket = redis.call('INCR', rp .. 'ticket')
 redis.call('HSET', KEYS[1], 'state', 'queued', 'queue', queue, 'visitor', vid, 'name', ARGV[5],
-  'email', ARGV[6], 'question', ARGV[7], 'created', ARGV[8], 'ticket', ticket)
+  'email', email, 'email_verified', verified, 'question', ARGV[7], 'created', ARGV[8],
+  'ticket', ticket)
 redis.call('ZADD', rp .. 'q:' .. queue, ticket, cid)
 redis.call('SADD', rp .. 'visitorchats:' .. vid, cid)
 redis.call('SADD', rp .. 'queues', queue)

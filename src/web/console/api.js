@@ -1,5 +1,6 @@
 // The console's HTTP calls: JSON in and out, the agent token as a Bearer header, errors as
-// `ApiError` carrying the wire code (`{"code","error","message"}` bodies).
+// `ApiError` carrying the wire code (`{"code","error","message"}` bodies). File links never
+// carry the token: a click asks for a short-lived signed link and follows that.
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -37,4 +38,25 @@ export async function api(path, { method = 'GET', body } = {}) {
     throw new ApiError(res.status, data && data.code, (data && data.message) || `HTTP ${res.status}`);
   }
   return data;
+}
+
+/** The plain URL of a chat file (it needs credentials: a click goes through `openFile`). */
+export function fileHref(d) {
+  return `/api/files/${encodeURIComponent(d.id)}`;
+}
+
+/** Downloads a chat file through a signed link the node issues for this agent (60 s). */
+export async function openFile(d, onError) {
+  try {
+    const link = await api(`/api/files/${encodeURIComponent(d.id)}/link`, { method: 'POST' });
+    const a = document.createElement('a');
+    a.href = link.url;
+    a.download = d.name || '';
+    a.rel = 'noopener';
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+  } catch (e) {
+    if (onError) onError(e.message);
+  }
 }

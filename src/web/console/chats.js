@@ -4,15 +4,11 @@
 // typing and read receipts, transfer, and canned responses picked with "/" in the composer.
 
 import { S, fmt, h } from './strings.js';
-import { api, getToken } from './api.js';
+import { api, fileHref, getToken, openFile } from './api.js';
 
 const TYPING_EVERY_MS = 3000;
 const TYPING_IDLE_MS = 4000;
 const TYPING_SHOW_MS = 5000;
-
-function fileHref(d) {
-  return `/api/files/${encodeURIComponent(d.id)}?token=${encodeURIComponent(getToken() || '')}`;
-}
 
 export class Chats {
   /**
@@ -106,7 +102,7 @@ export class Chats {
       c.compose
     ]);
     this.panes.appendChild(c.pane);
-    c.transcript = new SbTranscript.Transcript(c.list, { me: 'agent', prefix: 'tx-', strings: S, fileHref });
+    c.transcript = new SbTranscript.Transcript(c.list, { me: 'agent', prefix: 'tx-', strings: S, fileHref, fileOpen: (d) => openFile(d, this.report) });
     this.fillHeader(c);
     this.setState(c, c.state);
   }
@@ -194,7 +190,7 @@ export class Chats {
     c.tabLabel.textContent = name;
     c.title.textContent = name;
     const bits = [];
-    if (info.email) bits.push(info.email);
+    if (info.email) bits.push(info.email_verified ? info.email : fmt(S.emailUnverified, { email: info.email }));
     if (info.queue) bits.push(fmt(S.queue, { queue: info.queue }));
     c.sub.textContent = bits.join(' · ');
   }
@@ -323,6 +319,16 @@ export class Chats {
   }
 
   // ---- frames ----
+
+  /** No connection of this agent follows the chat any more (it was transferred, maybe from
+   * another tab): its tab closes. */
+  onUnfollowed(f) {
+    const c = this.chats.get(f.chat_id);
+    if (!c) return;
+    const mine = c.transferring;
+    this.remove(f.chat_id);
+    if (mine) this.report(S.transferred, true);
+  }
 
   onEntry(f) {
     const c = this.chats.get(f.chat_id);

@@ -84,7 +84,17 @@ function logout(message) {
   location.reload();
 }
 
-$('#logout').addEventListener('click', () => logout());
+// Ends the session on the node first (every tab and node of this agent is signed out), then here.
+// This tab's socket is stopped before, so its own 4401 is not taken for an expired session.
+$('#logout').addEventListener('click', async () => {
+  if (conn) conn.stop();
+  try {
+    await api('/api/agent/logout', { method: 'POST' });
+  } catch (e) {
+    /* the session may be over already; the console signs out either way */
+  }
+  logout();
+});
 
 // ---- views ----
 
@@ -129,6 +139,9 @@ function onFrame(f) {
       break;
     case 'receipt':
       chats.onReceipt(f);
+      break;
+    case 'chat_unfollowed':
+      chats.onUnfollowed(f);
       break;
     case 'chat_assigned':
       chats.onAssigned(f);

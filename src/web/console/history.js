@@ -4,9 +4,7 @@
 // below (one module because the node serves a fixed list of console files).
 
 import { S, fmt, h, formatDate } from './strings.js';
-import { api, getToken } from './api.js';
-
-const fileHref = (d) => `/api/files/${encodeURIComponent(d.id)}?token=${encodeURIComponent(getToken() || '')}`;
+import { api, fileHref, openFile } from './api.js';
 
 export class History {
   constructor({ list, detail, refresh }) {
@@ -49,6 +47,7 @@ export class History {
         const meta = [fmt(S.decision, { decision: m.decision || '' })];
         if (m.end_reason) meta.push(fmt(S.endReason, { reason: m.end_reason }));
         if (m.queue) meta.push(fmt(S.queue, { queue: m.queue }));
+        if (m.visitor_email) meta.push(m.email_verified ? m.visitor_email : fmt(S.emailUnverified, { email: m.visitor_email }));
         this.detail.appendChild(
           h('article', { class: 'history-message', 'data-testid': 'history-message', 'data-chat-id': m.chat_id || '' }, [
             h('h3', { text: fmt(S.chatLabel, { id: String(m.chat_id || '').slice(0, 8) }) + (m.started_at ? ` · ${formatDate(m.started_at)}` : '') }),
@@ -56,7 +55,7 @@ export class History {
             list
           ])
         );
-        const t = new SbTranscript.Transcript(list, { me: 'agent', prefix: 'tx-', strings: S, showOwnName: true, fileHref });
+        const t = new SbTranscript.Transcript(list, { me: 'agent', prefix: 'tx-', strings: S, showOwnName: true, fileHref, fileOpen: (d) => openFile(d, (m) => this.detail.appendChild(h('p', { class: 'error', text: m }))) });
         for (const e of m.entries || []) t.add(e);
       }
     } catch (e) {
@@ -159,6 +158,7 @@ export class Visitors {
   row(v) {
     const time = h('td', { 'data-testid': 'visitor-time', 'data-started': String(v.started_at || 0), text: duration(Date.now() - (v.started_at || Date.now())) });
     const who = h('td', { 'data-testid': 'visitor-email' }, [h('span', { text: this.who(v) })]);
+    if (v.email && !v.email_verified) who.appendChild(h('span', { class: 'tag', 'data-testid': 'visitor-unverified', text: S.unverified }));
     if (v.new) who.appendChild(h('span', { class: 'tag', 'data-testid': 'visitor-new', text: S.isNew }));
     const invite = h('button', { type: 'button', class: 'primary', 'data-testid': 'visitor-invite', text: S.startChat, disabled: !!v.chatting, onclick: () => this.invite(v.visitor_id) });
     const details = h('button', { type: 'button', 'data-testid': 'visitor-details', text: S.details, 'aria-pressed': this.selected === v.visitor_id ? 'true' : 'false', onclick: () => this.select(v.visitor_id) });

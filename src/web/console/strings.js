@@ -110,6 +110,8 @@ const STRINGS = {
   transferNeedOne: 'Give an agent id or a queue name (not both).',
   transferring: 'Transferring…',
   transferred: 'The chat was transferred.',
+  emailUnverified: '{email} (unverified)',
+  unverified: 'unverified',
   assigned: 'Transferred to you by {name}.',
   // Canned responses
   cannedLabel: 'Canned responses',

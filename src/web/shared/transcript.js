@@ -93,6 +93,8 @@ var SbTranscript = (function () {
    * opts.strings: { you, sending, failed, pushed, delivered, read }
    * opts.showOwnName: name own messages by their author instead of "You" (read-only history)
    * opts.fileHref(data): the download URL of a file entry ({id, name, size, content_type})
+   * opts.fileOpen(data): when given, a click on a file link calls it instead of following the
+   *   href (the console fetches a short-lived signed link first)
    * Entries with `event` "link" (data {url,title}), "file" and "push_page" (data {url}) get
    * their own rendering; own messages show the other side's receipts (✓ delivered, ✓✓ read).
    */
@@ -104,6 +106,7 @@ var SbTranscript = (function () {
     this.strings = opts.strings || {};
     this.showOwnName = !!opts.showOwnName;
     this.fileHref = opts.fileHref || null;
+    this.fileOpen = opts.fileOpen || null;
     this.rcpt = { delivered: '', read: '' };
     this.bySeq = {};
     this.byCmid = {};
@@ -163,6 +166,13 @@ var SbTranscript = (function () {
       a.removeAttribute('target');
       a.setAttribute('download', d.name || '');
       a.setAttribute('data-testid', 'file-link');
+      if (this.fileOpen) {
+        var open = this.fileOpen;
+        a.addEventListener('click', function (ev) {
+          ev.preventDefault();
+          open(d);
+        });
+      }
       body.appendChild(a);
       if (typeof d.size === 'number') body.appendChild(el(doc, 'span', p + 'size', ' (' + formatSize(d.size) + ')'));
     } else {
