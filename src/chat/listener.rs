@@ -40,6 +40,7 @@ struct Relayed {
 pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
     let mut rx = svc.redis.messages();
     let queue_channel = svc.redis.keys.queue_channel();
+    let visitors_channel = svc.redis.keys.visitors_channel();
     if let Err(e) = svc.redis.subscribe(&queue_channel).await {
         tracing::warn!(error = %e, "could not subscribe to queue changes; positions update on the sweep only");
     }
@@ -78,6 +79,13 @@ pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
             tokio::spawn(async move { svc.queue_changed(&queue).await });
         } else if svc.redis.keys.chat_of_channel(channel).is_some() {
             on_entry(&svc, channel, payload);
+        } else if channel == visitors_channel {
+            // Site-visitor changes go to the list's per-watcher coalescing, not straight out.
+            match serde_json::from_slice::<ServerFrame>(payload) {
+                Ok(ServerFrame::VisitorsChanged { changes }) => svc.visitor_list.receive(changes),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "undecodable visitor changes dropped"),
+            }
         } else if svc.redis.keys.user_of_channel(channel).is_some() {
             match serde_json::from_slice::<ServerFrame>(payload) {
                 Ok(frame) => svc

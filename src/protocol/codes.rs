@@ -25,8 +25,14 @@ pub enum ErrorCode {
     WrongState,
     /// A `last_seq` that is malformed or ahead of the chat.
     BadSequence,
-    /// Too many frames; slow down.
+    /// The chat's transcript reached its cap (`abuse.transcript_max_entries` / `_bytes`): the
+    /// visitor can write no more; the agent has a small reserve to say goodbye and end it.
+    TranscriptFull,
+    /// Too many frames (per connection, or per identity across its connections); slow down.
     RateLimited,
+    /// A per-visitor or per-IP quota is used up (new identities, chat requests, page views);
+    /// retry after `retry_after_ms` (HTTP: `Retry-After`).
+    TooManyRequests,
     /// The node failed; logged on the node.
     Internal,
     /// Redis or the SQL store is unreachable.
@@ -34,7 +40,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::BadFrame,
         ErrorCode::FrameTooLarge,
         ErrorCode::MessageTooLong,
@@ -43,7 +49,9 @@ impl ErrorCode {
         ErrorCode::Forbidden,
         ErrorCode::WrongState,
         ErrorCode::BadSequence,
+        ErrorCode::TranscriptFull,
         ErrorCode::RateLimited,
+        ErrorCode::TooManyRequests,
         ErrorCode::Internal,
         ErrorCode::Unavailable,
     ];
@@ -58,7 +66,9 @@ impl ErrorCode {
             ErrorCode::Forbidden => 4005,
             ErrorCode::WrongState => 4006,
             ErrorCode::BadSequence => 4007,
+            ErrorCode::TranscriptFull => 4009,
             ErrorCode::RateLimited => 4100,
+            ErrorCode::TooManyRequests => 4102,
             ErrorCode::Internal => 4500,
             ErrorCode::Unavailable => 4501,
         }
@@ -75,7 +85,9 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::WrongState => "wrong_state",
             ErrorCode::BadSequence => "bad_sequence",
+            ErrorCode::TranscriptFull => "transcript_full",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
         }
@@ -91,8 +103,8 @@ impl ErrorCode {
             ErrorCode::FrameTooLarge => 413,
             ErrorCode::NotFound => 404,
             ErrorCode::Forbidden => 403,
-            ErrorCode::WrongState => 409,
-            ErrorCode::RateLimited => 429,
+            ErrorCode::WrongState | ErrorCode::TranscriptFull => 409,
+            ErrorCode::RateLimited | ErrorCode::TooManyRequests => 429,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
         }
@@ -109,6 +121,9 @@ pub mod close {
     pub const SLOW_CONSUMER: u16 = 4408;
     /// Too many refused frames in a row: fix the client.
     pub const TOO_MANY_ERRORS: u16 = 4429;
+    /// Too many open WebSockets of this visitor, or from this IP, across the cluster
+    /// (`abuse.sockets_per_visitor`, `abuse.sockets_per_ip`): close a tab, back off, retry.
+    pub const TOO_MANY_CONNECTIONS: u16 = 4430;
     /// The node is shutting down: reconnect (through the load balancer, to another node) and resume.
     pub const DRAINING: u16 = 4503;
 }

@@ -1,11 +1,12 @@
 //! The connection to Redis shared by a node's parts: the command pool, the subscriber connection
 //! and its pub/sub plumbing, the script runners every concern shares, and the errors. Each
 //! concern's commands live next to it: `routing` (the `{r}` slot), `transcript` (`{c:ID}`),
-//! `timers`, `flush` (the `{f}` stream) and `visitors`. The data model is in
-//! `docs/design-redis.md`.
+//! `timers`, `flush` (the `{f}` stream), `visitors` and `limits` (rates and socket counts).
+//! The data model is in `docs/design-redis.md`.
 
 mod flush;
 mod keys;
+mod limits;
 mod routing;
 mod scripts;
 mod timers;
@@ -13,8 +14,9 @@ mod transcript;
 mod visitors;
 
 pub use keys::Keys;
+pub use limits::Granted;
 pub use routing::{Accepted, AgentTotals, ChatRecord, Ended, Offer, Requested, ROUTE_BATCH};
-pub use transcript::{Append, Opening};
+pub use transcript::{Append, Opening, TranscriptCaps};
 pub use visitors::{InvitationAccepted, Invited, VisitorRecord};
 
 use fred::clients::SubscriberClient;
@@ -53,6 +55,7 @@ fn refusal(e: fred::error::Error) -> RedisError {
         "unavailable",
         "taken",
         "gone",
+        "full",
     ] {
         if d.starts_with(name) || d.contains(&format!(": {name}")) || d.ends_with(name) {
             return RedisError::Refused(name.to_string());
