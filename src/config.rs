@@ -151,6 +151,8 @@ pub struct Abuse {
     pub sockets_per_visitor: u32,
     /// Open visitor WebSockets from one client IP, on all nodes together; more are closed with 4430.
     pub sockets_per_ip: u32,
+    /// Seconds a node's socket counts stay in Redis without a refresh (each node refreshes every third of it): the counts of a node that died stop counting after this long.
+    pub socket_count_ttl_seconds: u64,
     /// `request_chat` frames per visitor and hour, sustained; refused with 4102.
     pub chat_requests_per_visitor_per_hour: u32,
     /// `request_chat` frames per visitor allowed at once.
@@ -538,6 +540,12 @@ impl Abuse {
                 })
             }
         };
+        range(
+            "abuse.socket_count_ttl_seconds",
+            a.socket_count_ttl_seconds,
+            3,
+            3600,
+        )?;
         range(
             "abuse.transcript_max_bytes",
             a.transcript_max_bytes,

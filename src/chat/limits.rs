@@ -16,11 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// How long a node's socket counts stay valid in Redis without a refresh: a node that dies
-/// stops counting after this long.
-const SOCKET_COUNT_TTL: Duration = Duration::from_secs(60);
-/// How often a node writes its socket counts again (well within the TTL).
-const SOCKET_REFRESH: Duration = Duration::from_secs(20);
 /// Socket counts written at once during a refresh (pipelined on the pool).
 const REFRESH_CONCURRENCY: usize = 256;
 /// A frame lease no frame used for this long is forgotten (its tokens were already taken from
@@ -82,6 +77,9 @@ pub struct Limits {
     /// Set when the node is killed (tests of crash recovery): closing sockets then tells Redis
     /// nothing, as a crashed process would not.
     halted: AtomicBool,
+    /// How long this node's socket counts stay valid in Redis without a refresh
+    /// (`abuse.socket_count_ttl_seconds`): a node that dies stops counting after this long.
+    socket_ttl_ms: u64,
 }
 
 /// One open visitor socket, counted for its visitor and its IP while it lives.
@@ -109,7 +107,13 @@ impl Limits {
             visitor_leases: Mutex::new(HashMap::new()),
             agent_leases: Mutex::new(HashMap::new()),
             halted: AtomicBool::new(false),
+            socket_ttl_ms: cfg.socket_count_ttl_seconds * 1000,
         }
+    }
+
+    /// How often this node writes its socket counts again: a third of their lifetime.
+    fn refresh_every(&self) -> Duration {
+        Duration::from_millis(self.socket_ttl_ms / 3)
     }
 
     /// The node was killed: from now on it tells Redis nothing.
@@ -340,7 +344,7 @@ impl Limits {
     ) -> ChatResult<SocketLease> {
         let subjects = [format!("v:{visitor}"), format!("ip:{ip}")];
         let max = [self.cfg.sockets_per_visitor, self.cfg.sockets_per_ip];
-        let ttl = SOCKET_COUNT_TTL.as_millis() as u64;
+        let ttl = self.socket_ttl_ms;
         let (a, b) = tokio::join!(
             self.redis
                 .sockets_add(&subjects[0], &self.instance, ttl, 1, max[0]),
@@ -379,7 +383,7 @@ impl Limits {
             return Err(ChatError::limited(
                 ErrorCode::TooManyRequests,
                 message,
-                SOCKET_REFRESH.as_millis() as u64,
+                self.refresh_every().as_millis() as u64,
             ));
         }
         {
@@ -411,7 +415,7 @@ impl Limits {
         }
         let redis = self.redis.clone();
         let instance = self.instance.clone();
-        let ttl = SOCKET_COUNT_TTL.as_millis() as u64;
+        let ttl = self.socket_ttl_ms;
         // Best effort: a decrement lost here is healed by the next refresh of this node's
         // counts (or by their expiry if the node dies first).
         tokio::spawn(async move {
@@ -431,7 +435,7 @@ impl Limits {
             .iter()
             .map(|(s, n)| (s.clone(), *n))
             .collect();
-        let ttl = SOCKET_COUNT_TTL.as_millis() as u64;
+        let ttl = self.socket_ttl_ms;
         for chunk in counts.chunks(REFRESH_CONCURRENCY) {
             let results = futures_util::future::join_all(
                 chunk
@@ -499,7 +503,7 @@ where
 
 /// Background work of the limits, run by every node: refreshes its socket counts.
 pub async fn run(limits: Arc<Limits>, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(SOCKET_REFRESH);
+    let mut tick = tokio::time::interval(limits.refresh_every());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.reset();
     loop {

@@ -272,6 +272,45 @@ impl Client {
         c
     }
 
+    /// Connects with extra request headers; Err(close code) when the node closes the socket
+    /// instead of sending `welcome` (a refused token, origin or limit).
+    pub async fn try_connect_with_headers(
+        node: &Running,
+        role: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Client, u16> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = format!("ws://{}/ws/{role}?token={token}", node.addr)
+            .into_client_request()
+            .expect("request");
+        for (k, v) in headers {
+            req.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())
+                    .expect("header name"),
+                v.parse().expect("header value"),
+            );
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(req)
+            .await
+            .expect("ws connect");
+        let mut c = Client {
+            ws,
+            welcome: Value::Null,
+            backlog: vec![],
+            closed: None,
+        };
+        let deadline = tokio::time::Instant::now() + WAIT;
+        match c.next_frame(deadline).await {
+            Some(f) if f["type"] == "welcome" => {
+                c.welcome = f;
+                Ok(c)
+            }
+            Some(f) => panic!("expected welcome or a close, got {f}"),
+            None => Err(c.closed.expect("closed without welcome")),
+        }
+    }
+
     pub async fn visitor(node: &Running, token: &str) -> Client {
         Client::connect(node, "visitor", token).await
     }
