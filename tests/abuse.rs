@@ -522,3 +522,67 @@ async fn the_socket_counts_of_a_node_that_died_expire() {
     b.drain().await;
     cluster.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_watcher_over_its_byte_budget_is_told_to_read_the_list_again() {
+    let cluster = Cluster::with(Backend::Sqlite, |s| {
+        small(s);
+        s.abuse.page_views_per_visitor_burst = 100;
+        s.abuse.page_views_per_ip_burst = 1000;
+        s.abuse.visitor_burst_frames = 100;
+        s.abuse.visitor_list_bytes_per_second = 1024;
+    })
+    .await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut watcher = available_agent(&cluster, &b, "wes", 1).await;
+    watcher.send(json!({"type": "watch_visitors"})).await;
+    watcher.expect("visitors_snapshot").await;
+    let mut visitors = Vec::new();
+    for n in 0..8 {
+        let (_, t) = fresh_visitor(&a, n).await;
+        visitors.push(visitor_from(&a, &t, &format!("192.0.2.{n}")).await.unwrap());
+    }
+    // Eight visitors browsing, each change a few hundred bytes: more than 2 KiB at once.
+    for round in 0..10 {
+        for v in visitors.iter_mut() {
+            v.send(json!({"type": "page_view", "url": format!("https://shop.example/{}/{round}", "a".repeat(250)), "title": "A page"}))
+                .await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    watcher.expect("visitors_stale").await;
+    // Nothing more until the list is read again; the budget is not reset by reading it.
+    let quiet = watcher.drain_for(Duration::from_millis(1200)).await;
+    assert!(
+        quiet.iter().all(|f| f["type"] != "visitors_changed"),
+        "changes after visitors_stale: {quiet:?}"
+    );
+    watcher.send(json!({"type": "watch_visitors"})).await;
+    let page = watcher.expect("visitors_snapshot").await;
+    assert_eq!(page["total"], 8);
+    // Quiet for a while: the budget refills and a single change comes through again.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    visitors[0]
+        .send(json!({"type": "page_view", "url": "https://shop.example/again"}))
+        .await;
+    let f = watcher.expect("visitors_changed").await;
+    assert_eq!(
+        f["changes"][0]["visitor"]["url"],
+        "https://shop.example/again"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", http(&b)))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dropped = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("switchboard_visitor_list_dropped_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap();
+    assert!(dropped >= 1.0, "{dropped}");
+    a.drain().await;
+    b.drain().await;
+    cluster.cleanup().await;
+}
