@@ -143,15 +143,19 @@ pub struct Limits {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Abuse {
-    /// New visitor identities (`POST /api/visitor/session` without a valid token) per client IP and minute, sustained; refused with 429 and `Retry-After`.
+    /// New visitor identities (`POST /api/visitor/session` without a valid token) per client IP and
+    /// minute, sustained; refused with 429 and `Retry-After`.
     pub new_visitors_per_ip_per_minute: u32,
     /// New visitor identities per client IP allowed at once, above the sustained rate.
     pub new_visitors_per_ip_burst: u32,
-    /// Open visitor WebSockets of one visitor identity, on all nodes together; more are closed with 4430.
+    /// Open visitor WebSockets of one visitor identity, on all nodes together; more are closed with
+    /// 4430.
     pub sockets_per_visitor: u32,
-    /// Open visitor WebSockets from one client IP, on all nodes together; more are closed with 4430.
+    /// Open visitor WebSockets from one client IP, on all nodes together; more are closed with
+    /// 4430.
     pub sockets_per_ip: u32,
-    /// Seconds a node's socket counts stay in Redis without a refresh (each node refreshes every third of it): the counts of a node that died stop counting after this long.
+    /// Seconds a node's socket counts stay in Redis without a refresh (each node refreshes every
+    /// third of it): the counts of a node that died stop counting after this long.
     pub socket_count_ttl_seconds: u64,
     /// `request_chat` frames per visitor and hour, sustained; refused with 4102.
     pub chat_requests_per_visitor_per_hour: u32,
@@ -169,19 +173,24 @@ pub struct Abuse {
     pub page_views_per_ip_per_minute: u32,
     /// `page_view` frames per client IP allowed at once.
     pub page_views_per_ip_burst: u32,
-    /// Frames per second of one visitor over all its sockets on every node, sustained; refused with 4100.
+    /// Frames per second of one visitor over all its sockets on every node, sustained; refused with
+    /// 4100.
     pub visitor_frames_per_second: u32,
     /// Frames of one visitor allowed at once over all its sockets.
     pub visitor_burst_frames: u32,
-    /// Frames per second of one agent over all its sockets on every node, sustained; refused with 4100.
+    /// Frames per second of one agent over all its sockets on every node, sustained; refused with
+    /// 4100.
     pub agent_frames_per_second: u32,
     /// Frames of one agent allowed at once over all its sockets.
     pub agent_burst_frames: u32,
-    /// Participant entries (texts, links, pushed pages, files) one chat's transcript holds; then the visitor is refused with 4009 and the agent may write 20 more.
+    /// Participant entries (texts, links, pushed pages, files) one chat's transcript holds; then
+    /// the visitor is refused with 4009 and the agent may write 20 more.
     pub transcript_max_entries: u32,
-    /// Bytes of participant text and details one chat's transcript holds; then the visitor is refused with 4009 and the agent may write 64 KiB more.
+    /// Bytes of participant text and details one chat's transcript holds; then the visitor is
+    /// refused with 4009 and the agent may write 64 KiB more.
     pub transcript_max_bytes: u64,
-    /// Characters of a visitor's current URL (and of each URL and referrer in the page history) kept and shown in the site-visitors list.
+    /// Characters of a visitor's current URL (and of each URL and referrer in the page history)
+    /// kept and shown in the site-visitors list.
     pub visitor_url_chars: u32,
     /// Characters of a page title kept and shown in the site-visitors list.
     pub visitor_title_chars: u32,
@@ -189,7 +198,8 @@ pub struct Abuse {
     pub visitor_pages_kept: u32,
     /// Visitors per page of the site-visitors list (`watch_visitors`, `list_visitors`).
     pub visitors_page_size: u32,
-    /// Bytes per second of `visitors_changed` sent to one watching connection (bursts of twice that); over it the connection gets `visitors_stale` instead.
+    /// Bytes per second of `visitors_changed` sent to one watching connection (bursts of twice
+    /// that); over it the connection gets `visitors_stale` instead.
     pub visitor_list_bytes_per_second: u32,
 }
 
