@@ -58,20 +58,8 @@ impl RedisLayer {
         delta: i64,
         max: u32,
     ) -> Result<bool> {
-        let (done, _total): (i64, i64) = SOCKETS
-            .evalsha_with_reload(
-                self.client(),
-                vec![self.keys.sockets(subject)],
-                vec![
-                    "add".to_string(),
-                    instance.to_string(),
-                    ttl_ms.to_string(),
-                    delta.to_string(),
-                    max.to_string(),
-                ],
-            )
-            .await?;
-        Ok(done == 1)
+        self.sockets("add", subject, instance, ttl_ms, delta, max)
+            .await
     }
 
     /// Sets this node's count of open sockets of `subject` (and moves its expiry on).
@@ -82,19 +70,33 @@ impl RedisLayer {
         ttl_ms: u64,
         count: u64,
     ) -> Result<()> {
-        let _: (i64, i64) = SOCKETS
+        self.sockets("set", subject, instance, ttl_ms, count as i64, 0)
+            .await
+            .map(|_| ())
+    }
+
+    async fn sockets(
+        &self,
+        mode: &str,
+        subject: &str,
+        instance: &str,
+        ttl_ms: u64,
+        n: i64,
+        max: u32,
+    ) -> Result<bool> {
+        let (done, _total): (i64, i64) = SOCKETS
             .evalsha_with_reload(
                 self.client(),
                 vec![self.keys.sockets(subject)],
                 vec![
-                    "set".to_string(),
+                    mode.to_string(),
                     instance.to_string(),
                     ttl_ms.to_string(),
-                    count.to_string(),
-                    "0".to_string(),
+                    n.to_string(),
+                    max.to_string(),
                 ],
             )
             .await?;
-        Ok(())
+        Ok(done == 1)
     }
 }

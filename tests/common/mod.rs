@@ -248,28 +248,10 @@ impl Client {
         token: &str,
         headers: &[(&str, &str)],
     ) -> Client {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let mut req = format!("ws://{}/ws/{role}?token={token}", node.addr)
-            .into_client_request()
-            .expect("request");
-        for (k, v) in headers {
-            req.headers_mut().insert(
-                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())
-                    .expect("header name"),
-                v.parse().expect("header value"),
-            );
+        match Client::try_connect_with_headers(node, role, token, headers).await {
+            Ok(c) => c,
+            Err(code) => panic!("no welcome frame: the node closed the socket with {code}"),
         }
-        let (ws, _) = tokio_tungstenite::connect_async(req)
-            .await
-            .expect("ws connect");
-        let mut c = Client {
-            ws,
-            welcome: Value::Null,
-            backlog: vec![],
-            closed: None,
-        };
-        c.welcome = c.expect("welcome").await;
-        c
     }
 
     /// Connects with extra request headers; Err(close code) when the node closes the socket
