@@ -651,6 +651,39 @@ mod tests {
     }
 
     #[test]
+    fn abuse_limits_are_checked_naming_their_key() {
+        for (tweak, key) in [
+            (
+                (|a: &mut Abuse| a.sockets_per_ip = 0) as fn(&mut Abuse),
+                "abuse.sockets_per_ip",
+            ),
+            (
+                |a| a.visitor_frames_per_second = 0,
+                "abuse.visitor_frames_per_second",
+            ),
+            (
+                |a| a.socket_count_ttl_seconds = 2,
+                "abuse.socket_count_ttl_seconds",
+            ),
+            (
+                |a| a.transcript_max_bytes = 10,
+                "abuse.transcript_max_bytes",
+            ),
+            (|a| a.visitor_title_chars = 500, "abuse.visitor_title_chars"),
+            (|a| a.visitors_page_size = 0, "abuse.visitors_page_size"),
+            (
+                |a| a.visitor_list_bytes_per_second = 10,
+                "abuse.visitor_list_bytes_per_second",
+            ),
+        ] {
+            let mut s = Settings::defaults();
+            tweak(&mut s.abuse);
+            let e = s.validate().unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+    }
+
+    #[test]
     fn allowed_file_types_match_exactly_or_by_prefix() {
         let f = Settings::defaults().files;
         assert!(f.allows("image/png"));
