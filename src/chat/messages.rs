@@ -74,7 +74,7 @@ impl Service {
             .chat_append(chat, a, now_ms(), &self.transcript_caps)
             .await
         {
-            Err(RedisError::Refused(r)) if r == "full" => {
+            Err(RedisError::Refused(r)) if r == "cap_reached" => {
                 self.limits.refused("transcript");
                 return Err(RedisError::Refused(r).into());
             }

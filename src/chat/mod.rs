@@ -84,7 +84,7 @@ impl From<RedisError> for ChatError {
                 "forbidden" => ChatError::new(ErrorCode::Forbidden, "not your chat"),
                 "not_found" => ChatError::new(ErrorCode::NotFound, "no such chat"),
                 "already" => ChatError::new(ErrorCode::WrongState, "the chat has already ended"),
-                "full" => ChatError::new(
+                "cap_reached" => ChatError::new(
                     ErrorCode::TranscriptFull,
                     "the transcript of this chat is full; no more entries can be written",
                 ),

@@ -55,7 +55,7 @@ fn refusal(e: fred::error::Error) -> RedisError {
         "unavailable",
         "taken",
         "gone",
-        "full",
+        "cap_reached",
     ] {
         if d.starts_with(name) || d.contains(&format!(": {name}")) || d.ends_with(name) {
             return RedisError::Refused(name.to_string());

@@ -114,7 +114,7 @@ impl RedisLayer {
     }
 
     /// Appends a participant's entry; returns (seq, stored now). Refused: `wrong_state`,
-    /// `forbidden`, `full` (the transcript is at its cap for this role).
+    /// `forbidden`, `cap_reached` (the transcript is at its cap for this role).
     pub async fn chat_append(
         &self,
         chat: &str,

@@ -12,7 +12,7 @@
 -- ARGV[11] max participant entries  ARGV[12] max participant bytes
 -- ARGV[13] agent's reserve of entries  ARGV[14] agent's reserve of bytes
 -- ARGV[15] text of the `transcript_full` system entry
--- Returns {seq, 1 if new | 0 if a duplicate} or error "wrong_state" / "forbidden" / "full".
+-- Returns {seq, 1 if new | 0 if a duplicate} or error "wrong_state" / "forbidden" / "cap_reached".
 local log, meta, cmids, ch = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local st, vid, aid, n, b, full = unpack(redis.call('HMGET', meta, 'state', 'visitor', 'agent', 'n', 'b', 'full'))
 local who = (ARGV[2] == 'visitor') and vid or aid
@@ -32,7 +32,7 @@ if n + 1 > max_n or b + size > max_b then
     redis.call('HSET', meta, 'full', 1)
     append(log, ch, ARGV[1], 'system', 'system', '', ARGV[15], ARGV[7], '', 'transcript_full', '')
   end
-  return redis.error_reply('full')
+  return redis.error_reply('cap_reached')
 end
 local seq = append(log, ch, ARGV[1], ARGV[8], ARGV[2], ARGV[4], ARGV[6], ARGV[7], ARGV[5], ARGV[9], ARGV[10])
 redis.call('HSET', cmids, dedupe, seq)
