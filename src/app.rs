@@ -86,6 +86,7 @@ impl Running {
     /// Stops everything at once, as a crash would (tests only use this to prove recovery):
     /// no drain, no clean-up, sockets dropped, background work cut mid-step.
     pub fn kill(self) {
+        self.service.limits.halt();
         let _ = self.sockets.send(gateway::Ending::Killed);
         for s in self.servers {
             s.abort();
@@ -225,9 +226,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         tokio::spawn(chat::timers::run(service.clone(), drain_rx.clone())),
         tokio::spawn(chat::flush::run(service.clone(), drain_rx.clone())),
         tokio::spawn(chat::visitors::run(service.clone(), drain_rx.clone())),
+        tokio::spawn(chat::visitor_list::run(service.clone(), drain_rx.clone())),
         tokio::spawn(chat::gauges::run(service.clone(), drain_rx.clone())),
         tokio::spawn(chat::availability::run(service.clone(), drain_rx.clone())),
         tokio::spawn(chat::mail::run(service.clone(), drain_rx.clone())),
+        tokio::spawn(chat::limits::run(service.limits.clone(), drain_rx.clone())),
     ];
     tracing::info!(%addr, node, "listening");
     Ok(Running {

@@ -20,6 +20,7 @@ pub struct Settings {
     pub store: Store,
     pub auth: Auth,
     pub limits: Limits,
+    pub abuse: Abuse,
     pub chat: Chat,
     pub flush: Flush,
     pub files: Files,
@@ -191,6 +192,71 @@ pub struct Limits {
     /// Longest wait between login attempts, in milliseconds. An IP's or a username's failures
     /// are forgotten when this long has passed after its last wait ended without an attempt.
     pub login_backoff_max_ms: u64,
+}
+
+/// Limits on anonymous clients and what they can make the cluster store or send, held across
+/// the cluster (counters and windows in Redis). See "Anonymous clients" in docs/operations.md.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Abuse {
+    /// New visitor identities (`POST /api/visitor/session` without a valid token) per client IP and
+    /// minute, sustained; refused with 429 and `Retry-After`.
+    pub new_visitors_per_ip_per_minute: u32,
+    /// New visitor identities per client IP allowed at once, above the sustained rate.
+    pub new_visitors_per_ip_burst: u32,
+    /// Open visitor WebSockets of one visitor identity, on all nodes together; more are closed with
+    /// 4430.
+    pub sockets_per_visitor: u32,
+    /// Open visitor WebSockets from one client IP, on all nodes together; more are closed with
+    /// 4430.
+    pub sockets_per_ip: u32,
+    /// Seconds a node's socket counts stay in Redis without a refresh (each node refreshes every
+    /// third of it): the counts of a node that died stop counting after this long.
+    pub socket_count_ttl_seconds: u64,
+    /// `request_chat` frames per visitor and hour, sustained; refused with 4102.
+    pub chat_requests_per_visitor_per_hour: u32,
+    /// `request_chat` frames per visitor allowed at once.
+    pub chat_requests_per_visitor_burst: u32,
+    /// `request_chat` frames per client IP and hour, sustained; refused with 4102.
+    pub chat_requests_per_ip_per_hour: u32,
+    /// `request_chat` frames per client IP allowed at once.
+    pub chat_requests_per_ip_burst: u32,
+    /// `page_view` frames per visitor and minute, sustained; refused with 4102.
+    pub page_views_per_visitor_per_minute: u32,
+    /// `page_view` frames per visitor allowed at once.
+    pub page_views_per_visitor_burst: u32,
+    /// `page_view` frames per client IP and minute, sustained; refused with 4102.
+    pub page_views_per_ip_per_minute: u32,
+    /// `page_view` frames per client IP allowed at once.
+    pub page_views_per_ip_burst: u32,
+    /// Frames per second of one visitor over all its sockets on every node, sustained; refused with
+    /// 4100.
+    pub visitor_frames_per_second: u32,
+    /// Frames of one visitor allowed at once over all its sockets.
+    pub visitor_burst_frames: u32,
+    /// Frames per second of one agent over all its sockets on every node, sustained; refused with
+    /// 4100.
+    pub agent_frames_per_second: u32,
+    /// Frames of one agent allowed at once over all its sockets.
+    pub agent_burst_frames: u32,
+    /// Participant entries (texts, links, pushed pages, files) one chat's transcript holds; then
+    /// the visitor is refused with 4009 and the agent may write 20 more.
+    pub transcript_max_entries: u32,
+    /// Bytes of participant text and details one chat's transcript holds; then the visitor is
+    /// refused with 4009 and the agent may write 64 KiB more.
+    pub transcript_max_bytes: u64,
+    /// Characters of a visitor's current URL (and of each URL and referrer in the page history)
+    /// kept and shown in the site-visitors list.
+    pub visitor_url_chars: u32,
+    /// Characters of a page title kept and shown in the site-visitors list.
+    pub visitor_title_chars: u32,
+    /// Pages kept in a visitor's history (`visitor_history`), newest last.
+    pub visitor_pages_kept: u32,
+    /// Visitors per page of the site-visitors list (`watch_visitors`, `list_visitors`).
+    pub visitors_page_size: u32,
+    /// Bytes per second of `visitors_changed` sent to one watching connection (bursts of twice
+    /// that); over it the connection gets `visitors_stale` instead.
+    pub visitor_list_bytes_per_second: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -520,6 +586,7 @@ impl Settings {
                 "must be at least limits.login_backoff_ms",
             );
         }
+        self.abuse.validate()?;
         if self.chat.default_queue.is_empty() || !valid_name(&self.chat.default_queue) {
             return bad(
                 "chat.default_queue",
@@ -704,6 +771,123 @@ impl Settings {
     }
 }
 
+impl Abuse {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let a = self;
+        for (key, v) in [
+            (
+                "abuse.new_visitors_per_ip_per_minute",
+                a.new_visitors_per_ip_per_minute,
+            ),
+            (
+                "abuse.new_visitors_per_ip_burst",
+                a.new_visitors_per_ip_burst,
+            ),
+            ("abuse.sockets_per_visitor", a.sockets_per_visitor),
+            ("abuse.sockets_per_ip", a.sockets_per_ip),
+            (
+                "abuse.chat_requests_per_visitor_per_hour",
+                a.chat_requests_per_visitor_per_hour,
+            ),
+            (
+                "abuse.chat_requests_per_visitor_burst",
+                a.chat_requests_per_visitor_burst,
+            ),
+            (
+                "abuse.chat_requests_per_ip_per_hour",
+                a.chat_requests_per_ip_per_hour,
+            ),
+            (
+                "abuse.chat_requests_per_ip_burst",
+                a.chat_requests_per_ip_burst,
+            ),
+            (
+                "abuse.page_views_per_visitor_per_minute",
+                a.page_views_per_visitor_per_minute,
+            ),
+            (
+                "abuse.page_views_per_visitor_burst",
+                a.page_views_per_visitor_burst,
+            ),
+            (
+                "abuse.page_views_per_ip_per_minute",
+                a.page_views_per_ip_per_minute,
+            ),
+            ("abuse.page_views_per_ip_burst", a.page_views_per_ip_burst),
+            (
+                "abuse.visitor_frames_per_second",
+                a.visitor_frames_per_second,
+            ),
+            ("abuse.visitor_burst_frames", a.visitor_burst_frames),
+            ("abuse.agent_frames_per_second", a.agent_frames_per_second),
+            ("abuse.agent_burst_frames", a.agent_burst_frames),
+            ("abuse.transcript_max_entries", a.transcript_max_entries),
+            ("abuse.visitor_pages_kept", a.visitor_pages_kept),
+            ("abuse.visitors_page_size", a.visitors_page_size),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be at least 1".into(),
+                });
+            }
+        }
+        let range = |key: &'static str, v: u64, lo: u64, hi: u64| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    key,
+                    reason: format!("must be between {lo} and {hi}"),
+                })
+            }
+        };
+        range(
+            "abuse.socket_count_ttl_seconds",
+            a.socket_count_ttl_seconds,
+            3,
+            3600,
+        )?;
+        range(
+            "abuse.transcript_max_bytes",
+            a.transcript_max_bytes,
+            1024,
+            1 << 30,
+        )?;
+        range(
+            "abuse.visitor_url_chars",
+            a.visitor_url_chars as u64,
+            16,
+            2048,
+        )?;
+        range(
+            "abuse.visitor_title_chars",
+            a.visitor_title_chars as u64,
+            1,
+            200,
+        )?;
+        range(
+            "abuse.visitor_pages_kept",
+            a.visitor_pages_kept as u64,
+            1,
+            1000,
+        )?;
+        range(
+            "abuse.visitors_page_size",
+            a.visitors_page_size as u64,
+            1,
+            5000,
+        )?;
+        range(
+            "abuse.visitor_list_bytes_per_second",
+            a.visitor_list_bytes_per_second as u64,
+            1024,
+            1 << 30,
+        )?;
+        Ok(())
+    }
+}
+
 /// Largest `store.*_timeout_ms` and `server.ready_timeout_ms`: ten minutes.
 pub const MAX_TIMEOUT_MS: u64 = 600_000;
 
@@ -840,7 +1024,7 @@ mod tests {
             "store.connect_timeout_ms",
             "server.ready_timeout_ms",
         ] {
-            let mut s = Settings::defaults();
+            let mut s = usable();
             match key {
                 "store.statement_timeout_ms" => s.store.statement_timeout_ms = 0,
                 "store.lock_timeout_ms" => s.store.lock_timeout_ms = 0,
@@ -850,10 +1034,43 @@ mod tests {
             let e = s.validate().unwrap_err().to_string();
             assert!(e.contains(key), "{e}");
         }
-        let mut s = Settings::defaults();
+        let mut s = usable();
         s.store.lock_timeout_ms = s.store.statement_timeout_ms + 1;
         let e = s.validate().unwrap_err().to_string();
         assert!(e.contains("store.lock_timeout_ms"), "{e}");
+    }
+
+    #[test]
+    fn abuse_limits_are_checked_naming_their_key() {
+        for (tweak, key) in [
+            (
+                (|a: &mut Abuse| a.sockets_per_ip = 0) as fn(&mut Abuse),
+                "abuse.sockets_per_ip",
+            ),
+            (
+                |a| a.visitor_frames_per_second = 0,
+                "abuse.visitor_frames_per_second",
+            ),
+            (
+                |a| a.socket_count_ttl_seconds = 2,
+                "abuse.socket_count_ttl_seconds",
+            ),
+            (
+                |a| a.transcript_max_bytes = 10,
+                "abuse.transcript_max_bytes",
+            ),
+            (|a| a.visitor_title_chars = 500, "abuse.visitor_title_chars"),
+            (|a| a.visitors_page_size = 0, "abuse.visitors_page_size"),
+            (
+                |a| a.visitor_list_bytes_per_second = 10,
+                "abuse.visitor_list_bytes_per_second",
+            ),
+        ] {
+            let mut s = usable();
+            tweak(&mut s.abuse);
+            let e = s.validate().unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
     }
 
     #[test]

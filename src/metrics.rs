@@ -36,6 +36,11 @@ pub struct Metrics {
     /// Site-visitor changes this node published, and batches it published them in.
     pub visitor_changes: IntCounter,
     pub visitor_batches: IntCounter,
+    /// Requests, frames and sockets refused by a limit on clients, by limit (`LIMITS`).
+    pub limited: IntCounterVec,
+    /// `visitors_changed` frames not sent to a watcher over its byte budget, and the bytes sent.
+    pub visitor_list_dropped: IntCounter,
+    pub visitor_list_bytes: IntCounter,
     /// Invitations (proactive chat) by result: sent, accepted, declined, expired, gone.
     pub invitations: IntCounterVec,
     pub redis_latency: prometheus::HistogramVec,
@@ -73,6 +78,21 @@ pub struct Metrics {
     /// Files deleted from the file storage with their trashed chat.
     pub files_deleted: IntCounter,
 }
+
+/// The `limit` label values of `switchboard_limited_total`.
+pub const LIMITS: [&str; 11] = [
+    "new_visitors_ip",
+    "sockets_visitor",
+    "sockets_ip",
+    "chat_requests_visitor",
+    "chat_requests_ip",
+    "page_views_visitor",
+    "page_views_ip",
+    "frames_connection",
+    "frames_visitor",
+    "frames_agent",
+    "transcript",
+];
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
     let c = IntCounter::new(name, help).expect("valid metric");
@@ -261,6 +281,29 @@ impl Metrics {
                 &r,
                 "switchboard_visitor_batches_total",
                 "Batches of site-visitor changes published by this node.",
+            ),
+            limited: {
+                let c = counter_vec(
+                    &r,
+                    "switchboard_limited_total",
+                    "Requests, frames and sockets refused by a limit on clients, by limit: new_visitors_ip, sockets_visitor, sockets_ip, chat_requests_visitor, chat_requests_ip, page_views_visitor, page_views_ip, frames_connection, frames_visitor, frames_agent, transcript.",
+                    &["limit"],
+                );
+                // Every series exists from the start, so a rate or an alert sees the first one.
+                for l in LIMITS {
+                    c.with_label_values(&[l]);
+                }
+                c
+            },
+            visitor_list_dropped: counter(
+                &r,
+                "switchboard_visitor_list_dropped_total",
+                "Site-visitor list changes (coalesced frames) not sent to a watching connection over its byte budget (abuse.visitor_list_bytes_per_second); it is told to read the list again.",
+            ),
+            visitor_list_bytes: counter(
+                &r,
+                "switchboard_visitor_list_bytes_total",
+                "Bytes of site-visitor list changes sent to watching connections by this node.",
             ),
             invitations: counter_vec(
                 &r,

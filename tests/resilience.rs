@@ -306,6 +306,12 @@ async fn client_that_stops_reading_is_cut_off_and_resumes_without_loss() {
         s.limits.outbound_queue = 64;
         s.limits.frames_per_second = 100_000;
         s.limits.burst_frames = 100_000;
+        // The agent writes far faster and more than a person: its identity's rate and the
+        // transcript cap are lifted too.
+        s.abuse.agent_frames_per_second = 100_000;
+        s.abuse.agent_burst_frames = 100_000;
+        s.abuse.transcript_max_entries = 100_000;
+        s.abuse.transcript_max_bytes = 1 << 30;
     })
     .await;
     let (a, b) = (cluster.node().await, cluster.node().await);

@@ -1,6 +1,7 @@
-//! Site visitors: page views across nodes reach watching agents as one snapshot, then batched
-//! changes (with page history, IP, country and the "new" flag); navigation keeps one visit;
-//! a visitor who leaves, or whose node dies, disappears after the grace period; bad input.
+//! Site visitors: page views across nodes reach watching agents as pages of the list, then
+//! batched changes (IP, country, the "new" flag; the page history on demand); navigation keeps
+//! one visit; a visitor who leaves, or whose node dies, disappears after the grace period; the
+//! list in pages with capped records and histories; bad input.
 
 mod common;
 
@@ -18,7 +19,8 @@ fn tweak(s: &mut Settings) {
     s.chat.visitor_grace_ms = GRACE_MS;
 }
 
-/// The site-visitors list as a console keeps it: the snapshot, then each batch applied.
+/// The site-visitors list as a console keeps it: the pages of the list, then each batch
+/// applied (a record replaces the one held when its `last_seen` is not older).
 #[derive(Default)]
 struct VisitorList {
     map: HashMap<String, Value>,
@@ -29,14 +31,12 @@ struct VisitorList {
 }
 
 impl VisitorList {
-    fn from_snapshot(f: &Value) -> VisitorList {
+    fn add_page(&mut self, f: &Value) {
         assert_eq!(f["type"], "visitors_snapshot");
-        let mut l = VisitorList::default();
         for v in f["visitors"].as_array().unwrap() {
-            l.map
+            self.map
                 .insert(v["visitor_id"].as_str().unwrap().to_string(), v.clone());
         }
-        l
     }
 
     fn apply(&mut self, frame: &Value) {
@@ -49,40 +49,25 @@ impl VisitorList {
                     self.map.remove(&id);
                 }
                 _ => {
-                    // Batches from different nodes may cross: pages merge by time, the
-                    // other fields come from the change with the latest `last_seen`.
-                    let mut rec = c["visitor"].clone();
-                    if let Some(old) = self.map.get(&id) {
-                        let mut pages = old["pages"].as_array().cloned().unwrap_or_default();
-                        for p in rec["pages"].as_array().cloned().unwrap_or_default() {
-                            if !pages
-                                .iter()
-                                .any(|q| q["at"] == p["at"] && q["url"] == p["url"])
-                            {
-                                pages.push(p);
-                            }
-                        }
-                        pages.sort_by_key(|p| p["at"].as_i64());
-                        if rec["last_seen"].as_i64() < old["last_seen"].as_i64() {
-                            rec = old.clone();
-                        }
-                        rec["pages"] = Value::Array(pages);
+                    let rec = c["visitor"].clone();
+                    let older = self
+                        .map
+                        .get(&id)
+                        .is_some_and(|old| rec["last_seen"].as_i64() < old["last_seen"].as_i64());
+                    if !older {
+                        self.map.insert(id, rec);
                     }
-                    self.map.insert(id, rec);
                 }
             }
         }
     }
 
-    fn urls(&self, id: &str) -> Vec<String> {
-        self.map.get(id).map_or(vec![], |v| {
-            v["pages"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p["url"].as_str().unwrap().to_string())
-                .collect()
-        })
+    /// Page views of this visit, as the list shows them.
+    fn count(&self, id: &str) -> u64 {
+        self.map
+            .get(id)
+            .and_then(|v| v["page_count"].as_u64())
+            .unwrap_or(0)
     }
 
     fn kinds_of(&self, id: &str) -> Vec<String> {
@@ -94,6 +79,24 @@ impl VisitorList {
     }
 }
 
+/// The visitor's page history, asked for on demand.
+async fn history(agent: &mut Client, vid: &str) -> Vec<Value> {
+    agent
+        .send(json!({"type": "visitor_history", "visitor_id": vid}))
+        .await;
+    let f = agent.expect("visitor_history").await;
+    assert_eq!(f["visitor_id"], vid);
+    f["pages"].as_array().unwrap().clone()
+}
+
+async fn urls(agent: &mut Client, vid: &str) -> Vec<String> {
+    history(agent, vid)
+        .await
+        .iter()
+        .map(|p| p["url"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// Applies batches until `done` holds (each wait bounded by the client's `WAIT`).
 async fn until(agent: &mut Client, list: &mut VisitorList, done: impl Fn(&VisitorList) -> bool) {
     while !done(list) {
@@ -102,9 +105,22 @@ async fn until(agent: &mut Client, list: &mut VisitorList, done: impl Fn(&Visito
     }
 }
 
+/// Starts watching and reads every page of the list.
 async fn watching(agent: &mut Client) -> VisitorList {
     agent.send(json!({"type": "watch_visitors"})).await;
-    VisitorList::from_snapshot(&agent.expect("visitors_snapshot").await)
+    let mut list = VisitorList::default();
+    let mut page = agent.expect("visitors_snapshot").await;
+    loop {
+        list.add_page(&page);
+        let next = page["next"].as_str().unwrap_or_default().to_string();
+        if next.is_empty() {
+            return list;
+        }
+        agent
+            .send(json!({"type": "list_visitors", "after": next}))
+            .await;
+        page = agent.expect("visitors_snapshot").await;
+    }
 }
 
 async fn browser(node: &switchboard::app::Running, token: &str) -> Client {
@@ -140,13 +156,19 @@ async fn browsing_on_one_node_reaches_watchers_on_others_in_batches() {
     for i in 1..=3 {
         view(&mut v, &format!("https://shop.example/p{i}")).await;
     }
-    until(&mut agent, &mut list, |l| l.urls(&vid).len() == 3).await;
-    // Three views within one flush period travel together (at most split by one tick).
+    until(&mut agent, &mut list, |l| l.count(&vid) == 3).await;
+    // Three views within one delivery period travel together (at most split by one tick),
+    // the latest record of the visitor only; the first one says it arrived.
     assert!(list.frames <= 2, "{} frames for 3 changes", list.frames);
-    assert_eq!(list.kinds_of(&vid), vec!["arrive", "page", "page"]);
+    assert_eq!(list.kinds_of(&vid)[0], "arrive");
+    assert!(list.kinds_of(&vid).len() <= 2, "{:?}", list.kinds_of(&vid));
     let rec = list.map[&vid].clone();
+    assert!(
+        rec.get("pages").is_none(),
+        "the list carries no history: {rec}"
+    );
     assert_eq!(
-        list.urls(&vid),
+        urls(&mut agent, &vid).await,
         vec![
             "https://shop.example/p1",
             "https://shop.example/p2",
@@ -156,7 +178,7 @@ async fn browsing_on_one_node_reaches_watchers_on_others_in_batches() {
     assert_eq!(rec["url"], "https://shop.example/p3");
     assert_eq!(rec["title"], "Title of https://shop.example/p3");
     assert_eq!(
-        rec["pages"][0]["referrer"],
+        history(&mut agent, &vid).await[0]["referrer"],
         "https://search.example/?q=shoes"
     );
     assert_eq!(rec["ip"], "203.0.113.7");
@@ -168,22 +190,22 @@ async fn browsing_on_one_node_reaches_watchers_on_others_in_batches() {
     // An agent who starts watching now, on the visitor's node, gets it all in the snapshot.
     let mut agent2 = available_agent(&cluster, &a, "xia", 2).await;
     let list2 = watching(&mut agent2).await;
-    assert_eq!(list2.urls(&vid), list.urls(&vid));
+    assert_eq!(list2.map[&vid], list.map[&vid]);
     assert_eq!(list2.map[&vid]["ip"], "203.0.113.7");
     assert_eq!(list2.map[&vid]["started_at"], rec["started_at"]);
 
     // The next view reaches both watchers, on both nodes.
     let mut list2 = list2;
     view(&mut v, "https://shop.example/p4").await;
-    until(&mut agent, &mut list, |l| l.urls(&vid).len() == 4).await;
-    until(&mut agent2, &mut list2, |l| l.urls(&vid).len() == 4).await;
+    until(&mut agent, &mut list, |l| l.count(&vid) == 4).await;
+    until(&mut agent2, &mut list2, |l| l.count(&vid) == 4).await;
 
     // After unwatching, no more batches.
     agent2.send(json!({"type": "unwatch_visitors"})).await;
     agent2.send(json!({"type": "ping"})).await;
     agent2.expect("pong").await;
     view(&mut v, "https://shop.example/p5").await;
-    until(&mut agent, &mut list, |l| l.urls(&vid).len() == 5).await;
+    until(&mut agent, &mut list, |l| l.count(&vid) == 5).await;
     let late = agent2.drain_for(Duration::from_millis(700)).await;
     assert!(
         late.iter().all(|f| f["type"] != "visitors_changed"),
@@ -208,15 +230,16 @@ async fn navigation_keeps_one_visit_and_leaving_ends_it_after_the_grace() {
     v.close().await;
     let mut v = browser(&b, &token).await;
     view(&mut v, "https://shop.example/two").await;
-    until(&mut agent, &mut list, |l| l.urls(&vid).len() == 2).await;
-    // One visit: its arrival and one page view (the two nodes' batches may cross), no leave.
-    let mut kinds = list.kinds_of(&vid);
-    kinds.sort();
-    assert_eq!(kinds, vec!["arrive", "page"]);
-    let fresh = watching(&mut available_agent(&cluster, &a, "nav2", 1).await).await;
+    until(&mut agent, &mut list, |l| l.count(&vid) == 2).await;
+    // One visit: its arrival, maybe a page view (the two nodes' batches may cross), no leave.
+    let kinds = list.kinds_of(&vid);
+    assert!(kinds.contains(&"arrive".to_string()), "{kinds:?}");
+    assert!(!kinds.contains(&"leave".to_string()), "{kinds:?}");
+    let mut agent2 = available_agent(&cluster, &a, "nav2", 1).await;
+    let fresh = watching(&mut agent2).await;
     assert_eq!(fresh.map.len(), 1);
     assert_eq!(
-        fresh.urls(&vid),
+        urls(&mut agent2, &vid).await,
         vec!["https://shop.example/one", "https://shop.example/two"]
     );
 
@@ -239,7 +262,7 @@ async fn navigation_keeps_one_visit_and_leaving_ends_it_after_the_grace() {
     // Coming back later is a new visit.
     let mut v = browser(&a, &token).await;
     view(&mut v, "https://shop.example/back").await;
-    until(&mut agent, &mut list, |l| l.urls(&vid).len() == 1).await;
+    until(&mut agent, &mut list, |l| l.count(&vid) == 1).await;
     assert_eq!(list.kinds_of(&vid).last().unwrap(), "arrive");
     a.drain().await;
     b.drain().await;
@@ -396,9 +419,122 @@ async fn hostile_urls_and_wrong_roles_are_refused() {
     assert_eq!(agent.expect("error").await["code"], 4005);
     let list = watching(&mut agent).await;
     assert_eq!(list.map.len(), 1);
-    let rec = list.map.values().next().unwrap();
-    assert_eq!(rec["pages"][0]["referrer"], "");
-    assert_eq!(rec["title"].as_str().unwrap().chars().count(), 200);
+    let (vid, rec) = list.map.iter().next().unwrap();
+    assert_eq!(history(&mut agent, vid).await[0]["referrer"], "");
+    assert_eq!(rec["title"].as_str().unwrap().chars().count(), 120);
+    // Unknown visitors have no history; a malformed cursor is refused.
+    agent
+        .send(json!({"type": "visitor_history", "visitor_id": "nobody"}))
+        .await;
+    assert_eq!(agent.expect("error").await["code"], 4004);
+    agent
+        .send(json!({"type": "list_visitors", "after": "nope"}))
+        .await;
+    assert_eq!(agent.expect("error").await["code"], 4003);
     a.drain().await;
+    cluster.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_list_comes_in_pages_with_capped_records_and_histories() {
+    let cluster = Cluster::with(Backend::Sqlite, |s| {
+        tweak(s);
+        s.abuse.visitors_page_size = 10;
+        s.abuse.visitor_pages_kept = 3;
+        s.abuse.visitor_url_chars = 40;
+        s.abuse.visitor_title_chars = 10;
+    })
+    .await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut visitors = Vec::new();
+    for i in 0..25 {
+        let (vid, token) = visitor_token(&a).await;
+        let mut v = browser(&a, &token).await;
+        view(&mut v, &format!("https://shop.example/v{i}")).await;
+        visitors.push((vid, v));
+    }
+    let mut agent = available_agent(&cluster, &b, "pam", 1).await;
+    agent
+        .send(json!({"type": "watch_visitors", "limit": 50}))
+        .await;
+    let first = agent.expect("visitors_snapshot").await;
+    assert_eq!(
+        first["visitors"].as_array().unwrap().len(),
+        10,
+        "the page size caps a limit"
+    );
+    assert_eq!(first["total"], 25);
+    assert_eq!(first["after"], "");
+    // A visitor moving on while the pages are read is listed again further on (or comes as a
+    // change): nothing is missed, the client keeps the newest record.
+    view(&mut visitors[0].1, "https://shop.example/moved").await;
+    let list = {
+        let mut list = VisitorList::default();
+        let mut page = first;
+        let mut pages = 0;
+        loop {
+            pages += 1;
+            list.add_page(&page);
+            let next = page["next"].as_str().unwrap().to_string();
+            if next.is_empty() {
+                break;
+            }
+            agent
+                .send(json!({"type": "list_visitors", "after": next, "limit": 7}))
+                .await;
+            page = agent.expect("visitors_snapshot").await;
+            assert_eq!(page["after"], next.as_str());
+            assert!(page["visitors"].as_array().unwrap().len() <= 7);
+        }
+        assert!(pages >= 4, "{pages} pages");
+        list
+    };
+    assert_eq!(list.map.len(), 25);
+    for (vid, _) in &visitors {
+        assert!(list.map.contains_key(vid), "{vid} missing");
+    }
+
+    // Records and histories keep only so much: URL and title cut, the last 3 pages.
+    let (vid, v) = &mut visitors[1];
+    let long = format!("https://shop.example/{}", "x".repeat(1900));
+    for i in 0..5 {
+        v.send(
+            json!({"type": "page_view", "url": format!("{long}{i}"), "title": "T".repeat(500),
+            "referrer": long.clone()}),
+        )
+        .await;
+    }
+    v.send(json!({"type": "ping"})).await;
+    v.expect("pong").await;
+    let pages = history(&mut agent, vid).await;
+    assert_eq!(pages.len(), 3);
+    for p in &pages {
+        assert_eq!(p["url"].as_str().unwrap().chars().count(), 40, "{p}");
+        assert_eq!(p["referrer"].as_str().unwrap().chars().count(), 40, "{p}");
+        assert_eq!(p["title"].as_str().unwrap().chars().count(), 10, "{p}");
+    }
+    agent.send(json!({"type": "watch_visitors"})).await;
+    let page = agent.expect("visitors_snapshot").await;
+    let rec = page["visitors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(std::iter::empty())
+        .find(|r| r["visitor_id"] == vid.as_str())
+        .cloned();
+    // The visitor moved to the end of the list (last seen); read it from the change or a page.
+    let rec = match rec {
+        Some(r) => r,
+        None => {
+            let mut list = VisitorList::default();
+            until(&mut agent, &mut list, |l| l.count(vid) == 6).await;
+            list.map[vid.as_str()].clone()
+        }
+    };
+    assert_eq!(rec["page_count"], 6);
+    assert_eq!(rec["url"].as_str().unwrap().chars().count(), 40);
+    assert_eq!(rec["title"].as_str().unwrap().chars().count(), 10);
+    a.drain().await;
+    b.drain().await;
     cluster.cleanup().await;
 }

@@ -261,7 +261,7 @@ async fn watcher(cx: Ctx, target: Target, name: String, password: String, visito
             Incoming::Frame(ServerFrame::Welcome { .. }) => {}
             _ => anyhow::bail!("no welcome"),
         }
-        ws.send(&ClientFrame::WatchVisitors)?;
+        ws.send(&ClientFrame::WatchVisitors { limit: None })?;
         Ok::<Ws, anyhow::Error>(ws)
     };
     let mut ws = match opened.await {

@@ -19,13 +19,14 @@ use crate::chat::{ChatError, Service};
 use crate::protocol::ErrorCode;
 use crate::store::StoreError;
 use auth::agent_from;
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub struct ApiError(ChatError);
@@ -50,7 +51,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.0.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(json!({ "code": self.0.code.code(), "error": self.0.code.name(), "message": self.0.message }))).into_response()
+        let mut r = (status, Json(json!({ "code": self.0.code.code(), "error": self.0.code.name(), "message": self.0.message }))).into_response();
+        if let Some(ms) = self.0.retry_after_ms {
+            // Whole seconds, rounded up: a client that waits this long is let through.
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, ms.div_ceil(1000).max(1).into());
+        }
+        r
     }
 }
 
@@ -101,9 +108,12 @@ struct SessionRequest {
     token: Option<String>,
 }
 
-/// Issues (or renews) a visitor's anonymous identity.
+/// Issues (or renews) a visitor's anonymous identity. New identities are limited per client
+/// IP across the cluster (`abuse.new_visitors_per_ip_*`); a renewal is not.
 async fn visitor_session(
     State(svc): State<Arc<Service>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Option<Json<SessionRequest>>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let previous =
@@ -112,7 +122,20 @@ async fn visitor_session(
                 Ok(Identity::Visitor { id }) => Some(id),
                 _ => None,
             });
-    let id = previous.unwrap_or_else(new_id);
+    let id = match previous {
+        Some(id) => id,
+        None => {
+            let ip = svc.settings.server.client_ip(
+                peer.ip(),
+                headers
+                    .get_all("x-forwarded-for")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok()),
+            );
+            svc.limits.new_visitor(&ip.to_string()).await?;
+            new_id()
+        }
+    };
     let token = svc
         .tokens
         .issue(&Identity::Visitor { id: id.clone() }, now_s());

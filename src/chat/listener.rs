@@ -43,6 +43,7 @@ struct Relayed {
 pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
     let mut rx = svc.redis.messages();
     let queue_channel = svc.redis.keys.queue_channel();
+    let visitors_channel = svc.redis.keys.visitors_channel();
     if let Err(e) = svc.redis.subscribe(&queue_channel).await {
         tracing::warn!(error = %e, "could not subscribe to queue changes; positions update on the sweep only");
     }
@@ -89,6 +90,13 @@ pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
             tokio::spawn(async move { svc.staffed_changed(&payload).await });
         } else if let Some(chat) = svc.redis.keys.chat_of_channel(channel) {
             on_entry(&svc, chat, channel, payload);
+        } else if channel == visitors_channel {
+            // Site-visitor changes go to the list's per-watcher coalescing, not straight out.
+            match serde_json::from_slice::<ServerFrame>(payload) {
+                Ok(ServerFrame::VisitorsChanged { changes }) => svc.visitor_list.receive(changes),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "undecodable visitor changes dropped"),
+            }
         } else if svc.redis.keys.user_of_channel(channel).is_some() {
             if Control::is_control(payload) {
                 let (svc, channel, payload) = (svc.clone(), channel.to_string(), payload.to_vec());

@@ -5,7 +5,7 @@
 use super::{now_ms, ChatAccess, ChatError, ChatResult, Party, Service};
 use crate::chat::hub::ConnId;
 use crate::protocol::{ErrorCode, ReceiptState, ServerFrame};
-use crate::redis::Append;
+use crate::redis::{Append, RedisError};
 use crate::store::FileMeta;
 use serde_json::json;
 
@@ -76,7 +76,17 @@ impl Service {
     /// the entry's sequence number.
     async fn store_entry(&self, chat: &str, a: &Append<'_>) -> ChatResult<String> {
         let started = std::time::Instant::now();
-        let (seq, new) = self.redis.chat_append(chat, a, now_ms()).await?;
+        let (seq, new) = match self
+            .redis
+            .chat_append(chat, a, now_ms(), &self.transcript_caps)
+            .await
+        {
+            Err(RedisError::Refused(r)) if r == "cap_reached" => {
+                self.limits.refused("transcript");
+                return Err(RedisError::Refused(r).into());
+            }
+            other => other?,
+        };
         self.metrics
             .redis_append
             .observe(started.elapsed().as_secs_f64());

@@ -16,6 +16,7 @@ pub mod hours;
 pub mod hub;
 pub mod identity;
 mod invitations;
+pub mod limits;
 pub mod listener;
 pub mod mail;
 mod messages;
@@ -28,12 +29,13 @@ mod routing;
 pub mod sessions;
 pub mod timers;
 mod transfer;
+pub mod visitor_list;
 pub mod visitors;
 
 use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::protocol::{AgentStatus, ChatSummary, ErrorCode, ServerFrame};
-use crate::redis::{Offer, RedisError, RedisLayer};
+use crate::redis::{Offer, RedisError, RedisLayer, TranscriptCaps};
 use crate::store::{FileStore, Store, StoreError};
 use hub::{ConnId, Follower, Hub};
 use identity::Tokens;
@@ -48,12 +50,21 @@ pub const CUSTOMER_REJECTED: &str = "Customer Rejected";
 pub const VISITOR_ENDED: &str = "Visitor ended the chat";
 pub const AGENT_ENDED: &str = "Agent ended the chat";
 pub const AGENT_CLOSED: &str = "Closed by agent";
+pub const TRANSCRIPT_FULL: &str =
+    "This chat has reached its size limit: the visitor cannot write any more.";
+
+/// Entries and bytes an agent may still write into a transcript at its cap, to tell the
+/// visitor and end the chat.
+pub const AGENT_RESERVE_ENTRIES: u64 = 20;
+pub const AGENT_RESERVE_BYTES: u64 = 64 * 1024;
 
 /// A refused operation: the wire code and a message for the client.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatError {
     pub code: ErrorCode,
     pub message: String,
+    /// For a limit: when the same request may succeed (`retry_after_ms`, HTTP `Retry-After`).
+    pub retry_after_ms: Option<u64>,
 }
 
 impl ChatError {
@@ -61,6 +72,15 @@ impl ChatError {
         ChatError {
             code,
             message: message.into(),
+            retry_after_ms: None,
+        }
+    }
+
+    /// A refusal by a limit, retryable after `retry_after_ms`.
+    pub fn limited(code: ErrorCode, message: impl Into<String>, retry_after_ms: u64) -> ChatError {
+        ChatError {
+            retry_after_ms: Some(retry_after_ms.max(1)),
+            ..ChatError::new(code, message)
         }
     }
 }
@@ -74,6 +94,10 @@ impl From<RedisError> for ChatError {
                 "already" => ChatError::new(ErrorCode::WrongState, "the chat has already ended"),
                 "full" => ChatError::new(ErrorCode::WrongState, "you have no free capacity"),
                 "limited" => ChatError::new(ErrorCode::RateLimited, "too many; try again later"),
+                "cap_reached" => ChatError::new(
+                    ErrorCode::TranscriptFull,
+                    "the transcript of this chat is full; no more entries can be written",
+                ),
                 _ => ChatError::new(
                     ErrorCode::WrongState,
                     "the chat is not in a state that allows this",
@@ -197,14 +221,20 @@ pub struct Service {
     positions: positions::Positions,
     /// Position refreshes, folded per queue during bursts.
     refresh_rounds: rounds::Rounds,
-    /// The site-visitors list: this node's watching agents and its batch of changes.
+    /// The site-visitors list: this node's batch of changes to publish.
     pub visitors: visitors::SiteVisitors,
+    /// The site-visitors list: this node's watching agents and the changes coming to them.
+    pub visitor_list: visitor_list::VisitorList,
     /// Set when the node drains: readiness fails so the load balancer stops sending traffic.
     pub draining: std::sync::atomic::AtomicBool,
     /// Chat file attachments (directory or S3), used by the files API.
     pub files: FileStore,
     /// Queues' open state for watching visitors, settings and wait estimates on this node.
     availability: availability::Availability,
+    /// Limits on clients held across the cluster (identities, sockets, requests, frames).
+    pub limits: Arc<limits::Limits>,
+    /// What one transcript may hold, handed to the append script.
+    transcript_caps: TranscriptCaps,
 }
 
 impl Service {
@@ -222,13 +252,29 @@ impl Service {
             settings.auth.visitor_token_ttl_seconds,
             settings.auth.agent_session_ttl_seconds,
         );
+        let limits = Arc::new(limits::Limits::new(
+            redis.clone(),
+            metrics.clone(),
+            &settings.abuse,
+            &node,
+        ));
+        let transcript_caps = TranscriptCaps {
+            max_entries: settings.abuse.transcript_max_entries as u64,
+            max_bytes: settings.abuse.transcript_max_bytes,
+            agent_reserve_entries: AGENT_RESERVE_ENTRIES,
+            agent_reserve_bytes: AGENT_RESERVE_BYTES,
+            full_text: TRANSCRIPT_FULL.into(),
+        };
         Arc::new(Service {
+            limits,
+            transcript_caps,
             presence: Presence::new(&settings, &node),
             positions: positions::Positions::default(),
             refresh_rounds: rounds::Rounds::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
             visitors: visitors::SiteVisitors::new(&settings),
             availability: availability::Availability::default(),
+            visitor_list: visitor_list::VisitorList::new(&settings),
             settings,
             redis,
             store,

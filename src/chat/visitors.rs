@@ -1,22 +1,22 @@
 //! Site visitors: who is on the site now, for agents. Every page view updates the visitor's
 //! record in Redis (one script); the visitor's `grace:V` presence timer decides when the visit
-//! is over (`visitor_left`). Agents get a snapshot, then only changes: each node collects the
-//! changes made through it and publishes them every `FLUSH_EVERY` as one `visitors_changed`
-//! frame on one channel; a node subscribes to that channel only while one of its agents
-//! watches, decodes each batch once and hands the same encoded frame to every local watcher.
+//! is over (`visitor_left`). The record keeps only what the list shows: the current page (URL
+//! and title cut to `abuse.visitor_url_chars` / `visitor_title_chars`) and the number of page
+//! views; the page history (the last `abuse.visitor_pages_kept`) is read on demand.
 //!
-//! Change kinds: `arrive` and `update` carry the whole record; `page` carries the record with
-//! only the new page in `pages` (clients add it, keeping the last `MAX_PAGES`); `leave`
-//! carries none. Batches of different nodes may reach a watcher in either order, so clients
-//! merge: pages by their time (`at`), the other fields from the change with the highest
-//! `last_seen`, which the scripts keep strictly increasing within a visit.
+//! Each node collects the changes made through it and publishes them every `FLUSH_EVERY` as
+//! one `visitors_changed` frame on one channel; a node subscribes to that channel only while
+//! one of its agents watches, and `visitor_list` hands the changes to its watchers.
+//!
+//! Change kinds: `arrive`, `page` and `update` carry the whole record; `leave` carries none.
+//! Batches of different nodes may reach a watcher in either order, so clients keep the record
+//! with the highest `last_seen`, which the scripts keep strictly increasing within a visit.
 //! "New visitors only" is a client-side filter on the `new` flag.
 
-use super::hub::{ConnId, Follower};
 use super::messages::safe_url;
 use super::{now_ms, ChatError, ChatResult, ClientInfo, Party, Service};
 use crate::config::Settings;
-use crate::protocol::{ErrorCode, PageSeen, ServerFrame, SiteVisitor, VisitorChange};
+use crate::protocol::{ErrorCode, ServerFrame, SiteVisitor, VisitorChange};
 use crate::redis::VisitorRecord;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,17 +25,11 @@ use tokio::sync::watch;
 
 /// How often a node publishes its batch of changes.
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
-/// Pages kept per visit (oldest dropped).
-pub const MAX_PAGES: usize = 50;
-/// Longer page titles are cut.
-const MAX_TITLE_CHARS: usize = 200;
 /// Changes a node holds between two flushes; beyond it new changes are dropped (counted and
 /// logged) until Redis takes the batch again. Watchers re-watch to resynchronise.
 const MAX_BATCH: usize = 20_000;
 /// Changes per published frame, so no single frame grows without bound.
 const MAX_PER_FRAME: usize = 500;
-/// Records read at once for a snapshot (pipelined on the pool).
-const SNAPSHOT_CONCURRENCY: usize = 256;
 /// How often a node samples the number of visitors for the gauge.
 const SAMPLE_EVERY_MS: i64 = 5_000;
 
@@ -94,7 +88,7 @@ pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
 }
 
 /// The agents' view of a stored visit.
-fn site_visitor(id: &str, r: &VisitorRecord) -> SiteVisitor {
+pub(super) fn site_visitor(id: &str, r: &VisitorRecord) -> SiteVisitor {
     let g = |k: &str| r.fields.get(k).cloned().unwrap_or_default();
     let n = |k: &str| r.fields.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
     SiteVisitor {
@@ -103,11 +97,7 @@ fn site_visitor(id: &str, r: &VisitorRecord) -> SiteVisitor {
         name: g("name"),
         url: g("url"),
         title: g("title"),
-        pages: r
-            .pages
-            .iter()
-            .filter_map(|p| serde_json::from_str::<PageSeen>(p).ok())
-            .collect(),
+        page_count: n("pages") as u64,
         country: g("country"),
         ip: g("ip"),
         started_at: n("started_at"),
@@ -118,14 +108,22 @@ fn site_visitor(id: &str, r: &VisitorRecord) -> SiteVisitor {
     }
 }
 
-/// A page title as stored: control characters become spaces, cut at `MAX_TITLE_CHARS`.
-fn clean_title(t: Option<&str>) -> String {
+/// A page title as stored: control characters become spaces, cut at `max` characters.
+fn clean_title(t: Option<&str>, max: usize) -> String {
     t.unwrap_or("")
         .trim()
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_TITLE_CHARS)
+        .take(max)
         .collect()
+}
+
+/// The first `max` characters of `s`.
+fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => s[..at].to_string(),
+        None => s.to_string(),
+    }
 }
 
 impl Service {
@@ -209,13 +207,16 @@ impl Service {
                 "only visitors report page views",
             ));
         };
-        let url = safe_url(url)?;
-        let title = clean_title(title);
+        let a = &self.settings.abuse;
+        let url = cut(&safe_url(url)?, a.visitor_url_chars as usize);
+        let title = clean_title(title, a.visitor_title_chars as usize);
         // Shown to agents as a link, so only http(s); anything else is left out, not refused.
         let referrer = referrer
             .filter(|r| !r.trim().is_empty())
             .and_then(|r| safe_url(r).ok())
+            .map(|r| cut(&r, a.visitor_url_chars as usize))
             .unwrap_or_default();
+        self.limits.page_view(id, &client.ip).await?;
         let (kind, mut record) = self
             .redis
             .visitor_page(
@@ -226,7 +227,7 @@ impl Service {
                 &referrer,
                 &client.ip,
                 &client.country,
-                MAX_PAGES,
+                a.visitor_pages_kept as usize,
             )
             .await?;
         if !record.fields.contains_key("new") {
@@ -352,56 +353,6 @@ impl Service {
         }
     }
 
-    pub async fn watch_visitors(
-        &self,
-        party: &Party,
-        conn: ConnId,
-        f: Follower,
-    ) -> ChatResult<ServerFrame> {
-        if !matches!(party, Party::Agent { .. }) {
-            return Err(ChatError::new(
-                ErrorCode::Forbidden,
-                "only agents watch the site visitors",
-            ));
-        }
-        // Follow first: a change made while the snapshot is read arrives as a change after it.
-        let channel = self.visitors_channel();
-        self.hub.follow(&channel, conn, f).await?;
-        match self.visitors_snapshot().await {
-            Ok(visitors) => Ok(ServerFrame::VisitorsSnapshot { visitors }),
-            Err(e) => {
-                self.hub.unfollow(&channel, conn).await;
-                Err(e)
-            }
-        }
-    }
-
-    async fn visitors_snapshot(&self) -> ChatResult<Vec<SiteVisitor>> {
-        let ids = self.redis.present_visitors().await?;
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(SNAPSHOT_CONCURRENCY) {
-            let records = futures_util::future::join_all(
-                chunk.iter().map(|id| self.redis.visitor_record(id)),
-            )
-            .await;
-            for (id, r) in chunk.iter().zip(records) {
-                // None: left between the two reads.
-                if let Some(r) = r? {
-                    out.push(site_visitor(id, &r));
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Stops the site-visitors list for this connection (also on every disconnect).
-    pub async fn unwatch_visitors(&self, conn: ConnId) {
-        let channel = self.visitors_channel();
-        if self.hub.is_following(&channel, conn) {
-            self.hub.unfollow(&channel, conn).await;
-        }
-    }
-
     /// The visitor's grace period ran out (no connection anywhere): the visit is over.
     /// Idempotent; its chats are ended by the caller.
     pub async fn visitor_left(&self, visitor: &str) -> ChatResult<()> {
@@ -417,10 +368,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn titles_are_cut_and_cleaned() {
-        assert_eq!(clean_title(Some("  a\u{0}b\n ")), "a b");
-        assert_eq!(clean_title(Some(&"é".repeat(300))).chars().count(), 200);
-        assert_eq!(clean_title(None), "");
+    fn titles_and_urls_are_cut_and_cleaned() {
+        assert_eq!(clean_title(Some("  a\u{0}b\n "), 200), "a b");
+        assert_eq!(
+            clean_title(Some(&"é".repeat(300)), 120).chars().count(),
+            120
+        );
+        assert_eq!(clean_title(None, 200), "");
+        assert_eq!(cut("https://é.example/abc", 12), "https://é.ex");
+        assert_eq!(cut("short", 12), "short");
     }
 
     #[test]
@@ -434,12 +390,11 @@ mod tests {
         ] {
             r.fields.insert(k.into(), v.into());
         }
-        r.pages = vec![r#"{"url":"https://a.example/x","title":"","referrer":"","at":9}"#.into()];
+        r.fields.insert("pages".into(), "3".into());
         r.chats = 1;
         let v = site_visitor("v1", &r);
         assert_eq!(v.started_at, 5);
         assert!(v.new && v.chatting);
-        assert_eq!(v.pages.len(), 1);
-        assert_eq!(v.pages[0].at, 9);
+        assert_eq!(v.page_count, 3);
     }
 }

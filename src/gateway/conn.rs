@@ -5,6 +5,7 @@
 use super::limits::RateLimit;
 use super::{Ending, Gateway};
 use crate::chat::hub::{ConnId, Encoded, Follower, Inbound, Out, Seq};
+use crate::chat::limits::SocketLease;
 use crate::chat::{ChatAccess, ClientInfo, Party};
 use crate::protocol::{close_codes, Encoding, ServerFrame};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -51,6 +52,9 @@ pub(super) struct Conn {
     pub(super) rate: RateLimit,
     pub(super) errors_in_a_row: u32,
     pub(super) client: ClientInfo,
+    /// A visitor socket's place in the cluster-wide counts of its visitor and IP, given back
+    /// when the connection ends.
+    _sockets: Option<SocketLease>,
 }
 
 pub(super) enum Flow {
@@ -66,6 +70,7 @@ pub struct Start {
     pub id: ConnId,
     pub encoding: Encoding,
     pub client: ClientInfo,
+    pub sockets: Option<SocketLease>,
 }
 
 /// Gives the connection's place back (against `limits.max_connections`) however the task
@@ -192,6 +197,7 @@ impl Conn {
             encoding: start.encoding,
             chats: HashMap::new(),
             errors_in_a_row: 0,
+            _sockets: start.sockets,
         }
     }
 

@@ -18,6 +18,7 @@ impl Conn {
         let metrics = self.gw.svc.metrics.clone();
         let limit = self.gw.svc.settings.limits.max_frame_bytes;
         let result = if !self.rate.allow() {
+            self.gw.svc.limits.refused("frames_connection");
             Err((
                 ChatError::new(ErrorCode::RateLimited, "too many frames; slow down"),
                 None,
@@ -26,9 +27,20 @@ impl Conn {
             match decode_client(bytes, encoding, limit) {
                 Ok(frame) => {
                     let reference = frame_ref(&frame);
-                    self.dispatch(socket, frame)
-                        .await
-                        .map_err(|e| (e, reference))
+                    // The same rate per identity over all its sockets and nodes (a keep-alive
+                    // `ping` costs nothing and is left out).
+                    let allowed = if matches!(frame, ClientFrame::Ping { .. }) {
+                        Ok(())
+                    } else {
+                        self.gw.svc.limits.frame(&self.party).await
+                    };
+                    match allowed {
+                        Ok(()) => self
+                            .dispatch(socket, frame)
+                            .await
+                            .map_err(|e| (e, reference)),
+                        Err(e) => Err((e, reference)),
+                    }
                 }
                 Err(e) => Err((ChatError::new(e.code(), e.to_string()), None)),
             }
@@ -47,8 +59,11 @@ impl Conn {
                 if self.errors_in_a_row > self.gw.svc.settings.limits.max_consecutive_errors {
                     return Flow::Close(close_codes::TOO_MANY_ERRORS, "too many refused frames");
                 }
-                self.reply(socket, ServerFrame::error(e.code, e.message, reference))
-                    .await
+                let mut frame = ServerFrame::error(e.code, e.message, reference);
+                if let ServerFrame::Error { retry_after_ms, .. } = &mut frame {
+                    *retry_after_ms = e.retry_after_ms;
+                }
+                self.reply(socket, frame).await
             }
         }
     }
@@ -68,6 +83,9 @@ impl Conn {
                 question,
                 queue,
             } => {
+                if let Party::Visitor { id } = &party {
+                    svc.limits.chat_request(id, &self.client.ip).await?;
+                }
                 let (access, frame, chat) = svc
                     .request_chat(
                         &party,
@@ -281,9 +299,15 @@ impl Conn {
                     .await?;
                 return Ok(Flow::Continue);
             }
-            ClientFrame::WatchVisitors => {
-                svc.watch_visitors(&party, self.id, self.follower.clone())
+            ClientFrame::WatchVisitors { limit } => {
+                svc.watch_visitors(&party, self.id, self.follower.clone(), limit)
                     .await?
+            }
+            ClientFrame::ListVisitors { after, limit } => {
+                svc.list_visitors(&party, &after, limit).await?
+            }
+            ClientFrame::VisitorHistory { visitor_id } => {
+                svc.visitor_history(&party, &visitor_id).await?
             }
             ClientFrame::UnwatchVisitors => {
                 svc.unwatch_visitors(self.id).await;
@@ -350,7 +374,9 @@ fn frame_ref(f: &ClientFrame) -> Option<String> {
         | ClientFrame::DeclineInvitation { chat_id } => Some(chat_id.clone()),
         ClientFrame::SendLink { client_msg_id, .. }
         | ClientFrame::PushPage { client_msg_id, .. } => Some(client_msg_id.clone()),
-        ClientFrame::Invite { visitor_id, .. } => Some(visitor_id.clone()),
+        ClientFrame::Invite { visitor_id, .. } | ClientFrame::VisitorHistory { visitor_id } => {
+            Some(visitor_id.clone())
+        }
         _ => None,
     }
 }

@@ -11,6 +11,7 @@ pub use geoip::{GeoIp, GeoIpError};
 mod limits;
 
 use crate::chat::identity::Identity;
+use crate::chat::limits::SocketLease;
 use crate::chat::{ClientInfo, Party, Service};
 use crate::config::Server;
 use crate::protocol::{close_codes, Encoding, ErrorCode, JSON_SUBPROTOCOL, MSGPACK_SUBPROTOCOL};
@@ -105,7 +106,8 @@ fn refuse(status: StatusCode, code: ErrorCode, message: &str) -> Response {
 /// Accepts the upgrade only to close at once with `code`: a browser cannot read the status
 /// of a refused handshake, but it can read a close code (4401: get a new token; 4403: this
 /// site may not open the widget).
-fn close_at_once(ws: WebSocketUpgrade, code: u16, reason: &'static str) -> Response {
+fn close_at_once(ws: WebSocketUpgrade, code: u16, reason: impl Into<String>) -> Response {
+    let reason: String = reason.into();
     ws.on_upgrade(move |mut socket| async move {
         let frame = CloseFrame {
             code,
@@ -179,7 +181,12 @@ async fn visitor_ws(
     match gw.svc.tokens.verify(&q.token, now_s()) {
         Ok(Identity::Visitor { id }) => {
             let client = client_info(&gw.svc.settings.server, gw.geoip.as_ref(), peer, &headers);
-            upgrade(gw, ws, Party::Visitor { id }, client).await
+            // Counted for the visitor and its IP across the cluster while the socket lives.
+            let sockets = match gw.svc.limits.open_visitor_socket(&id, &client.ip).await {
+                Ok(lease) => lease,
+                Err(e) => return close_at_once(ws, close_codes::TOO_MANY_CONNECTIONS, e.message),
+            };
+            upgrade(gw, ws, Party::Visitor { id }, client, Some(sockets)).await
         }
         _ => close_at_once(
             ws,
@@ -233,7 +240,7 @@ async fn agent_ws(
     }
     let party = Party::agent(&agent, session);
     let client = client_info(&gw.svc.settings.server, gw.geoip.as_ref(), peer, &headers);
-    upgrade(gw, ws, party, client).await
+    upgrade(gw, ws, party, client, None).await
 }
 
 async fn upgrade(
@@ -241,6 +248,7 @@ async fn upgrade(
     ws: WebSocketUpgrade,
     party: Party,
     client: ClientInfo,
+    sockets: Option<SocketLease>,
 ) -> Response {
     if *gw.ending.borrow() != Ending::Serving {
         return refuse(
@@ -283,6 +291,7 @@ async fn upgrade(
         id,
         encoding,
         client,
+        sockets,
     });
     ws.on_failed_upgrade(move |_| {
         gw2.open.fetch_sub(1, Ordering::AcqRel);

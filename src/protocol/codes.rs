@@ -25,10 +25,16 @@ pub enum ErrorCode {
     WrongState,
     /// A `last_seq` that is malformed or ahead of the chat.
     BadSequence,
-    /// Too many frames; slow down.
+    /// The chat's transcript reached its cap (`abuse.transcript_max_entries` / `_bytes`): the
+    /// visitor can write no more; the agent has a small reserve to say goodbye and end it.
+    TranscriptFull,
+    /// Too many frames (per connection, or per identity across its connections); slow down.
     RateLimited,
     /// Too many failed logins from this IP or for this username; retry after `Retry-After`.
     LoginThrottled,
+    /// A per-visitor or per-IP quota is used up (new identities, chat requests, page views);
+    /// retry after `retry_after_ms` (HTTP: `Retry-After`).
+    TooManyRequests,
     /// The node failed; logged on the node.
     Internal,
     /// Redis or the SQL store is unreachable.
@@ -36,7 +42,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::BadFrame,
         ErrorCode::FrameTooLarge,
         ErrorCode::MessageTooLong,
@@ -45,8 +51,10 @@ impl ErrorCode {
         ErrorCode::Forbidden,
         ErrorCode::WrongState,
         ErrorCode::BadSequence,
+        ErrorCode::TranscriptFull,
         ErrorCode::RateLimited,
         ErrorCode::LoginThrottled,
+        ErrorCode::TooManyRequests,
         ErrorCode::Internal,
         ErrorCode::Unavailable,
     ];
@@ -61,8 +69,10 @@ impl ErrorCode {
             ErrorCode::Forbidden => 4005,
             ErrorCode::WrongState => 4006,
             ErrorCode::BadSequence => 4007,
+            ErrorCode::TranscriptFull => 4009,
             ErrorCode::RateLimited => 4100,
             ErrorCode::LoginThrottled => 4101,
+            ErrorCode::TooManyRequests => 4102,
             ErrorCode::Internal => 4500,
             ErrorCode::Unavailable => 4501,
         }
@@ -79,8 +89,10 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::WrongState => "wrong_state",
             ErrorCode::BadSequence => "bad_sequence",
+            ErrorCode::TranscriptFull => "transcript_full",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::LoginThrottled => "login_throttled",
+            ErrorCode::TooManyRequests => "too_many_requests",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
         }
@@ -96,8 +108,8 @@ impl ErrorCode {
             ErrorCode::FrameTooLarge => 413,
             ErrorCode::NotFound => 404,
             ErrorCode::Forbidden => 403,
-            ErrorCode::WrongState => 409,
-            ErrorCode::RateLimited | ErrorCode::LoginThrottled => 429,
+            ErrorCode::WrongState | ErrorCode::TranscriptFull => 409,
+            ErrorCode::RateLimited | ErrorCode::LoginThrottled | ErrorCode::TooManyRequests => 429,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
         }
@@ -118,6 +130,9 @@ pub mod close {
     pub const AGENT_CHANGED: u16 = 4409;
     /// Too many refused frames in a row: fix the client.
     pub const TOO_MANY_ERRORS: u16 = 4429;
+    /// Too many open WebSockets of this visitor, or from this IP, across the cluster
+    /// (`abuse.sockets_per_visitor`, `abuse.sockets_per_ip`): close a tab, back off, retry.
+    pub const TOO_MANY_CONNECTIONS: u16 = 4430;
     /// The node is shutting down: reconnect (through the load balancer, to another node) and resume.
     pub const DRAINING: u16 = 4503;
 }

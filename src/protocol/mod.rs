@@ -88,9 +88,22 @@ pub enum ClientFrame {
         name: Option<String>,
         signature: String,
     },
-    /// Agent: start receiving the site-visitors list (`visitors_snapshot`, then
-    /// `visitors_changed` batches).
-    WatchVisitors,
+    /// Agent: start receiving the site-visitors list: the first page of it
+    /// (`visitors_snapshot`), then `visitors_changed` batches.
+    WatchVisitors {
+        /// Visitors per page; at most (and by default) `abuse.visitors_page_size`.
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// Agent: the next page of the site-visitors list after the cursor a `visitors_snapshot`
+    /// gave as `next`. Answered by `visitors_snapshot`.
+    ListVisitors {
+        after: String,
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// Agent: the page history of one visitor on the site. Answered by `visitor_history`.
+    VisitorHistory { visitor_id: String },
     /// Agent: stop receiving the site-visitors list.
     UnwatchVisitors,
     /// Agent: invite a visitor on the site to a chat (proactive chat).
@@ -172,13 +185,14 @@ pub struct SiteVisitor {
     pub email: String,
     #[serde(default)]
     pub name: String,
-    /// Current page.
+    /// Current page (cut to `abuse.visitor_url_chars`).
     pub url: String,
+    /// Its title (cut to `abuse.visitor_title_chars`).
     #[serde(default)]
     pub title: String,
-    /// Pages seen, oldest first (bounded).
+    /// Page views of this visit so far (the history itself: `visitor_history`).
     #[serde(default)]
-    pub pages: Vec<PageSeen>,
+    pub page_count: u64,
     #[serde(default)]
     pub country: String,
     #[serde(default)]
@@ -402,10 +416,29 @@ pub enum ServerFrame {
         #[serde(default)]
         nonce: Option<u64>,
     },
-    /// Agent: the site-visitors list now (after `watch_visitors`).
-    VisitorsSnapshot { visitors: Vec<SiteVisitor> },
+    /// Agent: one page of the site-visitors list (after `watch_visitors` or `list_visitors`).
+    VisitorsSnapshot {
+        visitors: Vec<SiteVisitor>,
+        /// The cursor this page starts after ("" for the first page).
+        #[serde(default)]
+        after: String,
+        /// Cursor of the next page for `list_visitors`; "" when this was the last page.
+        #[serde(default)]
+        next: String,
+        /// Visitors on the site when this page was read.
+        #[serde(default)]
+        total: u64,
+    },
     /// Agent: changes to the site-visitors list since the last frame, batched.
     VisitorsChanged { changes: Vec<VisitorChange> },
+    /// Agent: the list changed faster than this connection's byte budget allows; changes
+    /// stopped. Read the list again (`watch_visitors`) when convenient.
+    VisitorsStale,
+    /// Agent: a visitor's page history (reply to `visitor_history`), oldest first.
+    VisitorHistory {
+        visitor_id: String,
+        pages: Vec<PageSeen>,
+    },
     /// Visitor: an agent invites you to a chat until `expires_at` (ms).
     Invitation {
         chat_id: String,
@@ -446,6 +479,9 @@ pub enum ServerFrame {
         message: String,
         #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
+        /// For `4100` and `4102`: milliseconds after which the refused frame may succeed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -465,6 +501,7 @@ impl ServerFrame {
             code: code.code(),
             message: message.into(),
             reference,
+            retry_after_ms: None,
         }
     }
 }

@@ -128,6 +128,14 @@ impl Keys {
     pub fn login_user(&self, hash: &str) -> String {
         format!("{}{{login}}:user:{hash}", self.prefix)
     }
+    /// One limit's rate for one subject (`limits.rs`): its own hash tag.
+    pub fn rate(&self, name: &str, subject: &str) -> String {
+        format!("{}{{l:{name}:{subject}}}", self.prefix)
+    }
+    /// Open sockets of one subject (`v:ID`, `ip:IP`) per node (`limits.rs`): its own hash tag.
+    pub fn sockets(&self, subject: &str) -> String {
+        format!("{}{{s:{subject}}}", self.prefix)
+    }
     /// The chat id of a chat channel name, if it is one.
     pub fn chat_of_channel<'a>(&self, channel: &'a str) -> Option<&'a str> {
         channel

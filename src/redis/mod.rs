@@ -2,12 +2,13 @@
 //! and its pub/sub plumbing, the script runners every concern shares, and the errors. Each
 //! concern's commands live next to it: `routing` (the `{r}` slot), `transcript` (`{c:ID}`),
 //! `timers`, `presence`, `flush` (the `{f}` stream), `visitors`, `sessions` (agent session
-//! versions), `availability`, `mail` and `ratelimit`. The data model is in
-//! `docs/design-redis.md`.
+//! versions), `availability`, `mail`, `ratelimit` (logins) and `limits` (rates and socket
+//! counts). The data model is in `docs/design-redis.md`.
 
 mod availability;
 mod flush;
 mod keys;
+mod limits;
 mod mail;
 mod presence;
 mod ratelimit;
@@ -20,11 +21,12 @@ mod visitors;
 
 pub use availability::{Missed, Waiting};
 pub use keys::Keys;
+pub use limits::Granted;
 pub use mail::MailJob;
 pub use presence::{AgentAbsence, Beat, PresenceClock};
 pub use ratelimit::{LoginGate, LoginLimits, LoginSettled};
 pub use routing::{Accepted, AgentTotals, ChatRecord, Ended, Offer, Requested, ROUTE_BATCH};
-pub use transcript::{Append, Opening};
+pub use transcript::{Append, Opening, TranscriptCaps};
 pub use visitors::{InvitationAccepted, Invited, VisitorRecord};
 
 use fred::clients::SubscriberClient;
@@ -65,6 +67,7 @@ fn refusal(e: fred::error::Error) -> RedisError {
         "gone",
         "full",
         "limited",
+        "cap_reached",
     ] {
         if d.starts_with(name) || d.contains(&format!(": {name}")) || d.ends_with(name) {
             return RedisError::Refused(name.to_string());

@@ -25,6 +25,18 @@ pub struct Append<'a> {
     pub data: Option<serde_json::Value>,
 }
 
+/// How much one chat's transcript holds (`abuse.transcript_max_*`), counted over participant
+/// entries; the agent may write `agent_reserve_*` more (see `lua/chat_send.lua`).
+#[derive(Debug, Clone)]
+pub struct TranscriptCaps {
+    pub max_entries: u64,
+    pub max_bytes: u64,
+    pub agent_reserve_entries: u64,
+    pub agent_reserve_bytes: u64,
+    /// Text of the system entry written when the visitor first meets the cap.
+    pub full_text: String,
+}
+
 /// What the transcript side needs from the routing record: who the visitor is and the
 /// question that opens the transcript, with the time it was asked.
 #[derive(Debug, Clone, Default)]
@@ -102,12 +114,13 @@ impl RedisLayer {
     }
 
     /// Appends a participant's entry; returns (seq, stored now). Refused: `wrong_state`,
-    /// `forbidden`.
+    /// `forbidden`, `cap_reached` (the transcript is at its cap for this role).
     pub async fn chat_append(
         &self,
         chat: &str,
         a: &Append<'_>,
         now: i64,
+        caps: &TranscriptCaps,
     ) -> Result<(String, bool)> {
         let k = &self.keys;
         let (seq, new): (String, i64) = self
@@ -137,6 +150,11 @@ impl RedisLayer {
                     },
                     a.event.to_string(),
                     a.data.as_ref().map(|d| d.to_string()).unwrap_or_default(),
+                    caps.max_entries.to_string(),
+                    caps.max_bytes.to_string(),
+                    caps.agent_reserve_entries.to_string(),
+                    caps.agent_reserve_bytes.to_string(),
+                    caps.full_text.clone(),
                 ],
             )
             .await

@@ -4,14 +4,13 @@
 
 use super::{refusal, RedisLayer, Result};
 use fred::prelude::*;
+use fred::types::sorted_sets::ZSort;
 use std::collections::HashMap;
 
-/// A visitor's stored visit: the record's fields, page history (JSON, oldest first) and the
-/// number of live chats.
+/// A visitor's stored visit: the record's fields and the number of live chats.
 #[derive(Debug, Clone, Default)]
 pub struct VisitorRecord {
     pub fields: HashMap<String, String>,
-    pub pages: Vec<String>,
     pub chats: i64,
 }
 
@@ -31,6 +30,31 @@ pub struct InvitationAccepted {
     pub fresh: bool,
 }
 
+/// A `ZRANGE … WITHSCORES` answer as (member, score) pairs, whether it came flat (RESP2) or
+/// as pairs (RESP3).
+fn scored(v: Value) -> Result<Vec<(String, i64)>> {
+    let Value::Array(items) = v else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::with_capacity(items.len() / 2);
+    let mut it = items.into_iter();
+    while let Some(first) = it.next() {
+        let [member, score]: [Value; 2] = match first {
+            Value::Array(pair) => pair
+                .try_into()
+                .map_err(|_| super::RedisError::Reply("ZRANGE pair".into()))?,
+            member => match it.next() {
+                Some(score) => [member, score],
+                None => return Err(super::RedisError::Reply("ZRANGE odd reply".into())),
+            },
+        };
+        let member: String = member.convert()?;
+        let score: f64 = score.convert()?;
+        out.push((member, score as i64));
+    }
+    Ok(out)
+}
+
 fn pairs(flat: Vec<String>) -> HashMap<String, String> {
     let mut m = HashMap::with_capacity(flat.len() / 2);
     let mut it = flat.into_iter();
@@ -41,8 +65,8 @@ fn pairs(flat: Vec<String>) -> HashMap<String, String> {
 }
 
 impl RedisLayer {
-    /// Records a page view; returns "arrive" or "page" and the record (for "page" only the new
-    /// page in `pages`).
+    /// Records a page view (the history keeps the last `max_pages`); returns "arrive" or
+    /// "page" and the record.
     #[allow(clippy::too_many_arguments)]
     pub async fn visitor_page(
         &self,
@@ -56,7 +80,7 @@ impl RedisLayer {
         max_pages: usize,
     ) -> Result<(String, VisitorRecord)> {
         let k = &self.keys;
-        let (kind, flat, pages, chats): (String, Vec<String>, Vec<String>, i64) = self
+        let (kind, flat, chats): (String, Vec<String>, i64) = self
             .scripts
             .visitor_page
             .evalsha_with_reload(
@@ -79,7 +103,6 @@ impl RedisLayer {
             kind,
             VisitorRecord {
                 fields: pairs(flat),
-                pages,
                 chats,
             },
         ))
@@ -126,7 +149,7 @@ impl RedisLayer {
             .visitor_touch
             .evalsha_with_reload(
                 self.client(),
-                vec![k.visitor(visitor), k.visitor_pages(visitor), k.visitors()],
+                vec![k.visitor(visitor), k.visitors()],
                 vec![k.routing(), visitor.into(), now.to_string()],
             )
             .await?;
@@ -136,11 +159,9 @@ impl RedisLayer {
         if parts.is_empty() {
             return Ok(None);
         }
-        let (flat, pages, chats): (Vec<String>, Vec<String>, i64) =
-            Value::Array(parts).convert()?;
+        let (flat, chats): (Vec<String>, i64) = Value::Array(parts).convert()?;
         Ok(Some(VisitorRecord {
             fields: pairs(flat),
-            pages,
             chats,
         }))
     }
@@ -160,14 +181,13 @@ impl RedisLayer {
         Ok(n == 1)
     }
 
-    /// The visitor's record, page history and live chat count (three commands, pipelined);
-    /// None when the visitor is not on the site.
+    /// The visitor's record and live chat count (two commands, pipelined); None when the
+    /// visitor is not on the site.
     pub async fn visitor_record(&self, visitor: &str) -> Result<Option<VisitorRecord>> {
         let k = &self.keys;
         let c = self.client();
-        let (fields, pages, chats) = tokio::join!(
+        let (fields, chats) = tokio::join!(
             c.hgetall::<HashMap<String, String>, _>(k.visitor(visitor)),
-            c.lrange::<Vec<String>, _>(k.visitor_pages(visitor), 0, -1),
             c.scard::<i64, _>(k.visitor_chats(visitor)),
         );
         let fields = fields?;
@@ -176,17 +196,66 @@ impl RedisLayer {
         }
         Ok(Some(VisitorRecord {
             fields,
-            pages: pages?,
             chats: chats?,
         }))
     }
 
-    /// Ids of the visitors now on the site, least recently seen first.
-    pub async fn present_visitors(&self) -> Result<Vec<String>> {
+    /// The visitor's page history (JSON pages, oldest first); empty when not on the site.
+    pub async fn visitor_pages(&self, visitor: &str) -> Result<Vec<String>> {
         Ok(self
             .client()
-            .zrange(self.keys.visitors(), 0, -1, None, false, None, false)
+            .lrange(self.keys.visitor_pages(visitor), 0, -1)
             .await?)
+    }
+
+    /// Up to `limit` visitors now on the site with their `last_seen`, in the list's order
+    /// (last seen, then id), starting after `after` (None: from the start).
+    pub async fn visitors_after(
+        &self,
+        after: Option<(i64, &str)>,
+        limit: usize,
+    ) -> Result<Vec<(String, i64)>> {
+        // Visitors seen in the same millisecond as the cursor are read again and skipped up
+        // to it; a little more than a page is asked for so that rarely takes a second read.
+        let want = limit + 16;
+        let min = match after {
+            Some((score, _)) => score as f64,
+            None => f64::NEG_INFINITY,
+        };
+        let mut out = Vec::with_capacity(limit);
+        let mut offset = 0i64;
+        loop {
+            let v: Value = self
+                .client()
+                .zrange(
+                    self.keys.visitors(),
+                    min,
+                    f64::INFINITY,
+                    Some(ZSort::ByScore),
+                    false,
+                    Some((offset, want as i64)),
+                    true,
+                )
+                .await?;
+            let page = scored(v)?;
+            let read = page.len();
+            for (id, score) in page {
+                let seen = match after {
+                    Some((s, m)) => score < s || (score == s && id.as_str() <= m),
+                    None => false,
+                };
+                if !seen {
+                    out.push((id, score));
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            if read < want {
+                return Ok(out);
+            }
+            offset += read as i64;
+        }
     }
 
     /// Number of visitors now on the site.

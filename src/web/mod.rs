@@ -86,6 +86,10 @@ pub fn routes() -> Router {
             "/console/history.js",
             serve!("console/history.js", JS, true),
         )
+        .route(
+            "/console/visitors.js",
+            serve!("console/visitors.js", JS, true),
+        )
         .route("/console/socket.js", serve!("shared/socket.js", JS, true))
         .route(
             "/console/transcript.js",

@@ -103,6 +103,15 @@ impl Cluster {
         s.chat.timer_lease_ms = 2_000;
         s.flush.claim_idle_ms = 1_000;
         s.server.drain_seconds = 5;
+        // Every test client comes from 127.0.0.1: the per-address quotas would otherwise
+        // throttle tests that open many visitors (tests/abuse.rs sets its own small limits;
+        // the per-visitor ones stay as configured).
+        s.abuse.new_visitors_per_ip_per_minute = 100_000;
+        s.abuse.new_visitors_per_ip_burst = 100_000;
+        s.abuse.chat_requests_per_ip_per_hour = 100_000;
+        s.abuse.chat_requests_per_ip_burst = 100_000;
+        s.abuse.page_views_per_ip_per_minute = 100_000;
+        s.abuse.page_views_per_ip_burst = 100_000;
         // A drain ends once its work is done: no load balancer here needs time to notice.
         s.server.drain_listen_seconds = 0;
         let mut pg_schema = None;
@@ -275,6 +284,20 @@ impl Client {
         token: &str,
         headers: &[(&str, &str)],
     ) -> Client {
+        match Client::try_connect_with_headers(node, role, token, headers).await {
+            Ok(c) => c,
+            Err(code) => panic!("no welcome frame: the node closed the socket with {code}"),
+        }
+    }
+
+    /// Connects with extra request headers; Err(close code) when the node closes the socket
+    /// instead of sending `welcome` (a refused token, origin or limit).
+    pub async fn try_connect_with_headers(
+        node: &Running,
+        role: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Client, u16> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut req = format!("ws://{}/ws/{role}?token={token}", node.addr)
             .into_client_request()
@@ -295,8 +318,15 @@ impl Client {
             backlog: vec![],
             closed: None,
         };
-        c.welcome = c.expect("welcome").await;
-        c
+        let deadline = tokio::time::Instant::now() + WAIT;
+        match c.next_frame(deadline).await {
+            Some(f) if f["type"] == "welcome" => {
+                c.welcome = f;
+                Ok(c)
+            }
+            Some(f) => panic!("expected welcome or a close, got {f}"),
+            None => Err(c.closed.expect("closed without welcome")),
+        }
     }
 
     pub async fn visitor(node: &Running, token: &str) -> Client {

@@ -24,7 +24,7 @@ function table(dir) {
     '/console/transcript.js': [JS, f('shared/transcript.js')],
     '/demo/': [HTML, f('demo/index.html')]
   };
-  for (const m of ['console', 'strings', 'api', 'offers', 'chats', 'history']) t[`/console/${m}.js`] = [JS, f(`console/${m}.js`)];
+  for (const m of ['console', 'strings', 'api', 'offers', 'chats', 'history', 'visitors']) t[`/console/${m}.js`] = [JS, f(`console/${m}.js`)];
   for (const p of ['index', 'pricing', 'contact']) t[`/demo/${p}.html`] = [HTML, f(`demo/${p}.html`)];
   return t;
 }

@@ -376,6 +376,7 @@ impl Peer {
                 code,
                 message,
                 reference,
+                ..
             } => {
                 if self.role == AGENT && !self.ready {
                     w.setup_errors.add(code, &message);

@@ -5,7 +5,8 @@ import { S, fmt, translatePage } from './strings.js';
 import { api, setToken, ApiError } from './api.js';
 import { Offers, askNotificationPermission } from './offers.js';
 import { Chats } from './chats.js';
-import { History, Visitors, CannedAdmin } from './history.js';
+import { History, CannedAdmin } from './history.js';
+import { Visitors } from './visitors.js';
 import { Waiting } from './waiting.js';
 import { Inbox } from './inbox.js';
 
@@ -152,6 +153,12 @@ function onFrame(f) {
       break;
     case 'visitors_changed':
       visitors.onChanged(f);
+      break;
+    case 'visitors_stale':
+      visitors.onStale();
+      break;
+    case 'visitor_history':
+      visitors.onHistory(f);
       break;
     case 'invitation_result':
       if (visitors.onResult(f)) {

@@ -1,0 +1,339 @@
+// The site-visitors view: the live list from `watch_visitors` (read in pages, then changes),
+// one visitor's page history on demand (`visitor_history`), and proactive invitations
+// (`invite`, answered by `invitation_result`).
+//
+// The table is virtual: only the rows in view (and a few around them) are in the DOM, between
+// two spacer rows that keep the scroll height of the whole list, and repaints are folded into
+// one per animation frame. Ten thousand visitors cost a sort when the list changes and a few
+// dozen rows per frame, never ten thousand DOM rows.
+
+import { S, fmt, h, formatDate } from './strings.js';
+
+/** Height of one row in px; console.css gives every visitor row exactly this height. */
+const ROW_PX = 36;
+/** Rows rendered above and below the visible ones, so a scroll shows no gap. */
+const OVERSCAN = 8;
+/** After `visitors_stale` (the list changed faster than the node sends), read it again this late. */
+const STALE_REFETCH_MS = 30000;
+
+function duration(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const hh = Math.floor(s / 3600);
+  const mm = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return hh ? `${hh}:${String(mm).padStart(2, '0')}:${ss}` : `${mm}:${ss}`;
+}
+
+/** A DOM-built link for an http(s) URL the visitor's browser reported; plain text otherwise. */
+function urlNode(url, text) {
+  const href = SbTranscript.safeHref(url);
+  if (!href) return h('span', { text: text || url || '' });
+  return h('a', { href, target: '_blank', rel: 'noopener noreferrer', text: text || url });
+}
+
+/** Whether `v` is at least as recent as `old` (changes of different nodes may cross). */
+function newer(v, old) {
+  return !old || (v.last_seen || 0) >= (old.last_seen || 0);
+}
+
+/** Makes `items` the children of `parent`, moving only what has to move: a row that stays in
+ * view stays in the DOM untouched, and so does the focus in it. */
+function place(parent, items) {
+  const keep = new Set(items);
+  for (const c of [...parent.children]) if (!keep.has(c)) c.remove();
+  let at = parent.firstChild;
+  for (const el of items) {
+    if (at === el) at = at.nextSibling;
+    else parent.insertBefore(el, at);
+  }
+}
+
+export class Visitors {
+  /** root: the view; send(frame): false when not connected. */
+  constructor({ root, send }) {
+    this.root = root;
+    this.send = send;
+    this.scroller = root.querySelector('[data-testid="visitors-scroll"]');
+    this.rows = root.querySelector('[data-testid="visitors-rows"]');
+    this.empty = root.querySelector('[data-testid="no-visitors"]');
+    this.count = root.querySelector('[data-testid="visitors-count"]');
+    this.result = root.querySelector('[data-testid="invite-result"]');
+    this.detail = root.querySelector('[data-testid="visitor-detail"]');
+    this.stale = root.querySelector('[data-testid="visitors-stale"]');
+    this.newOnly = root.querySelector('[data-testid="visitors-new-only"]');
+    this.newOnly.addEventListener('change', () => this.changed());
+    this.scroller.addEventListener('scroll', () => this.schedule(), { passive: true });
+    window.addEventListener('resize', () => this.schedule());
+    this.stale.querySelector('button').addEventListener('click', () => this.watch());
+    /** visitor id -> record, as shown. */
+    this.visitors = new Map();
+    /** While the pages of a fresh read arrive: the list being built (changes go to both). */
+    this.loading = null;
+    /** The shown list, filtered and sorted; null when it must be worked out again. */
+    this.order = null;
+    this.selected = null;
+    /** Page history of the selected visitor (`visitor_history`), with its page count. */
+    this.history = null;
+    this.watching = false;
+    this.ticker = null;
+    this.frame = 0;
+    this.refetch = null;
+    /** Rows in the DOM by visitor id, with the record and selection they show: a repaint
+     * keeps an unchanged row's element (and the focus in it). */
+    this.rendered = new Map();
+    // The spacers stand for the rows above and below the rendered ones. Their height is set
+    // through the CSSOM: the console's CSP allows no style attributes.
+    this.top = h('tr', { class: 'spacer', 'aria-hidden': 'true' });
+    this.bottom = h('tr', { class: 'spacer', 'aria-hidden': 'true' });
+  }
+
+  /** Shown: start watching (again after a reconnect, or to read a stale list again). */
+  watch() {
+    this.watching = true;
+    clearTimeout(this.refetch);
+    this.refetch = null;
+    this.loading = new Map();
+    this.send({ type: 'watch_visitors' });
+    clearInterval(this.ticker);
+    this.ticker = setInterval(() => this.tick(), 1000);
+  }
+
+  unwatch() {
+    if (!this.watching) return;
+    this.watching = false;
+    clearInterval(this.ticker);
+    clearTimeout(this.refetch);
+    this.refetch = null;
+    this.loading = null;
+    this.send({ type: 'unwatch_visitors' });
+  }
+
+  /** One page of the list; asks for the next one until the last, then shows the fresh list. */
+  onSnapshot(f) {
+    if (!this.loading) return;
+    if (!f.after) this.loading = new Map();
+    for (const v of f.visitors || []) {
+      if (v && v.visitor_id && newer(v, this.loading.get(v.visitor_id))) this.loading.set(v.visitor_id, v);
+    }
+    if (f.next) {
+      this.send({ type: 'list_visitors', after: f.next });
+      return;
+    }
+    this.visitors = this.loading;
+    this.loading = null;
+    this.stale.hidden = true;
+    this.changed();
+  }
+
+  /** Each change carries the visitor's whole record (none for `leave`). */
+  onChanged(f) {
+    let selectedChanged = false;
+    for (const ch of f.changes || []) {
+      if (!ch || !ch.visitor_id) continue;
+      for (const list of [this.visitors, this.loading]) {
+        if (!list) continue;
+        if (ch.kind === 'leave') list.delete(ch.visitor_id);
+        else if (ch.visitor && newer(ch.visitor, list.get(ch.visitor_id))) list.set(ch.visitor_id, ch.visitor);
+      }
+      if (ch.visitor_id === this.selected) selectedChanged = true;
+    }
+    this.changed();
+    if (selectedChanged) this.loadHistory();
+  }
+
+  /** The node stopped sending changes (this connection was over its byte budget). */
+  onStale() {
+    this.stale.hidden = false;
+    clearTimeout(this.refetch);
+    this.refetch = setTimeout(() => {
+      if (this.watching) this.watch();
+    }, STALE_REFETCH_MS);
+  }
+
+  onHistory(f) {
+    if (f.visitor_id !== this.selected) return;
+    this.history = f.pages || [];
+    this.renderDetail();
+  }
+
+  who(v) {
+    return (v && (v.email || v.name)) || S.anonymous;
+  }
+
+  /** The list changed: work out its order again at the next frame. */
+  changed() {
+    this.order = null;
+    this.schedule();
+  }
+
+  schedule() {
+    if (!this.frame) this.frame = requestAnimationFrame(() => this.paint());
+  }
+
+  shown() {
+    if (!this.order) {
+      const onlyNew = this.newOnly.checked;
+      this.order = [...this.visitors.values()]
+        .filter((v) => !onlyNew || v.new)
+        .sort((a, b) => (a.started_at || 0) - (b.started_at || 0) || (a.visitor_id < b.visitor_id ? -1 : 1));
+    }
+    return this.order;
+  }
+
+  /** Renders the rows in view between two spacers that stand for the others. */
+  paint() {
+    this.frame = 0;
+    const list = this.shown();
+    this.count.textContent = fmt(S.visitorsCount, { n: list.length });
+    this.empty.hidden = list.length > 0;
+    // How far the list's first row is above the scroller's top edge.
+    const scrolled = this.scroller.getBoundingClientRect().top - this.rows.getBoundingClientRect().top;
+    const first = Math.max(0, Math.min(list.length, Math.floor(scrolled / ROW_PX) - OVERSCAN));
+    const last = Math.min(list.length, first + Math.ceil(this.scroller.clientHeight / ROW_PX) + 2 * OVERSCAN);
+    this.top.style.height = `${first * ROW_PX}px`;
+    this.bottom.style.height = `${(list.length - last) * ROW_PX}px`;
+    const items = [this.top];
+    const rendered = new Map();
+    for (let i = first; i < last; i++) {
+      const v = list[i];
+      const selected = this.selected === v.visitor_id;
+      const old = this.rendered.get(v.visitor_id);
+      const el = old && old.v === v && old.selected === selected ? old.el : this.row(v, selected);
+      el.setAttribute('data-index', String(i));
+      el.setAttribute('aria-rowindex', String(i + 2));
+      rendered.set(v.visitor_id, { v, selected, el });
+      items.push(el);
+    }
+    items.push(this.bottom);
+    this.rendered = rendered;
+    place(this.rows, items);
+    this.rows.setAttribute('data-first', String(first));
+  }
+
+  row(v, selected) {
+    const time = h('td', { 'data-testid': 'visitor-time', 'data-started': String(v.started_at || 0), text: duration(Date.now() - (v.started_at || Date.now())) });
+    const who = h('td', { 'data-testid': 'visitor-email' }, [h('span', { text: this.who(v) })]);
+    if (v.email && !v.email_verified) who.appendChild(h('span', { class: 'tag', 'data-testid': 'visitor-unverified', text: S.unverified }));
+    if (v.new) who.appendChild(h('span', { class: 'tag', 'data-testid': 'visitor-new', text: S.isNew }));
+    const invite = h('button', { type: 'button', class: 'primary', 'data-testid': 'visitor-invite', text: S.startChat, disabled: !!v.chatting, onclick: () => this.invite(v.visitor_id) });
+    const details = h('button', { type: 'button', 'data-testid': 'visitor-details', text: S.details, 'aria-pressed': selected ? 'true' : 'false', onclick: () => this.select(v.visitor_id) });
+    return h('tr', { 'data-testid': 'visitor-row', 'data-visitor-id': v.visitor_id, 'data-new': v.new ? 'true' : 'false', 'data-chatting': v.chatting ? 'true' : 'false', class: selected ? 'selected' : '' }, [
+      who,
+      h('td', { class: 'url', 'data-testid': 'visitor-url', title: v.url || '' }, [urlNode(v.url, v.title || v.url)]),
+      h('td', { 'data-testid': 'visitor-country', text: v.country || '' }),
+      h('td', { 'data-testid': 'visitor-ip', text: v.ip || '' }),
+      time,
+      h('td', { 'data-testid': 'visitor-chatting', text: v.chatting ? S.yes : S.no }),
+      h('td', { class: 'actions' }, [details, invite])
+    ]);
+  }
+
+  /** Time on site, for the rows in the DOM only. */
+  tick() {
+    for (const td of this.rows.querySelectorAll('[data-testid="visitor-time"]')) {
+      const started = Number(td.getAttribute('data-started')) || Date.now();
+      td.textContent = duration(Date.now() - started);
+    }
+  }
+
+  select(id) {
+    this.selected = this.selected === id ? null : id;
+    this.history = null;
+    this.changed();
+    this.renderDetail();
+    if (this.selected) {
+      this.loadHistory();
+      const first = this.detail.querySelector('textarea');
+      if (first) first.focus();
+    }
+  }
+
+  loadHistory() {
+    if (this.selected) this.send({ type: 'visitor_history', visitor_id: this.selected });
+  }
+
+  renderDetail() {
+    const id = this.selected;
+    const d = this.detail;
+    d.hidden = !id;
+    if (!id) {
+      d.textContent = '';
+      return;
+    }
+    const v = this.visitors.get(id);
+    // Keep a message being typed across live updates.
+    const typed = d.querySelector('textarea') ? d.querySelector('textarea').value : '';
+    const hadFocus = d.contains(document.activeElement) && document.activeElement.tagName === 'TEXTAREA';
+    d.textContent = '';
+    d.appendChild(h('div', { class: 'detail-head' }, [
+      h('h2', { 'data-testid': 'visitor-detail-name', text: this.who(v || { email: '' }) }),
+      h('button', { type: 'button', class: 'link', text: S.closeDetails, onclick: () => this.select(id) })
+    ]));
+    if (!v) {
+      d.appendChild(h('p', { class: 'muted', 'data-testid': 'visitor-left', text: S.visitorLeft }));
+      return;
+    }
+    const facts = [v.name && v.email ? v.name : '', v.country, v.ip].filter(Boolean).join(' · ');
+    if (facts) d.appendChild(h('p', { class: 'muted', text: facts }));
+    d.appendChild(h('h3', { text: fmt(S.pagesSeen, { n: v.page_count || 0 }) }));
+    const ol = h('ol', { class: 'pages', 'data-testid': 'visitor-pages' });
+    for (const pg of this.history || []) {
+      const li = h('li', { 'data-testid': 'visitor-page', 'data-url': pg.url || '' }, [
+        urlNode(pg.url, pg.title || pg.url),
+        h('small', { text: ` ${formatDate(pg.at)}` })
+      ]);
+      if (pg.title) li.appendChild(h('div', { class: 'muted small', text: pg.url || '' }));
+      if (pg.referrer) li.appendChild(h('div', { class: 'muted small', text: fmt(S.referrer, { referrer: pg.referrer }) }));
+      ol.appendChild(li);
+    }
+    d.appendChild(ol);
+    const msg = h('textarea', { rows: '2', maxlength: '500', 'aria-label': S.inviteMessage, placeholder: S.inviteMessage, 'data-testid': 'visitor-invite-message' });
+    msg.value = typed;
+    d.appendChild(msg);
+    d.appendChild(h('button', { type: 'button', class: 'primary', 'data-testid': 'visitor-invite-send', text: S.startChat, disabled: !!v.chatting, onclick: () => this.invite(id, msg.value.trim()) }));
+    if (hadFocus) msg.focus();
+  }
+
+  invite(id, message) {
+    const v = this.visitors.get(id);
+    const frame = { type: 'invite', visitor_id: id };
+    if (message) frame.message = message;
+    if (!this.send(frame)) {
+      this.show(S.reconnecting, 'error');
+      return;
+    }
+    this.invitedVisitor = this.invitedVisitor || new Map();
+    this.invitedVisitor.set(id, this.who(v));
+    const typed = this.detail.querySelector('textarea');
+    if (typed) typed.value = '';
+    this.show(fmt(S.inviting, { who: this.who(v) }), 'pending');
+  }
+
+  /** `invitation_result`; returns true when the chat should open. */
+  onResult(f) {
+    const known = this.invitedVisitor && this.invitedVisitor.get(f.visitor_id);
+    const who = known || this.who(this.visitors.get(f.visitor_id));
+    const text = S.inviteResult[f.result] ? fmt(S.inviteResult[f.result], { who }) : `${who}: ${f.result}`;
+    this.show(text, f.result);
+    return f.result === 'accepted';
+  }
+
+  /** An error about an invitation or a page history (ref = visitor id); true when it was one. */
+  onError(f) {
+    if (!f.ref) return false;
+    if (f.ref === this.selected && f.code === 4004) {
+      this.history = [];
+      this.renderDetail();
+      return true;
+    }
+    if (!this.invitedVisitor || !this.invitedVisitor.has(f.ref)) return false;
+    this.show(f.message || `error ${f.code}`, 'error');
+    return true;
+  }
+
+  show(text, result) {
+    this.result.textContent = text;
+    this.result.setAttribute('data-result', result || '');
+    this.result.hidden = !text;
+  }
+}
