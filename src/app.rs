@@ -231,6 +231,11 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         tokio::spawn(chat::availability::run(service.clone(), drain_rx.clone())),
         tokio::spawn(chat::mail::run(service.clone(), drain_rx.clone())),
         tokio::spawn(chat::limits::run(service.limits.clone(), drain_rx.clone())),
+        tokio::spawn(chat::webhooks::worker::run(
+            service.clone(),
+            drain_rx.clone(),
+        )),
+        tokio::spawn(chat::retention::run(service.clone(), drain_rx.clone())),
     ];
     tracing::info!(%addr, node, "listening");
     Ok(Running {

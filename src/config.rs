@@ -9,6 +9,9 @@ use std::path::Path;
 /// The defaults, compiled in so a node runs without any file; `config/default.toml` is the same text.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
+mod integrations;
+pub use integrations::parse_network;
+
 /// Largest `redis.subscriber_buffer`: the buffer's slots are allocated up front.
 pub const MAX_SUBSCRIBER_BUFFER: usize = 262_144;
 
@@ -26,6 +29,8 @@ pub struct Settings {
     pub files: Files,
     pub offline: Offline,
     pub mail: Mail,
+    pub webhooks: Webhooks,
+    pub retention: Retention,
     pub log: Log,
 }
 
@@ -373,6 +378,66 @@ impl Files {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct Webhooks {
+    /// Milliseconds to open a connection to an endpoint.
+    pub connect_timeout_ms: u64,
+    /// Milliseconds for a whole delivery request, response included.
+    pub timeout_ms: u64,
+    /// Milliseconds before the first retry of a failed delivery; doubled at each retry (with
+    /// jitter) up to `retry_max_delay_ms`.
+    pub retry_base_ms: u64,
+    /// Longest pause between two retries, in milliseconds.
+    pub retry_max_delay_ms: u64,
+    /// Milliseconds after the event during which failed deliveries are retried; then given up.
+    pub retry_for_ms: u64,
+    /// Failed attempts in a row (any event) after which an endpoint is disabled.
+    pub disable_after_failures: u32,
+    /// Milliseconds an event taken by a node may stay unfinished before another node takes it
+    /// over (the first died). At least twice `timeout_ms`.
+    pub claim_idle_ms: u64,
+    /// Events, and due retries, a node takes at once.
+    pub batch: usize,
+    /// When not empty, the only hosts endpoints may name: exact names or `*.example.com`.
+    pub allowed_hosts: Vec<String>,
+    /// Networks (CIDR) endpoints may reach although they are loopback, private, link-local or
+    /// otherwise internal (refused by default).
+    pub allowed_networks: Vec<String>,
+}
+
+impl Webhooks {
+    /// `allowed_networks`, parsed (validated at start).
+    pub fn networks(&self) -> Vec<ipnet::IpNet> {
+        self.allowed_networks
+            .iter()
+            .filter_map(|n| parse_network(n))
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Days chat transcripts (Messages) are kept after the chat ended, with interactions left
+    /// without any chat; 0 = for ever.
+    pub transcripts_days: u32,
+    /// Days chat files are kept after upload; 0 = for ever.
+    pub files_days: u32,
+    /// Days offline messages are kept; 0 = for ever.
+    pub offline_messages_days: u32,
+    /// Days the webhook delivery log and the stored event bodies are kept; 0 = for ever.
+    pub webhook_log_days: u32,
+    /// Days audit log entries are kept; 0 = for ever.
+    pub audit_days: u32,
+    /// Milliseconds between two runs of the purge job (on one node at a time).
+    pub interval_ms: u64,
+    /// Rows (or files) deleted per batch.
+    pub batch: u32,
+    /// Milliseconds the purging node holds its lease in Redis, renewed after every batch.
+    pub lease_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Log {
     /// `human` or `json`.
     pub format: String,
@@ -408,6 +473,8 @@ impl Settings {
                 .with_list_parse_key("server.allowed_origins")
                 .with_list_parse_key("server.trusted_proxies")
                 .with_list_parse_key("files.allowed_types")
+                .with_list_parse_key("webhooks.allowed_hosts")
+                .with_list_parse_key("webhooks.allowed_networks")
                 .try_parsing(true),
         );
         let s: Settings = b.build()?.try_deserialize()?;
@@ -699,6 +766,7 @@ impl Settings {
         if self.mail.enabled() && self.mail.from.is_empty() {
             return bad("mail.from", "must be set when notifications are on");
         }
+        self.validate_integrations()?;
         if !matches!(self.log.format.as_str(), "human" | "json") {
             return bad("log.format", "must be `human` or `json`");
         }

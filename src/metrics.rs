@@ -77,6 +77,16 @@ pub struct Metrics {
     pub agent_sockets_closed: IntCounterVec,
     /// Files deleted from the file storage with their trashed chat.
     pub files_deleted: IntCounter,
+    /// Webhook delivery attempts made by this node, by outcome.
+    pub webhook_deliveries: IntCounterVec,
+    /// Webhook endpoints disabled after repeated failures (cluster-wide, sampled).
+    pub webhook_endpoints_disabled: IntGauge,
+    /// Webhook events not yet handed out and deliveries waiting for a retry (cluster-wide).
+    pub webhook_pending: IntGaugeVec,
+    /// Rows (or files) the retention job deleted on this node, by kind of data.
+    pub retention_purged: IntCounterVec,
+    /// Retention job runs on this node, by outcome.
+    pub retention_runs: IntCounterVec,
 }
 
 /// The `limit` label values of `switchboard_limited_total`.
@@ -404,6 +414,39 @@ impl Metrics {
                 &r,
                 "switchboard_files_deleted_total",
                 "Chat files deleted from the file storage because their chat was trashed.",
+            ),
+            webhook_deliveries: counter_vec(
+                &r,
+                "switchboard_webhook_deliveries_total",
+                "Webhook delivery attempts made by this node, by outcome (delivered; failed: retried later; given_up: retries exhausted; refused: the address is not allowed, retried; dropped: the endpoint was disabled or deleted).",
+                &["outcome"],
+            ),
+            webhook_endpoints_disabled: {
+                let g = IntGauge::new(
+                    "switchboard_webhook_endpoints_disabled",
+                    "Webhook endpoints disabled after repeated failures (cluster-wide, sampled).",
+                )
+                .expect("valid metric");
+                r.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
+            webhook_pending: gauge_vec(
+                &r,
+                "switchboard_webhook_pending",
+                "Webhook work waiting (cluster-wide, sampled), by kind: events in the stream not yet finished, deliveries waiting for a retry.",
+                &["kind"],
+            ),
+            retention_purged: counter_vec(
+                &r,
+                "switchboard_retention_purged_total",
+                "Rows (files for kind files) the retention job deleted on this node, by kind of data.",
+                &["kind"],
+            ),
+            retention_runs: counter_vec(
+                &r,
+                "switchboard_retention_runs_total",
+                "Retention job runs on this node, by outcome (done; skipped: another node held the lease; failed: the store or Redis failed, tried again next interval).",
+                &["outcome"],
             ),
             redis_append: redis_latency.with_label_values(&["append"]),
             redis_latency,

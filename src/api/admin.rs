@@ -1,8 +1,9 @@
 //! The admin API for agents: list, create, change (name, role, queues, capacity), disable and
 //! enable, delete, reset a password, end an agent's sessions. Admins only, by the role the
 //! store holds at the time of the request. Every change takes effect at once on every node
-//! (see `chat::agents`).
+//! (see `chat::agents`), and every change is written to the audit log.
 
+use super::admin_request::admin;
 use super::auth::admin_from;
 use super::{err, ApiError, ApiResult};
 use crate::chat::sessions::Ending;
@@ -86,7 +87,7 @@ async fn create(
     headers: HeaderMap,
     Json(c): Json<CreateAgent>,
 ) -> ApiResult<Response> {
-    admin_from(&svc, &headers).await?;
+    let actor = admin(&svc, &headers).await?;
     let new = NewAgent {
         display_name: c.display_name.unwrap_or_else(|| c.username.clone()),
         username: c.username,
@@ -100,6 +101,14 @@ async fn create(
             .unwrap_or_else(|| vec![svc.settings.chat.default_queue.clone()]),
     };
     let agent = svc.store.create_agent(&new).await?;
+    let detail = json!({ "role": agent.role, "queues": agent.queues });
+    svc.audit(
+        &actor,
+        "agent.create",
+        &format!("agent:{}", agent.id),
+        detail,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(json!(agent))).into_response())
 }
 
@@ -109,11 +118,20 @@ async fn change(
     Path(id): Path<String>,
     Json(changes): Json<AgentChanges>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    admin_from(&svc, &headers).await?;
+    let actor = admin(&svc, &headers).await?;
     let agent = svc
         .change_agent(agent_id(&id)?, &changes)
         .await
         .map_err(named)?;
+    let detail =
+        json!({ "role": agent.role, "queues": agent.queues, "max_chats": agent.max_chats });
+    svc.audit(
+        &actor,
+        "agent.change",
+        &format!("agent:{}", agent.id),
+        detail,
+    )
+    .await?;
     Ok(Json(json!(agent)))
 }
 
@@ -123,11 +141,18 @@ async fn set_disabled(
     id: &str,
     disabled: bool,
 ) -> ApiResult<Json<serde_json::Value>> {
-    admin_from(svc, headers).await?;
+    let actor = admin(svc, headers).await?;
     let agent = svc
         .set_agent_disabled(agent_id(id)?, disabled)
         .await
         .map_err(named)?;
+    let action = if disabled {
+        "agent.disable"
+    } else {
+        "agent.enable"
+    };
+    svc.audit(&actor, action, &format!("agent:{}", agent.id), json!({}))
+        .await?;
     Ok(Json(json!(agent)))
 }
 
@@ -152,8 +177,11 @@ async fn remove(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    admin_from(&svc, &headers).await?;
-    svc.delete_agent(agent_id(&id)?).await.map_err(named)?;
+    let actor = admin(&svc, &headers).await?;
+    let id = agent_id(&id)?;
+    svc.delete_agent(id).await.map_err(named)?;
+    svc.audit(&actor, "agent.delete", &format!("agent:{id}"), json!({}))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -168,10 +196,13 @@ async fn password(
     Path(id): Path<String>,
     Json(p): Json<NewPassword>,
 ) -> ApiResult<StatusCode> {
-    admin_from(&svc, &headers).await?;
-    svc.reset_agent_password(agent_id(&id)?, &p.password)
+    let actor = admin(&svc, &headers).await?;
+    let id = agent_id(&id)?;
+    svc.reset_agent_password(id, &p.password)
         .await
         .map_err(named)?;
+    svc.audit(&actor, "agent.password", &format!("agent:{id}"), json!({}))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -180,9 +211,12 @@ async fn logout(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    admin_from(&svc, &headers).await?;
-    svc.end_agent_sessions(agent_id(&id)?, Ending::Admin)
+    let actor = admin(&svc, &headers).await?;
+    let id = agent_id(&id)?;
+    svc.end_agent_sessions(id, Ending::Admin)
         .await
         .map_err(named)?;
+    svc.audit(&actor, "agent.logout", &format!("agent:{id}"), json!({}))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

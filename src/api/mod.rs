@@ -1,9 +1,12 @@
 //! HTTP/JSON handlers: visitor sessions, interactions and transcripts, health and metrics; agent
 //! login in `login` (bounded and throttled), sessions and the checks every agent endpoint makes
-//! in `auth`, the admin API in `admin`, canned responses, files and the inbox in theirs. Errors
-//! are `{"code", "error", "message"}` with the HTTP status of the code (see `docs/protocol.md`).
+//! in `auth`, the agents' admin API in `admin` (what admin endpoints share in `admin_request`),
+//! webhooks, data protection and the audit log in `webhooks` and `privacy`, canned responses,
+//! files and the inbox in theirs. Errors are `{"code", "error", "message"}` with the HTTP status
+//! of the code (see `docs/protocol.md`).
 
 mod admin;
+mod admin_request;
 mod auth;
 mod canned;
 mod cors;
@@ -13,6 +16,8 @@ mod inbox;
 mod login;
 
 pub use login::login_concurrency;
+mod privacy;
+mod webhooks;
 
 use crate::chat::identity::{new_id, Identity};
 use crate::chat::{ChatError, Service};
@@ -87,6 +92,8 @@ pub fn routes(svc: Arc<Service>) -> Router {
         .route("/readyz", get(readyz))
         .merge(canned::routes())
         .merge(inbox::routes())
+        .merge(webhooks::routes())
+        .merge(privacy::routes())
         .with_state(svc.clone())
         .merge(login::routes(svc))
 }

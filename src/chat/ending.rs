@@ -91,7 +91,8 @@ impl Service {
         Ok(())
     }
 
-    /// Transcript side of an end (idempotent): the end system message.
+    /// Transcript side of an end (idempotent): the end system message, then the `chat.ended`
+    /// webhook event (once per chat).
     pub(super) async fn apply_end(&self, chat: &str) -> ChatResult<()> {
         let r = self.redis.chat_record(chat).await?;
         if r.is_empty() {
@@ -106,7 +107,7 @@ impl Service {
         self.redis
             .chat_end(chat, &g("ended_by"), &g("end_reason"), at, &opening)
             .await?;
-        Ok(())
+        self.hook_chat_ended(chat, &r).await
     }
 
     /// Queues the flush job of a decided chat (after making sure its transcript is closed).

@@ -62,7 +62,7 @@ impl Service {
             .filter_map(|e| e.data.as_ref()?.get("id")?.as_str())
             .filter(|id| crate::store::valid_file_id(id))
         {
-            self.files.delete_checked(id).await?;
+            self.files.remove(id).await?;
             self.metrics.files_deleted.inc();
         }
         Ok(())

@@ -15,6 +15,7 @@
 //! holds (a node frozen mid-flush) fails its lock wait, stays pending and is retried after
 //! `flush.claim_idle_ms`, while the rest of the batch is written.
 
+use super::consumer::{consume, Pace, StreamWork};
 use super::{now_ms, Service};
 use crate::store::{timeout_kind, FlushOutcome, StoreError, TranscriptEntry, TranscriptRecord};
 use futures_util::future::join_all;
@@ -34,45 +35,52 @@ pub enum FlushError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Files(#[from] crate::store::FilesError),
+    #[error("webhook event: {0}")]
+    Hook(String),
 }
 
-pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
-    let consumer = svc.node.clone();
-    let batch = svc.settings.flush.batch.max(1);
-    let claim_every = (svc.settings.flush.claim_idle_ms / 2).max(100) as i64;
-    let mut last_claim = 0i64;
-    loop {
-        if *stop.borrow() {
-            return;
-        }
-        let mut jobs = Vec::new();
-        if now_ms() - last_claim >= claim_every {
-            last_claim = now_ms();
-            match svc
-                .redis
-                .claim_stale_flush_jobs(&consumer, svc.settings.flush.claim_idle_ms, batch)
-                .await
-            {
-                Ok(j) => jobs.extend(j),
-                Err(e) => tracing::warn!(error = %e, "claiming stale flush jobs failed"),
-            }
-        }
-        // Taken-over jobs are worked on at once; otherwise wait for new ones.
-        let block_ms = if jobs.is_empty() { 500 } else { 1 };
-        let read = tokio::select! {
-            r = svc.redis.read_flush_jobs(&consumer, batch, block_ms) => r,
-            _ = stop.changed() => return,
-        };
-        match read {
-            Ok(j) => jobs.extend(j),
-            Err(e) => {
-                svc.metrics.redis_errors.inc();
-                tracing::warn!(error = %e, "reading flush jobs failed");
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            }
-        }
-        finish_jobs(&svc, jobs).await;
+/// The flush jobs of the `{f}` stream, for `consumer::consume`.
+struct FlushJobs<'a> {
+    svc: &'a Service,
+    consumer: String,
+    batch: usize,
+}
+
+impl StreamWork for FlushJobs<'_> {
+    type Item = (String, String);
+
+    async fn claim(&self) -> Result<Vec<(String, String)>, crate::redis::RedisError> {
+        let idle = self.svc.settings.flush.claim_idle_ms;
+        self.svc
+            .redis
+            .claim_stale_flush_jobs(&self.consumer, idle, self.batch)
+            .await
     }
+
+    async fn read(&self, block_ms: u64) -> Result<Vec<(String, String)>, crate::redis::RedisError> {
+        self.svc
+            .redis
+            .read_flush_jobs(&self.consumer, self.batch, block_ms)
+            .await
+    }
+
+    async fn handle(&self, jobs: Vec<(String, String)>) {
+        finish_jobs(self.svc, jobs).await
+    }
+}
+
+pub async fn run(svc: Arc<Service>, stop: watch::Receiver<bool>) {
+    let work = FlushJobs {
+        svc: &svc,
+        consumer: svc.node.clone(),
+        batch: svc.settings.flush.batch.max(1),
+    };
+    let pace = Pace {
+        what: "flush",
+        claim_idle_ms: svc.settings.flush.claim_idle_ms,
+        block_ms: 500,
+    };
+    consume(&work, pace, || svc.metrics.redis_errors.inc(), stop).await
 }
 
 /// Runs a batch of jobs to completion, or leaves a job pending for a retry: reads every chat
@@ -169,7 +177,7 @@ enum Read {
     Ready(Box<TranscriptRecord>),
 }
 
-fn transcript_entry(e: crate::protocol::Entry) -> TranscriptEntry {
+pub(super) fn transcript_entry(e: crate::protocol::Entry) -> TranscriptEntry {
     TranscriptEntry {
         seq: e.seq,
         kind: if e.kind == crate::protocol::EntryKind::System {
@@ -229,25 +237,43 @@ async fn read_chat(svc: &Service, chat: &str) -> Result<Read, FlushError> {
     })))
 }
 
-/// Removes a written chat's keys from Redis, and a trashed chat's files from the file storage
-/// first (a failure there leaves the job pending: the write is idempotent, the deletion too).
-/// Returns the outcome label.
+/// Removes a written chat's keys from Redis, after a trashed chat's files are deleted from the
+/// file storage and its `interaction.decided` webhook event is emitted (a failure of either leaves
+/// the job pending: the write, the deletion and the event are idempotent). Returns the outcome
+/// label.
 async fn forget_written(
     svc: &Service,
     written: Result<FlushOutcome, StoreError>,
     record: &TranscriptRecord,
 ) -> Result<&'static str, FlushError> {
-    let chat = record.chat_id.as_str();
-    let outcome = match written? {
+    let written = written?;
+    let outcome = match written {
         FlushOutcome::Written { .. } => "written",
         FlushOutcome::AlreadyWritten { .. } => "already_written",
     };
     if record.decision == "trash" {
         svc.delete_chat_files(&record.entries).await?;
     }
+    svc.hook_decided(record, &written)
+        .await
+        .map_err(|e| FlushError::Hook(e.message))?;
+    let chat = record.chat_id.as_str();
     tokio::try_join!(
         svc.redis.forget_transcript(chat),
         svc.redis.forget_routing(chat)
     )?;
     Ok(outcome)
+}
+
+/// Flushes one decided chat at once, outside the stream (an erasure needs the chat in SQL
+/// before it deletes the contact's rows); the chat's job in the stream later finds it gone.
+pub(crate) async fn flush_now(svc: &Service, chat: &str) -> Result<&'static str, FlushError> {
+    match read_chat(svc, chat).await? {
+        Read::Gone => Ok("gone"),
+        Read::NotDecided => Ok("not_decided"),
+        Read::Ready(record) => {
+            let written = svc.store.write_transcript(&record).await;
+            forget_written(svc, written, &record).await
+        }
+    }
 }

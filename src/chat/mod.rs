@@ -1,13 +1,17 @@
 //! The chat domain: what visitors and agents can do, the follow-ups that complete each
 //! transition (see the outbox timers in `docs/design-redis.md`), routing, queue positions,
-//! timers, presence and the flush. Connections call [`Service`]; it speaks to Redis and the store.
+//! timers, presence and the flush; around the chats: outgoing webhooks, data protection
+//! (export, erasure, retention) and the audit log. Connections call [`Service`]; it speaks to
+//! Redis and the store.
 //! This module holds the service's state, its construction, the connection lifecycle and the
 //! shared types; each concern's operations are in the module named for it.
 
 mod access;
 mod agents;
+pub mod audit;
 pub mod availability;
 pub mod canned;
+mod consumer;
 mod ending;
 mod files;
 pub mod flush;
@@ -23,7 +27,9 @@ mod messages;
 mod offline;
 mod positions;
 mod presence;
+pub mod privacy;
 pub mod resync;
+pub mod retention;
 mod rounds;
 mod routing;
 pub mod sessions;
@@ -31,6 +37,7 @@ pub mod timers;
 mod transfer;
 pub mod visitor_list;
 pub mod visitors;
+pub mod webhooks;
 
 use crate::config::Settings;
 use crate::metrics::Metrics;

@@ -117,6 +117,23 @@ impl Keys {
     pub fn agent_session(&self, a: &str) -> String {
         format!("{}{{u:a:{a}}}:session", self.prefix)
     }
+    /// Webhook event types some enabled endpoint wants (type -> number of endpoints).
+    pub fn hook_types(&self) -> String {
+        format!("{}{{r}}:hooks:types", self.prefix)
+    }
+    /// The webhook event stream (consumer group `hooks`), on `{r}` so that routing scripts
+    /// append their events in the same step as the change.
+    pub fn hook_events(&self) -> String {
+        format!("{}{{r}}:hooks:events", self.prefix)
+    }
+    /// Webhook deliveries waiting for a retry, scored by due time (leased like timers).
+    pub fn hook_retries(&self) -> String {
+        format!("{}{{r}}:hooks:retry", self.prefix)
+    }
+    /// A cluster-wide lease (one holder at a time), e.g. `retention`.
+    pub fn lease(&self, name: &str) -> String {
+        format!("{}{{l}}:{name}", self.prefix)
+    }
     pub fn flush_jobs(&self) -> String {
         format!("{}{{f}}:jobs", self.prefix)
     }

@@ -2,8 +2,9 @@
 //! and its pub/sub plumbing, the script runners every concern shares, and the errors. Each
 //! concern's commands live next to it: `routing` (the `{r}` slot), `transcript` (`{c:ID}`),
 //! `timers`, `presence`, `flush` (the `{f}` stream), `visitors`, `sessions` (agent session
-//! versions), `availability`, `mail`, `ratelimit` (logins) and `limits` (rates and socket
-//! counts). The data model is in `docs/design-redis.md`.
+//! versions), `availability`, `mail`, `ratelimit` (logins), `limits` (rates and socket counts),
+//! `webhooks` (the webhook stream and retries, cluster leases) and `privacy` (what an erasure
+//! clears). The data model is in `docs/design-redis.md`.
 
 mod availability;
 mod flush;
@@ -11,6 +12,7 @@ mod keys;
 mod limits;
 mod mail;
 mod presence;
+mod privacy;
 mod ratelimit;
 mod routing;
 mod scripts;
@@ -18,6 +20,7 @@ mod sessions;
 mod timers;
 mod transcript;
 mod visitors;
+mod webhooks;
 
 pub use availability::{Missed, Waiting};
 pub use keys::Keys;
@@ -28,6 +31,7 @@ pub use ratelimit::{LoginGate, LoginLimits, LoginSettled};
 pub use routing::{Accepted, AgentTotals, ChatRecord, Ended, Offer, Requested, ROUTE_BATCH};
 pub use transcript::{Append, Opening, TranscriptCaps};
 pub use visitors::{InvitationAccepted, Invited, VisitorRecord};
+pub use webhooks::{ClaimedRetry, LeaseMode, HOOK_GROUP};
 
 use fred::clients::SubscriberClient;
 use fred::prelude::*;

@@ -1,6 +1,6 @@
 //! The Lua scripts, loaded once per node and run with EVALSHA. Routing scripts get
-//! `common.lua` prepended, transcript scripts `chat_common.lua`, presence scripts both
-//! `common.lua` and `presence_common.lua`.
+//! `common.lua` and `events.lua` (webhook events) prepended, transcript scripts
+//! `chat_common.lua`, presence scripts both `common.lua` and `presence_common.lua`.
 
 use fred::prelude::*;
 use fred::types::scripts::Script;
@@ -9,6 +9,8 @@ macro_rules! routing {
     ($file:literal) => {
         Script::from_lua(concat!(
             include_str!("lua/common.lua"),
+            "\n",
+            include_str!("lua/events.lua"),
             "\n",
             include_str!(concat!("lua/", $file))
         ))

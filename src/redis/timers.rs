@@ -13,12 +13,29 @@ impl RedisLayer {
         lease_ms: u64,
         max: usize,
     ) -> Result<Vec<(String, i64)>> {
+        self.claim_leased(self.keys.timers(), now, lease_ms, max)
+            .await
+    }
+
+    pub async fn timer_done(&self, member: &str, leased: i64) -> Result<()> {
+        self.leased_done(self.keys.timers(), member, leased).await
+    }
+
+    /// Claims up to `max` due members of a set scored by due time (the timers, the webhook
+    /// retries): (member, leased score).
+    pub(super) async fn claim_leased(
+        &self,
+        set: String,
+        now: i64,
+        lease_ms: u64,
+        max: usize,
+    ) -> Result<Vec<(String, i64)>> {
         let flat: Vec<String> = self
             .scripts
             .claim_timers
             .evalsha_with_reload(
                 self.client(),
-                vec![self.keys.timers()],
+                vec![set],
                 vec![now.to_string(), lease_ms.to_string(), max.to_string()],
             )
             .await?;
@@ -29,13 +46,14 @@ impl RedisLayer {
             .collect())
     }
 
-    pub async fn timer_done(&self, member: &str, leased: i64) -> Result<()> {
+    /// Removes a claimed member unless it was rescheduled meanwhile.
+    pub(super) async fn leased_done(&self, set: String, member: &str, leased: i64) -> Result<()> {
         let _: i64 = self
             .scripts
             .timer_done
             .evalsha_with_reload(
                 self.client(),
-                vec![self.keys.timers()],
+                vec![set],
                 vec![member.to_string(), leased.to_string()],
             )
             .await?;

@@ -222,10 +222,16 @@ impl FileStore {
         }
     }
 
-    /// Removes a file and its sidecar; missing parts are fine. Errors are returned (a trashed
-    /// chat's flush retries them).
-    pub async fn delete_checked(&self, id: &str) -> Result<(), FilesError> {
-        // The sidecar first: without it the file is no longer served, even if the data stays.
+    /// Removes a file and its sidecar (after a failed upload); missing parts are fine.
+    pub async fn delete(&self, id: &str) {
+        if let Err(e) = self.remove(id).await {
+            tracing::warn!(id, error = %e, "could not delete a file");
+        }
+    }
+
+    /// Removes a file and its sidecar, sidecar first (so it is never served half-deleted);
+    /// missing parts are fine, any other failure is returned (an erasure must know).
+    pub async fn remove(&self, id: &str) -> Result<(), FilesError> {
         for path in [self.meta_path(id), self.data_path(id)] {
             match self.inner.delete(&path).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
@@ -235,12 +241,30 @@ impl FileStore {
         Ok(())
     }
 
-    /// Removes a file and its sidecar (after a failed upload); missing parts are fine, errors
-    /// are logged.
-    pub async fn delete(&self, id: &str) {
-        if let Err(e) = self.delete_checked(id).await {
-            tracing::warn!(id, error = %e, "could not delete a file");
+    /// Ids of up to `limit` files stored before `cutoff` (ms): completed ones and uploads that
+    /// never got their sidecar alike (retention). Lists the store, so its cost grows with
+    /// the number of files kept.
+    pub async fn stored_before(
+        &self,
+        cutoff: i64,
+        limit: usize,
+    ) -> Result<Vec<String>, FilesError> {
+        let mut listing = self.inner.list(Some(&self.prefix));
+        let mut ids = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            let Some(name) = meta.location.filename() else {
+                continue;
+            };
+            if name.ends_with(".json") || meta.last_modified.timestamp_millis() >= cutoff {
+                continue;
+            }
+            ids.push(name.to_string());
+            if ids.len() >= limit {
+                break;
+            }
         }
+        Ok(ids)
     }
 }
 

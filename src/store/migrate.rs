@@ -33,6 +33,11 @@ const SQLITE: &[Embedded] = &[
         "access",
         include_str!("../../migrations/sqlite/0004_access.sql"),
     ),
+    (
+        5,
+        "integrations",
+        include_str!("../../migrations/sqlite/0005_integrations.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -55,6 +60,11 @@ const POSTGRES: &[Embedded] = &[
         4,
         "access",
         include_str!("../../migrations/postgres/0004_access.sql"),
+    ),
+    (
+        5,
+        "integrations",
+        include_str!("../../migrations/postgres/0005_integrations.sql"),
     ),
 ];
 

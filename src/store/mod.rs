@@ -11,14 +11,17 @@
 
 mod accounts;
 mod agents;
+mod audit;
 mod bounds;
 mod canned;
 mod files;
 mod migrate;
 mod model;
 mod offline;
+mod privacy;
 mod row;
 mod transcripts;
+mod webhooks;
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
@@ -28,6 +31,7 @@ use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Transaction};
 
 pub use accounts::AgentSession;
+pub use audit::{AuditEntry, NewAuditEntry};
 pub use bounds::{timeout_kind, Call, StoreFuture, Timeouts};
 pub use canned::{
     valid_shortcut, CannedFields, CannedQuery, CannedResponse, CannedScope, CANNED_SEARCH_LIMIT,
@@ -38,6 +42,8 @@ pub use model::{
     TranscriptEntry, TranscriptRecord,
 };
 pub use offline::{NewOfflineMessage, OfflineMessage, QueueSettings};
+pub use privacy::{ErasedRows, PurgeKind, Purged};
+pub use webhooks::{Delivery, EndpointChange, Failures, StoredEvent, WebhookEndpoint};
 
 /// Errors callers branch on; everything else from the database is `Db`.
 #[derive(Debug, thiserror::Error)]

@@ -70,7 +70,7 @@ fn subject_for(t: &TranscriptRecord) -> String {
         .unwrap_or_else(|| format!("Chat {}", t.chat_id))
 }
 
-fn contact_from_row(row: &AnyRow) -> Result<Contact, sqlx::Error> {
+pub(super) fn contact_from_row(row: &AnyRow) -> Result<Contact, sqlx::Error> {
     Ok(Contact {
         id: row.try_get("id")?,
         visitor_id: row.try_get("visitor_id")?,
@@ -285,6 +285,23 @@ impl Store {
             .await?;
             Ok(interactions_from_rows(&rows)?)
         })
+    }
+
+    /// Every Message (chat transcript) of the contact, oldest first (an export, an erasure).
+    pub async fn messages_of_contact(
+        &self,
+        contact_id: i64,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let rows = sqlx::query(message_sql!(
+            "WHERE contact_id = $1 ORDER BY started_at, id"
+        ))
+        .bind(contact_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(message_from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     /// An interaction with its messages, oldest chat first.

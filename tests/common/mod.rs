@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod fault_node;
+pub mod integrations;
 pub mod process;
 pub mod proxy;
 pub mod topology;

@@ -106,6 +106,8 @@ async function startCluster({ nodes = 2, agents = 1, name = 'e2e', env = {} } = 
     SWITCHBOARD__CHAT__VISITOR_GRACE_MS: '3000',
     SWITCHBOARD__CHAT__OFFER_TIMEOUT_MS: '5000',
     SWITCHBOARD__CHAT__AGENT_GRACE_MS: '3000',
+    // At most the agent grace period (the node refuses a longer one).
+    SWITCHBOARD__CHAT__AGENT_UNROUTABLE_MS: '2000',
     // The keep-alive rule: at most a sixth of the shorter grace period.
     SWITCHBOARD__LIMITS__PING_INTERVAL_MS: '500',
     SWITCHBOARD__SERVER__DRAIN_SECONDS: '3',

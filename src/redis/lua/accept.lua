@@ -21,4 +21,5 @@ else
   record_wait(rp, q, now - (tonumber(c) or now))
 end
 local v, q, n, e, qu, c = unpack(redis.call('HMGET', KEYS[1], 'visitor', 'queue', 'name', 'email', 'question', 'created'))
+if fresh == 1 then hook_accepted(rp, KEYS[1], cid, aid, now, false) end
 return {v, q, n or '', e or '', qu or '', fresh, tonumber(c) or 0}

@@ -25,4 +25,5 @@ else
   end
 end
 local name = redis.call('HGET', rp .. 'agent:' .. agent, 'name')
+if fresh == 1 then hook_accepted(rp, KEYS[1], cid, agent, now, true) end
 return {agent, name or '', queue, fresh}

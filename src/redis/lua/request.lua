@@ -3,6 +3,7 @@
 -- chat per visitor: asking again returns the live one. The chat carries the e-mail the site
 -- vouched for (signed identify, kept on the visitor's record) when there is one, else the typed
 -- one; `email_verified` says which (only a verified e-mail links the chat to a contact).
+-- A new request is a `chat.requested` webhook event (events.lua).
 -- KEYS[1] P{r}:chat:ID
 -- ARGV[1] rp  ARGV[2] chat id  ARGV[3] visitor id  ARGV[4] queue  ARGV[5] name  ARGV[6] email
 -- ARGV[7] question  ARGV[8] now  ARGV[9] offer timeout ms  ARGV[10] max chats a pass looks at
@@ -32,4 +33,7 @@ redis.call('SADD', rp .. 'queues', queue)
 local pos = redis.call('ZRANK', rp .. 'q:' .. queue, cid) + 1
 local offers = route_queue(rp, queue, tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]))
 notify_queue(rp, queue)
+hook_event(rp, 'chat.requested', 'evt_' .. cid .. '_requested', tonumber(ARGV[8]), {
+  chat_id = cid, queue = queue, visitor_id = vid, name = hook_str(ARGV[5]),
+  email = hook_str(ARGV[6]), question = hook_str(ARGV[7]), requested_at = tonumber(ARGV[8])})
 return {cid, 'queued', queue, pos, 1, offers}

@@ -1,0 +1,213 @@
+//! Data protection in SQL: finding a contact and everything stored about it (for an export),
+//! erasing it in one transaction, and the retention purges, each in bounded batches.
+
+use serde::Serialize;
+use sqlx::{Any, Row, Transaction};
+
+use super::transcripts::contact_from_row;
+use super::{Contact, Store, StoreError};
+
+/// What an erasure removed from SQL (counts only: the audit log records these).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ErasedRows {
+    pub messages: u64,
+    pub interactions: u64,
+    pub webhook_events: u64,
+    pub contacts: u64,
+}
+
+/// What one purge batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Rows deleted.
+    pub rows: u64,
+    /// The batch was full: older rows may be left.
+    pub more: bool,
+}
+
+/// A kind of stored data with its own retention, purged oldest first in batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgeKind {
+    /// Chat Messages (transcripts) by end time; an interaction left without any message goes
+    /// with its last one.
+    Transcripts,
+    /// Delivery attempts and the stored event bodies of outgoing webhooks.
+    WebhookLog,
+    AuditLog,
+}
+
+impl Store {
+    pub async fn contact(&self, id: i64) -> Result<Option<Contact>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, visitor_id, email, name, created_at FROM contacts WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(contact_from_row).transpose()?)
+    }
+
+    /// Contacts with this e-mail (case-insensitive) or this visitor id, at most 100.
+    pub async fn find_contacts(
+        &self,
+        email: Option<&str>,
+        visitor_id: Option<&str>,
+    ) -> Result<Vec<Contact>, StoreError> {
+        let email = email.map(|e| e.trim().to_lowercase()).unwrap_or_default();
+        let visitor = visitor_id.map(str::trim).unwrap_or_default();
+        let rows = sqlx::query(
+            "SELECT id, visitor_id, email, name, created_at FROM contacts \
+             WHERE ($1 <> '' AND email = $1) OR ($2 <> '' AND visitor_id = $2) \
+             ORDER BY id LIMIT 100",
+        )
+        .bind(email)
+        .bind(visitor)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(contact_from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Erases the contact and every row about it in one transaction: the webhook event bodies
+    /// of its chats, its Messages, its interactions, the contact itself. Idempotent: erasing
+    /// an erased contact removes nothing.
+    pub async fn erase_contact(&self, contact_id: i64) -> Result<ErasedRows, StoreError> {
+        let mut tx = self.begin_write().await?;
+        // Children before parents: the foreign keys of every backend allow this order.
+        let webhook_events = sqlx::query(
+            "DELETE FROM webhook_events WHERE chat_id IN \
+             (SELECT chat_id FROM messages WHERE contact_id = $1)",
+        )
+        .bind(contact_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let messages = sqlx::query("DELETE FROM messages WHERE contact_id = $1")
+            .bind(contact_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let interactions = sqlx::query("DELETE FROM interactions WHERE contact_id = $1")
+            .bind(contact_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let contacts = sqlx::query("DELETE FROM contacts WHERE id = $1")
+            .bind(contact_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(ErasedRows {
+            messages,
+            interactions,
+            webhook_events,
+            contacts,
+        })
+    }
+
+    /// Webhook event bodies of chats that never reached a Message (a request that was erased
+    /// while live); returns how many went.
+    pub async fn erase_events_of_chats(&self, chats: &[String]) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for chat in chats {
+            n += sqlx::query("DELETE FROM webhook_events WHERE chat_id = $1")
+                .bind(chat.as_str())
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(n)
+    }
+
+    /// Deletes at most `limit` rows of `kind` (of each table the kind spans) older than
+    /// `cutoff` (ms), oldest first, in one transaction.
+    pub async fn purge_batch(
+        &self,
+        kind: PurgeKind,
+        cutoff: i64,
+        limit: i64,
+    ) -> Result<Purged, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let full = |n: u64| n >= limit as u64;
+        let purged = match kind {
+            PurgeKind::Transcripts => {
+                let rows = sqlx::query(
+                    "SELECT id, interaction_id FROM messages WHERE ended_at < $1 \
+                     ORDER BY id LIMIT $2",
+                )
+                .bind(cutoff)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut n = 0;
+                for row in &rows {
+                    let id: i64 = row.try_get("id")?;
+                    let interaction: Option<i64> = row.try_get("interaction_id")?;
+                    n += sqlx::query("DELETE FROM messages WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    // Only interactions that held chats: other kinds of interaction (kept
+                    // for their own reasons) are never taken along.
+                    if let Some(i) = interaction {
+                        sqlx::query(
+                            "DELETE FROM interactions WHERE id = $1 AND NOT EXISTS \
+                             (SELECT 1 FROM messages m WHERE m.interaction_id = $1)",
+                        )
+                        .bind(i)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                Purged {
+                    rows: n,
+                    more: full(rows.len() as u64),
+                }
+            }
+            PurgeKind::WebhookLog => {
+                let deliveries =
+                    delete_older(&mut tx, "webhook_deliveries", "at", cutoff, limit).await?;
+                let events =
+                    delete_older(&mut tx, "webhook_events", "created_at", cutoff, limit).await?;
+                Purged {
+                    rows: deliveries + events,
+                    more: full(deliveries) || full(events),
+                }
+            }
+            PurgeKind::AuditLog => {
+                let n = delete_older(&mut tx, "audit_log", "at", cutoff, limit).await?;
+                Purged {
+                    rows: n,
+                    more: full(n),
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(purged)
+    }
+}
+
+/// Deletes up to `limit` rows of `table` whose time column `at` is before `cutoff`, oldest
+/// first (every table purged this way has an `id` key).
+async fn delete_older(
+    tx: &mut Transaction<'static, Any>,
+    table: &'static str,
+    at: &'static str,
+    cutoff: i64,
+    limit: i64,
+) -> Result<u64, sqlx::Error> {
+    let sql = format!(
+        "DELETE FROM {table} WHERE id IN \
+         (SELECT id FROM {table} WHERE {at} < $1 ORDER BY {at}, id LIMIT $2)"
+    );
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(cutoff)
+        .bind(limit)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected())
+}

@@ -1,0 +1,570 @@
+//! Data protection on Redis with SQLite and PostgreSQL, across two nodes: an export holds
+//! what was stored (transcripts, interactions, files, live chat and visit); an erasure ends
+//! the live chat, removes the SQL rows, the files, the Redis state and the webhook bodies,
+//! and leaves an audit entry with counts only; retention deletes only what is older than its
+//! window, in batches, with one node at a time.
+
+mod common;
+
+use common::integrations::*;
+use common::*;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use switchboard::app::Running;
+use switchboard::config::Settings;
+use switchboard::store::{Delivery, StoredEvent, TranscriptEntry, TranscriptRecord};
+
+fn files_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("sb-privacy-{}", uuid::Uuid::new_v4().simple()))
+}
+
+fn tweak(dir: &Path) -> impl FnOnce(&mut Settings) + '_ {
+    move |s: &mut Settings| {
+        s.files.url = dir.to_str().unwrap().to_string();
+        s.webhooks.allowed_networks = vec!["127.0.0.0/8".into()];
+    }
+}
+
+/// Objects in the file directory whose name starts with `id`.
+fn stored_objects(dir: &Path, id: &str) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().starts_with(id))
+            })
+            .count()
+        })
+        .unwrap_or(0)
+}
+
+async fn upload(node: &Running, chat: &str, token: &str, text: &str) -> String {
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "{}/api/chats/{chat}/files?name=note.txt",
+            http(node)
+        ))
+        .bearer_auth(token)
+        .header("content-type", "text/plain")
+        .body(text.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let v: Value = resp.json().await.unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+async fn view(v: &mut Client, url: &str) {
+    v.send(json!({"type": "page_view", "url": url, "title": "Shop"}))
+        .await;
+    v.send(json!({"type": "ping"})).await;
+    v.expect("pong").await;
+}
+
+/// A chat that ends and is stored, with a file; then a second one left running; the visitor
+/// leaves the page (its grace period keeps the chat). Export on one node, erase on the other.
+async fn export_then_erase(backend: Backend) {
+    let dir = files_dir();
+    let cluster = Cluster::with(backend, tweak(&dir)).await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let rx = Receiver::start(Plan::Ok).await;
+    let admin = admin_token(&cluster, &b, "root").await;
+    let (status, _) = post(
+        &format!("{}/api/admin/webhooks", http(&b)),
+        json!({ "url": rx.url, "secret": SECRET, "events": ["chat.requested", "chat.ended"] }),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, 201);
+
+    let mut agent = available_agent(&cluster, &b, "ann", 2).await;
+    let (mut visitor, chat1, vid, vtoken) = requesting_visitor(&a, "Where is my order?").await;
+    view(&mut visitor, "https://shop.example/orders").await;
+    accept_offer(&mut agent, &mut visitor, &chat1).await;
+    visitor
+        .send(
+            json!({"type": "send", "chat_id": chat1, "client_msg_id": "v1", "text": "order 1234"}),
+        )
+        .await;
+    agent.expect_text("order 1234").await;
+    let file = upload(&a, &chat1, &vtoken, "my invoice").await;
+    agent
+        .expect_where("file", |f| f["entry"]["event"] == "file")
+        .await;
+    visitor.send(json!({"type": "end", "chat_id": chat1})).await;
+    agent.expect("chat_ended").await;
+    agent
+        .send(json!({"type": "decide", "chat_id": chat1, "decision": "create"}))
+        .await;
+    agent.expect("decided").await;
+    eventually("the first chat stored", || async {
+        cluster.store.message_by_chat(&chat1).await.unwrap()
+    })
+    .await;
+
+    visitor
+        .send(json!({"type": "request_chat", "question": "One more thing"}))
+        .await;
+    let chat2 = visitor.expect("queued").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    accept_offer(&mut agent, &mut visitor, &chat2).await;
+    visitor
+        .send(
+            json!({"type": "send", "chat_id": chat2, "client_msg_id": "v2", "text": "still live"}),
+        )
+        .await;
+    agent.expect_text("still live").await;
+    eventually("the webhook events stored", || async {
+        (rx.delivered().len() >= 3).then_some(())
+    })
+    .await;
+
+    // Find the contact (from the other node) and export it.
+    let (status, found) = get(
+        &format!("{}/api/admin/contacts?visitor_id={vid}", http(&a)),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, 200, "{found}");
+    let contact = found[0]["id"].as_i64().unwrap();
+    let (status, doc) = get(
+        &format!("{}/api/admin/contacts/{contact}/export", http(&a)),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["contact"]["id"], contact);
+    assert_eq!(doc["visitor_ids"], json!([vid]));
+    assert_eq!(doc["interactions"].as_array().unwrap().len(), 1, "{doc}");
+    let messages = doc["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["chat_id"], chat1.as_str());
+    let text = doc.to_string();
+    assert!(
+        text.contains("order 1234") && text.contains("still live"),
+        "{doc}"
+    );
+    let files = doc["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{doc}");
+    assert_eq!(files[0]["meta"]["id"], file.as_str());
+    assert_eq!(files[0]["meta"]["name"], "note.txt");
+    let link = files[0]["download"].as_str().unwrap();
+    let body = reqwest::Client::new()
+        .get(format!("{}{link}", http(&b)))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "my invoice", "the link downloads the file");
+    let live = doc["live"]["chats"].as_array().unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0]["chat_id"], chat2.as_str());
+    let visits = doc["live"]["visits"].as_array().unwrap();
+    assert_eq!(visits.len(), 1, "{doc}");
+    assert_eq!(visits[0]["pages"][0]["url"], "https://shop.example/orders");
+
+    // The visitor leaves the page; the chat stays within the grace period. Erase on node A.
+    visitor.close().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, erased) = post(
+        &format!("{}/api/admin/contacts/{contact}/erase", http(&a)),
+        json!({}),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, 200, "{erased}");
+    let e = &erased["erased"];
+    assert_eq!(e["contacts"], 1, "{erased}");
+    assert_eq!(
+        e["messages"], 2,
+        "both chats, the live one closed and stored first"
+    );
+    assert_eq!(e["files"], 1);
+    assert_eq!(e["live_chats_closed"], 1);
+    assert!(e["webhook_events"].as_u64().unwrap() >= 3, "{erased}");
+    let ended = agent
+        .expect_where("chat_ended", |f| {
+            f["type"] == "chat_ended" && f["chat_id"] == chat2.as_str()
+        })
+        .await;
+    assert_eq!(ended["reason"], "Closed for a data erasure request");
+
+    // SQL, files, Redis and webhook bodies: nothing left about the visitor.
+    let store = &cluster.store;
+    assert!(store.contact(contact).await.unwrap().is_none());
+    for chat in [&chat1, &chat2] {
+        assert!(store.message_by_chat(chat).await.unwrap().is_none());
+        let event = format!("evt_{chat}_requested");
+        assert!(store.event(&event).await.unwrap().is_none(), "{event}");
+    }
+    assert!(store
+        .find_contacts(None, Some(&vid))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        stored_objects(&dir, &file),
+        0,
+        "the file and its sidecar are gone"
+    );
+    let left: Vec<String> = cluster
+        .redis_keys()
+        .await
+        .into_iter()
+        .filter(|k| k.contains(&vid) || k.contains(&chat1) || k.contains(&chat2))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let timers = redis_cli(&[
+        "zrange",
+        &format!("{}{{r}}:timers", cluster.prefix),
+        "0",
+        "-1",
+    ]);
+    assert!(
+        !timers.contains(&vid) && !timers.contains(&chat2),
+        "{timers}"
+    );
+    // No transcript of the closed chat went out to the webhook receiver.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !rx.received()
+            .iter()
+            .any(|r| r.event_type == "chat.ended" && r.body["data"]["chat_id"] == chat2.as_str()),
+        "{:#?}",
+        rx.received()
+    );
+
+    // The audit log: who, what, counts; nothing erased.
+    let (_, audit) = get(&format!("{}/api/admin/audit", http(&b)), Some(&admin)).await;
+    let entries = audit["entries"].as_array().unwrap();
+    let erase = entries
+        .iter()
+        .find(|e| e["action"] == "contact.erase")
+        .unwrap();
+    assert_eq!(erase["actor"], "root");
+    assert_eq!(erase["target"], format!("contact:{contact}"));
+    assert_eq!(erase["detail"]["messages"], 2);
+    let export = entries
+        .iter()
+        .find(|e| e["action"] == "contact.export")
+        .unwrap();
+    assert_eq!(export["detail"]["messages"], 1);
+    let all = audit.to_string();
+    for secret in ["vera", "order 1234", "Where is my order", vid.as_str()] {
+        assert!(
+            !all.contains(secret),
+            "the audit log holds {secret:?}: {all}"
+        );
+    }
+
+    // Erasing again finds nothing; agents cannot erase.
+    let (status, _) = post(
+        &format!("{}/api/admin/contacts/{contact}/erase", http(&b)),
+        json!({}),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let plain = agent_token(&a, "ann").await;
+    let (status, _) = get(
+        &format!("{}/api/admin/contacts/1/export", http(&a)),
+        Some(&plain),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let _ = std::fs::remove_dir_all(&dir);
+    cluster.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_then_erase_sqlite() {
+    export_then_erase(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_then_erase_postgres() {
+    export_then_erase(Backend::Postgres).await;
+}
+
+const DAY: i64 = 86_400_000;
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn transcript(chat: &str, ended_at: i64) -> TranscriptRecord {
+    TranscriptRecord {
+        chat_id: chat.into(),
+        visitor_id: format!("v-{chat}"),
+        contact_name: None,
+        contact_email: None,
+        visitor_email: None,
+        email_verified: false,
+        agents: vec![],
+        question: Some("q".into()),
+        queue: "general".into(),
+        agent_id: None,
+        started_at: ended_at - 60_000,
+        accepted_at: None,
+        ended_at,
+        end_reason: "Customer Rejected".into(),
+        decision: "keep".into(),
+        interaction_id: None,
+        decided_by: None,
+        decided_at: ended_at,
+        entries: vec![TranscriptEntry {
+            seq: "1-0".into(),
+            kind: "message".into(),
+            author: "visitor".into(),
+            name: "V".into(),
+            text: "hi".into(),
+            at: ended_at,
+            event: String::new(),
+            data: None,
+        }],
+    }
+}
+
+/// Runs one statement on the cluster's store (rows the API cannot backdate).
+async fn sql(cluster: &Cluster, statement: &str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&cluster.settings.store.url)
+        .await
+        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_string()))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+}
+
+async fn count(cluster: &Cluster, table: &str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&cluster.settings.store.url)
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    n
+}
+
+/// Old and recent rows of every kind; two nodes asked to purge at once: one purges only the
+/// old ones, in batches, while the other is turned away by the lease.
+async fn retention(backend: Backend) {
+    let dir = files_dir();
+    let cluster = Cluster::with(backend, |s| {
+        tweak(&dir)(s);
+        s.retention.transcripts_days = 30;
+        s.retention.files_days = 30;
+        s.retention.webhook_log_days = 7;
+        s.retention.audit_days = 365;
+        s.retention.batch = 2;
+    })
+    .await;
+    let store = &cluster.store;
+    let old = now() - 40 * DAY;
+    for i in 0..25 {
+        store
+            .write_transcript(&transcript(&format!("old{i}"), old + i))
+            .await
+            .unwrap();
+    }
+    for i in 0..3 {
+        store
+            .write_transcript(&transcript(&format!("new{i}"), now()))
+            .await
+            .unwrap();
+    }
+    let ep = store
+        .create_endpoint(
+            "https://hooks.example.com/",
+            SECRET,
+            &["chat.requested".into()],
+            "",
+            true,
+        )
+        .await
+        .unwrap();
+    for (i, at) in [(0, old), (1, old), (2, old), (3, now())] {
+        let id = format!("evt_{i}");
+        let ev = StoredEvent {
+            id: id.clone(),
+            event_type: "chat.requested".into(),
+            created_at: at,
+            body: "{}".into(),
+        };
+        store.save_event(&ev, None).await.unwrap();
+        let d = Delivery {
+            id: 0,
+            endpoint_id: ep.id,
+            event_id: id,
+            event_type: "chat.requested".into(),
+            attempt: 1,
+            at,
+            outcome: "delivered".into(),
+            status: Some(204),
+            error: None,
+            duration_ms: 5,
+            node: "n".into(),
+        };
+        store.record_delivery(&d).await.unwrap();
+    }
+    sql(
+        &cluster,
+        &format!(
+            "INSERT INTO audit_log (at, actor_id, actor, action, target, detail) VALUES \
+             ({}, NULL, 'system', 'old.entry', '', '{{}}'), ({}, NULL, 'system', 'new.entry', '', '{{}}')",
+            now() - 400 * DAY,
+            now() - DAY
+        ),
+    )
+    .await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let admin = admin_token(&cluster, &a, "root").await;
+    // Two files: one aged past the window (its data and sidecar), one recent.
+    let fs = &a.service.files;
+    for (id, body) in [("oldfile", "x"), ("newfile", "y")] {
+        let chunk = futures_util::stream::iter([Ok::<_, std::io::Error>(bytes::Bytes::from(body))]);
+        fs.put_data(id, chunk, 10).await.unwrap();
+    }
+    let aged = std::process::Command::new("touch")
+        .args(["-d", "40 days ago"])
+        .arg(dir.join("oldfile"))
+        .status()
+        .unwrap();
+    assert!(aged.success());
+
+    // Node A starts; node B asks while A is still deleting (13 batches of 2, 20 ms apart):
+    // exactly one of them purges, the other is turned away by the lease (whichever came first
+    // on a loaded machine).
+    let run = |node: &Running| format!("{}/api/admin/retention/run", http(node));
+    let (run_a, run_b) = (run(&a), run(&b));
+    let (from_a, from_b) = tokio::join!(post(&run_a, json!({}), Some(&admin)), async {
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        post(&run_b, json!({}), Some(&admin)).await
+    });
+    assert_eq!((from_a.0, from_b.0), (200, 200), "{from_a:?} {from_b:?}");
+    assert_ne!(
+        from_a.1["ran"], from_b.1["ran"],
+        "the lease lets one node purge at a time: {from_a:?} {from_b:?}"
+    );
+    let (first, purger, skipper) = if from_a.1["ran"] == true {
+        (from_a, &a, &b)
+    } else {
+        (from_b, &b, &a)
+    };
+    let kinds: Vec<(String, u64, u64)> = first.1["kinds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k[0].as_str().unwrap().to_string(),
+                k[1].as_u64().unwrap(),
+                k[2].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let of = |name: &str| kinds.iter().find(|k| k.0 == name).cloned().unwrap();
+    assert_eq!(
+        of("transcripts"),
+        ("transcripts".into(), 25, 13),
+        "{kinds:?}"
+    );
+    assert_eq!(of("files").1, 1, "{kinds:?}");
+    assert_eq!(
+        of("webhook_log").1,
+        6,
+        "3 deliveries and 3 events: {kinds:?}"
+    );
+    assert_eq!(of("audit").1, 1, "{kinds:?}");
+
+    // Only what was older than each window went.
+    assert_eq!(count(&cluster, "messages").await, 3);
+    assert_eq!(count(&cluster, "interactions").await, 3);
+    assert_eq!(count(&cluster, "webhook_deliveries").await, 1);
+    assert_eq!(count(&cluster, "webhook_events").await, 1);
+    assert!(store.message_by_chat("new0").await.unwrap().is_some());
+    assert!(store.message_by_chat("old0").await.unwrap().is_none());
+    assert_eq!(stored_objects(&dir, "oldfile"), 0);
+    assert_eq!(stored_objects(&dir, "newfile"), 1);
+    let (_, audit) = get(&format!("{}/api/admin/audit", http(&b)), Some(&admin)).await;
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"new.entry") && !actions.contains(&"old.entry"),
+        "{actions:?}"
+    );
+    let purge = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "retention.purge")
+        .unwrap();
+    // Pages of one entry, newest first, follow each other without gaps.
+    let (_, page1) = get(
+        &format!("{}/api/admin/audit?limit=1", http(&b)),
+        Some(&admin),
+    )
+    .await;
+    let (_, page2) = get(
+        &format!(
+            "{}/api/admin/audit?limit=1&before={}",
+            http(&b),
+            page1["next_before"]
+        ),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(page1["entries"][0], audit["entries"][0]);
+    assert_eq!(page2["entries"][0], audit["entries"][1]);
+    let (status, _) = get(
+        &format!("{}/api/admin/audit?limit=0", http(&b)),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(purge["actor"], "system");
+    assert_eq!(purge["detail"]["transcripts"], 25);
+
+    let purged = "switchboard_retention_purged_total{kind=\"transcripts\"}";
+    assert_eq!(metric(&metrics_text(&http(purger)).await, purged), 25.0);
+    let skipped = "switchboard_retention_runs_total{outcome=\"skipped\"}";
+    assert_eq!(metric(&metrics_text(&http(skipper)).await, skipped), 1.0);
+    // The lease was released: the next run (on B) runs, and finds nothing more to delete.
+    let (_, again) = post(&run(&b), json!({}), Some(&admin)).await;
+    assert_eq!(again["ran"], true, "{again}");
+    assert!(
+        again["kinds"].as_array().unwrap().iter().all(|k| k[1] == 0),
+        "{again}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    cluster.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_sqlite() {
+    retention(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_postgres() {
+    retention(Backend::Postgres).await;
+}
