@@ -972,7 +972,7 @@ mod tests {
     use super::*;
 
     /// The defaults with the one key every deployment must set.
-    fn usable() -> Settings {
+    pub(super) fn usable() -> Settings {
         let mut s = Settings::defaults();
         s.auth.token_secret = "0123456789abcdef0123456789abcdef".into();
         s

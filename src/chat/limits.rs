@@ -16,6 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
+/// The rates kept per visitor (`Keys::rate` names); an erased visitor's are deleted with it.
+const REQUESTS_VISITOR: &str = "req-v";
+const PAGE_VIEWS_VISITOR: &str = "pv-v";
+const FRAMES_VISITOR: &str = "fr-v";
+pub const VISITOR_RATES: [&str; 3] = [REQUESTS_VISITOR, PAGE_VIEWS_VISITOR, FRAMES_VISITOR];
+
 /// Socket counts written at once during a refresh (pipelined on the pool).
 const REFRESH_CONCURRENCY: usize = 256;
 /// A frame lease no frame used for this long is forgotten (its tokens were already taken from
@@ -200,7 +206,7 @@ impl Limits {
         self.take_both(
             (
                 Rate::per(
-                    "req-v",
+                    REQUESTS_VISITOR,
                     "chat_requests_visitor",
                     c.chat_requests_per_visitor_per_hour,
                     HOUR,
@@ -235,7 +241,7 @@ impl Limits {
         self.take_both(
             (
                 Rate::per(
-                    "pv-v",
+                    PAGE_VIEWS_VISITOR,
                     "page_views_visitor",
                     c.page_views_per_visitor_per_minute,
                     MINUTE,
@@ -314,7 +320,7 @@ impl Limits {
         match party {
             Party::Visitor { id } => (
                 Rate::per(
-                    "fr-v",
+                    FRAMES_VISITOR,
                     "frames_visitor",
                     c.visitor_frames_per_second,
                     SECOND,

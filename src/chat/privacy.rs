@@ -186,6 +186,9 @@ impl Service {
             }
             self.visitor_left(v).await?;
             self.redis.forget_visitor_presence(v).await?;
+            self.redis
+                .rates_forget(&super::limits::VISITOR_RATES, v)
+                .await?;
         }
         let detail = json!({
             "contacts": rows.contacts,

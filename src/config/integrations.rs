@@ -90,7 +90,7 @@ mod tests {
     use super::*;
 
     fn refused(tweak: impl FnOnce(&mut Settings)) -> String {
-        let mut s = Settings::defaults();
+        let mut s = crate::config::tests::usable();
         tweak(&mut s);
         s.validate().unwrap_err().to_string()
     }
@@ -107,7 +107,7 @@ mod tests {
         assert!(e.contains("webhooks.retry_max_delay_ms"), "{e}");
         let e = refused(|s| s.retention.batch = 0);
         assert!(e.contains("retention.batch"), "{e}");
-        let mut s = Settings::defaults();
+        let mut s = crate::config::tests::usable();
         s.webhooks.allowed_networks = vec!["127.0.0.0/8".into(), "::1".into()];
         s.webhooks.allowed_hosts = vec!["*.example.com".into()];
         s.validate().unwrap();
