@@ -36,7 +36,10 @@ export class VisitorPanel {
   watch() {
     this.unwatch();
     this.load();
-    this.timer = setInterval(() => this.load(), REFRESH_MS);
+    // Only while someone can look at it: a console left in a background tab costs nothing.
+    this.timer = setInterval(() => {
+      if (document.visibilityState === 'visible') this.load();
+    }, REFRESH_MS);
   }
 
   unwatch() {
