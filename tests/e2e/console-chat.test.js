@@ -132,6 +132,15 @@ test('a transfer: authorship from the entry, the header kept, the note for the a
   assert.doesNotMatch(await vp.locator('body').innerText(), /refund already approved/);
   assert.doesNotMatch(await vp.content(), /refund already approved/);
 
+  // A reload of the console keeps who handed over, the note and the authorship.
+  await ap2.reload();
+  await pane2.getByTestId('chat-handover').filter({ hasText: 'Transferred to you by Agent 1' }).waitFor({ timeout: P.T });
+  assert.equal(await pane2.getByTestId('chat-handover-note').textContent(), NOTE);
+  const replayed = pane2.locator('[data-testid="message"][data-seq]').filter({ hasText: 'Hello from the first agent' });
+  await replayed.waitFor({ timeout: P.T });
+  assert.equal(await replayed.getAttribute('data-mine'), null);
+  assert.equal(await pane2.locator('[data-testid="message"][data-mine="true"]').filter({ hasText: 'Agent 2 here' }).count(), 1);
+
   // The end takes "Transferred to you" away.
   await P.agentEnd(ap2, chatId);
   await pane2.getByTestId('chat-handover').waitFor({ state: 'hidden', timeout: P.T });

@@ -191,6 +191,8 @@ export class ChatView {
   onPanel(d) {
     this.panelData = d;
     this.fillHeader();
+    // After a reload `chat_assigned` is not sent again: the panel still knows who handed over.
+    if (d.transferred_by && !this.handover.firstChild && this.state !== 'ended') this.handedOver(d.transferred_by, d.transfer_note);
   }
 
   setState(state) {

@@ -60,9 +60,9 @@ export class Chats {
     this.panes.appendChild(c.pane);
     this.chats.set(id, c);
     for (const item of this.outbox.pending(id)) c.transcript.pending(item);
-    c.panel.load();
     this.update();
     if (!this.selected) this.select(id);
+    else c.panel.load();
     return c;
   }
 
