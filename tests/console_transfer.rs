@@ -30,8 +30,17 @@ fn mentions_note(frames: &[Value]) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transfer_note_reaches_the_agent_and_never_the_visitor() {
-    let cluster = Cluster::new(Backend::Sqlite).await;
+async fn transfer_note_reaches_the_agent_and_never_the_visitor_sqlite() {
+    transfer_note_reaches_the_agent_and_never_the_visitor(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_note_reaches_the_agent_and_never_the_visitor_postgres() {
+    transfer_note_reaches_the_agent_and_never_the_visitor(Backend::Postgres).await;
+}
+
+async fn transfer_note_reaches_the_agent_and_never_the_visitor(backend: Backend) {
+    let cluster = Cluster::new(backend).await;
     let (a, b) = (cluster.node().await, cluster.node().await);
     // The visitor on node a, with a browser and a page; the first agent on b.
     let mut first = available_agent(&cluster, &b, "ann", 2).await;
@@ -48,6 +57,20 @@ async fn transfer_note_reaches_the_agent_and_never_the_visitor() {
     .await;
     v.send(json!({"type": "page_view", "url": "https://shop.example/orders/1042", "title": "Order 1042"}))
         .await;
+    // An earlier chat of this visitor, kept as an interaction.
+    v.send(json!({"type": "request_chat", "name": "Vera", "question": "an earlier question"}))
+        .await;
+    let earlier = v.expect("queued").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    accept_offer(&mut first, &mut v, &earlier).await;
+    first.send(json!({"type": "end", "chat_id": earlier})).await;
+    v.expect("chat_ended").await;
+    first
+        .send(json!({"type": "decide", "chat_id": earlier, "decision": "create"}))
+        .await;
+    first.expect("decided").await;
     v.send(json!({"type": "request_chat", "name": "Vera", "email": "vera@example.com", "question": "where is it?"}))
         .await;
     let chat = v.expect("queued").await["chat_id"]
@@ -184,6 +207,16 @@ async fn transfer_note_reaches_the_agent_and_never_the_visitor() {
     assert_eq!(panel["visitor"]["url"], "https://shop.example/orders/1042");
     assert!(panel["browser"].as_str().unwrap().contains("Chrome/131.0"));
     assert_eq!(panel["pages"][0]["title"], "Order 1042");
+    // The earlier interaction shows once the flush has stored it.
+    let found = eventually("the earlier interaction in the panel", || async {
+        let (_, p) = get(&url, Some(&bob_token)).await;
+        let list = p["interactions"].as_array().cloned().unwrap_or_default();
+        list.iter()
+            .find(|i| i["subject"] == "an earlier question")
+            .cloned()
+    })
+    .await;
+    assert!(found["id"].as_i64().is_some(), "{found}");
     for (who, token) in [
         ("the agent who let it go", &ann_token),
         ("an outsider", &outsider),
