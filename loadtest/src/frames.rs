@@ -116,6 +116,7 @@ mod tests {
                 seq: "17-0".into(),
                 kind: EntryKind::Message,
                 author: "agent".into(),
+                author_id: "7".into(),
                 name: "Ann".into(),
                 text: "lt 1 2 3".into(),
                 at: 5,

@@ -9,6 +9,7 @@ mod admin;
 mod admin_request;
 mod auth;
 mod canned;
+mod console;
 mod cors;
 mod file_links;
 mod files;
@@ -91,6 +92,7 @@ pub fn routes(svc: Arc<Service>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .merge(canned::routes())
+        .merge(console::routes())
         .merge(inbox::routes())
         .merge(webhooks::routes())
         .merge(privacy::routes())

@@ -147,7 +147,15 @@ impl Service {
                 "active" if g("agent") == a => {
                     match self
                         .redis
-                        .transfer(&chat, &a, "", "", now_ms(), self.lease())
+                        .transfer(
+                            &chat,
+                            &crate::redis::Handover {
+                                from: &a,
+                                ..Default::default()
+                            },
+                            now_ms(),
+                            self.lease(),
+                        )
                         .await
                     {
                         Ok((_, queue)) => self.redis.chat_release(&chat).await.map(|_| Some(queue)),

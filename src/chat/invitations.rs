@@ -78,7 +78,7 @@ impl Service {
             // Cross-slot follow-up; if it is lost the chat simply opens without it.
             if let Err(e) = self
                 .redis
-                .chat_invite_message(&chat, name, &message, now)
+                .chat_invite_message(&chat, &id.to_string(), name, &message, now)
                 .await
             {
                 self.metrics.redis_errors.inc();

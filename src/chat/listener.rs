@@ -32,6 +32,8 @@ struct Published {
     /// JSON text or "".
     #[serde(default)]
     data: String,
+    #[serde(default)]
+    author_id: String,
 }
 
 /// A frame relayed to a chat's followers without being stored (typing, receipts).
@@ -203,6 +205,7 @@ fn on_entry(svc: &Service, chat: &str, channel: &str, payload: &[u8]) {
             EntryKind::Message
         },
         author: p.author,
+        author_id: p.author_id,
         name: p.name,
         text: p.text,
         at: p.at,

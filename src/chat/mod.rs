@@ -25,6 +25,7 @@ pub mod listener;
 pub mod mail;
 mod messages;
 mod offline;
+pub mod panel;
 mod positions;
 mod presence;
 pub mod privacy;
@@ -50,6 +51,7 @@ use std::sync::Arc;
 
 pub use offline::LeftMessage;
 pub use presence::Presence;
+pub use transfer::TransferTo;
 
 /// System texts written into transcripts.
 pub const VISITOR_CLOSED_BROWSER: &str = "Visitor has closed the browser";
@@ -198,7 +200,12 @@ pub struct ClientInfo {
     pub ip: String,
     /// ISO country code from the configured trusted header, when set.
     pub country: String,
+    /// The browser's User-Agent header, cut to `BROWSER_CHARS` ("" when none).
+    pub browser: String,
 }
+
+/// Characters of a User-Agent kept for the agent's visitor panel.
+pub const BROWSER_CHARS: usize = 200;
 
 /// What a connection may see of one chat once authorised.
 #[derive(Debug, Clone)]

@@ -1,12 +1,25 @@
 //! Handing a running chat to another agent or back to a queue. The receiving agent resumes
-//! the chat and sees its whole history; concurrent-chat limits hold on both sides.
+//! the chat and sees its whole history; concurrent-chat limits hold on both sides. The
+//! transcript says who left and who joined; the internal note stays on the routing record,
+//! out of every path that reaches the visitor.
 
 use super::sessions::Control;
 use super::{now_ms, ChatError, ChatResult, Party, Service};
 use crate::chat::hub::ConnId;
 use crate::config::valid_name;
 use crate::protocol::{ErrorCode, ServerFrame};
-use crate::redis::RedisError;
+use crate::redis::{Handover, RedisError};
+
+/// Longest internal note of a transfer, in characters.
+pub const NOTE_MAX_CHARS: usize = 1000;
+
+/// Where a chat goes: exactly one of `agent` and `queue`, with an optional note.
+#[derive(Debug, Clone, Default)]
+pub struct TransferTo {
+    pub agent: Option<i64>,
+    pub queue: Option<String>,
+    pub note: String,
+}
 
 impl Service {
     pub async fn transfer(
@@ -14,8 +27,7 @@ impl Service {
         party: &Party,
         conn: ConnId,
         chat: &str,
-        to_agent: Option<i64>,
-        to_queue: Option<String>,
+        target: TransferTo,
     ) -> ChatResult<()> {
         let Party::Agent { id, name, .. } = party else {
             return Err(ChatError::new(
@@ -23,7 +35,18 @@ impl Service {
                 "only agents transfer chats",
             ));
         };
-        let (to, queue) = match (to_agent, to_queue) {
+        let note = target.note.trim();
+        if note.chars().count() > NOTE_MAX_CHARS
+            || note
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(ChatError::new(
+                ErrorCode::InvalidField,
+                format!("note must be at most {NOTE_MAX_CHARS} characters of text"),
+            ));
+        }
+        let (to, queue) = match (target.agent, target.queue) {
             (Some(a), None) => (a.to_string(), String::new()),
             (None, Some(q)) => {
                 if !valid_name(&q) || !self.store.queue_exists(&q).await? {
@@ -43,9 +66,17 @@ impl Service {
         };
         let now = now_ms();
         let lease = self.settings.chat.timer_lease_ms;
+        let me = id.to_string();
+        let handover = Handover {
+            from: &me,
+            to: &to,
+            to_queue: &queue,
+            note,
+            by: name,
+        };
         let (kind, queue) = self
             .redis
-            .transfer(chat, &id.to_string(), &to, &queue, now, lease)
+            .transfer(chat, &handover, now, lease)
             .await
             .map_err(|e| match e {
                 RedisError::Refused(r) if r == "unavailable" => ChatError::new(
@@ -54,6 +85,12 @@ impl Service {
                 ),
                 other => other.into(),
             })?;
+        // Cross-slot follow-up: if the node dies here the chat is transferred all the same
+        // (the `join:` timer writes the join), only the "left" line is missing.
+        if let Err(e) = self.redis.chat_leave(chat, &me, name, now).await {
+            self.metrics.redis_errors.inc();
+            tracing::warn!(error = %e, "the transfer's left entry was not written");
+        }
         if kind == "agent" {
             let target_name = self.agent_display_name(&to).await;
             self.apply_join(chat, &to, &target_name, now).await?;
@@ -66,6 +103,7 @@ impl Service {
                 &ServerFrame::ChatAssigned {
                     chat_id: chat.into(),
                     from_agent_name: name.clone(),
+                    note: note.to_string(),
                 },
             )
             .await;
@@ -79,7 +117,7 @@ impl Service {
             chat_id: chat.to_string(),
             reason: "transferred".into(),
         };
-        if let Err(e) = self.control(&id.to_string(), &unfollow).await {
+        if let Err(e) = self.control(&me, &unfollow).await {
             tracing::warn!(error = %e.message, "the agent's other connections were not told of the transfer");
         }
         Ok(())

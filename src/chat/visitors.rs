@@ -227,6 +227,7 @@ impl Service {
                 &referrer,
                 &client.ip,
                 &client.country,
+                &client.browser,
                 a.visitor_pages_kept as usize,
             )
             .await?;

@@ -269,9 +269,14 @@ impl Conn {
                 chat_id,
                 to_agent,
                 to_queue,
+                note,
             } => {
-                svc.transfer(&party, self.id, &chat_id, to_agent, to_queue)
-                    .await?;
+                let target = crate::chat::TransferTo {
+                    agent: to_agent,
+                    queue: to_queue,
+                    note: note.unwrap_or_default(),
+                };
+                svc.transfer(&party, self.id, &chat_id, target).await?;
                 self.chats.remove(&chat_id);
                 return Ok(Flow::Continue);
             }

@@ -151,9 +151,20 @@ pub fn client_info(
         (true, Some(g)) => g.country(ip),
         _ => country,
     };
+    let browser = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| {
+            ua.chars()
+                .filter(|c| !c.is_control())
+                .take(crate::chat::BROWSER_CHARS)
+                .collect()
+        })
+        .unwrap_or_default();
     ClientInfo {
         ip: ip.to_string(),
         country,
+        browser,
     }
 }
 

@@ -167,6 +167,9 @@ pub enum ClientFrame {
         to_agent: Option<i64>,
         #[serde(default)]
         to_queue: Option<String>,
+        /// For the agent who takes the chat next; the visitor never sees it.
+        #[serde(default)]
+        note: Option<String>,
     },
 }
 
@@ -303,6 +306,11 @@ pub struct Entry {
     pub kind: EntryKind,
     /// `visitor`, `agent` or `system`.
     pub author: String,
+    /// The agent an entry is by (an agent's message, link, file or pushed page) or about
+    /// (`joined`, `left`); "" otherwise. Several agents may write into one chat (transfers):
+    /// a console marks as its own only the entries with its agent's id.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub author_id: String,
     /// Display name of the author, when known.
     #[serde(default)]
     pub name: String,
@@ -456,6 +464,9 @@ pub enum ServerFrame {
     ChatAssigned {
         chat_id: String,
         from_agent_name: String,
+        /// The internal note of the transfer ("" when none).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        note: String,
     },
     /// Agent: no connection of yours follows this chat any more (`reason`: `transferred`);
     /// close its tab.

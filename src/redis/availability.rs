@@ -151,3 +151,40 @@ impl RedisLayer {
         Ok(())
     }
 }
+
+/// An agent's routing state as a transfer picker shows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentLoad {
+    /// `available`, `away` or `offline` ("offline" when never set).
+    pub status: String,
+    /// Chats on offer to the agent, running with it, and its pending invitations.
+    pub load: i64,
+    /// The agent has a console connected somewhere (it gets offers and transfers).
+    pub routable: bool,
+}
+
+impl RedisLayer {
+    /// The routing state of each agent in `ids`, in the same order (one read each, together).
+    pub async fn agent_loads(&self, ids: &[i64]) -> Result<Vec<AgentLoad>> {
+        let reads = ids.iter().map(|id| {
+            self.client().hmget::<Vec<Option<String>>, _, _>(
+                self.keys.agent(&id.to_string()),
+                vec!["status", "load", "unroutable"],
+            )
+        });
+        let rows = futures_util::future::try_join_all(reads).await?;
+        Ok(rows
+            .into_iter()
+            .map(|f| {
+                let at = |i: usize| f.get(i).cloned().flatten().unwrap_or_default();
+                AgentLoad {
+                    status: Some(at(0))
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or_else(|| "offline".into()),
+                    load: at(1).parse().unwrap_or(0),
+                    routable: at(2) != "1",
+                }
+            })
+            .collect())
+    }
+}

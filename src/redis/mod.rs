@@ -22,13 +22,15 @@ mod transcript;
 mod visitors;
 mod webhooks;
 
-pub use availability::{Missed, Waiting};
+pub use availability::{AgentLoad, Missed, Waiting};
 pub use keys::Keys;
 pub use limits::Granted;
 pub use mail::MailJob;
 pub use presence::{AgentAbsence, Beat, PresenceClock};
 pub use ratelimit::{LoginGate, LoginLimits, LoginSettled};
-pub use routing::{Accepted, AgentTotals, ChatRecord, Ended, Offer, Requested, ROUTE_BATCH};
+pub use routing::{
+    Accepted, AgentTotals, ChatRecord, Ended, Handover, Offer, Requested, ROUTE_BATCH,
+};
 pub use transcript::{Append, Opening, TranscriptCaps};
 pub use visitors::{InvitationAccepted, Invited, VisitorRecord};
 pub use webhooks::{ClaimedRetry, LeaseMode, HOOK_GROUP};

@@ -119,6 +119,19 @@ pub type ChatRecord = HashMap<String, String>;
 /// Waiting chats one routing pass looks at (and so offers at most).
 pub const ROUTE_BATCH: usize = 50;
 
+/// A transfer: from which agent to another agent (id) or to a queue (exactly one of the two
+/// is not empty), with the internal note for whoever takes the chat next.
+#[derive(Debug, Clone, Default)]
+pub struct Handover<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub to_queue: &'a str,
+    /// Agents only: kept on the routing record (`note`, `note_by`), never in the transcript.
+    pub note: &'a str,
+    /// The display name of the agent handing over.
+    pub by: &'a str,
+}
+
 impl RedisLayer {
     pub async fn set_agent_status(
         &self,
@@ -304,9 +317,7 @@ impl RedisLayer {
     pub async fn transfer(
         &self,
         chat: &str,
-        from: &str,
-        to: &str,
-        to_queue: &str,
+        h: &Handover<'_>,
         now: i64,
         lease_ms: u64,
     ) -> Result<(String, String)> {
@@ -314,11 +325,13 @@ impl RedisLayer {
             &self.scripts.transfer,
             chat,
             vec![
-                from.into(),
-                to.into(),
-                to_queue.into(),
+                h.from.into(),
+                h.to.into(),
+                h.to_queue.into(),
                 now.to_string(),
                 lease_ms.to_string(),
+                h.note.into(),
+                h.by.into(),
             ],
         )
         .await

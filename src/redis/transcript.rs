@@ -241,6 +241,24 @@ impl RedisLayer {
         Ok(())
     }
 
+    /// Writes "X left the chat" (event `left`) while `agent` is the chat's agent on the
+    /// transcript side; false when it was not (nothing written).
+    pub async fn chat_leave(&self, chat: &str, agent: &str, name: &str, at: i64) -> Result<bool> {
+        let n: i64 = self
+            .on_transcript(
+                &self.scripts.chat_leave,
+                chat,
+                vec![
+                    agent.into(),
+                    name.into(),
+                    format!("{name} left the chat"),
+                    at.to_string(),
+                ],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
     /// Withdraws the transcript-side assignment (a chat sent back to a queue): the agent who
     /// let it go can no longer write into it.
     /// The agents who joined the chat, in order (`agents` of its meta hash).
@@ -270,6 +288,7 @@ fn entry_from_fields(seq: String, mut f: HashMap<String, String>) -> Entry {
         seq,
         kind,
         author: f.remove("a").unwrap_or_default(),
+        author_id: f.remove("i").unwrap_or_default(),
         name: f.remove("n").unwrap_or_default(),
         text: f.remove("t").unwrap_or_default(),
         at: f.get("at").and_then(|s| s.parse().ok()).unwrap_or(0),

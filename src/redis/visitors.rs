@@ -77,6 +77,7 @@ impl RedisLayer {
         referrer: &str,
         ip: &str,
         country: &str,
+        browser: &str,
         max_pages: usize,
     ) -> Result<(String, VisitorRecord)> {
         let k = &self.keys;
@@ -96,6 +97,7 @@ impl RedisLayer {
                     ip.into(),
                     country.into(),
                     max_pages.to_string(),
+                    browser.into(),
                 ],
             )
             .await?;
@@ -337,6 +339,7 @@ impl RedisLayer {
     pub async fn chat_invite_message(
         &self,
         chat: &str,
+        agent: &str,
         agent_name: &str,
         text: &str,
         at: i64,
@@ -345,7 +348,7 @@ impl RedisLayer {
             .on_transcript(
                 &self.scripts.chat_invite,
                 chat,
-                vec![agent_name.into(), text.into(), at.to_string()],
+                vec![agent_name.into(), text.into(), at.to_string(), agent.into()],
             )
             .await?;
         Ok(n == 1)

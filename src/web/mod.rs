@@ -90,6 +90,7 @@ pub fn routes() -> Router {
             "/console/visitors.js",
             serve!("console/visitors.js", JS, true),
         )
+        .merge(chat_view_routes())
         .route("/console/socket.js", serve!("shared/socket.js", JS, true))
         .route(
             "/console/transcript.js",
@@ -105,5 +106,36 @@ pub fn routes() -> Router {
         .route(
             "/demo/contact.html",
             serve!("demo/contact.html", HTML, false),
+        )
+}
+
+/// The modules of the console's chat view (`chats.js` and what it is made of).
+fn chat_view_routes() -> Router {
+    Router::new()
+        .route(
+            "/console/chat_view.js",
+            serve!("console/chat_view.js", JS, true),
+        )
+        .route(
+            "/console/canned_picker.js",
+            serve!("console/canned_picker.js", JS, true),
+        )
+        .route(
+            "/console/transfer_picker.js",
+            serve!("console/transfer_picker.js", JS, true),
+        )
+        .route("/console/wrapup.js", serve!("console/wrapup.js", JS, true))
+        .route(
+            "/console/uploads.js",
+            serve!("console/uploads.js", JS, true),
+        )
+        .route("/console/notify.js", serve!("console/notify.js", JS, true))
+        .route(
+            "/console/visitor_panel.js",
+            serve!("console/visitor_panel.js", JS, true),
+        )
+        .route(
+            "/console/visitor_facts.js",
+            serve!("console/visitor_facts.js", JS, true),
         )
 }

@@ -158,14 +158,14 @@ test('transfer to a second agent: the chat moves with its history', async () => 
 
   const pane = P.chatPane(ap, chatId);
   await pane.getByTestId('chat-transfer').click();
-  await pane.getByTestId('chat-transfer-agent').fill(String(agent2Id));
+  await pane.getByTestId('chat-transfer-target').selectOption(`agent:${agent2Id}`);
   await P.shot(ap, 'console-transfer');
   await pane.getByTestId('chat-transfer-submit').click();
 
   // The second agent gets the tab, with everything said so far.
   const pane2 = P.chatPane(ap2, chatId);
   await pane2.waitFor({ timeout: P.T });
-  await pane2.getByTestId('chat-note').filter({ hasText: 'Transferred to you by Agent 1' }).waitFor({ timeout: P.T });
+  await pane2.getByTestId('chat-handover').filter({ hasText: 'Transferred to you by Agent 1' }).waitFor({ timeout: P.T });
   await pane2.locator('[data-testid="message"][data-author="visitor"]').filter({ hasText: 'I am on the contact page' }).waitFor({ timeout: P.T });
   await ap2.locator(`[data-testid="chat-pane"][data-chat-id="${chatId}"][data-state="active"]`).waitFor({ timeout: P.T });
   // The first agent's tab closes.
@@ -182,7 +182,7 @@ test('transfer to a second agent: the chat moves with its history', async () => 
   // Agent 2 hands it back to the queue: it is offered to someone else (not Agent 2).
   const p2 = P.chatPane(ap2, chatId);
   await p2.getByTestId('chat-transfer').click();
-  await p2.getByTestId('chat-transfer-queue').fill('general');
+  await p2.getByTestId('chat-transfer-target').selectOption('queue:general');
   await p2.getByTestId('chat-transfer-submit').click();
   await p2.waitFor({ state: 'detached', timeout: P.T });
   const card = ap.locator(`[data-testid="offer"][data-chat-id="${chatId}"]`);

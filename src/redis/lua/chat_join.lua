@@ -21,5 +21,5 @@ elseif not string.find(',' .. agents .. ',', ',' .. ARGV[3] .. ',', 1, true) the
   agents = agents .. ',' .. ARGV[3]
 end
 redis.call('HSET', meta, 'visitor', ARGV[2], 'agent', ARGV[3], 'state', 'open', 'agents', agents)
-append(log, ch, cid, 'system', 'system', ARGV[4], ARGV[8], ARGV[7], '', 'joined')
+append(log, ch, cid, 'system', 'system', ARGV[4], ARGV[8], ARGV[7], '', 'joined', '', ARGV[3])
 return 1

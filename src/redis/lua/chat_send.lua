@@ -34,7 +34,8 @@ if n + 1 > max_n or b + size > max_b then
   end
   return redis.error_reply('cap_reached')
 end
-local seq = append(log, ch, ARGV[1], ARGV[8], ARGV[2], ARGV[4], ARGV[6], ARGV[7], ARGV[5], ARGV[9], ARGV[10])
+local aid = (ARGV[2] == 'agent') and ARGV[3] or ''
+local seq = append(log, ch, ARGV[1], ARGV[8], ARGV[2], ARGV[4], ARGV[6], ARGV[7], ARGV[5], ARGV[9], ARGV[10], aid)
 redis.call('HSET', cmids, dedupe, seq)
 redis.call('HSET', meta, 'n', n + 1, 'b', b + size)
 return {seq, 1}

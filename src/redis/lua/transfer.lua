@@ -3,10 +3,13 @@
 -- outbox timer for an agent-to-agent transfer.
 -- KEYS[1] P{r}:chat:ID
 -- ARGV[1] rp  ARGV[2] chat id  ARGV[3] from agent  ARGV[4] to agent or ""  ARGV[5] to queue or ""
--- ARGV[6] now  ARGV[7] timer lease ms
+-- ARGV[6] now  ARGV[7] timer lease ms  ARGV[8] internal note ("" = none)  ARGV[9] from agent's name
+-- The note and who wrote it stay on the routing record (`note`, `note_by`) for the agent who
+-- takes the chat next; a later transfer replaces them. They never enter the transcript.
 -- Returns {"agent", queue} or {"queue", queue}, or error "forbidden" / "wrong_state" /
 -- "unavailable" (target agent not available, without a console (`unroutable`) or full).
 local rp, cid, from, to, toq, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+local function keep_note() redis.call('HSET', KEYS[1], 'note', ARGV[8], 'note_by', ARGV[9]) end
 local st, agent, queue, ticket = unpack(redis.call('HMGET', KEYS[1], 'state', 'agent', 'queue', 'ticket'))
 if not st then return redis.error_reply('not_found') end
 if agent ~= from then return redis.error_reply('forbidden') end
@@ -18,6 +21,7 @@ if to ~= '' then
     return redis.error_reply('unavailable')
   end
   redis.call('HSET', KEYS[1], 'agent', to, 'accepted', now)
+  keep_note()
   redis.call('SREM', rp .. 'agentchats:' .. from, cid)
   redis.call('SADD', rp .. 'agentchats:' .. to, cid)
   add_load(rp, from, -1, now)
@@ -28,6 +32,7 @@ end
 local q = (toq ~= '') and toq or queue
 redis.call('SADD', rp .. 'denied:' .. cid, from)
 redis.call('HSET', KEYS[1], 'state', 'queued', 'queue', q)
+keep_note()
 redis.call('HDEL', KEYS[1], 'agent')
 redis.call('SREM', rp .. 'agentchats:' .. from, cid)
 add_load(rp, from, -1, now)

@@ -6,6 +6,8 @@
 -- KEYS[1] P{r}:visitor:V  KEYS[2] P{r}:vpages:V  KEYS[3] P{r}:visitors
 -- ARGV[1] rp  ARGV[2] visitor id  ARGV[3] now  ARGV[4] url  ARGV[5] title  ARGV[6] referrer
 -- ARGV[7] ip  ARGV[8] country ("" = unknown, keeps the last one)  ARGV[9] max pages kept
+-- ARGV[10] the browser's User-Agent, cut to length ("" = unknown, keeps the last one); only the
+-- chat's visitor panel reads it, so the list's records stay small
 -- Returns {kind, the hash as a flat list, number of live chats of the visitor}.
 local rp, vid, now = ARGV[1], ARGV[2], ARGV[3]
 local kind = 'page'
@@ -21,6 +23,9 @@ redis.call('HSET', KEYS[1], 'last_seen', seen, 'url', ARGV[4], 'title', ARGV[5],
 redis.call('HINCRBY', KEYS[1], 'pages', 1)
 if ARGV[8] ~= '' then
   redis.call('HSET', KEYS[1], 'country', ARGV[8])
+end
+if ARGV[10] ~= '' then
+  redis.call('HSET', KEYS[1], 'browser', ARGV[10])
 end
 redis.call('RPUSH', KEYS[2], cjson.encode({
   url = ARGV[4], title = ARGV[5], referrer = ARGV[6], at = tonumber(now) }))

@@ -3,7 +3,8 @@
 
 import { S, fmt, translatePage } from './strings.js';
 import { api, setToken, ApiError } from './api.js';
-import { Offers, askNotificationPermission } from './offers.js';
+import { Offers } from './offers.js';
+import { askNotificationPermission, soundOn, setSound } from './notify.js';
 import { Chats } from './chats.js';
 import { History, CannedAdmin } from './history.js';
 import { Visitors } from './visitors.js';
@@ -97,6 +98,20 @@ $('#logout').addEventListener('click', async () => {
   logout();
 });
 
+// ---- sound ----
+
+const soundToggle = byTestId('sound-toggle');
+function showSound() {
+  const on = soundOn();
+  soundToggle.setAttribute('aria-pressed', on ? 'true' : 'false');
+  soundToggle.textContent = on ? S.soundOn : S.soundOff;
+}
+soundToggle.addEventListener('click', () => {
+  setSound(!soundOn());
+  showSound();
+});
+showSound();
+
 // ---- views ----
 
 function showView(name) {
@@ -146,7 +161,6 @@ function onFrame(f) {
       break;
     case 'chat_assigned':
       chats.onAssigned(f);
-      showBanner(fmt(S.assigned, { name: f.from_agent_name || '' }), true);
       break;
     case 'visitors_snapshot':
       visitors.onSnapshot(f);
@@ -162,7 +176,7 @@ function onFrame(f) {
       break;
     case 'invitation_result':
       if (visitors.onResult(f)) {
-        const c = chats.open(f.chat_id, 'joining');
+        const c = chats.open(f.chat_id, 'joining', visitors.visitors.get(f.visitor_id));
         if (!c.live && !c.resuming) chats.resume(c);
         showView('chats');
         chats.select(f.chat_id);
@@ -273,8 +287,22 @@ function startApp() {
       conn.send({ type: 'close', chat_id: o.chat_id });
     }
   });
-  chats = new Chats({ tabs: byTestId('chat-tabs'), panes: $('#panes'), empty: byTestId('no-chats'), conn, offers, onError: showBanner });
   history = new History({ list: byTestId('history-list'), detail: byTestId('history-detail'), refresh: byTestId('history-refresh') });
+  chats = new Chats({
+    tabs: byTestId('chat-tabs'),
+    panes: $('#panes'),
+    empty: byTestId('no-chats'),
+    navBadge: byTestId('nav-chats-unread'),
+    me: me.agent && me.agent.id,
+    conn,
+    offers,
+    onError: showBanner,
+    inView: () => view === 'chats',
+    openInteraction: (id) => {
+      showView('history');
+      history.show(id);
+    }
+  });
   visitors = new Visitors({ root: $('#view-visitors'), send: (frame) => conn.send(frame) });
   cannedAdmin = new CannedAdmin($('#view-canned'));
   waiting = new Waiting(byTestId('waiting-list'), byTestId('no-waiting'), {

@@ -1,61 +1,15 @@
 // Chat offers: one card per offered chat with Accept / Deny / Close, a countdown to
-// `expires_at`, and a desktop notification (or a short beep) when one arrives. Revoked offers
+// `expires_at`, and the agent alerted when one arrives (notify.js). Revoked offers
 // stay a few seconds with their reason ("Customer Rejected", "Timed out", ...).
 
 import { S, fmt, h } from './strings.js';
+import { alertAgent, setTitleCount } from './notify.js';
 
 const KEEP_REVOKED_MS = 10000;
 const STORE_KEY = 'sb.offers';
 
-let audio = null;
-
-/** A short two-tone beep with WebAudio; silent when the browser refuses. */
-function beep() {
-  try {
-    const Ctx = window.AudioContext || window.webkitAudioContext;
-    if (!Ctx) return;
-    audio = audio || new Ctx();
-    const now = audio.currentTime;
-    [880, 1175].forEach((freq, i) => {
-      const osc = audio.createOscillator();
-      const gain = audio.createGain();
-      osc.frequency.value = freq;
-      gain.gain.setValueAtTime(0.0001, now + i * 0.18);
-      gain.gain.exponentialRampToValueAtTime(0.2, now + i * 0.18 + 0.02);
-      gain.gain.exponentialRampToValueAtTime(0.0001, now + i * 0.18 + 0.16);
-      osc.connect(gain);
-      gain.connect(audio.destination);
-      osc.start(now + i * 0.18);
-      osc.stop(now + i * 0.18 + 0.17);
-    });
-  } catch (e) {
-    /* no sound is fine */
-  }
-}
-
-/** Asks for notification permission; call from a click (browsers require a gesture). */
-export function askNotificationPermission() {
-  try {
-    if ('Notification' in window && Notification.permission === 'default') Notification.requestPermission();
-  } catch (e) {
-    /* unsupported */
-  }
-}
-
 function notify(offer) {
-  try {
-    if ('Notification' in window && Notification.permission === 'granted' && document.visibilityState !== 'visible') {
-      const n = new Notification(S.notificationTitle, { body: `${offer.name || S.anonymous}: ${offer.question || ''}`.slice(0, 200), tag: `sb-offer-${offer.chat_id}` });
-      n.onclick = () => {
-        window.focus();
-        n.close();
-      };
-      return;
-    }
-  } catch (e) {
-    /* fall back to sound */
-  }
-  beep();
+  alertAgent({ title: S.notificationTitle, body: `${offer.name || S.anonymous}: ${offer.question || ''}`, tag: `sb-offer-${offer.chat_id}` });
 }
 
 export class Offers {
@@ -236,7 +190,6 @@ export class Offers {
 
   update() {
     this.empty.hidden = this.cards.size > 0;
-    const n = this.count();
-    document.title = n ? `(${n}) ${S.title}` : S.title;
+    setTitleCount('offers', this.count());
   }
 }

@@ -7,7 +7,8 @@
 // one per animation frame. Ten thousand visitors cost a sort when the list changes and a few
 // dozen rows per frame, never ten thousand DOM rows.
 
-import { S, fmt, h, formatDate } from './strings.js';
+import { S, fmt, h } from './strings.js';
+import { duration, urlNode, pageList } from './visitor_facts.js';
 
 /** Height of one row in px; console.css gives every visitor row exactly this height. */
 const ROW_PX = 36;
@@ -15,21 +16,6 @@ const ROW_PX = 36;
 const OVERSCAN = 8;
 /** After `visitors_stale` (the list changed faster than the node sends), read it again this late. */
 const STALE_REFETCH_MS = 30000;
-
-function duration(ms) {
-  const s = Math.max(0, Math.floor(ms / 1000));
-  const hh = Math.floor(s / 3600);
-  const mm = Math.floor((s % 3600) / 60);
-  const ss = String(s % 60).padStart(2, '0');
-  return hh ? `${hh}:${String(mm).padStart(2, '0')}:${ss}` : `${mm}:${ss}`;
-}
-
-/** A DOM-built link for an http(s) URL the visitor's browser reported; plain text otherwise. */
-function urlNode(url, text) {
-  const href = SbTranscript.safeHref(url);
-  if (!href) return h('span', { text: text || url || '' });
-  return h('a', { href, target: '_blank', rel: 'noopener noreferrer', text: text || url });
-}
 
 /** Whether `v` is at least as recent as `old` (changes of different nodes may cross). */
 function newer(v, old) {
@@ -276,17 +262,7 @@ export class Visitors {
     const facts = [v.name && v.email ? v.name : '', v.country, v.ip].filter(Boolean).join(' · ');
     if (facts) d.appendChild(h('p', { class: 'muted', text: facts }));
     d.appendChild(h('h3', { text: fmt(S.pagesSeen, { n: v.page_count || 0 }) }));
-    const ol = h('ol', { class: 'pages', 'data-testid': 'visitor-pages' });
-    for (const pg of this.history || []) {
-      const li = h('li', { 'data-testid': 'visitor-page', 'data-url': pg.url || '' }, [
-        urlNode(pg.url, pg.title || pg.url),
-        h('small', { text: ` ${formatDate(pg.at)}` })
-      ]);
-      if (pg.title) li.appendChild(h('div', { class: 'muted small', text: pg.url || '' }));
-      if (pg.referrer) li.appendChild(h('div', { class: 'muted small', text: fmt(S.referrer, { referrer: pg.referrer }) }));
-      ol.appendChild(li);
-    }
-    d.appendChild(ol);
+    d.appendChild(pageList(this.history));
     const msg = h('textarea', { rows: '2', maxlength: '500', 'aria-label': S.inviteMessage, placeholder: S.inviteMessage, 'data-testid': 'visitor-invite-message' });
     msg.value = typed;
     d.appendChild(msg);

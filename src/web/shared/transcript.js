@@ -89,6 +89,8 @@ var SbTranscript = (function () {
   /**
    * list: the element (a <ol>/<ul> with role=log) that holds the entries.
    * opts.me: 'visitor' | 'agent' (own messages are styled as such)
+   * opts.isMine(entry): when given, decides which entries are one's own (the console: the
+   *   entries whose `author_id` is this agent's, since several agents may write into a chat)
    * opts.prefix: CSS class prefix ('sb-' for the widget, '' for the console)
    * opts.strings: { you, sending, failed, pushed, delivered, read }
    * opts.showOwnName: name own messages by their author instead of "You" (read-only history)
@@ -105,6 +107,7 @@ var SbTranscript = (function () {
     this.p = opts.prefix || '';
     this.strings = opts.strings || {};
     this.showOwnName = !!opts.showOwnName;
+    this.isMine = opts.isMine || null;
     this.fileHref = opts.fileHref || null;
     this.fileOpen = opts.fileOpen || null;
     this.rcpt = { delivered: '', read: '' };
@@ -122,15 +125,22 @@ var SbTranscript = (function () {
     return this.seqs.length ? this.seqs[this.seqs.length - 1] : '';
   };
 
+  /** Whether a (non-system) entry is one's own. */
+  Transcript.prototype.mine = function (entry) {
+    if (entry.author !== this.me) return false;
+    return this.isMine ? this.isMine(entry) : true;
+  };
+
   Transcript.prototype.render = function (entry, pending) {
     var p = this.p;
     var doc = this.doc;
     var isSystem = entry.kind === 'system' || entry.author === 'system';
-    var mine = !isSystem && entry.author === this.me;
+    var mine = !isSystem && (pending || this.mine(entry));
     var li = el(doc, 'li', p + 'msg ' + p + (isSystem ? 'system' : mine ? 'mine' : 'theirs'));
     li.setAttribute('data-testid', 'message');
     li.setAttribute('data-author', isSystem ? 'system' : String(entry.author || ''));
     li.setAttribute('data-kind', isSystem ? 'system' : 'message');
+    if (mine) li.setAttribute('data-mine', 'true');
     if (entry.seq) li.setAttribute('data-seq', entry.seq);
     if (entry.event) li.setAttribute('data-event', entry.event);
     var d = entry.data && typeof entry.data === 'object' ? entry.data : {};
@@ -266,7 +276,7 @@ var SbTranscript = (function () {
     if (state === 'read' && SbSocket.compareSeq(seq, r.delivered) > 0) r.delivered = seq;
     for (var i = 0; i < this.entries.length; i++) {
       var e = this.entries[i];
-      if (e.author === this.me && e.kind !== 'system') this.mark(this.bySeq[e.seq], e.seq);
+      if (e.kind !== 'system' && this.mine(e)) this.mark(this.bySeq[e.seq], e.seq);
     }
   };
 
