@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 
-/// The widget is one script: the two shared modules, the offline module, the widget's texts
-/// and style, and the widget, in one scope.
+/// The widget is one script: the two shared modules, the widget's modules (each defines one
+/// `Sb*` name the later ones use), its texts and style, its DOM, and the widget, in one scope.
 const WIDGET_JS: &str = concat!(
     "(function(){\n",
     include_str!("shared/socket.js"),
@@ -17,7 +17,17 @@ const WIDGET_JS: &str = concat!(
     "\n",
     include_str!("widget-offline.js"),
     "\n",
+    include_str!("widget-files.js"),
+    "\n",
+    include_str!("widget-after.js"),
+    "\n",
+    include_str!("widget-invite.js"),
+    "\n",
+    include_str!("widget-session.js"),
+    "\n",
     include_str!("widget-look.js"),
+    "\n",
+    include_str!("widget-view.js"),
     "\n",
     include_str!("widget.js"),
     "\n})();\n"
@@ -82,6 +92,11 @@ pub fn routes() -> Router {
         )
         .route("/console/inbox.js", serve!("console/inbox.js", JS, true))
         .route("/console/chats.js", serve!("console/chats.js", JS, true))
+        .route("/console/upload.js", serve!("console/upload.js", JS, true))
+        .route(
+            "/console/after-chat.js",
+            serve!("console/after-chat.js", JS, true),
+        )
         .route(
             "/console/history.js",
             serve!("console/history.js", JS, true),

@@ -5,6 +5,7 @@
 
 import { S, fmt, h } from './strings.js';
 import { api, fileHref, getToken, openFile } from './api.js';
+import { bindUploads, fileThumb, filePreview } from './upload.js';
 
 const TYPING_EVERY_MS = 3000;
 const TYPING_IDLE_MS = 4000;
@@ -102,7 +103,8 @@ export class Chats {
       c.compose
     ]);
     this.panes.appendChild(c.pane);
-    c.transcript = new SbTranscript.Transcript(c.list, { me: 'agent', prefix: 'tx-', strings: S, fileHref, fileOpen: (d) => openFile(d, this.report) });
+    c.transcript = new SbTranscript.Transcript(c.list, { me: 'agent', prefix: 'tx-', strings: S, fileHref, fileOpen: (d) => openFile(d, this.report), fileThumb, filePreview });
+    bindUploads(c.pane, c.input, (f) => this.upload(c, f));
     this.fillHeader(c);
     this.setState(c, c.state);
   }
