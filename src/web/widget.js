@@ -376,6 +376,7 @@
     offline.reset();
     after.reset();
     forgetChat();
+    ui.fields.question.value = '';
     fillContact();
     focusFirst();
   }
