@@ -41,4 +41,10 @@ impl RedisLayer {
         let v: Option<String> = self.client().get(self.keys.after_chat(chat)).await?;
         Ok(v.and_then(|s| serde_json::from_str(&s).ok()))
     }
+
+    /// Removes the ticket of `chat` (an erasure: its visitor may no longer act on it).
+    pub async fn forget_after_chat(&self, chat: &str) -> Result<()> {
+        let _: i64 = self.client().del(self.keys.after_chat(chat)).await?;
+        Ok(())
+    }
 }
