@@ -11,17 +11,6 @@ use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 use switchboard::app::Running;
-use switchboard::config::Settings;
-
-fn fast_hooks(s: &mut Settings) {
-    let w = &mut s.webhooks;
-    w.allowed_networks = vec!["127.0.0.0/8".into(), "::1/128".into()];
-    w.connect_timeout_ms = 500;
-    w.timeout_ms = 1_500;
-    w.claim_idle_ms = 4_000;
-    w.retry_base_ms = 200;
-    w.retry_max_delay_ms = 400;
-}
 
 async fn rate(node: &Running, chat: &str, token: &str, body: Value) -> (u16, Value) {
     post(

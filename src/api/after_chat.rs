@@ -45,14 +45,7 @@ fn visitor_of(svc: &Service, headers: &HeaderMap, peer: SocketAddr) -> ApiResult
             ))
         }
     };
-    let ip = svc.settings.server.client_ip(
-        peer.ip(),
-        headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok()),
-    );
-    Ok((id, ip.to_string()))
+    Ok((id, super::client_ip(svc, peer, headers)))
 }
 
 #[derive(Deserialize)]

@@ -117,6 +117,20 @@ struct SessionRequest {
     token: Option<String>,
 }
 
+/// The client's address: the peer, or `X-Forwarded-For` when the peer is a trusted proxy.
+fn client_ip(svc: &Service, peer: SocketAddr, headers: &HeaderMap) -> String {
+    svc.settings
+        .server
+        .client_ip(
+            peer.ip(),
+            headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        )
+        .to_string()
+}
+
 /// Issues (or renews) a visitor's anonymous identity. New identities are limited per client
 /// IP across the cluster (`abuse.new_visitors_per_ip_*`); a renewal is not.
 async fn visitor_session(
@@ -134,14 +148,9 @@ async fn visitor_session(
     let id = match previous {
         Some(id) => id,
         None => {
-            let ip = svc.settings.server.client_ip(
-                peer.ip(),
-                headers
-                    .get_all("x-forwarded-for")
-                    .iter()
-                    .filter_map(|v| v.to_str().ok()),
-            );
-            svc.limits.new_visitor(&ip.to_string()).await?;
+            svc.limits
+                .new_visitor(&client_ip(&svc, peer, &headers))
+                .await?;
             new_id()
         }
     };

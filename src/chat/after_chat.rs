@@ -178,13 +178,7 @@ impl Service {
     /// What the visitor saw of `chat`: from Redis while it is there, else from SQL once
     /// flushed (the flush commits before Redis forgets, so one of them has it).
     async fn transcript_for_visitor(&self, chat: &str) -> ChatResult<Vec<TranscriptEntry>> {
-        let live: Vec<TranscriptEntry> = self
-            .redis
-            .entries_all_after(chat, "")
-            .await?
-            .into_iter()
-            .map(super::flush::transcript_entry)
-            .collect();
+        let live = self.live_transcript(chat).await?;
         let entries = if live.is_empty() {
             match self.store.message_by_chat(chat).await? {
                 Some(m) => m.entries,

@@ -107,13 +107,7 @@ impl Service {
         if !self.redis.hook_pending(TYPE, chat, "hook_ended").await? {
             return Ok(());
         }
-        let transcript: Vec<_> = self
-            .redis
-            .entries_all_after(chat, "")
-            .await?
-            .into_iter()
-            .map(super::flush::transcript_entry)
-            .collect();
+        let transcript = self.live_transcript(chat).await?;
         let g = |k: &str| r.get(k).filter(|v| !v.is_empty()).cloned();
         let num = |k: &str| r.get(k).and_then(|v| v.parse::<i64>().ok());
         let ended_at = num("ended").unwrap_or_else(now_ms);
