@@ -263,6 +263,24 @@ pub struct Abuse {
     /// Bytes per second of `visitors_changed` sent to one watching connection (bursts of twice
     /// that); over it the connection gets `visitors_stale` instead.
     pub visitor_list_bytes_per_second: u32,
+    /// Post-chat ratings (`POST /api/visitor/chats/{id}/rating`) per visitor and hour,
+    /// sustained; refused with 429 (code 4102) and `Retry-After`.
+    pub ratings_per_visitor_per_hour: u32,
+    /// Ratings per visitor allowed at once.
+    pub ratings_per_visitor_burst: u32,
+    /// Ratings per client IP and hour, sustained; refused with 429 (code 4102).
+    pub ratings_per_ip_per_hour: u32,
+    /// Ratings per client IP allowed at once.
+    pub ratings_per_ip_burst: u32,
+    /// Transcripts e-mailed to visitors (`POST /api/visitor/chats/{id}/transcript`) per visitor
+    /// and hour, sustained; refused with 429 (code 4102) and `Retry-After`.
+    pub transcript_mails_per_visitor_per_hour: u32,
+    /// Transcript e-mails per visitor allowed at once.
+    pub transcript_mails_per_visitor_burst: u32,
+    /// Transcript e-mails per client IP and hour, sustained; refused with 429 (code 4102).
+    pub transcript_mails_per_ip_per_hour: u32,
+    /// Transcript e-mails per client IP allowed at once.
+    pub transcript_mails_per_ip_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -304,6 +322,9 @@ pub struct Chat {
     /// Milliseconds a visitor waits in the queue before the widget offers to leave a message
     /// instead.
     pub max_wait_ms: u64,
+    /// Milliseconds after a chat an agent joined has ended during which its visitor may rate it
+    /// and have its transcript e-mailed.
+    pub after_chat_window_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

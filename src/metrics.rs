@@ -63,6 +63,10 @@ pub struct Metrics {
     pub offline_messages: IntCounterVec,
     /// Offline-message notifications, by outcome (`sent`, `failed`).
     pub mail: IntCounterVec,
+    /// Post-chat ratings stored, by queue and rating (`good`, `bad`).
+    pub ratings: IntCounterVec,
+    /// Transcripts e-mailed to visitors, by outcome (`sent`, `failed`).
+    pub transcript_mails: IntCounterVec,
     /// The HTTP edge: connections, slow clients, logins.
     pub edge: EdgeMetrics,
     /// `/readyz` checks that failed or ran out of time, by dependency (redis, store).
@@ -362,6 +366,18 @@ impl Metrics {
                 &r,
                 "switchboard_mail_notifications_total",
                 "Offline-message e-mail notifications: sent, or failed (retried after mail.claim_idle_ms).",
+                &["outcome"],
+            ),
+            ratings: counter_vec(
+                &r,
+                "switchboard_ratings_total",
+                "Post-chat ratings stored, by queue and rating (good, bad); CSAT is good over all.",
+                &["queue", "rating"],
+            ),
+            transcript_mails: counter_vec(
+                &r,
+                "switchboard_transcript_mails_total",
+                "Chat transcripts e-mailed to visitors at their request: sent, or failed (the visitor is told to retry).",
                 &["outcome"],
             ),
             drains: counter(

@@ -7,9 +7,9 @@
 
 mod common;
 
+use common::smtp::SmtpSink;
 use common::*;
 use serde_json::{json, Value};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// What a visitor's `leave_message` frame says, with the visitor's own text.
@@ -235,61 +235,6 @@ async fn messages_are_limited_per_visitor_across_nodes_and_bad_ones_refused() {
         assert_eq!(e["code"], code, "{bad}");
     }
     cluster.cleanup().await;
-}
-
-/// A real SMTP server (aiosmtpd) on a free loopback port, storing what it receives in a
-/// Maildir. Stopped by its PID when dropped.
-struct SmtpSink {
-    child: Child,
-    dir: std::path::PathBuf,
-}
-
-impl SmtpSink {
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-
-    async fn start(port: u16) -> SmtpSink {
-        let dir = std::env::temp_dir().join(format!("sb-smtp-{port}-{}", std::process::id()));
-        let child = Command::new("/usr/bin/python3")
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3-aiosmtpd is installed (scripts/test installs it)");
-        let sink = SmtpSink { child, dir };
-        eventually("the SMTP server listening", || async {
-            tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()
-                .map(|_| ())
-        })
-        .await;
-        sink
-    }
-
-    /// The messages received so far, as raw text.
-    fn received(&self) -> Vec<String> {
-        let Ok(rd) = std::fs::read_dir(self.dir.join("new")) else {
-            return vec![];
-        };
-        rd.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-            .collect()
-    }
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// The node that took the notification job dies (killed) while the SMTP server is down; the

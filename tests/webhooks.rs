@@ -11,20 +11,6 @@ use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 use switchboard::app::Running;
-use switchboard::config::Settings;
-
-/// Fast retries, a short claim period, loopback receivers allowed.
-fn fast(s: &mut Settings) {
-    let w = &mut s.webhooks;
-    w.allowed_networks = vec!["127.0.0.0/8".into(), "::1/128".into()];
-    w.connect_timeout_ms = 500;
-    w.timeout_ms = 1_500;
-    // Long enough that a delivery slowed by a loaded machine (SQLite waits included) is not
-    // taken over as if its node had died.
-    w.claim_idle_ms = 4_000;
-    w.retry_base_ms = 200;
-    w.retry_max_delay_ms = 400;
-}
 
 async fn register(node: &Running, token: &str, url: &str, events: &[&str]) -> Value {
     let (status, v) = post(
@@ -62,7 +48,7 @@ async fn delivered_settled(rx: &Receiver, n: usize) -> Vec<Received> {
 
 /// A whole chat across two nodes: every event type arrives once, signed, with its data.
 async fn chat_events_arrive_signed_and_once(backend: Backend) {
-    let cluster = Cluster::with(backend, fast).await;
+    let cluster = Cluster::with(backend, fast_hooks).await;
     let (a, b) = (cluster.node().await, cluster.node().await);
     let rx = Receiver::start(Plan::Ok).await;
     let admin = admin_token(&cluster, &a, "root").await;
@@ -145,7 +131,7 @@ async fn chat_events_arrive_signed_and_once_postgres() {
 /// more: the log shows failed, failed, delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_receiver_gets_the_event_again_until_it_takes_it() {
-    let cluster = Cluster::with(Backend::Sqlite, fast).await;
+    let cluster = Cluster::with(Backend::Sqlite, fast_hooks).await;
     let (a, b) = (cluster.node().await, cluster.node().await);
     let rx = Receiver::start(Plan::FailFirst(2)).await;
     let admin = admin_token(&cluster, &a, "root").await;
@@ -193,7 +179,7 @@ async fn a_failing_receiver_gets_the_event_again_until_it_takes_it() {
 /// takes the event over after the claim period and delivers it, with the same id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_mid_delivery_does_not_lose_the_event() {
-    let cluster = Cluster::with(Backend::Sqlite, fast).await;
+    let cluster = Cluster::with(Backend::Sqlite, fast_hooks).await;
     let a = cluster.node().await;
     let rx = Receiver::start(Plan::HangFirst).await;
     let admin = admin_token(&cluster, &a, "root").await;
@@ -236,7 +222,7 @@ async fn a_node_killed_mid_delivery_does_not_lose_the_event() {
 /// Two nodes read the same stream: in the normal case each event is delivered once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_deliver_each_event_once() {
-    let cluster = Cluster::with(Backend::Sqlite, fast).await;
+    let cluster = Cluster::with(Backend::Sqlite, fast_hooks).await;
     let (a, b) = (cluster.node().await, cluster.node().await);
     let rx = Receiver::start(Plan::Ok).await;
     let admin = admin_token(&cluster, &a, "root").await;
@@ -263,7 +249,7 @@ async fn two_nodes_deliver_each_event_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_endpoint_is_disabled_and_can_be_redelivered_to() {
     let cluster = Cluster::with(Backend::Sqlite, |s| {
-        fast(s);
+        fast_hooks(s);
         s.webhooks.disable_after_failures = 3;
     })
     .await;
@@ -375,7 +361,7 @@ async fn internal_addresses_are_refused_at_registration_and_at_send() {
 
     // Registered through a node that allows loopback, sent by one that does not.
     let rx = Receiver::start(Plan::Ok).await;
-    let lenient = cluster.node_with(fast).await;
+    let lenient = cluster.node_with(fast_hooks).await;
     let by_name = rx.url.replace("127.0.0.1", "localhost");
     let endpoint = register(&lenient, &admin, &by_name, &["chat.requested"]).await;
     lenient.kill();
@@ -400,7 +386,7 @@ async fn internal_addresses_are_refused_at_registration_and_at_send() {
 /// invitation that is never answered sends nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_accepted_invitation_is_a_proactive_chat_accepted_event() {
-    let cluster = Cluster::with(Backend::Sqlite, fast).await;
+    let cluster = Cluster::with(Backend::Sqlite, fast_hooks).await;
     let (a, b) = (cluster.node().await, cluster.node().await);
     let rx = Receiver::start(Plan::Ok).await;
     let admin = admin_token(&cluster, &a, "root").await;

@@ -31,6 +31,8 @@ pub(super) struct Credentials {
     pub by: Option<String>,
     pub exp: Option<u64>,
     pub sig: Option<String>,
+    /// `image`: serve a raster image inline (thumbnails, previews); anything else is refused.
+    pub view: Option<String>,
 }
 
 /// The party behind a bearer token: a visitor, or an agent whose session is current.

@@ -311,6 +311,15 @@ async fn serve(
     }
     let meta = svc.files.meta(id).await.map_err(files_error)?;
     svc.authorise_download(&party, &meta.chat_id).await?;
+    let inline = match query.view.as_deref() {
+        None => false,
+        Some("image") if inline_image(&meta.content_type) => true,
+        Some(_) => {
+            return Err(unsupported(
+                "only PNG, JPEG, GIF and WebP images can be shown inline",
+            ))
+        }
+    };
     let stream = svc.files.read(id).await.map_err(files_error)?;
     let content_type = if svc.settings.files.allows(&meta.content_type) {
         HeaderValue::from_str(&meta.content_type)
@@ -322,7 +331,20 @@ async fn serve(
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, content_type);
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(meta.size));
-    h.insert(header::CONTENT_DISPOSITION, content_disposition(&meta.name));
+    let disposition = content_disposition(&meta.name);
+    h.insert(
+        header::CONTENT_DISPOSITION,
+        if inline {
+            // Same name parameters, shown in place: only for the raster types above.
+            disposition
+                .to_str()
+                .ok()
+                .and_then(|d| HeaderValue::from_str(&d.replacen("attachment", "inline", 1)).ok())
+                .unwrap_or(HeaderValue::from_static("inline"))
+        } else {
+            disposition
+        },
+    );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -336,6 +358,15 @@ async fn serve(
         HeaderValue::from_static("sandbox"),
     );
     Ok(r)
+}
+
+/// Image types a browser may show in place (`?view=image`): raster formats only. SVG is an
+/// image type that carries script and markup, so it is only ever a download.
+pub fn inline_image(content_type: &str) -> bool {
+    matches!(
+        content_type,
+        "image/png" | "image/jpeg" | "image/gif" | "image/webp"
+    )
 }
 
 /// `attachment` with an ASCII `filename` fallback and the exact name as RFC 5987

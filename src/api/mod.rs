@@ -7,6 +7,7 @@
 
 mod admin;
 mod admin_request;
+mod after_chat;
 mod auth;
 mod canned;
 mod console;
@@ -77,6 +78,7 @@ pub fn routes(svc: Arc<Service>) -> Router {
             post(visitor_session).options(cors::preflight),
         )
         .merge(files::routes())
+        .merge(after_chat::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             svc.clone(),
             cors::widget_cors,
@@ -117,6 +119,20 @@ struct SessionRequest {
     token: Option<String>,
 }
 
+/// The client's address: the peer, or `X-Forwarded-For` when the peer is a trusted proxy.
+fn client_ip(svc: &Service, peer: SocketAddr, headers: &HeaderMap) -> String {
+    svc.settings
+        .server
+        .client_ip(
+            peer.ip(),
+            headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        )
+        .to_string()
+}
+
 /// Issues (or renews) a visitor's anonymous identity. New identities are limited per client
 /// IP across the cluster (`abuse.new_visitors_per_ip_*`); a renewal is not.
 async fn visitor_session(
@@ -134,21 +150,24 @@ async fn visitor_session(
     let id = match previous {
         Some(id) => id,
         None => {
-            let ip = svc.settings.server.client_ip(
-                peer.ip(),
-                headers
-                    .get_all("x-forwarded-for")
-                    .iter()
-                    .filter_map(|v| v.to_str().ok()),
-            );
-            svc.limits.new_visitor(&ip.to_string()).await?;
+            svc.limits
+                .new_visitor(&client_ip(&svc, peer, &headers))
+                .await?;
             new_id()
         }
     };
     let token = svc
         .tokens
         .issue(&Identity::Visitor { id: id.clone() }, now_s());
-    Ok(Json(json!({ "visitor_id": id, "token": token })))
+    // What the widget needs to know beyond the token: the file picker's `accept` and size
+    // limit, and whether "e-mail me this transcript" can work here.
+    let files = &svc.settings.files;
+    Ok(Json(json!({
+        "visitor_id": id,
+        "token": token,
+        "files": { "allowed_types": files.allowed_types, "max_bytes": files.max_bytes },
+        "transcript_mail": !svc.settings.mail.smtp_url.is_empty(),
+    })))
 }
 
 async fn list_queues(
@@ -201,6 +220,18 @@ async fn interaction(
         .interaction(id)
         .await?
         .ok_or_else(|| err(ErrorCode::NotFound, "no such interaction"))?;
+    // Ratings are keyed by chat id (given before or after the flush): one per Message.
+    let chats: Vec<String> = messages.iter().map(|m| m.chat_id.clone()).collect();
+    let ratings = svc.store.ratings_of(&chats).await?;
+    let messages: Vec<serde_json::Value> = messages
+        .into_iter()
+        .map(|m| {
+            let rating = ratings.iter().find(|r| r.chat_id == m.chat_id);
+            let mut v = json!(m);
+            v["rating"] = json!(rating);
+            v
+        })
+        .collect();
     Ok(Json(
         json!({ "interaction": interaction, "messages": messages }),
     ))

@@ -91,8 +91,8 @@ impl Service {
         Ok(())
     }
 
-    /// Transcript side of an end (idempotent): the end system message, then the `chat.ended`
-    /// webhook event (once per chat).
+    /// Transcript side of an end (idempotent): the end system message, the after-chat ticket
+    /// (rating, transcript by e-mail), then the `chat.ended` webhook event (once per chat).
     pub(super) async fn apply_end(&self, chat: &str) -> ChatResult<()> {
         let r = self.redis.chat_record(chat).await?;
         if r.is_empty() {
@@ -107,6 +107,7 @@ impl Service {
         self.redis
             .chat_end(chat, &g("ended_by"), &g("end_reason"), at, &opening)
             .await?;
+        self.open_after_chat(chat, &r, at).await?;
         self.hook_chat_ended(chat, &r).await
     }
 

@@ -177,6 +177,22 @@ enum Read {
     Ready(Box<TranscriptRecord>),
 }
 
+impl Service {
+    /// The whole transcript of `chat` as it stands in Redis, as stored entries.
+    pub(super) async fn live_transcript(
+        &self,
+        chat: &str,
+    ) -> Result<Vec<TranscriptEntry>, crate::redis::RedisError> {
+        Ok(self
+            .redis
+            .entries_all_after(chat, "")
+            .await?
+            .into_iter()
+            .map(transcript_entry)
+            .collect())
+    }
+}
+
 pub(super) fn transcript_entry(e: crate::protocol::Entry) -> TranscriptEntry {
     TranscriptEntry {
         seq: e.seq,

@@ -1,6 +1,6 @@
 //! Limits on what one client may make the cluster do, held across nodes (state in Redis, see
 //! `redis::limits`): new visitor identities per IP, open visitor sockets per visitor and per
-//! IP, chat requests and page views per visitor and per IP, and frames per identity over all
+//! IP, chat requests, page views, ratings and transcript e-mails per visitor and per IP, and frames per identity over all
 //! its sockets. A refusal is a `ChatError` with its wire code and when to retry, counted in
 //! `switchboard_limited_total{limit}`. While Redis cannot answer, these limits are not enforced
 //! (the per-connection ones still are): an outage must not lock every visitor out.
@@ -267,6 +267,50 @@ impl Limits {
                 .to_string()
             },
         )
+        .await
+    }
+
+    /// A post-chat rating (`transcript` false) or transcript e-mail (true) of `visitor` at `ip`.
+    pub async fn after_chat(&self, transcript: bool, visitor: &str, ip: &str) -> ChatResult<()> {
+        let c = &self.cfg;
+        let (v, i) = if transcript {
+            (
+                Rate::per(
+                    "tm-v",
+                    "transcript_mails_visitor",
+                    c.transcript_mails_per_visitor_per_hour,
+                    HOUR,
+                    c.transcript_mails_per_visitor_burst,
+                ),
+                Rate::per(
+                    "tm-ip",
+                    "transcript_mails_ip",
+                    c.transcript_mails_per_ip_per_hour,
+                    HOUR,
+                    c.transcript_mails_per_ip_burst,
+                ),
+            )
+        } else {
+            (
+                Rate::per(
+                    "rate-v",
+                    "ratings_visitor",
+                    c.ratings_per_visitor_per_hour,
+                    HOUR,
+                    c.ratings_per_visitor_burst,
+                ),
+                Rate::per(
+                    "rate-ip",
+                    "ratings_ip",
+                    c.ratings_per_ip_per_hour,
+                    HOUR,
+                    c.ratings_per_ip_burst,
+                ),
+            )
+        };
+        self.take_both((v, visitor), (i, ip), |_| {
+            "too many requests; try again later".to_string()
+        })
         .await
     }
 

@@ -3,6 +3,7 @@
 //! offline message through SMTP (lettre), and acknowledges only after the server took it.
 //! Jobs of a dead node, or ones the server refused, are claimed again after
 //! `mail.claim_idle_ms`: at least once, and a message marked notified is not sent twice.
+//! `transport` is shared with the transcript e-mails of `after_chat`.
 
 use super::Service;
 use crate::redis::MailJob;
@@ -34,8 +35,8 @@ pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
     if !m.enabled() {
         return;
     }
-    let transport = match AsyncSmtpTransport::<Tokio1Executor>::from_url(&m.smtp_url) {
-        Ok(b) => b.timeout(Some(Duration::from_millis(m.timeout_ms))).build(),
+    let transport = match transport(m) {
+        Ok(t) => t,
         Err(e) => {
             tracing::error!(error = %e, "mail.smtp_url is unusable; no notifications");
             return;
@@ -76,6 +77,15 @@ pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
             handle(&svc, &transport, &job).await;
         }
     }
+}
+
+/// The SMTP transport of `mail.smtp_url`, each command bounded by `mail.timeout_ms`.
+pub(crate) fn transport(
+    m: &crate::config::Mail,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>, lettre::transport::smtp::Error> {
+    Ok(AsyncSmtpTransport::<Tokio1Executor>::from_url(&m.smtp_url)?
+        .timeout(Some(Duration::from_millis(m.timeout_ms)))
+        .build())
 }
 
 async fn handle(svc: &Service, transport: &AsyncSmtpTransport<Tokio1Executor>, job: &MailJob) {

@@ -7,6 +7,7 @@
 //! shared types; each concern's operations are in the module named for it.
 
 mod access;
+mod after_chat;
 mod agents;
 pub mod audit;
 pub mod availability;

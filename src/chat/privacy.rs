@@ -179,6 +179,10 @@ impl Service {
         }
         let rows = self.store.erase_contact(id).await?;
         let stray_events = self.store.erase_events_of_chats(&closed).await?;
+        // No rating or transcript e-mail of an erased chat any more.
+        for chat in messages.iter().map(|m| &m.chat_id).chain(&closed) {
+            self.redis.forget_after_chat(chat).await?;
+        }
         let mut visits = 0;
         for v in &visitors {
             if self.redis.visit_raw(v).await?.is_some() {

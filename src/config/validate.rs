@@ -193,6 +193,7 @@ impl Settings {
             ),
             ("flush.claim_idle_ms", self.flush.claim_idle_ms),
             ("chat.max_wait_ms", self.chat.max_wait_ms),
+            ("chat.after_chat_window_ms", self.chat.after_chat_window_ms),
             ("mail.timeout_ms", self.mail.timeout_ms),
             ("mail.claim_idle_ms", self.mail.claim_idle_ms),
         ] {
@@ -402,6 +403,32 @@ impl Abuse {
             ("abuse.transcript_max_entries", a.transcript_max_entries),
             ("abuse.visitor_pages_kept", a.visitor_pages_kept),
             ("abuse.visitors_page_size", a.visitors_page_size),
+            (
+                "abuse.ratings_per_visitor_per_hour",
+                a.ratings_per_visitor_per_hour,
+            ),
+            (
+                "abuse.ratings_per_visitor_burst",
+                a.ratings_per_visitor_burst,
+            ),
+            ("abuse.ratings_per_ip_per_hour", a.ratings_per_ip_per_hour),
+            ("abuse.ratings_per_ip_burst", a.ratings_per_ip_burst),
+            (
+                "abuse.transcript_mails_per_visitor_per_hour",
+                a.transcript_mails_per_visitor_per_hour,
+            ),
+            (
+                "abuse.transcript_mails_per_visitor_burst",
+                a.transcript_mails_per_visitor_burst,
+            ),
+            (
+                "abuse.transcript_mails_per_ip_per_hour",
+                a.transcript_mails_per_ip_per_hour,
+            ),
+            (
+                "abuse.transcript_mails_per_ip_burst",
+                a.transcript_mails_per_ip_burst,
+            ),
         ] {
             if v == 0 {
                 return Err(ConfigError::Invalid {

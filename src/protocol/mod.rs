@@ -390,6 +390,13 @@ pub enum ServerFrame {
         by: String,
         reason: String,
     },
+    /// To the agent who had the chat: its visitor rated it (`good` or `bad`).
+    Rated {
+        chat_id: String,
+        rating: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+    },
     /// The resume of this chat has replayed everything missed; live from here.
     Resumed { chat_id: String, last_seq: String },
     /// A `send` was stored under `seq` (also for a duplicate resend).

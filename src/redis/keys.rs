@@ -145,6 +145,11 @@ impl Keys {
     pub fn login_user(&self, hash: &str) -> String {
         format!("{}{{login}}:user:{hash}", self.prefix)
     }
+    /// What a visitor may still do with an ended chat (rate it, have its transcript
+    /// e-mailed) and until when: a JSON ticket that expires (`after_chat.rs`).
+    pub fn after_chat(&self, c: &str) -> String {
+        format!("{}{{a:{c}}}", self.prefix)
+    }
     /// One limit's rate for one subject (`limits.rs`): its own hash tag.
     pub fn rate(&self, name: &str, subject: &str) -> String {
         format!("{}{{l:{name}:{subject}}}", self.prefix)

@@ -3,9 +3,10 @@
 //! concern's commands live next to it: `routing` (the `{r}` slot), `transcript` (`{c:ID}`),
 //! `timers`, `presence`, `flush` (the `{f}` stream), `visitors`, `sessions` (agent session
 //! versions), `availability`, `mail`, `ratelimit` (logins), `limits` (rates and socket counts),
-//! `webhooks` (the webhook stream and retries, cluster leases) and `privacy` (what an erasure
-//! clears). The data model is in `docs/design-redis.md`.
+//! `webhooks` (the webhook stream and retries, cluster leases), `after_chat` (what a visitor
+//! may do once a chat ended) and `privacy` (what an erasure clears). The data model is in `docs/design-redis.md`.
 
+mod after_chat;
 mod availability;
 mod flush;
 mod keys;
@@ -22,6 +23,7 @@ mod transcript;
 mod visitors;
 mod webhooks;
 
+pub use after_chat::AfterChat;
 pub use availability::{AgentLoad, Missed, Waiting};
 pub use keys::Keys;
 pub use limits::Granted;

@@ -19,6 +19,7 @@ mod migrate;
 mod model;
 mod offline;
 mod privacy;
+mod ratings;
 mod row;
 mod transcripts;
 mod webhooks;
@@ -43,6 +44,7 @@ pub use model::{
 };
 pub use offline::{NewOfflineMessage, OfflineMessage, QueueSettings};
 pub use privacy::{ErasedRows, PurgeKind, Purged};
+pub use ratings::Rating;
 pub use webhooks::{Delivery, EndpointChange, Failures, StoredEvent, WebhookEndpoint};
 
 /// Errors callers branch on; everything else from the database is `Db`.

@@ -71,7 +71,7 @@ impl Store {
     }
 
     /// Erases the contact and every row about it in one transaction: the webhook event bodies
-    /// of its chats, its Messages, its interactions, the contact itself. Idempotent: erasing
+    /// and ratings of its chats, its Messages, its interactions, the contact itself. Idempotent: erasing
     /// an erased contact removes nothing.
     pub async fn erase_contact(&self, contact_id: i64) -> Result<ErasedRows, StoreError> {
         let mut tx = self.begin_write().await?;
@@ -84,6 +84,14 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        // Ratings carry the visitor's comment; they go with the contact's chats.
+        sqlx::query(
+            "DELETE FROM chat_ratings WHERE chat_id IN \
+             (SELECT chat_id FROM messages WHERE contact_id = $1)",
+        )
+        .bind(contact_id)
+        .execute(&mut *tx)
+        .await?;
         let messages = sqlx::query("DELETE FROM messages WHERE contact_id = $1")
             .bind(contact_id)
             .execute(&mut *tx)

@@ -19,6 +19,9 @@ var SbWidgetLook = (function () {
     waiting: 'Waiting for an agent…',
     chattingWith: 'You are chatting with {name}',
     input: 'Type a message',
+    inputQueued: 'Add to your question while you wait',
+    yourQuestion: 'Your question: {text}',
+    queuedFull: 'Please wait for an agent before writing more.',
     send: 'Send',
     end: 'End chat',
     cancel: 'Cancel request',
@@ -37,9 +40,6 @@ var SbWidgetLook = (function () {
     newMessage: 'New message',
     typing: '{name} is typing…',
     agent: 'The agent',
-    attach: 'Attach a file',
-    uploading: 'Uploading {name}…',
-    uploadFailed: 'Could not send the file: {message}',
     delivered: 'Delivered',
     read: 'Read',
     pushed: 'The agent opened this page for you:',
@@ -94,7 +94,11 @@ var SbWidgetLook = (function () {
     '.sb-invite p{margin:0 0 8px;white-space:pre-wrap;overflow-wrap:anywhere}',
     '.sb-invite .sb-primary{margin:0 8px 0 0}',
     '.sb-invite button:focus-visible,.sb-attach:focus-visible{outline:3px solid #f5a623;outline-offset:2px}',
-    SbOffline.CSS
+    '.sb-echo{margin:8px 0 0;font-weight:400;white-space:pre-wrap;overflow-wrap:anywhere}',
+    // Phones: the pane takes the whole screen, and 16 px inputs keep the browser from zooming.
+    '@media (max-width:480px){.sb-pane{inset:0;right:0;bottom:0;width:100%;max-width:none;height:100%;max-height:none;border-radius:0}' +
+      '.sb-pane input,.sb-pane textarea{font-size:16px!important}.sb-pane:not([hidden])~.sb-button{display:none}}',
+    SbOffline.CSS, SbWidgetFiles.CSS, SbAfterChat.CSS
   ].join('\n');
 
   return { STRINGS: STRINGS, CSS: CSS };

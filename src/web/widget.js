@@ -1,10 +1,9 @@
-/* Switchboard visitor widget. Embed with one tag:
+/* Switchboard visitor widget: its state, the frames from the node and the actions. Embed with:
  *   <script src="https://NODE/widget.js" data-queue="general" data-required="name,email" async></script>
- * The node serves this file concatenated after shared/socket.js, shared/transcript.js,
- * widget-offline.js and widget-look.js (texts and style), all inside one function scope (see
- * src/web/README.md), so the page gets no globals but `SwitchboardWidget`. Everything renders
- * inside a shadow root: the page's CSS cannot break it, and its CSS cannot leak out. Visitor
- * and agent text is only ever set with textContent. */
+ * The node serves this file last, after the shared modules and the widget's own (offline,
+ * files, after-chat, invitations, session, look, view), all inside one function scope (see
+ * src/web/README.md), so the page gets no globals but `SwitchboardWidget`. Visitor and agent
+ * text is only ever set with textContent. */
 (function () {
   'use strict';
 
@@ -14,7 +13,9 @@
   window.__switchboardWidgetLoaded = true;
 
   var user = window.SwitchboardWidget || {};
-  Object.keys(SbOffline.STRINGS).forEach(function (k) { STRINGS[k] = SbOffline.STRINGS[k]; });
+  [SbOffline, SbWidgetFiles, SbAfterChat].forEach(function (m) {
+    Object.keys(m.STRINGS).forEach(function (k) { STRINGS[k] = m.STRINGS[k]; });
+  });
   var S = {};
   Object.keys(STRINGS).forEach(function (k) { S[k] = STRINGS[k]; });
   if (user.strings) Object.keys(user.strings).forEach(function (k) { if (typeof user.strings[k] === 'string') S[k] = user.strings[k]; });
@@ -39,21 +40,23 @@
 
   var local = SbSocket.storageOf('localStorage');
   var session = SbSocket.storageOf('sessionStorage');
-  var TOKEN_KEY = 'sb.visitor';
   var CHAT_KEY = 'sb.chat';
   var OPEN_KEY = 'sb.open';
   var LOG_PREFIX = 'sb.log.';
   var LOG_CAP = 300;
-  var INVITE_KEY = 'sb.invite';
+  var CONTACT_KEY = 'sb.contact';
+  /** Messages a waiting visitor may write before an agent joins (sent on accept). */
+  var QUEUED_CAP = 20;
 
-  function getToken() {
-    try { return local ? local.getItem(TOKEN_KEY) : memToken; } catch (e) { return memToken; }
-  }
-  var memToken = null;
-  function setToken(t) {
-    memToken = t;
-    try { if (local) local.setItem(TOKEN_KEY, t); } catch (e) { /* memory only */ }
-  }
+  var visitorSession = SbVisitorSession.create({
+    base: base, local: local,
+    answered: function (j) {
+      files.configure(j.files);
+      st.canMail = j.transcript_mail === true;
+      if (ui) render();
+    }
+  });
+  var getToken = visitorSession.token;
 
   // ---- state ----
 
@@ -65,158 +68,66 @@
     sent: {}, // receipts sent: 'delivered' / 'read' -> seq
     welcomed: false,
     note: '', // transient status (an upload)
-    invite: null, // the invitation on show
-    open: !!SbSocket.load(session, OPEN_KEY, false)
+    open: !!SbSocket.load(session, OPEN_KEY, false),
+    canMail: false // the node can e-mail transcripts (session answer)
   };
   var outbox = new SbSocket.Outbox(session, 'sb.outbox');
   var transcript = null;
   var ui = null;
   var offline = null; // SbOffline (widget-offline.js): queue open state, leave a message
 
-  // ---- the DOM ----
+  // ---- the DOM (widget-view.js) ----
 
   var CSS = SbWidgetLook.CSS;
-
-  function h(tag, attrs, children) {
-    var e = document.createElement(tag);
-    if (attrs) Object.keys(attrs).forEach(function (k) {
-      var v = attrs[k];
-      if (v == null || v === false) return;
-      if (k === 'text') e.textContent = v;
-      else if (k === 'class') e.className = v;
-      else if (k.slice(0, 2) === 'on') e.addEventListener(k.slice(2), v);
-      else e.setAttribute(k, v === true ? '' : v);
-    });
-    (children || []).forEach(function (c) { if (c) e.appendChild(c); });
-    return e;
-  }
-
-  function field(name, label, type) {
-    var id = 'sb-f-' + name;
-    var req = required.indexOf(name) !== -1;
-    var lab = h('label', { for: id }, [document.createTextNode(label + ' ')]);
-    if (!req) lab.appendChild(h('span', { class: 'sb-opt', text: S.optional }));
-    var input = type === 'textarea'
-      ? h('textarea', { id: id, name: name, rows: '3', 'data-testid': 'sb-' + name, maxlength: '4000', required: req, 'aria-required': req ? 'true' : null })
-      : h('input', { id: id, name: name, type: type, 'data-testid': 'sb-' + name, maxlength: name === 'email' ? '254' : '100', autocomplete: name === 'email' ? 'email' : 'name', required: req, 'aria-required': req ? 'true' : null });
-    return { label: lab, input: input };
-  }
+  var h = SbWidgetView.h;
+  var files = null; // SbWidgetFiles (widget-files.js): picker, uploads, drop and paste, thumbnails
+  var after = null; // SbAfterChat (widget-after.js): rating and transcript by e-mail
 
   function build() {
-    var host = h('div', { id: 'switchboard-widget', 'data-testid': 'sb-widget' });
-    var root = host.attachShadow ? host.attachShadow({ mode: 'open' }) : host;
-    // A constructed sheet is not blocked by a host page's strict style-src CSP; <style> otherwise.
-    var sheet = null;
-    try {
-      if (root !== host && 'adoptedStyleSheets' in root && window.CSSStyleSheet) {
-        sheet = new CSSStyleSheet();
-        sheet.replaceSync(CSS);
-        root.adoptedStyleSheets = [sheet];
-      }
-    } catch (e) { sheet = null; }
-    if (!sheet) root.appendChild(h('style', { text: CSS }));
-
-    var badge = h('span', { class: 'sb-badge', hidden: true, 'aria-hidden': 'true' });
-    var buttonLabel = h('span', { text: S.button });
-    var button = h('button', { type: 'button', class: 'sb-button', 'data-testid': 'sb-chat-button', 'aria-expanded': 'false', 'aria-controls': 'sb-pane' }, [buttonLabel, badge]);
-
-    var fName = field('name', S.name, 'text');
-    var fEmail = field('email', S.email, 'email');
-    var fQuestion = field('question', S.question, 'textarea');
-    var formError = h('div', { class: 'sb-error', role: 'alert', 'data-testid': 'sb-form-error', hidden: true });
-    var submit = h('button', { type: 'submit', class: 'sb-primary', 'data-testid': 'sb-submit', text: S.start });
-    var form = h('form', { class: 'sb-form', 'data-testid': 'sb-form', novalidate: true }, [
-      h('p', { text: S.intro }), fName.label, fName.input, fEmail.label, fEmail.input, fQuestion.label, fQuestion.input, formError, submit
-    ]);
-
-    var queueBox = h('div', { class: 'sb-queue', 'data-testid': 'sb-queue-position', role: 'status', hidden: true });
-    var log = h('ol', { class: 'sb-log', role: 'log', 'aria-live': 'polite', 'aria-label': S.messages, 'data-testid': 'sb-messages' });
-    var endedText = h('p', { 'data-testid': 'sb-ended-text', text: S.ended });
-    offline = SbOffline.create({
-      h: h, S: S, fmt: fmt, field: field, queue: queue, session: session,
-      send: function (f) { return conn.send(f); },
-      chat: function () { return st.chat; },
-      chatValues: function () { return { name: fName.input.value.trim(), email: fEmail.input.value.trim(), question: fQuestion.input.value.trim() }; },
-      changed: function () { render(); },
-      forgetChat: function () { forgetChat(); }
-    });
-    var endedBox = h('div', { class: 'sb-ended', 'data-testid': 'sb-ended', hidden: true }, [
-      endedText,
-      h('button', { type: 'button', class: 'sb-secondary', 'data-testid': 'sb-new-chat', text: S.newChat, onclick: newChat })
-    ]);
-    var body = h('div', { class: 'sb-body' }, [offline.box, form, queueBox, offline.waitBox, log, endedBox]);
-
-    var input = h('textarea', { class: 'sb-input', 'data-testid': 'sb-input', 'aria-label': S.input, placeholder: S.input, maxlength: '4000', rows: '1' });
-    var send = h('button', { type: 'submit', class: 'sb-primary sb-send', 'data-testid': 'sb-send', text: S.send });
-    var file = h('input', { type: 'file', hidden: true, tabindex: '-1', 'data-testid': 'sb-file' });
-    var attach = h('button', { type: 'button', class: 'sb-attach', 'aria-label': S.attach, title: S.attach, 'data-testid': 'sb-attach', text: '+', onclick: function () { file.click(); } });
-    file.addEventListener('change', function () {
-      upload(file.files && file.files[0]);
-      file.value = '';
-    });
-    var compose = h('form', { class: 'sb-compose', hidden: true }, [attach, file, input, send]);
-    var typing = h('div', { class: 'sb-typing', 'data-testid': 'sb-typing', 'aria-live': 'polite', hidden: true });
-    var end = h('button', { type: 'button', class: 'sb-secondary', 'data-testid': 'sb-end', text: S.end, onclick: endChat });
-    var foot = h('div', { class: 'sb-foot', hidden: true }, [h('span'), end]);
-
-    var status = h('div', { class: 'sb-status', 'data-testid': 'sb-status', role: 'status', 'aria-live': 'polite' });
-    var error = h('div', { class: 'sb-error', 'data-testid': 'sb-error', role: 'alert', hidden: true });
-    var closeBtn = h('button', { type: 'button', class: 'sb-x', 'aria-label': S.close, 'data-testid': 'sb-close', text: '×', onclick: function () { setOpen(false); } });
-    var title = h('h2', { id: 'sb-title', text: S.title });
-    var pane = h('section', { id: 'sb-pane', class: 'sb-pane', role: 'dialog', 'aria-labelledby': 'sb-title', 'data-testid': 'sb-pane', hidden: true }, [
-      h('div', { class: 'sb-head' }, [title, closeBtn]), status, error, body, typing, compose, foot
-    ]);
-
-    var inviteText = h('p', { id: 'sb-inv-t', 'data-testid': 'sb-invitation-text' });
-    var inviteMsg = h('p', { 'data-testid': 'sb-invitation-message' });
-    var invite = h('section', { class: 'sb-invite', role: 'dialog', 'aria-labelledby': 'sb-inv-t', 'aria-live': 'polite', 'data-testid': 'sb-invitation', hidden: true }, [
-      inviteText, inviteMsg,
-      h('button', { type: 'button', class: 'sb-primary', 'data-testid': 'sb-invitation-accept', text: S.accept, onclick: function () { answerInvite(true); } }),
-      h('button', { type: 'button', class: 'sb-secondary', 'data-testid': 'sb-invitation-decline', text: S.decline, onclick: function () { answerInvite(false); } })
-    ]);
-    invite.addEventListener('keydown', function (e) {
-      if (e.key === 'Escape') {
-        e.preventDefault();
-        answerInvite(false);
+    return SbWidgetView.build({
+      S: S, css: CSS, required: required,
+      on: {
+        toggle: function () { setOpen(!st.open); },
+        close: function () { setOpen(false); },
+        requestChat: requestChat, sendMessage: sendMessage, typing: setTyping,
+        endChat: endChat, newChat: newChat, answerInvite: function (yes) { invites.answer(yes); }
+      },
+      parts: function (hh, field, root) {
+        offline = SbOffline.create({
+          h: hh, S: S, fmt: fmt, field: field, queue: queue, session: session,
+          send: function (f) { return conn.send(f); },
+          chat: function () { return st.chat; },
+          chatValues: function () { return { name: ui.fields.name.value.trim(), email: ui.fields.email.value.trim(), question: ui.fields.question.value.trim() }; },
+          changed: function () { render(); },
+          forgetChat: function () { forgetChat(); }
+        });
+        files = SbWidgetFiles.create({
+          h: hh, S: S, fmt: fmt, root: root, base: base, token: getToken,
+          chat: function () { return st.chat; },
+          showError: showError,
+          note: function (text) { st.note = text; renderStatus(); }
+        });
+        after = SbAfterChat.create({
+          h: hh, S: S, fmt: fmt, base: base, token: getToken,
+          chat: function () { return st.chat; },
+          email: function () { return (st.chat && st.chat.email) || contact().email || ''; },
+          canMail: function () { return st.canMail; },
+          saved: function () { cacheLog(); }
+        });
+        return { offline: offline, files: files, after: after };
       }
     });
-    root.appendChild(invite);
+  }
 
-    root.appendChild(pane);
-    root.appendChild(button);
-    document.body.appendChild(host);
+  /** Name and e-mail the visitor gave last: "Start a new chat" (and the next visit) fills them. */
+  function contact() {
+    return SbSocket.load(local, CONTACT_KEY, null) || {};
+  }
 
-    button.addEventListener('click', function () { setOpen(!st.open); });
-    pane.addEventListener('keydown', function (e) {
-      if (e.key === 'Escape') {
-        e.preventDefault();
-        setOpen(false);
-      }
-    });
-    form.addEventListener('submit', function (e) {
-      e.preventDefault();
-      requestChat();
-    });
-    compose.addEventListener('submit', function (e) {
-      e.preventDefault();
-      sendMessage();
-    });
-    input.addEventListener('input', function () { setTyping(!!input.value.trim()); });
-    input.addEventListener('keydown', function (e) {
-      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
-        e.preventDefault();
-        sendMessage();
-      }
-    });
-
-    return {
-      host: host, button: button, badge: badge, pane: pane, status: status, error: error, form: form,
-      fields: { name: fName.input, email: fEmail.input, question: fQuestion.input },
-      formError: formError, submit: submit, queueBox: queueBox, log: log, endedBox: endedBox, endedText: endedText, body: body,
-      buttonLabel: buttonLabel, title: title,
-      compose: compose, input: input, send: send, foot: foot, end: end, typing: typing,
-      invite: invite, inviteText: inviteText, inviteMsg: inviteMsg
-    };
+  function fillContact() {
+    var c = contact();
+    if (c.name && !ui.fields.name.value) ui.fields.name.value = c.name;
+    if (c.email && !ui.fields.email.value) ui.fields.email.value = c.email;
   }
 
   // ---- rendering ----
@@ -237,6 +148,9 @@
     if (open) {
       ui.badge.hidden = true;
       render();
+      // The newest entries are what matters after a navigation or a reopen; a hidden pane
+      // could not be scrolled while its log filled.
+      scrollDown();
       receipts();
       if (!quiet) focusFirst();
     } else if (ui.pane.contains(document.activeElement) || (ui.host.shadowRoot && ui.host.shadowRoot.activeElement)) {
@@ -246,9 +160,9 @@
 
   function focusFirst() {
     var phase = st.chat ? st.chat.phase : 'form';
-    if (phase === 'active') ui.input.focus();
+    if (phase === 'active' || phase === 'queued') ui.input.focus();
     else if (phase === 'form' || !st.chat) ui.fields.name.focus();
-    else if (phase === 'ended') ui.endedBox.querySelector('button').focus();
+    else if (phase === 'ended') ui.endedBox.querySelector('[data-testid="sb-new-chat"]').focus();
     else ui.end.focus();
   }
 
@@ -264,13 +178,21 @@
     ui.submit.disabled = st.requesting;
     ui.submit.textContent = st.requesting ? S.requesting : S.start;
     ui.queueBox.hidden = phase !== 'queued';
-    if (phase === 'queued') ui.queueBox.textContent = c.position > 0 ? fmt(S.queued, { n: c.position }) : S.waiting;
+    if (phase === 'queued') {
+      ui.queueText.textContent = c.position > 0 ? fmt(S.queued, { n: c.position }) : S.waiting;
+      ui.echo.textContent = c.question ? fmt(S.yourQuestion, { text: c.question }) : '';
+      ui.echo.hidden = !c.question;
+    }
     ui.log.hidden = phase === 'form';
-    ui.compose.hidden = phase !== 'active';
+    // A waiting visitor keeps writing: the messages wait in the outbox until an agent joins.
+    ui.compose.hidden = phase !== 'active' && phase !== 'queued';
+    ui.compose.querySelector('.sb-attach').hidden = phase !== 'active';
+    ui.input.placeholder = phase === 'queued' ? S.inputQueued : S.input;
     ui.foot.hidden = !(phase === 'queued' || phase === 'active');
     ui.end.textContent = phase === 'queued' ? S.cancel : S.end;
     ui.endedBox.hidden = phase !== 'ended';
     ui.endedText.textContent = c && c.left ? S.leftQueue : S.ended;
+    after.render();
     renderStatus();
   }
 
@@ -297,6 +219,7 @@
       st.chat = { id: id, phase: phase, position: 0, agent: '' };
       transcript.clear();
       var cached = SbSocket.load(session, logKey(id), null);
+      if (cached) ['agent', 'question', 'email', 'joined', 'rated', 'mailed', 'left'].forEach(function (k) { if (cached[k]) st.chat[k] = cached[k]; });
       if (cached && Array.isArray(cached.entries)) cached.entries.forEach(function (e) { transcript.add(e); });
       if (cached && cached.rcpt) ['delivered', 'read'].forEach(function (k) { if (cached.rcpt[k]) transcript.receipt(cached.rcpt[k], k); });
       st.sent = {};
@@ -306,6 +229,7 @@
     } else {
       st.chat.phase = phase;
     }
+    if (phase === 'active') st.chat.joined = true;
     render();
   }
 
@@ -323,7 +247,11 @@
   function cacheLog() {
     if (!st.chat) return;
     var entries = transcript.entries.slice(-LOG_CAP);
-    SbSocket.save(session, logKey(st.chat.id), { phase: st.chat.phase, agent: st.chat.agent, entries: entries, rcpt: transcript.rcpt });
+    var c = st.chat;
+    SbSocket.save(session, logKey(c.id), {
+      phase: c.phase, agent: c.agent, question: c.question, email: c.email, joined: c.joined,
+      rated: c.rated, mailed: c.mailed, left: c.left, entries: entries, rcpt: transcript.rcpt
+    });
   }
 
   /** Asks the node to replay what came after our last entry, then go live. */
@@ -357,6 +285,8 @@
       return;
     }
     ui.formError.hidden = true;
+    SbSocket.save(local, CONTACT_KEY, values.name || values.email ? { name: values.name, email: values.email } : null);
+    st.asked = { question: values.question, email: values.email };
     if (!conn.send({ type: 'request_chat', name: values.name, email: values.email, question: values.question, queue: queue })) {
       ui.formError.textContent = S.notConnected;
       ui.formError.hidden = false;
@@ -368,13 +298,18 @@
 
   function sendMessage() {
     var text = ui.input.value.trim();
-    if (!text || !st.chat || st.chat.phase !== 'active') return;
-    var item = outbox.add(st.chat.id, text);
+    var c = st.chat;
+    if (!text || !c || (c.phase !== 'active' && c.phase !== 'queued')) return;
+    if (c.phase === 'queued' && outbox.pending(c.id).length >= QUEUED_CAP) {
+      showError(S.queuedFull);
+      return;
+    }
+    var item = outbox.add(c.id, text);
     transcript.pending(item);
     ui.input.value = '';
     setTyping(false);
     scrollDown();
-    if (st.live[st.chat.id]) conn.send({ type: 'send', chat_id: item.chat_id, client_msg_id: item.client_msg_id, text: item.text });
+    if (c.phase === 'active' && st.live[c.id]) conn.send({ type: 'send', chat_id: item.chat_id, client_msg_id: item.client_msg_id, text: item.text });
   }
 
   // Typing: "true" at most every 3 s while the composer has text, "false" after 4 s idle.
@@ -415,70 +350,22 @@
   }
   document.addEventListener('visibilitychange', function () { if (ui) receipts(); });
 
-  /** Sends a file as an entry of the chat (the entry arrives over the socket). */
-  function upload(f) {
-    var c = st.chat;
-    if (!f || !c || c.phase !== 'active') return;
-    st.note = fmt(S.uploading, { name: f.name });
-    renderStatus();
-    fetch(base + '/api/chats/' + encodeURIComponent(c.id) + '/files?name=' + encodeURIComponent(f.name), {
-      method: 'POST',
-      headers: { 'Content-Type': f.type || 'application/octet-stream', Authorization: 'Bearer ' + getToken() },
-      body: f,
-      credentials: 'omit'
-    }).then(function (r) {
-      if (r.ok) return;
-      return r.json().catch(function () { return {}; }).then(function (j) {
-        throw new Error((j && j.message) || 'HTTP ' + r.status);
-      });
-    }).catch(function (e) {
-      showError(fmt(S.uploadFailed, { message: e.message }));
-    }).then(function () {
-      st.note = '';
-      renderStatus();
-    });
-  }
+  // ---- invitations (widget-invite.js) ----
 
-  function fileHref(d) {
-    return base + '/api/files/' + encodeURIComponent(d.id) + '?token=' + encodeURIComponent(getToken() || '');
-  }
-
-  // ---- invitations (proactive chat) ----
-
-  var inviteTimer = null;
-  function showInvite(inv) {
-    clearTimeout(inviteTimer);
-    var left = inv ? Number(inv.expires_at) - Date.now() : 0;
-    if (!inv || left <= 0 || (st.chat && st.chat.phase !== 'ended')) inv = null;
-    st.invite = inv;
-    SbSocket.save(session, INVITE_KEY, inv);
-    ui.invite.hidden = !inv;
-    if (!inv) return;
-    ui.inviteText.textContent = fmt(S.invited, { name: inv.agent_name || S.agent });
-    ui.inviteMsg.textContent = inv.message || '';
-    ui.inviteMsg.hidden = !inv.message;
-    inviteTimer = setTimeout(function () { showInvite(null); }, left);
-  }
-
-  function answerInvite(yes) {
-    var inv = st.invite;
-    if (!inv) return;
-    var id = inv.chat_id;
-    if (!conn.send({ type: yes ? 'accept_invitation' : 'decline_invitation', chat_id: id })) {
-      showError(S.notConnected);
-      return;
+  var invites = SbInvite.create({
+    S: S, fmt: fmt, session: session,
+    ui: function () { return ui; },
+    chat: function () { return st.chat; },
+    send: function (f) { return conn.send(f); },
+    showError: showError,
+    accepted: function (inv) {
+      if (st.chat) forgetChat();
+      setChat(inv.chat_id, 'active');
+      st.chat.agent = inv.agent_name || '';
+      resume(inv.chat_id);
+      setOpen(true);
     }
-    showInvite(null);
-    if (!yes) {
-      ui.button.focus();
-      return;
-    }
-    if (st.chat) forgetChat();
-    setChat(id, 'active');
-    st.chat.agent = inv.agent_name || '';
-    resume(id);
-    setOpen(true);
-  }
+  });
 
   function endChat() {
     if (!st.chat) return;
@@ -487,7 +374,10 @@
 
   function newChat() {
     offline.reset();
+    after.reset();
     forgetChat();
+    ui.fields.question.value = '';
+    fillContact();
     focusFirst();
   }
 
@@ -602,6 +492,12 @@
         st.requesting = false;
         if (!st.chat || st.chat.id !== f.chat_id) {
           setChat(f.chat_id, 'queued');
+          if (st.asked) {
+            st.chat.question = st.asked.question || '';
+            st.chat.email = st.asked.email || '';
+            st.asked = null;
+            cacheLog();
+          }
           resume(f.chat_id);
           if (st.open) focusFirst();
         } else if (st.chat.phase === 'queued' && !st.live[f.chat_id]) {
@@ -630,7 +526,7 @@
         }
         break;
       case 'invitation':
-        showInvite(f);
+        invites.show(f);
         break;
       case 'entry':
         onEntry(f);
@@ -639,14 +535,17 @@
         if (st.chat && st.chat.id === f.chat_id && st.chat.phase !== 'ended') {
           var was = st.chat.phase;
           st.chat.phase = 'active';
+          st.chat.joined = true;
           st.chat.agent = f.agent_name || '';
           cacheLog();
           render();
+          // What the visitor wrote while waiting goes out now, in order.
+          if (was === 'queued' && st.live[f.chat_id]) outbox.flush(conn, f.chat_id);
           if (was !== 'active' && st.open) ui.input.focus();
         }
         break;
       case 'chat_ended':
-        if (st.invite && st.invite.chat_id === f.chat_id) showInvite(null);
+        if (invites.isFor(f.chat_id)) invites.show(null);
         if (st.chat && st.chat.id === f.chat_id) {
           outbox.pending(f.chat_id).forEach(function (i) { transcript.failed(i.client_msg_id, ''); });
           outbox.dropChat(f.chat_id);
@@ -676,31 +575,11 @@
 
   // ---- the connection ----
 
-  var sessionPromise = null;
-  function startSession() {
-    if (sessionPromise) return sessionPromise;
-    sessionPromise = fetch(base + '/api/visitor/session', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ token: getToken() || null }),
-      credentials: 'omit'
-    }).then(function (r) {
-      if (!r.ok) throw new Error('session ' + r.status);
-      return r.json();
-    }).then(function (j) {
-      if (!j || typeof j.token !== 'string') throw new Error('session: no token');
-      setToken(j.token);
-      return j.token;
-    });
-    sessionPromise.then(function () { sessionPromise = null; }, function () { sessionPromise = null; });
-    return sessionPromise;
-  }
-
   var needSession = true;
   var conn = new SbSocket.Connection({
     url: function () {
       var t = getToken();
-      var ready = needSession || !t ? startSession() : Promise.resolve(t);
+      var ready = needSession || !t ? visitorSession.start() : Promise.resolve(t);
       return ready.then(function (token) {
         needSession = false;
         return wsBase + '/ws/visitor?token=' + encodeURIComponent(token);
@@ -723,7 +602,10 @@
 
   function init() {
     ui = build();
-    transcript = new SbTranscript.Transcript(ui.log, { me: 'visitor', prefix: 'sb-', strings: S, fileHref: fileHref });
+    transcript = new SbTranscript.Transcript(ui.log, {
+      me: 'visitor', prefix: 'sb-', strings: S, fileHref: files.href, fileThumb: files.thumb, filePreview: files.preview
+    });
+    fillContact();
     var stored = SbSocket.load(local, CHAT_KEY, null);
     if (stored) {
       // Shown from the tab's cache until welcome says where the chat stands.
@@ -733,7 +615,7 @@
     }
     render();
     if (st.open) setOpen(true, true); // restored after a navigation: do not steal the page's focus
-    showInvite(SbSocket.load(session, INVITE_KEY, null));
+    invites.restore();
     conn.start();
   }
 

@@ -7,6 +7,7 @@ pub mod fault_node;
 pub mod integrations;
 pub mod process;
 pub mod proxy;
+pub mod smtp;
 pub mod topology;
 
 use futures_util::{SinkExt, StreamExt};

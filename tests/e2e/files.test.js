@@ -71,15 +71,28 @@ test('files both ways: the visitor sends a PNG, the agent a text file; downloads
   assert.match(vres.headers()['content-disposition'] || '', /^attachment/);
   assert.equal(vres.headers()['x-content-type-options'], 'nosniff');
   assert.equal(await vres.text(), 'hello notes');
-  assert.equal(await vp.getByTestId('sb-messages').locator('b, img, script').count(), 0);
+  assert.equal(await vp.getByTestId('sb-messages').locator('b, script').count(), 0);
+  // The only images are thumbnails of image files (the PNG), none for the text file.
+  assert.equal(await vp.getByTestId('sb-messages').locator('img').count(), await vp.getByTestId('sb-messages').locator('[data-testid="file-thumb"] img').count());
   await P.shot(vp, 'widget-files');
   P.assertNoErrors(vp, ap);
 });
 
-test('a file type the node refuses: the message is shown', async (t) => {
+test('a file type the node refuses: plain words, and the picker offers only the allowed types', async (t) => {
   if (noFiles) throw new Error(noFiles);
+  // From the node's files.allowed_types (default: image/, PDF, text, ZIP).
+  assert.equal(await vp.getByTestId('sb-file').getAttribute('accept'), 'image/*,application/pdf,text/plain,application/zip');
   await vp.getByTestId('sb-file').setInputFiles({ name: 'run.exe', mimeType: 'application/x-msdownload', buffer: Buffer.from('MZ') });
-  await vp.getByTestId('sb-error').filter({ hasText: 'Could not send the file' }).waitFor({ timeout: P.T });
+  const error = vp.getByTestId('sb-error');
+  await error.filter({ hasText: 'This kind of file cannot be sent here' }).waitFor({ timeout: P.T });
+  const text = await error.textContent();
+  assert.match(text, /images, PDF documents, text files or ZIP archives/);
+  assert.doesNotMatch(text, /application\/|allowed_types|x-msdownload/);
+  // A declared type the node refuses on its content says the same, never the node's wording.
+  await error.evaluate((e) => { e.hidden = true; e.textContent = ''; });
+  await vp.getByTestId('sb-file').setInputFiles({ name: 'fake.pdf', mimeType: 'application/pdf', buffer: Buffer.from('not a pdf') });
+  await eventually(async () => /cannot be sent here/.test(await error.textContent()) && !(await error.isHidden()), { what: 'the plain refusal of a fake PDF' });
+  assert.doesNotMatch(await error.textContent(), /application\/pdf|files\.allowed_types/);
   P.assertNoErrors(vp, ap);
 });
 

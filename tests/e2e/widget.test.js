@@ -45,7 +45,7 @@ test('the node serves the web assets with their content types', async () => {
     ['/demo/pricing.html', HTML, 'demo/pricing.html'],
     ['/demo/contact.html', HTML, 'demo/contact.html']
   ];
-  for (const m of ['console', 'strings', 'api', 'offers', 'waiting', 'inbox', 'chats', 'history']) expected.push([`/console/${m}.js`, JS, `console/${m}.js`]);
+  for (const m of ['console', 'strings', 'api', 'offers', 'waiting', 'inbox', 'chats', 'history', 'upload', 'after-chat']) expected.push([`/console/${m}.js`, JS, `console/${m}.js`]);
   for (const [p, type, file] of expected) {
     const r = await fetch(`${A.url}${p}`);
     assert.equal(r.status, 200, p);
@@ -55,7 +55,26 @@ test('the node serves the web assets with their content types', async () => {
     if (file) assert.equal(body, src(file), `${p} differs from src/web/${file}`);
   }
   const widget = await (await fetch(`${A.url}/widget.js`)).text();
-  for (const f of ['shared/socket.js', 'shared/transcript.js', 'widget-offline.js', 'widget-look.js', 'widget.js']) assert.ok(widget.includes(src(f)), `/widget.js lacks ${f}`);
+  // Served without comment lines (src/web/mod.rs): every code line of every module is there.
+  const codeLines = (text) => {
+    let inBlock = false;
+    return text.split('\n').filter((l) => {
+      const t = l.trimStart();
+      if (inBlock) {
+        inBlock = !t.includes('*/');
+        return false;
+      }
+      if (!t || t.startsWith('//')) return false;
+      if (t.startsWith('/*')) {
+        inBlock = !t.includes('*/');
+        return false;
+      }
+      return true;
+    }).join('\n');
+  };
+  const modules = ['shared/socket.js', 'shared/transcript.js', 'widget-offline.js', 'widget-files.js', 'widget-after.js', 'widget-invite.js', 'widget-session.js', 'widget-look.js', 'widget-view.js', 'widget.js'];
+  for (const f of modules) assert.ok(widget.includes(codeLines(src(f))), `/widget.js lacks ${f}`);
+  assert.doesNotMatch(widget, /^\s*\/\//m, 'no comment-only lines are served');
   for (const p of ['/console', '/demo']) {
     const r = await fetch(`${A.url}${p}`, { redirect: 'manual' });
     assert.ok([301, 302, 307, 308].includes(r.status), `${p}: ${r.status}`);

@@ -54,7 +54,7 @@ pub const EVENT_TYPES: &[EventType] = &[
     },
     EventType {
         name: "rating.submitted",
-        emitted: false,
+        emitted: true,
         description: "A visitor rated a chat.",
     },
 ];
@@ -107,13 +107,7 @@ impl Service {
         if !self.redis.hook_pending(TYPE, chat, "hook_ended").await? {
             return Ok(());
         }
-        let transcript: Vec<_> = self
-            .redis
-            .entries_all_after(chat, "")
-            .await?
-            .into_iter()
-            .map(super::flush::transcript_entry)
-            .collect();
+        let transcript = self.live_transcript(chat).await?;
         let g = |k: &str| r.get(k).filter(|v| !v.is_empty()).cloned();
         let num = |k: &str| r.get(k).and_then(|v| v.parse::<i64>().ok());
         let ended_at = num("ended").unwrap_or_else(now_ms);
@@ -190,18 +184,22 @@ impl Service {
         Ok(())
     }
 
-    /// `rating.submitted`: call once a visitor's rating of `chat` is stored.
-    pub async fn hook_rating_submitted(
-        &self,
-        chat: &str,
-        rating: i64,
-        comment: Option<&str>,
-        at: i64,
-    ) -> ChatResult<()> {
+    /// `rating.submitted`: call once a visitor's rating of a chat is stored (the chat id is
+    /// the event's idempotency key: a chat is rated once).
+    pub(crate) async fn hook_rating_submitted(&self, r: &crate::store::Rating) -> ChatResult<()> {
         const TYPE: &str = "rating.submitted";
-        let id = format!("evt_{chat}_rated");
-        let data = json!({ "chat_id": chat, "rating": rating, "comment": comment, "rated_at": at });
-        let body = event_body(&id, TYPE, at, data);
+        let id = format!("evt_{}_rated", r.chat_id);
+        let data = json!({
+            "chat_id": r.chat_id,
+            "queue": r.queue,
+            "agent_id": r.agent_id,
+            "rating": r.rating,
+            "comment": r.comment,
+            "rated_at": r.rated_at,
+        });
+        let body = event_body(&id, TYPE, r.rated_at, data);
+        // Exactly once by the store's key on the chat id, not by a flag on the chat record
+        // (the flush may have forgotten that already).
         self.redis.emit_hook(TYPE, &body, None).await?;
         Ok(())
     }

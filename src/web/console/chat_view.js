@@ -9,7 +9,7 @@ import { CannedPicker } from './canned_picker.js';
 import { TransferPicker } from './transfer_picker.js';
 import { Wrapup } from './wrapup.js';
 import { VisitorPanel } from './visitor_panel.js';
-import { upload } from './uploads.js';
+import { upload, bindUploads, fileThumb, filePreview } from './uploads.js';
 import { shortPlace } from './visitor_facts.js';
 
 const TYPING_EVERY_MS = 3000;
@@ -81,8 +81,11 @@ export class ChatView {
       prefix: 'tx-',
       strings: S,
       fileHref,
-      fileOpen: (d) => openFile(d, this.ui.report)
+      fileOpen: (d) => openFile(d, this.ui.report),
+      fileThumb,
+      filePreview
     });
+    bindUploads(this.pane, this.input, (f) => upload(this.id, f, (t) => this.note(t)));
     this.fillHeader();
     this.setState(this.state);
   }

@@ -10,6 +10,7 @@ import { History, CannedAdmin } from './history.js';
 import { Visitors } from './visitors.js';
 import { Waiting } from './waiting.js';
 import { Inbox } from './inbox.js';
+import { showRating } from './after-chat.js';
 
 const SESSION_KEY = 'sb.agent';
 const $ = (sel) => document.querySelector(sel);
@@ -219,6 +220,9 @@ function onFrame(f) {
       break;
     case 'ack':
       chats.onAck(f);
+      break;
+    case 'rated':
+      showRating(f);
       break;
     case 'decided':
       chats.onDecided(f);

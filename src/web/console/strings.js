@@ -174,6 +174,12 @@ const STRINGS = {
   visitorLeft: 'This visitor has left the site.',
   closeDetails: 'Close',
   inviting: 'Invitation sent to {who}…',
+  ratedGood: 'The visitor rated this chat: good',
+  ratedBad: 'The visitor rated this chat: bad',
+  ratedWithComment: '{rating} — “{comment}”',
+  preview: 'Preview',
+  closePreview: 'Close',
+  previewUnavailable: 'no preview',
   inviteResult: {
     accepted: '{who} accepted: the chat is open.',
     declined: '{who} declined the invitation.',

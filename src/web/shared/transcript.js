@@ -79,6 +79,9 @@ var SbTranscript = (function () {
     }
   }
 
+  /** Image types shown in place (the node serves these inline on `view=image`; never SVG). */
+  var INLINE_IMAGE = /^image\/(png|jpeg|gif|webp)$/;
+
   function el(doc, tag, cls, text) {
     var e = doc.createElement(tag);
     if (cls) e.className = cls;
@@ -97,6 +100,9 @@ var SbTranscript = (function () {
    * opts.fileHref(data): the download URL of a file entry ({id, name, size, content_type})
    * opts.fileOpen(data): when given, a click on a file link calls it instead of following the
    *   href (the console fetches a short-lived signed link first)
+   * opts.fileThumb(data, img): when given, PNG/JPEG/GIF/WebP files also get a thumbnail: the
+   *   caller sets img.src (an inline-image URL, see docs/protocol.md); a click on it calls
+   *   opts.filePreview(data, src). Other types (SVG included) stay download links only.
    * Entries with `event` "link" (data {url,title}), "file" and "push_page" (data {url}) get
    * their own rendering; own messages show the other side's receipts (✓ delivered, ✓✓ read).
    */
@@ -110,12 +116,30 @@ var SbTranscript = (function () {
     this.isMine = opts.isMine || null;
     this.fileHref = opts.fileHref || null;
     this.fileOpen = opts.fileOpen || null;
+    this.fileThumb = opts.fileThumb || null;
+    this.filePreview = opts.filePreview || null;
     this.rcpt = { delivered: '', read: '' };
     this.bySeq = {};
     this.byCmid = {};
     this.seqs = [];
     this.entries = [];
   }
+
+  /** A button holding the image's thumbnail; a click previews it. */
+  Transcript.prototype.thumb = function (d) {
+    var b = el(this.doc, 'button', this.p + 'thumb');
+    b.type = 'button';
+    b.setAttribute('data-testid', 'file-thumb');
+    b.setAttribute('aria-label', (this.strings.preview || 'Preview') + ': ' + (d.name || ''));
+    var img = el(this.doc, 'img', '');
+    img.alt = d.name || '';
+    img.loading = 'lazy';
+    b.appendChild(img);
+    this.fileThumb(d, img);
+    var preview = this.filePreview;
+    b.addEventListener('click', function () { if (preview && img.src) preview(d, img.src); });
+    return b;
+  };
 
   Transcript.prototype.has = function (seq) {
     return Object.prototype.hasOwnProperty.call(this.bySeq, seq);
@@ -172,6 +196,7 @@ var SbTranscript = (function () {
       body.appendChild(link(doc, href, d.title || d.url || entry.text));
       if (d.title) body.appendChild(el(doc, 'span', p + 'url', href));
     } else if (entry.event === 'file' && d.id != null && this.fileHref) {
+      if (this.fileThumb && INLINE_IMAGE.test(d.content_type || '')) body.appendChild(this.thumb(d));
       var a = link(doc, this.fileHref(d), d.name || entry.text);
       a.removeAttribute('target');
       a.setAttribute('download', d.name || '');

@@ -1,0 +1,17 @@
+// The visitor's rating of a chat, shown in its pane when it arrives (`rated`, sent to the agent
+// who had the chat while its console is open); past ones are in the interaction detail.
+
+import { S, fmt, h } from './strings.js';
+
+export function showRating(f) {
+  const pane = document.querySelector(`[data-testid="chat-pane"][data-chat-id="${CSS.escape(String(f.chat_id))}"]`);
+  if (!pane) return;
+  let line = pane.querySelector('[data-testid="chat-rating"]');
+  if (!line) {
+    line = h('p', { class: 'pane-note rating', role: 'status', 'data-testid': 'chat-rating' });
+    pane.insertBefore(line, pane.querySelector('.log-wrap'));
+  }
+  line.setAttribute('data-rating', f.rating === 'good' ? 'good' : 'bad');
+  const text = f.rating === 'good' ? S.ratedGood : S.ratedBad;
+  line.textContent = f.comment ? fmt(S.ratedWithComment, { rating: text, comment: f.comment }) : text;
+}
