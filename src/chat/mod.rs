@@ -8,6 +8,7 @@
 
 mod access;
 mod agents;
+pub mod appearance;
 pub mod audit;
 pub mod availability;
 pub mod canned;
@@ -242,6 +243,8 @@ pub struct Service {
     pub limits: Arc<limits::Limits>,
     /// What one transcript may hold, handed to the append script.
     transcript_caps: TranscriptCaps,
+    /// The widget's appearance as this node last read it (see `appearance`).
+    appearance: appearance::Cached,
 }
 
 impl Service {
@@ -275,6 +278,7 @@ impl Service {
         Arc::new(Service {
             limits,
             transcript_caps,
+            appearance: appearance::Cached::default(),
             presence: Presence::new(&settings, &node),
             positions: positions::Positions::default(),
             refresh_rounds: rounds::Rounds::default(),

@@ -351,11 +351,7 @@ impl Store {
     /// Creates the queue unless it exists; `Invalid` unless 1 to 64 of `[a-z0-9_-]`.
     pub fn ensure_queue<'a>(&'a self, name: &'a str) -> Call<'a, ()> {
         self.bounded(async move {
-            if !valid_queue_name(name) {
-                return Err(StoreError::Invalid(format!(
-                    "queue name {name:?} must be 1 to 64 characters of a-z, 0-9, _ and -"
-                )));
-            }
+            check_queue_name(name)?;
             sqlx::query(
             "INSERT INTO queues (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
         )
@@ -365,5 +361,34 @@ impl Store {
         .await?;
             Ok(())
         })
+    }
+
+    /// Creates a new queue; `Conflict` when one of that name exists, `Invalid` for a bad name.
+    pub fn create_queue<'a>(&'a self, name: &'a str) -> Call<'a, ()> {
+        self.bounded(async move {
+            check_queue_name(name)?;
+            let n = sqlx::query(
+                "INSERT INTO queues (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Err(StoreError::Conflict(format!("a queue named {name} exists")));
+            }
+            Ok(())
+        })
+    }
+}
+
+fn check_queue_name(name: &str) -> Result<(), StoreError> {
+    if valid_queue_name(name) {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "queue name {name:?} must be 1 to 64 characters of a-z, 0-9, _ and -"
+        )))
     }
 }

@@ -11,6 +11,7 @@
 
 mod accounts;
 mod agents;
+mod appearance;
 mod audit;
 mod bounds;
 mod canned;
@@ -31,6 +32,7 @@ use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Transaction};
 
 pub use accounts::AgentSession;
+pub use appearance::Appearance;
 pub use audit::{AuditEntry, NewAuditEntry};
 pub use bounds::{timeout_kind, Call, StoreFuture, Timeouts};
 pub use canned::{
