@@ -125,8 +125,9 @@
     var fQuestion = field('question', S.question, 'textarea');
     var formError = h('div', { class: 'sb-error', role: 'alert', 'data-testid': 'sb-form-error', hidden: true });
     var submit = h('button', { type: 'submit', class: 'sb-primary', 'data-testid': 'sb-submit', text: S.start });
+    var intro = h('p', { 'data-testid': 'sb-greeting', text: S.intro });
     var form = h('form', { class: 'sb-form', 'data-testid': 'sb-form', novalidate: true }, [
-      h('p', { text: S.intro }), fName.label, fName.input, fEmail.label, fEmail.input, fQuestion.label, fQuestion.input, formError, submit
+      intro, fName.label, fName.input, fEmail.label, fEmail.input, fQuestion.label, fQuestion.input, formError, submit
     ]);
 
     var queueBox = h('div', { class: 'sb-queue', 'data-testid': 'sb-queue-position', role: 'status', hidden: true });
@@ -213,7 +214,7 @@
       host: host, button: button, badge: badge, pane: pane, status: status, error: error, form: form,
       fields: { name: fName.input, email: fEmail.input, question: fQuestion.input },
       formError: formError, submit: submit, queueBox: queueBox, log: log, endedBox: endedBox, endedText: endedText, body: body,
-      buttonLabel: buttonLabel, title: title,
+      buttonLabel: buttonLabel, title: title, intro: intro,
       compose: compose, input: input, send: send, foot: foot, end: end, typing: typing,
       invite: invite, inviteText: inviteText, inviteMsg: inviteMsg
     };
@@ -721,8 +722,29 @@
     }
   });
 
+  // The admin's look (colour, corner, texts), read from the node on each page load. The
+  // widget stays hidden until it arrives (at most 2 s), so it does not change under the eye.
+  function loadAppearance() {
+    var shown = false;
+    function show() {
+      if (shown) return;
+      shown = true;
+      ui.host.style.visibility = '';
+    }
+    ui.host.style.visibility = 'hidden';
+    setTimeout(show, 2000);
+    fetch(base + '/api/widget/appearance', { credentials: 'omit' }).then(function (r) {
+      return r.ok ? r.json() : null;
+    }).then(function (a) {
+      SbWidgetLook.apply(a, ui.host, S, user.strings);
+      ui.intro.textContent = S.intro;
+      render();
+    }).catch(function () { /* the built-in look */ }).then(show);
+  }
+
   function init() {
     ui = build();
+    loadAppearance();
     transcript = new SbTranscript.Transcript(ui.log, { me: 'visitor', prefix: 'sb-', strings: S, fileHref: fileHref });
     var stored = SbSocket.load(local, CHAT_KEY, null);
     if (stored) {
