@@ -37,12 +37,13 @@ export class AppearanceScreen {
     });
     for (const k of ['color', 'position', 'launcher', 'greeting', 'offline']) f[k].input.addEventListener('input', () => this.preview());
     this.submit = h('button', { type: 'submit', class: 'primary', 'data-testid': 'admin-look-save', text: A.save });
-    const form = h('form', { class: 'admin-form', 'data-testid': 'admin-look-form', novalidate: true }, [
+    // Hidden until the stored values are in, so nothing typed before is overwritten.
+    const form = (this.form = h('form', { class: 'admin-form', 'data-testid': 'admin-look-form', novalidate: true, hidden: true }, [
       f.picker.label, h('div', { class: 'admin-inline' }, [f.picker.input, f.color.input]),
       f.position.label, f.position.input, f.launcher.label, f.launcher.input,
       f.greeting.label, f.greeting.input, f.offline.label, f.offline.input,
       h('div', { class: 'admin-buttons' }, [this.submit])
-    ]);
+    ]));
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       act(this.submit, this.status, () => this.save());
@@ -78,6 +79,7 @@ export class AppearanceScreen {
       f.greeting.input.value = a.greeting;
       f.offline.input.value = a.offline_text;
       this.preview();
+      this.form.hidden = false;
     });
   }
 

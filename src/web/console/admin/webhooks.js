@@ -54,8 +54,9 @@ export class WebhooksScreen {
     await act(null, this.status, async () => {
       if (!this.types.length) {
         this.types = await api('/api/admin/webhooks/event-types');
+        // Types not emitted yet can be subscribed to; the description says what each is.
         this.events.replaceChildren(h('legend', { text: A.events }), ...this.types.map((t) =>
-          h('label', {}, [h('input', { type: 'checkbox', value: t, 'data-testid': `admin-webhook-event-${t}` }), document.createTextNode(` ${t}`)])));
+          h('label', { title: t.description || '' }, [h('input', { type: 'checkbox', value: t.name, 'data-testid': `admin-webhook-event-${t.name}` }), document.createTextNode(` ${t.name}`)])));
       }
       const list = await api('/api/admin/webhooks');
       this.list.body.replaceChildren(...list.map((e) => this.row(e)));
