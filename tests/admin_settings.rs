@@ -256,6 +256,163 @@ async fn queues_set_up_on_one_node_work_on_the_other(backend: Backend) {
     cluster.cleanup().await;
 }
 
+/// A renamed queue: refused while a chat runs in it; then its agents, settings and routing move
+/// to the new name on every node, and its old name is refused even by a node that knew it.
+async fn queue_rename_is_refused_while_live_then_moves_everything(backend: Backend) {
+    let cluster = Cluster::new(backend).await;
+    cluster.store.ensure_queue("general").await.unwrap();
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let admin = admin_token(&cluster, &a, "root").await;
+    let (status, _) = post(
+        &format!("{}/api/admin/queues", http(&a)),
+        json!({"name": "sales", "offline_text": "Sales is out."}),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, bea) = post(
+        &format!("{}/api/admin/agents", http(&a)),
+        json!({"username": "bea", "password": "secret-password", "queues": ["sales"], "max_chats": 2}),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, 201, "{bea}");
+    let token = agent_token(&b, "bea").await;
+    let mut agent = Client::agent(&b, &token).await;
+    agent.expect("status").await;
+    set_status(&mut agent, "available").await;
+
+    // Node B learns the name "sales" (a widget watching it) before the rename.
+    let (_, vtoken) = visitor_token(&b).await;
+    let mut watcher = Client::visitor(&b, &vtoken).await;
+    watcher
+        .send(json!({"type": "watch_queue", "queue": "sales"}))
+        .await;
+    watcher.expect("queue_status").await;
+
+    // A running chat in "sales": the rename is refused, nothing changes.
+    let (_, vt) = visitor_token(&a).await;
+    let mut visitor = Client::visitor(&a, &vt).await;
+    visitor
+        .send(json!({"type": "request_chat", "name": "Vera", "queue": "sales"}))
+        .await;
+    let chat = visitor.expect("queued").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    accept_offer(&mut agent, &mut visitor, &chat).await;
+    let rename = format!("{}/api/admin/queues/sales/rename", http(&a));
+    let (status, v) = post(&rename, json!({"name": "support"}), Some(&admin)).await;
+    assert_eq!(status, 409, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("1 live chat"),
+        "{v}"
+    );
+    let (status, _) = get(
+        &format!("{}/api/admin/queues/support", http(&b)),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // Bad requests change nothing either.
+    for (body, code) in [
+        (json!({"name": "Bad Name"}), 400),
+        (json!({"name": "general"}), 409),
+        (json!({"name": "sales"}), 400),
+    ] {
+        let (status, v) = post(&rename, body.clone(), Some(&admin)).await;
+        assert_eq!(status, code, "{body}: {v}");
+    }
+    let (status, _) = post(
+        &format!("{}/api/admin/queues/nope/rename", http(&a)),
+        json!({"name": "other"}),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // The chat ends (its wrap-up does not hold the queue): the rename goes through.
+    visitor.send(json!({"type": "end", "chat_id": chat})).await;
+    visitor.expect("chat_ended").await;
+    let (status, v) = post(&rename, json!({"name": "support"}), Some(&admin)).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["name"], "support");
+    assert_eq!(v["offline_text"], "Sales is out.");
+    // The queue's agent reconnects with the new name.
+    let code = agent.expect_close().await;
+    assert_eq!(code, 4409);
+    let (_, list) = get(&format!("{}/api/admin/agents", http(&b)), Some(&admin)).await;
+    let bea_now = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["username"] == "bea")
+        .unwrap()
+        .clone();
+    assert_eq!(bea_now["queues"], json!(["support"]));
+
+    // Node B knew "sales": requests and widgets for it are refused there all the same.
+    let (_, vt2) = visitor_token(&b).await;
+    let mut late = Client::visitor(&b, &vt2).await;
+    late.send(json!({"type": "request_chat", "name": "Late", "queue": "sales"}))
+        .await;
+    let e = late.expect("error").await;
+    assert_eq!(e["code"], 4004, "{e}");
+    late.send(json!({"type": "watch_queue", "queue": "sales"}))
+        .await;
+    assert_eq!(late.expect("error").await["code"], 4004);
+
+    // The new name routes to the agent, who is back under it.
+    let token = agent_token(&b, "bea").await;
+    let mut agent = Client::agent(&b, &token).await;
+    agent.expect("status").await;
+    set_status(&mut agent, "available").await;
+    late.send(json!({"type": "request_chat", "name": "Late", "queue": "support"}))
+        .await;
+    let chat = late.expect("queued").await["chat_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let offer = agent
+        .expect_where("offer", |f| {
+            f["type"] == "offer" && f["chat_id"] == chat.as_str()
+        })
+        .await;
+    assert_eq!(offer["queue"], "support");
+
+    // A new queue may take the old name again.
+    let (status, _) = post(
+        &format!("{}/api/admin/queues", http(&b)),
+        json!({"name": "sales"}),
+        Some(&admin),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, vt3) = visitor_token(&a).await;
+    let mut again = Client::visitor(&a, &vt3).await;
+    again
+        .send(json!({"type": "watch_queue", "queue": "sales"}))
+        .await;
+    again.expect("queue_status").await;
+
+    let renamed = audit(&b, &admin, "queue.rename").await;
+    assert_eq!(renamed.len(), 1, "{renamed:?}");
+    assert_eq!(renamed[0]["target"], "queue:support");
+    assert_eq!(renamed[0]["detail"], json!({"from": "sales", "agents": 1}));
+    cluster.cleanup().await;
+}
+
+#[tokio::test]
+async fn queue_rename_sqlite() {
+    queue_rename_is_refused_while_live_then_moves_everything(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn queue_rename_postgres() {
+    queue_rename_is_refused_while_live_then_moves_everything(Backend::Postgres).await;
+}
+
 #[tokio::test]
 async fn appearance_sqlite() {
     appearance_reaches_the_other_node(Backend::Sqlite).await;

@@ -1,5 +1,5 @@
 //! Queues for admins: list them with their settings, create one, read and change a queue's
-//! offline text and business hours. Every change is written to the audit log.
+//! offline text and business hours, rename one (refused while it has live chats). Every change is written to the audit log.
 
 use super::admin_request::{admin, body};
 use super::{err, ApiResult};
@@ -11,7 +11,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Json, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
@@ -21,6 +21,7 @@ pub(super) fn routes() -> Router<Arc<Service>> {
     Router::new()
         .route("/api/admin/queues", get(list).post(create))
         .route("/api/admin/queues/{name}", get(one).put(change))
+        .route("/api/admin/queues/{name}/rename", post(rename))
 }
 
 /// The settings as the API shows them: business hours as an object (null = none).
@@ -89,7 +90,7 @@ async fn create(
     if let Some(spec) = &q.business_hours {
         crate::chat::hours::Hours::from_spec(spec).map_err(|e| err(ErrorCode::InvalidField, e))?;
     }
-    svc.store.create_queue(name).await?;
+    svc.create_queue(name).await?;
     let s = svc
         .set_queue_settings(name, q.offline_text, q.business_hours)
         .await?;
@@ -122,4 +123,29 @@ async fn change(
     )
     .await?;
     Ok(Json(settings_json(&s)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rename {
+    name: String,
+}
+
+async fn rename(
+    State(svc): State<Arc<Service>>,
+    headers: HeaderMap,
+    Path(old): Path<String>,
+    input: Result<Json<Rename>, JsonRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let actor = admin(&svc, &headers).await?;
+    let new = body(input)?.name.trim().to_string();
+    let agents = svc.rename_queue(&old, &new).await?;
+    svc.audit(
+        &actor,
+        "queue.rename",
+        &format!("queue:{new}"),
+        json!({ "from": old, "agents": agents }),
+    )
+    .await?;
+    Ok(Json(settings_json(&svc.queue_settings(&new).await?)))
 }

@@ -29,6 +29,7 @@ mod offline;
 mod positions;
 mod presence;
 pub mod privacy;
+mod queues;
 pub mod resync;
 pub mod retention;
 mod rounds;
@@ -102,6 +103,7 @@ impl From<RedisError> for ChatError {
                 "already" => ChatError::new(ErrorCode::WrongState, "the chat has already ended"),
                 "full" => ChatError::new(ErrorCode::WrongState, "you have no free capacity"),
                 "limited" => ChatError::new(ErrorCode::RateLimited, "too many; try again later"),
+                "no_queue" => ChatError::new(ErrorCode::NotFound, "no such queue (it was renamed)"),
                 "cap_reached" => ChatError::new(
                     ErrorCode::TranscriptFull,
                     "the transcript of this chat is full; no more entries can be written",

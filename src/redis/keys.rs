@@ -32,6 +32,10 @@ impl Keys {
     pub fn queues(&self) -> String {
         format!("{}{{r}}:queues", self.prefix)
     }
+    /// Old names of renamed queues: requests and transfers to them are refused.
+    pub fn queues_gone(&self) -> String {
+        format!("{}{{r}}:queues_gone", self.prefix)
+    }
     pub fn chat(&self, c: &str) -> String {
         format!("{}{{r}}:chat:{c}", self.prefix)
     }

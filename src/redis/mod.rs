@@ -13,6 +13,7 @@ mod limits;
 mod mail;
 mod presence;
 mod privacy;
+mod queues;
 mod ratelimit;
 mod routing;
 mod scripts;
@@ -72,6 +73,7 @@ fn refusal(e: fred::error::Error) -> RedisError {
         "full",
         "limited",
         "cap_reached",
+        "no_queue",
     ] {
         if d.starts_with(name) || d.contains(&format!(": {name}")) || d.ends_with(name) {
             return RedisError::Refused(name.to_string());

@@ -69,6 +69,7 @@ pub struct Scripts {
     pub waiting: Script,
     pub offline_limit: Script,
     pub session_raise: Script,
+    pub queue_rename: Script,
 }
 
 impl Scripts {
@@ -76,6 +77,7 @@ impl Scripts {
         Scripts {
             agent_status: routing!("agent_status.lua"),
             request: routing!("request.lua"),
+            queue_rename: routing!("queue_rename.lua"),
             route: routing!("route.lua"),
             requeue: routing!("requeue.lua"),
             accept: routing!("accept.lua"),

@@ -5,7 +5,8 @@
 -- ARGV[1] rp  ARGV[2] chat id  ARGV[3] from agent  ARGV[4] to agent or ""  ARGV[5] to queue or ""
 -- ARGV[6] now  ARGV[7] timer lease ms
 -- Returns {"agent", queue} or {"queue", queue}, or error "forbidden" / "wrong_state" /
--- "unavailable" (target agent not available, without a console (`unroutable`) or full).
+-- "unavailable" (target agent not available, without a console (`unroutable`) or full) /
+-- "no_queue" (the target queue was renamed).
 local rp, cid, from, to, toq, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
 local st, agent, queue, ticket = unpack(redis.call('HMGET', KEYS[1], 'state', 'agent', 'queue', 'ticket'))
 if not st then return redis.error_reply('not_found') end
@@ -26,6 +27,7 @@ if to ~= '' then
   return {'agent', queue}
 end
 local q = (toq ~= '') and toq or queue
+if redis.call('SISMEMBER', rp .. 'queues_gone', q) == 1 then return redis.error_reply('no_queue') end
 redis.call('SADD', rp .. 'denied:' .. cid, from)
 redis.call('HSET', KEYS[1], 'state', 'queued', 'queue', q)
 redis.call('HDEL', KEYS[1], 'agent')
