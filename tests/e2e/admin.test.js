@@ -1,6 +1,6 @@
 // The console's Admin section across two nodes: only admins see it; an agent disabled on node
 // A is signed out of its console on node B and can log in again once enabled; max chats edited
-// in the form; a queue created with its offline text; the widget's appearance with its live
+// in the form; a queue created with its offline text and renamed; the widget's appearance with its live
 // preview, saved on node A and shown by a widget served from node B (colour, corner, texts as
 // text); a webhook endpoint registered, its secret rotated and shown once, disabled; the audit
 // log lists the changes.
@@ -84,6 +84,14 @@ test('queues: created with an offline text', async () => {
   const token = await agentToken(B, ADMIN);
   const q = await getJson(B, '/api/admin/queues/billing', token);
   assert.equal(q.offline_text, 'Billing answers on weekdays.');
+  // Renamed (the dialog answers with the new name): settings kept, seen on node B.
+  admin.removeAllListeners('dialog');
+  admin.once('dialog', (d) => d.accept('invoices'));
+  await admin.getByTestId('admin-queue-rename-billing').click();
+  await admin.getByTestId('admin-queue-invoices').waitFor({ timeout: P.T });
+  admin.on('dialog', (d) => d.accept());
+  const renamed = await getJson(B, '/api/admin/queues/invoices', token);
+  assert.equal(renamed.offline_text, 'Billing answers on weekdays.');
 });
 
 test('appearance: live preview, saved on A, shown by the widget from B', async () => {
@@ -157,7 +165,7 @@ test('data protection: the audit log lists the changes, page by page', async () 
   await openTab('privacy');
   const rows = admin.getByTestId('admin-audit-rows');
   await rows.locator('tr', { hasText: 'appearance.change' }).waitFor({ timeout: P.T });
-  for (const action of ['agent.disable', 'agent.enable', 'agent.change', 'queue.create', 'webhook.create']) {
+  for (const action of ['agent.disable', 'agent.enable', 'agent.change', 'queue.create', 'queue.rename', 'webhook.create']) {
     assert.equal(await rows.locator('tr', { hasText: action }).count() > 0, true, action);
   }
   await admin.getByTestId('admin-audit-action').fill('agent.disable');

@@ -1,5 +1,6 @@
-// Admin screen: queues. List them; create one; set a queue's offline text and business hours
-// (a time zone and per-day intervals). Widgets watching the queue get the change at once.
+// Admin screen: queues. List them; create one; rename one (the node refuses while the queue
+// has live chats, and says so); set a queue's offline text and business hours (a time zone and
+// per-day intervals). Widgets watching the queue get the change at once.
 
 import { api } from '../api.js';
 import { h, fmt } from '../strings.js';
@@ -68,7 +69,19 @@ export class QueuesScreen {
       const queues = await api('/api/admin/queues');
       this.list.body.replaceChildren(...queues.map((q) => h('tr', { 'data-testid': `admin-queue-${q.name}` }, [
         cell(q.name), cell(q.offline_text, { class: 'admin-clip' }), cell(q.business_hours ? q.business_hours.timezone : A.noHours),
-        h('td', {}, [button(A.edit, `admin-queue-edit-${q.name}`, () => this.select(q))])
+        h('td', { class: 'admin-actions' }, [
+          button(A.edit, `admin-queue-edit-${q.name}`, () => this.select(q)),
+          button(A.rename, `admin-queue-rename-${q.name}`, (e) => {
+            const name = window.prompt(fmt(A.renamePrompt, { name: q.name }), q.name);
+            if (!name || name.trim() === q.name) return;
+            act(e.target, this.status, async () => {
+              const renamed = await api(`/api/admin/queues/${encodeURIComponent(q.name)}/rename`, { method: 'POST', body: { name: name.trim() } });
+              if (this.current && this.current.name === q.name) this.current = renamed;
+              await this.load();
+              this.status.say(A.saved);
+            });
+          })
+        ])
       ])));
       if (this.current) this.select(queues.find((q) => q.name === this.current.name) || null);
     });

@@ -49,6 +49,8 @@ const STRINGS = {
   noHours: 'No business hours',
   hasHours: 'Business hours',
   editQueue: 'Queue {name}',
+  rename: 'Rename',
+  renamePrompt: 'New name for queue {name} (a-z, 0-9, _ and -; widgets embedded with the old name must be changed):',
   days: { mon: 'Monday', tue: 'Tuesday', wed: 'Wednesday', thu: 'Thursday', fri: 'Friday', sat: 'Saturday', sun: 'Sunday' },
   badInterval: '{day}: write intervals as HH:MM-HH:MM',
   // appearance
