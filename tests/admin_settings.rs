@@ -159,6 +159,7 @@ async fn queues_set_up_on_one_node_work_on_the_other(backend: Backend) {
         json!({"name": "Bad Name"}),
         json!({"name": ""}),
         json!({"name": "x", "business_hours": {"timezone": "Mars/Base"}}),
+        json!({"name": "y", "offline_text": "z".repeat(501)}),
     ] {
         let (status, v) = post(&queues, bad.clone(), Some(&admin)).await;
         assert_eq!(status, 400, "{bad}: {v}");

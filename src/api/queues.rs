@@ -2,10 +2,9 @@
 //! offline text and business hours, rename one (refused while it has live chats). Every change is written to the audit log.
 
 use super::admin_request::{admin, body};
-use super::{err, ApiResult};
+use super::ApiResult;
 use crate::chat::hours::HoursSpec;
 use crate::chat::Service;
-use crate::protocol::ErrorCode;
 use crate::store::QueueSettings;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Json, Path, State};
@@ -86,13 +85,8 @@ async fn create(
     let actor = admin(&svc, &headers).await?;
     let q = body(input)?;
     let name = q.name.trim();
-    // Settings are checked before the queue exists, so a bad one creates nothing.
-    if let Some(spec) = &q.business_hours {
-        crate::chat::hours::Hours::from_spec(spec).map_err(|e| err(ErrorCode::InvalidField, e))?;
-    }
-    svc.create_queue(name).await?;
     let s = svc
-        .set_queue_settings(name, q.offline_text, q.business_hours)
+        .create_queue(name, q.offline_text, q.business_hours)
         .await?;
     svc.audit(
         &actor,

@@ -2,17 +2,27 @@
 //! an earlier queue was renamed away from it) and renaming one, which is refused while the queue
 //! has live chats. See "Renaming a queue" in `docs/design-redis.md`.
 
+use super::hours::HoursSpec;
+use super::offline::checked_settings;
 use super::sessions::Control;
 use super::{ChatError, ChatResult, Service};
 use crate::config::valid_name;
 use crate::protocol::ErrorCode;
+use crate::store::QueueSettings;
 
 impl Service {
-    /// Creates a queue in the store and clears any mark of a renamed queue of that name.
-    pub async fn create_queue(&self, name: &str) -> ChatResult<()> {
+    /// Creates a queue with its settings (all checked first, so a refusal creates nothing) and
+    /// clears any mark of a renamed queue of that name.
+    pub async fn create_queue(
+        &self,
+        name: &str,
+        offline_text: String,
+        hours: Option<HoursSpec>,
+    ) -> ChatResult<QueueSettings> {
+        let settings = checked_settings(name, offline_text, hours)?;
         self.store.create_queue(name).await?;
         self.redis.queue_back(name).await?;
-        Ok(())
+        self.store_queue_settings(settings).await
     }
 
     /// Renames `old` to `new`: refused (`wrong_state`) while `old` has live chats. The routing
