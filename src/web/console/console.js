@@ -291,7 +291,7 @@ function startApp() {
     }
   });
   if (me.agent && me.agent.role === 'admin') {
-    admin = new Admin($('#view-admin'));
+    admin = new Admin($('#view-admin'), byTestId('nav-admin'));
     byTestId('nav-admin').hidden = false;
   }
   inbox = new Inbox(byTestId('inbox-list'), byTestId('no-inbox'), { me: me.agent && me.agent.id, onError: showBanner });

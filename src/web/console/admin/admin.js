@@ -18,7 +18,9 @@ const TABS = [
 ];
 
 export class Admin {
-  constructor(root) {
+  /** `root`: the section to fill; `navButton`: the console's button that shows it. */
+  constructor(root, navButton) {
+    navButton.textContent = A.navAdmin;
     this.screens = {};
     this.current = 'agents';
     this.buttons = TABS.map(([id, text]) => h('button', { type: 'button', role: 'tab', 'data-testid': `admin-tab-${id}`, text, onclick: () => this.show(id) }));
