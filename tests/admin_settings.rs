@@ -382,6 +382,13 @@ async fn queue_rename_is_refused_while_live_then_moves_everything(backend: Backe
         .await;
     assert_eq!(offer["queue"], "support");
 
+    // The mark on the old name lasts longer than any node's cache of queue names, not forever.
+    let ttl: i64 = redis_cli(&["pttl", &format!("{}{{r}}:gone:sales", cluster.prefix)])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((60_000..=120_000).contains(&ttl), "{ttl}");
+
     // A new queue may take the old name again.
     let (status, _) = post(
         &format!("{}/api/admin/queues", http(&b)),

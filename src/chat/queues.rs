@@ -8,7 +8,7 @@ use super::sessions::Control;
 use super::{ChatError, ChatResult, Service};
 use crate::config::valid_name;
 use crate::protocol::ErrorCode;
-use crate::store::QueueSettings;
+use crate::store::{QueueSettings, QUEUE_CACHE_TTL};
 
 impl Service {
     /// Creates a queue with its settings (all checked first, so a refusal creates nothing) and
@@ -29,8 +29,8 @@ impl Service {
     /// state goes first (one script checks for live chats and marks the old name gone, so no
     /// new request can slip in after the check), then the store (one transaction), then the
     /// agents of the queue: their routing records move to the new name and their consoles
-    /// reconnect with it. A failure after the script leaves the old name refused until the
-    /// rename is retried (it is idempotent) or undone.
+    /// reconnect with it. A node that dies after the script leaves the old name refused until
+    /// its mark expires or the rename is retried (it is idempotent).
     pub async fn rename_queue(&self, old: &str, new: &str) -> ChatResult<usize> {
         if !valid_name(new) {
             return Err(ChatError::new(
@@ -58,7 +58,9 @@ impl Service {
         }
         let agents = self.store.agents().await?;
         let ids: Vec<i64> = agents.iter().map(|a| a.id).collect();
-        let live = self.redis.rename_queue(old, new, &ids).await?;
+        // Longer than any node trusts its cache of queue names: after that the store answers.
+        let mark = QUEUE_CACHE_TTL * 2;
+        let live = self.redis.rename_queue(old, new, mark, &ids).await?;
         if live > 0 {
             return Err(ChatError::new(
                 ErrorCode::WrongState,

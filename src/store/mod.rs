@@ -32,6 +32,7 @@ use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Transaction};
 
 pub use accounts::AgentSession;
+pub use agents::QUEUE_CACHE_TTL;
 pub use appearance::Appearance;
 pub use audit::{AuditEntry, NewAuditEntry};
 pub use bounds::{timeout_kind, Call, StoreFuture, Timeouts};

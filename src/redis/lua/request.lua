@@ -20,7 +20,7 @@ for _, other in ipairs(live) do
   end
 end
 -- A renamed queue's old name (see queue_rename.lua).
-if redis.call('SISMEMBER', rp .. 'queues_gone', queue) == 1 then return redis.error_reply('no_queue') end
+if redis.call('EXISTS', rp .. 'gone:' .. queue) == 1 then return redis.error_reply('no_queue') end
 local email, verified = ARGV[6], '0'
 local vemail, vverified = unpack(redis.call('HMGET', rp .. 'visitor:' .. vid, 'email', 'email_verified'))
 if vverified == '1' and vemail then

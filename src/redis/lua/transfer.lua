@@ -27,7 +27,7 @@ if to ~= '' then
   return {'agent', queue}
 end
 local q = (toq ~= '') and toq or queue
-if redis.call('SISMEMBER', rp .. 'queues_gone', q) == 1 then return redis.error_reply('no_queue') end
+if redis.call('EXISTS', rp .. 'gone:' .. q) == 1 then return redis.error_reply('no_queue') end
 redis.call('SADD', rp .. 'denied:' .. cid, from)
 redis.call('HSET', KEYS[1], 'state', 'queued', 'queue', q)
 redis.call('HDEL', KEYS[1], 'agent')
