@@ -1,8 +1,6 @@
-//! The offline-message inbox over HTTP (agents of the message's queue: list, claim, done) and
-//! the admin's per-queue settings (offline text, business hours).
+//! The offline-message inbox over HTTP (agents of the message's queue: list, claim, done).
 
 use super::{agent_from, err, ApiResult};
-use crate::chat::hours::HoursSpec;
 use crate::chat::Service;
 use crate::protocol::ErrorCode;
 use axum::extract::{Path, Query, State};
@@ -18,10 +16,6 @@ pub(super) fn routes() -> Router<Arc<Service>> {
         .route("/api/inbox", get(list))
         .route("/api/inbox/{id}/claim", post(claim))
         .route("/api/inbox/{id}/done", post(done))
-        .route(
-            "/api/admin/queues/{name}",
-            get(queue_settings).put(set_queue_settings),
-        )
 }
 
 /// The agent's id and queues, from its token.
@@ -84,49 +78,4 @@ async fn work(
     Ok(Json(json!(
         svc.work_message(agent, &queues, id, done).await?
     )))
-}
-
-async fn admin(svc: &Service, headers: &HeaderMap) -> ApiResult<()> {
-    let admin = agent_from(svc, headers).await?.is_admin(svc).await?;
-    if !admin {
-        return Err(err(ErrorCode::Forbidden, "only admins manage queues"));
-    }
-    Ok(())
-}
-
-/// The settings as the API shows them: business hours as an object (null = none).
-fn settings_json(s: crate::store::QueueSettings) -> serde_json::Value {
-    let hours: Option<serde_json::Value> = serde_json::from_str(&s.business_hours).ok();
-    json!({ "name": s.name, "offline_text": s.offline_text, "business_hours": hours })
-}
-
-async fn queue_settings(
-    State(svc): State<Arc<Service>>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
-    admin(&svc, &headers).await?;
-    Ok(Json(settings_json(svc.queue_settings(&name).await?)))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SettingsBody {
-    #[serde(default)]
-    offline_text: String,
-    #[serde(default)]
-    business_hours: Option<HoursSpec>,
-}
-
-async fn set_queue_settings(
-    State(svc): State<Arc<Service>>,
-    headers: HeaderMap,
-    Path(name): Path<String>,
-    Json(b): Json<SettingsBody>,
-) -> ApiResult<Json<serde_json::Value>> {
-    admin(&svc, &headers).await?;
-    let s = svc
-        .set_queue_settings(&name, b.offline_text, b.business_hours)
-        .await?;
-    Ok(Json(settings_json(s)))
 }

@@ -1,13 +1,15 @@
 //! HTTP/JSON handlers: visitor sessions, interactions and transcripts, health and metrics; agent
 //! login in `login` (bounded and throttled), sessions and the checks every agent endpoint makes
 //! in `auth`, the agents' admin API in `admin` (what admin endpoints share in `admin_request`),
-//! webhooks, data protection and the audit log in `webhooks` and `privacy`, canned responses,
+//! webhooks, data protection and the audit log in `webhooks` and `privacy`, queues and the
+//! widget's appearance in `queues` and `appearance`, canned responses,
 //! files and the inbox in theirs. Errors are `{"code", "error", "message"}` with the HTTP status
 //! of the code (see `docs/protocol.md`).
 
 mod admin;
 mod admin_request;
 mod after_chat;
+mod appearance;
 mod auth;
 mod canned;
 mod console;
@@ -19,6 +21,7 @@ mod login;
 
 pub use login::login_concurrency;
 mod privacy;
+mod queues;
 mod webhooks;
 
 use crate::chat::identity::{new_id, Identity};
@@ -79,6 +82,7 @@ pub fn routes(svc: Arc<Service>) -> Router {
         )
         .merge(files::routes())
         .merge(after_chat::routes())
+        .merge(appearance::widget_routes())
         .route_layer(axum::middleware::from_fn_with_state(
             svc.clone(),
             cors::widget_cors,
@@ -98,6 +102,8 @@ pub fn routes(svc: Arc<Service>) -> Router {
         .merge(inbox::routes())
         .merge(webhooks::routes())
         .merge(privacy::routes())
+        .merge(queues::routes())
+        .merge(appearance::routes())
         .with_state(svc.clone())
         .merge(login::routes(svc))
 }

@@ -85,7 +85,7 @@ impl Service {
 
     /// Applies a changed record to the agent's routing record, if it has one: the same status
     /// with the new name, capacity and queues (one script moves it between queues).
-    async fn refresh_routing(&self, agent: &Agent) -> ChatResult<()> {
+    pub(super) async fn refresh_routing(&self, agent: &Agent) -> ChatResult<()> {
         let a = agent.id.to_string();
         let record = self.redis.agent_record(&a).await?;
         let Some(status) = record.get("status").cloned() else {

@@ -103,7 +103,9 @@ impl Service {
                 "queue must be 1-64 of a-z, 0-9, '-', '_'",
             ));
         }
-        if !self.store.queue_exists(&queue).await? {
+        // A node may still know a renamed queue's old name (`Store::queue_exists`); the
+        // routing state says it is gone.
+        if !self.store.queue_exists(&queue).await? || self.redis.queue_gone(&queue).await? {
             return Err(ChatError::new(
                 ErrorCode::NotFound,
                 format!("no queue named {queue}"),

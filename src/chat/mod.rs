@@ -9,6 +9,7 @@
 mod access;
 mod after_chat;
 mod agents;
+pub mod appearance;
 pub mod audit;
 pub mod availability;
 pub mod canned;
@@ -30,6 +31,7 @@ pub mod panel;
 mod positions;
 mod presence;
 pub mod privacy;
+mod queues;
 pub mod resync;
 pub mod retention;
 mod rounds;
@@ -104,6 +106,7 @@ impl From<RedisError> for ChatError {
                 "already" => ChatError::new(ErrorCode::WrongState, "the chat has already ended"),
                 "full" => ChatError::new(ErrorCode::WrongState, "you have no free capacity"),
                 "limited" => ChatError::new(ErrorCode::RateLimited, "too many; try again later"),
+                "no_queue" => ChatError::new(ErrorCode::NotFound, "no such queue (it was renamed)"),
                 "cap_reached" => ChatError::new(
                     ErrorCode::TranscriptFull,
                     "the transcript of this chat is full; no more entries can be written",
@@ -250,6 +253,8 @@ pub struct Service {
     pub limits: Arc<limits::Limits>,
     /// What one transcript may hold, handed to the append script.
     transcript_caps: TranscriptCaps,
+    /// The widget's appearance as this node last read it (see `appearance`).
+    appearance: appearance::Cached,
 }
 
 impl Service {
@@ -283,6 +288,7 @@ impl Service {
         Arc::new(Service {
             limits,
             transcript_caps,
+            appearance: appearance::Cached::default(),
             presence: Presence::new(&settings, &node),
             positions: positions::Positions::default(),
             refresh_rounds: rounds::Rounds::default(),

@@ -224,21 +224,13 @@ impl Service {
         offline_text: String,
         hours: Option<HoursSpec>,
     ) -> ChatResult<QueueSettings> {
-        let offline_text =
-            clean_optional(Some(offline_text), MAX_OFFLINE_TEXT, "offline_text", true)?
-                .unwrap_or_default();
-        let business_hours = match hours {
-            Some(spec) => {
-                Hours::from_spec(&spec).map_err(|e| ChatError::new(ErrorCode::InvalidField, e))?;
-                serde_json::to_string(&spec).expect("hours serialise")
-            }
-            None => String::new(),
-        };
-        let s = QueueSettings {
-            name: queue.to_string(),
-            offline_text,
-            business_hours,
-        };
+        let s = checked_settings(queue, offline_text, hours)?;
+        self.store_queue_settings(s).await
+    }
+
+    /// Stores checked settings and tells every node's watching visitors.
+    pub(super) async fn store_queue_settings(&self, s: QueueSettings) -> ChatResult<QueueSettings> {
+        let queue = s.name.as_str();
         self.store.set_queue_settings(&s).await?;
         let channel = self.redis.keys.staffed_channel();
         if let Err(e) = self.redis.publish(&channel, format!("{queue}:cfg")).await {
@@ -254,4 +246,27 @@ impl Service {
             .await?
             .ok_or_else(|| ChatError::new(ErrorCode::NotFound, format!("no queue named {queue}")))
     }
+}
+
+/// A queue's settings as an admin gave them, checked: `offline_text` at most
+/// `MAX_OFFLINE_TEXT` characters, business hours that parse.
+pub(super) fn checked_settings(
+    queue: &str,
+    offline_text: String,
+    hours: Option<HoursSpec>,
+) -> ChatResult<QueueSettings> {
+    let offline_text = clean_optional(Some(offline_text), MAX_OFFLINE_TEXT, "offline_text", true)?
+        .unwrap_or_default();
+    let business_hours = match hours {
+        Some(spec) => {
+            Hours::from_spec(&spec).map_err(|e| ChatError::new(ErrorCode::InvalidField, e))?;
+            serde_json::to_string(&spec).expect("hours serialise")
+        }
+        None => String::new(),
+    };
+    Ok(QueueSettings {
+        name: queue.to_string(),
+        offline_text,
+        business_hours,
+    })
 }

@@ -32,6 +32,10 @@ impl Keys {
     pub fn queues(&self) -> String {
         format!("{}{{r}}:queues", self.prefix)
     }
+    /// The old name of a queue renamed lately (value: the new name): refused while it lasts.
+    pub fn queue_gone(&self, q: &str) -> String {
+        format!("{}{{r}}:gone:{q}", self.prefix)
+    }
     pub fn chat(&self, c: &str) -> String {
         format!("{}{{r}}:chat:{c}", self.prefix)
     }

@@ -14,6 +14,7 @@ mod limits;
 mod mail;
 mod presence;
 mod privacy;
+mod queues;
 mod ratelimit;
 mod routing;
 mod scripts;
@@ -76,6 +77,7 @@ fn refusal(e: fred::error::Error) -> RedisError {
         "full",
         "limited",
         "cap_reached",
+        "no_queue",
     ] {
         if d.starts_with(name) || d.contains(&format!(": {name}")) || d.ends_with(name) {
             return RedisError::Refused(name.to_string());

@@ -195,7 +195,8 @@ impl RedisLayer {
                     ROUTE_BATCH.to_string(),
                 ],
             )
-            .await?;
+            .await
+            .map_err(refusal)?;
         Ok(Requested {
             offers: Offer::from_flat(v.5, &v.2, now),
             chat_id: v.0,

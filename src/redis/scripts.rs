@@ -70,6 +70,7 @@ pub struct Scripts {
     pub waiting: Script,
     pub offline_limit: Script,
     pub session_raise: Script,
+    pub queue_rename: Script,
 }
 
 impl Scripts {
@@ -77,6 +78,7 @@ impl Scripts {
         Scripts {
             agent_status: routing!("agent_status.lua"),
             request: routing!("request.lua"),
+            queue_rename: routing!("queue_rename.lua"),
             route: routing!("route.lua"),
             requeue: routing!("requeue.lua"),
             accept: routing!("accept.lua"),

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -20,6 +21,9 @@ const MAX_CHATS: i64 = 100;
 const ROLES: [&str; 2] = ["agent", "admin"];
 
 /// True for 1 to 64 characters of `[a-z0-9_-]`.
+/// How long a node trusts that a queue name it found still exists.
+pub const QUEUE_CACHE_TTL: Duration = Duration::from_secs(60);
+
 pub(super) fn valid_queue_name(name: &str) -> bool {
     (1..=MAX_QUEUE_NAME).contains(&name.len())
         && name
@@ -328,12 +332,21 @@ impl Store {
         })
     }
 
-    /// Whether a queue of this name exists. Names found once are remembered (queues are
-    /// never removed); an unknown name is looked up again each time, so a queue created on
-    /// another node is usable at once.
+    /// Whether a queue of this name exists. A name found is remembered for
+    /// [`QUEUE_CACHE_TTL`], so a chat request need not ask the database each time; an unknown
+    /// name is looked up again each time, so a queue created on another node is usable at once.
+    /// A queue renamed on another node may still be found here for that long: the routing
+    /// state refuses its old name meanwhile (`redis::queues`).
     pub fn queue_exists<'a>(&'a self, name: &'a str) -> Call<'a, bool> {
         self.bounded(async move {
-            if self.known_queues.read().unwrap().contains(name) {
+            let fresh = |at: &Instant| at.elapsed() < QUEUE_CACHE_TTL;
+            if self
+                .known_queues
+                .read()
+                .unwrap()
+                .get(name)
+                .is_some_and(fresh)
+            {
                 return Ok(true);
             }
             let found = sqlx::query_scalar::<_, String>("SELECT name FROM queues WHERE name = $1")
@@ -341,8 +354,11 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?
                 .is_some();
+            let mut known = self.known_queues.write().unwrap();
             if found {
-                self.known_queues.write().unwrap().insert(name.to_string());
+                known.insert(name.to_string(), Instant::now());
+            } else {
+                known.remove(name);
             }
             Ok(found)
         })
@@ -351,11 +367,7 @@ impl Store {
     /// Creates the queue unless it exists; `Invalid` unless 1 to 64 of `[a-z0-9_-]`.
     pub fn ensure_queue<'a>(&'a self, name: &'a str) -> Call<'a, ()> {
         self.bounded(async move {
-            if !valid_queue_name(name) {
-                return Err(StoreError::Invalid(format!(
-                    "queue name {name:?} must be 1 to 64 characters of a-z, 0-9, _ and -"
-                )));
-            }
+            check_queue_name(name)?;
             sqlx::query(
             "INSERT INTO queues (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
         )
@@ -365,5 +377,80 @@ impl Store {
         .await?;
             Ok(())
         })
+    }
+
+    /// Creates a new queue; `Conflict` when one of that name exists, `Invalid` for a bad name.
+    pub fn create_queue<'a>(&'a self, name: &'a str) -> Call<'a, ()> {
+        self.bounded(async move {
+            check_queue_name(name)?;
+            let n = sqlx::query(
+                "INSERT INTO queues (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Err(StoreError::Conflict(format!("a queue named {name} exists")));
+            }
+            Ok(())
+        })
+    }
+
+    /// Renames a queue in one transaction: the queue (settings kept), the agents' memberships
+    /// and the offline messages move to `new`; transcripts keep the name their chat had.
+    /// `NotFound` without `old`, `Conflict` when `new` exists, `Invalid` for a bad name.
+    pub fn rename_queue<'a>(&'a self, old: &'a str, new: &'a str) -> Call<'a, ()> {
+        self.bounded(async move {
+            check_queue_name(new)?;
+            let mut tx = self.begin_write().await?;
+            let copied = sqlx::query(
+                "INSERT INTO queues (name, created_at, offline_text, business_hours) \
+                 SELECT $1, created_at, offline_text, business_hours FROM queues WHERE name = $2",
+            )
+            .bind(new)
+            .bind(old)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(format!("a queue named {new} exists"))
+                } else {
+                    e.into()
+                }
+            })?
+            .rows_affected();
+            if copied == 0 {
+                return Err(StoreError::NotFound);
+            }
+            for sql in [
+                "UPDATE agent_queues SET queue = $1 WHERE queue = $2",
+                "UPDATE offline_messages SET queue = $1 WHERE queue = $2",
+            ] {
+                sqlx::query(sql)
+                    .bind(new)
+                    .bind(old)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("DELETE FROM queues WHERE name = $1")
+                .bind(old)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            self.known_queues.write().unwrap().remove(old);
+            Ok(())
+        })
+    }
+}
+
+fn check_queue_name(name: &str) -> Result<(), StoreError> {
+    if valid_queue_name(name) {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "queue name {name:?} must be 1 to 64 characters of a-z, 0-9, _ and -"
+        )))
     }
 }

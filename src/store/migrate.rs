@@ -43,6 +43,11 @@ const SQLITE: &[Embedded] = &[
         "ratings",
         include_str!("../../migrations/sqlite/0007_ratings.sql"),
     ),
+    (
+        8,
+        "appearance",
+        include_str!("../../migrations/sqlite/0008_appearance.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -75,6 +80,11 @@ const POSTGRES: &[Embedded] = &[
         7,
         "ratings",
         include_str!("../../migrations/postgres/0007_ratings.sql"),
+    ),
+    (
+        8,
+        "appearance",
+        include_str!("../../migrations/postgres/0008_appearance.sql"),
     ),
 ];
 

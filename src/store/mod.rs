@@ -11,6 +11,7 @@
 
 mod accounts;
 mod agents;
+mod appearance;
 mod audit;
 mod bounds;
 mod canned;
@@ -24,14 +25,16 @@ mod row;
 mod transcripts;
 mod webhooks;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Transaction};
 
 pub use accounts::AgentSession;
+pub use agents::QUEUE_CACHE_TTL;
+pub use appearance::Appearance;
 pub use audit::{AuditEntry, NewAuditEntry};
 pub use bounds::{timeout_kind, Call, StoreFuture, Timeouts};
 pub use canned::{
@@ -93,9 +96,8 @@ impl Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// Queue names seen in the store. Queues are never removed, so a name once found stays
-    /// valid and every chat request need not ask the database (see `queue_exists`).
-    known_queues: Arc<RwLock<HashSet<String>>>,
+    /// Queue names seen in the store and when (see `queue_exists`).
+    known_queues: Arc<RwLock<HashMap<String, Instant>>>,
     timeouts: Timeouts,
     /// Calls that ran into a bound, by kind (see `bounds`).
     timeouts_total: prometheus::IntCounterVec,

@@ -279,6 +279,23 @@ impl Store {
         Ok(())
     }
 
+    /// Every queue with its settings, by name.
+    pub async fn all_queue_settings(&self) -> Result<Vec<QueueSettings>, StoreError> {
+        let rows =
+            sqlx::query("SELECT name, offline_text, business_hours FROM queues ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(QueueSettings {
+                    name: r.try_get("name")?,
+                    offline_text: r.try_get("offline_text")?,
+                    business_hours: r.try_get("business_hours")?,
+                })
+            })
+            .collect()
+    }
+
     pub async fn queue_settings(&self, name: &str) -> Result<Option<QueueSettings>, StoreError> {
         let row =
             sqlx::query("SELECT name, offline_text, business_hours FROM queues WHERE name = $1")

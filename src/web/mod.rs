@@ -135,6 +135,42 @@ pub fn routes() -> Router {
             serve!("console/visitors.js", JS, true),
         )
         .merge(chat_view_routes())
+        .route(
+            "/console/admin/admin.css",
+            serve!("console/admin/admin.css", CSS, true),
+        )
+        .route(
+            "/console/admin/admin.js",
+            serve!("console/admin/admin.js", JS, true),
+        )
+        .route(
+            "/console/admin/strings.js",
+            serve!("console/admin/strings.js", JS, true),
+        )
+        .route(
+            "/console/admin/common.js",
+            serve!("console/admin/common.js", JS, true),
+        )
+        .route(
+            "/console/admin/agents.js",
+            serve!("console/admin/agents.js", JS, true),
+        )
+        .route(
+            "/console/admin/queues.js",
+            serve!("console/admin/queues.js", JS, true),
+        )
+        .route(
+            "/console/admin/appearance.js",
+            serve!("console/admin/appearance.js", JS, true),
+        )
+        .route(
+            "/console/admin/webhooks.js",
+            serve!("console/admin/webhooks.js", JS, true),
+        )
+        .route(
+            "/console/admin/privacy.js",
+            serve!("console/admin/privacy.js", JS, true),
+        )
         .route("/console/socket.js", serve!("shared/socket.js", JS, true))
         .route(
             "/console/transcript.js",

@@ -25,7 +25,7 @@ var SbAfterChat = (function () {
   var CSS = '.sb-after{margin:8px 0;text-align:left;color:#1d1d1f}' +
     '.sb-after p{margin:6px 0}' +
     '.sb-rate{display:flex;gap:8px}' +
-    '.sb-rate button[aria-pressed=true]{background:#1f5fbf;color:#fff;border-color:#1f5fbf}' +
+    '.sb-rate button[aria-pressed=true]{background:var(--sb-c,#1f5fbf);color:var(--sb-fg,#fff);border-color:var(--sb-c,#1f5fbf)}' +
     '.sb-after label{display:block;margin:8px 0 4px;font-weight:600}' +
     '.sb-after textarea,.sb-after input{width:100%;padding:8px;border:1px solid #b9c1cc;border-radius:6px;font-size:14px}' +
     '.sb-mail{display:flex;gap:6px;align-items:flex-end}.sb-mail input{flex:1}' +

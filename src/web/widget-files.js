@@ -27,7 +27,7 @@ var SbWidgetFiles = (function () {
   var CSS = '.sb-thumb{display:block;margin:4px 0;padding:0;border:0;background:none;cursor:zoom-in}' +
     '.sb-thumb img{display:block;max-width:200px;max-height:160px;border-radius:6px}' +
     '.sb-thumb:focus-visible{outline:3px solid #f5a623;outline-offset:2px}' +
-    '.sb-drop{outline:3px dashed #1f5fbf;outline-offset:-6px}' +
+    '.sb-drop{outline:3px dashed var(--sb-c,#1f5fbf);outline-offset:-6px}' +
     '.sb-preview{position:fixed;inset:0;z-index:2147483002;display:flex;align-items:center;justify-content:center;background:rgba(0,0,0,.8)}' +
     '.sb-preview img{max-width:94vw;max-height:86vh;background:#fff}' +
     '.sb-preview .sb-x{position:absolute;top:10px;right:14px;font-size:30px}';

@@ -51,14 +51,14 @@ var SbWidgetLook = (function () {
   var CSS = [
     ':host{all:initial}',
     '*{box-sizing:border-box;font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}',
-    '.sb-button{position:fixed;right:20px;bottom:20px;z-index:2147483000;border:0;border-radius:28px;padding:14px 20px;background:#1f5fbf;color:#fff;font-size:15px;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25)}',
+    '.sb-button{position:fixed;right:20px;bottom:20px;z-index:2147483000;border:0;border-radius:28px;padding:14px 20px;background:var(--sb-c,#1f5fbf);color:var(--sb-fg,#fff);font-size:15px;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25)}',
     '.sb-button:focus-visible,.sb-pane button:focus-visible,.sb-pane input:focus-visible,.sb-pane textarea:focus-visible{outline:3px solid #f5a623;outline-offset:2px}',
     '.sb-badge{display:inline-block;min-width:10px;height:10px;margin-left:8px;border-radius:5px;background:#ff4d4f;vertical-align:middle}',
     '.sb-pane{position:fixed;right:20px;bottom:84px;z-index:2147483000;width:360px;max-width:calc(100vw - 24px);height:520px;max-height:calc(100vh - 110px);display:flex;flex-direction:column;background:#fff;color:#1d1d1f;border-radius:12px;box-shadow:0 8px 30px rgba(0,0,0,.3);overflow:hidden;font-size:14px}',
     '.sb-pane[hidden],[hidden]{display:none!important}',
-    '.sb-head{display:flex;align-items:center;gap:8px;padding:12px 14px;background:#1f5fbf;color:#fff}',
+    '.sb-head{display:flex;align-items:center;gap:8px;padding:12px 14px;background:var(--sb-c,#1f5fbf);color:var(--sb-fg,#fff)}',
     '.sb-head h2{flex:1;margin:0;font-size:16px;font-weight:600}',
-    '.sb-x{border:0;background:transparent;color:#fff;font-size:22px;line-height:1;cursor:pointer;padding:2px 6px}',
+    '.sb-x{border:0;background:transparent;color:inherit;font-size:22px;line-height:1;cursor:pointer;padding:2px 6px}',
     '.sb-status{padding:6px 14px;background:#eef3fb;color:#2b3a55;font-size:13px;min-height:0}',
     '.sb-status:empty{display:none}',
     '.sb-error{margin:8px 14px 0;padding:8px 10px;border-radius:6px;background:#fff1f0;color:#a8071a;font-size:13px}',
@@ -67,7 +67,7 @@ var SbWidgetLook = (function () {
     '.sb-form input,.sb-form textarea,.sb-compose textarea{width:100%;padding:8px;border:1px solid #b9c1cc;border-radius:6px;font-size:14px;color:#1d1d1f;background:#fff}',
     '.sb-form textarea{min-height:70px;resize:vertical}',
     '.sb-opt{font-weight:400;color:#5f6b7a}',
-    '.sb-primary{margin-top:12px;border:0;border-radius:6px;padding:9px 14px;background:#1f5fbf;color:#fff;font-size:14px;cursor:pointer}',
+    '.sb-primary{margin-top:12px;border:0;border-radius:6px;padding:9px 14px;background:var(--sb-c,#1f5fbf);color:var(--sb-fg,#fff);font-size:14px;cursor:pointer}',
     '.sb-primary:disabled{opacity:.6;cursor:default}',
     '.sb-send{margin-top:0}',
     '.sb-secondary{border:1px solid #b9c1cc;border-radius:6px;padding:7px 12px;background:#fff;color:#1d1d1f;font-size:13px;cursor:pointer}',
@@ -75,7 +75,7 @@ var SbWidgetLook = (function () {
     '.sb-log{list-style:none;margin:0;padding:0}',
     '.sb-msg{margin:8px 0;max-width:85%;word-wrap:break-word;overflow-wrap:anywhere;white-space:pre-wrap}',
     '.sb-msg a{color:inherit;text-decoration:underline}',
-    '.sb-mine{margin-left:auto;padding:8px 10px;border-radius:10px 10px 2px 10px;background:#1f5fbf;color:#fff}',
+    '.sb-mine{margin-left:auto;padding:8px 10px;border-radius:10px 10px 2px 10px;background:var(--sb-c,#1f5fbf);color:var(--sb-fg,#fff)}',
     '.sb-theirs{padding:8px 10px;border-radius:10px 10px 10px 2px;background:#f0f2f5}',
     '.sb-system{max-width:100%;text-align:center;color:#5f6b7a;font-size:12px}',
     '.sb-system .sb-time{margin-left:6px}',
@@ -98,8 +98,35 @@ var SbWidgetLook = (function () {
     // Phones: the pane takes the whole screen, and 16 px inputs keep the browser from zooming.
     '@media (max-width:480px){.sb-pane{inset:0;right:0;bottom:0;width:100%;max-width:none;height:100%;max-height:none;border-radius:0}' +
       '.sb-pane input,.sb-pane textarea{font-size:16px!important}.sb-pane:not([hidden])~.sb-button{display:none}}',
+    ':host(.sb-left) .sb-button,:host(.sb-left) .sb-pane,:host(.sb-left) .sb-invite{right:auto;left:20px}',
     SbOffline.CSS, SbWidgetFiles.CSS, SbAfterChat.CSS
   ].join('\n');
 
-  return { STRINGS: STRINGS, CSS: CSS };
+  /** Whether dark text reads better than white on `hex` (#rrggbb): relative luminance. */
+  function light(hex) {
+    var l = [1, 3, 5].map(function (i) {
+      var c = parseInt(hex.substr(i, 2), 16) / 255;
+      return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
+    });
+    return 0.2126 * l[0] + 0.7152 * l[1] + 0.0722 * l[2] > 0.179;
+  }
+
+  /** Applies the admin's appearance (`GET /api/widget/appearance`): colour and corner on the
+   * host element, texts into `S` where the page did not set its own (`own`). Texts are only
+   * ever shown with textContent. */
+  function apply(a, host, S, own) {
+    if (!a || typeof a !== 'object') return;
+    if (typeof a.color === 'string' && /^#[0-9a-f]{6}$/i.test(a.color)) {
+      host.style.setProperty('--sb-c', a.color);
+      host.style.setProperty('--sb-fg', light(a.color) ? '#1d1d1f' : '#fff');
+    }
+    host.classList.toggle('sb-left', a.position === 'left');
+    var keys = { launcher_text: 'button', greeting: 'intro', offline_text: 'offlineIntro' };
+    Object.keys(keys).forEach(function (k) {
+      var v = a[k];
+      if (typeof v === 'string' && v && !(own && typeof own[keys[k]] === 'string')) S[keys[k]] = v;
+    });
+  }
+
+  return { STRINGS: STRINGS, CSS: CSS, apply: apply, light: light };
 })();

@@ -70,8 +70,9 @@ var SbWidgetView = (function () {
     var fQuestion = field('question', S.question, 'textarea');
     var formError = h('div', { class: 'sb-error', role: 'alert', 'data-testid': 'sb-form-error', hidden: true });
     var submit = h('button', { type: 'submit', class: 'sb-primary', 'data-testid': 'sb-submit', text: S.start });
+    var intro = h('p', { 'data-testid': 'sb-greeting', text: S.intro });
     var form = h('form', { class: 'sb-form', 'data-testid': 'sb-form', novalidate: true }, [
-      h('p', { text: S.intro }), fName.label, fName.input, fEmail.label, fEmail.input, fQuestion.label, fQuestion.input, formError, submit
+      intro, fName.label, fName.input, fEmail.label, fEmail.input, fQuestion.label, fQuestion.input, formError, submit
     ]);
 
     var queueText = h('p', { 'data-testid': 'sb-queue-position' });
@@ -149,7 +150,7 @@ var SbWidgetView = (function () {
       host: host, root: root, button: button, badge: badge, pane: pane, status: status, error: error, form: form,
       fields: { name: fName.input, email: fEmail.input, question: fQuestion.input },
       formError: formError, submit: submit, queueBox: queueBox, queueText: queueText, echo: echo, log: log,
-      endedBox: endedBox, endedText: endedText, body: body, buttonLabel: buttonLabel, title: title,
+      endedBox: endedBox, endedText: endedText, body: body, buttonLabel: buttonLabel, title: title, intro: intro,
       compose: compose, input: input, send: send, foot: foot, end: end, typing: typing,
       invite: invite, inviteText: inviteText, inviteMsg: inviteMsg
     };

@@ -9,6 +9,7 @@
 -- ARGV[7] question  ARGV[8] now  ARGV[9] offer timeout ms  ARGV[10] max chats a pass looks at
 -- Returns {chat id, state, queue, position (0 when not queued), created(1)|existing(0), offers}:
 -- the position is the new chat's before the pass; offers as `route_queue` returns them.
+-- Refused: `no_queue` (the queue was renamed).
 local rp, cid, vid, queue = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local live = redis.call('SMEMBERS', rp .. 'visitorchats:' .. vid)
 for _, other in ipairs(live) do
@@ -18,6 +19,8 @@ for _, other in ipairs(live) do
     return {other, st, q, pos and (pos + 1) or 0, 0, {}}
   end
 end
+-- A renamed queue's old name (see queue_rename.lua).
+if redis.call('EXISTS', rp .. 'gone:' .. queue) == 1 then return redis.error_reply('no_queue') end
 local email, verified = ARGV[6], '0'
 local vemail, vverified = unpack(redis.call('HMGET', rp .. 'visitor:' .. vid, 'email', 'email_verified'))
 if vverified == '1' and vemail then

@@ -7,7 +7,8 @@
 -- The note and who wrote it stay on the routing record (`note`, `note_by`) for the agent who
 -- takes the chat next; a later transfer replaces them. They never enter the transcript.
 -- Returns {"agent", queue} or {"queue", queue}, or error "forbidden" / "wrong_state" /
--- "unavailable" (target agent not available, without a console (`unroutable`) or full).
+-- "unavailable" (target agent not available, without a console (`unroutable`) or full) /
+-- "no_queue" (the target queue was renamed).
 local rp, cid, from, to, toq, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
 local function keep_note() redis.call('HSET', KEYS[1], 'note', ARGV[8], 'note_by', ARGV[9]) end
 local st, agent, queue, ticket = unpack(redis.call('HMGET', KEYS[1], 'state', 'agent', 'queue', 'ticket'))
@@ -30,6 +31,7 @@ if to ~= '' then
   return {'agent', queue}
 end
 local q = (toq ~= '') and toq or queue
+if redis.call('EXISTS', rp .. 'gone:' .. q) == 1 then return redis.error_reply('no_queue') end
 redis.call('SADD', rp .. 'denied:' .. cid, from)
 redis.call('HSET', KEYS[1], 'state', 'queued', 'queue', q)
 keep_note()

@@ -11,6 +11,7 @@ import { Visitors } from './visitors.js';
 import { Waiting } from './waiting.js';
 import { Inbox } from './inbox.js';
 import { showRating } from './after-chat.js';
+import { Admin } from './admin/admin.js';
 
 const SESSION_KEY = 'sb.agent';
 const $ = (sel) => document.querySelector(sel);
@@ -28,6 +29,7 @@ let visitors = null;
 let cannedAdmin = null;
 let waiting = null;
 let inbox = null;
+let admin = null; // the Admin section, for admins only
 let view = 'chats';
 
 // ---- banner ----
@@ -122,6 +124,8 @@ function showView(name) {
   $('#view-visitors').hidden = name !== 'visitors';
   $('#view-history').hidden = name !== 'history';
   $('#view-canned').hidden = name !== 'canned';
+  $('#view-admin').hidden = name !== 'admin';
+  if (name === 'admin') admin.show();
   if (name === 'history') history.load();
   if (name === 'canned') cannedAdmin.load();
   // The site-visitors list streams only while it is on screen.
@@ -318,6 +322,10 @@ function startApp() {
       chats.select(chatId);
     }
   });
+  if (me.agent && me.agent.role === 'admin') {
+    admin = new Admin($('#view-admin'), byTestId('nav-admin'));
+    byTestId('nav-admin').hidden = false;
+  }
   inbox = new Inbox(byTestId('inbox-list'), byTestId('no-inbox'), { me: me.agent && me.agent.id, onError: showBanner });
   byTestId('status-select').addEventListener('change', (e) => {
     if (!conn.send({ type: 'set_status', status: e.target.value })) showBanner(S.reconnecting);
