@@ -12,6 +12,7 @@ pub mod audit;
 pub mod availability;
 pub mod canned;
 mod consumer;
+pub mod delivery;
 mod ending;
 mod files;
 pub mod flush;
