@@ -117,8 +117,13 @@ pub struct Redis {
     /// Connections in the command pool.
     pub pool_size: usize,
     /// Pub/sub messages buffered between the subscriber connection and the listener; a
-    /// listener that falls further behind makes the node's connections resume.
+    /// listener that falls further behind makes the node's connections catch up from the
+    /// streams.
     pub subscriber_buffer: usize,
+    /// How often the node reads Redis's epoch (and when its subscriber connection comes back):
+    /// a changed epoch means Redis lost its data, and every live chat's clients on the node
+    /// are told (`chat_lost`, close 4410).
+    pub epoch_check_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -578,6 +583,9 @@ impl Settings {
                 format!("must be between 1 and {MAX_SUBSCRIBER_BUFFER}"),
             );
         }
+        if !(100..=60_000).contains(&self.redis.epoch_check_ms) {
+            return bad("redis.epoch_check_ms", "must be between 100 and 60000");
+        }
         if !(self.store.url.starts_with("sqlite:")
             || self.store.url.starts_with("postgres://")
             || self.store.url.starts_with("postgresql://"))
@@ -1025,6 +1033,15 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("redis.subscriber_buffer"));
+        }
+        for bad in [0, 99, 60_001] {
+            let mut s = usable();
+            s.redis.epoch_check_ms = bad;
+            assert!(s
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("redis.epoch_check_ms"));
         }
         let mut s = usable();
         s.auth.token_secret = "short".into();

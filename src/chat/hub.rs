@@ -26,6 +26,8 @@ pub enum Out {
     /// The node's subscription may have missed entries: catch up every followed chat that is
     /// behind the node's generation, even if no live entry of it comes.
     CatchUp,
+    /// Close with this code after what was queued before it (unlike `Follower::end_with`).
+    End(u16),
 }
 
 #[derive(Debug)]
@@ -151,11 +153,12 @@ pub enum Inbound {
     Close(u16, &'static str),
 }
 
-/// The reason sent with a close code raised through `Follower::end_with`.
-fn ending_reason(code: u16) -> &'static str {
+/// The reason sent with a close code raised through `Follower::end_with` or `Out::End`.
+pub fn ending_reason(code: u16) -> &'static str {
     match code {
         close_codes::UNAUTHORIZED => "session ended; log in again",
         close_codes::AGENT_CHANGED => "agent settings changed; reconnect",
+        close_codes::STATE_LOST => "the service lost its live state",
         _ => "closed by the node",
     }
 }
@@ -393,6 +396,37 @@ impl Hub {
                 self.metrics.slow_consumers.inc();
             }
         }
+    }
+
+    /// Ends every local connection that follows a chat: each gets `frame(chat)` for each chat
+    /// it follows (`chat_of` names the chat of a channel, None for other channels), then a
+    /// close with `code` after them. Returns how many connections.
+    pub fn end_chats(
+        &self,
+        chat_of: impl Fn(&str) -> Option<&str>,
+        frame: impl Fn(&str) -> Out,
+        code: u16,
+    ) -> usize {
+        let mut conns: HashMap<ConnId, (Follower, Vec<String>)> = HashMap::new();
+        for (channel, followers) in self.followers.lock().unwrap().iter() {
+            let Some(chat) = chat_of(channel) else {
+                continue;
+            };
+            for (id, f) in followers {
+                conns
+                    .entry(*id)
+                    .or_insert_with(|| (f.clone(), Vec::new()))
+                    .1
+                    .push(chat.to_string());
+            }
+        }
+        for (f, chats) in conns.values() {
+            for chat in chats {
+                f.push(frame(chat));
+            }
+            f.push(Out::End(code));
+        }
+        conns.len()
     }
 
     /// This node's connections that follow `channel`.

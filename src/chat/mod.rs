@@ -14,6 +14,7 @@ pub mod canned;
 mod consumer;
 pub mod delivery;
 mod ending;
+pub mod epoch;
 mod files;
 pub mod flush;
 pub mod gauges;
@@ -243,6 +244,8 @@ pub struct Service {
     pub limits: Arc<limits::Limits>,
     /// What one transcript may hold, handed to the append script.
     transcript_caps: TranscriptCaps,
+    /// Redis's epoch as this node last read it (`chat::epoch`).
+    pub epoch: epoch::Epoch,
 }
 
 impl Service {
@@ -276,6 +279,7 @@ impl Service {
         Arc::new(Service {
             limits,
             transcript_caps,
+            epoch: epoch::Epoch::default(),
             presence: Presence::new(&settings, &node),
             positions: positions::Positions::default(),
             refresh_rounds: rounds::Rounds::default(),
@@ -348,6 +352,7 @@ impl Service {
             node: self.node.clone(),
             chats,
             ping_interval_ms: self.settings.limits.ping_interval_ms,
+            epoch: self.epoch.current(),
         }];
         if let Party::Agent { id, .. } = party {
             frames.push(ServerFrame::Status {

@@ -64,8 +64,8 @@ async fn settle(reconnects: &mut Reconnects, stop: &mut watch::Receiver<bool>) -
     }
 }
 
-/// Subscribes again until it succeeds, telling the clients to resume after the first attempt
-/// and again after a late success. A new reconnect meanwhile starts the round over (after
+/// Subscribes again until it succeeds, telling the connections to catch up after the first
+/// attempt and again after a late success. A new reconnect meanwhile starts the round over (after
 /// settling). False when the node stops.
 async fn subscribe_again(
     svc: &Service,

@@ -289,6 +289,7 @@ impl Conn {
             }
             Out::Frame(f) => self.feed(socket, &f).await,
             Out::CatchUp => self.catch_up_behind(socket).await,
+            Out::End(code) => Flow::Close(code, crate::chat::hub::ending_reason(code)),
             Out::Entry(live) => {
                 let Some(followed) = self.chats.get(&live.chat) else {
                     return Flow::Continue;

@@ -130,7 +130,11 @@ impl Conn {
                     .get(&chat_id)
                     .map(|f| f.cursor.delivered().id())
                     .unwrap_or_default();
-                ServerFrame::Resumed { chat_id, last_seq }
+                ServerFrame::Resumed {
+                    chat_id,
+                    last_seq,
+                    epoch: svc.epoch.current(),
+                }
             }
             ClientFrame::Send {
                 chat_id,

@@ -1,0 +1,256 @@
+//! Delivery through faults of Redis, on real processes: subscriber connections killed again
+//! and again (`CLIENT KILL TYPE pubsub` on a Redis of the test's own) while both sides of a
+//! chat on two nodes write; a Redis without persistence killed and restarted empty (every
+//! client of a live chat is told: `chat_lost`, close 4410); and a long chat resumed on the
+//! other node, replayed a page at a time.
+
+mod common;
+
+use common::own_redis::OwnRedis;
+use common::topology::cli;
+use common::*;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard::config::Settings;
+
+/// Frame rates and transcript caps out of the way of the volumes below.
+fn lifted(s: &mut Settings) {
+    s.limits.frames_per_second = 100_000;
+    s.limits.burst_frames = 100_000;
+    s.abuse.agent_frames_per_second = 100_000;
+    s.abuse.agent_burst_frames = 100_000;
+    s.abuse.visitor_frames_per_second = 100_000;
+    s.abuse.visitor_burst_frames = 100_000;
+    s.abuse.transcript_max_entries = 100_000;
+    s.abuse.transcript_max_bytes = 1 << 30;
+}
+
+/// Sends `text` until it is acknowledged: a send whose answer was lost with a killed
+/// connection is refused or times out, and the same `client_msg_id` is sent again (the node
+/// stores it once).
+async fn send_acked(c: &mut Client, chat: &str, text: &str) {
+    for _ in 0..50 {
+        c.send(json!({"type": "send", "chat_id": chat, "client_msg_id": text, "text": text}))
+            .await;
+        let t = text.to_string();
+        let answer = c
+            .expect_where("ack or error", move |f| {
+                (f["type"] == "ack" && f["client_msg_id"] == t.as_str())
+                    || (f["type"] == "error" && f["ref"] == t.as_str())
+            })
+            .await;
+        if answer["type"] == "ack" {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{text} never acknowledged");
+}
+
+/// The texts of the other side's entries in `frames`, checking that sequence numbers only grow.
+fn texts_from(frames: &[Value], author: &str, last: &mut String) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in frames.iter().filter(|f| f["type"] == "entry") {
+        let seq = f["entry"]["seq"].as_str().unwrap().to_string();
+        let (a, b) = (parse_seq(&seq), parse_seq(last));
+        assert!(
+            a > b,
+            "entry {seq} after {last}: a gap's repair or a double"
+        );
+        *last = seq;
+        if f["entry"]["author"] == author {
+            out.push(f["entry"]["text"].as_str().unwrap().to_string());
+        }
+    }
+    out
+}
+
+fn parse_seq(s: &str) -> (u64, u64) {
+    s.split_once('-')
+        .map(|(a, b)| (a.parse().unwrap(), b.parse().unwrap()))
+        .unwrap_or((0, 0))
+}
+
+/// Both nodes' subscriber connections are killed 25 times, every 40-200 ms, while the visitor
+/// (node A) and the agent (node B) write all along: every acknowledged message reaches the
+/// other side exactly once, in order, on the connection it had (no close, no resume).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriber_connections_killed_again_and_again_lose_nothing_across_two_nodes() {
+    let redis = OwnRedis::volatile();
+    let url = redis.url();
+    let cluster = Cluster::with(Backend::Sqlite, |s| {
+        s.redis.url = url;
+        lifted(s);
+    })
+    .await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut agent = available_agent(&cluster, &b, "kim", 1).await;
+    let (mut visitor, chat, _, _) = requesting_visitor(&a, "q").await;
+    accept_offer(&mut agent, &mut visitor, &chat).await;
+    // Everything from here on is checked: sequence numbers grow, nothing twice.
+    let _ = visitor.drain_for(Duration::from_millis(200)).await;
+    let _ = agent.drain_for(Duration::from_millis(200)).await;
+
+    let done = Arc::new(AtomicBool::new(false));
+    let port = redis.port;
+    let killer = {
+        let done = done.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut killed = 0u32;
+            let mut pause = 40u64;
+            for _ in 0..25 {
+                killed += cli(port, &["CLIENT", "KILL", "TYPE", "pubsub"])
+                    .trim()
+                    .parse::<u32>()
+                    .unwrap_or(0);
+                // 40..200 ms, varied so kills land at every point of a send.
+                pause = 40 + (pause * 7 + 13) % 160;
+                std::thread::sleep(Duration::from_millis(pause));
+            }
+            done.store(true, Ordering::Relaxed);
+            killed
+        })
+    };
+
+    let (mut from_visitor, mut from_agent) = (Vec::new(), Vec::new());
+    let mut i = 0;
+    while !done.load(Ordering::Relaxed) {
+        let v = format!("v{i}");
+        send_acked(&mut visitor, &chat, &v).await;
+        from_visitor.push(v);
+        let g = format!("a{i}");
+        send_acked(&mut agent, &chat, &g).await;
+        from_agent.push(g);
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let n = i;
+    let killed = killer.await.unwrap();
+    eprintln!("{n} messages each way; {killed} subscriber connections killed");
+    // A kill that lands while a node is still reconnecting finds one connection or none.
+    assert!(killed >= 15, "only {killed} subscriber connections killed");
+
+    // Each side gets the other's messages exactly once, in order, without reconnecting.
+    let (mut got_agent, mut got_visitor) = (Vec::new(), Vec::new());
+    let (mut last_v, mut last_a) = (String::new(), String::new());
+    let deadline = tokio::time::Instant::now() + WAIT * 3;
+    while (got_agent.len() < n || got_visitor.len() < n) && tokio::time::Instant::now() < deadline {
+        let vf = visitor.drain_for(Duration::from_millis(300)).await;
+        got_agent.extend(texts_from(&vf, "agent", &mut last_v));
+        let af = agent.drain_for(Duration::from_millis(300)).await;
+        got_visitor.extend(texts_from(&af, "visitor", &mut last_a));
+    }
+    assert_eq!(visitor.closed, None, "visitor closed");
+    assert_eq!(agent.closed, None, "agent closed");
+    assert_eq!(got_agent, from_agent, "what the visitor got from the agent");
+    assert_eq!(
+        got_visitor, from_visitor,
+        "what the agent got from the visitor"
+    );
+    // The nodes noticed and caught up (each at least once).
+    for node in [&a, &b] {
+        assert!(
+            node.service
+                .metrics
+                .resyncs
+                .with_label_values(&["reconnected"])
+                .get()
+                >= 1
+        );
+    }
+    cluster.cleanup().await;
+}
+
+/// A chat of 2,500 messages written on node B is resumed from the start by its visitor on node
+/// A: every entry arrives once, in order, then `resumed` names the last one; the node read the
+/// stream a page at a time (the replay is never held whole).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_chat_resumed_on_the_other_node_arrives_whole_in_pages() {
+    let cluster = Cluster::with(Backend::Sqlite, lifted).await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut agent = available_agent(&cluster, &b, "lou", 1).await;
+    let (mut visitor, chat, _, vtoken) = requesting_visitor(&a, "long one").await;
+    accept_offer(&mut agent, &mut visitor, &chat).await;
+    visitor.close().await;
+
+    // Written in batches the agent's own echoes cannot overflow its queue with.
+    let total = 2_500;
+    for batch in 0..total / 100 {
+        for i in 0..100 {
+            let t = format!("m{}", batch * 100 + i);
+            agent
+                .send(json!({"type": "send", "chat_id": chat, "client_msg_id": t, "text": t}))
+                .await;
+        }
+        for _ in 0..100 {
+            agent.expect("ack").await;
+        }
+        let _ = agent.drain_for(Duration::from_millis(1)).await;
+    }
+
+    let mut visitor = Client::visitor(&a, &vtoken).await;
+    visitor
+        .send(json!({"type": "resume", "chat_id": chat, "last_seq": ""}))
+        .await;
+    let resumed = visitor.expect("resumed").await;
+    let frames = visitor.drain_for(Duration::from_millis(200)).await;
+    let mut last = String::new();
+    let texts = texts_from(&frames, "agent", &mut last);
+    let expected: Vec<String> = (0..total).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts.len(), expected.len());
+    assert_eq!(texts, expected);
+    assert_eq!(resumed["last_seq"].as_str().unwrap(), last);
+    cluster.cleanup().await;
+}
+
+/// Redis (no persistence) is killed with SIGKILL and restarted empty under a live chat whose
+/// visitor is on node A and agent on node B: both get `chat_lost` for the chat, then close
+/// 4410, within the test's bound; each node counts the loss once, and a new connection's
+/// `welcome` carries the new epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_empty_tells_both_sides_their_chat_is_lost() {
+    let mut redis = OwnRedis::volatile();
+    let url = redis.url();
+    let cluster = Cluster::with(Backend::Sqlite, |s| s.redis.url = url).await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut agent = available_agent(&cluster, &b, "max", 1).await;
+    let (mut visitor, chat, _, _) = requesting_visitor(&a, "q").await;
+    accept_offer(&mut agent, &mut visitor, &chat).await;
+    let epoch = visitor.welcome["epoch"].as_str().unwrap().to_string();
+    assert!(!epoch.is_empty());
+    assert_eq!(
+        agent.welcome["epoch"],
+        epoch.as_str(),
+        "one epoch for the cluster"
+    );
+    visitor
+        .send(json!({"type": "resume", "chat_id": chat, "last_seq": ""}))
+        .await;
+    assert_eq!(visitor.expect("resumed").await["epoch"], epoch.as_str());
+
+    redis.crash();
+    redis.spawn();
+    let restarted = std::time::Instant::now();
+    for (who, c) in [("visitor", &mut visitor), ("agent", &mut agent)] {
+        let lost = c
+            .expect_where("chat_lost", |f| f["type"] == "chat_lost")
+            .await;
+        assert_eq!(lost["chat_id"], chat.as_str(), "{who}");
+        assert_eq!(lost["message"], "the service lost its live state", "{who}");
+        assert_eq!(c.expect_close().await, 4410, "{who}");
+    }
+    eprintln!(
+        "both sides told {} ms after the restart",
+        restarted.elapsed().as_millis()
+    );
+    for node in [&a, &b] {
+        assert_eq!(node.service.metrics.redis_state_lost.get(), 1);
+    }
+    let (_, token) = visitor_token(&a).await;
+    let fresh = Client::visitor(&a, &token).await;
+    let now = fresh.welcome["epoch"].as_str().unwrap();
+    assert!(!now.is_empty() && now != epoch, "{now} after {epoch}");
+    cluster.cleanup().await;
+}
