@@ -158,12 +158,10 @@ impl Model {
         }
         match self.inbox.pop_front() {
             Some(Item::Live(n, g)) => self.offer_live(n, g),
-            Some(Item::CatchUp) => {
-                if self.cursor.caught_up_to() < self.generation.current() {
-                    self.catching_up = Some((self.generation.settled(), None));
-                }
+            Some(Item::CatchUp) if self.cursor.caught_up_to() < self.generation.current() => {
+                self.catching_up = Some((self.generation.settled(), None));
             }
-            None => {}
+            Some(Item::CatchUp) | None => {}
         }
     }
 

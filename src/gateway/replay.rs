@@ -6,9 +6,9 @@
 //! timeout closes it).
 
 use super::conn::{Conn, Flow};
-use crate::chat::hub::{frames_for_entry, Seq};
-use crate::chat::ChatError;
-use crate::protocol::close_codes;
+use crate::chat::hub::{frames_for_entry, Encoded, Seq};
+use crate::chat::{ChatError, Party};
+use crate::protocol::{close_codes, ErrorCode, ServerFrame};
 use axum::extract::ws::WebSocket;
 
 /// Entries read from the stream and written per page.
@@ -61,7 +61,12 @@ impl Conn {
     }
 
     /// Catches up every followed chat that is behind the node's generation (`Out::CatchUp`).
+    /// An agent's control messages may have been lost in the same lapse: its session is checked
+    /// again, and chats it no longer holds are dropped.
     pub(super) async fn catch_up_behind(&mut self, socket: &mut WebSocket) -> Flow {
+        if let Flow::Close(c, r) = self.recheck_agent(socket).await {
+            return Flow::Close(c, r);
+        }
         let now = self.gw.svc.hub.generation.current();
         let behind: Vec<String> = self
             .chats
@@ -72,6 +77,39 @@ impl Conn {
         for chat in behind {
             if let Flow::Close(c, r) = self.catch_up(socket, &chat).await {
                 return Flow::Close(c, r);
+            }
+        }
+        Flow::Continue
+    }
+
+    /// What a lost `revoked` or `unfollow` control message would have done (`chat::sessions`):
+    /// close a connection whose session ended (4401), stop following a chat that was
+    /// transferred away (`chat_unfollowed`). A check that fails (Redis down) changes nothing.
+    async fn recheck_agent(&mut self, socket: &mut WebSocket) -> Flow {
+        let Party::Agent { id, session, .. } = &self.party else {
+            return Flow::Continue;
+        };
+        let svc = self.gw.svc.clone();
+        if let Ok(false) = svc.agent_session_valid(*id, *session).await {
+            return Flow::Close(close_codes::UNAUTHORIZED, "session ended; log in again");
+        }
+        let chats: Vec<String> = self.chats.keys().cloned().collect();
+        for chat in chats {
+            match svc.authorise(&self.party, &chat).await {
+                Err(e) if e.code == ErrorCode::Forbidden => {
+                    self.chats.remove(&chat);
+                    svc.hub
+                        .unfollow(&svc.redis.keys.chat_channel(&chat), self.id)
+                        .await;
+                    let gone = ServerFrame::ChatUnfollowed {
+                        chat_id: chat,
+                        reason: "transferred".into(),
+                    };
+                    if let Flow::Close(c, r) = self.feed(socket, &Encoded::new(gone)).await {
+                        return Flow::Close(c, r);
+                    }
+                }
+                _ => {}
             }
         }
         Flow::Continue
