@@ -604,6 +604,51 @@ async fn refused_resubscribe_is_retried_until_the_node_follows_its_channels_agai
     cluster.cleanup().await;
 }
 
+/// A logout published while a node follows nothing (its subscriber connection is back but its
+/// channels are refused) never reaches that node as a `revoked` message. The catch-up that
+/// follows a lapse checks each agent socket's session again: the logged-out agent's socket on
+/// that node is closed with 4401 all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_missed_in_a_lapse_still_closes_the_agents_socket() {
+    let cluster = Cluster::new(Backend::Sqlite).await;
+    let user = format!(
+        "sb-lapse-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let granted = redis_cli(&["ACL", "SETUSER", &user, "on", ">pw", "~*", "&*", "+@all"]);
+    assert_eq!(granted.trim(), "OK", "{granted}");
+    let _gone_at_the_end = AclUser(user.clone());
+    let a = cluster
+        .node_with(|s| {
+            s.redis.url = redis_url().replacen("redis://", &format!("redis://{user}:pw@"), 1)
+        })
+        .await;
+    let b = cluster.node().await;
+    cluster.agent("rae", 1).await;
+    let token = agent_token(&a, "rae").await;
+    let mut tab = Client::agent(&a, &token).await;
+    tab.expect("status").await;
+
+    let revoked = redis_cli(&["ACL", "SETUSER", &user, "resetchannels"]);
+    assert_eq!(revoked.trim(), "OK", "{revoked}");
+    eventually("a refused resubscribe", || async {
+        (a.service.metrics.resubscribe_failures.get() >= 1).then_some(())
+    })
+    .await;
+    // Logged out through node B while node A follows nothing.
+    let out = reqwest::Client::new()
+        .post(format!("{}/api/agent/logout", http(&b)))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("http");
+    assert_eq!(out.status().as_u16(), 204);
+    let restored = redis_cli(&["ACL", "SETUSER", &user, "&*"]);
+    assert_eq!(restored.trim(), "OK", "{restored}");
+    assert_eq!(tab.expect_close().await, 4401);
+    cluster.cleanup().await;
+}
+
 /// A Redis user a test created, deleted when the test ends, passed or not.
 struct AclUser(String);
 
