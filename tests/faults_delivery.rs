@@ -1,8 +1,9 @@
 //! Delivery through faults of Redis, on real processes: subscriber connections killed again
 //! and again (`CLIENT KILL TYPE pubsub` on a Redis of the test's own) while both sides of a
 //! chat on two nodes write; a Redis without persistence killed and restarted empty (every
-//! client of a live chat is told: `chat_lost`, close 4410); and a long chat resumed on the
-//! other node, replayed a page at a time.
+//! client of a live chat is told: `chat_lost`, close 4410); a long chat resumed on the other
+//! node, replayed a page at a time; and thirty sockets that never read resuming it on a node
+//! run as its own process, whose memory stays at a few pages per socket.
 
 mod common;
 
@@ -252,5 +253,75 @@ async fn redis_restarted_empty_tells_both_sides_their_chat_is_lost() {
     let fresh = Client::visitor(&a, &token).await;
     let now = fresh.welcome["epoch"].as_str().unwrap();
     assert!(!now.is_empty() && now != epoch, "{now} after {epoch}");
+    cluster.cleanup().await;
+}
+
+/// Thirty sockets that never read resume a chat of 2,000 messages of 3,900 characters (about
+/// 8 MB) on a node run as its own process: the replay goes out a page at a time and stops at
+/// each socket's full buffers, so the node's memory grows by a few pages per socket, not by
+/// the transcript (held whole, thirty copies were about half a gigabyte); a reading client
+/// still gets every entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumes_that_never_read_hold_pages_not_transcripts() {
+    use common::fault_node::NodeProcess;
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let cluster = Cluster::with(Backend::Sqlite, lifted).await;
+    let b = cluster.node().await;
+    let mut agent = available_agent(&cluster, &b, "ida", 1).await;
+    let (mut visitor, chat, _, _) = requesting_visitor(&b, "long").await;
+    accept_offer(&mut agent, &mut visitor, &chat).await;
+    visitor.close().await;
+    let total = 2_000;
+    let text = "x".repeat(3_900);
+    for batch in 0..total / 100 {
+        for i in 0..100 {
+            let id = format!("m{}", batch * 100 + i);
+            agent
+                .send(json!({"type": "send", "chat_id": chat, "client_msg_id": id, "text": text}))
+                .await;
+        }
+        for _ in 0..100 {
+            agent.expect("ack").await;
+        }
+        let _ = agent.drain_for(Duration::from_millis(1)).await;
+    }
+    let token = agent_token(&b, "ida").await;
+
+    let node = NodeProcess::start(&cluster, &cluster.settings.store.url, &[]).await;
+    let rss_mb = || common::process::rss_kb_of(&format!("/proc/{}/status", node.pid())) / 1024;
+    let before = rss_mb();
+    let mut silent = Vec::new();
+    for _ in 0..30 {
+        let url = format!("ws://{}/ws/agent?token={token}", node.addr);
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws");
+        let resume = json!({"type": "resume", "chat_id": chat, "last_seq": ""});
+        ws.send(Message::Text(resume.to_string().into()))
+            .await
+            .unwrap();
+        silent.push(ws);
+    }
+    // The replays run until the sockets' buffers are full; sample the node meanwhile.
+    let mut peak = before;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        peak = peak.max(rss_mb());
+    }
+    eprintln!("node RSS {before} MB before, {peak} MB at most with 30 silent resumes");
+    assert!(
+        peak < before + 150,
+        "30 silent resumes took the node from {before} to {peak} MB"
+    );
+    drop(silent);
+
+    let mut reader = Client::connect_to(node.addr, "agent", &token).await;
+    reader
+        .send(json!({"type": "resume", "chat_id": chat, "last_seq": ""}))
+        .await;
+    reader.expect("resumed").await;
+    let frames = reader.drain_for(Duration::from_millis(300)).await;
+    let mut last = String::new();
+    assert_eq!(texts_from(&frames, "agent", &mut last).len(), total);
     cluster.cleanup().await;
 }
