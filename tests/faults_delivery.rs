@@ -50,6 +50,22 @@ async fn send_acked(c: &mut Client, chat: &str, text: &str) {
     panic!("{text} never acknowledged");
 }
 
+/// Writes `total` messages (`text(i)`, also their client message ids' seed) in batches of 100
+/// that the writer's own echoes cannot overflow its queue with.
+async fn write_many(c: &mut Client, chat: &str, total: usize, text: impl Fn(usize) -> String) {
+    for batch in 0..total / 100 {
+        for i in batch * 100..(batch + 1) * 100 {
+            let t = text(i);
+            c.send(json!({"type": "send", "chat_id": chat, "client_msg_id": format!("m{i}"), "text": t}))
+                .await;
+        }
+        for _ in 0..100 {
+            c.expect("ack").await;
+        }
+        let _ = c.drain_for(Duration::from_millis(1)).await;
+    }
+}
+
 /// The texts of the other side's entries in `frames`, checking that sequence numbers only grow.
 fn texts_from(frames: &[Value], author: &str, last: &mut String) -> Vec<String> {
     let mut out = Vec::new();
@@ -176,20 +192,8 @@ async fn long_chat_resumed_on_the_other_node_arrives_whole_in_pages() {
     accept_offer(&mut agent, &mut visitor, &chat).await;
     visitor.close().await;
 
-    // Written in batches the agent's own echoes cannot overflow its queue with.
     let total = 2_500;
-    for batch in 0..total / 100 {
-        for i in 0..100 {
-            let t = format!("m{}", batch * 100 + i);
-            agent
-                .send(json!({"type": "send", "chat_id": chat, "client_msg_id": t, "text": t}))
-                .await;
-        }
-        for _ in 0..100 {
-            agent.expect("ack").await;
-        }
-        let _ = agent.drain_for(Duration::from_millis(1)).await;
-    }
+    write_many(&mut agent, &chat, total, |i| format!("m{i}")).await;
 
     let mut visitor = Client::visitor(&a, &vtoken).await;
     visitor
@@ -274,19 +278,10 @@ async fn resumes_that_never_read_hold_pages_not_transcripts() {
     accept_offer(&mut agent, &mut visitor, &chat).await;
     visitor.close().await;
     let total = 2_000;
-    let text = "x".repeat(3_900);
-    for batch in 0..total / 100 {
-        for i in 0..100 {
-            let id = format!("m{}", batch * 100 + i);
-            agent
-                .send(json!({"type": "send", "chat_id": chat, "client_msg_id": id, "text": text}))
-                .await;
-        }
-        for _ in 0..100 {
-            agent.expect("ack").await;
-        }
-        let _ = agent.drain_for(Duration::from_millis(1)).await;
-    }
+    write_many(&mut agent, &chat, total, |i| {
+        format!("{i:04}{}", "x".repeat(3_896))
+    })
+    .await;
     let token = agent_token(&b, "ida").await;
 
     let node = NodeProcess::start(&cluster, &cluster.settings.store.url, &[]).await;

@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use serde_json::json;
 use std::time::Duration;
+use switchboard::app::Running;
 use switchboard::chat::Party;
 use switchboard::protocol::Decision;
 
@@ -529,19 +530,8 @@ async fn dropped_subscriber_connection_is_caught_up_without_loss_or_reconnect() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_resubscribe_is_retried_until_the_node_follows_its_channels_again() {
     let cluster = Cluster::new(Backend::Sqlite).await;
-    // Node A logs in as a Redis user of its own, so only its permissions change.
-    let user = format!(
-        "sb-resub-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
-    let granted = redis_cli(&["ACL", "SETUSER", &user, "on", ">pw", "~*", "&*", "+@all"]);
-    assert_eq!(granted.trim(), "OK", "{granted}");
-    let _gone_at_the_end = AclUser(user.clone());
-    let a = cluster
-        .node_with(|s| {
-            s.redis.url = redis_url().replacen("redis://", &format!("redis://{user}:pw@"), 1)
-        })
-        .await;
+    let (a, acl) = node_as_own_redis_user(&cluster).await;
+    let user = acl.0.clone();
     let b = cluster.node().await;
     let mut agent = available_agent(&cluster, &b, "ren", 1).await;
     let (mut visitor, chat, _, _) = requesting_visitor(&a, "q").await;
@@ -611,18 +601,8 @@ async fn refused_resubscribe_is_retried_until_the_node_follows_its_channels_agai
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logout_missed_in_a_lapse_still_closes_the_agents_socket() {
     let cluster = Cluster::new(Backend::Sqlite).await;
-    let user = format!(
-        "sb-lapse-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    );
-    let granted = redis_cli(&["ACL", "SETUSER", &user, "on", ">pw", "~*", "&*", "+@all"]);
-    assert_eq!(granted.trim(), "OK", "{granted}");
-    let _gone_at_the_end = AclUser(user.clone());
-    let a = cluster
-        .node_with(|s| {
-            s.redis.url = redis_url().replacen("redis://", &format!("redis://{user}:pw@"), 1)
-        })
-        .await;
+    let (a, acl) = node_as_own_redis_user(&cluster).await;
+    let user = acl.0.clone();
     let b = cluster.node().await;
     cluster.agent("rae", 1).await;
     let token = agent_token(&a, "rae").await;
@@ -647,6 +627,24 @@ async fn a_logout_missed_in_a_lapse_still_closes_the_agents_socket() {
     assert_eq!(restored.trim(), "OK", "{restored}");
     assert_eq!(tab.expect_close().await, 4401);
     cluster.cleanup().await;
+}
+
+/// A node that logs in to Redis as a user of its own (all keys, channels and commands), so a
+/// test can change only that node's permissions; the user goes when the guard drops.
+async fn node_as_own_redis_user(cluster: &Cluster) -> (Running, AclUser) {
+    let user = format!(
+        "sb-acl-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let granted = redis_cli(&["ACL", "SETUSER", &user, "on", ">pw", "~*", "&*", "+@all"]);
+    assert_eq!(granted.trim(), "OK", "{granted}");
+    let guard = AclUser(user.clone());
+    let node = cluster
+        .node_with(|s| {
+            s.redis.url = redis_url().replacen("redis://", &format!("redis://{user}:pw@"), 1)
+        })
+        .await;
+    (node, guard)
 }
 
 /// A Redis user a test created, deleted when the test ends, passed or not.
