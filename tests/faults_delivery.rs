@@ -1,6 +1,7 @@
 //! Delivery through faults of Redis, on real processes: subscriber connections killed again
 //! and again (`CLIENT KILL TYPE pubsub` on a Redis of the test's own) while both sides of a
-//! chat on two nodes write; a Redis without persistence killed and restarted empty (every
+//! chat on two nodes write; a subscriber connection cut once, or refused its channels for a
+//! while (an ACL change), a listener that falls behind, a logout missed meanwhile; a Redis without persistence killed and restarted empty (every
 //! client of a live chat is told: `chat_lost`, close 4410); a long chat resumed on the other
 //! node, replayed a page at a time; and thirty sockets that never read resuming it on a node
 //! run as its own process, whose memory stays at a few pages per socket.
@@ -14,6 +15,7 @@ use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use switchboard::app::Running;
 use switchboard::config::Settings;
 
 /// Frame rates and transcript caps out of the way of the volumes below.
@@ -319,4 +321,290 @@ async fn resumes_that_never_read_hold_pages_not_transcripts() {
     let mut last = String::new();
     assert_eq!(texts_from(&frames, "agent", &mut last).len(), total);
     cluster.cleanup().await;
+}
+
+/// The node's subscriber connection to Redis drops mid-chat (a failover, a network blip): what
+/// was published while it was down never reaches that node live. Once it is back, the node
+/// subscribes again and its connections catch up from the chat's stream: the visitor on that
+/// node stays connected and gets every message of the agent once, in order, and what it sends
+/// after goes through the re-established connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_subscriber_connection_is_caught_up_without_loss_or_reconnect() {
+    let cluster = Cluster::new(Backend::Sqlite).await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut agent = available_agent(&cluster, &b, "jo", 1).await;
+    let (mut visitor, chat, _, _) = requesting_visitor(&a, "q").await;
+    accept_offer(&mut agent, &mut visitor, &chat).await;
+    agent
+        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "hi", "text": "hello"}))
+        .await;
+    visitor.expect_text("hello").await;
+
+    // Cut node A's subscriber connection (found by its client name), then the agent writes
+    // while node A reconnects (fred waits at least 100 ms before it tries again).
+    let id = client_id_named(
+        &redis_cli(&["CLIENT", "LIST"]),
+        a.service.redis.subscriber_name(),
+    );
+    let killed = redis_cli(&["CLIENT", "KILL", "ID", &id]);
+    assert_eq!(killed.trim(), "1", "CLIENT KILL ID {id}");
+    let sent = 5;
+    for i in 0..sent {
+        agent.send(json!({"type": "send", "chat_id": chat, "client_msg_id": format!("d{i}"), "text": format!("during {i}")})).await;
+        agent.expect_where("ack", |f| f["type"] == "ack").await;
+    }
+
+    // The visitor gets all of them on the same connection, in order, each once.
+    let expected: Vec<String> = (0..sent).map(|i| format!("during {i}")).collect();
+    let mut texts: Vec<String> = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while texts.len() < sent && tokio::time::Instant::now() < deadline {
+        for f in visitor.drain_for(Duration::from_millis(200)).await {
+            if f["type"] == "entry" && f["entry"]["author"] == "agent" {
+                texts.push(f["entry"]["text"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    texts.extend(
+        visitor
+            .drain_for(Duration::from_millis(300))
+            .await
+            .into_iter()
+            .filter(|f| f["type"] == "entry" && f["entry"]["author"] == "agent")
+            .map(|f| f["entry"]["text"].as_str().unwrap().to_string()),
+    );
+    assert_eq!(texts, expected);
+    assert_eq!(visitor.closed, None, "caught up in the node, not closed");
+    eventually("one resync after subscribing again", || async {
+        (a.service
+            .metrics
+            .resyncs
+            .with_label_values(&["reconnected"])
+            .get()
+            == 1)
+            .then_some(())
+    })
+    .await;
+    // Subscribed again: the queue channel, which every node follows for as long as it runs,
+    // has both nodes on it (`PUBSUB SHARDNUMSUB` answers the channel, then the count).
+    let queue_channel = a.service.redis.keys.queue_channel();
+    let numsub = redis_cli(&["PUBSUB", "SHARDNUMSUB", &queue_channel]);
+    assert_eq!(numsub.lines().nth(1), Some("2"), "{numsub:?}");
+
+    // Both ways work through the re-established connection.
+    visitor
+        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "v1", "text": "still here"}))
+        .await;
+    visitor.expect("ack").await;
+    agent.expect_text("still here").await;
+    agent
+        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "a1", "text": "good"}))
+        .await;
+    visitor.expect_text("good").await;
+    cluster.cleanup().await;
+}
+
+/// The subscriber connection comes back but Redis refuses to subscribe it again (here an ACL
+/// change that also cut the connection; in production a failover that is not over yet): the
+/// node's connections catch up at once with what the streams hold, the node keeps trying with
+/// a growing pause, and once subscribing succeeds they catch up again and it follows its
+/// channels as before; the clients stay connected throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_resubscribe_is_retried_until_the_node_follows_its_channels_again() {
+    let cluster = Cluster::new(Backend::Sqlite).await;
+    let (a, acl) = node_as_own_redis_user(&cluster).await;
+    let user = acl.0.clone();
+    let b = cluster.node().await;
+    let mut agent = available_agent(&cluster, &b, "ren", 1).await;
+    let (mut visitor, chat, _, _) = requesting_visitor(&a, "q").await;
+    accept_offer(&mut agent, &mut visitor, &chat).await;
+    let resyncs = || {
+        a.service
+            .metrics
+            .resyncs
+            .with_label_values(&["reconnected"])
+            .get()
+    };
+
+    // Taking away the user's channels disconnects its subscriber connection (Redis closes
+    // clients subscribed to channels they may no longer use); fred reconnects at once, and
+    // subscribing again is refused (NOPERM).
+    let revoked = redis_cli(&["ACL", "SETUSER", &user, "resetchannels"]);
+    assert_eq!(revoked.trim(), "OK", "{revoked}");
+    eventually("a refused resubscribe", || async {
+        (a.service.metrics.resubscribe_failures.get() >= 1).then_some(())
+    })
+    .await;
+    eventually("a catch-up at once", || async {
+        (resyncs() == 1).then_some(())
+    })
+    .await;
+    // Written while node A follows nothing: the visitor gets it once node A subscribes again.
+    agent
+        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "a0", "text": "while refused"}))
+        .await;
+    agent.expect("ack").await;
+    let queue_channel = a.service.redis.keys.queue_channel();
+    let numsub = redis_cli(&["PUBSUB", "SHARDNUMSUB", &queue_channel]);
+    assert_eq!(numsub.lines().nth(1), Some("1"), "only node B: {numsub:?}");
+
+    // Channels allowed again: the next attempt succeeds, the clients are told once more, and
+    // node A follows the queue channel again.
+    let restored = redis_cli(&["ACL", "SETUSER", &user, "&*"]);
+    assert_eq!(restored.trim(), "OK", "{restored}");
+    eventually("a second resync after subscribing again", || async {
+        (resyncs() == 2).then_some(())
+    })
+    .await;
+    let numsub = redis_cli(&["PUBSUB", "SHARDNUMSUB", &queue_channel]);
+    assert_eq!(numsub.lines().nth(1), Some("2"), "{numsub:?}");
+
+    // The chat goes on both ways through node A, on the same connection.
+    visitor.expect_text("while refused").await;
+    assert_eq!(visitor.closed, None);
+    visitor
+        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "v1", "text": "back"}))
+        .await;
+    visitor.expect("ack").await;
+    agent.expect_text("back").await;
+    agent
+        .send(
+            json!({"type": "send", "chat_id": chat, "client_msg_id": "a1", "text": "welcome back"}),
+        )
+        .await;
+    visitor.expect_text("welcome back").await;
+    cluster.cleanup().await;
+}
+
+/// A logout published while a node follows nothing (its subscriber connection is back but its
+/// channels are refused) never reaches that node as a `revoked` message. The catch-up that
+/// follows a lapse checks each agent socket's session again: the logged-out agent's socket on
+/// that node is closed with 4401 all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_missed_in_a_lapse_still_closes_the_agents_socket() {
+    let cluster = Cluster::new(Backend::Sqlite).await;
+    let (a, acl) = node_as_own_redis_user(&cluster).await;
+    let user = acl.0.clone();
+    let b = cluster.node().await;
+    cluster.agent("rae", 1).await;
+    let token = agent_token(&a, "rae").await;
+    let mut tab = Client::agent(&a, &token).await;
+    tab.expect("status").await;
+
+    let revoked = redis_cli(&["ACL", "SETUSER", &user, "resetchannels"]);
+    assert_eq!(revoked.trim(), "OK", "{revoked}");
+    eventually("a refused resubscribe", || async {
+        (a.service.metrics.resubscribe_failures.get() >= 1).then_some(())
+    })
+    .await;
+    // Logged out through node B while node A follows nothing.
+    let out = reqwest::Client::new()
+        .post(format!("{}/api/agent/logout", http(&b)))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("http");
+    assert_eq!(out.status().as_u16(), 204);
+    let restored = redis_cli(&["ACL", "SETUSER", &user, "&*"]);
+    assert_eq!(restored.trim(), "OK", "{restored}");
+    assert_eq!(tab.expect_close().await, 4401);
+    cluster.cleanup().await;
+}
+
+/// The node's listener falls behind its subscriber connection: a burst on a chat channel
+/// larger than `redis.subscriber_buffer` arrives faster than the listener hands it out, so
+/// live traffic was dropped for this node's followers. The node's connections catch up from
+/// the streams (`resyncs_total{cause="lagged"}`): the visitor stays connected and misses
+/// nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listener_that_falls_behind_is_caught_up_without_loss() {
+    // Inboxes deep enough that the burst cannot close anyone as a slow consumer instead;
+    // node A with a small buffer, node B as usual.
+    let cluster = Cluster::with(Backend::Sqlite, |s| s.limits.outbound_queue = 1_000_000).await;
+    let a = cluster.node_with(|s| s.redis.subscriber_buffer = 16).await;
+    let b = cluster.node().await;
+    let mut agent = available_agent(&cluster, &b, "lee", 1).await;
+    let (mut visitor, chat, _, _) = requesting_visitor(&a, "q").await;
+    accept_offer(&mut agent, &mut visitor, &chat).await;
+    agent
+        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "hi", "text": "hello"}))
+        .await;
+    visitor.expect_text("hello").await;
+    // What came before is not counted below.
+    let _ = visitor.drain_for(Duration::from_millis(200)).await;
+
+    // 5,000 typing indicators in one go (one script, so they leave Redis back to back), then
+    // stored messages.
+    let channel = a.service.redis.keys.chat_channel(&chat);
+    let typing =
+        json!({"relay": {"type": "typing", "chat_id": chat, "by": "agent", "typing": true}});
+    let burst = redis_cli(&[
+        "EVAL",
+        "for i = 1, 5000 do redis.call('SPUBLISH', KEYS[1], ARGV[1]) end return 1",
+        "1",
+        &channel,
+        &typing.to_string(),
+    ]);
+    assert_eq!(burst.trim(), "1", "{burst}");
+    let sent = 3;
+    for i in 0..sent {
+        agent
+            .send(json!({"type": "send", "chat_id": chat, "client_msg_id": format!("m{i}"), "text": format!("after the burst {i}")}))
+            .await;
+        agent.expect("ack").await;
+    }
+
+    let expected: Vec<String> = (0..sent).map(|i| format!("after the burst {i}")).collect();
+    let mut texts: Vec<String> = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while texts.len() < sent && tokio::time::Instant::now() < deadline {
+        for f in visitor.drain_for(Duration::from_millis(200)).await {
+            if f["type"] == "entry" {
+                texts.push(f["entry"]["text"].as_str().unwrap_or_default().to_string());
+            }
+        }
+    }
+    for f in visitor.drain_for(Duration::from_millis(300)).await {
+        if f["type"] == "entry" {
+            texts.push(f["entry"]["text"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    assert_eq!(texts, expected, "each stored message once, in order");
+    assert_eq!(visitor.closed, None, "caught up in the node, not closed");
+    let metrics = &a.service.metrics;
+    assert!(metrics.resyncs.with_label_values(&["lagged"]).get() >= 1);
+    assert_eq!(metrics.slow_consumers.get(), 0);
+    visitor
+        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "v1", "text": "fine"}))
+        .await;
+    visitor.expect("ack").await;
+    agent.expect_text("fine").await;
+    cluster.cleanup().await;
+}
+
+/// A node that logs in to Redis as a user of its own (all keys, channels and commands), so a
+/// test can change only that node's permissions; the user goes when the guard drops.
+async fn node_as_own_redis_user(cluster: &Cluster) -> (Running, AclUser) {
+    let user = format!(
+        "sb-acl-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let granted = redis_cli(&["ACL", "SETUSER", &user, "on", ">pw", "~*", "&*", "+@all"]);
+    assert_eq!(granted.trim(), "OK", "{granted}");
+    let guard = AclUser(user.clone());
+    let node = cluster
+        .node_with(|s| {
+            s.redis.url = redis_url().replacen("redis://", &format!("redis://{user}:pw@"), 1)
+        })
+        .await;
+    (node, guard)
+}
+
+/// A Redis user a test created, deleted when the test ends, passed or not.
+struct AclUser(String);
+
+impl Drop for AclUser {
+    fn drop(&mut self) {
+        redis_cli(&["ACL", "DELUSER", &self.0]);
+    }
 }
