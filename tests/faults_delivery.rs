@@ -214,8 +214,9 @@ async fn long_chat_resumed_on_the_other_node_arrives_whole_in_pages() {
 
 /// Redis (no persistence) is killed with SIGKILL and restarted empty under a live chat whose
 /// visitor is on node A and agent on node B: both get `chat_lost` for the chat, then close
-/// 4410, within the test's bound; each node counts the loss once, and a new connection's
-/// `welcome` carries the new epoch.
+/// 4410, within the test's bound; an agent without a chat is closed with 4410 as well and,
+/// back, reads its real status (offline: Redis lost it); each node counts the loss once, and
+/// a new connection's `welcome` carries the new epoch.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_restarted_empty_tells_both_sides_their_chat_is_lost() {
     let mut redis = OwnRedis::volatile();
@@ -225,6 +226,11 @@ async fn redis_restarted_empty_tells_both_sides_their_chat_is_lost() {
     let mut agent = available_agent(&cluster, &b, "max", 1).await;
     let (mut visitor, chat, _, _) = requesting_visitor(&a, "q").await;
     accept_offer(&mut agent, &mut visitor, &chat).await;
+    cluster.agent("nia", 1).await;
+    let idle_token = agent_token(&a, "nia").await;
+    let mut idle = Client::agent(&a, &idle_token).await;
+    idle.expect("status").await;
+    set_status(&mut idle, "available").await;
     let epoch = visitor.welcome["epoch"].as_str().unwrap().to_string();
     assert!(!epoch.is_empty());
     assert_eq!(
@@ -248,6 +254,9 @@ async fn redis_restarted_empty_tells_both_sides_their_chat_is_lost() {
         assert_eq!(lost["message"], "the service lost its live state", "{who}");
         assert_eq!(c.expect_close().await, 4410, "{who}");
     }
+    assert_eq!(idle.expect_close().await, 4410, "agent without a chat");
+    let mut idle = Client::agent(&a, &idle_token).await;
+    assert_eq!(idle.expect("status").await["status"], "offline");
     eprintln!(
         "both sides told {} ms after the restart",
         restarted.elapsed().as_millis()

@@ -2,7 +2,8 @@
 //! (`redis::epoch`); every node reads it at start, every `redis.epoch_check_ms` and whenever
 //! its subscriber connection comes back. A different value means the live state of every chat
 //! is gone (a restart without persistence, a flush): each client of a live chat on this node
-//! gets `chat_lost` for each of its chats, then close 4410, and the node adopts the new epoch.
+//! gets `chat_lost` for each of its chats, then close 4410 (every agent connection is closed
+//! with 4410 too, its status being gone), and the node adopts the new epoch.
 //! Clients carry the epoch from `welcome` / `resumed`, so a client can tell as well.
 
 use super::hub::{Encoded, Out};
@@ -43,8 +44,16 @@ impl Service {
             return Ok(false);
         }
         self.metrics.redis_state_lost.inc();
+        // Agents without a chat too: their status and routing are gone with the rest, and the
+        // console shows what the new connection's `status` says.
         let ended = self.hub.end_chats(
             |channel| self.redis.keys.chat_of_channel(channel),
+            |channel| {
+                self.redis
+                    .keys
+                    .user_of_channel(channel)
+                    .is_some_and(|u| u.starts_with("a:"))
+            },
             |chat| {
                 Out::Frame(Arc::new(Encoded::new(ServerFrame::ChatLost {
                     chat_id: chat.to_string(),

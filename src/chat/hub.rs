@@ -400,24 +400,24 @@ impl Hub {
 
     /// Ends every local connection that follows a chat: each gets `frame(chat)` for each chat
     /// it follows (`chat_of` names the chat of a channel, None for other channels), then a
-    /// close with `code` after them. Returns how many connections.
+    /// close with `code` after them. Followers of the channels `also` picks are closed with
+    /// `code` too, without frames. Returns how many connections.
     pub fn end_chats(
         &self,
         chat_of: impl Fn(&str) -> Option<&str>,
+        also: impl Fn(&str) -> bool,
         frame: impl Fn(&str) -> Out,
         code: u16,
     ) -> usize {
         let mut conns: HashMap<ConnId, (Follower, Vec<String>)> = HashMap::new();
         for (channel, followers) in self.followers.lock().unwrap().iter() {
-            let Some(chat) = chat_of(channel) else {
+            let chat = chat_of(channel);
+            if chat.is_none() && !also(channel) {
                 continue;
-            };
+            }
             for (id, f) in followers {
-                conns
-                    .entry(*id)
-                    .or_insert_with(|| (f.clone(), Vec::new()))
-                    .1
-                    .push(chat.to_string());
+                let (_, chats) = conns.entry(*id).or_insert_with(|| (f.clone(), Vec::new()));
+                chats.extend(chat.map(str::to_string));
             }
         }
         for (f, chats) in conns.values() {
