@@ -163,6 +163,8 @@ async fn connect(
         None => node_name(&settings),
     };
     let service = Service::new(settings, redis, store, files, metrics, node.clone());
+    service.check_epoch().await?;
+    tracing::info!(epoch = %service.epoch.current(), "redis epoch");
     Ok((service, node))
 }
 
@@ -223,6 +225,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
     let background = vec![
         tokio::spawn(chat::listener::run(service.clone(), drain_rx.clone())),
         tokio::spawn(chat::resync::run(service.clone(), drain_rx.clone())),
+        tokio::spawn(chat::epoch::run(service.clone(), drain_rx.clone())),
         tokio::spawn(chat::timers::run(service.clone(), drain_rx.clone())),
         tokio::spawn(chat::flush::run(service.clone(), drain_rx.clone())),
         tokio::spawn(chat::visitors::run(service.clone(), drain_rx.clone())),

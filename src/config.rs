@@ -118,8 +118,13 @@ pub struct Redis {
     /// Connections in the command pool.
     pub pool_size: usize,
     /// Pub/sub messages buffered between the subscriber connection and the listener; a
-    /// listener that falls further behind makes the node's connections resume.
+    /// listener that falls further behind makes the node's connections catch up from the
+    /// streams.
     pub subscriber_buffer: usize,
+    /// How often the node reads Redis's epoch (and when its subscriber connection comes back):
+    /// a changed epoch means Redis lost its data, and every live chat's clients on the node
+    /// are told (`chat_lost`, close 4410).
+    pub epoch_check_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

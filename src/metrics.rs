@@ -30,6 +30,9 @@ pub struct Metrics {
     pub resyncs: IntCounterVec,
     /// Failed attempts to subscribe again after the subscriber connection came back.
     pub resubscribe_failures: IntCounter,
+    /// Times this node found Redis's epoch changed: Redis lost its data and the live chats
+    /// of this node's clients were ended with `chat_lost`.
+    pub redis_state_lost: IntCounter,
     pub redis_errors: IntCounter,
     /// Visitors on the site (cluster-wide, sampled by every node).
     pub site_visitors: IntGauge,
@@ -264,13 +267,18 @@ impl Metrics {
             resyncs: counter_vec(
                 &r,
                 "switchboard_resyncs_total",
-                "Times this node closed all its connections so they resume from Redis, because live pub/sub traffic may have been missed, by cause.",
+                "Times this node's pub/sub subscription may have missed live traffic and its connections caught up from the chats' streams, by cause.",
                 &["cause"],
             ),
             resubscribe_failures: counter(
                 &r,
                 "switchboard_resubscribe_failures_total",
                 "Failed attempts to subscribe this node's channels again after its subscriber connection to Redis came back (retried with a growing pause; live traffic for this node's clients is missed until one succeeds).",
+            ),
+            redis_state_lost: counter(
+                &r,
+                "switchboard_redis_state_lost_total",
+                "Times this node found Redis's epoch changed (Redis lost its data: a restart without persistence, a flush); the clients of its live chats got chat_lost and close 4410.",
             ),
             redis_errors: counter(
                 &r,

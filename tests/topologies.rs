@@ -68,7 +68,7 @@ async fn chat_paths_on_a_three_master_cluster() {
     v.expect("resumed").await;
 
     // Node A's subscriber connections to all three masters drop at once: A follows its
-    // channels again, each on the master that owns it, and its clients resume.
+    // channels again, each on the master that owns it, and its connections catch up in place.
     let masters: Vec<u16> = url
         .split(['/', '?', '&', '='])
         .filter_map(|s| s.strip_prefix("127.0.0.1:"))
@@ -82,7 +82,6 @@ async fn chat_paths_on_a_three_master_cluster() {
         );
         assert_eq!(cli(*port, &["CLIENT", "KILL", "ID", &id]).trim(), "1");
     }
-    assert_eq!(v.expect_close().await, 4408);
     // The queue channel, which every node follows for as long as it runs: both nodes on it
     // again (each master counts its own shard's subscribers).
     let queue_channel = a.service.redis.keys.queue_channel();
@@ -100,11 +99,8 @@ async fn chat_paths_on_a_three_master_cluster() {
         (n == 2).then_some(())
     })
     .await;
-    // Both parties back on node A; the conversation goes on both ways.
-    let mut v = Client::visitor(&a, &token).await;
-    v.send(json!({"type": "resume", "chat_id": chat, "last_seq": ""}))
-        .await;
-    v.expect("resumed").await;
+    // The agent comes to node A too; the conversation goes on both ways, the visitor on the
+    // connection it had.
     let mut agent2 = Client::agent(&a, &agent_token(&a, "dora").await).await;
     agent2
         .send(json!({"type": "resume", "chat_id": chat, "last_seq": ""}))
@@ -117,8 +113,7 @@ async fn chat_paths_on_a_three_master_cluster() {
     v.send(json!({"type": "send", "chat_id": chat, "client_msg_id": "v1", "text": "hi again"}))
         .await;
     agent2.expect_text("hi again").await;
-    // The three reconnects were taken as one: one round of subscribing, one close
-    // (the visitor and the agent above came back once).
+    // The three reconnects were taken as one: one round of subscribing and catching up.
     assert_eq!(
         a.service
             .metrics

@@ -43,8 +43,9 @@ impl Service {
         })
     }
 
-    /// Follows a chat and returns what came after `last_seq`. The caller delivers the
-    /// returned entries, then live ones with a greater sequence.
+    /// Authorises and follows a chat for a `resume` from `last_seq`. The caller then replays
+    /// the history after `last_seq` a page at a time (`history_page`), then live entries with
+    /// a greater sequence.
     pub async fn resume(
         &self,
         party: &Party,
@@ -52,7 +53,7 @@ impl Service {
         f: Follower,
         chat: &str,
         last_seq: &str,
-    ) -> ChatResult<(ChatAccess, Vec<Entry>)> {
+    ) -> ChatResult<ChatAccess> {
         if !last_seq.is_empty() && hub::Seq::parse(last_seq).is_none() {
             return Err(ChatError::new(
                 ErrorCode::BadSequence,
@@ -77,8 +78,8 @@ impl Service {
                 ));
             }
         }
-        // Subscribe before reading history: anything appended meanwhile arrives live and the
-        // connection drops what the replay already delivered.
+        // Subscribe before the connection reads history (`gateway::replay`): anything appended
+        // meanwhile arrives live and the connection drops what the replay already delivered.
         self.hub.follow(&self.chat_channel(chat), conn, f).await?;
         if access.state == "queued" || access.state == "offered" {
             if let Party::Visitor { .. } = party {
@@ -86,7 +87,17 @@ impl Service {
                 self.queue_changed(&access.queue).await;
             }
         }
-        let entries = self.redis.entries_all_after(chat, last_seq).await?;
-        Ok((access, entries))
+        Ok(access)
+    }
+
+    /// Up to `count` entries of a chat's stream after `after` (a stream id, "" for the start):
+    /// one page of a replay or a catch-up.
+    pub async fn history_page(
+        &self,
+        chat: &str,
+        after: &str,
+        count: u64,
+    ) -> ChatResult<Vec<Entry>> {
+        Ok(self.redis.entries_after(chat, after, count).await?)
     }
 }

@@ -3,6 +3,7 @@
 //! A node subscribes to a channel when its first local follower appears and unsubscribes
 //! after the last one leaves, so Redis sends a node only what its own sockets need.
 
+use super::delivery::Generation;
 use crate::metrics::Metrics;
 use crate::protocol::{close_codes, encode_server, Encoding, Entry, ServerFrame};
 use crate::redis::RedisLayer;
@@ -17,15 +18,24 @@ pub enum Out {
     /// A frame already encoded for every encoding; the connection picks its own.
     Frame(Arc<Encoded>),
     /// A transcript entry (with the frames it implies); the connection drops it if it already
-    /// delivered its `seq` (the overlap of a resume's replay and live traffic). Behind one
-    /// `Arc` so `Out` stays two words: every connection's inbox preallocates slots of it.
+    /// delivered its `seq` (the overlap of a resume's replay and live traffic), and catches up
+    /// from the stream first when the entry's generation is newer than its own
+    /// (`chat::delivery`). Behind one `Arc` so `Out` stays two words: every connection's inbox
+    /// preallocates slots of it.
     Entry(Arc<LiveEntry>),
+    /// The node's subscription may have missed entries: catch up every followed chat that is
+    /// behind the node's generation, even if no live entry of it comes.
+    CatchUp,
+    /// Close with this code after what was queued before it (unlike `Follower::end_with`).
+    End(u16),
 }
 
 #[derive(Debug)]
 pub struct LiveEntry {
     pub chat: String,
     pub seq: Seq,
+    /// The node's subscription generation when the listener received the entry.
+    pub generation: u64,
     pub frames: Vec<Encoded>,
 }
 
@@ -77,6 +87,15 @@ impl Seq {
     pub fn parse(s: &str) -> Option<Seq> {
         let (a, b) = s.split_once('-')?;
         Some(Seq(a.parse().ok()?, b.parse().ok()?))
+    }
+
+    /// The stream id, or "" for the start of a stream (nothing delivered yet).
+    pub fn id(&self) -> String {
+        if *self == Seq::default() {
+            String::new()
+        } else {
+            format!("{}-{}", self.0, self.1)
+        }
     }
 }
 
@@ -134,11 +153,12 @@ pub enum Inbound {
     Close(u16, &'static str),
 }
 
-/// The reason sent with a close code raised through `Follower::end_with`.
-fn ending_reason(code: u16) -> &'static str {
+/// The reason sent with a close code raised through `Follower::end_with` or `Out::End`.
+pub fn ending_reason(code: u16) -> &'static str {
     match code {
         close_codes::UNAUTHORIZED => "session ended; log in again",
         close_codes::AGENT_CHANGED => "agent settings changed; reconnect",
+        close_codes::STATE_LOST => "the service lost its live state",
         _ => "closed by the node",
     }
 }
@@ -244,6 +264,9 @@ pub struct Hub {
     slots: Mutex<HashMap<String, Slot>>,
     /// Channels subscribed now (the `subscriptions` gauge).
     subscribed: AtomicI64,
+    /// Bumped whenever the node's subscription may have missed live traffic
+    /// (`chat::delivery`).
+    pub generation: Generation,
 }
 
 impl Hub {
@@ -254,6 +277,7 @@ impl Hub {
             followers: Mutex::new(HashMap::new()),
             slots: Mutex::new(HashMap::new()),
             subscribed: AtomicI64::new(0),
+            generation: Generation::default(),
         }
     }
 
@@ -356,19 +380,53 @@ impl Hub {
         }
     }
 
-    /// Tells every local connection to close as a slow consumer (4408), so each reconnects
-    /// and resumes. Used when this node's pub/sub reader lagged and live traffic was lost.
-    pub fn kick_all(&self) {
-        let all: Vec<Follower> = self
+    /// Tells every local connection to catch up its chats from their streams (`Out::CatchUp`),
+    /// once per connection. Used after the generation moved on, so entries missed by the
+    /// subscription reach clients even when no later live entry of their chat comes.
+    pub fn catch_up_all(&self) {
+        let all: HashMap<ConnId, Follower> = self
             .followers
             .lock()
             .unwrap()
             .values()
-            .flat_map(|m| m.values().cloned())
+            .flat_map(|m| m.iter().map(|(k, v)| (*k, v.clone())))
             .collect();
-        for f in all {
-            f.raise_slow();
+        for f in all.into_values() {
+            if !f.push(Out::CatchUp) {
+                self.metrics.slow_consumers.inc();
+            }
         }
+    }
+
+    /// Ends every local connection that follows a chat: each gets `frame(chat)` for each chat
+    /// it follows (`chat_of` names the chat of a channel, None for other channels), then a
+    /// close with `code` after them. Followers of the channels `also` picks are closed with
+    /// `code` too, without frames. Returns how many connections.
+    pub fn end_chats(
+        &self,
+        chat_of: impl Fn(&str) -> Option<&str>,
+        also: impl Fn(&str) -> bool,
+        frame: impl Fn(&str) -> Out,
+        code: u16,
+    ) -> usize {
+        let mut conns: HashMap<ConnId, (Follower, Vec<String>)> = HashMap::new();
+        for (channel, followers) in self.followers.lock().unwrap().iter() {
+            let chat = chat_of(channel);
+            if chat.is_none() && !also(channel) {
+                continue;
+            }
+            for (id, f) in followers {
+                let (_, chats) = conns.entry(*id).or_insert_with(|| (f.clone(), Vec::new()));
+                chats.extend(chat.map(str::to_string));
+            }
+        }
+        for (f, chats) in conns.values() {
+            for chat in chats {
+                f.push(frame(chat));
+            }
+            f.push(Out::End(code));
+        }
+        conns.len()
     }
 
     /// This node's connections that follow `channel`.

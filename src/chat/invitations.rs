@@ -181,6 +181,8 @@ impl Service {
             let out = Out::Entry(std::sync::Arc::new(LiveEntry {
                 chat: chat.to_string(),
                 seq,
+                // Read from the stream itself: nothing before it can be missing.
+                generation: 0,
                 frames: frames_for_entry(chat, entry),
             }));
             f.push(out);

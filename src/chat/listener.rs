@@ -116,19 +116,20 @@ pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
 }
 
 /// Live entries were dropped for this node's followers because the listener fell behind its
-/// subscriber connection (more than `redis.subscriber_buffer` messages): they resume from the
-/// streams (`resync`; the subscriptions themselves are intact). A burst makes the receiver
-/// report a lag many times in a row, milliseconds apart, while it catches up; closing
-/// everything each time would only close again the clients that just came back. So during a
-/// lag the node closes its connections at most once a second, and once more when no lag has
-/// been reported for `SETTLE` if it dropped anything since it last closed them.
+/// subscriber connection (more than `redis.subscriber_buffer` messages). Every lag report moves
+/// the subscription generation on at once, before the next message is handed out, so a live entry
+/// after the loss makes its connections catch up from the stream first (`chat::delivery`).
+/// Telling every connection to catch up even without a live entry (`resync`) costs a stream
+/// read per followed chat, and a burst makes the receiver report a lag many times in a row,
+/// milliseconds apart: so that is done at most once a second during a lag, and once more when
+/// no lag has been reported for `SETTLE` if anything was dropped since.
 #[derive(Default)]
 struct Lag {
-    /// When the node last closed its connections for a lag.
+    /// When the node last told its connections to catch up for a lag.
     last_resync: Option<tokio::time::Instant>,
     /// When the receiver last reported a lag.
     last_lag: Option<tokio::time::Instant>,
-    /// Messages dropped since the last close.
+    /// Messages dropped since the last time.
     missed_since: u64,
 }
 
@@ -137,6 +138,7 @@ impl Lag {
     const SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
 
     fn missed(&mut self, svc: &Service, n: u64) {
+        svc.hub.generation.lost();
         let now = tokio::time::Instant::now();
         self.missed_since += n;
         self.last_lag = Some(now);
@@ -148,7 +150,7 @@ impl Lag {
         }
     }
 
-    /// When to close once more, if messages were dropped since the last close.
+    /// When to tell them once more, if messages were dropped since the last time.
     fn settle_at(&self) -> Option<tokio::time::Instant> {
         match self.last_lag {
             Some(t) if self.missed_since > 0 => Some(t + Lag::SETTLE),
@@ -165,7 +167,7 @@ impl Lag {
     fn resync(&mut self, svc: &Service) {
         tracing::warn!(
             missed = self.missed_since,
-            "pub/sub receiver lagged; closing local connections so they resume"
+            "pub/sub receiver lagged; local connections catch up from the streams"
         );
         resync(svc, "lagged");
         self.missed_since = 0;
@@ -219,6 +221,7 @@ fn on_entry(svc: &Service, chat: &str, channel: &str, payload: &[u8]) {
     let live = LiveEntry {
         chat: p.chat_id,
         seq,
+        generation: svc.hub.generation.current(),
         frames,
     };
     svc.hub.deliver(channel, Out::Entry(Arc::new(live)));

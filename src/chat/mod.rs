@@ -14,7 +14,9 @@ pub mod audit;
 pub mod availability;
 pub mod canned;
 mod consumer;
+pub mod delivery;
 mod ending;
+pub mod epoch;
 mod files;
 pub mod flush;
 pub mod gauges;
@@ -255,6 +257,8 @@ pub struct Service {
     transcript_caps: TranscriptCaps,
     /// The widget's appearance as this node last read it (see `appearance`).
     appearance: appearance::Cached,
+    /// Redis's epoch as this node last read it (`chat::epoch`).
+    pub epoch: epoch::Epoch,
 }
 
 impl Service {
@@ -289,6 +293,7 @@ impl Service {
             limits,
             transcript_caps,
             appearance: appearance::Cached::default(),
+            epoch: epoch::Epoch::default(),
             presence: Presence::new(&settings, &node),
             positions: positions::Positions::default(),
             refresh_rounds: rounds::Rounds::default(),
@@ -361,6 +366,7 @@ impl Service {
             node: self.node.clone(),
             chats,
             ping_interval_ms: self.settings.limits.ping_interval_ms,
+            epoch: self.epoch.current(),
         }];
         if let Party::Agent { id, .. } = party {
             frames.push(ServerFrame::Status {

@@ -3,15 +3,17 @@
 //! what was published meanwhile.
 //!
 //! A re-established connection follows nothing, and entries published while it was down never
-//! arrive. So: subscribe again to every channel the node follows, then close the local
-//! connections (4408) so each resumes from its last sequence number (sequence numbers are not
-//! contiguous, so a client cannot see the gap itself). If subscribing again fails (Redis busy,
-//! refused by an ACL), the clients are still told to resume, and the node keeps trying with a
-//! growing pause; once it succeeds it tells them once more, since whatever was published to a
-//! channel in between reached nobody here.
+//! arrive. So: mark a lapse of the subscription generation at once (before anything is
+//! subscribed again: every live entry that arrives during the lapse reaches a connection only
+//! through a read of its chat's stream, `chat::delivery`), subscribe again to every channel the
+//! node follows, end the lapse, then tell the local connections to catch up (`Out::CatchUp`)
+//! so what was missed reaches them even if their chat stays quiet. Clients stay connected and
+//! see no gap. If subscribing again fails (Redis busy, refused by an ACL), the connections
+//! still catch up with what the streams hold, and the node keeps trying with a growing pause;
+//! the lapse ends only with a success, after which they are told once more.
 //!
 //! Reconnects that arrive together (on a Redis Cluster, one per master whose connection
-//! dropped) are handled as one: one round of subscribing and one close per client.
+//! dropped) are handled as one: one round of subscribing and one catch-up per connection.
 
 use super::Service;
 use crate::redis::Reconnects;
@@ -38,6 +40,7 @@ pub async fn run(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
             }
             _ = stop.changed() => return,
         }
+        svc.hub.generation.lapse_begins();
         if !settle(&mut reconnects, &mut stop).await {
             return;
         }
@@ -61,8 +64,8 @@ async fn settle(reconnects: &mut Reconnects, stop: &mut watch::Receiver<bool>) -
     }
 }
 
-/// Subscribes again until it succeeds, telling the clients to resume after the first attempt
-/// and again after a late success. A new reconnect meanwhile starts the round over (after
+/// Subscribes again until it succeeds, telling the connections to catch up after the first
+/// attempt and again after a late success. A new reconnect meanwhile starts the round over (after
 /// settling). False when the node stops.
 async fn subscribe_again(
     svc: &Service,
@@ -74,9 +77,10 @@ async fn subscribe_again(
     loop {
         match svc.redis.resubscribe().await {
             Ok(channels) => {
+                svc.hub.generation.lapse_ends();
                 tracing::warn!(
                     channels,
-                    "subscriber connection to Redis re-established and subscribed again; closing local connections so they resume"
+                    "subscriber connection to Redis re-established and subscribed again; local connections catch up from the streams"
                 );
                 resync(svc, "reconnected");
                 return true;
@@ -89,8 +93,8 @@ async fn subscribe_again(
                     "subscriber connection re-established but subscribing again failed; retrying"
                 );
                 if !failed_before {
-                    // The clients resume now (their own follows subscribe what they need, or
-                    // fail loudly) rather than wait, possibly long, without live traffic.
+                    // The connections catch up now rather than wait, possibly long, without
+                    // live traffic.
                     resync(svc, "reconnected");
                     failed_before = true;
                 }
@@ -109,9 +113,9 @@ async fn subscribe_again(
     }
 }
 
-/// Closes every local connection (4408) so each reconnects and resumes from its last sequence
-/// number: live traffic may have been missed (`cause`: `lagged` or `reconnected`).
+/// Tells every local connection to catch up from the streams: live traffic may have been
+/// missed (`cause`: `lagged` or `reconnected`). The generation moved on before.
 pub(super) fn resync(svc: &Service, cause: &str) {
     svc.metrics.resyncs.with_label_values(&[cause]).inc();
-    svc.hub.kick_all();
+    svc.hub.catch_up_all();
 }

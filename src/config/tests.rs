@@ -55,6 +55,15 @@ fn invalid_values_name_their_key() {
             .to_string()
             .contains("redis.subscriber_buffer"));
     }
+    for bad in [0, 99, 60_001] {
+        let mut s = usable();
+        s.redis.epoch_check_ms = bad;
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("redis.epoch_check_ms"));
+    }
     let mut s = usable();
     s.auth.token_secret = "short".into();
     assert!(s

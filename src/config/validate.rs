@@ -88,6 +88,9 @@ impl Settings {
                 format!("must be between 1 and {MAX_SUBSCRIBER_BUFFER}"),
             );
         }
+        if !(100..=60_000).contains(&self.redis.epoch_check_ms) {
+            return bad("redis.epoch_check_ms", "must be between 100 and 60000");
+        }
         if !(self.store.url.starts_with("sqlite:")
             || self.store.url.starts_with("postgres://")
             || self.store.url.starts_with("postgresql://"))

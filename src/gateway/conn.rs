@@ -4,6 +4,7 @@
 
 use super::limits::RateLimit;
 use super::{Ending, Gateway};
+use crate::chat::delivery::{Cursor, Step};
 use crate::chat::hub::{ConnId, Encoded, Follower, Inbound, Out, Seq};
 use crate::chat::limits::SocketLease;
 use crate::chat::{ChatAccess, ClientInfo, Party};
@@ -21,23 +22,17 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A chat this connection follows.
 pub(super) struct Followed {
     pub(super) access: ChatAccess,
-    /// Highest sequence delivered; live entries at or below it are the replay's overlap.
-    pub(super) delivered: Seq,
-    /// Entries delivered live since the last resume. Live traffic may start before the
-    /// client's resume (an accept follows the chat first), so `delivered` can be ahead of
-    /// history the client has not seen: the replay skips exactly these, not all below
-    /// `delivered`. Bounded; an entry that fell off is sent again and the client drops it by seq.
-    pub(super) live: Vec<Seq>,
+    /// What this connection delivered of the chat and how far it is caught up with the node's
+    /// subscription (`chat::delivery`).
+    pub(super) cursor: Cursor,
 }
 
-const LIVE_SEQS_KEPT: usize = 256;
-
 impl Followed {
-    pub(super) fn new(access: ChatAccess, delivered: Seq) -> Followed {
+    /// `generation`: the node's subscription generation read before the chat was followed.
+    pub(super) fn new(access: ChatAccess, generation: u64) -> Followed {
         Followed {
             access,
-            delivered,
-            live: Vec::new(),
+            cursor: Cursor::new(Seq::default(), generation),
         }
     }
 }
@@ -221,6 +216,11 @@ impl Conn {
         write_outcome(tokio::time::timeout(WRITE_TIMEOUT, socket.feed(msg)).await)
     }
 
+    /// Writes out what was fed.
+    pub(super) async fn flush(&self, socket: &mut WebSocket) -> Flow {
+        write_outcome(tokio::time::timeout(WRITE_TIMEOUT, socket.flush()).await)
+    }
+
     /// Writes a reply together with the live traffic already queued behind it. The `entry`
     /// echoing a `send` often arrives (through Redis pub/sub) while the `send`'s script is
     /// still answering (about half the time at 2,000 msg/s); its `ack` and the echo then
@@ -277,7 +277,7 @@ impl Conn {
                 return Flow::Close(c, r);
             }
         }
-        write_outcome(tokio::time::timeout(WRITE_TIMEOUT, socket.flush()).await)
+        self.flush(socket).await
     }
 
     /// Buffers one live item's frames (flushed by `deliver_queued`).
@@ -288,18 +288,27 @@ impl Conn {
                 Flow::Continue
             }
             Out::Frame(f) => self.feed(socket, &f).await,
+            Out::CatchUp => self.catch_up_behind(socket).await,
+            Out::End(code) => Flow::Close(code, crate::chat::hub::ending_reason(code)),
             Out::Entry(live) => {
+                let Some(followed) = self.chats.get(&live.chat) else {
+                    return Flow::Continue;
+                };
+                if followed.cursor.on_live(live.seq, live.generation) == Step::CatchUpFirst {
+                    // Held until the stream read after `delivered` is written; that read
+                    // happened after this entry was appended, so it is sent by now unless the
+                    // stream is gone.
+                    if let Flow::Close(c, r) = self.catch_up(socket, &live.chat).await {
+                        return Flow::Close(c, r);
+                    }
+                }
                 let Some(followed) = self.chats.get_mut(&live.chat) else {
                     return Flow::Continue;
                 };
-                if live.seq <= followed.delivered {
+                if !followed.cursor.wants(live.seq) {
                     return Flow::Continue;
                 }
-                followed.delivered = live.seq;
-                if followed.live.len() == LIVE_SEQS_KEPT {
-                    followed.live.remove(0);
-                }
-                followed.live.push(live.seq);
+                followed.cursor.sent(live.seq);
                 self.gw.svc.metrics.entries_out.inc();
                 for f in live.frames.iter() {
                     if let Flow::Close(c, r) = self.feed(socket, f).await {

@@ -3,7 +3,7 @@
 //! frame (closing the connection after too many in a row).
 
 use super::conn::{Conn, Flow, Followed};
-use crate::chat::hub::{frames_for_entry, Seq};
+use crate::chat::hub::Seq;
 use crate::chat::{ChatAccess, ChatError, ChatRequest, LeftMessage, Party};
 use crate::protocol::{close_codes, decode_client, ClientFrame, Encoding, ErrorCode, ServerFrame};
 use axum::extract::ws::WebSocket;
@@ -86,6 +86,7 @@ impl Conn {
                 if let Party::Visitor { id } = &party {
                     svc.limits.chat_request(id, &self.client.ip).await?;
                 }
+                let generation = svc.hub.generation.settled();
                 let (access, frame, chat) = svc
                     .request_chat(
                         &party,
@@ -101,38 +102,39 @@ impl Conn {
                     .await?;
                 self.chats
                     .entry(chat)
-                    .or_insert(Followed::new(access, Seq::default()));
+                    .or_insert(Followed::new(access, generation));
                 frame
             }
             ClientFrame::Resume { chat_id, last_seq } => {
-                let (access, entries) = svc
+                let generation = svc.hub.generation.settled();
+                let access = svc
                     .resume(&party, self.id, self.follower.clone(), &chat_id, &last_seq)
                     .await?;
                 let from = Seq::parse(&last_seq).unwrap_or_default();
                 let followed = self
                     .chats
                     .entry(chat_id.clone())
-                    .or_insert(Followed::new(access.clone(), from));
+                    .or_insert_with(|| Followed::new(access.clone(), generation));
                 followed.access = access;
-                followed.delivered = followed.delivered.max(from);
-                let live = std::mem::take(&mut followed.live);
-                for e in entries {
-                    let seq = Seq::parse(&e.seq).unwrap_or_default();
-                    if seq <= from || live.contains(&seq) {
-                        continue;
-                    }
-                    let f = self.chats.get_mut(&chat_id).expect("followed above");
-                    f.delivered = f.delivered.max(seq);
-                    // Buffered: the `resumed` reply below flushes the whole replay at once.
-                    for f in frames_for_entry(&chat_id, e) {
-                        if let Flow::Close(c, r) = self.feed(socket, &f).await {
-                            return Ok(Flow::Close(c, r));
-                        }
-                    }
+                let skip = followed.cursor.begin_resume(from);
+                // Written a page at a time; the `resumed` reply below follows the last page.
+                if let Flow::Close(c, r) = self.replay(socket, &chat_id, from, &skip).await? {
+                    return Ok(Flow::Close(c, r));
+                }
+                if let Some(f) = self.chats.get_mut(&chat_id) {
+                    f.cursor.caught_up(generation);
                 }
                 // The highest sequence this connection has now delivered, replayed or live.
-                let last_seq = self.seq_string(&chat_id);
-                ServerFrame::Resumed { chat_id, last_seq }
+                let last_seq = self
+                    .chats
+                    .get(&chat_id)
+                    .map(|f| f.cursor.delivered().id())
+                    .unwrap_or_default();
+                ServerFrame::Resumed {
+                    chat_id,
+                    last_seq,
+                    epoch: svc.epoch.current(),
+                }
             }
             ClientFrame::Send {
                 chat_id,
@@ -152,21 +154,23 @@ impl Conn {
                 return Ok(Flow::Continue);
             }
             ClientFrame::Accept { chat_id } => {
+                let generation = svc.hub.generation.settled();
                 let access = svc
                     .accept(&party, self.id, self.follower.clone(), &chat_id)
                     .await?;
                 self.chats
                     .entry(chat_id)
-                    .or_insert(Followed::new(access, Seq::default()));
+                    .or_insert(Followed::new(access, generation));
                 return Ok(Flow::Continue);
             }
             ClientFrame::Pick { chat_id } => {
+                let generation = svc.hub.generation.settled();
                 let access = svc
                     .pick(&party, self.id, self.follower.clone(), &chat_id)
                     .await?;
                 self.chats
                     .entry(chat_id)
-                    .or_insert(Followed::new(access, Seq::default()));
+                    .or_insert(Followed::new(access, generation));
                 return Ok(Flow::Continue);
             }
             ClientFrame::WatchQueue { queue } => {
@@ -326,12 +330,13 @@ impl Conn {
                 return Ok(Flow::Continue);
             }
             ClientFrame::AcceptInvitation { chat_id } => {
+                let generation = svc.hub.generation.settled();
                 let access = svc
                     .accept_invitation(&party, self.id, self.follower.clone(), &chat_id)
                     .await?;
                 self.chats
                     .entry(chat_id)
-                    .or_insert(Followed::new(access, Seq::default()));
+                    .or_insert(Followed::new(access, generation));
                 return Ok(Flow::Continue);
             }
             ClientFrame::DeclineInvitation { chat_id } => {
@@ -349,15 +354,6 @@ impl Conn {
             .ok_or_else(|| {
                 ChatError::new(ErrorCode::Forbidden, "resume the chat before sending to it")
             })
-    }
-
-    fn seq_string(&self, chat: &str) -> String {
-        match self.chats.get(chat) {
-            Some(f) if f.delivered != Seq::default() => {
-                format!("{}-{}", f.delivered.0, f.delivered.1)
-            }
-            _ => String::new(),
-        }
     }
 }
 

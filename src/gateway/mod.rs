@@ -9,6 +9,7 @@ pub mod http;
 
 pub use geoip::{GeoIp, GeoIpError};
 mod limits;
+mod replay;
 
 use crate::chat::identity::Identity;
 use crate::chat::limits::SocketLease;

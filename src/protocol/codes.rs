@@ -128,6 +128,9 @@ pub mod close {
     /// An admin changed the agent (name, role, queues, capacity): reconnect at once, the new
     /// connection carries the new settings.
     pub const AGENT_CHANGED: u16 = 4409;
+    /// Redis lost the service's live state (`chat_lost` frames came first): the chats are gone;
+    /// tell the user, do not reconnect to resume them.
+    pub const STATE_LOST: u16 = 4410;
     /// Too many refused frames in a row: fix the client.
     pub const TOO_MANY_ERRORS: u16 = 4429;
     /// Too many open WebSockets of this visitor, or from this IP, across the cluster

@@ -354,6 +354,9 @@ pub enum ServerFrame {
         /// dead after twice this without any frame (docs/protocol.md, keep-alive).
         #[serde(default)]
         ping_interval_ms: u64,
+        /// Redis's epoch: changes only when Redis loses its data (docs/protocol.md, `chat_lost`).
+        #[serde(default)]
+        epoch: String,
     },
     /// Visitor: the request is waiting; sent again whenever the position changes.
     Queued {
@@ -398,7 +401,16 @@ pub enum ServerFrame {
         comment: Option<String>,
     },
     /// The resume of this chat has replayed everything missed; live from here.
-    Resumed { chat_id: String, last_seq: String },
+    Resumed {
+        chat_id: String,
+        last_seq: String,
+        /// Redis's epoch (as in `welcome`).
+        #[serde(default)]
+        epoch: String,
+    },
+    /// Redis lost the live state of this chat (it restarted without its data, or was
+    /// flushed): the chat cannot go on. Close code 4410 follows.
+    ChatLost { chat_id: String, message: String },
     /// A `send` was stored under `seq` (also for a duplicate resend).
     Ack {
         chat_id: String,

@@ -48,6 +48,10 @@ impl Keys {
     pub fn timers(&self) -> String {
         format!("{}{{r}}:timers", self.prefix)
     }
+    /// Redis's epoch: a random value that changes only when Redis loses its data.
+    pub fn epoch(&self) -> String {
+        format!("{}{{r}}:epoch", self.prefix)
+    }
     /// Channel: a queue changed (payload: queue name).
     pub fn queue_channel(&self) -> String {
         format!("{}{{r}}:qch", self.prefix)

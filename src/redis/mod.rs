@@ -4,10 +4,12 @@
 //! `timers`, `presence`, `flush` (the `{f}` stream), `visitors`, `sessions` (agent session
 //! versions), `availability`, `mail`, `ratelimit` (logins), `limits` (rates and socket counts),
 //! `webhooks` (the webhook stream and retries, cluster leases), `after_chat` (what a visitor
-//! may do once a chat ended) and `privacy` (what an erasure clears). The data model is in `docs/design-redis.md`.
+//! may do once a chat ended), `privacy` (what an erasure clears) and `epoch` (whether Redis
+//! lost its data). The data model is in `docs/design-redis.md`.
 
 mod after_chat;
 mod availability;
+mod epoch;
 mod flush;
 mod keys;
 mod limits;

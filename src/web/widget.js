@@ -133,11 +133,12 @@
   // ---- rendering ----
 
   var errorTimer = null;
-  function showError(message) {
+  /** Shows `message` in the error line; for 8 s, or until the next message when `keep`. */
+  function showError(message, keep) {
     ui.error.textContent = message;
     ui.error.hidden = false;
     clearTimeout(errorTimer);
-    errorTimer = setTimeout(function () { ui.error.hidden = true; }, 8000);
+    if (!keep) errorTimer = setTimeout(function () { ui.error.hidden = true; }, 8000);
   }
 
   function setOpen(open, quiet) {
@@ -556,6 +557,14 @@
           cacheLog();
           render();
           scrollDown();
+        }
+        break;
+      case 'chat_lost':
+        // The service lost the chat (Redis lost its data): nothing to resume. Say so and
+        // keep saying it; the visitor may start a new chat.
+        if (st.chat && st.chat.id === f.chat_id) {
+          forgetChat();
+          showError(String(f.message || ''), true);
         }
         break;
       case 'ack': {

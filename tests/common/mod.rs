@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod fault_node;
 pub mod integrations;
+pub mod own_redis;
 pub mod process;
 pub mod proxy;
 pub mod smtp;

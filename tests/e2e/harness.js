@@ -221,6 +221,16 @@ function killSubscriberConnection(node) {
   if (killed !== '1') throw new Error(`CLIENT KILL ID ${id}: ${killed}`);
 }
 
+/**
+ * Redis loses this cluster's data, as a restart without persistence or a FLUSHALL would (only
+ * this run's prefix is deleted: the Redis is shared). Throws when redis-cli fails.
+ */
+function loseRedisData(cluster) {
+  const script = `redis-cli -u "$U" --scan --pattern "$P*" | xargs -r -n 200 redis-cli -u "$U" DEL >/dev/null`;
+  const r = spawnSync('sh', ['-c', script], { env: { ...process.env, U: REDIS_URL, P: cluster.prefix }, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`deleting ${cluster.prefix}*: ${r.stderr || r.error}`);
+}
+
 /** One series of the node's /metrics, by its name with labels as exposed (0 when absent). */
 async function metric(node, series) {
   const text = await (await fetch(`${node.backendUrl || node.url}/metrics`)).text();
@@ -276,4 +286,4 @@ async function eventually(fn, { timeout = 15000, every = 200, what = 'condition'
   throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
 }
 
-module.exports = { startCluster, stopCluster, stopNode, restartNode, killSubscriberConnection, metric, launchBrowser, agentToken, getJson, eventually, sleep, ARTIFACTS };
+module.exports = { startCluster, stopCluster, stopNode, restartNode, killSubscriberConnection, loseRedisData, metric, launchBrowser, agentToken, getJson, eventually, sleep, ARTIFACTS };

@@ -1,11 +1,11 @@
 // The widget on its own terms: keyboard use, required fields and translations from the embed,
-// the shared helpers, reconnection with the outbox when a node restarts, and resuming when a
-// node's subscriber connection to Redis drops.
+// the shared helpers, reconnection with the outbox when a node restarts, catching up when a
+// node's subscriber connection to Redis drops, and what both sides see when Redis loses its data.
 'use strict';
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { startCluster, launchBrowser, restartNode, killSubscriberConnection, metric, eventually } = require('./harness');
+const { startCluster, launchBrowser, restartNode, killSubscriberConnection, loseRedisData, metric, eventually, sleep } = require('./harness');
 const P = require('./pages');
 
 let cluster, browser, A, B;
@@ -236,7 +236,7 @@ test('node restarts: both sides reconnect, resume, and the outbox delivers once'
   P.assertNoErrors(vp, ap);
 });
 
-test("a node's subscriber connection to Redis drops: the widget resumes and misses nothing", async () => {
+test("a node's subscriber connection to Redis drops: the widget catches up and misses nothing", async () => {
   const ap = await P.newPage(await browser.newContext({ viewport: { width: 1280, height: 800 } }));
   await P.agentLogin(ap, B, cluster.agents[0]);
   await P.setStatus(ap, 'available');
@@ -250,8 +250,8 @@ test("a node's subscriber connection to Redis drops: the widget resumes and miss
   await fromAgent('before the cut').waitFor({ timeout: P.T });
 
   // Node A (the visitor's) loses its subscriber connection; the agent writes while it comes
-  // back. Node A subscribes again and tells the widget to resume (4408), which fetches what
-  // it missed from the stream.
+  // back. Node A subscribes again and brings the widget's connection up to date from the
+  // chat's stream (the widget stays connected).
   const series = 'switchboard_resyncs_total{cause="reconnected"}';
   const before = await metric(A, series);
   killSubscriberConnection(A);
@@ -271,4 +271,31 @@ test("a node's subscriber connection to Redis drops: the widget resumes and miss
   await P.agentEnd(ap, chatId);
   await P.decide(ap, chatId, 'trash');
   P.assertNoErrors(vp, ap);
+});
+
+// Last in this file: it wipes the cluster's live state.
+test('Redis loses its data: the widget and the console say so and resume nothing', async () => {
+  const ap = await P.newPage(await browser.newContext({ viewport: { width: 1280, height: 800 } }));
+  await P.agentLogin(ap, B, cluster.agents[0]);
+  await P.setStatus(ap, 'available');
+  const vp = await P.newPage(await browser.newContext());
+  await P.openDemo(vp, A);
+  await P.requestChat(vp, { name: 'Lou', question: 'Still there?' });
+  const chatId = await P.acceptOffer(ap, 'Lou');
+  await P.agentSend(ap, chatId, 'hello Lou');
+  await vp.getByTestId('sb-messages').locator('[data-author="agent"]').filter({ hasText: 'hello Lou' }).waitFor({ timeout: P.T });
+
+  const series = 'switchboard_redis_state_lost_total';
+  const before = [await metric(A, series), await metric(B, series)];
+  loseRedisData(cluster);
+  const lost = 'the service lost its live state';
+  await vp.getByTestId('sb-error').filter({ hasText: lost }).waitFor({ timeout: 15000 });
+  await ap.getByTestId('error-banner').filter({ hasText: lost }).waitFor({ timeout: 15000 });
+  await eventually(async () => (await metric(A, series)) === before[0] + 1 && (await metric(B, series)) === before[1] + 1, { what: 'both nodes to count the loss' });
+  // The console dropped the chat; a few seconds on, both still show the text (no retry loop
+  // that replaces it) and the widget offers a new chat.
+  await P.chatPane(ap, chatId).waitFor({ state: 'detached', timeout: 15000 });
+  await sleep(3000);
+  assert.equal(await vp.getByTestId('sb-error').textContent(), lost);
+  assert.equal(await ap.getByTestId('error-banner').textContent(), lost);
 });

@@ -35,13 +35,15 @@ let view = 'chats';
 // ---- banner ----
 
 let bannerTimer = null;
-function showBanner(message, info = false) {
+/** Shows `message` for 8 s, or until the next banner when `keep`. */
+function showBanner(message, info = false, keep = false) {
   const b = byTestId('error-banner');
   b.textContent = message;
   b.classList.toggle('info', !!info);
   b.setAttribute('role', info ? 'status' : 'alert');
   b.hidden = false;
   clearTimeout(bannerTimer);
+  if (keep) return;
   bannerTimer = setTimeout(() => {
     b.hidden = true;
   }, 8000);
@@ -218,6 +220,11 @@ function onFrame(f) {
       break;
     case 'chat_ended':
       chats.onEnded(f);
+      break;
+    case 'chat_lost':
+      // The service lost the chat (Redis lost its data): nothing to resume or decide.
+      chats.remove(f.chat_id);
+      showBanner(f.message || `chat ${f.chat_id} lost`, false, true);
       break;
     case 'resumed':
       chats.onResumed(f);

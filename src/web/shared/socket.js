@@ -6,7 +6,7 @@ var SbSocket = (function () {
   'use strict';
 
   /** Close codes from src/protocol/codes.rs (`close`). */
-  var CLOSE = { UNAUTHORIZED: 4401, FORBIDDEN_ORIGIN: 4403, SLOW_CONSUMER: 4408, AGENT_CHANGED: 4409, TOO_MANY_ERRORS: 4429, DRAINING: 4503 };
+  var CLOSE = { UNAUTHORIZED: 4401, FORBIDDEN_ORIGIN: 4403, SLOW_CONSUMER: 4408, AGENT_CHANGED: 4409, STATE_LOST: 4410, TOO_MANY_ERRORS: 4429, DRAINING: 4503 };
 
   /** "1700000000000-3" -> [1700000000000, 3]; "" or garbage -> [-1, -1] (before everything). */
   function parseSeq(s) {
@@ -244,7 +244,9 @@ var SbSocket = (function () {
         }, function () { self.retry({ code: code }); });
         return;
       }
-      if (code === CLOSE.DRAINING || code === CLOSE.SLOW_CONSUMER || code === CLOSE.AGENT_CHANGED) self.attempt = 0;
+      // 4410: the chats named by the `chat_lost` frames before it are gone (the app forgot
+      // them and told the user); a new connection starts clean and resumes none of them.
+      if (code === CLOSE.DRAINING || code === CLOSE.SLOW_CONSUMER || code === CLOSE.AGENT_CHANGED || code === CLOSE.STATE_LOST) self.attempt = 0;
       if (code === CLOSE.TOO_MANY_ERRORS) self.attempt = Math.max(self.attempt, 5);
       self.retry({ code: code });
     };
