@@ -303,6 +303,11 @@ pub struct Chat {
     /// Milliseconds a visitor waits in the queue before the widget offers to leave a message
     /// instead.
     pub max_wait_ms: u64,
+    /// How often a node with supervisors watching the monitor reads it from Redis (once per
+    /// node, shared by its watchers) and sends what changed.
+    pub monitor_interval_ms: u64,
+    /// Most chats and requests the monitor lists (waiting first); the rest are counted only.
+    pub monitor_max_chats: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -683,6 +688,11 @@ impl Settings {
             ),
             ("flush.claim_idle_ms", self.flush.claim_idle_ms),
             ("chat.max_wait_ms", self.chat.max_wait_ms),
+            ("chat.monitor_interval_ms", self.chat.monitor_interval_ms),
+            (
+                "chat.monitor_max_chats",
+                u64::from(self.chat.monitor_max_chats),
+            ),
             ("mail.timeout_ms", self.mail.timeout_ms),
             ("mail.claim_idle_ms", self.mail.claim_idle_ms),
         ] {

@@ -178,6 +178,7 @@ enum Read {
 }
 
 pub(super) fn transcript_entry(e: crate::protocol::Entry) -> TranscriptEntry {
+    let internal = e.is_internal();
     TranscriptEntry {
         seq: e.seq,
         kind: if e.kind == crate::protocol::EntryKind::System {
@@ -189,6 +190,7 @@ pub(super) fn transcript_entry(e: crate::protocol::Entry) -> TranscriptEntry {
         name: e.name,
         text: e.text,
         at: e.at,
+        internal,
         event: e.event,
         data: e.data,
     }

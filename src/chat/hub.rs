@@ -26,6 +26,8 @@ pub enum Out {
 pub struct LiveEntry {
     pub chat: String,
     pub seq: Seq,
+    /// An internal entry (whisper): visitor connections skip it.
+    pub internal: bool,
     pub frames: Vec<Encoded>,
 }
 

@@ -181,6 +181,7 @@ impl Service {
             let out = Out::Entry(std::sync::Arc::new(LiveEntry {
                 chat: chat.to_string(),
                 seq,
+                internal: entry.is_internal(),
                 frames: frames_for_entry(chat, entry),
             }));
             f.push(out);

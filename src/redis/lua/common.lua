@@ -56,11 +56,23 @@ local function notify_queue(rp, queue)
   redis.call('SPUBLISH', rp .. 'qch', queue)
 end
 
--- Keeps the queue's last 20 request-to-accept times (ms, newest first) for the wait estimate.
-local function record_wait(rp, queue, ms)
+-- Keeps one hour of a queue's events for the supervisors' monitor in a sorted set scored by
+-- time (`accepted:Q` members "CHAT:WAIT_MS", `missed:Q` members "CHAT:NOW"); older ones go on
+-- every write, so each set holds at most an hour.
+local function record_recent(rp, kind, queue, now, member)
+  local key = rp .. kind .. ':' .. queue
+  redis.call('ZADD', key, now, member)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - 3600000)
+end
+
+-- Keeps the queue's last 20 request-to-accept times (ms, newest first) for the wait estimate,
+-- and the last hour's accepts for the monitor.
+local function record_wait(rp, queue, cid, now, ms)
   local key = rp .. 'waits:' .. queue
-  redis.call('LPUSH', key, math.max(0, ms))
+  ms = math.max(0, ms)
+  redis.call('LPUSH', key, ms)
   redis.call('LTRIM', key, 0, 19)
+  record_recent(rp, 'accepted', queue, now, cid .. ':' .. ms)
 end
 
 -- Denied sets whose reset time has come (`denyreset`, scored by due time) are dropped, so an
