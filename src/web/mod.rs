@@ -83,6 +83,10 @@ pub fn routes() -> Router {
         .route("/console/inbox.js", serve!("console/inbox.js", JS, true))
         .route("/console/chats.js", serve!("console/chats.js", JS, true))
         .route(
+            "/console/monitor.js",
+            serve!("console/monitor.js", JS, true),
+        )
+        .route(
             "/console/history.js",
             serve!("console/history.js", JS, true),
         )
