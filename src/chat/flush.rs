@@ -279,3 +279,32 @@ pub(crate) async fn flush_now(svc: &Service, chat: &str) -> Result<&'static str,
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::transcript_entry;
+    use crate::protocol::{Entry, EntryKind};
+
+    fn entry(event: &str) -> Entry {
+        Entry {
+            seq: "1-0".into(),
+            kind: EntryKind::Message,
+            author: "supervisor".into(),
+            name: "Sue".into(),
+            text: "psst".into(),
+            at: 1,
+            client_msg_id: "w".into(),
+            event: event.into(),
+            data: None,
+        }
+    }
+
+    /// The stored transcript and webhook payloads mark a whisper internal, nothing else.
+    #[test]
+    fn whispers_are_marked_internal_in_stored_entries() {
+        let w = serde_json::to_value(transcript_entry(entry("whisper"))).unwrap();
+        assert_eq!(w["internal"], true);
+        let m = serde_json::to_value(transcript_entry(entry(""))).unwrap();
+        assert!(m.get("internal").is_none(), "{m}");
+    }
+}

@@ -52,6 +52,17 @@ local function add_load(rp, aid, delta, now)
   refresh_agent(rp, aid)
 end
 
+-- Moves a running chat's assignment from one agent to another (a transfer, a supervisor's
+-- take-over): its place in the agents' chat sets and load, and the `join:ID` outbox timer that
+-- writes the transcript side. The caller has set the record's `agent`.
+local function move_chat(rp, cid, from, to, now, lease)
+  redis.call('SREM', rp .. 'agentchats:' .. from, cid)
+  redis.call('SADD', rp .. 'agentchats:' .. to, cid)
+  add_load(rp, from, -1, now)
+  add_load(rp, to, 1, now)
+  redis.call('ZADD', rp .. 'timers', now + lease, 'join:' .. cid)
+end
+
 local function notify_queue(rp, queue)
   redis.call('SPUBLISH', rp .. 'qch', queue)
 end

@@ -11,9 +11,5 @@ local st, from, queue = unpack(redis.call('HMGET', KEYS[1], 'state', 'agent', 'q
 if not st then return redis.error_reply('not_found') end
 if st ~= 'active' or not from or from == to then return redis.error_reply('wrong_state') end
 redis.call('HSET', KEYS[1], 'agent', to, 'taken_over', now)
-redis.call('SREM', rp .. 'agentchats:' .. from, cid)
-redis.call('SADD', rp .. 'agentchats:' .. to, cid)
-add_load(rp, from, -1, now)
-add_load(rp, to, 1, now)
-redis.call('ZADD', rp .. 'timers', now + tonumber(ARGV[5]), 'join:' .. cid)
+move_chat(rp, cid, from, to, now, tonumber(ARGV[5]))
 return {from, queue}
