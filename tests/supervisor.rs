@@ -317,6 +317,13 @@ async fn monitor_shows_waiting_requests_and_missed_offers() {
         })
         .await;
 
+    // A supervisor may follow a waiting request read-only too.
+    watcher
+        .send(json!({"type": "resume", "chat_id": chat}))
+        .await;
+    let resumed = watcher.expect("resumed").await;
+    assert_eq!(resumed["chat_id"], chat.as_str());
+
     // The supervisor created through the API watches too.
     let mut sam = Client::agent(&a, &agent_token(&a, "sam").await).await;
     sam.expect("status").await;

@@ -109,6 +109,9 @@ impl Conn {
                     .resume(&party, self.id, self.follower.clone(), &chat_id, &last_seq)
                     .await?;
                 let from = Seq::parse(&last_seq).unwrap_or_default();
+                if access.read_only {
+                    self.unfollow_read_only_except(&chat_id).await;
+                }
                 let followed = self
                     .chats
                     .entry(chat_id.clone())
@@ -373,6 +376,25 @@ impl Conn {
             .ok_or_else(|| {
                 ChatError::new(ErrorCode::Forbidden, "resume the chat before sending to it")
             })
+    }
+
+    /// A connection follows at most one chat read-only (the one a supervisor has open): opening
+    /// another stops following the previous one, so a long monitoring session does not pile up
+    /// follows.
+    async fn unfollow_read_only_except(&mut self, keep: &str) {
+        let others: Vec<String> = self
+            .chats
+            .iter()
+            .filter(|(id, f)| f.access.read_only && id.as_str() != keep)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let svc = self.gw.svc.clone();
+        for id in others {
+            self.chats.remove(&id);
+            svc.hub
+                .unfollow(&svc.redis.keys.chat_channel(&id), self.id)
+                .await;
+        }
     }
 
     /// A supervisor following a chat read-only writes nothing into it (no messages, typing or
