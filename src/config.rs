@@ -308,6 +308,9 @@ pub struct Chat {
     pub monitor_interval_ms: u64,
     /// Most chats and requests the monitor lists (waiting first); the rest are counted only.
     pub monitor_max_chats: u32,
+    /// Bytes of monitor frames one watcher may be sent per second (bursts of twice that);
+    /// over it the watcher skips changes and later gets the whole monitor again.
+    pub monitor_bytes_per_second: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -692,6 +695,10 @@ impl Settings {
             (
                 "chat.monitor_max_chats",
                 u64::from(self.chat.monitor_max_chats),
+            ),
+            (
+                "chat.monitor_bytes_per_second",
+                self.chat.monitor_bytes_per_second,
             ),
             ("mail.timeout_ms", self.mail.timeout_ms),
             ("mail.claim_idle_ms", self.mail.claim_idle_ms),

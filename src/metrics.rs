@@ -95,6 +95,10 @@ pub struct Metrics {
     pub monitor_refresh: Histogram,
     /// Monitor reads that failed (Redis or the store); the watchers keep the last state.
     pub monitor_refresh_failures: IntCounter,
+    /// Bytes of monitor frames handed to watchers on this node.
+    pub monitor_bytes: IntCounter,
+    /// Monitor changes a watcher skipped for its byte budget (it gets the whole monitor later).
+    pub monitor_skipped: IntCounter,
 }
 
 /// The `limit` label values of `switchboard_limited_total`.
@@ -481,6 +485,16 @@ impl Metrics {
                 &r,
                 "switchboard_monitor_refresh_failures_total",
                 "Monitor reads that failed (Redis or the store unreachable); watchers keep the last state until the next read succeeds.",
+            ),
+            monitor_bytes: counter(
+                &r,
+                "switchboard_monitor_bytes_total",
+                "Bytes of monitor frames (changes and renewed snapshots) handed to watching supervisors on this node.",
+            ),
+            monitor_skipped: counter(
+                &r,
+                "switchboard_monitor_skipped_total",
+                "Monitor changes a watcher skipped for its byte budget (chat.monitor_bytes_per_second); it gets the whole monitor again once the budget allows.",
             ),
             redis_append: redis_latency.with_label_values(&["append"]),
             redis_latency,

@@ -334,3 +334,46 @@ async fn monitor_shows_waiting_requests_and_missed_offers() {
     b.drain().await;
     cluster.cleanup().await;
 }
+
+/// A watcher over its byte budget skips changes and gets the whole monitor again when its
+/// budget allows; meanwhile it is sent nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_over_its_byte_budget_gets_the_whole_monitor_later() {
+    let cluster = Cluster::with(Backend::Sqlite, |s| {
+        s.chat.monitor_interval_ms = 100;
+        s.chat.monitor_bytes_per_second = 1;
+    })
+    .await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    create(&cluster, "sid", "supervisor").await;
+    let mut sup = Client::agent(&b, &agent_token(&b, "sid").await).await;
+    sup.expect("status").await;
+    sup.send(json!({"type": "watch_monitor"})).await;
+    sup.expect("monitor_snapshot").await;
+
+    // The change (a new request) does not fit: skipped, then the whole monitor instead.
+    let (_v, chat, _, _) = requesting_visitor(&a, "hello?").await;
+    let id = json!(chat);
+    let whole = sup
+        .expect_where("monitor frame", |f| {
+            f["type"] == "monitor_snapshot" || f["type"] == "monitor_changed"
+        })
+        .await;
+    assert_eq!(whole["type"], "monitor_snapshot", "{whole}");
+    assert!(row(&whole, "chat_id", "chats", &id).is_some(), "{whole}");
+    let m = metrics_text(&http(&b)).await;
+    assert!(metric(&m, "switchboard_monitor_skipped_total") >= 1.0);
+    assert!(metric(&m, "switchboard_monitor_bytes_total") > 0.0);
+
+    // That snapshot used the budget up for a long while: further changes are not sent.
+    let (_v2, _, _, _) = requesting_visitor(&a, "me too").await;
+    for f in sup.drain_for(Duration::from_millis(800)).await {
+        assert!(
+            f["type"] != "monitor_snapshot" && f["type"] != "monitor_changed",
+            "{f}"
+        );
+    }
+    a.drain().await;
+    b.drain().await;
+    cluster.cleanup().await;
+}

@@ -6,24 +6,40 @@
 //! once every `chat.monitor_interval_ms`, however many supervisors watch there; it compares
 //! the result with the previous read and hands every watcher the same `monitor_changed`
 //! frame, encoded once. Times are absolute, so a quiet chat yields no change. A new watcher gets
-//! the node's latest snapshot (read on the spot when nobody watched). A watcher whose inbox
-//! fills is closed as a slow consumer like any connection, and resumes with a fresh snapshot.
+//! the node's latest snapshot (read on the spot when nobody watched).
+//!
+//! Each watcher has a byte budget (`chat.monitor_bytes_per_second`, bursts of twice that), as
+//! the site-visitors list does: a change that does not fit is skipped for that watcher, which
+//! is then behind and gets the whole monitor again (`monitor_snapshot`) at the first round its
+//! budget is positive, so a busy cluster costs a watcher at most its budget on average and it
+//! never applies a change to the wrong state.
 
 use super::hub::{ConnId, Encoded, Follower, Out};
 use super::supervise::not_a_supervisor;
 use super::{now_ms, ChatResult, Party, Service};
 use crate::protocol::{
-    MonitorAgent, MonitorChanges, MonitorChat, MonitorQueue, MonitorSnapshot, ServerFrame,
+    Encoding, MonitorAgent, MonitorChanges, MonitorChat, MonitorQueue, MonitorSnapshot, ServerFrame,
 };
 use crate::redis::MonitorRead;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
+
+/// One watching connection of this node.
+struct Watcher {
+    follower: Follower,
+    /// Bytes it may be sent now; refilled at the budget's rate up to twice of it. May go
+    /// below zero after a whole snapshot: the watcher then waits longer.
+    tokens: f64,
+    refilled: Instant,
+    /// Skipped a change: gets the whole monitor next instead of changes.
+    behind: bool,
+}
 
 #[derive(Default)]
 pub struct Monitor {
-    watchers: Mutex<HashMap<ConnId, Follower>>,
+    watchers: Mutex<HashMap<ConnId, Watcher>>,
     /// The snapshot every watcher on this node has applied. Held while a read is compared
     /// and delivered, and while a watcher joins, so a new watcher's snapshot and the changes
     /// it receives next always follow on from each other.
@@ -59,7 +75,15 @@ impl Service {
         };
         let n = {
             let mut w = self.monitor.watchers.lock().unwrap();
-            w.insert(conn, f);
+            w.insert(
+                conn,
+                Watcher {
+                    follower: f,
+                    tokens: self.settings.chat.monitor_bytes_per_second as f64 * 2.0,
+                    refilled: Instant::now(),
+                    behind: false,
+                },
+            );
             w.len()
         };
         self.metrics.monitor_watchers.set(n as i64);
@@ -119,28 +143,52 @@ impl Service {
                 return;
             }
         };
-        let frame = match last.as_deref() {
-            Some(before) => {
-                let changes = diff(before, &now);
-                if changes.is_empty() {
-                    return;
-                }
-                ServerFrame::MonitorChanged(Box::new(changes))
-            }
-            None => ServerFrame::MonitorSnapshot(Box::new(now.clone())),
+        let changes = last.as_deref().map(|before| diff(before, &now));
+        // No earlier read: every watcher gets the whole monitor.
+        let first = changes.is_none();
+        let now = Arc::new(now);
+        *last = Some(now.clone());
+        let change = changes
+            .filter(|c| !c.is_empty())
+            .map(|c| Arc::new(Encoded::new(ServerFrame::MonitorChanged(Box::new(c)))));
+        // The whole monitor, encoded once if any watcher needs it (behind, or no earlier read).
+        let whole = std::sync::OnceLock::new();
+        let whole = || {
+            whole
+                .get_or_init(|| {
+                    Arc::new(Encoded::new(ServerFrame::MonitorSnapshot(Box::new(
+                        (*now).clone(),
+                    ))))
+                })
+                .clone()
         };
-        *last = Some(Arc::new(now));
-        let out = Out::Frame(Arc::new(Encoded::new(frame)));
-        let watchers: Vec<Follower> = self
-            .monitor
-            .watchers
-            .lock()
-            .unwrap()
-            .values()
-            .cloned()
-            .collect();
-        for f in watchers {
-            if !f.push(out.clone()) {
+        let rate = self.settings.chat.monitor_bytes_per_second as f64;
+        let instant = Instant::now();
+        let mut watchers = self.monitor.watchers.lock().unwrap();
+        for w in watchers.values_mut() {
+            let elapsed = instant.duration_since(w.refilled).as_secs_f64();
+            w.tokens = (w.tokens + elapsed * rate).min(rate * 2.0);
+            w.refilled = instant;
+            let frame = if w.behind || first {
+                if w.tokens <= 0.0 {
+                    continue;
+                }
+                w.behind = false;
+                whole()
+            } else if let Some(c) = &change {
+                if c.bytes(Encoding::Json).len() as f64 > w.tokens {
+                    w.behind = true;
+                    self.metrics.monitor_skipped.inc();
+                    continue;
+                }
+                c.clone()
+            } else {
+                continue;
+            };
+            let size = frame.bytes(Encoding::Json).len();
+            w.tokens -= size as f64;
+            self.metrics.monitor_bytes.inc_by(size as u64);
+            if !w.follower.push(Out::Frame(frame)) {
                 self.metrics.slow_consumers.inc();
             }
         }
