@@ -377,3 +377,61 @@ async fn a_watcher_over_its_byte_budget_gets_the_whole_monitor_later() {
     b.drain().await;
     cluster.cleanup().await;
 }
+
+/// Redis refuses writes (maxmemory, noeviction) on a Redis of this test: whispers and
+/// take-overs are refused with 4501 and change nothing; the monitor, which only reads, goes on;
+/// once Redis takes writes again both work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_refusing_writes_refuses_whispers_and_take_overs_only() {
+    let (_redis, port) = common::topology::Procs::standalone();
+    let cluster = Cluster::with(Backend::Sqlite, |s| {
+        s.redis.url = format!("redis://127.0.0.1:{port}");
+        s.chat.monitor_interval_ms = 100;
+    })
+    .await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut ag = available_agent(&cluster, &b, "ann", 2).await;
+    let (mut v, chat, _, _) = requesting_visitor(&a, "hello").await;
+    accept_offer(&mut ag, &mut v, &chat).await;
+    ag.expect("chat_started").await;
+    create(&cluster, "sue", "supervisor").await;
+    let mut sup = Client::agent(&a, &agent_token(&a, "sue").await).await;
+    sup.expect("status").await;
+
+    let cli = |args: &[&str]| common::topology::cli(port, args);
+    cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    cli(&["CONFIG", "SET", "maxmemory", "1"]);
+    sup.send(
+        json!({"type": "whisper", "chat_id": chat, "client_msg_id": "w1", "text": "refused?"}),
+    )
+    .await;
+    assert_eq!(sup.expect("error").await["code"], 4501);
+    sup.send(json!({"type": "take_over", "chat_id": chat}))
+        .await;
+    assert_eq!(sup.expect("error").await["code"], 4501);
+    sup.send(json!({"type": "watch_monitor"})).await;
+    let snap = sup.expect("monitor_snapshot").await;
+    let c = row(&snap, "chat_id", "chats", &json!(chat)).expect("chat listed");
+    assert_eq!(c["state"], "active");
+    let ann = c["agent_id"].clone();
+    assert!(row(&snap, "agent_id", "agents", &ann).is_some());
+
+    cli(&["CONFIG", "SET", "maxmemory", "0"]);
+    sup.send(
+        json!({"type": "whisper", "chat_id": chat, "client_msg_id": "w2", "text": "works now"}),
+    )
+    .await;
+    sup.expect("ack").await;
+    let w = ag.expect_text("works now").await;
+    assert_eq!(w["entry"]["event"], "whisper");
+    // The refused one was never stored.
+    for f in ag.drain_for(Duration::from_millis(200)).await {
+        assert_ne!(f["entry"]["text"], "refused?", "{f}");
+    }
+    sup.send(json!({"type": "take_over", "chat_id": chat}))
+        .await;
+    sup.expect("chat_assigned").await;
+    a.drain().await;
+    b.drain().await;
+    cluster.cleanup().await;
+}
