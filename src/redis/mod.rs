@@ -3,8 +3,9 @@
 //! concern's commands live next to it: `routing` (the `{r}` slot), `transcript` (`{c:ID}`),
 //! `timers`, `presence`, `flush` (the `{f}` stream), `visitors`, `sessions` (agent session
 //! versions), `availability`, `mail`, `ratelimit` (logins), `limits` (rates and socket counts),
-//! `webhooks` (the webhook stream and retries, cluster leases) and `privacy` (what an erasure
-//! clears). The data model is in `docs/design-redis.md`.
+//! `webhooks` (the webhook stream and retries, cluster leases), `privacy` (what an erasure
+//! clears) and `supervise` (take-over and the monitor's reads). The data model is in
+//! `docs/design-redis.md`.
 
 mod availability;
 mod flush;
