@@ -104,3 +104,88 @@ impl MonitorChanges {
             && self.queues.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::protocol::*;
+
+    #[test]
+    fn monitor_and_supervisor_frames_round_trip_in_both_encodings() {
+        let snapshot = ServerFrame::MonitorSnapshot(Box::new(MonitorSnapshot {
+            at: 5,
+            chats: vec![
+                MonitorChat {
+                    chat_id: "c1".into(),
+                    state: "queued".into(),
+                    queue: "general".into(),
+                    visitor_id: "v1".into(),
+                    requested_at: 1,
+                    ..Default::default()
+                },
+                MonitorChat {
+                    chat_id: "c2".into(),
+                    state: "active".into(),
+                    agent_id: Some(7),
+                    accepted_at: Some(3),
+                    last_visitor_at: Some(4),
+                    rating: Some(5),
+                    ..Default::default()
+                },
+            ],
+            total_chats: 2,
+            agents: vec![MonitorAgent {
+                agent_id: 7,
+                status: "available".into(),
+                load: 1,
+                max_chats: 3,
+                ..Default::default()
+            }],
+            queues: vec![MonitorQueue {
+                queue: "general".into(),
+                waiting: 1,
+                oldest_request_at: Some(1),
+                median_accept_ms: Some(900),
+                ..Default::default()
+            }],
+        }));
+        let changed = ServerFrame::MonitorChanged(Box::new(MonitorChanges {
+            at: 6,
+            removed: vec!["c1".into()],
+            total_chats: 1,
+            ..Default::default()
+        }));
+        for f in [snapshot, changed] {
+            for enc in [Encoding::Json, Encoding::MsgPack] {
+                assert_eq!(decode_server(&encode_server(&f, enc), enc).unwrap(), f);
+            }
+        }
+        let json = String::from_utf8(
+            encode_server(
+                &ServerFrame::MonitorSnapshot(Box::default()),
+                Encoding::Json,
+            )
+            .to_vec(),
+        )
+        .unwrap();
+        assert!(json.starts_with("{\"type\":\"monitor_snapshot\""), "{json}");
+        for f in [
+            ClientFrame::WatchMonitor,
+            ClientFrame::UnwatchMonitor,
+            ClientFrame::Whisper {
+                chat_id: "c".into(),
+                client_msg_id: "w".into(),
+                text: "psst".into(),
+            },
+            ClientFrame::TakeOver {
+                chat_id: "c".into(),
+            },
+        ] {
+            for enc in [Encoding::Json, Encoding::MsgPack] {
+                assert_eq!(
+                    decode_client(&encode_client(&f, enc), enc, 1 << 16).unwrap(),
+                    f
+                );
+            }
+        }
+    }
+}
