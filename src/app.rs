@@ -230,6 +230,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<Running> {
         tokio::spawn(chat::flush::run(service.clone(), drain_rx.clone())),
         tokio::spawn(chat::visitors::run(service.clone(), drain_rx.clone())),
         tokio::spawn(chat::visitor_list::run(service.clone(), drain_rx.clone())),
+        tokio::spawn(chat::monitor::run(service.clone(), drain_rx.clone())),
         tokio::spawn(chat::gauges::run(service.clone(), drain_rx.clone())),
         tokio::spawn(chat::availability::run(service.clone(), drain_rx.clone())),
         tokio::spawn(chat::mail::run(service.clone(), drain_rx.clone())),

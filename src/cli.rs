@@ -25,7 +25,7 @@ pub enum Manage {
         /// Display name shown to visitors.
         #[arg(long)]
         name: Option<String>,
-        /// agent or admin.
+        /// agent, supervisor or admin.
         #[arg(long)]
         role: Option<String>,
         /// Comma-separated queue names (replaces the agent's queues).

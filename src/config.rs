@@ -330,6 +330,14 @@ pub struct Chat {
     /// Milliseconds after a chat an agent joined has ended during which its visitor may rate it
     /// and have its transcript e-mailed.
     pub after_chat_window_ms: u64,
+    /// How often a node with supervisors watching the monitor reads it from Redis (once per
+    /// node, shared by its watchers) and sends what changed.
+    pub monitor_interval_ms: u64,
+    /// Most chats and requests the monitor lists (waiting first); the rest are counted only.
+    pub monitor_max_chats: u32,
+    /// Bytes of monitor frames one watcher may be sent per second (bursts of twice that);
+    /// over it the watcher skips changes and later gets the whole monitor again.
+    pub monitor_bytes_per_second: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

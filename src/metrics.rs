@@ -94,6 +94,18 @@ pub struct Metrics {
     pub retention_purged: IntCounterVec,
     /// Retention job runs on this node, by outcome.
     pub retention_runs: IntCounterVec,
+    /// Supervisor actions taken on this node, by action.
+    pub supervisor_actions: IntCounterVec,
+    /// Connections on this node watching the supervisors' monitor.
+    pub monitor_watchers: IntGauge,
+    /// Time to read one monitor snapshot from Redis (once per node per interval while watched).
+    pub monitor_refresh: Histogram,
+    /// Monitor reads that failed (Redis or the store); the watchers keep the last state.
+    pub monitor_refresh_failures: IntCounter,
+    /// Bytes of monitor frames handed to watchers on this node.
+    pub monitor_bytes: IntCounter,
+    /// Monitor changes a watcher skipped for its byte budget (it gets the whole monitor later).
+    pub monitor_skipped: IntCounter,
 }
 
 /// The `limit` label values of `switchboard_limited_total`.
@@ -471,6 +483,42 @@ impl Metrics {
                 "switchboard_retention_runs_total",
                 "Retention job runs on this node, by outcome (done; skipped: another node held the lease; failed: the store or Redis failed, tried again next interval).",
                 &["outcome"],
+            ),
+            supervisor_actions: counter_vec(
+                &r,
+                "switchboard_supervisor_actions_total",
+                "Supervisor actions taken on this node, by action (whisper; take_over; follow: a chat opened read-only).",
+                &["action"],
+            ),
+            monitor_watchers: {
+                let g = IntGauge::new(
+                    "switchboard_monitor_watchers",
+                    "Connections on this node watching the supervisors' monitor.",
+                )
+                .expect("valid metric");
+                r.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
+            monitor_refresh: histogram(
+                &r,
+                "switchboard_monitor_refresh_seconds",
+                "Time to read one monitor snapshot from Redis and the store (once per node per interval while anyone watches).",
+                vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
+            ),
+            monitor_refresh_failures: counter(
+                &r,
+                "switchboard_monitor_refresh_failures_total",
+                "Monitor reads that failed (Redis or the store unreachable); watchers keep the last state until the next read succeeds.",
+            ),
+            monitor_bytes: counter(
+                &r,
+                "switchboard_monitor_bytes_total",
+                "Bytes of monitor frames (changes and renewed snapshots) handed to watching supervisors on this node.",
+            ),
+            monitor_skipped: counter(
+                &r,
+                "switchboard_monitor_skipped_total",
+                "Monitor changes a watcher skipped for its byte budget (chat.monitor_bytes_per_second); it gets the whole monitor again once the budget allows.",
             ),
             redis_append: redis_latency.with_label_values(&["append"]),
             redis_latency,

@@ -331,6 +331,7 @@ fn transcript(chat: &str, ended_at: i64) -> TranscriptRecord {
             at: ended_at,
             event: String::new(),
             data: None,
+            internal: false,
         }],
     }
 }

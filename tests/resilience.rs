@@ -197,6 +197,7 @@ async fn flush_left_by_a_crashed_node_is_completed_by_another_exactly_once() {
         max_chats: 1,
         queues: vec!["general".into()],
         session: 1,
+        supervisor: false,
     };
     svc.decide(&party, &chat, Decision::Create, None)
         .await

@@ -157,6 +157,7 @@ fn entry(seq: u32, author: &str, text: &str) -> TranscriptEntry {
         at: 1_000 + i64::from(seq),
         event: if author == "system" { "ended" } else { "" }.into(),
         data: None,
+        internal: false,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Who may see a chat: authorising a party from the chat's routing record, and resuming a chat
-//! (history after a sequence number, then live entries).
+//! (history after a sequence number, then live entries). A supervisor may resume any live
+//! chat read-only (`ChatAccess::read_only`); a visitor is never given an internal entry.
 
 use super::hub::{self, ConnId, Follower};
 use super::{ChatAccess, ChatError, ChatResult, Party, Service};
@@ -40,6 +41,7 @@ impl Service {
             display_name,
             state,
             queue: field("queue").to_string(),
+            read_only: false,
         })
     }
 
@@ -60,7 +62,13 @@ impl Service {
                 "last_seq must be a sequence number like 1700000000000-0",
             ));
         }
-        let access = self.authorise(party, chat).await?;
+        let access = match self.authorise(party, chat).await {
+            // A supervisor may follow any live chat, read-only.
+            Err(e) if e.code == ErrorCode::Forbidden && party.is_supervisor() => {
+                self.authorise_read_only(party, chat).await?
+            }
+            other => other?,
+        };
         if access.state == "invited" && matches!(party, Party::Visitor { .. }) {
             return Err(ChatError::new(
                 ErrorCode::WrongState,

@@ -287,6 +287,7 @@ mod tests {
             at: 0,
             event: event.into(),
             data,
+            internal: false,
         }
     }
 

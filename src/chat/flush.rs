@@ -194,6 +194,7 @@ impl Service {
 }
 
 pub(super) fn transcript_entry(e: crate::protocol::Entry) -> TranscriptEntry {
+    let internal = e.is_internal();
     TranscriptEntry {
         seq: e.seq,
         kind: if e.kind == crate::protocol::EntryKind::System {
@@ -205,6 +206,7 @@ pub(super) fn transcript_entry(e: crate::protocol::Entry) -> TranscriptEntry {
         name: e.name,
         text: e.text,
         at: e.at,
+        internal,
         event: e.event,
         data: e.data,
     }
@@ -291,5 +293,35 @@ pub(crate) async fn flush_now(svc: &Service, chat: &str) -> Result<&'static str,
             let written = svc.store.write_transcript(&record).await;
             forget_written(svc, written, &record).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transcript_entry;
+    use crate::protocol::{Entry, EntryKind};
+
+    fn entry(event: &str) -> Entry {
+        Entry {
+            seq: "1-0".into(),
+            kind: EntryKind::Message,
+            author: "supervisor".into(),
+            author_id: String::new(),
+            name: "Sue".into(),
+            text: "psst".into(),
+            at: 1,
+            client_msg_id: "w".into(),
+            event: event.into(),
+            data: None,
+        }
+    }
+
+    /// The stored transcript and webhook payloads mark a whisper internal, nothing else.
+    #[test]
+    fn whispers_are_marked_internal_in_stored_entries() {
+        let w = serde_json::to_value(transcript_entry(entry("whisper"))).unwrap();
+        assert_eq!(w["internal"], true);
+        let m = serde_json::to_value(transcript_entry(entry(""))).unwrap();
+        assert!(m.get("internal").is_none(), "{m}");
     }
 }

@@ -36,6 +36,8 @@ pub struct LiveEntry {
     pub seq: Seq,
     /// The node's subscription generation when the listener received the entry.
     pub generation: u64,
+    /// An internal entry (whisper): visitor connections skip it.
+    pub internal: bool,
     pub frames: Vec<Encoded>,
 }
 

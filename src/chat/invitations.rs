@@ -183,6 +183,7 @@ impl Service {
                 seq,
                 // Read from the stream itself: nothing before it can be missing.
                 generation: 0,
+                internal: entry.is_internal(),
                 frames: frames_for_entry(chat, entry),
             }));
             f.push(out);

@@ -217,11 +217,13 @@ fn on_entry(svc: &Service, chat: &str, channel: &str, payload: &[u8]) {
             .then(|| serde_json::from_str(&p.data).ok())
             .flatten(),
     };
+    let internal = entry.is_internal();
     let frames = frames_for_entry(&p.chat_id, entry);
     let live = LiveEntry {
         chat: p.chat_id,
         seq,
         generation: svc.hub.generation.current(),
+        internal,
         frames,
     };
     svc.hub.deliver(channel, Out::Entry(Arc::new(live)));

@@ -40,7 +40,7 @@ pub fn safe_url(raw: &str) -> ChatResult<String> {
     Ok(u.to_string())
 }
 
-fn check_client_msg_id(id: &str) -> ChatResult<()> {
+pub(super) fn check_client_msg_id(id: &str) -> ChatResult<()> {
     if id.is_empty() || id.len() > 64 {
         return Err(ChatError::new(
             ErrorCode::InvalidField,
@@ -62,7 +62,7 @@ impl Service {
     }
 
     /// Stores one entry and answers with its `ack`.
-    async fn append(&self, chat: &str, a: Append<'_>) -> ChatResult<ServerFrame> {
+    pub(super) async fn append(&self, chat: &str, a: Append<'_>) -> ChatResult<ServerFrame> {
         let seq = self.store_entry(chat, &a).await?;
         Ok(ServerFrame::Ack {
             chat_id: chat.into(),
@@ -106,6 +106,17 @@ impl Service {
         text: &str,
     ) -> ChatResult<ServerFrame> {
         check_client_msg_id(client_msg_id)?;
+        self.check_text(text)?;
+        let entry = Append {
+            client_msg_id,
+            text,
+            ..Default::default()
+        };
+        self.append_as(party, conn, access, chat, entry).await
+    }
+
+    /// A message text: not blank, at most `limits.max_message_chars`.
+    pub(super) fn check_text(&self, text: &str) -> ChatResult<()> {
         if text.trim().is_empty() {
             return Err(ChatError::new(ErrorCode::InvalidField, "text is empty"));
         }
@@ -116,12 +127,7 @@ impl Service {
                 format!("text is over {max} characters"),
             ));
         }
-        let entry = Append {
-            client_msg_id,
-            text,
-            ..Default::default()
-        };
-        self.append_as(party, conn, access, chat, entry).await
+        Ok(())
     }
 
     /// Stores a participant's entry under its role, id and display name, once the connection

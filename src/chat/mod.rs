@@ -1,7 +1,8 @@
 //! The chat domain: what visitors and agents can do, the follow-ups that complete each
 //! transition (see the outbox timers in `docs/design-redis.md`), routing, queue positions,
 //! timers, presence and the flush; around the chats: outgoing webhooks, data protection
-//! (export, erasure, retention) and the audit log. Connections call [`Service`]; it speaks to
+//! (export, erasure, retention) and the audit log; for supervisors the live monitor and
+//! whisper / take-over (`monitor`, `supervise`). Connections call [`Service`]; it speaks to
 //! Redis and the store.
 //! This module holds the service's state, its construction, the connection lifecycle and the
 //! shared types; each concern's operations are in the module named for it.
@@ -28,6 +29,7 @@ pub mod limits;
 pub mod listener;
 pub mod mail;
 mod messages;
+pub mod monitor;
 mod offline;
 pub mod panel;
 mod positions;
@@ -39,6 +41,7 @@ pub mod retention;
 mod rounds;
 mod routing;
 pub mod sessions;
+mod supervise;
 pub mod timers;
 mod transfer;
 pub mod visitor_list;
@@ -155,6 +158,10 @@ pub enum Party {
         queues: Vec<String>,
         /// The session version of the token the connection or request came with.
         session: u64,
+        /// Role `supervisor` or `admin` when the connection opened (a role change closes the
+        /// agent's sockets with 4409): may watch the monitor, open any running chat
+        /// read-only, whisper and take chats over.
+        supervisor: bool,
     },
 }
 
@@ -167,7 +174,18 @@ impl Party {
             max_chats: a.max_chats,
             queues: a.queues.clone(),
             session,
+            supervisor: a.role == "supervisor" || a.role == "admin",
         }
+    }
+    /// Whether this party may supervise (monitor, read-only follow, whisper, take over).
+    pub fn is_supervisor(&self) -> bool {
+        matches!(
+            self,
+            Party::Agent {
+                supervisor: true,
+                ..
+            }
+        )
     }
     pub fn role(&self) -> &'static str {
         match self {
@@ -220,6 +238,9 @@ pub struct ChatAccess {
     pub display_name: String,
     pub state: String,
     pub queue: String,
+    /// A supervisor following a chat that is not theirs: sees everything (whispers included),
+    /// writes nothing until they take it over.
+    pub read_only: bool,
 }
 
 pub fn now_ms() -> i64 {
@@ -259,6 +280,8 @@ pub struct Service {
     appearance: appearance::Cached,
     /// Redis's epoch as this node last read it (`chat::epoch`).
     pub epoch: epoch::Epoch,
+    /// The supervisors' monitor: this node's watchers and the snapshot they share.
+    monitor: monitor::Monitor,
 }
 
 impl Service {
@@ -301,6 +324,7 @@ impl Service {
             visitors: visitors::SiteVisitors::new(&settings),
             availability: availability::Availability::default(),
             visitor_list: visitor_list::VisitorList::new(&settings),
+            monitor: monitor::Monitor::default(),
             settings,
             redis,
             store,

@@ -128,6 +128,7 @@ impl Service {
             display_name: name.unwrap_or_else(|| "Visitor".into()),
             state: r.state.clone(),
             queue: r.queue.clone(),
+            read_only: false,
         };
         Ok((
             access,
@@ -332,6 +333,7 @@ impl Service {
             display_name: name.clone(),
             state: "active".into(),
             queue: a.queue,
+            read_only: false,
         })
     }
 

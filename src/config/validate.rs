@@ -196,6 +196,15 @@ impl Settings {
             ),
             ("flush.claim_idle_ms", self.flush.claim_idle_ms),
             ("chat.max_wait_ms", self.chat.max_wait_ms),
+            ("chat.monitor_interval_ms", self.chat.monitor_interval_ms),
+            (
+                "chat.monitor_max_chats",
+                u64::from(self.chat.monitor_max_chats),
+            ),
+            (
+                "chat.monitor_bytes_per_second",
+                self.chat.monitor_bytes_per_second,
+            ),
             ("chat.after_chat_window_ms", self.chat.after_chat_window_ms),
             ("mail.timeout_ms", self.mail.timeout_ms),
             ("mail.claim_idle_ms", self.mail.claim_idle_ms),

@@ -165,6 +165,7 @@ pub fn run(start: Box<Start>, mut socket: WebSocket) -> impl std::future::Future
         let followed: Vec<String> = conn.chats.keys().cloned().collect();
         Box::pin(async {
             gw.svc.unwatch_visitors(id).await;
+            gw.svc.unwatch_monitor(id);
             gw.svc.disconnected(&conn.party, id, followed).await;
         })
         .await;
@@ -309,6 +310,10 @@ impl Conn {
                     return Flow::Continue;
                 }
                 followed.cursor.sent(live.seq);
+                if live.internal && matches!(self.party, crate::chat::Party::Visitor { .. }) {
+                    // A whisper: counted as delivered so the sequence moves on, never sent.
+                    return Flow::Continue;
+                }
                 self.gw.svc.metrics.entries_out.inc();
                 for f in live.frames.iter() {
                     if let Flow::Close(c, r) = self.feed(socket, f).await {

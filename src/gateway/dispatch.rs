@@ -111,6 +111,9 @@ impl Conn {
                     .resume(&party, self.id, self.follower.clone(), &chat_id, &last_seq)
                     .await?;
                 let from = Seq::parse(&last_seq).unwrap_or_default();
+                if access.read_only {
+                    self.unfollow_read_only_except(&chat_id).await;
+                }
                 let followed = self
                     .chats
                     .entry(chat_id.clone())
@@ -258,6 +261,7 @@ impl Conn {
                     .await?
             }
             ClientFrame::Typing { chat_id, typing } => {
+                self.refuse_read_only(&chat_id)?;
                 svc.typing(&party, self.id, &chat_id, typing).await?;
                 return Ok(Flow::Continue);
             }
@@ -266,6 +270,7 @@ impl Conn {
                 seq,
                 state,
             } => {
+                self.refuse_read_only(&chat_id)?;
                 svc.receipt(&party, self.id, &chat_id, &seq, state).await?;
                 return Ok(Flow::Continue);
             }
@@ -343,17 +348,76 @@ impl Conn {
                 svc.decline_invitation(&party, &chat_id).await?;
                 return Ok(Flow::Continue);
             }
+            ClientFrame::WatchMonitor => {
+                svc.watch_monitor(&party, self.id, self.follower.clone())
+                    .await?
+            }
+            ClientFrame::UnwatchMonitor => {
+                svc.unwatch_monitor(self.id);
+                return Ok(Flow::Continue);
+            }
+            ClientFrame::Whisper {
+                chat_id,
+                client_msg_id,
+                text,
+            } => svc.whisper(&party, &chat_id, &client_msg_id, &text).await?,
+            ClientFrame::TakeOver { chat_id } => {
+                let generation = svc.hub.generation.settled();
+                let (access, frame) = svc
+                    .take_over(&party, self.id, self.follower.clone(), &chat_id)
+                    .await?;
+                // A read-only follow becomes a full one; its delivered sequence stays.
+                self.chats
+                    .entry(chat_id)
+                    .and_modify(|f| f.access = access.clone())
+                    .or_insert(Followed::new(access, generation));
+                frame
+            }
         };
         Ok(self.reply(socket, reply).await)
     }
 
+    /// The access this connection writes into `chat` with: it must follow the chat, and not
+    /// read-only.
     fn access(&self, chat: &str) -> Result<ChatAccess, ChatError> {
+        self.refuse_read_only(chat)?;
         self.chats
             .get(chat)
             .map(|f| f.access.clone())
             .ok_or_else(|| {
                 ChatError::new(ErrorCode::Forbidden, "resume the chat before sending to it")
             })
+    }
+
+    /// A connection follows at most one chat read-only (the one a supervisor has open): opening
+    /// another stops following the previous one, so a long monitoring session does not pile up
+    /// follows.
+    async fn unfollow_read_only_except(&mut self, keep: &str) {
+        let others: Vec<String> = self
+            .chats
+            .iter()
+            .filter(|(id, f)| f.access.read_only && id.as_str() != keep)
+            .map(|(id, _)| id.clone())
+            .collect();
+        let svc = self.gw.svc.clone();
+        for id in others {
+            self.chats.remove(&id);
+            svc.hub
+                .unfollow(&svc.redis.keys.chat_channel(&id), self.id)
+                .await;
+        }
+    }
+
+    /// A supervisor following a chat read-only writes nothing into it (no messages, typing or
+    /// receipts) until they take it over.
+    fn refuse_read_only(&self, chat: &str) -> Result<(), ChatError> {
+        if self.chats.get(chat).is_some_and(|f| f.access.read_only) {
+            return Err(ChatError::new(
+                ErrorCode::Forbidden,
+                "you follow this chat read-only; take it over to write",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -372,8 +436,10 @@ fn frame_ref(f: &ClientFrame) -> Option<String> {
         | ClientFrame::Receipt { chat_id, .. }
         | ClientFrame::Transfer { chat_id, .. }
         | ClientFrame::AcceptInvitation { chat_id }
-        | ClientFrame::DeclineInvitation { chat_id } => Some(chat_id.clone()),
+        | ClientFrame::DeclineInvitation { chat_id }
+        | ClientFrame::TakeOver { chat_id } => Some(chat_id.clone()),
         ClientFrame::SendLink { client_msg_id, .. }
+        | ClientFrame::Whisper { client_msg_id, .. }
         | ClientFrame::PushPage { client_msg_id, .. } => Some(client_msg_id.clone()),
         ClientFrame::Invite { visitor_id, .. } | ClientFrame::VisitorHistory { visitor_id } => {
             Some(visitor_id.clone())

@@ -151,6 +151,10 @@ impl Conn {
                         svc.metrics.entries_out.inc();
                     }
                 }
+                if entry.is_internal() && matches!(self.party, Party::Visitor { .. }) {
+                    // A whisper: the cursor moved past it, a visitor is never sent it.
+                    continue;
+                }
                 for f in frames_for_entry(chat, entry) {
                     if let Flow::Close(c, r) = self.feed(socket, &f).await {
                         return Ok(Flow::Close(c, r));

@@ -5,6 +5,7 @@
 mod codec;
 mod codes;
 mod nobody;
+mod supervise;
 
 pub use codec::{
     decode_client, decode_server, encode_client, encode_server, DecodeError, Encoding,
@@ -12,6 +13,7 @@ pub use codec::{
 pub use codes::close as close_codes;
 pub use codes::ErrorCode;
 pub use nobody::{InboxItem, QueueInfo, WaitingRequest};
+pub use supervise::{MonitorAgent, MonitorChanges, MonitorChat, MonitorQueue, MonitorSnapshot};
 
 use serde::{Deserialize, Serialize};
 
@@ -171,6 +173,20 @@ pub enum ClientFrame {
         #[serde(default)]
         note: Option<String>,
     },
+    /// Supervisor: start receiving the live monitor (`monitor_snapshot`, then
+    /// `monitor_changed`).
+    WatchMonitor,
+    /// Supervisor: stop receiving the live monitor.
+    UnwatchMonitor,
+    /// Supervisor: a note to the chat's agent, never delivered to the visitor. Answered by `ack`.
+    Whisper {
+        chat_id: String,
+        client_msg_id: String,
+        text: String,
+    },
+    /// Supervisor: the running chat moves to you; its agent is told (`chat_unfollowed`,
+    /// reason `taken_over`). Answered by `chat_assigned`.
+    TakeOver { chat_id: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -330,6 +346,19 @@ pub struct Entry {
     pub data: Option<serde_json::Value>,
 }
 
+impl Entry {
+    /// An internal entry (a supervisor's `whisper`): kept in the transcript, shown to the
+    /// chat's agents and supervisors, never delivered to the visitor.
+    pub fn is_internal(&self) -> bool {
+        is_internal_event(&self.event)
+    }
+}
+
+/// Whether an entry's `event` marks it internal (see [`Entry::is_internal`]).
+pub fn is_internal_event(event: &str) -> bool {
+    event == "whisper"
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
@@ -487,9 +516,14 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "String::is_empty")]
         note: String,
     },
-    /// Agent: no connection of yours follows this chat any more (`reason`: `transferred`);
-    /// close its tab.
+    /// Agent: no connection of yours follows this chat any more (`reason`: `transferred`, or
+    /// `taken_over` by a supervisor); close its tab.
     ChatUnfollowed { chat_id: String, reason: String },
+    /// Supervisor: the whole live monitor (after `watch_monitor`, or when a change is too
+    /// large to list).
+    MonitorSnapshot(Box<MonitorSnapshot>),
+    /// Supervisor: what changed on the monitor since the last frame, batched.
+    MonitorChanged(Box<MonitorChanges>),
     /// The other side is typing (or stopped).
     Typing {
         chat_id: String,

@@ -70,6 +70,14 @@ impl Keys {
     pub fn waits(&self, q: &str) -> String {
         format!("{}{{r}}:waits:{q}", self.prefix)
     }
+    /// A queue's accepts of the last hour, scored by time, members `CHAT:WAIT_MS` (monitor).
+    pub fn accepted(&self, q: &str) -> String {
+        format!("{}{{r}}:accepted:{q}", self.prefix)
+    }
+    /// A queue's missed offers of the last hour, scored by time (monitor).
+    pub fn missed(&self, q: &str) -> String {
+        format!("{}{{r}}:missed:{q}", self.prefix)
+    }
     /// Fixed-window counters of offline messages per visitor and per IP (one `{ol}` slot).
     pub fn offline_limit(&self, kind: &str, who: &str) -> String {
         format!("{}{{ol}}:{kind}:{who}", self.prefix)

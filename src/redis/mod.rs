@@ -4,8 +4,9 @@
 //! `timers`, `presence`, `flush` (the `{f}` stream), `visitors`, `sessions` (agent session
 //! versions), `availability`, `mail`, `ratelimit` (logins), `limits` (rates and socket counts),
 //! `webhooks` (the webhook stream and retries, cluster leases), `after_chat` (what a visitor
-//! may do once a chat ended), `privacy` (what an erasure clears) and `epoch` (whether Redis
-//! lost its data). The data model is in `docs/design-redis.md`.
+//! may do once a chat ended), `privacy` (what an erasure clears), `epoch` (whether Redis lost
+//! its data) and `supervise` (take-over and the monitor's reads). The data model is in
+//! `docs/design-redis.md`.
 
 mod after_chat;
 mod availability;
@@ -21,6 +22,7 @@ mod ratelimit;
 mod routing;
 mod scripts;
 mod sessions;
+mod supervise;
 mod timers;
 mod transcript;
 mod visitors;
@@ -36,6 +38,7 @@ pub use ratelimit::{LoginGate, LoginLimits, LoginSettled};
 pub use routing::{
     Accepted, AgentTotals, ChatRecord, Ended, Handover, Offer, Requested, ROUTE_BATCH,
 };
+pub use supervise::MonitorRead;
 pub use transcript::{Append, Opening, TranscriptCaps};
 pub use visitors::{InvitationAccepted, Invited, VisitorRecord};
 pub use webhooks::{ClaimedRetry, LeaseMode, HOOK_GROUP};

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 /// A participant's entry to append to a transcript.
 #[derive(Debug, Clone, Default)]
 pub struct Append<'a> {
-    /// `visitor` or `agent`.
+    /// `visitor`, `agent` or `supervisor` (whispers only).
     pub role: &'a str,
     pub actor: &'a str,
     pub name: &'a str,
@@ -20,7 +20,7 @@ pub struct Append<'a> {
     pub text: &'a str,
     /// A system entry (a pushed page) rather than a message.
     pub system: bool,
-    /// "" for text, else `link`, `file` or `push_page`.
+    /// "" for text, else `link`, `file`, `push_page` or `whisper`.
     pub event: &'a str,
     pub data: Option<serde_json::Value>,
 }

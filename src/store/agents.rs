@@ -18,7 +18,7 @@ const MIN_PASSWORD: usize = 8;
 const MAX_PASSWORD: usize = 1024;
 const MAX_QUEUE_NAME: usize = 64;
 const MAX_CHATS: i64 = 100;
-const ROLES: [&str; 2] = ["agent", "admin"];
+const ROLES: [&str; 3] = ["agent", "supervisor", "admin"];
 
 /// True for 1 to 64 characters of `[a-z0-9_-]`.
 /// How long a node trusts that a queue name it found still exists.
@@ -84,7 +84,7 @@ pub(super) fn check_max_chats(max_chats: i64) -> Result<(), StoreError> {
 
 pub(super) fn check_role(role: &str) -> Result<(), StoreError> {
     if !ROLES.contains(&role) {
-        return invalid("role must be agent or admin");
+        return invalid("role must be agent, supervisor or admin");
     }
     Ok(())
 }

@@ -48,6 +48,11 @@ const SQLITE: &[Embedded] = &[
         "appearance",
         include_str!("../../migrations/sqlite/0008_appearance.sql"),
     ),
+    (
+        9,
+        "supervisor",
+        include_str!("../../migrations/sqlite/0009_supervisor.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -85,6 +90,11 @@ const POSTGRES: &[Embedded] = &[
         8,
         "appearance",
         include_str!("../../migrations/postgres/0008_appearance.sql"),
+    ),
+    (
+        9,
+        "supervisor",
+        include_str!("../../migrations/postgres/0009_supervisor.sql"),
     ),
 ];
 

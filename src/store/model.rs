@@ -147,6 +147,10 @@ pub struct TranscriptEntry {
     /// Details of a link, pushed page or file (its id for downloads), when there are any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<serde_json::Value>,
+    /// An internal entry (a supervisor's whisper to the agent, event `whisper`): shown as such
+    /// in history and webhook payloads; the visitor never received it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub internal: bool,
 }
 
 /// Everything the flush worker knows about an ended chat.

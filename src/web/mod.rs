@@ -127,6 +127,10 @@ pub fn routes() -> Router {
             serve!("console/after-chat.js", JS, true),
         )
         .route(
+            "/console/monitor.js",
+            serve!("console/monitor.js", JS, true),
+        )
+        .route(
             "/console/history.js",
             serve!("console/history.js", JS, true),
         )

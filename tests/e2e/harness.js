@@ -89,10 +89,11 @@ async function waitReady(node, child, logFile, timeoutMs = 30000) {
 
 /**
  * Starts `nodes` nodes sharing one store and one Redis prefix, with `agents` agents
- * (agent1..agentN, password "secret-password", queue "general", 3 chats each). `env` overrides
- * settings for this cluster (e.g. a longer grace period).
+ * (agent1..agentN, password "secret-password", queue "general", 3 chats each) and `supervisors`
+ * supervisors (super1..superN, role supervisor, likewise). `env` overrides settings for this
+ * cluster (e.g. a longer grace period).
  */
-async function startCluster({ nodes = 2, agents = 1, name = 'e2e', env = {} } = {}) {
+async function startCluster({ nodes = 2, agents = 1, supervisors = 0, name = 'e2e', env = {} } = {}) {
   if (!fs.existsSync(BIN)) throw new Error(`no server binary at ${BIN}; run cargo build (or set SWITCHBOARD_BIN)`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sb-e2e-'));
   const prefix = `e2e-${randomString(10)}`;
@@ -123,8 +124,14 @@ async function startCluster({ nodes = 2, agents = 1, name = 'e2e', env = {} } = 
     await run(['agent', 'add', '--username', a.username, '--password', a.password, '--name', a.name, '--role', 'agent', '--max-chats', '3', '--queues', 'general'], base, cliLog);
     agentList.push(a);
   }
+  const supervisorList = [];
+  for (let i = 1; i <= supervisors; i++) {
+    const a = { username: `super${i}`, password: 'secret-password', name: `Supervisor ${i}` };
+    await run(['agent', 'add', '--username', a.username, '--password', a.password, '--name', a.name, '--role', 'supervisor', '--max-chats', '3', '--queues', 'general'], base, cliLog);
+    supervisorList.push(a);
+  }
   const started = [];
-  const cluster = { dir, prefix, nodes: started, agents: agentList, stop: () => stopCluster(cluster) };
+  const cluster = { dir, prefix, nodes: started, agents: agentList, supervisors: supervisorList, stop: () => stopCluster(cluster) };
   try {
     for (let i = 0; i < nodes; i++) {
       const port = await freePort();

@@ -18,7 +18,7 @@ else
   redis.call('ZREM', rp .. 'timers', 'offer:' .. cid)
   redis.call('ZADD', rp .. 'timers', now + tonumber(ARGV[5]), 'join:' .. cid)
   local q, c = unpack(redis.call('HMGET', KEYS[1], 'queue', 'created'))
-  record_wait(rp, q, now - (tonumber(c) or now))
+  record_wait(rp, q, cid, now, now - (tonumber(c) or now))
 end
 local v, q, n, e, qu, c = unpack(redis.call('HMGET', KEYS[1], 'visitor', 'queue', 'name', 'email', 'question', 'created'))
 if fresh == 1 then hook_accepted(rp, KEYS[1], cid, aid, now, false) end

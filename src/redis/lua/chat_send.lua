@@ -6,7 +6,10 @@
 -- one system entry (event `transcript_full`) so the agent sees why. The agent may write a small
 -- reserve beyond the cap (to say so and end the chat); ending is never refused.
 -- KEYS[1] P{c:ID}:log  KEYS[2] P{c:ID}:meta  KEYS[3] P{c:ID}:cmid  KEYS[4] P{c:ID} (channel)
--- ARGV[1] chat id  ARGV[2] role (visitor|agent)  ARGV[3] actor id  ARGV[4] display name
+-- A `supervisor` writes only whispers (event `whisper`, internal: the node checked the role and
+-- never delivers them to the visitor); the script lets any supervisor id write one.
+-- The time of the visitor's last entry is kept in the meta hash (`vlast`) for the monitor.
+-- ARGV[1] chat id  ARGV[2] role (visitor|agent|supervisor)  ARGV[3] actor id  ARGV[4] display name
 -- ARGV[5] client message id  ARGV[6] text  ARGV[7] now
 -- ARGV[8] kind (message|system)  ARGV[9] event ("" | link | file | push_page)  ARGV[10] data JSON or ""
 -- ARGV[11] max participant entries  ARGV[12] max participant bytes
@@ -15,7 +18,8 @@
 -- Returns {seq, 1 if new | 0 if a duplicate} or error "wrong_state" / "forbidden" / "cap_reached".
 local log, meta, cmids, ch = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local st, vid, aid, n, b, full = unpack(redis.call('HMGET', meta, 'state', 'visitor', 'agent', 'n', 'b', 'full'))
-local who = (ARGV[2] == 'visitor') and vid or aid
+local who = aid
+if ARGV[2] == 'visitor' then who = vid elseif ARGV[2] == 'supervisor' then who = ARGV[3] end
 if st and who ~= ARGV[3] then return redis.error_reply('forbidden') end
 local dedupe = ARGV[2] .. ':' .. ARGV[3] .. ':' .. ARGV[5]
 local known = redis.call('HGET', cmids, dedupe)
@@ -38,4 +42,5 @@ local aid = (ARGV[2] == 'agent') and ARGV[3] or ''
 local seq = append(log, ch, ARGV[1], ARGV[8], ARGV[2], ARGV[4], ARGV[6], ARGV[7], ARGV[5], ARGV[9], ARGV[10], aid)
 redis.call('HSET', cmids, dedupe, seq)
 redis.call('HSET', meta, 'n', n + 1, 'b', b + size)
+if ARGV[2] == 'visitor' then redis.call('HSET', meta, 'vlast', ARGV[7]) end
 return {seq, 1}

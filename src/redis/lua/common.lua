@@ -52,15 +52,38 @@ local function add_load(rp, aid, delta, now)
   refresh_agent(rp, aid)
 end
 
+-- Moves a running chat's assignment from one agent to another (a transfer, a supervisor's
+-- take-over): its place in the agents' chat sets and load, and the `join:ID` outbox timer that
+-- writes the transcript side. The caller has set the record's `agent`.
+local function move_chat(rp, cid, from, to, now, lease)
+  redis.call('SREM', rp .. 'agentchats:' .. from, cid)
+  redis.call('SADD', rp .. 'agentchats:' .. to, cid)
+  add_load(rp, from, -1, now)
+  add_load(rp, to, 1, now)
+  redis.call('ZADD', rp .. 'timers', now + lease, 'join:' .. cid)
+end
+
 local function notify_queue(rp, queue)
   redis.call('SPUBLISH', rp .. 'qch', queue)
 end
 
--- Keeps the queue's last 20 request-to-accept times (ms, newest first) for the wait estimate.
-local function record_wait(rp, queue, ms)
+-- Keeps one hour of a queue's events for the supervisors' monitor in a sorted set scored by
+-- time (`accepted:Q` members "CHAT:WAIT_MS", `missed:Q` members "CHAT:NOW"); older ones go on
+-- every write, so each set holds at most an hour.
+local function record_recent(rp, kind, queue, now, member)
+  local key = rp .. kind .. ':' .. queue
+  redis.call('ZADD', key, now, member)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - 3600000)
+end
+
+-- Keeps the queue's last 20 request-to-accept times (ms, newest first) for the wait estimate,
+-- and the last hour's accepts for the monitor.
+local function record_wait(rp, queue, cid, now, ms)
   local key = rp .. 'waits:' .. queue
-  redis.call('LPUSH', key, math.max(0, ms))
+  ms = math.max(0, ms)
+  redis.call('LPUSH', key, ms)
   redis.call('LTRIM', key, 0, 19)
+  record_recent(rp, 'accepted', queue, now, cid .. ':' .. ms)
 end
 
 -- Denied sets whose reset time has come (`denyreset`, scored by due time) are dropped, so an

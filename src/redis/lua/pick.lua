@@ -23,7 +23,7 @@ redis.call('HSET', KEYS[1], 'state', 'active', 'agent', aid, 'accepted', now)
 redis.call('SADD', rp .. 'agentchats:' .. aid, cid)
 redis.call('ZADD', rp .. 'timers', now + tonumber(ARGV[5]), 'join:' .. cid)
 add_load(rp, aid, 1, now)
-record_wait(rp, queue, now - (tonumber(created) or now))
+record_wait(rp, queue, cid, now, now - (tonumber(created) or now))
 notify_queue(rp, queue)
 local v, n, e, qu = unpack(redis.call('HMGET', KEYS[1], 'visitor', 'name', 'email', 'question'))
 return {v, queue, n or '', e or '', qu or '', 1, tonumber(created) or 0}

@@ -22,6 +22,7 @@ redis.call('HDEL', KEYS[1], 'offered_to', 'offered_at')
 redis.call('ZADD', rp .. 'q:' .. queue, ticket, cid)
 redis.call('SREM', rp .. 'agentchats:' .. to, cid)
 redis.call('ZREM', rp .. 'timers', 'offer:' .. cid)
+if aid == '' then record_recent(rp, 'missed', queue, now, cid .. ':' .. now) end
 local away = 0
 if aid == '' and ARGV[6] == '1' and redis.call('HGET', rp .. 'agent:' .. to, 'status') == 'available' then
   redis.call('HSET', rp .. 'agent:' .. to, 'status', 'away')

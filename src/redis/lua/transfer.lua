@@ -23,11 +23,7 @@ if to ~= '' then
   end
   redis.call('HSET', KEYS[1], 'agent', to, 'accepted', now)
   keep_note()
-  redis.call('SREM', rp .. 'agentchats:' .. from, cid)
-  redis.call('SADD', rp .. 'agentchats:' .. to, cid)
-  add_load(rp, from, -1, now)
-  add_load(rp, to, 1, now)
-  redis.call('ZADD', rp .. 'timers', now + tonumber(ARGV[7]), 'join:' .. cid)
+  move_chat(rp, cid, from, to, now, tonumber(ARGV[7]))
   return {'agent', queue}
 end
 local q = (toq ~= '') and toq or queue

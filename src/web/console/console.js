@@ -12,6 +12,7 @@ import { Waiting } from './waiting.js';
 import { Inbox } from './inbox.js';
 import { showRating } from './after-chat.js';
 import { Admin } from './admin/admin.js';
+import { Monitor } from './monitor.js';
 
 const SESSION_KEY = 'sb.agent';
 const $ = (sel) => document.querySelector(sel);
@@ -30,6 +31,7 @@ let cannedAdmin = null;
 let waiting = null;
 let inbox = null;
 let admin = null; // the Admin section, for admins only
+let monitor = null;
 let view = 'chats';
 
 // ---- banner ----
@@ -134,6 +136,12 @@ function showView(name) {
   if (name === 'visitors') visitors.watch();
   else visitors.unwatch();
   if (name === 'chats') chats.shown();
+  $('#view-monitor').hidden = name !== 'monitor';
+  if (monitor) {
+    // The monitor streams only while it is on screen.
+    if (name === 'monitor') monitor.watch();
+    else monitor.unwatch();
+  }
 }
 
 for (const b of document.querySelectorAll('nav.views button')) b.addEventListener('click', () => showView(b.dataset.view));
@@ -141,6 +149,7 @@ for (const b of document.querySelectorAll('nav.views button')) b.addEventListene
 // ---- frames ----
 
 function onFrame(f) {
+  if (monitor && monitor.onFrame(f)) return;
   switch (f.type) {
     case 'welcome': {
       const chatsList = Array.isArray(f.chats) ? f.chats : [];
@@ -154,6 +163,7 @@ function onFrame(f) {
       offers.retain(offered);
       chats.restore(chatsList);
       if (view === 'visitors') visitors.watch();
+      if (monitor) monitor.reconnected();
       inbox.load();
       break;
     }
@@ -165,6 +175,7 @@ function onFrame(f) {
       break;
     case 'chat_unfollowed':
       chats.onUnfollowed(f);
+      if (f.reason === 'taken_over') showBanner(S.chatTakenOver, true);
       break;
     case 'chat_assigned':
       chats.onAssigned(f);
@@ -334,6 +345,16 @@ function startApp() {
     byTestId('nav-admin').hidden = false;
   }
   inbox = new Inbox(byTestId('inbox-list'), byTestId('no-inbox'), { me: me.agent && me.agent.id, onError: showBanner });
+  // Supervisors and admins get the Monitor view (the node checks the role on every frame).
+  const role = me.agent && me.agent.role;
+  if (role === 'supervisor' || role === 'admin') {
+    byTestId('nav-monitor').hidden = false;
+    monitor = new Monitor({
+      root: $('#view-monitor'),
+      send: (frame) => conn.send(frame),
+      onTakenOver: () => showView('chats')
+    });
+  }
   byTestId('status-select').addEventListener('change', (e) => {
     if (!conn.send({ type: 'set_status', status: e.target.value })) showBanner(S.reconnecting);
   });

@@ -185,7 +185,39 @@ const STRINGS = {
     declined: '{who} declined the invitation.',
     expired: 'The invitation to {who} expired.',
     gone: '{who} has left; the invitation is void.'
-  }
+  },
+  // Supervisors: the Monitor view (monitor.js) and whispers in transcripts.
+  navMonitor: 'Monitor',
+  internal: 'Whisper (internal)',
+  monitorChats: 'Waiting and running chats',
+  monitorAgents: 'Agents',
+  monitorQueues: 'Queues',
+  monitorTotal: '{shown} of {total}',
+  monitorNoChats: 'No chats or requests right now.',
+  colQueue: 'Queue',
+  colVisitor: 'Visitor',
+  colAgent: 'Agent',
+  colState: 'State',
+  colWaited: 'Waiting / running',
+  colSilent: 'Visitor silent',
+  colRating: 'Rating',
+  colStatus: 'Status',
+  colLoad: 'Load',
+  colRole: 'Role',
+  colWaiting: 'Waiting',
+  colLongest: 'Longest wait',
+  colAcceptedHour: 'Accepted (1 h)',
+  colMedianAccept: 'Median to accept',
+  colMissed: 'Missed offers (1 h)',
+  monitorOpen: 'Open',
+  monitorClose: 'Close',
+  monitorReadOnly: 'Read-only: you see what the agent sees, whispers included.',
+  whisperLabel: 'Whisper to the agent (the visitor never sees it)',
+  whisperSend: 'Whisper',
+  takeOver: 'Take over',
+  takenOver: 'You took this chat over; it is in your Chats.',
+  chatTakenOver: 'A supervisor took over one of your chats.',
+  duration: '{m}:{s}'
 };
 
 const user = (window.SwitchboardConsole && window.SwitchboardConsole.strings) || {};

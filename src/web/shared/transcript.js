@@ -185,6 +185,13 @@ var SbTranscript = (function () {
     var meta = el(doc, 'div', p + 'meta');
     var who = mine && !this.showOwnName ? (this.strings.you || 'You') : (entry.name || entry.author || '');
     meta.appendChild(el(doc, 'span', p + 'name', who));
+    // A supervisor's whisper (internal: the visitor never receives it; agents' views only).
+    if (entry.event === 'whisper' || entry.internal) {
+      li.setAttribute('data-internal', 'true');
+      var tag = el(doc, 'span', p + 'internal', this.strings.internal || 'Whisper (internal)');
+      tag.setAttribute('data-testid', 'internal-tag');
+      meta.appendChild(tag);
+    }
     var t = formatTime(entry.at);
     if (t) meta.appendChild(el(doc, 'time', p + 'time', t));
     li.appendChild(meta);
