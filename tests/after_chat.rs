@@ -11,6 +11,7 @@ use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
 use switchboard::app::Running;
+use switchboard::store::PurgeKind;
 
 async fn rate(node: &Running, chat: &str, token: &str, body: Value) -> (u16, Value) {
     post(
@@ -177,6 +178,24 @@ async fn rated_once_before_or_after_the_flush(backend: Backend) {
             || listed.contains(r#""name":"rating.submitted","emitted":true"#),
         "{listed}"
     );
+
+    // Retention takes a chat's rating with its transcript.
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        + 1_000;
+    cluster
+        .store
+        .purge_batch(PurgeKind::Transcripts, later, 100)
+        .await
+        .unwrap();
+    let left = cluster
+        .store
+        .ratings_of(&[first.clone(), second.clone()])
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
     cluster.cleanup().await;
 }
 

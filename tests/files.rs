@@ -217,6 +217,28 @@ async fn files_both_ways_between_participants_only() {
         );
     }
 
+    // Shown in place on request: raster images only, same credentials, same safe headers.
+    let inline = |node: &Running, id: &str, token: &str| {
+        let url = format!("{}/api/files/{id}?token={token}&view=image", http(node));
+        async move { reqwest::get(url).await.expect("http") }
+    };
+    let r = inline(&b, &photo_id, &vtoken).await;
+    assert_eq!(r.status(), 200);
+    let h = r.headers();
+    assert_eq!(h["content-type"], "image/png");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["content-security-policy"], "sandbox");
+    assert_eq!(
+        h["content-disposition"],
+        "inline; filename=\"photo.png\"; filename*=UTF-8''photo.png"
+    );
+    let r = inline(&a, &notes_id, &vtoken).await;
+    assert_eq!(r.status(), 415);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["code"], 4003, "{e}");
+    let (_, stranger) = visitor_token(&a).await;
+    assert_eq!(inline(&a, &photo_id, &stranger).await.status(), 403);
+
     // Not a participant: another visitor, an agent not assigned, no token, a forged token.
     let (_, other_visitor) = visitor_token(&a).await;
     cluster.agent("bob", 1).await;

@@ -104,17 +104,7 @@ async fn agent_login(
             "username or password too long",
         ));
     }
-    let ip = svc
-        .settings
-        .server
-        .client_ip(
-            peer.ip(),
-            headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok()),
-        )
-        .to_string();
+    let ip = super::client_ip(svc, peer, &headers);
     // The permit before Redis: a login refused as busy is then not counted as an attempt.
     let Some(permit) = check_permit(&login).await else {
         failures.with_label_values(&["busy"]).inc();

@@ -143,7 +143,7 @@ impl Store {
         let purged = match kind {
             PurgeKind::Transcripts => {
                 let rows = sqlx::query(
-                    "SELECT id, interaction_id FROM messages WHERE ended_at < $1 \
+                    "SELECT id, chat_id, interaction_id FROM messages WHERE ended_at < $1 \
                      ORDER BY id LIMIT $2",
                 )
                 .bind(cutoff)
@@ -154,6 +154,12 @@ impl Store {
                 for row in &rows {
                     let id: i64 = row.try_get("id")?;
                     let interaction: Option<i64> = row.try_get("interaction_id")?;
+                    // A chat's rating (with the visitor's comment) goes with its transcript.
+                    let chat: String = row.try_get("chat_id")?;
+                    sqlx::query("DELETE FROM chat_ratings WHERE chat_id = $1")
+                        .bind(chat)
+                        .execute(&mut *tx)
+                        .await?;
                     n += sqlx::query("DELETE FROM messages WHERE id = $1")
                         .bind(id)
                         .execute(&mut *tx)
