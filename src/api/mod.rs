@@ -1,4 +1,4 @@
-//! HTTP/JSON handlers: visitor sessions, interactions and transcripts, health and metrics; agent
+//! HTTP/JSON handlers: visitor sessions, interactions and transcripts (searched in `history`), health and metrics; agent
 //! login in `login` (bounded and throttled), sessions and the checks every agent endpoint makes
 //! in `auth`, the agents' admin API in `admin` (what admin endpoints share in `admin_request`),
 //! webhooks, data protection and the audit log in `webhooks` and `privacy`, canned responses,
@@ -12,6 +12,7 @@ mod canned;
 mod cors;
 mod file_links;
 mod files;
+mod history;
 mod inbox;
 mod login;
 
@@ -90,6 +91,7 @@ pub fn routes(svc: Arc<Service>) -> Router {
         .route("/api/interactions/{id}", get(interaction))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .merge(history::routes())
         .merge(canned::routes())
         .merge(inbox::routes())
         .merge(webhooks::routes())

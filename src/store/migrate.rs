@@ -38,6 +38,11 @@ const SQLITE: &[Embedded] = &[
         "integrations",
         include_str!("../../migrations/sqlite/0005_integrations.sql"),
     ),
+    (
+        6,
+        "search",
+        include_str!("../../migrations/sqlite/0006_search.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -65,6 +70,11 @@ const POSTGRES: &[Embedded] = &[
         5,
         "integrations",
         include_str!("../../migrations/postgres/0005_integrations.sql"),
+    ),
+    (
+        6,
+        "search",
+        include_str!("../../migrations/postgres/0006_search.sql"),
     ),
 ];
 

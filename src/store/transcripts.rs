@@ -6,8 +6,9 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::row::flag;
+use super::search;
 use super::{
-    is_transient, now_ms, Call, Contact, FlushOutcome, Interaction, MessageRecord, Store,
+    is_transient, now_ms, Backend, Call, Contact, FlushOutcome, Interaction, MessageRecord, Store,
     StoreError, StoreFuture, TranscriptEntry, TranscriptRecord,
 };
 
@@ -40,7 +41,7 @@ macro_rules! message_sql {
         concat!(
             "SELECT id, chat_id, interaction_id, contact_id, agent_id, queue, started_at, \
              accepted_at, ended_at, end_reason, decision, decided_by, decided_at, trashed, \
-             visitor_email, email_verified, agents, entries FROM messages ",
+             visitor_name, visitor_email, email_verified, agents, entries FROM messages ",
             $tail
         )
     };
@@ -119,6 +120,7 @@ fn message_from_row(row: &AnyRow) -> Result<MessageRecord, sqlx::Error> {
         decided_by: row.try_get("decided_by")?,
         decided_at: row.try_get("decided_at")?,
         trashed: flag(row, "trashed")?,
+        visitor_name: row.try_get("visitor_name")?,
         visitor_email: row.try_get("visitor_email")?,
         email_verified: flag(row, "email_verified")?,
         agents: parse_agents(&row.try_get::<String, _>("agents")?),
@@ -438,7 +440,7 @@ impl Store {
         entries: &str,
     ) -> Result<FlushOutcome, StoreError> {
         let mut tx = self.begin_write().await?;
-        match write_in(&mut tx, t, entries).await? {
+        match write_in(&mut tx, self.backend, t, entries).await? {
             Some((message_id, interaction_id)) => {
                 tx.commit().await?;
                 Ok(FlushOutcome::Written {
@@ -468,7 +470,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let mut written = Vec::with_capacity(batch.len());
         for (i, entries) in batch {
-            match write_in(&mut tx, &ts[*i], entries).await? {
+            match write_in(&mut tx, self.backend, &ts[*i], entries).await? {
                 Some((message_id, interaction_id)) => written.push(FlushOutcome::Written {
                     message_id,
                     interaction_id,
@@ -508,14 +510,15 @@ fn contact_key(t: &TranscriptRecord) -> (Option<String>, String, String) {
     )
 }
 
-/// Writes one chat inside `tx`: contact, interaction, then the Message already pointing at
-/// it (four statements for a new visitor). `None` when the chat is written already (a retry,
+/// Writes one chat inside `tx`: contact, interaction, the Message already pointing at it,
+/// then its search index entry (five statements for a new visitor). `None` when the chat is written already (a retry,
 /// or another node that got there first): the Message insert claims the chat id, so a
 /// concurrent flush of the same chat waits there for the other transaction and then inserts
 /// nothing; the caller rolls back, which takes this call's contact and interaction changes
 /// back too.
 async fn write_in(
     tx: &mut Transaction<'static, Any>,
+    backend: Backend,
     t: &TranscriptRecord,
     entries: &str,
 ) -> Result<Option<(i64, Option<i64>)>, sqlx::Error> {
@@ -553,8 +556,9 @@ async fn write_in(
     let claimed = sqlx::query(
         "INSERT INTO messages (chat_id, interaction_id, contact_id, agent_id, queue, \
          started_at, accepted_at, ended_at, end_reason, decision, decided_by, decided_at, \
-         trashed, visitor_email, email_verified, agents, entries) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+         trashed, visitor_email, email_verified, agents, entries, visitor_name) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18) \
          ON CONFLICT (chat_id) DO NOTHING RETURNING id",
     )
     .bind(t.chat_id.as_str())
@@ -580,10 +584,13 @@ async fn write_in(
             .join(","),
     )
     .bind(entries)
+    .bind(non_empty(t.contact_name.as_deref()))
     .fetch_optional(&mut **tx)
     .await?;
-    match claimed {
-        Some(row) => Ok(Some((row.try_get("id")?, interaction_id))),
-        None => Ok(None),
-    }
+    let Some(row) = claimed else {
+        return Ok(None);
+    };
+    let message_id = row.try_get("id")?;
+    search::index_message(tx, backend, message_id, t).await?;
+    Ok(Some((message_id, interaction_id)))
 }
