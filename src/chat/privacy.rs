@@ -103,6 +103,7 @@ impl Service {
         let visitors = self.contact_visitors(&contact).await?;
         let interactions = self.store.interactions_of_contact(id).await?;
         let messages = self.store.messages_of_contact(id).await?;
+        let offline_messages = self.store.offline_messages_of_contact(id).await?;
         let mut visits = Vec::new();
         for v in &visitors {
             if let Some((record, pages)) = self.redis.visit_raw(v).await? {
@@ -143,6 +144,7 @@ impl Service {
         let counts = json!({
             "interactions": interactions.len(),
             "messages": messages.len(),
+            "offline_messages": offline_messages.len(),
             "files": files.len(),
             "visits": visits.len(),
             "live_chats": live.len(),
@@ -156,6 +158,7 @@ impl Service {
             "visitor_ids": visitors,
             "interactions": interactions,
             "messages": messages,
+            "offline_messages": offline_messages,
             "files": files,
             "live": { "visits": visits, "chats": live },
         }))
@@ -190,6 +193,7 @@ impl Service {
         let detail = json!({
             "contacts": rows.contacts,
             "messages": rows.messages,
+            "offline_messages": rows.offline_messages,
             "interactions": rows.interactions,
             "files": files.len(),
             "webhook_events": rows.webhook_events + stray_events,

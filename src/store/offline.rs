@@ -173,6 +173,20 @@ impl Store {
         Ok(row.as_ref().map(from_row).transpose()?)
     }
 
+    /// Every offline message of the contact, oldest first (an export).
+    pub async fn offline_messages_of_contact(
+        &self,
+        contact_id: i64,
+    ) -> Result<Vec<OfflineMessage>, StoreError> {
+        let rows = sqlx::query(offline_sql!(
+            "WHERE i.contact_id = $1 ORDER BY o.created_at, o.id"
+        ))
+        .bind(contact_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    }
+
     /// The inbox of `queues`: open and claimed messages, newest first, then (with `done`)
     /// the finished ones too. At most `limit`.
     pub async fn inbox(

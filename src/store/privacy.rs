@@ -10,6 +10,7 @@ use super::{Contact, Store, StoreError};
 /// What an erasure removed from SQL (counts only: the audit log records these).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ErasedRows {
+    pub offline_messages: u64,
     pub messages: u64,
     pub interactions: u64,
     pub webhook_events: u64,
@@ -34,6 +35,9 @@ pub enum PurgeKind {
     /// Delivery attempts and the stored event bodies of outgoing webhooks.
     WebhookLog,
     AuditLog,
+    /// Offline messages by creation time, each with its interaction unless a chat was added
+    /// to it.
+    OfflineMessages,
 }
 
 impl Store {
@@ -71,7 +75,7 @@ impl Store {
     }
 
     /// Erases the contact and every row about it in one transaction: the webhook event bodies
-    /// of its chats, its Messages, its interactions, the contact itself. Idempotent: erasing
+    /// of its chats, its offline messages, its Messages, its interactions, the contact itself. Idempotent: erasing
     /// an erased contact removes nothing.
     pub async fn erase_contact(&self, contact_id: i64) -> Result<ErasedRows, StoreError> {
         let mut tx = self.begin_write().await?;
@@ -79,6 +83,14 @@ impl Store {
         let webhook_events = sqlx::query(
             "DELETE FROM webhook_events WHERE chat_id IN \
              (SELECT chat_id FROM messages WHERE contact_id = $1)",
+        )
+        .bind(contact_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let offline_messages = sqlx::query(
+            "DELETE FROM offline_messages WHERE interaction_id IN \
+             (SELECT id FROM interactions WHERE contact_id = $1)",
         )
         .bind(contact_id)
         .execute(&mut *tx)
@@ -101,6 +113,7 @@ impl Store {
             .rows_affected();
         tx.commit().await?;
         Ok(ErasedRows {
+            offline_messages,
             messages,
             interactions,
             webhook_events,
@@ -154,14 +167,31 @@ impl Store {
                     // Only interactions that held chats: other kinds of interaction (kept
                     // for their own reasons) are never taken along.
                     if let Some(i) = interaction {
-                        sqlx::query(
-                            "DELETE FROM interactions WHERE id = $1 AND NOT EXISTS \
-                             (SELECT 1 FROM messages m WHERE m.interaction_id = $1)",
-                        )
-                        .bind(i)
-                        .execute(&mut *tx)
-                        .await?;
+                        delete_unused_interaction(&mut tx, i).await?;
                     }
+                }
+                Purged {
+                    rows: n,
+                    more: full(rows.len() as u64),
+                }
+            }
+            PurgeKind::OfflineMessages => {
+                let rows = sqlx::query(
+                    "SELECT id, interaction_id FROM offline_messages WHERE created_at < $1 \
+                     ORDER BY created_at, id LIMIT $2",
+                )
+                .bind(cutoff)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut n = 0;
+                for row in &rows {
+                    n += sqlx::query("DELETE FROM offline_messages WHERE id = $1")
+                        .bind(row.try_get::<i64, _>("id")?)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    delete_unused_interaction(&mut tx, row.try_get("interaction_id")?).await?;
                 }
                 Purged {
                     rows: n,
@@ -189,6 +219,24 @@ impl Store {
         tx.commit().await?;
         Ok(purged)
     }
+}
+
+/// Deletes an interaction that no chat and no offline message belongs to any more. Only
+/// interactions that held what was purged are passed here: others (kept for their own
+/// reasons) are never taken along.
+async fn delete_unused_interaction(
+    tx: &mut Transaction<'static, Any>,
+    id: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "DELETE FROM interactions WHERE id = $1 \
+         AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.interaction_id = $1) \
+         AND NOT EXISTS (SELECT 1 FROM offline_messages o WHERE o.interaction_id = $1)",
+    )
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Deletes up to `limit` rows of `table` whose time column `at` is before `cutoff`, oldest
