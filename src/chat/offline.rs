@@ -127,7 +127,9 @@ impl Service {
         // that otherwise emits it (if the message was stored) once it is due.
         let hook_timer = format!("{OFFLINE_HOOK_TIMER}:{uid}");
         let hook_due = super::now_ms() + self.settings.chat.timer_lease_ms as i64;
-        self.redis.schedule(vec![(hook_timer.clone(), hook_due)]).await?;
+        self.redis
+            .schedule(vec![(hook_timer.clone(), hook_due)])
+            .await?;
         let stored = self
             .store
             .create_offline_message(&NewOfflineMessage {

@@ -11,7 +11,7 @@
 //! An erasure first closes the contact's live chats (ended, kept, flushed at once, without
 //! webhook events) and waits until no flush job names them, so that nothing in Redis is
 //! written back to SQL after the deletion; then deletes the files, then the SQL rows in one
-//! transaction, then the visits and presence.
+//! transaction, then the visits, presence and the visitor's own rate-limit counters.
 //! Every step is idempotent: a failed erasure is run again.
 
 use super::audit::Actor;
@@ -189,6 +189,9 @@ impl Service {
             }
             self.visitor_left(v).await?;
             self.redis.forget_visitor_presence(v).await?;
+            self.redis
+                .forget_visitor_limits(v, &super::limits::VISITOR_RATES)
+                .await?;
         }
         let detail = json!({
             "contacts": rows.contacts,
