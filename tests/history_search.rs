@@ -354,7 +354,7 @@ async fn stable_pages(backend: Backend) {
         expected.push((at, i, id));
     }
     // Newest first, and in a tie the later-stored (higher id) first.
-    expected.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+    expected.sort_by_key(|e| std::cmp::Reverse((e.0, e.1)));
     let expected: Vec<String> = expected.into_iter().map(|(_, _, id)| id).collect();
 
     let node = cluster.node().await;

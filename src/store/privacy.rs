@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
 
 use super::transcripts::contact_from_row;
-use super::{Contact, Store, StoreError};
+use super::{Call, Contact, Store};
 
 /// What an erasure removed from SQL (counts only: the audit log records these).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -41,183 +41,189 @@ pub enum PurgeKind {
 }
 
 impl Store {
-    pub async fn contact(&self, id: i64) -> Result<Option<Contact>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, visitor_id, email, name, created_at FROM contacts WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(contact_from_row).transpose()?)
+    pub fn contact<'a>(&'a self, id: i64) -> Call<'a, Option<Contact>> {
+        self.bounded(async move {
+            let row = sqlx::query(
+                "SELECT id, visitor_id, email, name, created_at FROM contacts WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(row.as_ref().map(contact_from_row).transpose()?)
+        })
     }
 
     /// Contacts with this e-mail (case-insensitive) or this visitor id, at most 100.
-    pub async fn find_contacts(
-        &self,
-        email: Option<&str>,
-        visitor_id: Option<&str>,
-    ) -> Result<Vec<Contact>, StoreError> {
-        let email = email.map(|e| e.trim().to_lowercase()).unwrap_or_default();
-        let visitor = visitor_id.map(str::trim).unwrap_or_default();
-        let rows = sqlx::query(
-            "SELECT id, visitor_id, email, name, created_at FROM contacts \
-             WHERE ($1 <> '' AND email = $1) OR ($2 <> '' AND visitor_id = $2) \
-             ORDER BY id LIMIT 100",
-        )
-        .bind(email)
-        .bind(visitor)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(contact_from_row)
-            .collect::<Result<_, _>>()?)
+    pub fn find_contacts<'a>(
+        &'a self,
+        email: Option<&'a str>,
+        visitor_id: Option<&'a str>,
+    ) -> Call<'a, Vec<Contact>> {
+        self.bounded(async move {
+            let email = email.map(|e| e.trim().to_lowercase()).unwrap_or_default();
+            let visitor = visitor_id.map(str::trim).unwrap_or_default();
+            let rows = sqlx::query(
+                "SELECT id, visitor_id, email, name, created_at FROM contacts \
+                 WHERE ($1 <> '' AND email = $1) OR ($2 <> '' AND visitor_id = $2) \
+                 ORDER BY id LIMIT 100",
+            )
+            .bind(email)
+            .bind(visitor)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(contact_from_row)
+                .collect::<Result<_, _>>()?)
+        })
     }
 
     /// Erases the contact and every row about it in one transaction: the webhook event bodies
     /// of its chats, its offline messages, its Messages, its interactions, the contact itself. Idempotent: erasing
     /// an erased contact removes nothing.
-    pub async fn erase_contact(&self, contact_id: i64) -> Result<ErasedRows, StoreError> {
-        let mut tx = self.begin_write().await?;
-        // Children before parents: the foreign keys of every backend allow this order.
-        let webhook_events = sqlx::query(
-            "DELETE FROM webhook_events WHERE chat_id IN \
-             (SELECT chat_id FROM messages WHERE contact_id = $1)",
-        )
-        .bind(contact_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let offline_messages = sqlx::query(
-            "DELETE FROM offline_messages WHERE interaction_id IN \
-             (SELECT id FROM interactions WHERE contact_id = $1)",
-        )
-        .bind(contact_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let messages = sqlx::query("DELETE FROM messages WHERE contact_id = $1")
+    pub fn erase_contact<'a>(&'a self, contact_id: i64) -> Call<'a, ErasedRows> {
+        self.bounded(async move {
+            let mut tx = self.begin_write().await?;
+            // Children before parents: the foreign keys of every backend allow this order.
+            let webhook_events = sqlx::query(
+                "DELETE FROM webhook_events WHERE chat_id IN \
+                 (SELECT chat_id FROM messages WHERE contact_id = $1)",
+            )
             .bind(contact_id)
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        let interactions = sqlx::query("DELETE FROM interactions WHERE contact_id = $1")
+            let offline_messages = sqlx::query(
+                "DELETE FROM offline_messages WHERE interaction_id IN \
+                 (SELECT id FROM interactions WHERE contact_id = $1)",
+            )
             .bind(contact_id)
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        let contacts = sqlx::query("DELETE FROM contacts WHERE id = $1")
-            .bind(contact_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        Ok(ErasedRows {
-            offline_messages,
-            messages,
-            interactions,
-            webhook_events,
-            contacts,
+            let messages = sqlx::query("DELETE FROM messages WHERE contact_id = $1")
+                .bind(contact_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let interactions = sqlx::query("DELETE FROM interactions WHERE contact_id = $1")
+                .bind(contact_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let contacts = sqlx::query("DELETE FROM contacts WHERE id = $1")
+                .bind(contact_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            Ok(ErasedRows {
+                offline_messages,
+                messages,
+                interactions,
+                webhook_events,
+                contacts,
+            })
         })
     }
 
     /// Webhook event bodies of chats that never reached a Message (a request that was erased
     /// while live); returns how many went.
-    pub async fn erase_events_of_chats(&self, chats: &[String]) -> Result<u64, StoreError> {
-        let mut n = 0;
-        for chat in chats {
-            n += sqlx::query("DELETE FROM webhook_events WHERE chat_id = $1")
-                .bind(chat.as_str())
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-        }
-        Ok(n)
+    pub fn erase_events_of_chats<'a>(&'a self, chats: &'a [String]) -> Call<'a, u64> {
+        self.bounded(async move {
+            let mut n = 0;
+            for chat in chats {
+                n += sqlx::query("DELETE FROM webhook_events WHERE chat_id = $1")
+                    .bind(chat.as_str())
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+            }
+            Ok(n)
+        })
     }
 
     /// Deletes at most `limit` rows of `kind` (of each table the kind spans) older than
     /// `cutoff` (ms), oldest first, in one transaction.
-    pub async fn purge_batch(
-        &self,
-        kind: PurgeKind,
-        cutoff: i64,
-        limit: i64,
-    ) -> Result<Purged, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let full = |n: u64| n >= limit as u64;
-        let purged = match kind {
-            PurgeKind::Transcripts => {
-                let rows = sqlx::query(
-                    "SELECT id, interaction_id FROM messages WHERE ended_at < $1 \
-                     ORDER BY id LIMIT $2",
-                )
-                .bind(cutoff)
-                .bind(limit)
-                .fetch_all(&mut *tx)
-                .await?;
-                let mut n = 0;
-                for row in &rows {
-                    let id: i64 = row.try_get("id")?;
-                    let interaction: Option<i64> = row.try_get("interaction_id")?;
-                    n += sqlx::query("DELETE FROM messages WHERE id = $1")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    // Only interactions that held chats: other kinds of interaction (kept
-                    // for their own reasons) are never taken along.
-                    if let Some(i) = interaction {
-                        delete_unused_interaction(&mut tx, i).await?;
+    pub fn purge_batch<'a>(&'a self, kind: PurgeKind, cutoff: i64, limit: i64) -> Call<'a, Purged> {
+        self.bounded(async move {
+            let mut tx = self.begin_write().await?;
+            let full = |n: u64| n >= limit as u64;
+            let purged = match kind {
+                PurgeKind::Transcripts => {
+                    let rows = sqlx::query(
+                        "SELECT id, interaction_id FROM messages WHERE ended_at < $1 \
+                         ORDER BY id LIMIT $2",
+                    )
+                    .bind(cutoff)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let mut n = 0;
+                    for row in &rows {
+                        let id: i64 = row.try_get("id")?;
+                        let interaction: Option<i64> = row.try_get("interaction_id")?;
+                        n += sqlx::query("DELETE FROM messages WHERE id = $1")
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                        // Only interactions that held chats: other kinds of interaction (kept
+                        // for their own reasons) are never taken along.
+                        if let Some(i) = interaction {
+                            delete_unused_interaction(&mut tx, i).await?;
+                        }
+                    }
+                    Purged {
+                        rows: n,
+                        more: full(rows.len() as u64),
                     }
                 }
-                Purged {
-                    rows: n,
-                    more: full(rows.len() as u64),
+                PurgeKind::OfflineMessages => {
+                    let rows = sqlx::query(
+                        "SELECT id, interaction_id FROM offline_messages WHERE created_at < $1 \
+                         ORDER BY created_at, id LIMIT $2",
+                    )
+                    .bind(cutoff)
+                    .bind(limit)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let mut n = 0;
+                    for row in &rows {
+                        n += sqlx::query("DELETE FROM offline_messages WHERE id = $1")
+                            .bind(row.try_get::<i64, _>("id")?)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                        delete_unused_interaction(&mut tx, row.try_get("interaction_id")?).await?;
+                    }
+                    Purged {
+                        rows: n,
+                        more: full(rows.len() as u64),
+                    }
                 }
-            }
-            PurgeKind::OfflineMessages => {
-                let rows = sqlx::query(
-                    "SELECT id, interaction_id FROM offline_messages WHERE created_at < $1 \
-                     ORDER BY created_at, id LIMIT $2",
-                )
-                .bind(cutoff)
-                .bind(limit)
-                .fetch_all(&mut *tx)
-                .await?;
-                let mut n = 0;
-                for row in &rows {
-                    n += sqlx::query("DELETE FROM offline_messages WHERE id = $1")
-                        .bind(row.try_get::<i64, _>("id")?)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    delete_unused_interaction(&mut tx, row.try_get("interaction_id")?).await?;
+                PurgeKind::WebhookLog => {
+                    let deliveries =
+                        delete_older(&mut tx, "webhook_deliveries", "at", cutoff, limit).await?;
+                    let events =
+                        delete_older(&mut tx, "webhook_events", "created_at", cutoff, limit)
+                            .await?;
+                    Purged {
+                        rows: deliveries + events,
+                        more: full(deliveries) || full(events),
+                    }
                 }
-                Purged {
-                    rows: n,
-                    more: full(rows.len() as u64),
+                PurgeKind::AuditLog => {
+                    let n = delete_older(&mut tx, "audit_log", "at", cutoff, limit).await?;
+                    Purged {
+                        rows: n,
+                        more: full(n),
+                    }
                 }
-            }
-            PurgeKind::WebhookLog => {
-                let deliveries =
-                    delete_older(&mut tx, "webhook_deliveries", "at", cutoff, limit).await?;
-                let events =
-                    delete_older(&mut tx, "webhook_events", "created_at", cutoff, limit).await?;
-                Purged {
-                    rows: deliveries + events,
-                    more: full(deliveries) || full(events),
-                }
-            }
-            PurgeKind::AuditLog => {
-                let n = delete_older(&mut tx, "audit_log", "at", cutoff, limit).await?;
-                Purged {
-                    rows: n,
-                    more: full(n),
-                }
-            }
-        };
-        tx.commit().await?;
-        Ok(purged)
+            };
+            tx.commit().await?;
+            Ok(purged)
+        })
     }
 }
 

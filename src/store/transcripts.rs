@@ -290,20 +290,19 @@ impl Store {
     }
 
     /// Every Message (chat transcript) of the contact, oldest first (an export, an erasure).
-    pub async fn messages_of_contact(
-        &self,
-        contact_id: i64,
-    ) -> Result<Vec<MessageRecord>, StoreError> {
-        let rows = sqlx::query(message_sql!(
-            "WHERE contact_id = $1 ORDER BY started_at, id"
-        ))
-        .bind(contact_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(message_from_row)
-            .collect::<Result<_, _>>()?)
+    pub fn messages_of_contact<'a>(&'a self, contact_id: i64) -> Call<'a, Vec<MessageRecord>> {
+        self.bounded(async move {
+            let rows = sqlx::query(message_sql!(
+                "WHERE contact_id = $1 ORDER BY started_at, id"
+            ))
+            .bind(contact_id)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(message_from_row)
+                .collect::<Result<_, _>>()?)
+        })
     }
 
     /// An interaction with its messages, oldest chat first.
