@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::integrations::admin_token;
+use common::accounts::admin;
 use common::{agent_token, get, http, post, Backend, Cluster};
 use serde_json::{json, Value};
 use switchboard::app::Running;
@@ -441,7 +441,7 @@ async fn erased_and_purged_leave_the_index(backend: Backend) {
     let bob = cluster.agent("bob", 3).await;
     seed(&cluster, ann, bob).await;
     let node = cluster.node().await;
-    let admin = admin_token(&cluster, &node, "root").await;
+    let admin = admin(&cluster, &node, "root").await;
     assert_eq!(
         indexed_rows(&cluster, backend).await,
         Some(4).filter(|_| matches!(backend, Backend::Sqlite))

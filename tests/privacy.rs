@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::accounts::admin;
 use common::integrations::*;
 use common::*;
 use serde_json::{json, Value};
@@ -72,7 +73,7 @@ async fn export_then_erase(backend: Backend) {
     let cluster = Cluster::with(backend, tweak(&dir)).await;
     let (a, b) = (cluster.node().await, cluster.node().await);
     let rx = Receiver::start(Plan::Ok).await;
-    let admin = admin_token(&cluster, &b, "root").await;
+    let admin = admin(&cluster, &b, "root").await;
     let (status, _) = post(
         &format!("{}/api/admin/webhooks", http(&b)),
         json!({ "url": rx.url, "secret": SECRET, "events": ["chat.requested", "chat.ended"] }),
@@ -481,7 +482,7 @@ async fn retention(backend: Backend) {
     )
     .await;
     let (a, b) = (cluster.node().await, cluster.node().await);
-    let admin = admin_token(&cluster, &a, "root").await;
+    let admin = admin(&cluster, &a, "root").await;
     // Two files: one aged past the window (its data and sidecar), one recent.
     let fs = &a.service.files;
     for (id, body) in [("oldfile", "x"), ("newfile", "y")] {

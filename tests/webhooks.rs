@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::accounts::admin;
 use common::integrations::*;
 use common::*;
 use serde_json::{json, Value};
@@ -65,7 +66,7 @@ async fn chat_events_arrive_signed_and_once(backend: Backend) {
     let cluster = Cluster::with(backend, fast).await;
     let (a, b) = (cluster.node().await, cluster.node().await);
     let rx = Receiver::start(Plan::Ok).await;
-    let admin = admin_token(&cluster, &a, "root").await;
+    let admin = admin(&cluster, &a, "root").await;
     let all = [
         "chat.requested",
         "chat.accepted",
@@ -148,7 +149,7 @@ async fn a_failing_receiver_gets_the_event_again_until_it_takes_it() {
     let cluster = Cluster::with(Backend::Sqlite, fast).await;
     let (a, b) = (cluster.node().await, cluster.node().await);
     let rx = Receiver::start(Plan::FailFirst(2)).await;
-    let admin = admin_token(&cluster, &a, "root").await;
+    let admin = admin(&cluster, &a, "root").await;
     let endpoint = register(&a, &admin, &rx.url, &["chat.requested"]).await;
     let (_v, chat, _, _) = requesting_visitor(&b, "hello").await;
 
@@ -196,7 +197,7 @@ async fn a_node_killed_mid_delivery_does_not_lose_the_event() {
     let cluster = Cluster::with(Backend::Sqlite, fast).await;
     let a = cluster.node().await;
     let rx = Receiver::start(Plan::HangFirst).await;
-    let admin = admin_token(&cluster, &a, "root").await;
+    let admin = admin(&cluster, &a, "root").await;
     register(&a, &admin, &rx.url, &["chat.requested"]).await;
     let (_v, chat, _, _) = requesting_visitor(&a, "hello").await;
     eventually("the first request", || async {
@@ -239,7 +240,7 @@ async fn two_nodes_deliver_each_event_once() {
     let cluster = Cluster::with(Backend::Sqlite, fast).await;
     let (a, b) = (cluster.node().await, cluster.node().await);
     let rx = Receiver::start(Plan::Ok).await;
-    let admin = admin_token(&cluster, &a, "root").await;
+    let admin = admin(&cluster, &a, "root").await;
     register(&a, &admin, &rx.url, &["chat.requested"]).await;
     let mut chats = Vec::new();
     let mut visitors = Vec::new();
@@ -269,7 +270,7 @@ async fn a_failing_endpoint_is_disabled_and_can_be_redelivered_to() {
     .await;
     let (a, b) = (cluster.node().await, cluster.node().await);
     let failing = Receiver::start(Plan::Always(503)).await;
-    let admin = admin_token(&cluster, &a, "root").await;
+    let admin = admin(&cluster, &a, "root").await;
     let endpoint = register(&a, &admin, &failing.url, &["chat.requested"]).await;
     let id = endpoint["id"].as_i64().unwrap();
     let (_v, chat, _, _) = requesting_visitor(&b, "hello").await;
@@ -338,7 +339,7 @@ async fn a_failing_endpoint_is_disabled_and_can_be_redelivered_to() {
 async fn internal_addresses_are_refused_at_registration_and_at_send() {
     let cluster = Cluster::new(Backend::Sqlite).await;
     let strict = cluster.node().await;
-    let admin = admin_token(&cluster, &strict, "root").await;
+    let admin = admin(&cluster, &strict, "root").await;
     let url = format!("{}/api/admin/webhooks", http(&strict));
     for bad in [
         "http://169.254.169.254/latest/meta-data/",
@@ -403,7 +404,7 @@ async fn an_accepted_invitation_is_a_proactive_chat_accepted_event() {
     let cluster = Cluster::with(Backend::Sqlite, fast).await;
     let (a, b) = (cluster.node().await, cluster.node().await);
     let rx = Receiver::start(Plan::Ok).await;
-    let admin = admin_token(&cluster, &a, "root").await;
+    let admin = admin(&cluster, &a, "root").await;
     register(&a, &admin, &rx.url, &["chat.requested", "chat.accepted"]).await;
     let mut agent = available_agent(&cluster, &b, "ivy", 2).await;
     let (vid, token) = visitor_token(&a).await;
@@ -443,7 +444,7 @@ async fn a_pick_from_the_waiting_list_is_a_chat_accepted_event() {
     let cluster = Cluster::with(Backend::Sqlite, fast).await;
     let (a, b) = (cluster.node().await, cluster.node().await);
     let rx = Receiver::start(Plan::Ok).await;
-    let admin = admin_token(&cluster, &a, "root").await;
+    let admin = admin(&cluster, &a, "root").await;
     register(&a, &admin, &rx.url, &["chat.accepted"]).await;
     // Away: routing offers it nothing, so the request waits for a pick.
     let mut agent = available_agent(&cluster, &b, "pia", 2).await;
@@ -484,7 +485,7 @@ async fn an_offline_message_is_an_event_once() {
     cluster.store.ensure_queue("general").await.unwrap();
     let (a, b) = (cluster.node().await, cluster.node().await);
     let rx = Receiver::start(Plan::Ok).await;
-    let admin = admin_token(&cluster, &b, "root").await;
+    let admin = admin(&cluster, &b, "root").await;
     register(&b, &admin, &rx.url, &["offline_message.created"]).await;
     let (vid, token) = visitor_token(&a).await;
     let mut v = Client::visitor(&a, &token).await;

@@ -192,25 +192,11 @@ pub fn http(node: &Running) -> String {
 }
 
 pub async fn post(url: &str, body: Value, token: Option<&str>) -> (u16, Value) {
-    let c = reqwest::Client::new();
-    let mut r = c.post(url).json(&body);
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    let resp = r.send().await.expect("http");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    accounts::call(reqwest::Method::POST, url, Some(body), token).await
 }
 
 pub async fn get(url: &str, token: Option<&str>) -> (u16, Value) {
-    let c = reqwest::Client::new();
-    let mut r = c.get(url);
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    let resp = r.send().await.expect("http");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    accounts::call(reqwest::Method::GET, url, None, token).await
 }
 
 /// The Prometheus text of `GET {base}/metrics`.
