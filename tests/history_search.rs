@@ -181,88 +181,50 @@ async fn every_filter(backend: Backend) {
     assert_eq!(row["queue"], "general");
     assert_eq!(row["duration_ms"], 3 * MINUTE);
     assert_eq!(row["subject"], "My parcel never arrived");
-    // Every word must occur.
-    assert_eq!(
-        chats(&history(&node, &token, "q=parcel%20invoice").await),
-        Vec::<String>::new()
-    );
-    assert_eq!(
-        chats(&history(&node, &token, "q=order%201042").await),
-        ["tom-invoice"]
-    );
-    // The text search covers the visitor's name and e-mail too.
-    assert_eq!(
-        chats(&history(&node, &token, "q=novak").await),
-        ["vera-parcel"]
-    );
-
-    // E-mail: whole, case-insensitive.
-    let page = history(&node, &token, "email=vera%40example.com").await;
-    assert_eq!(chats(&page), ["vera-parcel"], "{page}");
-    assert_eq!(
-        chats(&history(&node, &token, "email=vera").await),
-        Vec::<String>::new()
-    );
-    let tom = history(&node, &token, "email=TOM%40example.com").await;
+    // What each filter finds, newest first.
+    let none: &[&str] = &[];
+    let finds: Vec<(String, &[&str])> = vec![
+        // Every word must occur; the text covers the visitor's name and e-mail too.
+        ("q=parcel%20invoice".into(), none),
+        ("q=order%201042".into(), &["tom-invoice"]),
+        ("q=novak".into(), &["vera-parcel"]),
+        // E-mail: whole, case-insensitive.
+        ("email=vera%40example.com".into(), &["vera-parcel"]),
+        ("email=vera".into(), none),
+        ("email=TOM%40example.com".into(), &["tom-invoice"]),
+        // Visitor name: words of the name only (Tom's messages mention no "berg").
+        ("name=berg".into(), &["tom-invoice"]),
+        ("name=parcel".into(), none),
+        // Agent by username or id, queue, decision.
+        ("agent=bob".into(), &["tom-invoice"]),
+        (format!("agent_id={ann}"), &["vera-parcel"]),
+        ("agent=nobody".into(), none),
+        ("queue=sales".into(), &["tom-invoice"]),
+        ("decision=keep".into(), &["nobody-answered"]),
+        // Auto-kept requests nobody answered: only them, or all but them.
+        ("empty=true".into(), &["nobody-answered"]),
+        ("empty=false".into(), &["tom-invoice", "vera-parcel"]),
+        // Date range: from inclusive, to exclusive, on the chat's start.
+        (
+            format!("from={}&to={}", T0 + 10 * MINUTE, T0 + 20 * MINUTE),
+            &["tom-invoice"],
+        ),
+        // Filters combine.
+        (format!("q=parcel&agent=ann&from={T0}"), &["vera-parcel"]),
+        ("q=parcel&queue=sales".into(), none),
+    ];
+    for (query, want) in &finds {
+        assert_eq!(
+            chats(&history(&node, &token, query).await),
+            *want,
+            "{query}"
+        );
+    }
+    let tom = history(&node, &token, "email=tom%40example.com").await;
     assert_eq!(tom["items"][0]["email_verified"], true);
-
-    // Visitor name: words of the name only (Tom's messages mention no "berg").
-    assert_eq!(
-        chats(&history(&node, &token, "name=berg").await),
-        ["tom-invoice"]
-    );
-    assert_eq!(
-        chats(&history(&node, &token, "name=parcel").await),
-        Vec::<String>::new()
-    );
-
-    // Agent by username or id, queue, decision.
-    assert_eq!(
-        chats(&history(&node, &token, "agent=bob").await),
-        ["tom-invoice"]
-    );
-    assert_eq!(
-        chats(&history(&node, &token, &format!("agent_id={ann}")).await),
-        ["vera-parcel"]
-    );
-    assert_eq!(
-        chats(&history(&node, &token, "agent=nobody").await),
-        Vec::<String>::new()
-    );
-    assert_eq!(
-        chats(&history(&node, &token, "queue=sales").await),
-        ["tom-invoice"]
-    );
-    assert_eq!(
-        chats(&history(&node, &token, "decision=keep").await),
-        ["nobody-answered"]
-    );
-
-    // Auto-kept requests nobody answered: only them, or all but them.
     let empty = history(&node, &token, "empty=true").await;
-    assert_eq!(chats(&empty), ["nobody-answered"]);
     assert_eq!(empty["items"][0]["auto_kept"], true);
     assert_eq!(empty["items"][0]["agent_id"], Value::Null);
-    assert_eq!(
-        chats(&history(&node, &token, "empty=false").await),
-        ["tom-invoice", "vera-parcel"]
-    );
-
-    // Date range: from inclusive, to exclusive, on the chat's start.
-    let range = format!("from={}&to={}", T0 + 10 * MINUTE, T0 + 20 * MINUTE);
-    assert_eq!(
-        chats(&history(&node, &token, &range).await),
-        ["tom-invoice"]
-    );
-    // Filters combine.
-    assert_eq!(
-        chats(&history(&node, &token, &format!("q=parcel&agent=ann&from={T0}")).await),
-        ["vera-parcel"]
-    );
-    assert_eq!(
-        chats(&history(&node, &token, "q=parcel&queue=sales").await),
-        Vec::<String>::new()
-    );
 
     // The interaction detail carries the chat's name and e-mail, marked unverified.
     let id = &page["items"][0]["interaction_id"];
@@ -320,6 +282,21 @@ async fn every_filter_postgres() {
     every_filter(Backend::Postgres).await;
 }
 
+/// A chat about a refund, handled by `agent` (the pages test).
+fn refund<'a>(id: &'a str, name: Option<&'a str>, agent: i64, started_at: i64) -> Chat<'a> {
+    Chat {
+        id,
+        name,
+        email: None,
+        verified: false,
+        agent: Some(agent),
+        queue: "general",
+        decision: "create",
+        started_at,
+        texts: &["refund please"],
+    }
+}
+
 fn numbered(i: usize, started_at: i64) -> (String, i64) {
     (format!("chat-{i:03}"), started_at)
 }
@@ -335,22 +312,7 @@ async fn stable_pages(backend: Backend) {
     for i in 0..23 {
         // Seven distinct start times: ties are ordered by id.
         let (id, at) = numbered(i, T0 + (i as i64 % 7) * MINUTE);
-        let texts = ["refund please"];
-        store_chat(
-            &cluster,
-            &Chat {
-                id: &id,
-                name: Some("Repeat Visitor"),
-                email: None,
-                verified: false,
-                agent: Some(ann),
-                queue: "general",
-                decision: "create",
-                started_at: at,
-                texts: &texts,
-            },
-        )
-        .await;
+        store_chat(&cluster, &refund(&id, Some("Repeat Visitor"), ann, at)).await;
         expected.push((at, i, id));
     }
     // Newest first, and in a tie the later-stored (higher id) first.
@@ -374,22 +336,7 @@ async fn stable_pages(backend: Backend) {
             (200 + pages, T0 + 6 * MINUTE),
         ] {
             let (id, at) = numbered(n, at);
-            let texts = ["refund please"];
-            store_chat(
-                &cluster,
-                &Chat {
-                    id: &id,
-                    name: None,
-                    email: None,
-                    verified: false,
-                    agent: Some(ann),
-                    queue: "general",
-                    decision: "create",
-                    started_at: at,
-                    texts: &texts,
-                },
-            )
-            .await;
+            store_chat(&cluster, &refund(&id, None, ann, at)).await;
         }
         match page["next"].as_str() {
             Some(next) => query = format!("q=refund&limit=5&after={next}"),

@@ -237,29 +237,13 @@ impl Store {
         uid: &'a str,
         agent: i64,
     ) -> Call<'a, OfflineMessage> {
-        self.bounded(async move {
-            let n = sqlx::query(
-                "UPDATE offline_messages SET status = 'claimed', claimed_by = $1, claimed_at = $2 \
-                 WHERE uid = $3 AND status = 'open'",
-            )
-            .bind(agent)
-            .bind(now_ms())
-            .bind(uid)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-            let m = self
-                .offline_message(uid)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            if n == 0 {
-                return Err(StoreError::Conflict(format!(
-                    "the message is already {}",
-                    m.status
-                )));
-            }
-            Ok(m)
-        })
+        self.change_status(
+            "UPDATE offline_messages SET status = 'claimed', claimed_by = $2, claimed_at = $1 \
+             WHERE uid = $3 AND status = 'open'",
+            uid,
+            agent,
+            |m| format!("the message is already {}", m.status),
+        )
     }
 
     /// Marks a message done: the claiming agent's, or an open one (claimed and finished at
@@ -269,29 +253,45 @@ impl Store {
         uid: &'a str,
         agent: i64,
     ) -> Call<'a, OfflineMessage> {
+        self.change_status(
+            "UPDATE offline_messages SET status = 'done', done_at = $1, \
+             claimed_by = COALESCE(claimed_by, $2), claimed_at = COALESCE(claimed_at, $1) \
+             WHERE uid = $3 AND (status = 'open' OR (status = 'claimed' AND claimed_by = $2))",
+            uid,
+            agent,
+            |m| {
+                if m.status == "done" {
+                    "the message is already done".to_string()
+                } else {
+                    "another agent has claimed the message".to_string()
+                }
+            },
+        )
+    }
+
+    /// A conditional status change (`sql` binds now, the agent, the uid), then the message as
+    /// it stands: `Conflict` saying `refused(message)` when the condition did not hold.
+    fn change_status<'a>(
+        &'a self,
+        sql: &'static str,
+        uid: &'a str,
+        agent: i64,
+        refused: fn(&OfflineMessage) -> String,
+    ) -> Call<'a, OfflineMessage> {
         self.bounded(async move {
-            let now = now_ms();
-            let n = sqlx::query(
-                "UPDATE offline_messages SET status = 'done', done_at = $1, \
-                 claimed_by = COALESCE(claimed_by, $2), claimed_at = COALESCE(claimed_at, $1) \
-                 WHERE uid = $3 AND (status = 'open' OR (status = 'claimed' AND claimed_by = $2))",
-            )
-            .bind(now)
-            .bind(agent)
-            .bind(uid)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+            let n = sqlx::query(sql)
+                .bind(now_ms())
+                .bind(agent)
+                .bind(uid)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
             let m = self
                 .offline_message(uid)
                 .await?
                 .ok_or(StoreError::NotFound)?;
             if n == 0 {
-                return Err(StoreError::Conflict(if m.status == "done" {
-                    "the message is already done".to_string()
-                } else {
-                    "another agent has claimed the message".to_string()
-                }));
+                return Err(StoreError::Conflict(refused(&m)));
             }
             Ok(m)
         })

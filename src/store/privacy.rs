@@ -40,6 +40,19 @@ pub enum PurgeKind {
     OfflineMessages,
 }
 
+/// What an erasure deletes, children before parents (the order every backend's foreign keys
+/// allow): the webhook event bodies of the contact's chats, its offline messages, its
+/// Messages, its interactions, the contact. Each takes the contact id as `$1`.
+const ERASE_STEPS: [&str; 5] = [
+    "DELETE FROM webhook_events WHERE chat_id IN \
+     (SELECT chat_id FROM messages WHERE contact_id = $1)",
+    "DELETE FROM offline_messages WHERE interaction_id IN \
+     (SELECT id FROM interactions WHERE contact_id = $1)",
+    "DELETE FROM messages WHERE contact_id = $1",
+    "DELETE FROM interactions WHERE contact_id = $1",
+    "DELETE FROM contacts WHERE id = $1",
+];
+
 impl Store {
     pub fn contact<'a>(&'a self, id: i64) -> Call<'a, Option<Contact>> {
         self.bounded(async move {
@@ -78,45 +91,21 @@ impl Store {
         })
     }
 
-    /// Erases the contact and every row about it in one transaction: the webhook event bodies
-    /// of its chats, its offline messages, its Messages, its interactions, the contact itself. Idempotent: erasing
-    /// an erased contact removes nothing.
+    /// Erases the contact and every row about it in one transaction (`ERASE_STEPS`).
+    /// Idempotent: erasing an erased contact removes nothing.
     pub fn erase_contact<'a>(&'a self, contact_id: i64) -> Call<'a, ErasedRows> {
         self.bounded(async move {
             let mut tx = self.begin_write().await?;
-            // Children before parents: the foreign keys of every backend allow this order.
-            let webhook_events = sqlx::query(
-                "DELETE FROM webhook_events WHERE chat_id IN \
-                 (SELECT chat_id FROM messages WHERE contact_id = $1)",
-            )
-            .bind(contact_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            let offline_messages = sqlx::query(
-                "DELETE FROM offline_messages WHERE interaction_id IN \
-                 (SELECT id FROM interactions WHERE contact_id = $1)",
-            )
-            .bind(contact_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            let messages = sqlx::query("DELETE FROM messages WHERE contact_id = $1")
-                .bind(contact_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            let interactions = sqlx::query("DELETE FROM interactions WHERE contact_id = $1")
-                .bind(contact_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            let contacts = sqlx::query("DELETE FROM contacts WHERE id = $1")
-                .bind(contact_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let mut n = [0u64; ERASE_STEPS.len()];
+            for (count, sql) in n.iter_mut().zip(ERASE_STEPS) {
+                *count = sqlx::query(sql)
+                    .bind(contact_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
             tx.commit().await?;
+            let [webhook_events, offline_messages, messages, interactions, contacts] = n;
             Ok(ErasedRows {
                 offline_messages,
                 messages,
@@ -151,55 +140,26 @@ impl Store {
             let full = |n: u64| n >= limit as u64;
             let purged = match kind {
                 PurgeKind::Transcripts => {
-                    let rows = sqlx::query(
-                        "SELECT id, interaction_id FROM messages WHERE ended_at < $1 \
-                         ORDER BY id LIMIT $2",
-                    )
-                    .bind(cutoff)
-                    .bind(limit)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    let mut n = 0;
-                    for row in &rows {
-                        let id: i64 = row.try_get("id")?;
-                        let interaction: Option<i64> = row.try_get("interaction_id")?;
-                        n += sqlx::query("DELETE FROM messages WHERE id = $1")
-                            .bind(id)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected();
-                        // Only interactions that held chats: other kinds of interaction (kept
-                        // for their own reasons) are never taken along.
-                        if let Some(i) = interaction {
-                            delete_unused_interaction(&mut tx, i).await?;
-                        }
-                    }
+                    let n =
+                        delete_with_interactions(&mut tx, "messages", "ended_at", cutoff, limit)
+                            .await?;
                     Purged {
                         rows: n,
-                        more: full(rows.len() as u64),
+                        more: full(n),
                     }
                 }
                 PurgeKind::OfflineMessages => {
-                    let rows = sqlx::query(
-                        "SELECT id, interaction_id FROM offline_messages WHERE created_at < $1 \
-                         ORDER BY created_at, id LIMIT $2",
+                    let n = delete_with_interactions(
+                        &mut tx,
+                        "offline_messages",
+                        "created_at",
+                        cutoff,
+                        limit,
                     )
-                    .bind(cutoff)
-                    .bind(limit)
-                    .fetch_all(&mut *tx)
                     .await?;
-                    let mut n = 0;
-                    for row in &rows {
-                        n += sqlx::query("DELETE FROM offline_messages WHERE id = $1")
-                            .bind(row.try_get::<i64, _>("id")?)
-                            .execute(&mut *tx)
-                            .await?
-                            .rows_affected();
-                        delete_unused_interaction(&mut tx, row.try_get("interaction_id")?).await?;
-                    }
                     Purged {
                         rows: n,
-                        more: full(rows.len() as u64),
+                        more: full(n),
                     }
                 }
                 PurgeKind::WebhookLog => {
@@ -225,6 +185,38 @@ impl Store {
             Ok(purged)
         })
     }
+}
+
+/// Deletes up to `limit` rows of `table` (Messages or offline messages, which name their
+/// interaction) whose time column `at` is before `cutoff`, oldest first, each with the
+/// interaction it leaves without any chat or offline message.
+async fn delete_with_interactions(
+    tx: &mut Transaction<'static, Any>,
+    table: &'static str,
+    at: &'static str,
+    cutoff: i64,
+    limit: i64,
+) -> Result<u64, sqlx::Error> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT id, interaction_id FROM {table} WHERE {at} < $1 ORDER BY id LIMIT $2"
+    )))
+    .bind(cutoff)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await?;
+    let delete = format!("DELETE FROM {table} WHERE id = $1");
+    let mut n = 0;
+    for row in &rows {
+        n += sqlx::query(sqlx::AssertSqlSafe(delete.as_str()))
+            .bind(row.try_get::<i64, _>("id")?)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        if let Some(i) = row.try_get::<Option<i64>, _>("interaction_id")? {
+            delete_unused_interaction(tx, i).await?;
+        }
+    }
+    Ok(n)
 }
 
 /// Deletes an interaction that no chat and no offline message belongs to any more. Only
