@@ -1,18 +1,35 @@
 -- History search, PostgreSQL flavour. A Message keeps the visitor's name as the chat carried
 -- it (the contact keeps only the first name it learnt). `search` is the Message's text-search
--- document (the visitor's name, the e-mail and the text of every message entry, with the
--- `simple` configuration: no stemming, no stop words), written by the flush in the
--- transaction that stores the Message and removed with the row.
+-- document: the visitor's name, the e-mail and the text of every message entry (their first
+-- 100,000 characters), with the `simple` configuration (no stemming, no stop words). A trigger
+-- computes it in the statement that stores the Message (in the flush's transaction, whichever
+-- node version writes it); it goes with the row.
 
 ALTER TABLE messages ADD COLUMN visitor_name TEXT;
 ALTER TABLE messages ADD COLUMN search tsvector NOT NULL DEFAULT ''::tsvector;
 
+CREATE FUNCTION message_search_document(name TEXT, email TEXT, entries TEXT) RETURNS tsvector
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT to_tsvector('simple', left(
+        coalesce(name, '') || ' ' || coalesce(email, '') || ' ' || coalesce(
+            (SELECT string_agg(e->>'text', ' ')
+               FROM jsonb_array_elements(entries::jsonb) e
+              WHERE e->>'kind' = 'message'), ''), 100000))
+$$;
+
+CREATE FUNCTION message_search_index() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.search := message_search_document(NEW.visitor_name, NEW.visitor_email, NEW.entries);
+    RETURN NEW;
+END
+$$;
+
 UPDATE messages m SET visitor_name = c.name FROM contacts c WHERE c.id = m.contact_id;
-UPDATE messages m SET search = to_tsvector('simple',
-    coalesce(m.visitor_name, '') || ' ' || coalesce(m.visitor_email, '') || ' ' || coalesce(
-        (SELECT string_agg(e->>'text', ' ')
-           FROM jsonb_array_elements(m.entries::jsonb) e
-          WHERE e->>'kind' = 'message'), ''));
+UPDATE messages SET search = message_search_document(visitor_name, visitor_email, entries);
+
+CREATE TRIGGER message_search_index BEFORE INSERT ON messages
+    FOR EACH ROW EXECUTE FUNCTION message_search_index();
 
 CREATE INDEX messages_search ON messages USING GIN (search);
 -- The visitor-name filter matches this very expression.

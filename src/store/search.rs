@@ -1,21 +1,19 @@
-//! History search: the full-text index of stored chats and the filtered, keyset-paginated
-//! list of them. SQLite keeps the index in the FTS5 table `message_search`, PostgreSQL in the
-//! `messages.search` tsvector (GIN index); both are written in the flush's transaction and go
-//! with the Message (see `migrations/*/0006_search.sql`), so a chat is found exactly while it
-//! is stored. Words match whole and case-insensitively, all of them; never a `LIKE` scan.
+//! History search: the filtered, keyset-paginated list of stored chats, through each
+//! backend's full-text index. SQLite keeps the index in the FTS5 table `message_search`,
+//! PostgreSQL in the `messages.search` tsvector (GIN index); triggers write it in the statement
+//! that stores a Message and remove it with the row (`migrations/*/0006_search.sql`), so a chat
+//! is found exactly while it is stored, whichever node version wrote it. Words match whole and
+//! case-insensitively, all of them; never a `LIKE` scan.
 
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 
 use super::row::flag;
-use super::{Backend, Call, Store, StoreError, TranscriptRecord};
+use super::{Backend, Call, Store, StoreError};
 
 /// Most words a text (or name) filter may have; more are refused, not silently dropped.
 pub const MAX_SEARCH_WORDS: usize = 10;
-/// Longest text of one Message that is indexed, in bytes (a transcript is capped far below;
-/// this keeps a PostgreSQL tsvector under its 1 MB limit whatever the caps are).
-const MAX_INDEXED_BYTES: usize = 256 * 1024;
 
 /// What the history list is filtered by; every filter is optional and they all apply.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -128,44 +126,6 @@ fn fts5_all(words: &[&str]) -> String {
         .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// The text of a Message that the index holds: the e-mail and every message entry.
-fn indexed_body(t: &TranscriptRecord) -> String {
-    let mut body = t.visitor_email.clone().unwrap_or_default();
-    for e in t.entries.iter().filter(|e| e.kind == "message") {
-        if body.len() + e.text.len() + 1 > MAX_INDEXED_BYTES {
-            break;
-        }
-        body.push(' ');
-        body.push_str(&e.text);
-    }
-    body
-}
-
-/// Adds the Message `id` (just inserted for `t`) to the search index, inside the flush's
-/// transaction.
-pub(super) async fn index_message(
-    tx: &mut Transaction<'static, Any>,
-    backend: Backend,
-    id: i64,
-    t: &TranscriptRecord,
-) -> Result<(), sqlx::Error> {
-    let name = t.contact_name.as_deref().unwrap_or("").trim();
-    let body = indexed_body(t);
-    let sql = match backend {
-        Backend::Sqlite => "INSERT INTO message_search (rowid, name, body) VALUES ($1, $2, $3)",
-        Backend::Postgres => {
-            "UPDATE messages SET search = to_tsvector('simple', $2 || ' ' || $3) WHERE id = $1"
-        }
-    };
-    sqlx::query(sql)
-        .bind(id)
-        .bind(name)
-        .bind(body)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }
 
 /// A value bound to a `$n` of the history query.

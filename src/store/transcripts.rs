@@ -6,9 +6,8 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::row::flag;
-use super::search;
 use super::{
-    is_transient, now_ms, Backend, Call, Contact, FlushOutcome, Interaction, MessageRecord, Store,
+    is_transient, now_ms, Call, Contact, FlushOutcome, Interaction, MessageRecord, Store,
     StoreError, StoreFuture, TranscriptEntry, TranscriptRecord,
 };
 
@@ -439,7 +438,7 @@ impl Store {
         entries: &str,
     ) -> Result<FlushOutcome, StoreError> {
         let mut tx = self.begin_write().await?;
-        match write_in(&mut tx, self.backend, t, entries).await? {
+        match write_in(&mut tx, t, entries).await? {
             Some((message_id, interaction_id)) => {
                 tx.commit().await?;
                 Ok(FlushOutcome::Written {
@@ -469,7 +468,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let mut written = Vec::with_capacity(batch.len());
         for (i, entries) in batch {
-            match write_in(&mut tx, self.backend, &ts[*i], entries).await? {
+            match write_in(&mut tx, &ts[*i], entries).await? {
                 Some((message_id, interaction_id)) => written.push(FlushOutcome::Written {
                     message_id,
                     interaction_id,
@@ -509,15 +508,15 @@ fn contact_key(t: &TranscriptRecord) -> (Option<String>, String, String) {
     )
 }
 
-/// Writes one chat inside `tx`: contact, interaction, the Message already pointing at it,
-/// then its search index entry (five statements for a new visitor). `None` when the chat is written already (a retry,
+/// Writes one chat inside `tx`: contact, interaction, then the Message already pointing at
+/// it (four statements for a new visitor; the Message's insert also indexes it for the history
+/// search, by trigger). `None` when the chat is written already (a retry,
 /// or another node that got there first): the Message insert claims the chat id, so a
 /// concurrent flush of the same chat waits there for the other transaction and then inserts
 /// nothing; the caller rolls back, which takes this call's contact and interaction changes
 /// back too.
 async fn write_in(
     tx: &mut Transaction<'static, Any>,
-    backend: Backend,
     t: &TranscriptRecord,
     entries: &str,
 ) -> Result<Option<(i64, Option<i64>)>, sqlx::Error> {
@@ -589,7 +588,5 @@ async fn write_in(
     let Some(row) = claimed else {
         return Ok(None);
     };
-    let message_id = row.try_get("id")?;
-    search::index_message(tx, backend, message_id, t).await?;
-    Ok(Some((message_id, interaction_id)))
+    Ok(Some((row.try_get("id")?, interaction_id)))
 }
