@@ -6,7 +6,8 @@
 mod common;
 
 use common::accounts::admin;
-use common::{agent_token, get, http, post, Backend, Cluster};
+use common::integrations::metric;
+use common::{agent_token, get, http, metrics_text, post, Backend, Cluster};
 use serde_json::{json, Value};
 use switchboard::app::Running;
 use switchboard::store::{PurgeKind, TranscriptEntry, TranscriptRecord};
@@ -267,6 +268,10 @@ async fn every_filter(backend: Backend) {
     }
     let (status, _) = get(&format!("{}/api/history", http(&node)), None).await;
     assert_eq!(status, 403);
+    // Every search the store answered (or refused) is timed.
+    let text = metrics_text(&http(&node)).await;
+    let searches = metric(&text, "switchboard_history_search_duration_seconds_count");
+    assert!(searches >= finds.len() as f64, "{searches}");
 
     node.drain().await;
     cluster.cleanup().await;

@@ -102,5 +102,10 @@ async fn search(
         after,
         limit,
     };
-    Ok(Json(svc.store.search_history(&query).await?))
+    let started = std::time::Instant::now();
+    let page = svc.store.search_history(&query).await;
+    svc.metrics
+        .history_search_duration
+        .observe(started.elapsed().as_secs_f64());
+    Ok(Json(page?))
 }
