@@ -4,8 +4,8 @@
 //! - [`config`]: the typed settings tree and its validation.
 //! - [`protocol`]: wire frames, codec and error codes (pure, no I/O).
 //! - `gateway`: the WebSocket edge: upgrade, limits, auth, a task per connection, dispatch.
-//! - `api`: HTTP/JSON handlers (login and sessions, the admin API for agents, interactions,
-//!   canned replies, files and their signed links, health).
+//! - `api`: HTTP/JSON handlers (login and sessions, the admin API for agents, interactions and
+//!   their history search, canned replies, files and their signed links, health).
 //! - `chat`: the domain: access, routing, ending, messages, timers, fan-out, flush, agent
 //!   sessions and admin changes to agents.
 //! - `redis`: everything that speaks to Redis, one file per concern, with its Lua scripts.
