@@ -9,7 +9,7 @@ mod common;
 use common::accounts::admin;
 use common::integrations::*;
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use switchboard::app::Running;
@@ -40,23 +40,6 @@ fn stored_objects(dir: &Path, id: &str) -> usize {
             .count()
         })
         .unwrap_or(0)
-}
-
-async fn upload(node: &Running, chat: &str, token: &str, text: &str) -> String {
-    let resp = reqwest::Client::new()
-        .post(format!(
-            "{}/api/chats/{chat}/files?name=note.txt",
-            http(node)
-        ))
-        .bearer_auth(token)
-        .header("content-type", "text/plain")
-        .body(text.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 201);
-    let v: Value = resp.json().await.unwrap();
-    v["id"].as_str().unwrap().to_string()
 }
 
 async fn view(v: &mut Client, url: &str) {
@@ -92,7 +75,15 @@ async fn export_then_erase(backend: Backend) {
         )
         .await;
     agent.expect_text("order 1234").await;
-    let file = upload(&a, &chat1, &vtoken, "my invoice").await;
+    let file = upload(
+        &a,
+        &chat1,
+        &vtoken,
+        "note.txt",
+        "text/plain",
+        b"my invoice".to_vec(),
+    )
+    .await;
     agent
         .expect_where("file", |f| f["entry"]["event"] == "file")
         .await;

@@ -199,6 +199,28 @@ pub async fn get(url: &str, token: Option<&str>) -> (u16, Value) {
     accounts::call(reqwest::Method::GET, url, None, token).await
 }
 
+/// Uploads a file named `name` into `chat` as `token` (visitor or agent); returns its id.
+pub async fn upload(
+    node: &Running,
+    chat: &str,
+    token: &str,
+    name: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> String {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/chats/{chat}/files?name={name}", http(node)))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("http");
+    assert_eq!(resp.status().as_u16(), 201);
+    let v: Value = resp.json().await.expect("json");
+    v["id"].as_str().expect("file id").to_string()
+}
+
 /// The Prometheus text of `GET {base}/metrics`.
 pub async fn metrics_text(base: &str) -> String {
     reqwest::get(format!("{base}/metrics"))
