@@ -5,7 +5,7 @@
 //! last enabled admin), 4 no such agent, 64 invalid input (2: a usage error, from clap).
 
 use clap::{Args, Subcommand};
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use switchboard::chat::sessions::Ending;
@@ -51,9 +51,14 @@ pub enum Manage {
     Logout { username: String },
 }
 
-/// Where a password comes from: never the command line, where `ps` shows it.
+/// Longest password read from stdin or a file; the login refuses longer ones anyway.
+const MAX_PASSWORD_BYTES: u64 = 1024;
+
+/// Where a password comes from: standard input or a file, never the command line, where `ps`
+/// shows it. At most one of the two; `reset-password` requires one, `agent add` one of them or
+/// its `--password`.
 #[derive(Args)]
-#[group(required = true, multiple = false)]
+#[group(id = "password_source", multiple = false)]
 pub struct PasswordSource {
     /// Read the password from the first line of standard input.
     #[arg(long)]
@@ -64,18 +69,38 @@ pub struct PasswordSource {
 }
 
 impl PasswordSource {
-    /// The password: the first line, without its line ending.
-    pub fn read(&self) -> std::io::Result<String> {
-        let text = match &self.password_file {
-            Some(path) => std::fs::read_to_string(path)?,
-            None => {
-                let mut s = String::new();
-                std::io::stdin().take(64 * 1024).read_to_string(&mut s)?;
-                s
-            }
+    /// The password: the first line, without its line ending; `None` when neither source was
+    /// given. `Err` says what is wrong in words for the operator.
+    pub fn read(&self) -> Result<Option<String>, String> {
+        if self.password_stdin {
+            return first_line(&mut std::io::stdin().lock(), "standard input").map(Some);
+        }
+        let Some(path) = &self.password_file else {
+            return Ok(None);
         };
-        Ok(text.lines().next().unwrap_or("").to_string())
+        let f = std::fs::File::open(path)
+            .map_err(|e| format!("opening the password file {}: {e}", path.display()))?;
+        first_line(&mut std::io::BufReader::new(f), &path.display().to_string()).map(Some)
     }
+}
+
+/// The first line of `r` (a password), bounded, non-empty, without its line ending.
+fn first_line(r: &mut dyn BufRead, from: &str) -> Result<String, String> {
+    let mut line = String::new();
+    r.take(MAX_PASSWORD_BYTES + 2)
+        .read_line(&mut line)
+        .map_err(|e| format!("reading the password from {from}: {e}"))?;
+    let line = line.strip_suffix('\n').unwrap_or(&line);
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    if line.is_empty() {
+        return Err(format!("the password from {from} is empty"));
+    }
+    if line.len() as u64 > MAX_PASSWORD_BYTES {
+        return Err(format!(
+            "the password from {from} is longer than {MAX_PASSWORD_BYTES} bytes"
+        ));
+    }
+    Ok(line.to_string())
 }
 
 fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
@@ -154,12 +179,14 @@ async fn apply(svc: &Service, id: i64, cmd: Manage) -> Result<&'static str, Chat
         Manage::Enable { .. } => svc.set_agent_disabled(id, false).await.map(|_| "enabled"),
         Manage::Delete { .. } => svc.delete_agent(id).await.map(|_| "deleted"),
         Manage::ResetPassword { password, .. } => {
-            let password = password.read().map_err(|e| {
-                ChatError::new(
-                    ErrorCode::InvalidField,
-                    format!("reading the password: {e}"),
-                )
-            })?;
+            let password = password
+                .read()
+                .and_then(|p| {
+                    p.ok_or_else(|| {
+                        "give the password with --password-stdin or --password-file".into()
+                    })
+                })
+                .map_err(|e| ChatError::new(ErrorCode::InvalidField, e))?;
             svc.reset_agent_password(id, &password).await?;
             Ok("new password set for")
         }

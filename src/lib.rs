@@ -5,8 +5,8 @@
 //! - [`protocol`]: wire frames, codec and error codes (pure, no I/O).
 //! - `gateway`: the WebSocket edge: upgrade, limits, auth, a task per connection, dispatch,
 //!   paged replays and catch-ups from the chats' streams.
-//! - `api`: HTTP/JSON handlers (login and sessions, the admin API for agents, interactions,
-//!   canned replies, files and their signed links, health).
+//! - `api`: HTTP/JSON handlers (login and sessions, the admin API for agents, interactions and
+//!   their history search, canned replies, files and their signed links, health).
 //! - `chat`: the domain: access, routing, ending, messages, timers, fan-out, gap-free delivery
 //!   around subscription lapses, Redis's epoch, flush, agent sessions and admin changes to
 //!   agents.

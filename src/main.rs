@@ -47,14 +47,14 @@ enum AgentCommand {
         #[arg(long)]
         username: String,
         /// The password on the command line (visible in `ps`; prefer the two forms below).
-        #[arg(long, required_unless_present_any = ["password_stdin", "password_file"])]
+        #[arg(
+            long,
+            required_unless_present = "password_source",
+            conflicts_with = "password_source"
+        )]
         password: Option<String>,
-        /// Read the password from the first line of standard input.
-        #[arg(long, conflicts_with_all = ["password", "password_file"])]
-        password_stdin: bool,
-        /// Read the password from the first line of this file.
-        #[arg(long, conflicts_with = "password")]
-        password_file: Option<PathBuf>,
+        #[command(flatten)]
+        source: cli::PasswordSource,
         /// Display name shown to visitors.
         #[arg(long)]
         name: Option<String>,
@@ -68,48 +68,6 @@ enum AgentCommand {
     },
     #[command(flatten)]
     Manage(cli::Manage),
-}
-
-/// Longest password read from stdin or a file; the login refuses longer ones anyway.
-const MAX_PASSWORD_BYTES: u64 = 1024;
-
-/// The password of `agent add`: the argument, or the first line of stdin or of a file (without
-/// its line ending), so it need not appear on the command line.
-fn password_from(
-    arg: Option<String>,
-    stdin: bool,
-    file: Option<PathBuf>,
-) -> Result<String, String> {
-    use std::io::{BufRead, Read};
-    let first_line = |r: &mut dyn BufRead, from: &str| -> Result<String, String> {
-        let mut line = String::new();
-        r.take(MAX_PASSWORD_BYTES + 2)
-            .read_line(&mut line)
-            .map_err(|e| format!("reading the password from {from}: {e}"))?;
-        let line = line.strip_suffix('\n').unwrap_or(&line);
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        if line.is_empty() {
-            return Err(format!("the password from {from} is empty"));
-        }
-        if line.len() as u64 > MAX_PASSWORD_BYTES {
-            return Err(format!(
-                "the password from {from} is longer than {MAX_PASSWORD_BYTES} bytes"
-            ));
-        }
-        Ok(line.to_string())
-    };
-    match (arg, stdin, file) {
-        (Some(p), _, _) => Ok(p),
-        (None, true, _) => first_line(&mut std::io::stdin().lock(), "standard input"),
-        (None, false, Some(path)) => {
-            let f = std::fs::File::open(&path)
-                .map_err(|e| format!("opening the password file {}: {e}", path.display()))?;
-            first_line(&mut std::io::BufReader::new(f), &path.display().to_string())
-        }
-        (None, false, None) => {
-            Err("give the password with --password-stdin, --password-file or --password".into())
-        }
-    }
 }
 
 fn init_logs(s: &Settings) {
@@ -144,15 +102,21 @@ async fn main() -> ExitCode {
                 AgentCommand::Add {
                     username,
                     password,
-                    password_stdin,
-                    password_file,
+                    source,
                     name,
                     role,
                     max_chats,
                     queues,
                 },
         } => {
-            let password = match password_from(password, password_stdin, password_file) {
+            let password = match password.map(Ok).unwrap_or_else(|| {
+                source.read().and_then(|p| {
+                    p.ok_or_else(|| {
+                        "give the password with --password-stdin, --password-file or --password"
+                            .into()
+                    })
+                })
+            }) {
                 Ok(p) => p,
                 Err(e) => {
                     eprintln!("{e}");

@@ -24,6 +24,8 @@ pub struct Metrics {
     pub timers_fired: IntCounterVec,
     pub flush_jobs: IntCounterVec,
     pub flush_duration: Histogram,
+    /// History searches (`GET /api/history`), answered or not.
+    pub history_search_duration: Histogram,
     pub subscriptions: IntGauge,
     pub slow_consumers: IntCounter,
     /// Times every local connection was told to resume, by why live traffic may have been lost.
@@ -269,6 +271,12 @@ impl Metrics {
                 "switchboard_flush_duration_seconds",
                 "Time to flush a chat: reading its transcript from Redis, writing it to the SQL store (in a transaction of up to 8 chats) and removing its Redis keys.",
                 vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0],
+            ),
+            history_search_duration: histogram(
+                &r,
+                "switchboard_history_search_duration_seconds",
+                "Time to answer a history search (GET /api/history) from the SQL store's full-text and filter indexes, failed ones included.",
+                vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
             ),
             subscriptions,
             slow_consumers: counter(

@@ -22,23 +22,6 @@ fn stored(dir: &Path) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
 }
 
-async fn upload(node: &Running, chat: &str, token: &str, body: Vec<u8>) -> String {
-    let resp = reqwest::Client::new()
-        .post(format!(
-            "{}/api/chats/{chat}/files?name=photo.png",
-            http(node)
-        ))
-        .bearer_auth(token)
-        .header("content-type", "image/png")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 201);
-    let v: Value = resp.json().await.unwrap();
-    v["id"].as_str().unwrap().to_string()
-}
-
 /// GET a path of `node` without any credentials but what the URL carries.
 async fn fetch(node: &Running, path_and_query: &str) -> (u16, Vec<u8>) {
     let r = reqwest::get(format!("{}{path_and_query}", http(node)))
@@ -92,8 +75,8 @@ async fn links_are_signed_short_lived_and_never_carry_an_agent_token() {
     let (mut visitor, chat, _, vtoken) = requesting_visitor(&a, "photo").await;
     accept_offer(&mut agent, &mut visitor, &chat).await;
     let photo = png(5_000);
-    let id = upload(&a, &chat, &vtoken, photo.clone()).await;
-    let other = upload(&a, &chat, &vtoken, png(100)).await;
+    let id = upload(&a, &chat, &vtoken, "photo.png", "image/png", photo.clone()).await;
+    let other = upload(&a, &chat, &vtoken, "photo.png", "image/png", png(100)).await;
 
     // The agent asks node B for a link and follows it on node A with no token at all.
     let (status, l) = link(&b, &id, &atoken).await;
@@ -169,7 +152,7 @@ async fn flushed_files_go_to_their_agents_and_trashed_ones_are_deleted() {
     set_status(&mut bob, "away").await;
     let (mut visitor, chat, _, vtoken) = requesting_visitor(&a, "photo").await;
     accept_offer(&mut ann, &mut visitor, &chat).await;
-    let id = upload(&a, &chat, &vtoken, png(3_000)).await;
+    let id = upload(&a, &chat, &vtoken, "photo.png", "image/png", png(3_000)).await;
     set_status(&mut bob, "available").await;
     let bob_id: i64 = bob.welcome["id"].as_str().unwrap().parse().unwrap();
     ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id}))
@@ -206,7 +189,7 @@ async fn flushed_files_go_to_their_agents_and_trashed_ones_are_deleted() {
     let before = stored(&dir);
     let (mut visitor, chat, _, vtoken) = requesting_visitor(&a, "secret").await;
     accept_offer(&mut bob, &mut visitor, &chat).await;
-    let trashed = upload(&a, &chat, &vtoken, png(2_000)).await;
+    let trashed = upload(&a, &chat, &vtoken, "photo.png", "image/png", png(2_000)).await;
     assert_eq!(stored(&dir), before + 2, "the file and its sidecar");
     assert_eq!(download(&b, &trashed, &bob_token).await, 200);
     visitor.send(json!({"type": "end", "chat_id": chat})).await;

@@ -34,7 +34,7 @@ async fn audit(node: &Running, token: &str, action: &str) -> Vec<Value> {
 async fn appearance_reaches_the_other_node(backend: Backend) {
     let cluster = Cluster::new(backend).await;
     let (a, b) = (cluster.node().await, cluster.node().await);
-    let admin = admin_token(&cluster, &a, "root").await;
+    let admin = common::accounts::admin(&cluster, &a, "root").await;
 
     // Nothing saved yet: the built-in look, for anyone, with CORS for the widget's site.
     let resp = reqwest::Client::new()
@@ -141,7 +141,7 @@ async fn queues_set_up_on_one_node_work_on_the_other(backend: Backend) {
     let cluster = Cluster::new(backend).await;
     cluster.store.ensure_queue("general").await.unwrap();
     let (a, b) = (cluster.node().await, cluster.node().await);
-    let admin = admin_token(&cluster, &a, "root").await;
+    let admin = common::accounts::admin(&cluster, &a, "root").await;
     let queues = format!("{}/api/admin/queues", http(&a));
 
     let (status, created) = post(
@@ -263,7 +263,7 @@ async fn queue_rename_is_refused_while_live_then_moves_everything(backend: Backe
     let cluster = Cluster::new(backend).await;
     cluster.store.ensure_queue("general").await.unwrap();
     let (a, b) = (cluster.node().await, cluster.node().await);
-    let admin = admin_token(&cluster, &a, "root").await;
+    let admin = common::accounts::admin(&cluster, &a, "root").await;
     let (status, _) = post(
         &format!("{}/api/admin/queues", http(&a)),
         json!({"name": "sales", "offline_text": "Sales is out."}),

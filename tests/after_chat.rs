@@ -80,7 +80,7 @@ async fn rated_once_before_or_after_the_flush(backend: Backend) {
     let cluster = Cluster::with(backend, fast_hooks).await;
     let (a, b) = (cluster.node().await, cluster.node().await);
     let rx = Receiver::start(Plan::Ok).await;
-    let admin = admin_token(&cluster, &a, "root").await;
+    let admin = common::accounts::admin(&cluster, &a, "root").await;
     let (status, v) = post(
         &format!("{}/api/admin/webhooks", http(&a)),
         json!({ "url": rx.url, "secret": SECRET, "events": ["rating.submitted"] }),

@@ -6,14 +6,17 @@
 
 mod common;
 
+use common::accounts::admin;
 use common::integrations::*;
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use switchboard::app::Running;
 use switchboard::config::Settings;
-use switchboard::store::{Delivery, StoredEvent, TranscriptEntry, TranscriptRecord};
+use switchboard::store::{
+    Delivery, NewOfflineMessage, StoredEvent, TranscriptEntry, TranscriptRecord,
+};
 
 fn files_dir() -> PathBuf {
     std::env::temp_dir().join(format!("sb-privacy-{}", uuid::Uuid::new_v4().simple()))
@@ -39,23 +42,6 @@ fn stored_objects(dir: &Path, id: &str) -> usize {
         .unwrap_or(0)
 }
 
-async fn upload(node: &Running, chat: &str, token: &str, text: &str) -> String {
-    let resp = reqwest::Client::new()
-        .post(format!(
-            "{}/api/chats/{chat}/files?name=note.txt",
-            http(node)
-        ))
-        .bearer_auth(token)
-        .header("content-type", "text/plain")
-        .body(text.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 201);
-    let v: Value = resp.json().await.unwrap();
-    v["id"].as_str().unwrap().to_string()
-}
-
 async fn view(v: &mut Client, url: &str) {
     v.send(json!({"type": "page_view", "url": url, "title": "Shop"}))
         .await;
@@ -70,7 +56,7 @@ async fn export_then_erase(backend: Backend) {
     let cluster = Cluster::with(backend, tweak(&dir)).await;
     let (a, b) = (cluster.node().await, cluster.node().await);
     let rx = Receiver::start(Plan::Ok).await;
-    let admin = admin_token(&cluster, &b, "root").await;
+    let admin = admin(&cluster, &b, "root").await;
     let (status, _) = post(
         &format!("{}/api/admin/webhooks", http(&b)),
         json!({ "url": rx.url, "secret": SECRET, "events": ["chat.requested", "chat.ended"] }),
@@ -89,7 +75,15 @@ async fn export_then_erase(backend: Backend) {
         )
         .await;
     agent.expect_text("order 1234").await;
-    let file = upload(&a, &chat1, &vtoken, "my invoice").await;
+    let file = upload(
+        &a,
+        &chat1,
+        &vtoken,
+        "note.txt",
+        "text/plain",
+        b"my invoice".to_vec(),
+    )
+    .await;
     agent
         .expect_where("file", |f| f["entry"]["event"] == "file")
         .await;
@@ -103,6 +97,16 @@ async fn export_then_erase(backend: Backend) {
         cluster.store.message_by_chat(&chat1).await.unwrap()
     })
     .await;
+
+    // A message left while the chat was over: on the same (anonymous) contact.
+    visitor
+        .send(json!({"type": "leave_message", "email": "vera@example.com",
+                     "message": "please call me back"}))
+        .await;
+    let left = visitor.expect("message_left").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     visitor
         .send(json!({"type": "request_chat", "question": "One more thing"}))
@@ -139,7 +143,11 @@ async fn export_then_erase(backend: Backend) {
     assert_eq!(status, 200, "{doc}");
     assert_eq!(doc["contact"]["id"], contact);
     assert_eq!(doc["visitor_ids"], json!([vid]));
-    assert_eq!(doc["interactions"].as_array().unwrap().len(), 1, "{doc}");
+    assert_eq!(doc["interactions"].as_array().unwrap().len(), 2, "{doc}");
+    let offline = doc["offline_messages"].as_array().unwrap();
+    assert_eq!(offline.len(), 1, "{doc}");
+    assert_eq!(offline[0]["uid"], left.as_str());
+    assert_eq!(offline[0]["message"], "please call me back");
     let messages = doc["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0]["chat_id"], chat1.as_str());
@@ -187,6 +195,8 @@ async fn export_then_erase(backend: Backend) {
         "both chats, the live one closed and stored first"
     );
     assert_eq!(e["files"], 1);
+    assert_eq!(e["offline_messages"], 1, "{erased}");
+    assert_eq!(e["interactions"], 3, "two chats and the offline message");
     assert_eq!(e["live_chats_closed"], 1);
     assert!(e["webhook_events"].as_u64().unwrap() >= 3, "{erased}");
     let ended = agent
@@ -199,6 +209,7 @@ async fn export_then_erase(backend: Backend) {
     // SQL, files, Redis and webhook bodies: nothing left about the visitor.
     let store = &cluster.store;
     assert!(store.contact(contact).await.unwrap().is_none());
+    assert!(store.offline_message(&left).await.unwrap().is_none());
     for chat in [&chat1, &chat2] {
         assert!(store.message_by_chat(chat).await.unwrap().is_none());
         let event = format!("evt_{chat}_requested");
@@ -256,8 +267,15 @@ async fn export_then_erase(backend: Backend) {
         .find(|e| e["action"] == "contact.export")
         .unwrap();
     assert_eq!(export["detail"]["messages"], 1);
+    assert_eq!(export["detail"]["offline_messages"], 1);
     let all = audit.to_string();
-    for secret in ["vera", "order 1234", "Where is my order", vid.as_str()] {
+    for secret in [
+        "vera",
+        "order 1234",
+        "call me back",
+        "Where is my order",
+        vid.as_str(),
+    ] {
         assert!(
             !all.contains(secret),
             "the audit log holds {secret:?}: {all}"
@@ -372,6 +390,7 @@ async fn retention(backend: Backend) {
         s.retention.files_days = 30;
         s.retention.webhook_log_days = 7;
         s.retention.audit_days = 365;
+        s.retention.offline_messages_days = 30;
         s.retention.batch = 2;
     })
     .await;
@@ -389,6 +408,27 @@ async fn retention(backend: Backend) {
             .await
             .unwrap();
     }
+    // Offline messages: three left long ago (backdated below), one today.
+    for uid in ["off-old-0", "off-old-1", "off-old-2", "off-new"] {
+        store
+            .create_offline_message(&NewOfflineMessage {
+                uid: uid.into(),
+                queue: "general".into(),
+                visitor_id: format!("v-{uid}"),
+                name: "Vera".into(),
+                email: "vera@example.com".into(),
+                message: "call me".into(),
+                page_url: String::new(),
+                ip: "127.0.0.1".into(),
+            })
+            .await
+            .unwrap();
+    }
+    sql(
+        &cluster,
+        &format!("UPDATE offline_messages SET created_at = {old} WHERE uid LIKE 'off-old-%'"),
+    )
+    .await;
     let ep = store
         .create_endpoint(
             "https://hooks.example.com/",
@@ -434,7 +474,7 @@ async fn retention(backend: Backend) {
     )
     .await;
     let (a, b) = (cluster.node().await, cluster.node().await);
-    let admin = admin_token(&cluster, &a, "root").await;
+    let admin = admin(&cluster, &a, "root").await;
     // Two files: one aged past the window (its data and sidecar), one recent.
     let fs = &a.service.files;
     for (id, body) in [("oldfile", "x"), ("newfile", "y")] {
@@ -492,10 +532,22 @@ async fn retention(backend: Backend) {
         "3 deliveries and 3 events: {kinds:?}"
     );
     assert_eq!(of("audit").1, 1, "{kinds:?}");
+    assert_eq!(
+        of("offline_messages"),
+        ("offline_messages".into(), 3, 2),
+        "{kinds:?}"
+    );
 
     // Only what was older than each window went.
     assert_eq!(count(&cluster, "messages").await, 3);
-    assert_eq!(count(&cluster, "interactions").await, 3);
+    assert_eq!(
+        count(&cluster, "interactions").await,
+        4,
+        "three chats and the recent offline message"
+    );
+    assert_eq!(count(&cluster, "offline_messages").await, 1);
+    assert!(store.offline_message("off-new").await.unwrap().is_some());
+    assert!(store.offline_message("off-old-0").await.unwrap().is_none());
     assert_eq!(count(&cluster, "webhook_deliveries").await, 1);
     assert_eq!(count(&cluster, "webhook_events").await, 1);
     assert!(store.message_by_chat("new0").await.unwrap().is_some());
@@ -547,6 +599,8 @@ async fn retention(backend: Backend) {
 
     let purged = "switchboard_retention_purged_total{kind=\"transcripts\"}";
     assert_eq!(metric(&metrics_text(&http(purger)).await, purged), 25.0);
+    let purged = "switchboard_retention_purged_total{kind=\"offline_messages\"}";
+    assert_eq!(metric(&metrics_text(&http(purger)).await, purged), 3.0);
     let skipped = "switchboard_retention_runs_total{outcome=\"skipped\"}";
     assert_eq!(metric(&metrics_text(&http(skipper)).await, skipped), 1.0);
     // The lease was released: the next run (on B) runs, and finds nothing more to delete.

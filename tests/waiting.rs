@@ -6,10 +6,10 @@
 
 mod common;
 
+use common::accounts::admin;
 use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
-use switchboard::store::NewAgent;
 
 fn waiting_has(f: &Value, chat: &str) -> bool {
     f["type"] == "waiting"
@@ -198,22 +198,6 @@ async fn two_agents_picking_the_same_request_at_once_exactly_one_wins() {
     cluster.cleanup().await;
 }
 
-async fn admin_token(cluster: &Cluster, node: &switchboard::app::Running) -> String {
-    cluster
-        .store
-        .create_agent(&NewAgent {
-            username: "boss".into(),
-            display_name: "Boss".into(),
-            password: "secret-password".into(),
-            role: "admin".into(),
-            max_chats: 1,
-            queues: vec!["general".into()],
-        })
-        .await
-        .expect("admin created");
-    agent_token(node, "boss").await
-}
-
 pub async fn put(url: &str, body: Value, token: &str) -> (u16, Value) {
     let resp = reqwest::Client::new()
         .put(url)
@@ -260,7 +244,7 @@ async fn a_watching_visitor_is_told_when_the_queue_opens_and_closes() {
 
     // Business hours that never include now (an empty week): closed although staffed, with
     // the queue's own text.
-    let admin = admin_token(&cluster, &b).await;
+    let admin = admin(&cluster, &b, "boss").await;
     let (status, body) = put(
         &format!("{}/api/admin/queues/general", http(&b)),
         json!({"offline_text": "Back on Monday.", "business_hours": {"timezone": "Europe/Berlin", "days": {}}}),

@@ -2,10 +2,11 @@
 //! signed and once, across two nodes; a failing receiver gets the event again until it takes
 //! it, once; a node killed mid-delivery loses nothing; an endpoint that keeps failing is
 //! disabled and can be redelivered to once enabled; internal addresses are refused at
-//! registration and at send.
+//! registration and at send; a pick and an offline message are events too.
 
 mod common;
 
+use common::accounts::admin;
 use common::integrations::*;
 use common::*;
 use serde_json::{json, Value};
@@ -51,7 +52,7 @@ async fn chat_events_arrive_signed_and_once(backend: Backend) {
     let cluster = Cluster::with(backend, fast_hooks).await;
     let (a, b) = (cluster.node().await, cluster.node().await);
     let rx = Receiver::start(Plan::Ok).await;
-    let admin = admin_token(&cluster, &a, "root").await;
+    let admin = admin(&cluster, &a, "root").await;
     let all = [
         "chat.requested",
         "chat.accepted",
@@ -134,7 +135,7 @@ async fn a_failing_receiver_gets_the_event_again_until_it_takes_it() {
     let cluster = Cluster::with(Backend::Sqlite, fast_hooks).await;
     let (a, b) = (cluster.node().await, cluster.node().await);
     let rx = Receiver::start(Plan::FailFirst(2)).await;
-    let admin = admin_token(&cluster, &a, "root").await;
+    let admin = admin(&cluster, &a, "root").await;
     let endpoint = register(&a, &admin, &rx.url, &["chat.requested"]).await;
     let (_v, chat, _, _) = requesting_visitor(&b, "hello").await;
 
@@ -182,7 +183,7 @@ async fn a_node_killed_mid_delivery_does_not_lose_the_event() {
     let cluster = Cluster::with(Backend::Sqlite, fast_hooks).await;
     let a = cluster.node().await;
     let rx = Receiver::start(Plan::HangFirst).await;
-    let admin = admin_token(&cluster, &a, "root").await;
+    let admin = admin(&cluster, &a, "root").await;
     register(&a, &admin, &rx.url, &["chat.requested"]).await;
     let (_v, chat, _, _) = requesting_visitor(&a, "hello").await;
     eventually("the first request", || async {
@@ -225,7 +226,7 @@ async fn two_nodes_deliver_each_event_once() {
     let cluster = Cluster::with(Backend::Sqlite, fast_hooks).await;
     let (a, b) = (cluster.node().await, cluster.node().await);
     let rx = Receiver::start(Plan::Ok).await;
-    let admin = admin_token(&cluster, &a, "root").await;
+    let admin = admin(&cluster, &a, "root").await;
     register(&a, &admin, &rx.url, &["chat.requested"]).await;
     let mut chats = Vec::new();
     let mut visitors = Vec::new();
@@ -255,7 +256,7 @@ async fn a_failing_endpoint_is_disabled_and_can_be_redelivered_to() {
     .await;
     let (a, b) = (cluster.node().await, cluster.node().await);
     let failing = Receiver::start(Plan::Always(503)).await;
-    let admin = admin_token(&cluster, &a, "root").await;
+    let admin = admin(&cluster, &a, "root").await;
     let endpoint = register(&a, &admin, &failing.url, &["chat.requested"]).await;
     let id = endpoint["id"].as_i64().unwrap();
     let (_v, chat, _, _) = requesting_visitor(&b, "hello").await;
@@ -324,7 +325,7 @@ async fn a_failing_endpoint_is_disabled_and_can_be_redelivered_to() {
 async fn internal_addresses_are_refused_at_registration_and_at_send() {
     let cluster = Cluster::new(Backend::Sqlite).await;
     let strict = cluster.node().await;
-    let admin = admin_token(&cluster, &strict, "root").await;
+    let admin = admin(&cluster, &strict, "root").await;
     let url = format!("{}/api/admin/webhooks", http(&strict));
     for bad in [
         "http://169.254.169.254/latest/meta-data/",
@@ -389,7 +390,7 @@ async fn an_accepted_invitation_is_a_proactive_chat_accepted_event() {
     let cluster = Cluster::with(Backend::Sqlite, fast_hooks).await;
     let (a, b) = (cluster.node().await, cluster.node().await);
     let rx = Receiver::start(Plan::Ok).await;
-    let admin = admin_token(&cluster, &a, "root").await;
+    let admin = admin(&cluster, &a, "root").await;
     register(&a, &admin, &rx.url, &["chat.requested", "chat.accepted"]).await;
     let mut agent = available_agent(&cluster, &b, "ivy", 2).await;
     let (vid, token) = visitor_token(&a).await;
@@ -421,4 +422,112 @@ async fn an_accepted_invitation_is_a_proactive_chat_accepted_event() {
         data["agent_id"].to_string(),
         agent.welcome["id"].as_str().unwrap()
     );
+}
+
+/// A request an agent picks from the Waiting list is a `chat.accepted` like an accepted offer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pick_from_the_waiting_list_is_a_chat_accepted_event() {
+    let cluster = Cluster::with(Backend::Sqlite, fast_hooks).await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let rx = Receiver::start(Plan::Ok).await;
+    let admin = admin(&cluster, &a, "root").await;
+    register(&a, &admin, &rx.url, &["chat.accepted"]).await;
+    // Away: routing offers it nothing, so the request waits for a pick.
+    let mut agent = available_agent(&cluster, &b, "pia", 2).await;
+    set_status(&mut agent, "away").await;
+    let (mut visitor, chat, vid, _) = requesting_visitor(&a, "Anyone?").await;
+    let c = chat.clone();
+    agent
+        .expect_where("the request in the Waiting list", move |f| {
+            f["type"] == "waiting"
+                && f["requests"]
+                    .as_array()
+                    .is_some_and(|r| r.iter().any(|i| i["chat_id"] == c.as_str()))
+        })
+        .await;
+    agent.send(json!({"type": "pick", "chat_id": chat})).await;
+    visitor.expect("chat_started").await;
+    let got = delivered_settled(&rx, 1).await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(got[0].signed);
+    assert_eq!(got[0].event_type, "chat.accepted");
+    let data = &got[0].body["data"];
+    assert_eq!(data["chat_id"], chat.as_str());
+    assert_eq!(data["visitor_id"], vid.as_str());
+    assert_eq!(data["proactive"], false);
+    assert_eq!(
+        data["agent_id"].to_string(),
+        agent.welcome["id"].as_str().unwrap()
+    );
+    cluster.cleanup().await;
+}
+
+/// A message left while nobody is there is an `offline_message.created`, once: the outbox timer
+/// the node set before storing it is gone once the event is appended; a timer left behind (the
+/// node died in between) appends the same event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_message_is_an_event_once() {
+    let cluster = Cluster::with(Backend::Postgres, fast_hooks).await;
+    cluster.store.ensure_queue("general").await.unwrap();
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let rx = Receiver::start(Plan::Ok).await;
+    let admin = admin(&cluster, &b, "root").await;
+    register(&b, &admin, &rx.url, &["offline_message.created"]).await;
+    let (vid, token) = visitor_token(&a).await;
+    let mut v = Client::visitor(&a, &token).await;
+    v.send(
+        json!({"type": "leave_message", "name": "Vera", "email": "Vera@Example.com",
+                  "message": "Please call me back", "page_url": "https://shop.example/contact"}),
+    )
+    .await;
+    let uid = v.expect("message_left").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let got = delivered_settled(&rx, 1).await;
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(got[0].signed);
+    assert_eq!(got[0].event_type, "offline_message.created");
+    assert_eq!(got[0].event_id, format!("evt_{uid}_offline"));
+    let data = &got[0].body["data"];
+    assert_eq!(data["uid"], uid.as_str());
+    assert_eq!(data["visitor_id"], vid.as_str());
+    assert_eq!(data["queue"], "general");
+    assert_eq!(data["name"], "Vera");
+    assert_eq!(data["email"], "Vera@Example.com");
+    assert_eq!(data["message"], "Please call me back");
+    assert_eq!(data["page_url"], "https://shop.example/contact");
+    assert!(data["interaction_id"].as_i64().is_some(), "{data}");
+    // Past the outbox timer's due time (chat.timer_lease_ms): still one event.
+    tokio::time::sleep(Duration::from_millis(
+        cluster.settings.chat.timer_lease_ms + 500,
+    ))
+    .await;
+    assert_eq!(rx.delivered().len(), 1, "{:#?}", rx.delivered());
+    let timers = redis_cli(&[
+        "zrange",
+        &format!("{}{{r}}:timers", cluster.prefix),
+        "0",
+        "-1",
+    ]);
+    assert!(!timers.contains(&uid), "{timers}");
+
+    // What a node that died between the insert and the append leaves: the timer, which any
+    // node fires; the event comes (again, with the same id), and once.
+    let due = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis())
+    .to_string();
+    redis_cli(&[
+        "zadd",
+        &format!("{}{{r}}:timers", cluster.prefix),
+        &due,
+        &format!("offline_hook:{uid}"),
+    ]);
+    let got = delivered_settled(&rx, 2).await;
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert_eq!(got[1].event_id, got[0].event_id);
+    assert_eq!(got[1].body, got[0].body);
+    cluster.cleanup().await;
 }

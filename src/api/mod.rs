@@ -1,4 +1,4 @@
-//! HTTP/JSON handlers: visitor sessions, interactions and transcripts, health and metrics; agent
+//! HTTP/JSON handlers: visitor sessions, interactions and transcripts (searched in `history`), health and metrics; agent
 //! login in `login` (bounded and throttled), sessions and the checks every agent endpoint makes
 //! in `auth`, the agents' admin API in `admin` (what admin endpoints share in `admin_request`),
 //! webhooks, data protection and the audit log in `webhooks` and `privacy`, queues and the
@@ -16,6 +16,7 @@ mod console;
 mod cors;
 mod file_links;
 mod files;
+mod history;
 mod inbox;
 mod login;
 
@@ -97,6 +98,7 @@ pub fn routes(svc: Arc<Service>) -> Router {
         .route("/api/interactions/{id}", get(interaction))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
+        .merge(history::routes())
         .merge(canned::routes())
         .merge(console::routes())
         .merge(inbox::routes())

@@ -16,11 +16,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// The rates kept per visitor (`Keys::rate` names); an erased visitor's are deleted with it.
-const REQUESTS_VISITOR: &str = "req-v";
-const PAGE_VIEWS_VISITOR: &str = "pv-v";
-const FRAMES_VISITOR: &str = "fr-v";
-pub const VISITOR_RATES: [&str; 3] = [REQUESTS_VISITOR, PAGE_VIEWS_VISITOR, FRAMES_VISITOR];
+/// The per-visitor rates (names of their Redis keys), which an erasure forgets with the visitor.
+const REQUESTS_PER_VISITOR: &str = "req-v";
+const PAGE_VIEWS_PER_VISITOR: &str = "pv-v";
+const FRAMES_PER_VISITOR: &str = "fr-v";
+pub(crate) const VISITOR_RATES: [&str; 3] = [
+    REQUESTS_PER_VISITOR,
+    PAGE_VIEWS_PER_VISITOR,
+    FRAMES_PER_VISITOR,
+];
 
 /// Socket counts written at once during a refresh (pipelined on the pool).
 const REFRESH_CONCURRENCY: usize = 256;
@@ -206,7 +210,7 @@ impl Limits {
         self.take_both(
             (
                 Rate::per(
-                    REQUESTS_VISITOR,
+                    REQUESTS_PER_VISITOR,
                     "chat_requests_visitor",
                     c.chat_requests_per_visitor_per_hour,
                     HOUR,
@@ -241,7 +245,7 @@ impl Limits {
         self.take_both(
             (
                 Rate::per(
-                    PAGE_VIEWS_VISITOR,
+                    PAGE_VIEWS_PER_VISITOR,
                     "page_views_visitor",
                     c.page_views_per_visitor_per_minute,
                     MINUTE,
@@ -364,7 +368,7 @@ impl Limits {
         match party {
             Party::Visitor { id } => (
                 Rate::per(
-                    FRAMES_VISITOR,
+                    FRAMES_PER_VISITOR,
                     "frames_visitor",
                     c.visitor_frames_per_second,
                     SECOND,

@@ -1,11 +1,13 @@
 //! Leave a message (offline message): what a visitor leaves when nobody is there, stored as an
 //! interaction of kind `offline_message`, counted against hourly allowances per visitor and
 //! per IP (in Redis, so they hold across nodes), announced by e-mail through the notification
-//! stream, and worked by agents of the queue as an inbox (claim, done). Also the admin's
+//! stream and to webhooks (`offline_message.created`), and worked by agents of the queue as an
+//! inbox (claim, done). Also the admin's
 //! per-queue settings (offline text, business hours).
 
 use super::availability::agents_key;
 use super::hours::{Hours, HoursSpec};
+use super::webhooks::OfflineMessageCreated;
 use super::{
     clean_optional, identity, plausible_email, ChatError, ChatResult, ClientInfo, Party, Service,
     CUSTOMER_REJECTED, VISITOR_ENDED,
@@ -18,6 +20,25 @@ use crate::store::{NewOfflineMessage, OfflineMessage, QueueSettings};
 const MAX_URL_CHARS: usize = 2000;
 /// Longest offline text of a queue, in characters.
 const MAX_OFFLINE_TEXT: usize = 500;
+/// The timer kind that emits `offline_message.created` when the node storing the message
+/// could not (see `leave_message`).
+pub(crate) const OFFLINE_HOOK_TIMER: &str = "offline_hook";
+
+/// The `offline_message.created` fields of a stored message.
+fn offline_event(m: &OfflineMessage) -> OfflineMessageCreated {
+    let some = |s: &str| Some(s.to_string()).filter(|s| !s.is_empty());
+    OfflineMessageCreated {
+        uid: m.uid.clone(),
+        interaction_id: Some(m.interaction_id),
+        queue: m.queue.clone(),
+        visitor_id: m.visitor_id.clone(),
+        name: some(&m.name),
+        email: some(&m.email),
+        message: m.message.clone(),
+        page_url: some(&m.page_url),
+        created_at: m.created_at,
+    }
+}
 
 /// What a visitor's `leave_message` frame carries.
 #[derive(Debug, Clone, Default)]
@@ -102,6 +123,13 @@ impl Service {
         if self.settings.mail.enabled() {
             self.redis.enqueue_mail(&uid).await?;
         }
+        // Likewise the webhook event: an outbox timer that the direct emit below removes, and
+        // that otherwise emits it (if the message was stored) once it is due.
+        let hook_timer = format!("{OFFLINE_HOOK_TIMER}:{uid}");
+        let hook_due = super::now_ms() + self.settings.chat.timer_lease_ms as i64;
+        self.redis
+            .schedule(vec![(hook_timer.clone(), hook_due)])
+            .await?;
         let stored = self
             .store
             .create_offline_message(&NewOfflineMessage {
@@ -120,7 +148,26 @@ impl Service {
             .with_label_values(&["created"])
             .inc();
         self.tell_inbox(&stored).await;
+        match self.hook_offline_message(&offline_event(&stored)).await {
+            Ok(()) => {
+                let _ = self.redis.timer_done(&hook_timer, hook_due).await;
+            }
+            Err(e) => tracing::warn!(
+                uid = %uid,
+                error = %e.message,
+                "offline_message.created not appended; its outbox timer retries"
+            ),
+        }
         Ok(uid)
+    }
+
+    /// The `offline_hook:UID` outbox timer: emits the message's event if the message was
+    /// stored (the event id is the uid's, so a repeat is recognisable downstream).
+    pub(crate) async fn offline_hook_due(&self, uid: &str) -> ChatResult<()> {
+        match self.store.offline_message(uid).await? {
+            Some(m) => self.hook_offline_message(&offline_event(&m)).await,
+            None => Ok(()),
+        }
     }
 
     /// Ends the visitor's request if it is still waiting (queued or on offer).

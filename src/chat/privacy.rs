@@ -11,7 +11,7 @@
 //! An erasure first closes the contact's live chats (ended, kept, flushed at once, without
 //! webhook events) and waits until no flush job names them, so that nothing in Redis is
 //! written back to SQL after the deletion; then deletes the files, then the SQL rows in one
-//! transaction, then the visits and presence.
+//! transaction, then the visits, presence and the visitor's own rate-limit counters.
 //! Every step is idempotent: a failed erasure is run again.
 
 use super::audit::Actor;
@@ -103,6 +103,7 @@ impl Service {
         let visitors = self.contact_visitors(&contact).await?;
         let interactions = self.store.interactions_of_contact(id).await?;
         let messages = self.store.messages_of_contact(id).await?;
+        let offline_messages = self.store.offline_messages_of_contact(id).await?;
         let mut visits = Vec::new();
         for v in &visitors {
             if let Some((record, pages)) = self.redis.visit_raw(v).await? {
@@ -143,6 +144,7 @@ impl Service {
         let counts = json!({
             "interactions": interactions.len(),
             "messages": messages.len(),
+            "offline_messages": offline_messages.len(),
             "files": files.len(),
             "visits": visits.len(),
             "live_chats": live.len(),
@@ -156,6 +158,7 @@ impl Service {
             "visitor_ids": visitors,
             "interactions": interactions,
             "messages": messages,
+            "offline_messages": offline_messages,
             "files": files,
             "live": { "visits": visits, "chats": live },
         }))
@@ -191,12 +194,13 @@ impl Service {
             self.visitor_left(v).await?;
             self.redis.forget_visitor_presence(v).await?;
             self.redis
-                .rates_forget(&super::limits::VISITOR_RATES, v)
+                .forget_visitor_limits(v, &super::limits::VISITOR_RATES)
                 .await?;
         }
         let detail = json!({
             "contacts": rows.contacts,
             "messages": rows.messages,
+            "offline_messages": rows.offline_messages,
             "interactions": rows.interactions,
             "files": files.len(),
             "webhook_events": rows.webhook_events + stray_events,

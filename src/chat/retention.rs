@@ -110,7 +110,6 @@ pub async fn purge_once(svc: &Service) -> ChatResult<PurgeReport> {
 
 async fn purge_all(svc: &Service) -> ChatResult<PurgeReport> {
     let r = &svc.settings.retention;
-    // Offline messages have their window in the configuration; their purge is added with them.
     let kinds = [
         (
             "transcripts",
@@ -118,6 +117,11 @@ async fn purge_all(svc: &Service) -> ChatResult<PurgeReport> {
             Target::Sql(PurgeKind::Transcripts),
         ),
         ("files", r.files_days, Target::Files),
+        (
+            "offline_messages",
+            r.offline_messages_days,
+            Target::Sql(PurgeKind::OfflineMessages),
+        ),
         (
             "webhook_log",
             r.webhook_log_days,

@@ -88,6 +88,7 @@ async fn fire(svc: &Service, kind: &str, id: &str) -> Result<(), super::ChatErro
             svc.apply_join(id, &g("agent"), &agent_name, at).await
         }
         "end" => svc.apply_end(id).await,
+        super::offline::OFFLINE_HOOK_TIMER => svc.offline_hook_due(id).await,
         "wrapup" => match svc
             .redis
             .decide(

@@ -21,16 +21,6 @@ pub struct Granted {
 }
 
 impl RedisLayer {
-    /// Deletes the rates `names` of `subject` (one key each, each in its own slot).
-    pub async fn rates_forget(&self, names: &[&str], subject: &str) -> Result<()> {
-        for name in names {
-            let _: i64 =
-                fred::interfaces::KeysInterface::del(self.client(), self.keys.rate(name, subject))
-                    .await?;
-        }
-        Ok(())
-    }
-
     /// Takes up to `want` tokens of the rate `name` for `subject`: `burst` tokens at most,
     /// one more every `ms_per_token`.
     pub async fn rate_take(

@@ -29,6 +29,17 @@ impl RedisLayer {
         Ok(())
     }
 
+    /// Drops the visitor's own rate-limit state: the `rates` named (`chat::limits`) and the
+    /// hourly count of offline messages. Each key has its own hash tag, so one `DEL` each.
+    pub async fn forget_visitor_limits(&self, visitor: &str, rates: &[&str]) -> Result<()> {
+        let c = self.client();
+        for name in rates {
+            let _: i64 = c.del(self.keys.rate(name, visitor)).await?;
+        }
+        let _: i64 = c.del(self.keys.offline_limit("v", visitor)).await?;
+        Ok(())
+    }
+
     /// Visitors on the site now whose visit carries this e-mail (typed in the pre-chat form or
     /// identified), compared case-insensitively. Reads every visit: an admin's action, not a
     /// hot path.

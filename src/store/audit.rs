@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{now_ms, Store, StoreError};
+use super::{now_ms, Call, Store};
 
 /// One recorded action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,38 +48,42 @@ fn entry_from_row(row: &AnyRow) -> Result<AuditEntry, sqlx::Error> {
 }
 
 impl Store {
-    pub async fn record_audit(&self, e: &NewAuditEntry) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO audit_log (at, actor_id, actor, action, target, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(now_ms())
-        .bind(e.actor_id)
-        .bind(e.actor.as_str())
-        .bind(e.action.as_str())
-        .bind(e.target.as_str())
-        .bind(e.detail.to_string())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get("id")?)
+    pub fn record_audit<'a>(&'a self, e: &'a NewAuditEntry) -> Call<'a, i64> {
+        self.bounded(async move {
+            let row = sqlx::query(
+                "INSERT INTO audit_log (at, actor_id, actor, action, target, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(now_ms())
+            .bind(e.actor_id)
+            .bind(e.actor.as_str())
+            .bind(e.action.as_str())
+            .bind(e.target.as_str())
+            .bind(e.detail.to_string())
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(row.try_get("id")?)
+        })
     }
 
     /// Newest first: at most `limit` entries with an id below `before`, of one action if given.
-    pub async fn audit_entries(
-        &self,
+    pub fn audit_entries<'a>(
+        &'a self,
         before: Option<i64>,
         limit: i64,
-        action: Option<&str>,
-    ) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, at, actor_id, actor, action, target, detail FROM audit_log \
-             WHERE id < $1 AND ($2 = '' OR action = $2) ORDER BY id DESC LIMIT $3",
-        )
-        .bind(before.unwrap_or(i64::MAX))
-        .bind(action.unwrap_or(""))
-        .bind(limit.clamp(1, 500))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(entry_from_row).collect::<Result<_, _>>()?)
+        action: Option<&'a str>,
+    ) -> Call<'a, Vec<AuditEntry>> {
+        self.bounded(async move {
+            let rows = sqlx::query(
+                "SELECT id, at, actor_id, actor, action, target, detail FROM audit_log \
+                 WHERE id < $1 AND ($2 = '' OR action = $2) ORDER BY id DESC LIMIT $3",
+            )
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(action.unwrap_or(""))
+            .bind(limit.clamp(1, 500))
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows.iter().map(entry_from_row).collect::<Result<_, _>>()?)
+        })
     }
 }

@@ -39,6 +39,11 @@ const SQLITE: &[Embedded] = &[
         include_str!("../../migrations/sqlite/0005_integrations.sql"),
     ),
     (
+        6,
+        "search",
+        include_str!("../../migrations/sqlite/0006_search.sql"),
+    ),
+    (
         7,
         "ratings",
         include_str!("../../migrations/sqlite/0007_ratings.sql"),
@@ -80,6 +85,11 @@ const POSTGRES: &[Embedded] = &[
         5,
         "integrations",
         include_str!("../../migrations/postgres/0005_integrations.sql"),
+    ),
+    (
+        6,
+        "search",
+        include_str!("../../migrations/postgres/0006_search.sql"),
     ),
     (
         7,

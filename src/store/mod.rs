@@ -7,6 +7,8 @@
 //! `RETURNING`). `Any` cannot decode SQLite integers as `bool` nor bind JSON, so flags are
 //! read through `row::flag` and transcripts are stored as JSON text.
 //!
+//! History search uses each backend's full-text index (`search`).
+//!
 //! Chat file attachments are not in SQL: [`FileStore`] keeps them in a directory or S3.
 
 mod accounts;
@@ -22,6 +24,7 @@ mod offline;
 mod privacy;
 mod ratings;
 mod row;
+mod search;
 mod transcripts;
 mod webhooks;
 
@@ -48,6 +51,7 @@ pub use model::{
 pub use offline::{NewOfflineMessage, OfflineMessage, QueueSettings};
 pub use privacy::{ErasedRows, PurgeKind, Purged};
 pub use ratings::Rating;
+pub use search::{HistoryCursor, HistoryPage, HistoryQuery, HistoryRow, MAX_SEARCH_WORDS};
 pub use webhooks::{Delivery, EndpointChange, Failures, StoredEvent, WebhookEndpoint};
 
 /// Errors callers branch on; everything else from the database is `Db`.

@@ -110,6 +110,9 @@ pub struct MessageRecord {
     pub decided_by: Option<i64>,
     pub decided_at: i64,
     pub trashed: bool,
+    /// The visitor's name as the chat carried it (pre-chat form or identify).
+    #[serde(default)]
+    pub visitor_name: Option<String>,
     /// The e-mail the chat carried: typed in the pre-chat form, or vouched for by the site.
     pub visitor_email: Option<String>,
     /// Whether `visitor_email` came from the site's signed identify (only then does it link

@@ -4,7 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{is_transient, now_ms, Store, StoreError};
+use super::{is_transient, now_ms, Call, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 /// Longest interaction subject taken from an offline message, in characters.
@@ -92,24 +92,26 @@ fn from_row(r: &AnyRow) -> Result<OfflineMessage, sqlx::Error> {
 impl Store {
     /// Stores an offline message as a new interaction of the visitor's anonymous contact.
     /// Idempotent on `uid`: a retry returns the message stored the first time.
-    pub async fn create_offline_message(
-        &self,
-        m: &NewOfflineMessage,
-    ) -> Result<OfflineMessage, StoreError> {
-        if let Some(found) = self.offline_message(&m.uid).await? {
-            return Ok(found);
-        }
-        let mut attempt = 0;
-        loop {
-            match self.insert_offline_message(m).await {
-                Ok(()) => break,
-                Err(e) if attempt < 4 && is_transient(&e) => attempt += 1,
-                Err(e) => return Err(e.into()),
+    pub fn create_offline_message<'a>(
+        &'a self,
+        m: &'a NewOfflineMessage,
+    ) -> Call<'a, OfflineMessage> {
+        self.bounded(async move {
+            if let Some(found) = self.offline_message(&m.uid).await? {
+                return Ok(found);
             }
-        }
-        self.offline_message(&m.uid)
-            .await?
-            .ok_or(StoreError::NotFound)
+            let mut attempt = 0;
+            loop {
+                match self.insert_offline_message(m).await {
+                    Ok(()) => break,
+                    Err(e) if attempt < 4 && is_transient(&e) => attempt += 1,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            self.offline_message(&m.uid)
+                .await?
+                .ok_or(StoreError::NotFound)
+        })
     }
 
     async fn insert_offline_message(&self, m: &NewOfflineMessage) -> Result<(), sqlx::Error> {
@@ -165,167 +167,203 @@ impl Store {
         tx.commit().await
     }
 
-    pub async fn offline_message(&self, uid: &str) -> Result<Option<OfflineMessage>, StoreError> {
-        let row = sqlx::query(offline_sql!("WHERE o.uid = $1"))
-            .bind(uid)
-            .fetch_optional(&self.pool)
+    pub fn offline_message<'a>(&'a self, uid: &'a str) -> Call<'a, Option<OfflineMessage>> {
+        self.bounded(async move {
+            let row = sqlx::query(offline_sql!("WHERE o.uid = $1"))
+                .bind(uid)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(row.as_ref().map(from_row).transpose()?)
+        })
+    }
+
+    /// Every offline message of the contact, oldest first (an export).
+    pub fn offline_messages_of_contact<'a>(
+        &'a self,
+        contact_id: i64,
+    ) -> Call<'a, Vec<OfflineMessage>> {
+        self.bounded(async move {
+            let rows = sqlx::query(offline_sql!(
+                "WHERE i.contact_id = $1 ORDER BY o.created_at, o.id"
+            ))
+            .bind(contact_id)
+            .fetch_all(&self.pool)
             .await?;
-        Ok(row.as_ref().map(from_row).transpose()?)
+            Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+        })
     }
 
     /// The inbox of `queues`: open and claimed messages, newest first, then (with `done`)
     /// the finished ones too. At most `limit`.
-    pub async fn inbox(
-        &self,
-        queues: &[String],
+    pub fn inbox<'a>(
+        &'a self,
+        queues: &'a [String],
         done: bool,
         limit: i64,
-    ) -> Result<Vec<OfflineMessage>, StoreError> {
-        let mut out = Vec::new();
-        // One query per queue keeps the statement the same on both backends (no array binds).
-        for q in queues {
-            let sql = if done {
-                offline_sql!("WHERE o.queue = $1 ORDER BY o.created_at DESC, o.id DESC LIMIT $2")
-            } else {
-                offline_sql!(
-                    "WHERE o.queue = $1 AND o.status <> 'done' \
-                     ORDER BY o.created_at DESC, o.id DESC LIMIT $2"
-                )
-            };
-            let rows = sqlx::query(sql)
-                .bind(q.as_str())
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-            for r in &rows {
-                out.push(from_row(r)?);
+    ) -> Call<'a, Vec<OfflineMessage>> {
+        self.bounded(async move {
+            let mut out = Vec::new();
+            // One query per queue keeps the statement the same on both backends (no array binds).
+            for q in queues {
+                let sql = if done {
+                    offline_sql!(
+                        "WHERE o.queue = $1 ORDER BY o.created_at DESC, o.id DESC LIMIT $2"
+                    )
+                } else {
+                    offline_sql!(
+                        "WHERE o.queue = $1 AND o.status <> 'done' \
+                         ORDER BY o.created_at DESC, o.id DESC LIMIT $2"
+                    )
+                };
+                let rows = sqlx::query(sql)
+                    .bind(q.as_str())
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                for r in &rows {
+                    out.push(from_row(r)?);
+                }
             }
-        }
-        out.sort_by_key(|m| std::cmp::Reverse(m.created_at));
-        out.truncate(limit.max(0) as usize);
-        Ok(out)
+            out.sort_by_key(|m| std::cmp::Reverse(m.created_at));
+            out.truncate(limit.max(0) as usize);
+            Ok(out)
+        })
     }
 
     /// Claims an open message for `agent`: one conditional UPDATE, so of agents claiming at
     /// once on any nodes exactly one wins. `Conflict` when it is no longer open.
-    pub async fn claim_offline_message(
-        &self,
-        uid: &str,
+    pub fn claim_offline_message<'a>(
+        &'a self,
+        uid: &'a str,
         agent: i64,
-    ) -> Result<OfflineMessage, StoreError> {
-        let n = sqlx::query(
-            "UPDATE offline_messages SET status = 'claimed', claimed_by = $1, claimed_at = $2 \
+    ) -> Call<'a, OfflineMessage> {
+        self.change_status(
+            "UPDATE offline_messages SET status = 'claimed', claimed_by = $2, claimed_at = $1 \
              WHERE uid = $3 AND status = 'open'",
+            uid,
+            agent,
+            |m| format!("the message is already {}", m.status),
         )
-        .bind(agent)
-        .bind(now_ms())
-        .bind(uid)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        let m = self
-            .offline_message(uid)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        if n == 0 {
-            return Err(StoreError::Conflict(format!(
-                "the message is already {}",
-                m.status
-            )));
-        }
-        Ok(m)
     }
 
     /// Marks a message done: the claiming agent's, or an open one (claimed and finished at
     /// once). `Conflict` when another agent holds it or it is done already.
-    pub async fn finish_offline_message(
-        &self,
-        uid: &str,
+    pub fn finish_offline_message<'a>(
+        &'a self,
+        uid: &'a str,
         agent: i64,
-    ) -> Result<OfflineMessage, StoreError> {
-        let now = now_ms();
-        let n = sqlx::query(
+    ) -> Call<'a, OfflineMessage> {
+        self.change_status(
             "UPDATE offline_messages SET status = 'done', done_at = $1, \
              claimed_by = COALESCE(claimed_by, $2), claimed_at = COALESCE(claimed_at, $1) \
              WHERE uid = $3 AND (status = 'open' OR (status = 'claimed' AND claimed_by = $2))",
+            uid,
+            agent,
+            |m| {
+                if m.status == "done" {
+                    "the message is already done".to_string()
+                } else {
+                    "another agent has claimed the message".to_string()
+                }
+            },
         )
-        .bind(now)
-        .bind(agent)
-        .bind(uid)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        let m = self
-            .offline_message(uid)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        if n == 0 {
-            return Err(StoreError::Conflict(if m.status == "done" {
-                "the message is already done".to_string()
-            } else {
-                "another agent has claimed the message".to_string()
-            }));
-        }
-        Ok(m)
+    }
+
+    /// A conditional status change (`sql` binds now, the agent, the uid), then the message as
+    /// it stands: `Conflict` saying `refused(message)` when the condition did not hold.
+    fn change_status<'a>(
+        &'a self,
+        sql: &'static str,
+        uid: &'a str,
+        agent: i64,
+        refused: fn(&OfflineMessage) -> String,
+    ) -> Call<'a, OfflineMessage> {
+        self.bounded(async move {
+            let n = sqlx::query(sql)
+                .bind(now_ms())
+                .bind(agent)
+                .bind(uid)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            let m = self
+                .offline_message(uid)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            if n == 0 {
+                return Err(StoreError::Conflict(refused(&m)));
+            }
+            Ok(m)
+        })
     }
 
     /// Records that the notification went out (a retried job then sends nothing).
-    pub async fn mark_offline_notified(&self, uid: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE offline_messages SET notified_at = $1 WHERE uid = $2")
-            .bind(now_ms())
-            .bind(uid)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    pub fn mark_offline_notified<'a>(&'a self, uid: &'a str) -> Call<'a, ()> {
+        self.bounded(async move {
+            sqlx::query("UPDATE offline_messages SET notified_at = $1 WHERE uid = $2")
+                .bind(now_ms())
+                .bind(uid)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// Every queue with its settings, by name.
-    pub async fn all_queue_settings(&self) -> Result<Vec<QueueSettings>, StoreError> {
-        let rows =
-            sqlx::query("SELECT name, offline_text, business_hours FROM queues ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(QueueSettings {
+    pub fn all_queue_settings(&self) -> Call<'_, Vec<QueueSettings>> {
+        self.bounded(async move {
+            let rows =
+                sqlx::query("SELECT name, offline_text, business_hours FROM queues ORDER BY name")
+                    .fetch_all(&self.pool)
+                    .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(QueueSettings {
+                        name: r.try_get("name")?,
+                        offline_text: r.try_get("offline_text")?,
+                        business_hours: r.try_get("business_hours")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    pub fn queue_settings<'a>(&'a self, name: &'a str) -> Call<'a, Option<QueueSettings>> {
+        self.bounded(async move {
+            let row = sqlx::query(
+                "SELECT name, offline_text, business_hours FROM queues WHERE name = $1",
+            )
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(match row {
+                Some(r) => Some(QueueSettings {
                     name: r.try_get("name")?,
                     offline_text: r.try_get("offline_text")?,
                     business_hours: r.try_get("business_hours")?,
-                })
+                }),
+                None => None,
             })
-            .collect()
-    }
-
-    pub async fn queue_settings(&self, name: &str) -> Result<Option<QueueSettings>, StoreError> {
-        let row =
-            sqlx::query("SELECT name, offline_text, business_hours FROM queues WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(match row {
-            Some(r) => Some(QueueSettings {
-                name: r.try_get("name")?,
-                offline_text: r.try_get("offline_text")?,
-                business_hours: r.try_get("business_hours")?,
-            }),
-            None => None,
         })
     }
 
     /// Sets a queue's offline text and business hours (already validated); `NotFound` when
     /// there is no such queue.
-    pub async fn set_queue_settings(&self, s: &QueueSettings) -> Result<(), StoreError> {
-        let n =
-            sqlx::query("UPDATE queues SET offline_text = $1, business_hours = $2 WHERE name = $3")
-                .bind(s.offline_text.as_str())
-                .bind(s.business_hours.as_str())
-                .bind(s.name.as_str())
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-        if n == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+    pub fn set_queue_settings<'a>(&'a self, s: &'a QueueSettings) -> Call<'a, ()> {
+        self.bounded(async move {
+            let n = sqlx::query(
+                "UPDATE queues SET offline_text = $1, business_hours = $2 WHERE name = $3",
+            )
+            .bind(s.offline_text.as_str())
+            .bind(s.business_hours.as_str())
+            .bind(s.name.as_str())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            Ok(())
+        })
     }
 }

@@ -40,7 +40,7 @@ macro_rules! message_sql {
         concat!(
             "SELECT id, chat_id, interaction_id, contact_id, agent_id, queue, started_at, \
              accepted_at, ended_at, end_reason, decision, decided_by, decided_at, trashed, \
-             visitor_email, email_verified, agents, entries FROM messages ",
+             visitor_name, visitor_email, email_verified, agents, entries FROM messages ",
             $tail
         )
     };
@@ -119,6 +119,7 @@ fn message_from_row(row: &AnyRow) -> Result<MessageRecord, sqlx::Error> {
         decided_by: row.try_get("decided_by")?,
         decided_at: row.try_get("decided_at")?,
         trashed: flag(row, "trashed")?,
+        visitor_name: row.try_get("visitor_name")?,
         visitor_email: row.try_get("visitor_email")?,
         email_verified: flag(row, "email_verified")?,
         agents: parse_agents(&row.try_get::<String, _>("agents")?),
@@ -288,20 +289,19 @@ impl Store {
     }
 
     /// Every Message (chat transcript) of the contact, oldest first (an export, an erasure).
-    pub async fn messages_of_contact(
-        &self,
-        contact_id: i64,
-    ) -> Result<Vec<MessageRecord>, StoreError> {
-        let rows = sqlx::query(message_sql!(
-            "WHERE contact_id = $1 ORDER BY started_at, id"
-        ))
-        .bind(contact_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(message_from_row)
-            .collect::<Result<_, _>>()?)
+    pub fn messages_of_contact<'a>(&'a self, contact_id: i64) -> Call<'a, Vec<MessageRecord>> {
+        self.bounded(async move {
+            let rows = sqlx::query(message_sql!(
+                "WHERE contact_id = $1 ORDER BY started_at, id"
+            ))
+            .bind(contact_id)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows
+                .iter()
+                .map(message_from_row)
+                .collect::<Result<_, _>>()?)
+        })
     }
 
     /// An interaction with its messages, oldest chat first.
@@ -509,7 +509,8 @@ fn contact_key(t: &TranscriptRecord) -> (Option<String>, String, String) {
 }
 
 /// Writes one chat inside `tx`: contact, interaction, then the Message already pointing at
-/// it (four statements for a new visitor). `None` when the chat is written already (a retry,
+/// it (four statements for a new visitor; the Message's insert also indexes it for the history
+/// search, by trigger). `None` when the chat is written already (a retry,
 /// or another node that got there first): the Message insert claims the chat id, so a
 /// concurrent flush of the same chat waits there for the other transaction and then inserts
 /// nothing; the caller rolls back, which takes this call's contact and interaction changes
@@ -553,8 +554,9 @@ async fn write_in(
     let claimed = sqlx::query(
         "INSERT INTO messages (chat_id, interaction_id, contact_id, agent_id, queue, \
          started_at, accepted_at, ended_at, end_reason, decision, decided_by, decided_at, \
-         trashed, visitor_email, email_verified, agents, entries) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
+         trashed, visitor_email, email_verified, agents, entries, visitor_name) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18) \
          ON CONFLICT (chat_id) DO NOTHING RETURNING id",
     )
     .bind(t.chat_id.as_str())
@@ -580,10 +582,11 @@ async fn write_in(
             .join(","),
     )
     .bind(entries)
+    .bind(non_empty(t.contact_name.as_deref()))
     .fetch_optional(&mut **tx)
     .await?;
-    match claimed {
-        Some(row) => Ok(Some((row.try_get("id")?, interaction_id))),
-        None => Ok(None),
-    }
+    let Some(row) = claimed else {
+        return Ok(None);
+    };
+    Ok(Some((row.try_get("id")?, interaction_id)))
 }

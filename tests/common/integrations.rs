@@ -1,8 +1,8 @@
-//! Helpers for the webhook and data-protection tests: an admin, HTTP verbs the common module
-//! lacks, the metrics text, and a real HTTP receiver for webhooks that records every request,
-//! checks its signature and answers as the test tells it to.
+//! Helpers for the webhook and data-protection tests: HTTP verbs the common module lacks, the
+//! metrics text, and a real HTTP receiver for webhooks that records every request, checks its
+//! signature and answers as the test tells it to.
 
-use super::{agent_token, Cluster};
+use super::accounts::call;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -10,47 +10,16 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 use std::sync::{Arc, Mutex};
-use switchboard::app::Running;
-use switchboard::store::NewAgent;
 
 /// The secret the tests register their endpoints with (the receiver checks signatures by it).
 pub const SECRET: &str = "whsec_test_0123456789abcdef";
 
-/// Creates an admin in the store and logs it in on `node`.
-pub async fn admin_token(cluster: &Cluster, node: &Running, username: &str) -> String {
-    cluster
-        .store
-        .create_agent(&NewAgent {
-            username: username.into(),
-            display_name: format!("Admin {username}"),
-            password: "secret-password".into(),
-            role: "admin".into(),
-            max_chats: 3,
-            queues: vec!["general".into()],
-        })
-        .await
-        .expect("admin created");
-    agent_token(node, username).await
-}
-
-async fn send(r: reqwest::RequestBuilder) -> (u16, Value) {
-    let resp = r.send().await.expect("http");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 pub async fn patch(url: &str, body: Value, token: &str) -> (u16, Value) {
-    send(
-        reqwest::Client::new()
-            .patch(url)
-            .bearer_auth(token)
-            .json(&body),
-    )
-    .await
+    call(reqwest::Method::PATCH, url, Some(body), Some(token)).await
 }
 
 pub async fn delete(url: &str, token: &str) -> (u16, Value) {
-    send(reqwest::Client::new().delete(url).bearer_auth(token)).await
+    call(reqwest::Method::DELETE, url, None, Some(token)).await
 }
 
 /// The value of one series in a metrics text (0 when absent).

@@ -194,25 +194,33 @@ pub fn http(node: &Running) -> String {
 }
 
 pub async fn post(url: &str, body: Value, token: Option<&str>) -> (u16, Value) {
-    let c = reqwest::Client::new();
-    let mut r = c.post(url).json(&body);
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    let resp = r.send().await.expect("http");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    accounts::call(reqwest::Method::POST, url, Some(body), token).await
 }
 
 pub async fn get(url: &str, token: Option<&str>) -> (u16, Value) {
-    let c = reqwest::Client::new();
-    let mut r = c.get(url);
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    let resp = r.send().await.expect("http");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    accounts::call(reqwest::Method::GET, url, None, token).await
+}
+
+/// Uploads a file named `name` into `chat` as `token` (visitor or agent); returns its id.
+pub async fn upload(
+    node: &Running,
+    chat: &str,
+    token: &str,
+    name: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> String {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/chats/{chat}/files?name={name}", http(node)))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("http");
+    assert_eq!(resp.status().as_u16(), 201);
+    let v: Value = resp.json().await.expect("json");
+    v["id"].as_str().expect("file id").to_string()
 }
 
 /// The Prometheus text of `GET {base}/metrics`.

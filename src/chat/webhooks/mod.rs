@@ -34,7 +34,8 @@ pub const EVENT_TYPES: &[EventType] = &[
     EventType {
         name: "chat.accepted",
         emitted: true,
-        description: "An agent accepted a request, or a visitor accepted an agent's invitation.",
+        description: "An agent accepted or picked a request, or a visitor accepted an agent's \
+                      invitation.",
     },
     EventType {
         name: "chat.ended",
@@ -49,7 +50,7 @@ pub const EVENT_TYPES: &[EventType] = &[
     },
     EventType {
         name: "offline_message.created",
-        emitted: false,
+        emitted: true,
         description: "A visitor left a message while nobody was there.",
     },
     EventType {

@@ -26,13 +26,7 @@ for _, cid in ipairs(redis.call('SMEMBERS', rp .. 'agentchats:' .. aid)) do
   local ckey = rp .. 'chat:' .. cid
   local st, to, queue, ticket = unpack(redis.call('HMGET', ckey, 'state', 'offered_to', 'queue', 'ticket'))
   if st == 'offered' and to == aid then
-    redis.call('HSET', ckey, 'state', 'queued')
-    redis.call('HDEL', ckey, 'offered_to', 'offered_at')
-    redis.call('ZADD', rp .. 'q:' .. queue, ticket, cid)
-    redis.call('SREM', rp .. 'agentchats:' .. aid, cid)
-    redis.call('ZREM', rp .. 'timers', 'offer:' .. cid)
-    add_load(rp, aid, -1, now)
-    notify_queue(rp, queue)
+    offer_back(rp, ckey, cid, aid, queue, ticket, now)
     revoked[#revoked + 1] = cid
     revoked[#revoked + 1] = queue
   end

@@ -86,6 +86,20 @@ local function record_wait(rp, queue, cid, now, ms)
   record_recent(rp, 'accepted', queue, now, cid .. ':' .. ms)
 end
 
+-- A pending offer of chat `cid` (hash `ckey`) to agent `aid` goes back to its place (`ticket`)
+-- in `queue`: queued again, out of the agent's chats and without its offer timer, the agent's
+-- load released, the queue's watchers told. A deny or timeout (`requeue.lua`) and an agent
+-- without a console (`agent_presence.lua`) both do this.
+local function offer_back(rp, ckey, cid, aid, queue, ticket, now)
+  redis.call('HSET', ckey, 'state', 'queued')
+  redis.call('HDEL', ckey, 'offered_to', 'offered_at')
+  redis.call('ZADD', rp .. 'q:' .. queue, ticket, cid)
+  redis.call('SREM', rp .. 'agentchats:' .. aid, cid)
+  redis.call('ZREM', rp .. 'timers', 'offer:' .. cid)
+  add_load(rp, aid, -1, now)
+  notify_queue(rp, queue)
+end
+
 -- Denied sets whose reset time has come (`denyreset`, scored by due time) are dropped, so an
 -- agent who denied or missed a request gets it offered again.
 local function clear_due_denials(rp, now)

@@ -1,7 +1,7 @@
 -- An agent takes a waiting request from the queue's Waiting list. One script, so when agents on
 -- several nodes pick the same request at once exactly one gets it. The agent needs free capacity
 -- and the request's queue among its own; its status does not matter (picking is deliberate).
--- Schedules the `join:ID` outbox timer like an accept.
+-- Schedules the `join:ID` outbox timer and appends `chat.accepted` (webhooks) like an accept.
 -- KEYS[1] P{r}:chat:ID
 -- ARGV[1] rp  ARGV[2] chat id  ARGV[3] agent id  ARGV[4] now  ARGV[5] timer lease ms
 -- Returns {visitor, queue, name, email, question, 1, created} (as accept) or error
@@ -25,5 +25,6 @@ redis.call('ZADD', rp .. 'timers', now + tonumber(ARGV[5]), 'join:' .. cid)
 add_load(rp, aid, 1, now)
 record_wait(rp, queue, cid, now, now - (tonumber(created) or now))
 notify_queue(rp, queue)
+hook_accepted(rp, KEYS[1], cid, aid, now, false)
 local v, n, e, qu = unpack(redis.call('HMGET', KEYS[1], 'visitor', 'name', 'email', 'question'))
 return {v, queue, n or '', e or '', qu or '', 1, tonumber(created) or 0}

@@ -17,17 +17,12 @@ local reset = tonumber(ARGV[7]) or 0
 if reset > 0 then
   redis.call('ZADD', rp .. 'denyreset', now + reset, cid)
 end
-redis.call('HSET', KEYS[1], 'state', 'queued')
-redis.call('HDEL', KEYS[1], 'offered_to', 'offered_at')
-redis.call('ZADD', rp .. 'q:' .. queue, ticket, cid)
-redis.call('SREM', rp .. 'agentchats:' .. to, cid)
-redis.call('ZREM', rp .. 'timers', 'offer:' .. cid)
 if aid == '' then record_recent(rp, 'missed', queue, now, cid .. ':' .. now) end
+-- Away first, so that releasing the load (which refreshes the agent's availability) sees it.
 local away = 0
 if aid == '' and ARGV[6] == '1' and redis.call('HGET', rp .. 'agent:' .. to, 'status') == 'available' then
   redis.call('HSET', rp .. 'agent:' .. to, 'status', 'away')
   away = 1
 end
-add_load(rp, to, -1, now)
-notify_queue(rp, queue)
+offer_back(rp, KEYS[1], cid, to, queue, ticket, now)
 return {queue, to, away}
