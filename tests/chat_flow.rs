@@ -120,9 +120,7 @@ async fn full_chat(backend: Backend) {
     );
     assert!(msg.entries.windows(2).all(|w| w[0].at <= w[1].at));
     eventually("chat keys removed", || async {
-        let keys = cluster.redis_keys().await;
-        let chat_keys: Vec<String> = keys.into_iter().filter(|k| k.contains(&chat)).collect();
-        chat_keys.is_empty().then_some(())
+        cluster.chat_keys_left(&chat).await.is_empty().then_some(())
     })
     .await;
     a.drain().await;

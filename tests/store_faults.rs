@@ -146,12 +146,9 @@ async fn written_once(cluster: &Cluster, chats: &[String], emails: &[String]) {
             .unwrap();
         assert_eq!(interactions.len(), 1, "{email}: {interactions:?}");
     }
-    let keys = cluster.redis_keys().await;
     for chat in chats {
-        assert!(
-            !keys.iter().any(|k| k.contains(chat.as_str())),
-            "{chat} still in Redis"
-        );
+        let left = cluster.chat_keys_left(&chat).await;
+        assert!(left.is_empty(), "{chat} still in Redis: {left:?}");
     }
 }
 

@@ -182,6 +182,18 @@ impl Cluster {
             .collect()
     }
 
+    /// Keys that still name `chat` once it is forgotten, except its after-chat ticket
+    /// (`{a:CHAT}`), which outlives the chat on purpose: its visitor may rate it or have its
+    /// transcript e-mailed for `chat.after_chat_window_ms`.
+    pub async fn chat_keys_left(&self, chat: &str) -> Vec<String> {
+        let ticket = format!("{}{{a:{chat}}}", self.prefix);
+        self.redis_keys()
+            .await
+            .into_iter()
+            .filter(|k| k.contains(chat) && *k != ticket)
+            .collect()
+    }
+
     pub async fn cleanup(self) {
         if let Some(schema) = &self.pg_schema {
             pg_admin(&format!("DROP SCHEMA {schema} CASCADE")).await;
