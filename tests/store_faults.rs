@@ -147,7 +147,7 @@ async fn written_once(cluster: &Cluster, chats: &[String], emails: &[String]) {
         assert_eq!(interactions.len(), 1, "{email}: {interactions:?}");
     }
     for chat in chats {
-        let left = cluster.chat_keys_left(&chat).await;
+        let left = cluster.chat_keys_left(chat).await;
         assert!(left.is_empty(), "{chat} still in Redis: {left:?}");
     }
 }
