@@ -127,8 +127,10 @@ def default_toml() -> dict[str, Any]:
 
 
 def metrics_source() -> str:
-    """src/metrics.rs with whitespace normalised, so rustfmt's line breaks do not matter."""
-    src = re.sub(r"\s+", " ", (ROOT / "src" / "metrics.rs").read_text())
+    """src/metrics.rs, then its submodules (src/metrics/*.rs), with whitespace normalised, so
+    rustfmt's line breaks do not matter."""
+    files = [ROOT / "src" / "metrics.rs", *sorted((ROOT / "src" / "metrics").glob("*.rs"))]
+    src = re.sub(r"\s+", " ", " ".join(f.read_text() for f in files))
     return re.sub(r",\s*\)", ")", re.sub(r"\(\s+", "(", src))
 
 
