@@ -128,5 +128,25 @@ var SbWidgetLook = (function () {
     });
   }
 
-  return { STRINGS: STRINGS, CSS: CSS, apply: apply, light: light };
+  /** Reads the admin's look from the node on each page load and applies it, then calls
+   * `applied`. The widget (`host`) stays hidden until it arrives (at most 2 s), so it does not
+   * change under the visitor's eye; without an answer it keeps the built-in look. */
+  function load(base, host, S, own, applied) {
+    var shown = false;
+    function show() {
+      if (shown) return;
+      shown = true;
+      host.style.visibility = '';
+    }
+    host.style.visibility = 'hidden';
+    setTimeout(show, 2000);
+    fetch(base + '/api/widget/appearance', { credentials: 'omit' }).then(function (r) {
+      return r.ok ? r.json() : null;
+    }).then(function (a) {
+      apply(a, host, S, own);
+      applied();
+    }).catch(function () { /* the built-in look */ }).then(show);
+  }
+
+  return { STRINGS: STRINGS, CSS: CSS, apply: apply, light: light, load: load };
 })();

@@ -609,29 +609,12 @@
     }
   });
 
-  // The admin's look (colour, corner, texts), read from the node on each page load. The
-  // widget stays hidden until it arrives (at most 2 s), so it does not change under the eye.
-  function loadAppearance() {
-    var shown = false;
-    function show() {
-      if (shown) return;
-      shown = true;
-      ui.host.style.visibility = '';
-    }
-    ui.host.style.visibility = 'hidden';
-    setTimeout(show, 2000);
-    fetch(base + '/api/widget/appearance', { credentials: 'omit' }).then(function (r) {
-      return r.ok ? r.json() : null;
-    }).then(function (a) {
-      SbWidgetLook.apply(a, ui.host, S, user.strings);
-      ui.intro.textContent = S.intro;
-      render();
-    }).catch(function () { /* the built-in look */ }).then(show);
-  }
-
   function init() {
     ui = build();
-    loadAppearance();
+    SbWidgetLook.load(base, ui.host, S, user.strings, function () {
+      ui.intro.textContent = S.intro;
+      render();
+    });
     transcript = new SbTranscript.Transcript(ui.log, {
       me: 'visitor', prefix: 'sb-', strings: S, fileHref: files.href, fileThumb: files.thumb, filePreview: files.preview
     });

@@ -9,7 +9,8 @@ export function showRating(f) {
   let line = pane.querySelector('[data-testid="chat-rating"]');
   if (!line) {
     line = h('p', { class: 'pane-note rating', role: 'status', 'data-testid': 'chat-rating' });
-    pane.insertBefore(line, pane.querySelector('.log-wrap'));
+    // Above the pane's body (transcript, composer, visitor panel), under its header and notes.
+    pane.insertBefore(line, pane.querySelector(':scope > .pane-body'));
   }
   line.setAttribute('data-rating', f.rating === 'good' ? 'good' : 'bad');
   const text = f.rating === 'good' ? S.ratedGood : S.ratedBad;
