@@ -42,6 +42,13 @@ impl Service {
 /// (4401 when its sessions ended, 4409 when only its settings changed, so it reconnects with
 /// them), and the chats of a disabled or deleted agent handed on.
 impl Service {
+    /// Every agent who is not disabled (the monitor and the transfer picker list them).
+    pub(super) async fn enabled_agents(&self) -> ChatResult<Vec<Agent>> {
+        let mut agents = self.store.agents().await?;
+        agents.retain(|a| !a.disabled);
+        Ok(agents)
+    }
+
     /// Changes name, role, capacity or queues; open sockets reconnect with the new settings.
     pub async fn change_agent(&self, id: i64, changes: &AgentChanges) -> ChatResult<Agent> {
         let agent = self.store.update_agent(id, changes).await?;

@@ -108,13 +108,7 @@ impl Service {
         let started = std::time::Instant::now();
         let now = now_ms();
         let max = self.settings.chat.monitor_max_chats as usize;
-        let agents: Vec<_> = self
-            .store
-            .agents()
-            .await?
-            .into_iter()
-            .filter(|a| !a.disabled)
-            .collect();
+        let agents = self.enabled_agents().await?;
         let mut queues: BTreeSet<String> = self.store.queues().await?.into_iter().collect();
         queues.extend(self.redis.known_queues().await?);
         let queues: Vec<String> = queues.into_iter().collect();

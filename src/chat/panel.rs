@@ -113,13 +113,7 @@ impl Service {
 
     /// Every enabled agent with its status and load, for the transfer picker.
     pub async fn roster(&self) -> ChatResult<Vec<RosterAgent>> {
-        let agents: Vec<_> = self
-            .store
-            .agents()
-            .await?
-            .into_iter()
-            .filter(|a| !a.disabled)
-            .collect();
+        let agents = self.enabled_agents().await?;
         let ids: Vec<i64> = agents.iter().map(|a| a.id).collect();
         let loads = self.redis.agent_loads(&ids).await?;
         Ok(agents
