@@ -92,10 +92,15 @@ async fn too_long_messages_too_fast_and_too_many_errors() {
     assert!(stored
         .iter()
         .all(|e| e.client_msg_id != "long" && e.client_msg_id != "blank"));
-    // Rate: a burst over the limit is refused with 4100 (not queued), then the connection,
-    // refusing frame after frame, is closed with 4429.
+    // Rate: a burst over the limit is refused with 4100 (not queued), naming the refused send
+    // and when to retry, then the connection, refusing frame after frame, is closed with 4429.
     for i in 0..20 {
-        v.send(json!({"type": "ping", "nonce": i})).await;
+        if i % 2 == 0 {
+            v.send(json!({"type": "ping", "nonce": i})).await;
+        } else {
+            v.send(json!({"type": "send", "chat_id": chat, "client_msg_id": format!("burst-{i}"), "text": "again"}))
+                .await;
+        }
     }
     let mut frames = Vec::new();
     for _ in 0..20 {
@@ -105,9 +110,10 @@ async fn too_long_messages_too_fast_and_too_many_errors() {
         }
     }
     assert!(
-        frames
-            .iter()
-            .any(|f| f["type"] == "error" && f["code"] == 4100),
+        frames.iter().any(|f| f["type"] == "error"
+            && f["code"] == 4100
+            && f["ref"].as_str().is_some_and(|r| r.starts_with("burst-"))
+            && f["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0)),
         "{frames:?}"
     );
     assert_eq!(v.closed, Some(4429));

@@ -17,16 +17,23 @@ impl Conn {
     ) -> Flow {
         let metrics = self.gw.svc.metrics.clone();
         let limit = self.gw.svc.settings.limits.max_frame_bytes;
-        let result = if !self.rate.allow() {
-            self.gw.svc.limits.refused("frames_connection");
-            Err((
-                ChatError::new(ErrorCode::RateLimited, "too many frames; slow down"),
-                None,
-            ))
-        } else {
-            match decode_client(bytes, encoding, limit) {
-                Ok(frame) => {
-                    let reference = frame_ref(&frame);
+        // Decoded before the connection's rate is checked (the size is bounded already), so
+        // a refusal names the frame it refuses: a client retries exactly its unacknowledged
+        // sends instead of waiting for a reconnect.
+        let result = match decode_client(bytes, encoding, limit) {
+            Ok(frame) => {
+                let reference = frame_ref(&frame);
+                if !self.rate.allow() {
+                    self.gw.svc.limits.refused("frames_connection");
+                    Err((
+                        ChatError::limited(
+                            ErrorCode::RateLimited,
+                            "too many frames on this connection; slow down",
+                            self.rate.retry_after_ms(),
+                        ),
+                        reference,
+                    ))
+                } else {
                     // The same rate per identity over all its sockets and nodes (a keep-alive
                     // `ping` costs nothing and is left out).
                     let allowed = if matches!(frame, ClientFrame::Ping { .. }) {
@@ -42,8 +49,8 @@ impl Conn {
                         Err(e) => Err((e, reference)),
                     }
                 }
-                Err(e) => Err((ChatError::new(e.code(), e.to_string()), None)),
             }
+            Err(e) => Err((ChatError::new(e.code(), e.to_string()), None)),
         };
         match result {
             Ok(flow) => {

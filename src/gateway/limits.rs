@@ -35,6 +35,11 @@ impl RateLimit {
     pub fn allow(&mut self) -> bool {
         self.allow_at(Instant::now())
     }
+
+    /// Milliseconds until the next frame would be allowed (after a refusal).
+    pub fn retry_after_ms(&self) -> u64 {
+        (((1.0 - self.tokens).max(0.0) / self.per_sec) * 1000.0).ceil() as u64
+    }
 }
 
 #[cfg(test)]

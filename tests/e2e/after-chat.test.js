@@ -170,6 +170,13 @@ test('after the chat: rated once (shown live and stored), transcript e-mailed to
   assert.ok(stored, 'the chat is stored');
   assert.equal(stored.rating.rating, 'good');
   assert.equal(stored.rating.comment, 'Quick <b>and</b> kind');
+  // And in the console's history detail, as text.
+  await ap.getByTestId('nav-history').click();
+  await ap.getByTestId('history-list').locator(`[data-testid="history-item"][data-chat-id="${chatId}"]`).click();
+  const past = ap.getByTestId('history-detail').getByTestId('history-rating');
+  await past.filter({ hasText: 'Quick <b>and</b> kind' }).waitFor({ timeout: P.T });
+  assert.equal(await past.getAttribute('data-rating'), 'good');
+  await ap.getByTestId('nav-chats').click();
   P.assertNoErrors(vp, ap);
   await vp.context().close();
 });

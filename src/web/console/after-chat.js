@@ -12,7 +12,18 @@ export function showRating(f) {
     // Above the pane's body (transcript, composer, visitor panel), under its header and notes.
     pane.insertBefore(line, pane.querySelector(':scope > .pane-body'));
   }
-  line.setAttribute('data-rating', f.rating === 'good' ? 'good' : 'bad');
-  const text = f.rating === 'good' ? S.ratedGood : S.ratedBad;
-  line.textContent = f.comment ? fmt(S.ratedWithComment, { rating: text, comment: f.comment }) : text;
+  fillRating(line, f);
+}
+
+/** A stored rating (`GET /api/interactions/{id}`, per Message) as a line of the history detail. */
+export function ratingLine(r) {
+  const line = h('p', { class: 'pane-note rating', 'data-testid': 'history-rating' });
+  fillRating(line, r);
+  return line;
+}
+
+function fillRating(line, r) {
+  line.setAttribute('data-rating', r.rating === 'good' ? 'good' : 'bad');
+  const text = r.rating === 'good' ? S.ratedGood : S.ratedBad;
+  line.textContent = r.comment ? fmt(S.ratedWithComment, { rating: text, comment: r.comment }) : text;
 }

@@ -185,7 +185,7 @@ export class ChatView {
     const bits = [];
     const email = info.email || p.email;
     const verified = info.email ? !!info.email_verified : !!p.email_verified;
-    if (email && email !== name) bits.push(verified ? email : fmt(S.emailUnverified, { email }));
+    if (email && email !== name) bits.push(verified ? email : fmt(S.unverifiedEmail, { email }));
     const queue = info.queue || p.queue;
     if (queue) bits.push(fmt(S.queue, { queue }));
     this.sub.textContent = bits.join(' · ');

@@ -6,6 +6,7 @@
 
 import { S, fmt, h, formatDate } from './strings.js';
 import { api, fileHref, openFile } from './api.js';
+import { ratingLine } from './after-chat.js';
 
 const PAGE = 25;
 
@@ -131,7 +132,7 @@ export class History {
   /** One stored chat: subject, then visitor, e-mail (marked unless verified), agent, queue, duration. */
   row(it) {
     const who = [it.visitor_name || S.historyNoName];
-    if (it.visitor_email) who.push(it.email_verified ? it.visitor_email : fmt(S.emailUnverified, { email: it.visitor_email }));
+    if (it.visitor_email) who.push(it.email_verified ? it.visitor_email : fmt(S.unverifiedEmail, { email: it.visitor_email }));
     const meta = [it.agent_name || (it.agent_id != null ? `#${it.agent_id}` : S.historyNoAgent), it.queue, formatDuration(it.duration_ms), formatDate(it.started_at)];
     if (it.auto_kept) meta.push(S.autoKept);
     const btn = h('button', { type: 'button', class: 'history-item', 'data-testid': 'history-item', 'data-id': String(it.interaction_id), 'data-chat-id': it.chat_id }, [
@@ -157,11 +158,12 @@ export class History {
         if (m.end_reason) meta.push(fmt(S.endReason, { reason: m.end_reason }));
         if (m.queue) meta.push(fmt(S.queue, { queue: m.queue }));
         if (m.visitor_name) meta.push(m.visitor_name);
-        if (m.visitor_email) meta.push(m.email_verified ? m.visitor_email : fmt(S.emailUnverified, { email: m.visitor_email }));
+        if (m.visitor_email) meta.push(m.email_verified ? m.visitor_email : fmt(S.unverifiedEmail, { email: m.visitor_email }));
         this.detail.appendChild(
           h('article', { class: 'history-message', 'data-testid': 'history-message', 'data-chat-id': m.chat_id || '' }, [
             h('h3', { text: fmt(S.chatLabel, { id: String(m.chat_id || '').slice(0, 8) }) + (m.started_at ? ` · ${formatDate(m.started_at)}` : '') }),
             h('p', { class: 'muted', text: meta.join(' · ') }),
+            m.rating ? ratingLine(m.rating) : null,
             list
           ])
         );

@@ -110,7 +110,7 @@ export class Offers {
   fill(card) {
     const o = card.offer;
     card.title.textContent = fmt(S.offerFrom, { name: o.name || S.anonymous });
-    card.email.textContent = o.email ? (o.email_verified ? o.email : fmt(S.emailUnverified, { email: o.email })) : '';
+    card.email.textContent = o.email ? (o.email_verified ? o.email : fmt(S.unverifiedEmail, { email: o.email })) : '';
     card.email.setAttribute('data-verified', o.email_verified ? 'true' : 'false');
     card.email.hidden = !o.email;
     card.question.textContent = o.question || '';

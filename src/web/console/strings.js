@@ -139,7 +139,6 @@ const STRINGS = {
   noteFrom: 'Note from {name}',
   transferring: 'Transferring…',
   transferred: 'The chat was transferred.',
-  emailUnverified: '{email} (unverified)',
   unverified: 'unverified',
   assigned: 'Transferred to you by {name}.',
   // New messages, the visitor panel
