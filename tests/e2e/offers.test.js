@@ -52,7 +52,12 @@ test('deny, timeout and close', async () => {
   await P.shot(second, 'console-offer');
 
   // Close: the request ends; the visitor is told.
-  await card.getByTestId('offer-close').click();
+  const close = card.getByTestId('offer-close');
+  await close.click();
+  // The first press asks; nothing is sent until the second.
+  assert.equal(await close.textContent(), 'Close the request?');
+  assert.equal(await vp.getByTestId('sb-ended').isVisible(), false);
+  await close.click();
   await card.getByTestId('offer-reason').filter({ hasText: 'Closed' }).waitFor({ timeout: P.T });
   await vp.getByTestId('sb-ended').waitFor({ timeout: P.T });
   await vp.getByTestId('sb-messages').locator('[data-author="system"]').first().waitFor({ timeout: P.T });

@@ -101,7 +101,12 @@ async function agentSend(page, chatId, text) {
 
 async function agentEnd(page, chatId) {
   const pane = chatPane(page, chatId);
-  await pane.getByTestId('chat-end').click();
+  const end = pane.getByTestId('chat-end');
+  await end.click();
+  // The first press asks; the second ends the chat.
+  assert.equal(await end.getAttribute('data-confirm'), 'true');
+  assert.equal(await end.textContent(), 'End the chat?');
+  await end.click();
   await pane.getByTestId('wrapup').waitFor({ timeout: T });
 }
 

@@ -3,7 +3,7 @@
 // visitor panel). What it shows comes from the chat's entries and the visitor panel's data;
 // `Chats` (chats.js) routes the server's frames to it.
 
-import { S, fmt, h } from './strings.js';
+import { S, fmt, h, twoStep } from './strings.js';
 import { fileHref, openFile } from './api.js';
 import { CannedPicker } from './canned_picker.js';
 import { TransferPicker } from './transfer_picker.js';
@@ -52,7 +52,7 @@ export class ChatView {
     this.title = h('h2', { class: 'pane-title', 'data-testid': 'chat-title' });
     this.sub = h('p', { class: 'pane-sub', 'data-testid': 'chat-sub' });
     this.stateEl = h('span', { class: 'pane-state', 'data-testid': 'chat-state' });
-    this.endBtn = h('button', { type: 'button', class: 'danger', 'data-testid': 'chat-end', text: S.end, onclick: () => this.ui.end(this) });
+    this.endBtn = twoStep(h('button', { type: 'button', class: 'danger', 'data-testid': 'chat-end', text: S.end }), S.endConfirm, () => this.ui.end(this));
     this.picker = new TransferPicker(this.me, (frame) => this.ui.transfer(this, frame));
     this.picker.onCancel = () => this.toggle(this.picker.form, this.transferBtn, false);
     this.transferBtn = h('button', { type: 'button', 'data-testid': 'chat-transfer', 'aria-expanded': 'false', text: S.transfer, onclick: () => this.toggleTransfer() });

@@ -2,7 +2,7 @@
 // `expires_at`, and the agent alerted when one arrives (notify.js). Revoked offers
 // stay a few seconds with their reason ("Customer Rejected", "Timed out", ...).
 
-import { S, fmt, h } from './strings.js';
+import { S, fmt, h, twoStep } from './strings.js';
 import { alertAgent, setTitleCount } from './notify.js';
 
 const KEEP_REVOKED_MS = 10000;
@@ -93,7 +93,8 @@ export class Offers {
     card.buttons = h('div', { class: 'offer-buttons' }, [
       btn(S.accept, 'offer-accept', this.actions.accept, 'primary'),
       btn(S.deny, 'offer-deny', this.actions.deny),
-      btn(S.close, 'offer-close', this.actions.close)
+      // Closing ends the visitor's request: asked once more.
+      twoStep(h('button', { type: 'button', 'data-testid': 'offer-close', text: S.close }), S.closeConfirm, () => this.actions.close(card.offer))
     ]);
     card.el = h('li', { class: 'offer', 'data-testid': 'offer', 'data-chat-id': o.chat_id }, [
       h('div', { class: 'offer-head' }, [card.title, card.countdown]),

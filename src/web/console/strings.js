@@ -44,6 +44,7 @@ const STRINGS = {
   accept: 'Accept',
   deny: 'Deny',
   close: 'Close',
+  closeConfirm: 'Close the request?',
   expiresIn: 'Expires in {s} s',
   expired: 'Expired',
   revoked: {
@@ -62,6 +63,7 @@ const STRINGS = {
   input: 'Type a message',
   send: 'Send',
   end: 'End chat',
+  endConfirm: 'End the chat?',
   you: 'You',
   sending: 'Sending…',
   failed: 'Not sent',
@@ -286,6 +288,33 @@ export function h(tag, attrs, children) {
   }
   for (const c of children || []) if (c) e.appendChild(c);
   return e;
+}
+
+/**
+ * Makes `button` ask before it acts: the first press changes its text to `question` for a few
+ * seconds (`data-confirm="true"`), a second press within that time calls `act`. Keyboard and
+ * screen readers get the same two steps; nothing blocks the page like `window.confirm`.
+ */
+export function twoStep(button, question, act, ms = 4000) {
+  const label = button.textContent;
+  let timer = null;
+  const reset = () => {
+    clearTimeout(timer);
+    timer = null;
+    button.textContent = label;
+    button.removeAttribute('data-confirm');
+  };
+  button.addEventListener('click', () => {
+    if (!timer) {
+      button.textContent = question;
+      button.setAttribute('data-confirm', 'true');
+      timer = setTimeout(reset, ms);
+      return;
+    }
+    reset();
+    act();
+  });
+  return button;
 }
 
 export function formatDate(at) {
