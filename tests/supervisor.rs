@@ -435,3 +435,46 @@ async fn redis_refusing_writes_refuses_whispers_and_take_overs_only() {
     b.drain().await;
     cluster.cleanup().await;
 }
+
+/// Twenty supervisors' sockets watching on one node share one monitor read per interval (not
+/// one each), and a new request on the other node reaches every one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchers_on_a_node_share_one_read_per_interval() {
+    const WATCHERS: usize = 20;
+    const INTERVAL_MS: u64 = 200;
+    let cluster = Cluster::with(Backend::Sqlite, |s| {
+        s.chat.monitor_interval_ms = INTERVAL_MS
+    })
+    .await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    create(&cluster, "sue", "supervisor").await;
+    let token = agent_token(&b, "sue").await;
+    let mut watchers = Vec::new();
+    for _ in 0..WATCHERS {
+        let mut w = Client::agent(&b, &token).await;
+        w.expect("status").await;
+        w.send(json!({"type": "watch_monitor"})).await;
+        w.expect("monitor_snapshot").await;
+        watchers.push(w);
+    }
+
+    let reads = |m: &str| metric(m, "switchboard_monitor_refresh_seconds_count");
+    let before = reads(&metrics_text(&http(&b)).await);
+    let window = Duration::from_millis(INTERVAL_MS * 10);
+    tokio::time::sleep(window).await;
+    let during = reads(&metrics_text(&http(&b)).await) - before;
+    // About one read per interval (10 in the window), with room for a slow tick; one read per
+    // watcher would be 200.
+    assert!(
+        (5.0..=15.0).contains(&during),
+        "{during} reads in 10 intervals"
+    );
+
+    let (_v, chat, _, _) = requesting_visitor(&a, "anyone there?").await;
+    for w in &mut watchers {
+        monitor_chat(w, &chat, "the new request", |r| r["state"] == "queued").await;
+    }
+    a.drain().await;
+    b.drain().await;
+    cluster.cleanup().await;
+}
