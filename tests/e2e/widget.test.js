@@ -45,7 +45,10 @@ test('the node serves the web assets with their content types', async () => {
     ['/demo/pricing.html', HTML, 'demo/pricing.html'],
     ['/demo/contact.html', HTML, 'demo/contact.html']
   ];
-  for (const m of ['console', 'strings', 'api', 'offers', 'waiting', 'inbox', 'chats', 'history', 'upload', 'after-chat']) expected.push([`/console/${m}.js`, JS, `console/${m}.js`]);
+  // Every module of the console, each served as itself.
+  for (const dir of ['console', 'console/admin']) {
+    for (const f of fs.readdirSync(path.join(web, dir)).filter((f) => f.endsWith('.js'))) expected.push([`/${dir}/${f}`, JS, `${dir}/${f}`]);
+  }
   for (const [p, type, file] of expected) {
     const r = await fetch(`${A.url}${p}`);
     assert.equal(r.status, 200, p);
