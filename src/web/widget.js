@@ -313,42 +313,21 @@
     if (c.phase === 'active' && st.live[c.id]) conn.send({ type: 'send', chat_id: item.chat_id, client_msg_id: item.client_msg_id, text: item.text });
   }
 
-  // Typing: "true" at most every 3 s while the composer has text, "false" after 4 s idle.
-  var typingAt = 0;
-  var typingTimer = null;
-  function setTyping(on) {
-    var c = st.chat;
-    if (!c || c.phase !== 'active' || !st.live[c.id]) return;
-    clearTimeout(typingTimer);
-    if (on) {
-      if (Date.now() - typingAt > 3000) {
-        typingAt = Date.now();
-        conn.send({ type: 'typing', chat_id: c.id, typing: true });
-      }
-      typingTimer = setTimeout(function () { setTyping(false); }, 4000);
-    } else if (typingAt) {
-      typingAt = 0;
-      conn.send({ type: 'typing', chat_id: c.id, typing: false });
-    }
-  }
+  // ---- typing and receipts (widget-signals.js) ----
 
-  var theirTypingTimer = null;
-  function showTyping(on) {
-    clearTimeout(theirTypingTimer);
-    ui.typing.hidden = !on;
-    ui.typing.textContent = on ? fmt(S.typing, { name: (st.chat && st.chat.agent) || S.agent }) : '';
-    if (on) theirTypingTimer = setTimeout(function () { showTyping(false); }, 5000);
-  }
-
-  /** Tells the agent what arrived here: "read" while the pane is open and the page visible. */
-  function receipts() {
-    var c = st.chat;
-    if (!c || !st.live[c.id]) return;
-    var seq = transcript.lastTheirs();
-    var state = st.open && document.visibilityState === 'visible' ? 'read' : 'delivered';
-    if (!seq || SbSocket.compareSeq(seq, st.sent[state] || '') <= 0) return;
-    if (conn.send({ type: 'receipt', chat_id: c.id, seq: seq, state: state })) st.sent[state] = seq;
-  }
+  var signals = SbSignals.create({
+    S: S, fmt: fmt,
+    ui: function () { return ui; },
+    chat: function () { return st.chat; },
+    live: function (id) { return !!st.live[id]; },
+    send: function (f) { return conn.send(f); },
+    lastTheirs: function () { return transcript.lastTheirs(); },
+    open: function () { return st.open; },
+    sent: function () { return st.sent; }
+  });
+  var setTyping = signals.setTyping;
+  var showTyping = signals.showTyping;
+  var receipts = signals.receipts;
   document.addEventListener('visibilitychange', function () { if (ui) receipts(); });
 
   // ---- invitations (widget-invite.js) ----
