@@ -40,7 +40,7 @@ fi
 # shellcheck source=loadtest/bench-lib.sh
 source "$ROOT/loadtest/bench-lib.sh"
 cleanup() {
-    perf probe -q -d 'sballoc:*' 2>/dev/null || true
+    drop_alloc_probes
     stop_started
     if [[ -n ${KEEP_WORK:-} ]]; then echo "work dir kept: $WORK" >&2; else rm -rf "$WORK"; fi
 }
@@ -67,14 +67,36 @@ chat_at() { # peer rate report log
         --setup-timeout-secs 60
 }
 
+# Where perf cannot place a probe by the symbol's name (it reads the location from the
+# debug information, which it may misread), the probe is written to tracefs at the symbol's
+# file offset: its address less the executable segment's address, plus that segment's offset.
+add_alloc_probe() { # binary symbol
+    local addr seg
+    addr=$(nm "$1" | awk -v s="$2" '$3 == s { print $1; exit }')
+    [[ -n $addr ]] && [[ -w /sys/kernel/tracing/uprobe_events ]] || return 1
+    # "LOAD offset vaddr paddr filesz memsz flags align" of the segment flagged executable.
+    read -r -a seg < <(readelf -lW "$1" | awk '$1 == "LOAD" && / E 0x/ { print $2, $3; exit }')
+    ((${#seg[@]} == 2)) || return 1
+    printf 'p:sballoc/%s %s:0x%x\n' "$2" "$1" $((16#$addr - seg[1] + seg[0])) \
+        >>/sys/kernel/tracing/uprobe_events
+}
+drop_alloc_probes() {
+    perf probe -q -d 'sballoc:*' 2>/dev/null || true
+    local f
+    for f in mi_malloc_aligned mi_zalloc_aligned mi_realloc_aligned; do
+        echo "-:sballoc/$f" >>/sys/kernel/tracing/uprobe_events 2>/dev/null || true
+    done
+}
+
 # Heap allocations per delivered message of both server processes (uprobes on the
 # allocator), over DURATION s of a chat at ALLOC_RATE.
 count_allocs() { # system
     local bin=$SB peer=switchboard ev lt n
     if [[ $1 != ours ]]; then bin=$RELAY peer=relay; fi
-    perf probe -q -d 'sballoc:*' 2>/dev/null || true
+    drop_alloc_probes
     for f in mi_malloc_aligned mi_zalloc_aligned mi_realloc_aligned; do
-        perf probe -q -x "$bin" --add "sballoc:$f=$f" || { echo "no uprobes here; allocations not counted" >&2; return 0; }
+        perf probe -q -x "$bin" --add "sballoc:$f=$f" 2>/dev/null || add_alloc_probe "$bin" "$f" ||
+            { echo "no uprobes here; allocations not counted" >&2; return 0; }
     done
     ev=sballoc:mi_malloc_aligned,sballoc:mi_zalloc_aligned,sballoc:mi_realloc_aligned
     chat_at "$peer" "$ALLOC_RATE" "$OUT/allocs-chat-$1.json" "$WORK/allocs-$1.log" >/dev/null
@@ -99,7 +121,7 @@ for name, path in (("node-a", sys.argv[3]), ("node-b", sys.argv[4])):
           f"({total} over {msgs:.0f} messages at {rate} msg/s)")
 PY
     cat "$OUT/allocs-$1.txt" >&2
-    perf probe -q -d 'sballoc:*' 2>/dev/null || true
+    drop_alloc_probes
 }
 
 for sys in $SYSTEMS; do

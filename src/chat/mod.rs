@@ -310,7 +310,7 @@ impl Service {
             max_bytes: settings.abuse.transcript_max_bytes,
             agent_reserve_entries: AGENT_RESERVE_ENTRIES,
             agent_reserve_bytes: AGENT_RESERVE_BYTES,
-            full_text: TRANSCRIPT_FULL.into(),
+            full_text: TRANSCRIPT_FULL,
         };
         Arc::new(Service {
             limits,

@@ -34,7 +34,7 @@ pub struct TranscriptCaps {
     pub agent_reserve_entries: u64,
     pub agent_reserve_bytes: u64,
     /// Text of the system entry written when the visitor first meets the cap.
-    pub full_text: String,
+    pub full_text: &'static str,
 }
 
 /// What the transcript side needs from the routing record: who the visitor is and the
@@ -123,42 +123,61 @@ impl RedisLayer {
         caps: &TranscriptCaps,
     ) -> Result<(String, bool)> {
         let k = &self.keys;
-        let (seq, new): (String, i64) = self
-            .scripts
-            .chat_send
-            // On the subscriber's connection, like `on_transcript` (it publishes too).
-            .evalsha_with_reload(
-                &self.appender,
-                vec![
-                    k.log(chat),
-                    k.meta(chat),
-                    k.cmid(chat),
-                    k.chat_channel(chat),
-                ],
-                vec![
-                    chat.to_string(),
-                    a.role.to_string(),
-                    a.actor.to_string(),
-                    a.name.to_string(),
-                    a.client_msg_id.to_string(),
-                    a.text.to_string(),
-                    now.to_string(),
-                    if a.system {
-                        "system".into()
-                    } else {
-                        "message".into()
-                    },
-                    a.event.to_string(),
-                    a.data.as_ref().map(|d| d.to_string()).unwrap_or_default(),
-                    caps.max_entries.to_string(),
-                    caps.max_bytes.to_string(),
-                    caps.agent_reserve_entries.to_string(),
-                    caps.agent_reserve_bytes.to_string(),
-                    caps.full_text.clone(),
-                ],
+        let data = a.data.as_ref().map(|d| d.to_string()).unwrap_or_default();
+        // Numbers and fixed words go as values that need no copy; the arguments are built
+        // again only if Redis lost the script (fred's own reload path clones every argument).
+        let args = |head: Vec<u8>| -> Vec<Value> {
+            vec![
+                chat.into(),
+                a.role.into(),
+                a.actor.into(),
+                a.name.into(),
+                a.client_msg_id.into(),
+                a.text.into(),
+                Value::Integer(now),
+                Value::from_static_str(if a.system { "system" } else { "message" }),
+                a.event.into(),
+                data.as_str().into(),
+                Value::Integer(caps.max_entries as i64),
+                Value::Integer(caps.max_bytes as i64),
+                Value::Integer(caps.agent_reserve_entries as i64),
+                Value::Integer(caps.agent_reserve_bytes as i64),
+                Value::from_static_str(caps.full_text),
+                Value::Bytes(head.into()),
+            ]
+        };
+        let keys = || -> Vec<Key> {
+            vec![
+                k.log(chat).into(),
+                k.meta(chat).into(),
+                k.cmid(chat).into(),
+                k.chat_channel(chat).into(),
+            ]
+        };
+        let script = &self.scripts.chat_send;
+        // On the subscriber's connection, like `on_transcript` (it publishes too).
+        let answer: std::result::Result<(String, i64), fred::error::Error> = match self
+            .appender
+            .evalsha(
+                script.sha1().clone(),
+                keys(),
+                args(published_head(chat, a, now, &data)),
             )
             .await
-            .map_err(refusal)?;
+        {
+            Err(e) if e.details().starts_with("NOSCRIPT") => {
+                script.load(&self.appender).await?;
+                self.appender
+                    .evalsha(
+                        script.sha1().clone(),
+                        keys(),
+                        args(published_head(chat, a, now, &data)),
+                    )
+                    .await
+            }
+            other => other,
+        };
+        let (seq, new) = answer.map_err(refusal)?;
         Ok((seq, new == 1))
     }
 
@@ -277,6 +296,55 @@ impl RedisLayer {
     }
 }
 
+/// The entry as the node's followers decode it (`chat::listener`'s `Published`), but for its
+/// sequence number: a MessagePack map of eleven entries of which these are the first ten.
+/// `chat_send.lua` appends the eleventh (`seq`, known once the entry is stored) and publishes
+/// it, so Redis, which every node shares, does not pack the entry itself.
+fn published_head(chat: &str, a: &Append<'_>, at: i64, data: &str) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Head<'a> {
+        chat_id: &'a str,
+        kind: &'a str,
+        author: &'a str,
+        name: &'a str,
+        text: &'a str,
+        at: i64,
+        client_msg_id: &'a str,
+        event: &'a str,
+        data: &'a str,
+        author_id: &'a str,
+    }
+    let head = Head {
+        chat_id: chat,
+        kind: if a.system { "system" } else { "message" },
+        author: a.role,
+        name: a.name,
+        text: a.text,
+        at,
+        client_msg_id: a.client_msg_id,
+        event: a.event,
+        data,
+        author_id: if a.role == "agent" { a.actor } else { "" },
+    };
+    // Sized once: the keys and headers take under 100 bytes, the rest is the strings.
+    let strings = [
+        chat,
+        a.role,
+        a.name,
+        a.text,
+        a.client_msg_id,
+        a.event,
+        data,
+        a.actor,
+    ];
+    let mut buf = Vec::with_capacity(112 + strings.iter().map(|s| s.len()).sum::<usize>());
+    rmp_serde::encode::write_named(&mut buf, &head).expect("a map of strings and a number encodes");
+    // A fixmap of ten entries (0x8a) becomes one of eleven (0x8b): the script adds `seq`.
+    debug_assert_eq!(buf[0], 0x8a);
+    buf[0] = 0x8b;
+    buf
+}
+
 /// Builds an entry from a stream record's fields (see `chat_common.lua`).
 fn entry_from_fields(seq: String, mut f: HashMap<String, String>) -> Entry {
     let kind = if f.get("k").map(String::as_str) == Some("system") {
@@ -298,5 +366,39 @@ fn entry_from_fields(seq: String, mut f: HashMap<String, String>) -> Entry {
             .remove("d")
             .filter(|d| !d.is_empty())
             .and_then(|d| serde_json::from_str(&d).ok()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `chat_send.lua` publishes: the node's head with `seq` appended as a fixstr.
+    #[test]
+    fn published_head_with_seq_is_the_whole_entry() {
+        let a = Append {
+            role: "agent",
+            actor: "ag-1",
+            name: "Ann",
+            client_msg_id: "m1",
+            text: &"é".repeat(200),
+            event: "link",
+            ..Default::default()
+        };
+        let mut bytes = published_head("c-1", &a, 1_700_000_000_123, r#"{"url":"x"}"#);
+        let seq = "1700000000123-0";
+        bytes.extend_from_slice(b"\xa3seq");
+        bytes.push(0xa0 + seq.len() as u8);
+        bytes.extend_from_slice(seq.as_bytes());
+        let m: HashMap<String, serde_json::Value> = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(m.len(), 11);
+        assert_eq!(m["seq"], seq);
+        assert_eq!(m["chat_id"], "c-1");
+        assert_eq!(m["kind"], "message");
+        assert_eq!(m["author"], "agent");
+        assert_eq!(m["author_id"], "ag-1");
+        assert_eq!(m["text"], "é".repeat(200));
+        assert_eq!(m["at"], 1_700_000_000_123_i64);
+        assert_eq!(m["data"], r#"{"url":"x"}"#);
     }
 }

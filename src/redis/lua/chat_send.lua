@@ -15,6 +15,8 @@
 -- ARGV[11] max participant entries  ARGV[12] max participant bytes
 -- ARGV[13] agent's reserve of entries  ARGV[14] agent's reserve of bytes
 -- ARGV[15] text of the `transcript_full` system entry
+-- ARGV[16] the published entry without `seq`: a MessagePack map of 11 entries holding the other
+--          10 (chat_id, kind, author, name, text, at, client_msg_id, event, data, author_id)
 -- Returns {seq, 1 if new | 0 if a duplicate} or error "wrong_state" / "forbidden" / "cap_reached".
 local log, meta, cmids, ch = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local st, vid, aid, n, b, full = unpack(redis.call('HMGET', meta, 'state', 'visitor', 'agent', 'n', 'b', 'full'))
@@ -39,8 +41,16 @@ if n + 1 > max_n or b + size > max_b then
   return redis.error_reply('cap_reached')
 end
 local aid = (ARGV[2] == 'agent') and ARGV[3] or ''
-local seq = append(log, ch, ARGV[1], ARGV[8], ARGV[2], ARGV[4], ARGV[6], ARGV[7], ARGV[5], ARGV[9], ARGV[10], aid)
+local seq = redis.call('XADD', log, '*', 'k', ARGV[8], 'a', ARGV[2], 'n', ARGV[4], 't', ARGV[6],
+  'at', ARGV[7], 'm', ARGV[5], 'e', ARGV[9], 'd', ARGV[10], 'i', aid)
+-- The entry as `append` publishes it, packed by the node (ARGV[16]) but for `seq`: a stream id
+-- ("ms-n") is shorter than 32 bytes, a MessagePack fixstr, unless its counter is huge.
+local packed_seq = (#seq < 32) and (string.char(0xa0 + #seq) .. seq) or ('\217' .. string.char(#seq) .. seq)
+redis.call('SPUBLISH', ch, ARGV[16] .. '\163seq' .. packed_seq)
 redis.call('HSET', cmids, dedupe, seq)
-redis.call('HSET', meta, 'n', n + 1, 'b', b + size)
-if ARGV[2] == 'visitor' then redis.call('HSET', meta, 'vlast', ARGV[7]) end
+if ARGV[2] == 'visitor' then
+  redis.call('HSET', meta, 'n', n + 1, 'b', b + size, 'vlast', ARGV[7])
+else
+  redis.call('HSET', meta, 'n', n + 1, 'b', b + size)
+end
 return {seq, 1}
