@@ -21,6 +21,40 @@ impl RedisLayer {
         }
     }
 
+    /// Entries of a job stream left unacknowledged for `idle_ms` by any consumer (a dead
+    /// node's, or a failed attempt), taken over by this one: (entry id, value of `field`).
+    /// Creates the group when it is missing (then there is nothing to take over).
+    pub(super) async fn claim_group(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        idle_ms: u64,
+        count: usize,
+        field: &str,
+    ) -> Result<Vec<(String, String)>> {
+        let v: std::result::Result<Value, _> = self
+            .client()
+            .xautoclaim(
+                stream,
+                group,
+                consumer,
+                idle_ms,
+                "0-0",
+                Some(count as u64),
+                false,
+            )
+            .await;
+        match v {
+            Ok(v) => Ok(claimed_entries(v, field)),
+            Err(e) if e.details().contains("NOGROUP") => {
+                self.ensure_group(stream, group).await?;
+                Ok(vec![])
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// New entries of a job stream for this consumer: (entry id, value of `field`). Blocks up
     /// to `block_ms` on the blocking connection; creates the group when it is missing.
     pub(super) async fn read_group(
@@ -94,19 +128,15 @@ impl RedisLayer {
         idle_ms: u64,
         count: usize,
     ) -> Result<Vec<(String, String)>> {
-        let v: Value = self
-            .client()
-            .xautoclaim(
-                self.keys.flush_jobs(),
-                "flush",
-                consumer,
-                idle_ms,
-                "0-0",
-                Some(count as u64),
-                false,
-            )
-            .await?;
-        Ok(claimed_entries(v, "chat"))
+        self.claim_group(
+            &self.keys.flush_jobs(),
+            "flush",
+            consumer,
+            idle_ms,
+            count,
+            "chat",
+        )
+        .await
     }
 
     /// Acknowledges finished jobs and removes them from the stream: two commands for a batch.

@@ -33,10 +33,6 @@ impl MailJob {
 }
 
 impl RedisLayer {
-    async fn ensure_mail_group(&self) -> Result<()> {
-        self.ensure_group(&self.keys.mail_jobs(), GROUP).await
-    }
-
     /// Enqueues the notification of offline message `uid`.
     pub async fn enqueue_mail(&self, uid: &str) -> Result<()> {
         let _: String = self
@@ -76,27 +72,16 @@ impl RedisLayer {
         idle_ms: u64,
         count: usize,
     ) -> Result<Vec<MailJob>> {
-        let v: std::result::Result<Value, _> = self
-            .client()
-            .xautoclaim(
-                self.keys.mail_jobs(),
+        Ok(self
+            .claim_group(
+                &self.keys.mail_jobs(),
                 GROUP,
                 consumer,
                 idle_ms,
-                "0-0",
-                Some(count as u64),
-                false,
+                count,
+                "message",
             )
-            .await;
-        let v = match v {
-            Ok(v) => v,
-            Err(e) if e.details().contains("NOGROUP") => {
-                self.ensure_mail_group().await?;
-                return Ok(vec![]);
-            }
-            Err(e) => return Err(e.into()),
-        };
-        Ok(super::flush::claimed_entries(v, "message")
+            .await?
             .into_iter()
             .map(|(id, m)| MailJob::new(id, m))
             .collect())

@@ -106,27 +106,15 @@ impl RedisLayer {
         idle_ms: u64,
         count: usize,
     ) -> Result<Vec<(String, String)>> {
-        let v: std::result::Result<Value, _> = self
-            .client()
-            .xautoclaim(
-                self.keys.hook_events(),
-                HOOK_GROUP,
-                consumer,
-                idle_ms,
-                "0-0",
-                Some(count as u64),
-                false,
-            )
-            .await;
-        match v {
-            Ok(v) => Ok(super::flush::claimed_entries(v, "event")),
-            Err(e) if e.details().contains("NOGROUP") => {
-                self.ensure_group(&self.keys.hook_events(), HOOK_GROUP)
-                    .await?;
-                Ok(vec![])
-            }
-            Err(e) => Err(e.into()),
-        }
+        self.claim_group(
+            &self.keys.hook_events(),
+            HOOK_GROUP,
+            consumer,
+            idle_ms,
+            count,
+            "event",
+        )
+        .await
     }
 
     /// Finishes a stream entry: schedules `retries` (member, due ms), acknowledges, removes.
