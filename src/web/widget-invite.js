@@ -14,13 +14,18 @@ var SbInvite = (function () {
   function create(ctx) {
     var S = ctx.S;
     var current = null;
+    // An invitation that came while the visitor's chat was still on (its end may reach the
+    // widget after the invitation): shown when that chat ends, if it has not expired.
+    var held = null;
     var timer = null;
 
     function show(inv) {
       var ui = ctx.ui();
       clearTimeout(timer);
+      if (!inv) held = null;
       var left = inv ? Number(inv.expires_at) - Date.now() : 0;
       var c = ctx.chat();
+      if (inv && left > 0 && c && c.phase !== 'ended') held = inv;
       if (!inv || left <= 0 || (c && c.phase !== 'ended')) inv = null;
       current = inv;
       SbSocket.save(ctx.session, KEY, inv);
@@ -49,8 +54,16 @@ var SbInvite = (function () {
       answer: answer,
       /** The invitation on show stored by an earlier page. */
       restore: function () { show(SbSocket.load(ctx.session, KEY, null)); },
-      /** Whether the invitation on show is for `chatId`. */
-      isFor: function (chatId) { return !!current && current.chat_id === chatId; }
+      /** The visitor's chat ended: an invitation held back meanwhile shows now. */
+      chatEnded: function () {
+        var inv = held;
+        held = null;
+        if (inv) show(inv);
+      },
+      /** Whether the invitation on show (or held back) is for `chatId`. */
+      isFor: function (chatId) {
+        return (!!current && current.chat_id === chatId) || (!!held && held.chat_id === chatId);
+      }
     };
   }
 

@@ -536,6 +536,7 @@
           cacheLog();
           render();
           scrollDown();
+          invites.chatEnded();
         }
         break;
       case 'chat_lost':
