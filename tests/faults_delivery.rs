@@ -1,7 +1,7 @@
 //! Delivery through faults of Redis, on real processes: subscriber connections killed again
 //! and again (`CLIENT KILL TYPE pubsub` on a Redis of the test's own) while both sides of a
 //! chat on two nodes write; a subscriber connection cut once, or refused its channels for a
-//! while (an ACL change), a listener that falls behind, a logout missed meanwhile; a Redis without persistence killed and restarted empty (every
+//! while (an ACL change), a listener that falls behind, a logout and an agent's change missed meanwhile; a Redis without persistence killed and restarted empty (every
 //! client of a live chat is told: `chat_lost`, close 4410); a long chat resumed on the other
 //! node, replayed a page at a time; and thirty sockets that never read resuming it on a node
 //! run as its own process, whose memory stays at a few pages per socket.
@@ -485,20 +485,25 @@ async fn refused_resubscribe_is_retried_until_the_node_follows_its_channels_agai
     cluster.cleanup().await;
 }
 
-/// A logout published while a node follows nothing (its subscriber connection is back but its
-/// channels are refused) never reaches that node as a `revoked` message. The catch-up that
-/// follows a lapse checks each agent socket's session again: the logged-out agent's socket on
-/// that node is closed with 4401 all the same.
+/// A logout and an admin's change published while a node follows nothing (its subscriber
+/// connection is back but its channels are refused) never reach that node as `revoked` and
+/// `changed` messages. The catch-up that follows a lapse checks each agent socket's session and
+/// record again: the logged-out agent's socket on that node is closed with 4401, the changed
+/// agent's with 4409 (to reconnect with its new settings), all the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_logout_missed_in_a_lapse_still_closes_the_agents_socket() {
+async fn control_messages_missed_in_a_lapse_still_reach_the_agents_sockets() {
     let cluster = Cluster::new(Backend::Sqlite).await;
     let (a, acl) = node_as_own_redis_user(&cluster).await;
     let user = acl.0.clone();
     let b = cluster.node().await;
+    let boss = accounts::admin(&cluster, &b, "boss").await;
     cluster.agent("rae", 1).await;
+    let sam_id = cluster.agent("sam", 1).await;
     let token = agent_token(&a, "rae").await;
-    let mut tab = Client::agent(&a, &token).await;
-    tab.expect("status").await;
+    let mut rae = Client::agent(&a, &token).await;
+    rae.expect("status").await;
+    let mut sam = Client::agent(&a, &agent_token(&a, "sam").await).await;
+    sam.expect("status").await;
 
     let revoked = redis_cli(&["ACL", "SETUSER", &user, "resetchannels"]);
     assert_eq!(revoked.trim(), "OK", "{revoked}");
@@ -506,7 +511,7 @@ async fn a_logout_missed_in_a_lapse_still_closes_the_agents_socket() {
         (a.service.metrics.resubscribe_failures.get() >= 1).then_some(())
     })
     .await;
-    // Logged out through node B while node A follows nothing.
+    // Through node B while node A follows nothing: rae logs out, an admin changes sam.
     let out = reqwest::Client::new()
         .post(format!("{}/api/agent/logout", http(&b)))
         .bearer_auth(&token)
@@ -514,9 +519,18 @@ async fn a_logout_missed_in_a_lapse_still_closes_the_agents_socket() {
         .await
         .expect("http");
     assert_eq!(out.status().as_u16(), 204);
+    let (status, changed) = accounts::call(
+        reqwest::Method::PATCH,
+        &format!("{}/api/admin/agents/{sam_id}", http(&b)),
+        Some(json!({"max_chats": 3})),
+        Some(&boss),
+    )
+    .await;
+    assert_eq!(status, 200, "{changed}");
     let restored = redis_cli(&["ACL", "SETUSER", &user, "&*"]);
     assert_eq!(restored.trim(), "OK", "{restored}");
-    assert_eq!(tab.expect_close().await, 4401);
+    assert_eq!(rae.expect_close().await, 4401);
+    assert_eq!(sam.expect_close().await, 4409);
     cluster.cleanup().await;
 }
 

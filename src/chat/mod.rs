@@ -146,7 +146,7 @@ impl From<StoreError> for ChatError {
 pub type ChatResult<T> = Result<T, ChatError>;
 
 /// Who a connection belongs to, as the domain needs it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Party {
     Visitor {
         id: String,

@@ -82,16 +82,27 @@ impl Conn {
         Flow::Continue
     }
 
-    /// What a lost `revoked` or `unfollow` control message would have done (`chat::sessions`):
-    /// close a connection whose session ended (4401), stop following a chat that was
-    /// transferred away (`chat_unfollowed`). A check that fails (Redis down) changes nothing.
+    /// What a lost `revoked`, `changed` or `unfollow` control message would have done
+    /// (`chat::sessions`): close a connection whose session ended (4401) or whose agent record
+    /// changed (4409: it reconnects with the new settings), stop following a chat that was
+    /// transferred away (`chat_unfollowed`). A check that fails (Redis or the store down)
+    /// changes nothing.
     async fn recheck_agent(&mut self, socket: &mut WebSocket) -> Flow {
         let Party::Agent { id, session, .. } = &self.party else {
             return Flow::Continue;
         };
+        let (id, session) = (*id, *session);
         let svc = self.gw.svc.clone();
-        if let Ok(false) = svc.agent_session_valid(*id, *session).await {
+        if let Ok(false) = svc.agent_session_valid(id, session).await {
             return Flow::Close(close_codes::UNAUTHORIZED, "session ended; log in again");
+        }
+        if let Ok(Some(agent)) = svc.store.agent(id).await {
+            if Party::agent(&agent, session) != self.party {
+                return Flow::Close(
+                    close_codes::AGENT_CHANGED,
+                    "agent settings changed; reconnect",
+                );
+            }
         }
         let chats: Vec<String> = self.chats.keys().cloned().collect();
         for chat in chats {
