@@ -1,10 +1,10 @@
 //! Who downloads a chat's files, across two nodes: signed short-lived links instead of tokens in
-//! URLs, only the agents who handled a flushed chat (and admins), and nothing at all of a
-//! trashed chat, whose files leave the file storage with it.
+//! URLs, only the agents who handled a flushed chat (and supervisors and admins), and nothing
+//! at all of a trashed chat, whose files leave the file storage with it.
 
 mod common;
 
-use common::accounts::{admin, call};
+use common::accounts::{admin, call, create_with_role};
 use common::*;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -147,12 +147,18 @@ async fn flushed_files_go_to_their_agents_and_trashed_ones_are_deleted() {
     let bob_token = agent_token(&a, "bob").await;
     cluster.agent("carl", 2).await;
     let carl_token = agent_token(&a, "carl").await;
+    create_with_role(&cluster, "sue", "supervisor").await;
+    let sue_token = agent_token(&b, "sue").await;
 
     // Ann takes the chat, the visitor sends a file, Ann hands the chat to Bob, who ends it.
     set_status(&mut bob, "away").await;
     let (mut visitor, chat, _, vtoken) = requesting_visitor(&a, "photo").await;
     accept_offer(&mut ann, &mut visitor, &chat).await;
     let id = upload(&a, &chat, &vtoken, "photo.png", "image/png", png(3_000)).await;
+    // While the chat runs: a supervisor (who may follow it read-only) downloads its file,
+    // another agent does not.
+    assert_eq!(download(&b, &id, &sue_token).await, 200);
+    assert_eq!(download(&b, &id, &carl_token).await, 403);
     set_status(&mut bob, "available").await;
     let bob_id: i64 = bob.welcome["id"].as_str().unwrap().parse().unwrap();
     ann.send(json!({"type": "transfer", "chat_id": chat, "to_agent": bob_id}))
@@ -172,10 +178,12 @@ async fn flushed_files_go_to_their_agents_and_trashed_ones_are_deleted() {
     let msg = cluster.store.message_by_chat(&chat).await.unwrap().unwrap();
     let ann_id: i64 = ann.welcome["id"].as_str().unwrap().parse().unwrap();
     assert_eq!(msg.agents, vec![ann_id, bob_id]);
-    // Both agents who handled it and the admin download it; another agent and the visitor not.
+    // Both agents who handled it, the supervisor and the admin download it; another agent and
+    // the visitor not.
     for (token, want) in [
         (&ann_token, 200),
         (&bob_token, 200),
+        (&sue_token, 200),
         (&boss, 200),
         (&carl_token, 403),
         (&vtoken, 403),

@@ -4,32 +4,15 @@
 
 mod common;
 
-use common::accounts::call;
+use common::accounts::{call, create_with_role};
 use common::integrations::metric;
 use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
-use switchboard::store::NewAgent;
 
 /// A fast monitor for tests.
 async fn cluster(backend: Backend) -> Cluster {
     Cluster::with(backend, |s| s.chat.monitor_interval_ms = 100).await
-}
-
-async fn create(cluster: &Cluster, username: &str, role: &str) -> i64 {
-    cluster
-        .store
-        .create_agent(&NewAgent {
-            username: username.into(),
-            display_name: format!("Sup {username}"),
-            password: "secret-password".into(),
-            role: role.into(),
-            max_chats: 3,
-            queues: vec!["general".into()],
-        })
-        .await
-        .expect("agent created")
-        .id
 }
 
 fn row<'a>(frame: &'a Value, key: &str, list: &str, id: &Value) -> Option<&'a Value> {
@@ -62,7 +45,7 @@ async fn supervision(backend: Backend) {
     let (mut v, chat, _, vtoken) = requesting_visitor(&a, "hello").await;
     accept_offer(&mut ag, &mut v, &chat).await;
     ag.expect("chat_started").await;
-    let sue_id = create(&cluster, "sue", "supervisor").await;
+    let sue_id = create_with_role(&cluster, "sue", "supervisor").await;
     let mut sup = Client::agent(&a, &agent_token(&a, "sue").await).await;
     sup.expect("status").await;
 
@@ -345,7 +328,7 @@ async fn a_watcher_over_its_byte_budget_gets_the_whole_monitor_later() {
     })
     .await;
     let (a, b) = (cluster.node().await, cluster.node().await);
-    create(&cluster, "sid", "supervisor").await;
+    create_with_role(&cluster, "sid", "supervisor").await;
     let mut sup = Client::agent(&b, &agent_token(&b, "sid").await).await;
     sup.expect("status").await;
     sup.send(json!({"type": "watch_monitor"})).await;
@@ -394,7 +377,7 @@ async fn redis_refusing_writes_refuses_whispers_and_take_overs_only() {
     let (mut v, chat, _, _) = requesting_visitor(&a, "hello").await;
     accept_offer(&mut ag, &mut v, &chat).await;
     ag.expect("chat_started").await;
-    create(&cluster, "sue", "supervisor").await;
+    create_with_role(&cluster, "sue", "supervisor").await;
     let mut sup = Client::agent(&a, &agent_token(&a, "sue").await).await;
     sup.expect("status").await;
 
@@ -447,7 +430,7 @@ async fn watchers_on_a_node_share_one_read_per_interval() {
     })
     .await;
     let (a, b) = (cluster.node().await, cluster.node().await);
-    create(&cluster, "sue", "supervisor").await;
+    create_with_role(&cluster, "sue", "supervisor").await;
     let token = agent_token(&b, "sue").await;
     let mut watchers = Vec::new();
     for _ in 0..WATCHERS {

@@ -1,8 +1,9 @@
 //! Who may download a chat's files, and the files a trashed chat takes with it.
 //!
 //! While the chat is in Redis: its visitor and its agent. Once it is flushed: the agents who
-//! handled it (joined it or decided what became of it), never its visitor. Admins always. A
-//! trashed chat's files are deleted from the file storage when it is flushed.
+//! handled it (joined it or decided what became of it), never its visitor. Supervisors and
+//! admins always: they may read any chat live (read-only follow) and afterwards, so its files
+//! too. A trashed chat's files are deleted from the file storage when it is flushed.
 
 use super::{ChatError, ChatResult, Party, Service};
 use crate::protocol::ErrorCode;
@@ -25,14 +26,15 @@ impl Service {
                 _ => refusal,
             });
         };
-        let admin = self
+        // The role as the store has it now, not as the connection or token knew it.
+        let overseer = self
             .store
             .agent(*id)
             .await?
-            .is_some_and(|a| a.role == "admin" && !a.disabled);
+            .is_some_and(|a| (a.role == "admin" || a.role == "supervisor") && !a.disabled);
         if refusal.code == ErrorCode::Forbidden {
-            // A live chat of someone else: only an admin.
-            return if admin { Ok(()) } else { Err(refusal) };
+            // A live chat of someone else: only a supervisor or an admin.
+            return if overseer { Ok(()) } else { Err(refusal) };
         }
         let Some(message) = self.store.message_by_chat(chat).await? else {
             return Err(ChatError::new(ErrorCode::NotFound, "no such file"));
@@ -40,12 +42,12 @@ impl Service {
         if message.trashed {
             return Err(ChatError::new(ErrorCode::NotFound, "no such file"));
         }
-        if admin || message.handled_by(*id) {
+        if overseer || message.handled_by(*id) {
             Ok(())
         } else {
             Err(ChatError::new(
                 ErrorCode::Forbidden,
-                "only the agents who handled the chat, and admins, may download its files",
+                "only the agents who handled the chat, supervisors and admins may download its files",
             ))
         }
     }

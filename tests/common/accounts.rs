@@ -5,21 +5,27 @@ use serde_json::Value;
 use switchboard::app::Running;
 use switchboard::store::NewAgent;
 
-/// Creates an admin (password `secret-password`); returns its id.
-pub async fn create_admin(cluster: &Cluster, username: &str) -> i64 {
+/// Creates an agent with `role` (`agent`, `supervisor` or `admin`; password `secret-password`,
+/// display name "Sup USERNAME", three chats, queue `general`); returns its id.
+pub async fn create_with_role(cluster: &Cluster, username: &str, role: &str) -> i64 {
     cluster
         .store
         .create_agent(&NewAgent {
             username: username.into(),
-            display_name: format!("Admin {username}"),
+            display_name: format!("Sup {username}"),
             password: "secret-password".into(),
-            role: "admin".into(),
+            role: role.into(),
             max_chats: 3,
             queues: vec!["general".into()],
         })
         .await
-        .expect("admin created")
+        .expect("agent created")
         .id
+}
+
+/// Creates an admin (password `secret-password`); returns its id.
+pub async fn create_admin(cluster: &Cluster, username: &str) -> i64 {
+    create_with_role(cluster, username, "admin").await
 }
 
 /// Creates an admin and logs it in on `node`; returns its token.
