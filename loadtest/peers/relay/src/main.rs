@@ -10,6 +10,7 @@
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use bytes::Bytes;
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
@@ -191,7 +192,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/ws/visitor", get(upgrade_visitor))
         .route("/ws/agent", get(upgrade_agent))
         .with_state(relay.clone());
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    // As Switchboard's nodes: every frame is its own small write, and without TCP_NODELAY
+    // Nagle's algorithm holds one back until the previous is acknowledged (up to the peer's
+    // delayed-ACK timeout, 40 ms on Linux).
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await?
+        .tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
     println!(
         "switchboard-relay ready: port={port} redis={url} echo={} shared={shared} pid={}",
         relay.echo,
