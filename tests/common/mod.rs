@@ -9,6 +9,7 @@ pub mod own_redis;
 pub mod process;
 pub mod proxy;
 pub mod smtp;
+pub mod store_backends;
 pub mod topology;
 
 use futures_util::{SinkExt, StreamExt};
