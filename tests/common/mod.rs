@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod accounts;
+pub mod canned;
 pub mod fault_node;
 pub mod integrations;
 pub mod own_redis;
@@ -212,6 +213,14 @@ pub async fn post(url: &str, body: Value, token: Option<&str>) -> (u16, Value) {
 
 pub async fn get(url: &str, token: Option<&str>) -> (u16, Value) {
     accounts::call(reqwest::Method::GET, url, None, token).await
+}
+
+pub async fn put(url: &str, body: Value, token: Option<&str>) -> (u16, Value) {
+    accounts::call(reqwest::Method::PUT, url, Some(body), token).await
+}
+
+pub async fn delete(url: &str, token: Option<&str>) -> (u16, Value) {
+    accounts::call(reqwest::Method::DELETE, url, None, token).await
 }
 
 /// Uploads a file named `name` into `chat` as `token` (visitor or agent); returns its id.
