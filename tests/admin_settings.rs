@@ -10,16 +10,6 @@ use common::*;
 use serde_json::{json, Value};
 use switchboard::app::Running;
 
-async fn put(url: &str, body: Value, token: Option<&str>) -> (u16, Value) {
-    let mut r = reqwest::Client::new().put(url).json(&body);
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    let resp = r.send().await.expect("http");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 /// The newest audit entries of `action`.
 async fn audit(node: &Running, token: &str, action: &str) -> Vec<Value> {
     let (status, v) = get(
