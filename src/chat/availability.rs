@@ -317,17 +317,15 @@ impl Service {
         f: Follower,
         chat: &str,
     ) -> ChatResult<ChatAccess> {
-        let Party::Agent { id, .. } = party else {
-            return Err(ChatError::new(
-                ErrorCode::Forbidden,
-                "only agents pick requests",
-            ));
-        };
-        let aid = id.to_string();
         let access = self
-            .take_chat(party, conn, f, chat, |now| {
-                self.redis.pick(chat, &aid, now, self.lease())
-            })
+            .take_chat(
+                party,
+                conn,
+                f,
+                chat,
+                "only agents pick requests",
+                |agent, now| async move { self.redis.pick(chat, &agent, now, self.lease()).await },
+            )
             .await
             .map_err(|e| match e.code {
                 ErrorCode::WrongState if e.message.contains("capacity") => e,

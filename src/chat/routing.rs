@@ -269,45 +269,42 @@ impl Service {
         f: Follower,
         chat: &str,
     ) -> ChatResult<ChatAccess> {
-        let Party::Agent { id, .. } = party else {
-            return Err(ChatError::new(
-                ErrorCode::Forbidden,
-                "only agents accept chats",
-            ));
-        };
-        let aid = id.to_string();
-        self.take_chat(party, conn, f, chat, |now| {
-            self.redis.accept(chat, &aid, now, self.lease())
-        })
+        self.take_chat(
+            party,
+            conn,
+            f,
+            chat,
+            "only agents accept chats",
+            |agent, now| async move { self.redis.accept(chat, &agent, now, self.lease()).await },
+        )
         .await
     }
 
     /// An agent takes a chat (accepting its offer, or picking it from the Waiting list):
-    /// `take` is the script that makes it the agent's; the transcript side follows.
+    /// `take` is the script that makes it the agent's, called with the agent's id and the time;
+    /// the transcript side follows. A visitor is refused with `only`.
     pub(super) async fn take_chat<F, Fut>(
         &self,
         party: &Party,
         conn: ConnId,
         f: Follower,
         chat: &str,
+        only: &'static str,
         take: F,
     ) -> ChatResult<ChatAccess>
     where
-        F: FnOnce(i64) -> Fut,
+        F: FnOnce(String, i64) -> Fut,
         Fut: std::future::Future<Output = Result<Accepted, RedisError>>,
     {
         let Party::Agent { id, name, .. } = party else {
-            return Err(ChatError::new(
-                ErrorCode::Forbidden,
-                "only agents take chats",
-            ));
+            return Err(ChatError::new(ErrorCode::Forbidden, only));
         };
         let now = now_ms();
         // The script is the authorisation (the offer is this agent's, or the request is still
         // waiting in one of its queues): the connection follows the chat only once it has
         // succeeded, so a refused take relays nothing of someone else's chat. Following before
         // the transcript's join still shows the join entry live.
-        let a = take(now).await?;
+        let a = take(id.to_string(), now).await?;
         self.hub.follow(&self.chat_channel(chat), conn, f).await?;
         if a.fresh {
             self.metrics
