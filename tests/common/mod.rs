@@ -223,6 +223,32 @@ pub async fn delete(url: &str, token: Option<&str>) -> (u16, Value) {
     accounts::call(reqwest::Method::DELETE, url, None, token).await
 }
 
+/// Uploads `body` into `chat` as `token` (visitor or agent), named by `?name=` when given;
+/// returns the status and the JSON answer.
+pub async fn try_upload(
+    node: &Running,
+    chat: &str,
+    name: Option<&str>,
+    content_type: &str,
+    body: Vec<u8>,
+    token: &str,
+) -> (u16, Value) {
+    let mut url = reqwest::Url::parse(&format!("{}/api/chats/{chat}/files", http(node))).unwrap();
+    if let Some(n) = name {
+        url.query_pairs_mut().append_pair("name", n);
+    }
+    let resp = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("http");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
 /// Uploads a file named `name` into `chat` as `token` (visitor or agent); returns its id.
 pub async fn upload(
     node: &Running,
@@ -232,16 +258,8 @@ pub async fn upload(
     content_type: &str,
     body: Vec<u8>,
 ) -> String {
-    let resp = reqwest::Client::new()
-        .post(format!("{}/api/chats/{chat}/files?name={name}", http(node)))
-        .bearer_auth(token)
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .expect("http");
-    assert_eq!(resp.status().as_u16(), 201);
-    let v: Value = resp.json().await.expect("json");
+    let (status, v) = try_upload(node, chat, Some(name), content_type, body, token).await;
+    assert_eq!(status, 201, "{v}");
     v["id"].as_str().expect("file id").to_string()
 }
 
