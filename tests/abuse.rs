@@ -467,10 +467,7 @@ async fn a_full_transcript_refuses_the_visitor_and_leaves_the_agent_a_reserve() 
     assert_eq!(agent.expect("error").await["code"], 4009);
     agent.send(json!({"type": "end", "chat_id": chat})).await;
     v.expect("chat_ended").await;
-    agent
-        .send(json!({"type": "decide", "chat_id": chat, "decision": "create"}))
-        .await;
-    agent.expect("decided").await;
+    decide(&mut agent, &chat, "create").await;
     let m = eventually("transcript in SQL", || async {
         cluster.store.message_by_chat(&chat).await.unwrap()
     })

@@ -134,10 +134,7 @@ async fn a_typed_email_links_to_nobody_and_a_signed_one_does() {
         .send(json!({"type": "decide", "chat_id": chat, "decision": "add", "interaction_id": victims}))
         .await;
     assert_eq!(agent.expect("error").await["code"], 4004);
-    agent
-        .send(json!({"type": "decide", "chat_id": chat, "decision": "create"}))
-        .await;
-    agent.expect("decided").await;
+    decide(&mut agent, &chat, "create").await;
     let msg = eventually("flushed", || async {
         cluster.store.message_by_chat(&chat).await.unwrap()
     })

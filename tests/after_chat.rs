@@ -50,10 +50,7 @@ async fn ended_chat(agent: &mut Client, a: &Running, text: &str) -> (Client, Str
 }
 
 async fn decide_and_flush(cluster: &Cluster, agent: &mut Client, chat: &str) -> i64 {
-    agent
-        .send(json!({"type": "decide", "chat_id": chat, "decision": "create"}))
-        .await;
-    agent.expect("decided").await;
+    decide(agent, chat, "create").await;
     eventually("the chat flushed", || async {
         cluster
             .store

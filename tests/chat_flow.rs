@@ -96,10 +96,7 @@ async fn full_chat(backend: Backend) {
     assert_eq!(ended["by"], "visitor");
     visitor.expect("chat_ended").await;
 
-    agent
-        .send(json!({"type": "decide", "chat_id": chat, "decision": "create"}))
-        .await;
-    agent.expect("decided").await;
+    decide(&mut agent, &chat, "create").await;
 
     let msg = eventually("transcript in SQL", || async {
         cluster.store.message_by_chat(&chat).await.unwrap()
@@ -236,10 +233,7 @@ async fn agent_ends_then_adds_to_an_existing_interaction_and_then_trashes() {
     agent.send(json!({"type": "end", "chat_id": chat1})).await;
     let ended = visitor.expect("chat_ended").await;
     assert_eq!(ended["by"], "agent");
-    agent
-        .send(json!({"type": "decide", "chat_id": chat1, "decision": "create"}))
-        .await;
-    agent.expect("decided").await;
+    decide(&mut agent, &chat1, "create").await;
     let m1 = eventually("first flushed", || async {
         cluster.store.message_by_chat(&chat1).await.unwrap()
     })

@@ -67,10 +67,7 @@ async fn transfer_note_reaches_the_agent_and_never_the_visitor(backend: Backend)
     accept_offer(&mut first, &mut v, &earlier).await;
     first.send(json!({"type": "end", "chat_id": earlier})).await;
     v.expect("chat_ended").await;
-    first
-        .send(json!({"type": "decide", "chat_id": earlier, "decision": "create"}))
-        .await;
-    first.expect("decided").await;
+    decide(&mut first, &earlier, "create").await;
     v.send(json!({"type": "request_chat", "name": "Vera", "email": "vera@example.com", "question": "where is it?"}))
         .await;
     let chat = v.expect("queued").await["chat_id"]

@@ -310,10 +310,7 @@ async fn files_both_ways_between_participants_only() {
     assert_eq!((status, e["code"].as_u64()), (409, Some(4006)), "{e}");
     download_ok(&a, &photo_id, &vtoken, true).await;
 
-    agent
-        .send(json!({"type": "decide", "chat_id": chat, "decision": "create"}))
-        .await;
-    agent.expect("decided").await;
+    decide(&mut agent, &chat, "create").await;
     let msg = eventually("transcript in SQL", || async {
         cluster.store.message_by_chat(&chat).await.unwrap()
     })

@@ -89,10 +89,7 @@ async fn export_then_erase(backend: Backend) {
         .await;
     visitor.send(json!({"type": "end", "chat_id": chat1})).await;
     agent.expect("chat_ended").await;
-    agent
-        .send(json!({"type": "decide", "chat_id": chat1, "decision": "create"}))
-        .await;
-    agent.expect("decided").await;
+    decide(&mut agent, &chat1, "create").await;
     eventually("the first chat stored", || async {
         cluster.store.message_by_chat(&chat1).await.unwrap()
     })

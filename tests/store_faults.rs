@@ -90,18 +90,6 @@ async fn end(agent: &mut Client, visitor: &mut Client, chat: &str) {
         .await;
 }
 
-async fn decide(agent: &mut Client, chat: &str) {
-    agent
-        .send(json!({"type": "decide", "chat_id": chat, "decision": "create"}))
-        .await;
-    let c = chat.to_string();
-    agent
-        .expect_where("decided", move |f| {
-            f["type"] == "decided" && f["chat_id"] == c.as_str()
-        })
-        .await;
-}
-
 /// Polls until `done` holds, for at most `limit`; returns how long it took.
 async fn within<F, Fut>(what: &str, limit: Duration, mut done: F) -> Duration
 where
@@ -208,7 +196,7 @@ async fn frozen_node_mid_flush_does_not_stall_the_others() {
 
     // The first chat's flush runs up to its COMMIT, which the proxy holds.
     let held = proxy.hold_next(COMMIT);
-    decide(&mut agent, &chats[0]).await;
+    decide(&mut agent, &chats[0], "create").await;
     tokio::time::timeout(Duration::from_secs(10), held)
         .await
         .expect("the node's flush reached COMMIT")
@@ -216,7 +204,7 @@ async fn frozen_node_mid_flush_does_not_stall_the_others() {
     let held_at = Instant::now();
     // The other seven are decided while that node's flush worker waits: their jobs queue up.
     for chat in &chats[1..] {
-        decide(&mut agent, chat).await;
+        decide(&mut agent, chat, "create").await;
     }
     frozen.freeze();
     let frozen_at = Instant::now();
@@ -332,7 +320,7 @@ async fn black_holed_database_fails_readiness_in_time_and_chats_go_on() {
     let (mut v2, chat2) = chat_at(node.addr, &mut agent, "hole-2@example.com").await;
     for (v, chat) in [(&mut v1, &chat1), (&mut v2, &chat2)] {
         end(&mut agent, v, chat).await;
-        decide(&mut agent, chat).await;
+        decide(&mut agent, chat, "create").await;
     }
     // Their flush cannot reach the store: each attempt gives up within its bound.
     tokio::time::sleep(Duration::from_millis(4_000)).await;

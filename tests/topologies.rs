@@ -27,10 +27,7 @@ async fn chat_round_trip(
     visitor.expect_text("pong").await;
     visitor.send(json!({"type": "end", "chat_id": chat})).await;
     agent.expect("chat_ended").await;
-    agent
-        .send(json!({"type": "decide", "chat_id": chat, "decision": "create"}))
-        .await;
-    agent.expect("decided").await;
+    decide(&mut agent, &chat, "create").await;
     let m = eventually("flushed", || async {
         cluster.store.message_by_chat(&chat).await.unwrap()
     })

@@ -190,10 +190,7 @@ async fn two_agents_picking_the_same_request_at_once_exactly_one_wins() {
                 f["type"] == "chat_ended" && f["chat_id"] == c.as_str()
             })
             .await;
-        winner
-            .send(json!({"type": "decide", "chat_id": chat, "decision": "trash"}))
-            .await;
-        winner.expect("decided").await;
+        decide(winner, &chat, "trash").await;
     }
     cluster.cleanup().await;
 }

@@ -70,10 +70,7 @@ async fn chat_events_arrive_signed_and_once(backend: Backend) {
     agent.expect_text("parcel 42").await;
     visitor.send(json!({"type": "end", "chat_id": chat})).await;
     agent.expect("chat_ended").await;
-    agent
-        .send(json!({"type": "decide", "chat_id": chat, "decision": "create"}))
-        .await;
-    agent.expect("decided").await;
+    decide(&mut agent, &chat, "create").await;
 
     let got = delivered_settled(&rx, 4).await;
     assert_eq!(got.len(), 4, "each event exactly once: {got:#?}");

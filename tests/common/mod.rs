@@ -553,6 +553,19 @@ pub async fn accept_offer(agent: &mut Client, visitor: &mut Client, chat: &str) 
     visitor.expect("chat_started").await;
 }
 
+/// The agent decides `decision` on the ended `chat` and waits for its `decided`.
+pub async fn decide(agent: &mut Client, chat: &str, decision: &str) {
+    agent
+        .send(json!({"type": "decide", "chat_id": chat, "decision": decision}))
+        .await;
+    let c = chat.to_string();
+    agent
+        .expect_where("decided", move |f| {
+            f["type"] == "decided" && f["chat_id"] == c.as_str()
+        })
+        .await;
+}
+
 /// A running chat: an available agent (capacity 2) on `b`, its visitor on `a`; returns
 /// (visitor, agent, chat id).
 pub async fn running_chat(
