@@ -107,14 +107,11 @@ async fn metric_sum(nodes: &[&Running], series: &str) -> f64 {
 
 /// One round of the real chat: a message each way, across the two nodes.
 async fn talk(v: &mut Client, a: &mut Client, chat: &str, round: usize) {
-    let text = format!("visitor says {round}");
-    v.send(json!({"type": "send", "chat_id": chat, "client_msg_id": format!("v{round}"), "text": text}))
-        .await;
-    a.expect_text(&text).await;
-    let text = format!("agent says {round}");
-    a.send(json!({"type": "send", "chat_id": chat, "client_msg_id": format!("a{round}"), "text": text}))
-        .await;
-    v.expect_text(&text).await;
+    let (from_visitor, from_agent) = (
+        format!("visitor says {round}"),
+        format!("agent says {round}"),
+    );
+    both_ways(v, a, chat, &from_visitor, &from_agent).await;
 }
 
 /// Waits until `c` answers a ping: what it sent before has been processed.

@@ -553,6 +553,26 @@ pub async fn accept_offer(agent: &mut Client, visitor: &mut Client, chat: &str) 
     visitor.expect("chat_started").await;
 }
 
+/// One exchange in a running chat: the visitor's `from_visitor` is acknowledged and reaches the
+/// agent, then the agent's `from_agent` reaches the visitor.
+pub async fn both_ways(
+    visitor: &mut Client,
+    agent: &mut Client,
+    chat: &str,
+    from_visitor: &str,
+    from_agent: &str,
+) {
+    visitor
+        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": format!("v:{from_visitor}"), "text": from_visitor}))
+        .await;
+    visitor.expect("ack").await;
+    agent.expect_text(from_visitor).await;
+    agent
+        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": format!("a:{from_agent}"), "text": from_agent}))
+        .await;
+    visitor.expect_text(from_agent).await;
+}
+
 /// The agent decides `decision` on the ended `chat` and waits for its `decided`.
 pub async fn decide(agent: &mut Client, chat: &str, decision: &str) {
     agent
