@@ -130,13 +130,9 @@ async fn floods_are_refused_across_nodes_while_a_real_chat_goes_on() {
     let mut agent = available_agent(&cluster, &b, "ann", 1).await;
     let (_, token) = fresh_visitor(&a, 1).await;
     let mut visitor = visitor_from(&a, &token, "198.51.100.1").await.unwrap();
-    visitor
-        .send(json!({"type": "request_chat", "name": "Real", "question": "Hello?"}))
+    let chat = visitor
+        .request_chat(json!({"type": "request_chat", "name": "Real", "question": "Hello?"}))
         .await;
-    let chat = visitor.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     accept_offer(&mut agent, &mut visitor, &chat).await;
     talk(&mut visitor, &mut agent, &chat, 0).await;
     // The other agents log in now: a password check alone takes 19 MiB (argon2), which is not
@@ -333,13 +329,9 @@ async fn floods_are_refused_across_nodes_while_a_real_chat_goes_on() {
     set_status(&mut helper, "available").await;
     let (_, t) = fresh_visitor(&b, 400).await;
     let mut first = visitor_from(&b, &t, "192.0.2.40").await.unwrap();
-    first
-        .send(json!({"type": "request_chat", "question": "many tabs"}))
+    let chat5 = first
+        .request_chat(json!({"type": "request_chat", "question": "many tabs"}))
         .await;
-    let chat5 = first.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     accept_offer(&mut helper, &mut first, &chat5).await;
     let mut tabs = vec![first];
     for i in 0..3 {

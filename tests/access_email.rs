@@ -106,13 +106,7 @@ async fn a_typed_email_links_to_nobody_and_a_signed_one_does() {
 
     // A stranger types the victim's address.
     let (mut stranger, vid) = browsing(&a).await;
-    stranger
-        .send(json!({"type": "request_chat", "name": "Vic", "email": VICTIM, "question": "my refund?"}))
-        .await;
-    let chat = stranger.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let chat = stranger.request_chat(json!({"type": "request_chat", "name": "Vic", "email": VICTIM, "question": "my refund?"})).await;
     let offer = agent.expect("offer").await;
     assert_eq!(
         (offer["email"].as_str(), offer["email_verified"].as_bool()),
@@ -198,13 +192,9 @@ async fn a_typed_email_links_to_nobody_and_a_signed_one_does() {
     let seen = watched(&mut agent, &victim_vid, |v| v["email_verified"] == true).await;
     assert_eq!(seen["new"], false);
     // A typed address in the form changes nothing once the site vouched for one.
-    victim
-        .send(json!({"type": "request_chat", "email": "someone-else@example.com"}))
+    let chat = victim
+        .request_chat(json!({"type": "request_chat", "email": "someone-else@example.com"}))
         .await;
-    let chat = victim.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let offer = agent
         .expect_where("victim's offer", |f| {
             f["type"] == "offer" && f["chat_id"] == chat.as_str()

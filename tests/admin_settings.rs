@@ -215,13 +215,9 @@ async fn queues_set_up_on_one_node_work_on_the_other(backend: Backend) {
     let mut agent = Client::agent(&b, &token).await;
     agent.expect("status").await;
     set_status(&mut agent, "available").await;
-    visitor
-        .send(json!({"type": "request_chat", "name": "Vera", "queue": "billing"}))
+    let chat = visitor
+        .request_chat(json!({"type": "request_chat", "name": "Vera", "queue": "billing"}))
         .await;
-    let chat = visitor.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let offer = agent
         .expect_where("offer", |f| {
             f["type"] == "offer" && f["chat_id"] == chat.as_str()
@@ -284,13 +280,9 @@ async fn queue_rename_is_refused_while_live_then_moves_everything(backend: Backe
     // A running chat in "sales": the rename is refused, nothing changes.
     let (_, vt) = visitor_token(&a).await;
     let mut visitor = Client::visitor(&a, &vt).await;
-    visitor
-        .send(json!({"type": "request_chat", "name": "Vera", "queue": "sales"}))
+    let chat = visitor
+        .request_chat(json!({"type": "request_chat", "name": "Vera", "queue": "sales"}))
         .await;
-    let chat = visitor.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     accept_offer(&mut agent, &mut visitor, &chat).await;
     let rename = format!("{}/api/admin/queues/sales/rename", http(&a));
     let (status, v) = post(&rename, json!({"name": "support"}), Some(&admin)).await;
@@ -359,12 +351,9 @@ async fn queue_rename_is_refused_while_live_then_moves_everything(backend: Backe
     let mut agent = Client::agent(&b, &token).await;
     agent.expect("status").await;
     set_status(&mut agent, "available").await;
-    late.send(json!({"type": "request_chat", "name": "Late", "queue": "support"}))
+    let chat = late
+        .request_chat(json!({"type": "request_chat", "name": "Late", "queue": "support"}))
         .await;
-    let chat = late.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let offer = agent
         .expect_where("offer", |f| {
             f["type"] == "offer" && f["chat_id"] == chat.as_str()

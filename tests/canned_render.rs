@@ -32,12 +32,9 @@ async fn api_render_for_a_real_chat() {
     // Otto asks with a name only.
     let (_, otto_token) = visitor_token(&a).await;
     let mut otto = Client::visitor(&a, &otto_token).await;
-    otto.send(json!({"type": "request_chat", "name": "Otto", "question": "Hi"}))
+    let otto_chat = otto
+        .request_chat(json!({"type": "request_chat", "name": "Otto", "question": "Hi"}))
         .await;
-    let otto_chat = otto.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     agent
         .expect_where("offer for otto", |f| {
             f["type"] == "offer" && f["chat_id"] == otto_chat.as_str()

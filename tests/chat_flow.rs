@@ -240,13 +240,9 @@ async fn agent_ends_then_adds_to_an_existing_interaction_and_then_trashes() {
     .await;
 
     // Second chat of the same visitor: add it to that interaction.
-    visitor
-        .send(json!({"type": "request_chat", "question": "second"}))
+    let chat2 = visitor
+        .request_chat(json!({"type": "request_chat", "question": "second"}))
         .await;
-    let chat2 = visitor.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     agent
         .expect_where("offer 2", |f| {
             f["type"] == "offer" && f["chat_id"] == chat2.as_str()

@@ -58,22 +58,16 @@ async fn transfer_note_reaches_the_agent_and_never_the_visitor(backend: Backend)
     v.send(json!({"type": "page_view", "url": "https://shop.example/orders/1042", "title": "Order 1042"}))
         .await;
     // An earlier chat of this visitor, kept as an interaction.
-    v.send(json!({"type": "request_chat", "name": "Vera", "question": "an earlier question"}))
+    let earlier = v
+        .request_chat(
+            json!({"type": "request_chat", "name": "Vera", "question": "an earlier question"}),
+        )
         .await;
-    let earlier = v.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     accept_offer(&mut first, &mut v, &earlier).await;
     first.send(json!({"type": "end", "chat_id": earlier})).await;
     v.expect("chat_ended").await;
     decide(&mut first, &earlier, "create").await;
-    v.send(json!({"type": "request_chat", "name": "Vera", "email": "vera@example.com", "question": "where is it?"}))
-        .await;
-    let chat = v.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let chat = v.request_chat(json!({"type": "request_chat", "name": "Vera", "email": "vera@example.com", "question": "where is it?"})).await;
     accept_offer(&mut first, &mut v, &chat).await;
     let first_id = agent_id_of(&cluster, "ann").await;
     first

@@ -105,13 +105,9 @@ async fn export_then_erase(backend: Backend) {
         .unwrap()
         .to_string();
 
-    visitor
-        .send(json!({"type": "request_chat", "question": "One more thing"}))
+    let chat2 = visitor
+        .request_chat(json!({"type": "request_chat", "question": "One more thing"}))
         .await;
-    let chat2 = visitor.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     accept_offer(&mut agent, &mut visitor, &chat2).await;
     visitor
         .send(

@@ -69,12 +69,11 @@ async fn chat_at(addr: SocketAddr, agent: &mut Client, email: &str) -> (Client, 
     )
     .await;
     let mut v = Client::connect_to(addr, "visitor", session["token"].as_str().unwrap()).await;
-    v.send(json!({"type": "request_chat", "name": "Vi", "email": email, "question": "q"}))
+    let chat = v
+        .request_chat(
+            json!({"type": "request_chat", "name": "Vi", "email": email, "question": "q"}),
+        )
         .await;
-    let chat = v.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     accept_offer(agent, &mut v, &chat).await;
     (v, chat)
 }

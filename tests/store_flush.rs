@@ -468,12 +468,9 @@ async fn flush_workers_write_a_burst_of_chats_once_each() {
             .await;
         v.send(json!({"type": "identify", "email": "vera@example.com", "signature": sig}))
             .await;
-        v.send(json!({"type": "request_chat", "question": format!("question {i}")}))
+        let chat = v
+            .request_chat(json!({"type": "request_chat", "question": format!("question {i}")}))
             .await;
-        let chat = v.expect("queued").await["chat_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
         accept_offer(&mut agent, &mut v, &chat).await;
         v.send(json!({"type": "send", "chat_id": chat, "client_msg_id": "m1", "text": format!("hello {i}")}))
             .await;

@@ -419,6 +419,16 @@ impl Client {
         }
     }
 
+    /// Sends `request` (a `request_chat` frame) and returns the chat id its `queued` answer
+    /// names.
+    pub async fn request_chat(&mut self, request: Value) -> String {
+        self.send(request).await;
+        self.expect("queued").await["chat_id"]
+            .as_str()
+            .expect("queued names its chat")
+            .to_string()
+    }
+
     /// Waits for a frame matching `pred`; frames skipped on the way stay in the backlog.
     pub async fn expect_where(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         if let Some(i) = self.backlog.iter().position(&pred) {
@@ -608,7 +618,8 @@ pub async fn requesting_visitor(
 ) -> (Client, String, String, String) {
     let (vid, token) = visitor_token(node).await;
     let mut v = Client::visitor(node, &token).await;
-    v.send(json!({"type": "request_chat", "name": "Vera", "email": "vera@example.com", "question": question})).await;
-    let q = v.expect("queued").await;
-    (v, q["chat_id"].as_str().unwrap().to_string(), vid, token)
+    let chat = v
+        .request_chat(json!({"type": "request_chat", "name": "Vera", "email": "vera@example.com", "question": question}))
+        .await;
+    (v, chat, vid, token)
 }
