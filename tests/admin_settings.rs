@@ -390,32 +390,8 @@ async fn queue_rename_is_refused_while_live_then_moves_everything(backend: Backe
     cluster.cleanup().await;
 }
 
-#[tokio::test]
-async fn queue_rename_sqlite() {
-    queue_rename_is_refused_while_live_then_moves_everything(Backend::Sqlite).await;
-}
+sqlite_and_postgres!(queue_rename_is_refused_while_live_then_moves_everything => queue_rename_sqlite, queue_rename_postgres);
 
-#[tokio::test]
-async fn queue_rename_postgres() {
-    queue_rename_is_refused_while_live_then_moves_everything(Backend::Postgres).await;
-}
+sqlite_and_postgres!(appearance_reaches_the_other_node => appearance_sqlite, appearance_postgres);
 
-#[tokio::test]
-async fn appearance_sqlite() {
-    appearance_reaches_the_other_node(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn appearance_postgres() {
-    appearance_reaches_the_other_node(Backend::Postgres).await;
-}
-
-#[tokio::test]
-async fn queues_sqlite() {
-    queues_set_up_on_one_node_work_on_the_other(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn queues_postgres() {
-    queues_set_up_on_one_node_work_on_the_other(Backend::Postgres).await;
-}
+sqlite_and_postgres!(queues_set_up_on_one_node_work_on_the_other => queues_sqlite, queues_postgres);

@@ -196,15 +196,7 @@ async fn rated_once_before_or_after_the_flush(backend: Backend) {
     cluster.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rating_is_stored_once_before_or_after_the_flush_sqlite() {
-    rated_once_before_or_after_the_flush(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rating_is_stored_once_before_or_after_the_flush_postgres() {
-    rated_once_before_or_after_the_flush(Backend::Postgres).await;
-}
+sqlite_and_postgres!(rated_once_before_or_after_the_flush => a_rating_is_stored_once_before_or_after_the_flush_sqlite, a_rating_is_stored_once_before_or_after_the_flush_postgres);
 
 /// The window closes; a request nobody took has nothing to rate; ratings are limited per
 /// visitor over every node.

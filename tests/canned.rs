@@ -181,15 +181,7 @@ async fn api_crud_with_roles(backend: Backend) {
     cluster.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_crud_with_roles_sqlite() {
-    api_crud_with_roles(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_crud_with_roles_postgres() {
-    api_crud_with_roles(Backend::Postgres).await;
-}
+sqlite_and_postgres!(api_crud_with_roles => api_crud_with_roles_sqlite, api_crud_with_roles_postgres);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_search_by_shortcut_and_words() {

@@ -292,32 +292,8 @@ async fn store_refuses_bad_fields(backend: Backend) {
     cluster.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn store_scopes_and_uniqueness_sqlite() {
-    store_scopes_and_uniqueness(Backend::Sqlite).await;
-}
+sqlite_and_postgres!(store_scopes_and_uniqueness => store_scopes_and_uniqueness_sqlite, store_scopes_and_uniqueness_postgres);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn store_scopes_and_uniqueness_postgres() {
-    store_scopes_and_uniqueness(Backend::Postgres).await;
-}
+sqlite_and_postgres!(store_search => store_search_sqlite, store_search_postgres);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn store_search_sqlite() {
-    store_search(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn store_search_postgres() {
-    store_search(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn store_refuses_bad_fields_sqlite() {
-    store_refuses_bad_fields(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn store_refuses_bad_fields_postgres() {
-    store_refuses_bad_fields(Backend::Postgres).await;
-}
+sqlite_and_postgres!(store_refuses_bad_fields => store_refuses_bad_fields_sqlite, store_refuses_bad_fields_postgres);

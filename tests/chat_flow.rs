@@ -125,15 +125,7 @@ async fn full_chat(backend: Backend) {
     cluster.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn full_chat_sqlite() {
-    full_chat(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn full_chat_postgres() {
-    full_chat(Backend::Postgres).await;
-}
+sqlite_and_postgres!(full_chat => full_chat_sqlite, full_chat_postgres);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deny_reroutes_to_the_next_agent_and_never_back() {

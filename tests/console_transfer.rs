@@ -29,15 +29,7 @@ fn mentions_note(frames: &[Value]) -> bool {
         .any(|f| f.to_string().contains("refund already approved"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transfer_note_reaches_the_agent_and_never_the_visitor_sqlite() {
-    transfer_note_reaches_the_agent_and_never_the_visitor(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transfer_note_reaches_the_agent_and_never_the_visitor_postgres() {
-    transfer_note_reaches_the_agent_and_never_the_visitor(Backend::Postgres).await;
-}
+sqlite_and_postgres!(transfer_note_reaches_the_agent_and_never_the_visitor => transfer_note_reaches_the_agent_and_never_the_visitor_sqlite, transfer_note_reaches_the_agent_and_never_the_visitor_postgres);
 
 async fn transfer_note_reaches_the_agent_and_never_the_visitor(backend: Backend) {
     let cluster = Cluster::new(backend).await;

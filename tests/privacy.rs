@@ -294,15 +294,7 @@ async fn export_then_erase(backend: Backend) {
     cluster.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn export_then_erase_sqlite() {
-    export_then_erase(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn export_then_erase_postgres() {
-    export_then_erase(Backend::Postgres).await;
-}
+sqlite_and_postgres!(export_then_erase => export_then_erase_sqlite, export_then_erase_postgres);
 
 const DAY: i64 = 86_400_000;
 
@@ -607,12 +599,4 @@ async fn retention(backend: Backend) {
     cluster.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retention_sqlite() {
-    retention(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retention_postgres() {
-    retention(Backend::Postgres).await;
-}
+sqlite_and_postgres!(retention => retention_sqlite, retention_postgres);

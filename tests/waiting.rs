@@ -72,15 +72,7 @@ async fn missed_offer_then_picked(backend: Backend) {
     cluster.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missed_offer_sets_the_agent_away_and_a_colleague_picks_it_sqlite() {
-    missed_offer_then_picked(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missed_offer_sets_the_agent_away_and_a_colleague_picks_it_postgres() {
-    missed_offer_then_picked(Backend::Postgres).await;
-}
+sqlite_and_postgres!(missed_offer_then_picked => missed_offer_sets_the_agent_away_and_a_colleague_picks_it_sqlite, missed_offer_sets_the_agent_away_and_a_colleague_picks_it_postgres);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_agent_is_offered_the_request_again_after_the_deny_list_clears() {

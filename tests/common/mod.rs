@@ -78,6 +78,23 @@ pub enum Backend {
     Postgres,
 }
 
+/// `sqlite_and_postgres!(body => name_sqlite, name_postgres)` makes the two tests that run the
+/// test body `async fn body(backend: Backend)` on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! sqlite_and_postgres {
+    ($body:ident => $sqlite:ident, $postgres:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            $body($crate::common::Backend::Sqlite).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            $body($crate::common::Backend::Postgres).await;
+        }
+    };
+}
+
 /// A test's shared world: one Redis prefix, one store, any number of nodes.
 pub struct Cluster {
     pub settings: Settings,
