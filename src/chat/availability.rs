@@ -5,6 +5,7 @@
 
 use super::hours::Hours;
 use super::hub::{ConnId, Encoded, Follower, Out};
+use super::routing::Take;
 use super::{now_ms, ChatAccess, ChatError, ChatResult, Party, Service};
 use crate::config::valid_name;
 use crate::protocol::{AgentStatus, ErrorCode, QueueInfo, ServerFrame, WaitingRequest};
@@ -318,14 +319,7 @@ impl Service {
         chat: &str,
     ) -> ChatResult<ChatAccess> {
         let access = self
-            .take_chat(
-                party,
-                conn,
-                f,
-                chat,
-                "only agents pick requests",
-                |agent, now| async move { self.redis.pick(chat, &agent, now, self.lease()).await },
-            )
+            .take_chat(party, conn, f, chat, Take::Waiting)
             .await
             .map_err(|e| match e.code {
                 ErrorCode::WrongState if e.message.contains("capacity") => e,
