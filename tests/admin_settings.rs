@@ -211,10 +211,7 @@ async fn queues_set_up_on_one_node_work_on_the_other(backend: Backend) {
     assert_eq!(status, 200, "{v}");
     // The change makes the agent's sockets reconnect with the new queues.
     assert_eq!(agent.expect_close().await, 4409);
-    let token = agent_token(&b, "bea").await;
-    let mut agent = Client::agent(&b, &token).await;
-    agent.expect("status").await;
-    set_status(&mut agent, "available").await;
+    let mut agent = online_agent(&b, "bea").await;
     let chat = visitor
         .request_chat(json!({"type": "request_chat", "name": "Vera", "queue": "billing"}))
         .await;
@@ -264,10 +261,7 @@ async fn queue_rename_is_refused_while_live_then_moves_everything(backend: Backe
     )
     .await;
     assert_eq!(status, 201, "{bea}");
-    let token = agent_token(&b, "bea").await;
-    let mut agent = Client::agent(&b, &token).await;
-    agent.expect("status").await;
-    set_status(&mut agent, "available").await;
+    let mut agent = online_agent(&b, "bea").await;
 
     // Node B learns the name "sales" (a widget watching it) before the rename.
     let (_, vtoken) = visitor_token(&b).await;
@@ -347,10 +341,7 @@ async fn queue_rename_is_refused_while_live_then_moves_everything(backend: Backe
     assert_eq!(late.expect("error").await["code"], 4004);
 
     // The new name routes to the agent, who is back under it.
-    let token = agent_token(&b, "bea").await;
-    let mut agent = Client::agent(&b, &token).await;
-    agent.expect("status").await;
-    set_status(&mut agent, "available").await;
+    let mut agent = online_agent(&b, "bea").await;
     let chat = late
         .request_chat(json!({"type": "request_chat", "name": "Late", "queue": "support"}))
         .await;

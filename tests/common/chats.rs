@@ -13,6 +13,11 @@ pub async fn available_agent(
     max_chats: i64,
 ) -> Client {
     cluster.agent(username, max_chats).await;
+    online_agent(node, username).await
+}
+
+/// An existing agent logged in on `node`, connected and available.
+pub async fn online_agent(node: &Running, username: &str) -> Client {
     let token = agent_token(node, username).await;
     let mut a = Client::agent(node, &token).await;
     a.expect("status").await;
