@@ -3,16 +3,13 @@
 //! # Layout
 //! - [`config`]: the typed settings tree and its validation.
 //! - [`protocol`]: wire frames, codec and error codes (pure, no I/O).
-//! - `gateway`: the WebSocket edge: upgrade, limits, auth, a task per connection, dispatch,
-//!   paged replays and catch-ups from the chats' streams.
-//! - `api`: HTTP/JSON handlers (login and sessions, the admin API for agents, interactions and
-//!   their history search, canned replies, files and their signed links, health).
-//! - `chat`: the domain: access, routing, ending, messages, timers, fan-out, gap-free delivery
-//!   around subscription lapses, Redis's epoch, flush, agent sessions and admin changes to
-//!   agents.
+//! - `gateway`: the WebSocket edge: upgrade, limits, auth, a task per connection, dispatch.
+//! - `api`: HTTP/JSON handlers: logins, admin, history, canned replies, files, widget, health.
+//! - `chat`: the domain: routing, ending, messages, timers, fan-out, delivery, flush, sessions.
 //! - `redis`: everything that speaks to Redis, one file per concern, with its Lua scripts.
-//! - [`store`]: the durable SQL store (SQLite or PostgreSQL).
+//! - [`store`]: the durable SQL store (SQLite or PostgreSQL) and file storage.
 //! - `metrics`: the Prometheus registry.
+//! - `web`: the widget, console and demo site, embedded in the binary and served by every node.
 //! - [`app`]: wires the parts together and runs a node.
 #![forbid(unsafe_code)]
 

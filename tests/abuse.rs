@@ -107,14 +107,11 @@ async fn metric_sum(nodes: &[&Running], series: &str) -> f64 {
 
 /// One round of the real chat: a message each way, across the two nodes.
 async fn talk(v: &mut Client, a: &mut Client, chat: &str, round: usize) {
-    let text = format!("visitor says {round}");
-    v.send(json!({"type": "send", "chat_id": chat, "client_msg_id": format!("v{round}"), "text": text}))
-        .await;
-    a.expect_text(&text).await;
-    let text = format!("agent says {round}");
-    a.send(json!({"type": "send", "chat_id": chat, "client_msg_id": format!("a{round}"), "text": text}))
-        .await;
-    v.expect_text(&text).await;
+    let (from_visitor, from_agent) = (
+        format!("visitor says {round}"),
+        format!("agent says {round}"),
+    );
+    both_ways(v, a, chat, &from_visitor, &from_agent).await;
 }
 
 /// Waits until `c` answers a ping: what it sent before has been processed.
@@ -133,13 +130,9 @@ async fn floods_are_refused_across_nodes_while_a_real_chat_goes_on() {
     let mut agent = available_agent(&cluster, &b, "ann", 1).await;
     let (_, token) = fresh_visitor(&a, 1).await;
     let mut visitor = visitor_from(&a, &token, "198.51.100.1").await.unwrap();
-    visitor
-        .send(json!({"type": "request_chat", "name": "Real", "question": "Hello?"}))
+    let chat = visitor
+        .request_chat(json!({"type": "request_chat", "name": "Real", "question": "Hello?"}))
         .await;
-    let chat = visitor.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     accept_offer(&mut agent, &mut visitor, &chat).await;
     talk(&mut visitor, &mut agent, &chat, 0).await;
     // The other agents log in now: a password check alone takes 19 MiB (argon2), which is not
@@ -336,13 +329,9 @@ async fn floods_are_refused_across_nodes_while_a_real_chat_goes_on() {
     set_status(&mut helper, "available").await;
     let (_, t) = fresh_visitor(&b, 400).await;
     let mut first = visitor_from(&b, &t, "192.0.2.40").await.unwrap();
-    first
-        .send(json!({"type": "request_chat", "question": "many tabs"}))
+    let chat5 = first
+        .request_chat(json!({"type": "request_chat", "question": "many tabs"}))
         .await;
-    let chat5 = first.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     accept_offer(&mut helper, &mut first, &chat5).await;
     let mut tabs = vec![first];
     for i in 0..3 {
@@ -467,10 +456,7 @@ async fn a_full_transcript_refuses_the_visitor_and_leaves_the_agent_a_reserve() 
     assert_eq!(agent.expect("error").await["code"], 4009);
     agent.send(json!({"type": "end", "chat_id": chat})).await;
     v.expect("chat_ended").await;
-    agent
-        .send(json!({"type": "decide", "chat_id": chat, "decision": "create"}))
-        .await;
-    agent.expect("decided").await;
+    decide(&mut agent, &chat, "create").await;
     let m = eventually("transcript in SQL", || async {
         cluster.store.message_by_chat(&chat).await.unwrap()
     })

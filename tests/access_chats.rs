@@ -196,3 +196,25 @@ async fn after_a_transfer_no_tab_of_the_old_agent_follows_the_chat() {
     assert_eq!(tab2.expect("error").await["code"], 4005);
     cluster.cleanup().await;
 }
+
+/// A visitor cannot take a chat: accept and pick are refused, each naming what only agents do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_can_neither_accept_nor_pick() {
+    let cluster = Cluster::new(Backend::Sqlite).await;
+    let a = cluster.node().await;
+    cluster.agent("ann", 1).await;
+    let (mut visitor, chat, _, _) = requesting_visitor(&a, "may I?").await;
+    for (kind, text) in [
+        ("accept", "only agents accept chats"),
+        ("pick", "only agents pick requests"),
+    ] {
+        visitor.send(json!({"type": kind, "chat_id": chat})).await;
+        let e = visitor.expect("error").await;
+        assert_eq!(
+            (e["code"].as_u64(), e["message"].as_str()),
+            (Some(4005), Some(text)),
+            "{e}"
+        );
+    }
+    cluster.cleanup().await;
+}

@@ -106,13 +106,7 @@ async fn a_typed_email_links_to_nobody_and_a_signed_one_does() {
 
     // A stranger types the victim's address.
     let (mut stranger, vid) = browsing(&a).await;
-    stranger
-        .send(json!({"type": "request_chat", "name": "Vic", "email": VICTIM, "question": "my refund?"}))
-        .await;
-    let chat = stranger.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let chat = stranger.request_chat(json!({"type": "request_chat", "name": "Vic", "email": VICTIM, "question": "my refund?"})).await;
     let offer = agent.expect("offer").await;
     assert_eq!(
         (offer["email"].as_str(), offer["email_verified"].as_bool()),
@@ -134,10 +128,7 @@ async fn a_typed_email_links_to_nobody_and_a_signed_one_does() {
         .send(json!({"type": "decide", "chat_id": chat, "decision": "add", "interaction_id": victims}))
         .await;
     assert_eq!(agent.expect("error").await["code"], 4004);
-    agent
-        .send(json!({"type": "decide", "chat_id": chat, "decision": "create"}))
-        .await;
-    agent.expect("decided").await;
+    decide(&mut agent, &chat, "create").await;
     let msg = eventually("flushed", || async {
         cluster.store.message_by_chat(&chat).await.unwrap()
     })
@@ -201,13 +192,9 @@ async fn a_typed_email_links_to_nobody_and_a_signed_one_does() {
     let seen = watched(&mut agent, &victim_vid, |v| v["email_verified"] == true).await;
     assert_eq!(seen["new"], false);
     // A typed address in the form changes nothing once the site vouched for one.
-    victim
-        .send(json!({"type": "request_chat", "email": "someone-else@example.com"}))
+    let chat = victim
+        .request_chat(json!({"type": "request_chat", "email": "someone-else@example.com"}))
         .await;
-    let chat = victim.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let offer = agent
         .expect_where("victim's offer", |f| {
             f["type"] == "offer" && f["chat_id"] == chat.as_str()

@@ -264,12 +264,9 @@ async fn changed_queues_reach_open_sockets_and_routing_at_once() {
     assert_eq!(sam.expect("status").await["status"], "available");
     let (_, vtoken) = visitor_token(&a).await;
     let mut v = Client::visitor(&a, &vtoken).await;
-    v.send(json!({"type": "request_chat", "queue": "sales", "question": "price?"}))
+    let chat = v
+        .request_chat(json!({"type": "request_chat", "queue": "sales", "question": "price?"}))
         .await;
-    let chat = v.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     sam.expect_where("offer", |f| {
         f["type"] == "offer" && f["chat_id"] == chat.as_str()
     })

@@ -10,16 +10,6 @@ use common::*;
 use serde_json::{json, Value};
 use switchboard::app::Running;
 
-async fn put(url: &str, body: Value, token: Option<&str>) -> (u16, Value) {
-    let mut r = reqwest::Client::new().put(url).json(&body);
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    let resp = r.send().await.expect("http");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 /// The newest audit entries of `action`.
 async fn audit(node: &Running, token: &str, action: &str) -> Vec<Value> {
     let (status, v) = get(
@@ -221,17 +211,10 @@ async fn queues_set_up_on_one_node_work_on_the_other(backend: Backend) {
     assert_eq!(status, 200, "{v}");
     // The change makes the agent's sockets reconnect with the new queues.
     assert_eq!(agent.expect_close().await, 4409);
-    let token = agent_token(&b, "bea").await;
-    let mut agent = Client::agent(&b, &token).await;
-    agent.expect("status").await;
-    set_status(&mut agent, "available").await;
-    visitor
-        .send(json!({"type": "request_chat", "name": "Vera", "queue": "billing"}))
+    let mut agent = online_agent(&b, "bea").await;
+    let chat = visitor
+        .request_chat(json!({"type": "request_chat", "name": "Vera", "queue": "billing"}))
         .await;
-    let chat = visitor.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let offer = agent
         .expect_where("offer", |f| {
             f["type"] == "offer" && f["chat_id"] == chat.as_str()
@@ -278,10 +261,7 @@ async fn queue_rename_is_refused_while_live_then_moves_everything(backend: Backe
     )
     .await;
     assert_eq!(status, 201, "{bea}");
-    let token = agent_token(&b, "bea").await;
-    let mut agent = Client::agent(&b, &token).await;
-    agent.expect("status").await;
-    set_status(&mut agent, "available").await;
+    let mut agent = online_agent(&b, "bea").await;
 
     // Node B learns the name "sales" (a widget watching it) before the rename.
     let (_, vtoken) = visitor_token(&b).await;
@@ -294,13 +274,9 @@ async fn queue_rename_is_refused_while_live_then_moves_everything(backend: Backe
     // A running chat in "sales": the rename is refused, nothing changes.
     let (_, vt) = visitor_token(&a).await;
     let mut visitor = Client::visitor(&a, &vt).await;
-    visitor
-        .send(json!({"type": "request_chat", "name": "Vera", "queue": "sales"}))
+    let chat = visitor
+        .request_chat(json!({"type": "request_chat", "name": "Vera", "queue": "sales"}))
         .await;
-    let chat = visitor.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     accept_offer(&mut agent, &mut visitor, &chat).await;
     let rename = format!("{}/api/admin/queues/sales/rename", http(&a));
     let (status, v) = post(&rename, json!({"name": "support"}), Some(&admin)).await;
@@ -365,16 +341,10 @@ async fn queue_rename_is_refused_while_live_then_moves_everything(backend: Backe
     assert_eq!(late.expect("error").await["code"], 4004);
 
     // The new name routes to the agent, who is back under it.
-    let token = agent_token(&b, "bea").await;
-    let mut agent = Client::agent(&b, &token).await;
-    agent.expect("status").await;
-    set_status(&mut agent, "available").await;
-    late.send(json!({"type": "request_chat", "name": "Late", "queue": "support"}))
+    let mut agent = online_agent(&b, "bea").await;
+    let chat = late
+        .request_chat(json!({"type": "request_chat", "name": "Late", "queue": "support"}))
         .await;
-    let chat = late.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let offer = agent
         .expect_where("offer", |f| {
             f["type"] == "offer" && f["chat_id"] == chat.as_str()
@@ -411,32 +381,8 @@ async fn queue_rename_is_refused_while_live_then_moves_everything(backend: Backe
     cluster.cleanup().await;
 }
 
-#[tokio::test]
-async fn queue_rename_sqlite() {
-    queue_rename_is_refused_while_live_then_moves_everything(Backend::Sqlite).await;
-}
+sqlite_and_postgres!(queue_rename_is_refused_while_live_then_moves_everything => queue_rename_sqlite, queue_rename_postgres);
 
-#[tokio::test]
-async fn queue_rename_postgres() {
-    queue_rename_is_refused_while_live_then_moves_everything(Backend::Postgres).await;
-}
+sqlite_and_postgres!(appearance_reaches_the_other_node => appearance_sqlite, appearance_postgres);
 
-#[tokio::test]
-async fn appearance_sqlite() {
-    appearance_reaches_the_other_node(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn appearance_postgres() {
-    appearance_reaches_the_other_node(Backend::Postgres).await;
-}
-
-#[tokio::test]
-async fn queues_sqlite() {
-    queues_set_up_on_one_node_work_on_the_other(Backend::Sqlite).await;
-}
-
-#[tokio::test]
-async fn queues_postgres() {
-    queues_set_up_on_one_node_work_on_the_other(Backend::Postgres).await;
-}
+sqlite_and_postgres!(queues_set_up_on_one_node_work_on_the_other => queues_sqlite, queues_postgres);

@@ -50,10 +50,7 @@ async fn ended_chat(agent: &mut Client, a: &Running, text: &str) -> (Client, Str
 }
 
 async fn decide_and_flush(cluster: &Cluster, agent: &mut Client, chat: &str) -> i64 {
-    agent
-        .send(json!({"type": "decide", "chat_id": chat, "decision": "create"}))
-        .await;
-    agent.expect("decided").await;
+    decide(agent, chat, "create").await;
     eventually("the chat flushed", || async {
         cluster
             .store
@@ -199,15 +196,7 @@ async fn rated_once_before_or_after_the_flush(backend: Backend) {
     cluster.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rating_is_stored_once_before_or_after_the_flush_sqlite() {
-    rated_once_before_or_after_the_flush(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rating_is_stored_once_before_or_after_the_flush_postgres() {
-    rated_once_before_or_after_the_flush(Backend::Postgres).await;
-}
+sqlite_and_postgres!(rated_once_before_or_after_the_flush => a_rating_is_stored_once_before_or_after_the_flush_sqlite, a_rating_is_stored_once_before_or_after_the_flush_postgres);
 
 /// The window closes; a request nobody took has nothing to rate; ratings are limited per
 /// visitor over every node.

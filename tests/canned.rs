@@ -1,381 +1,12 @@
-//! Canned responses: the store rules on SQLite and PostgreSQL, and the HTTP API through a real
-//! node (roles, search, rendering for a real chat, bad input).
+//! Canned responses through the HTTP API of a real node: roles, search, bad input. The store
+//! rules are in `tests/canned_store.rs`, rendering for a real chat in `tests/canned_render.rs`.
 
 mod common;
 
 use common::accounts::create_admin as admin;
+use common::canned::{refused, shortcuts};
 use common::*;
 use serde_json::{json, Value};
-use switchboard::store::{CannedFields, CannedQuery, CannedScope, StoreError};
-
-// ---- helpers ----
-
-async fn put(url: &str, body: Value, token: &str) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .put(url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("http");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-async fn delete(url: &str, token: &str) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .delete(url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("http");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-fn fields(title: &str, shortcut: &str, text: &str) -> CannedFields {
-    CannedFields {
-        title: title.into(),
-        shortcut: shortcut.into(),
-        text: text.into(),
-    }
-}
-
-fn shortcuts(list: &Value) -> Vec<&str> {
-    list.as_array()
-        .expect("array")
-        .iter()
-        .map(|c| c["shortcut"].as_str().unwrap())
-        .collect()
-}
-
-/// Asserts a handler error: status, numeric code, and a message containing `needle`.
-#[track_caller]
-fn refused(got: &(u16, Value), status: u16, code: u16, needle: &str) {
-    assert_eq!(got.0, status, "{}", got.1);
-    assert_eq!(got.1["code"], code, "{}", got.1);
-    let message = got.1["message"].as_str().unwrap_or_default();
-    assert!(message.contains(needle), "{message:?} lacks {needle:?}");
-}
-
-// ---- the store, on both backends ----
-
-/// Scopes and owners: shortcut uniqueness per scope+owner, shadowing, visibility, update,
-/// delete.
-async fn store_scopes_and_uniqueness(backend: Backend) {
-    let cluster = Cluster::new(backend).await;
-    let store = &cluster.store;
-    let ann = cluster.agent("ann", 2).await;
-    let bob = cluster.agent("bob", 2).await;
-
-    let shared = store
-        .create_canned(
-            CannedScope::Shared,
-            None,
-            &fields("Greeting", "greeting", "Hello {visitor_name|there}!"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(shared.scope, CannedScope::Shared);
-    assert_eq!(shared.owner_id, None);
-    assert_eq!(shared.created_at, shared.updated_at);
-    assert!(matches!(
-        store
-            .create_canned(CannedScope::Shared, None, &fields("Other", "greeting", "x"))
-            .await,
-        Err(StoreError::Conflict(_))
-    ));
-    // A personal shortcut may shadow a shared one, and two agents may use the same one.
-    let mine = store
-        .create_canned(
-            CannedScope::Personal,
-            Some(ann),
-            &fields("My greeting", "greeting", "Hi, Ann here"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(mine.owner_id, Some(ann));
-    let bobs = store
-        .create_canned(
-            CannedScope::Personal,
-            Some(bob),
-            &fields("Bob's greeting", "greeting", "Hi, Bob here"),
-        )
-        .await
-        .unwrap();
-    assert!(matches!(
-        store
-            .create_canned(
-                CannedScope::Personal,
-                Some(ann),
-                &fields("Again", "greeting", "x")
-            )
-            .await,
-        Err(StoreError::Conflict(_))
-    ));
-    // Scope and owner must agree.
-    for (scope, owner) in [
-        (CannedScope::Shared, Some(ann)),
-        (CannedScope::Personal, None),
-    ] {
-        assert!(matches!(
-            store
-                .create_canned(scope, owner, &fields("T", "t", "x"))
-                .await,
-            Err(StoreError::Invalid(_))
-        ));
-    }
-
-    // Visibility: shared to all, personal to the owner only.
-    assert_eq!(
-        store.visible_canned(shared.id, bob).await.unwrap(),
-        Some(shared.clone())
-    );
-    assert_eq!(
-        store.visible_canned(mine.id, ann).await.unwrap(),
-        Some(mine.clone())
-    );
-    assert_eq!(store.visible_canned(mine.id, bob).await.unwrap(), None);
-    assert_eq!(store.visible_canned(bobs.id, ann).await.unwrap(), None);
-    assert_eq!(store.visible_canned(9_999, ann).await.unwrap(), None);
-
-    // Update keeps scope, owner and created_at; a taken shortcut is a conflict.
-    let other = store
-        .create_canned(
-            CannedScope::Personal,
-            Some(ann),
-            &fields("Bye", "bye", "Bye!"),
-        )
-        .await
-        .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    let edited = store
-        .update_canned(
-            other.id,
-            &fields("  Goodbye ", "goodbye", "Goodbye, {visitor_name|friend}"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(edited.title, "Goodbye");
-    assert_eq!(edited.shortcut, "goodbye");
-    assert_eq!(edited.owner_id, Some(ann));
-    assert_eq!(edited.created_at, other.created_at);
-    assert!(edited.updated_at > other.updated_at);
-    assert!(matches!(
-        store.update_canned(other.id, &fields("Goodbye", "greeting", "x")).await,
-        Err(StoreError::Conflict(m)) if m.contains("personal")
-    ));
-    assert!(matches!(
-        store.update_canned(9_999, &fields("T", "t", "x")).await,
-        Err(StoreError::NotFound)
-    ));
-    assert!(matches!(
-        store.update_canned(other.id, &fields("", "t", "x")).await,
-        Err(StoreError::Invalid(_))
-    ));
-
-    store.delete_canned(other.id).await.unwrap();
-    assert!(matches!(
-        store.delete_canned(other.id).await,
-        Err(StoreError::NotFound)
-    ));
-    assert_eq!(store.visible_canned(other.id, ann).await.unwrap(), None);
-    cluster.cleanup().await;
-}
-
-/// Search by shortcut prefix and by words, the order, the escaping of LIKE wildcards, case
-/// folding beyond ASCII, and the limit.
-async fn store_search(backend: Backend) {
-    let cluster = Cluster::new(backend).await;
-    let store = &cluster.store;
-    let ann = cluster.agent("ann", 2).await;
-    let bob = cluster.agent("bob", 2).await;
-    let shared = |t: &'static str, s: &'static str, x: &'static str| {
-        let f = fields(t, s, x);
-        async move {
-            store
-                .create_canned(CannedScope::Shared, None, &f)
-                .await
-                .unwrap()
-        }
-    };
-    shared("Greeting", "greeting", "Hello and welcome!").await;
-    shared("Green tea offer", "green-tea", "Our tea is 100% organic").await;
-    shared("Refund policy", "refund", "Refunds take 5 working days").await;
-    shared("Été", "ete", "Summer opening hours").await;
-    shared("Underscore", "a_b", "with an underscore").await;
-    store
-        .create_canned(
-            CannedScope::Personal,
-            Some(ann),
-            &fields("Ann says hello", "greeting", "Hi, I am Ann"),
-        )
-        .await
-        .unwrap();
-    store
-        .create_canned(
-            CannedScope::Personal,
-            Some(bob),
-            &fields("Bob's refund note", "bob-refund", "Refund approved"),
-        )
-        .await
-        .unwrap();
-    let search = |agent: i64, q: &'static str| async move {
-        let q = CannedQuery::parse(q).unwrap();
-        store
-            .search_canned(agent, &q)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|c| (c.shortcut, c.scope))
-            .collect::<Vec<_>>()
-    };
-    let names = |agent: i64, q: &'static str| async move {
-        search(agent, q)
-            .await
-            .into_iter()
-            .map(|(s, _)| s)
-            .collect::<Vec<_>>()
-    };
-
-    // Everything visible, by title; Bob's personal one is not Ann's to see.
-    assert_eq!(
-        names(ann, "").await,
-        ["greeting", "green-tea", "greeting", "refund", "a_b", "ete"]
-    );
-    // Shortcut prefix; the exact shortcut first, Ann's before the shared one it shadows.
-    assert_eq!(
-        search(ann, "/greeting").await,
-        [
-            ("greeting".to_string(), CannedScope::Personal),
-            ("greeting".to_string(), CannedScope::Shared)
-        ]
-    );
-    assert_eq!(
-        names(ann, "/gre").await,
-        ["greeting", "green-tea", "greeting"]
-    );
-    assert_eq!(
-        names(ann, "/GRE").await,
-        ["greeting", "green-tea", "greeting"]
-    );
-    assert_eq!(names(bob, "/gre").await, ["green-tea", "greeting"]);
-    assert_eq!(names(ann, "/").await.len(), 6);
-    assert!(names(ann, "/tea").await.is_empty(), "prefix, not substring");
-    // `_` is not a wildcard.
-    assert_eq!(names(ann, "/a_").await, ["a_b"]);
-    assert!(names(ann, "/a%").await.is_empty());
-    // Words: every word somewhere in title, shortcut or text, in any case.
-    assert_eq!(names(ann, "REFUND").await, ["refund"]);
-    // By title "Bob's refund note" would come first, but an exact shortcut ranks higher.
-    assert_eq!(names(bob, "refund").await, ["refund", "bob-refund"]);
-    assert_eq!(names(ann, "tea organic").await, ["green-tea"]);
-    assert!(names(ann, "tea refund").await.is_empty());
-    assert_eq!(names(ann, "hello").await, ["greeting", "greeting"]);
-    assert_eq!(names(ann, "100%").await, ["green-tea"]);
-    assert!(names(ann, "1%0").await.is_empty(), "% is not a wildcard");
-    assert_eq!(
-        names(ann, "ÉTÉ").await,
-        ["ete"],
-        "case folding beyond ASCII"
-    );
-    assert_eq!(names(ann, "greeting").await, ["greeting", "greeting"]);
-
-    // At most 50.
-    for i in 0..55 {
-        store
-            .create_canned(
-                CannedScope::Personal,
-                Some(bob),
-                &fields(&format!("Note {i:02}"), &format!("note-{i:02}"), "note"),
-            )
-            .await
-            .unwrap();
-    }
-    let notes = names(bob, "/note").await;
-    assert_eq!(notes.len(), 50);
-    assert_eq!(notes[0], "note-00");
-    assert_eq!(notes[49], "note-49");
-    cluster.cleanup().await;
-}
-
-/// Field rules hold on both backends, before anything is written.
-async fn store_refuses_bad_fields(backend: Backend) {
-    let cluster = Cluster::new(backend).await;
-    let store = &cluster.store;
-    let ann = cluster.agent("ann", 2).await;
-    let long_title = "t".repeat(101);
-    let long_text = "x".repeat(4001);
-    let long_shortcut = "s".repeat(33);
-    for f in [
-        fields("", "ok", "x"),
-        fields(&long_title, "ok", "x"),
-        fields("T", "", "x"),
-        fields("T", &long_shortcut, "x"),
-        fields("T", "Hello", "x"),
-        fields("T", "/hello", "x"),
-        fields("T", "he llo", "x"),
-        fields("T", "ok", ""),
-        fields("T", "ok", "   "),
-        fields("T", "ok", &long_text),
-    ] {
-        assert!(
-            matches!(
-                store
-                    .create_canned(CannedScope::Personal, Some(ann), &f)
-                    .await,
-                Err(StoreError::Invalid(_))
-            ),
-            "{f:?}"
-        );
-    }
-    let at_the_limit = fields(&"é".repeat(100), &"s".repeat(32), &"ü".repeat(4000));
-    store
-        .create_canned(CannedScope::Personal, Some(ann), &at_the_limit)
-        .await
-        .expect("limits are inclusive, in characters");
-    assert_eq!(
-        store
-            .search_canned(ann, &CannedQuery::All)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    cluster.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn store_scopes_and_uniqueness_sqlite() {
-    store_scopes_and_uniqueness(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn store_scopes_and_uniqueness_postgres() {
-    store_scopes_and_uniqueness(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn store_search_sqlite() {
-    store_search(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn store_search_postgres() {
-    store_search(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn store_refuses_bad_fields_sqlite() {
-    store_refuses_bad_fields(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn store_refuses_bad_fields_postgres() {
-    store_refuses_bad_fields(Backend::Postgres).await;
-}
-
-// ---- the HTTP API through a real node ----
 
 /// Admins manage shared responses, agents their own personal ones; nobody sees or changes
 /// another agent's personal ones.
@@ -465,13 +96,13 @@ async fn api_crud_with_roles(backend: Backend) {
     let edit = json!({"title": "Hijacked", "shortcut": "greeting", "text": "x"});
     for token in [&bob, &root] {
         refused(
-            &put(&format!("{base}/{mine_id}"), edit.clone(), token).await,
+            &put(&format!("{base}/{mine_id}"), edit.clone(), Some(token)).await,
             404,
             4004,
             "no such canned response",
         );
         refused(
-            &delete(&format!("{base}/{mine_id}"), token).await,
+            &delete(&format!("{base}/{mine_id}"), Some(token)).await,
             404,
             4004,
             "no such",
@@ -479,13 +110,13 @@ async fn api_crud_with_roles(backend: Backend) {
     }
     // Shared ones are visible to agents but only admins change them.
     refused(
-        &put(&format!("{base}/{shared_id}"), edit.clone(), &ann).await,
+        &put(&format!("{base}/{shared_id}"), edit.clone(), Some(&ann)).await,
         403,
         4005,
         "only admins",
     );
     refused(
-        &delete(&format!("{base}/{shared_id}"), &ann).await,
+        &delete(&format!("{base}/{shared_id}"), Some(&ann)).await,
         403,
         4005,
         "only admins",
@@ -495,7 +126,7 @@ async fn api_crud_with_roles(backend: Backend) {
     let (status, edited) = put(
         &format!("{base}/{mine_id}"),
         json!({"title": "Ann's greeting", "shortcut": "hi", "text": "Hi, I'm {agent_name}", "scope": "personal"}),
-        &ann,
+        Some(&ann),
     )
     .await;
     assert_eq!(status, 200, "{edited}");
@@ -506,7 +137,7 @@ async fn api_crud_with_roles(backend: Backend) {
         &put(
             &format!("{base}/{mine_id}"),
             json!({"title": "T", "shortcut": "hi", "text": "x", "scope": "shared"}),
-            &ann,
+            Some(&ann),
         )
         .await,
         400,
@@ -516,28 +147,28 @@ async fn api_crud_with_roles(backend: Backend) {
     let (status, edited) = put(
         &format!("{base}/{shared_id}"),
         json!({"title": "Greeting", "shortcut": "hello", "text": "Hello!"}),
-        &root,
+        Some(&root),
     )
     .await;
     assert_eq!(status, 200, "{edited}");
     assert_eq!(edited["scope"], "shared");
 
     // Delete.
-    let (status, _) = delete(&format!("{base}/{mine_id}"), &ann).await;
+    let (status, _) = delete(&format!("{base}/{mine_id}"), Some(&ann)).await;
     assert_eq!(status, 204);
     refused(
-        &delete(&format!("{base}/{mine_id}"), &ann).await,
+        &delete(&format!("{base}/{mine_id}"), Some(&ann)).await,
         404,
         4004,
         "no such",
     );
     refused(
-        &put(&format!("{base}/{mine_id}"), edit.clone(), &ann).await,
+        &put(&format!("{base}/{mine_id}"), edit.clone(), Some(&ann)).await,
         404,
         4004,
         "no such",
     );
-    let (status, _) = delete(&format!("{base}/{shared_id}"), &root).await;
+    let (status, _) = delete(&format!("{base}/{shared_id}"), Some(&root)).await;
     assert_eq!(status, 204);
     let (_, list) = get(&base, Some(&bob)).await;
     assert_eq!(list, json!([]));
@@ -550,15 +181,7 @@ async fn api_crud_with_roles(backend: Backend) {
     cluster.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_crud_with_roles_sqlite() {
-    api_crud_with_roles(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_crud_with_roles_postgres() {
-    api_crud_with_roles(Backend::Postgres).await;
-}
+sqlite_and_postgres!(api_crud_with_roles => api_crud_with_roles_sqlite, api_crud_with_roles_postgres);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_search_by_shortcut_and_words() {
@@ -641,197 +264,6 @@ fn url_encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-/// Rendering for real chats: every placeholder, a default, a missing value, an unknown
-/// placeholder, a chat that is not yours; then the text goes out as an ordinary message.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_render_for_a_real_chat() {
-    let cluster = Cluster::new(Backend::Sqlite).await;
-    let (a, b) = (cluster.node().await, cluster.node().await);
-    let base = format!("{}/api/canned", http(&b));
-    admin(&cluster, "root").await;
-    let mut agent = available_agent(&cluster, &b, "ann", 3).await;
-    let ann = agent_token(&b, "ann").await;
-    cluster.agent("bob", 2).await;
-    let bob = agent_token(&b, "bob").await;
-    let root = agent_token(&b, "root").await;
-
-    // Vera asks with name and e-mail (on node a); Ann accepts (on node b).
-    let (mut vera, chat, _, _) = requesting_visitor(&a, "Where is my order?").await;
-    agent.expect("offer").await;
-    agent.send(json!({"type": "accept", "chat_id": chat})).await;
-    agent.expect("chat_started").await;
-    vera.expect("chat_started").await;
-
-    // Otto asks with a name only.
-    let (_, otto_token) = visitor_token(&a).await;
-    let mut otto = Client::visitor(&a, &otto_token).await;
-    otto.send(json!({"type": "request_chat", "name": "Otto", "question": "Hi"}))
-        .await;
-    let otto_chat = otto.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    agent
-        .expect_where("offer for otto", |f| {
-            f["type"] == "offer" && f["chat_id"] == otto_chat.as_str()
-        })
-        .await;
-    agent
-        .send(json!({"type": "accept", "chat_id": otto_chat}))
-        .await;
-    otto.expect("chat_started").await;
-
-    let create = |title: &'static str, shortcut: &'static str, text: &'static str| {
-        let (base, ann) = (base.clone(), ann.clone());
-        async move {
-            let (status, v) = post(
-                &base,
-                json!({"title": title, "shortcut": shortcut, "text": text}),
-                Some(&ann),
-            )
-            .await;
-            assert_eq!(status, 201, "{v}");
-            v["id"].as_i64().unwrap()
-        }
-    };
-    let all = create(
-        "All",
-        "all",
-        "Hi {visitor_name}, I'm {agent_name}. We'll confirm to {visitor_email} {{ref}}.",
-    )
-    .await;
-    let email = create("Email", "email", "We'll write to {visitor_email}.").await;
-    let email_or = create(
-        "Email or",
-        "email-or",
-        "We'll write to {visitor_email|your inbox}.",
-    )
-    .await;
-    let name_or = create("Name or", "name-or", "Hello {visitor_name|there}!").await;
-    let render = |id: i64, chat: &str, token: &str| {
-        let url = format!("{base}/{id}/render");
-        let (body, token) = (json!({"chat_id": chat}), token.to_string());
-        async move { post(&url, body, Some(&token)).await }
-    };
-
-    let (status, v) = render(all, &chat, &ann).await;
-    assert_eq!(status, 200, "{v}");
-    let text = v["text"].as_str().unwrap().to_string();
-    assert_eq!(
-        text,
-        "Hi Vera, I'm Agent ann. We'll confirm to vera@example.com {ref}."
-    );
-    assert_eq!(
-        render(email_or, &chat, &ann).await.1["text"],
-        "We'll write to vera@example.com."
-    );
-    assert_eq!(render(name_or, &chat, &ann).await.1["text"], "Hello Vera!");
-    assert_eq!(
-        render(name_or, &otto_chat, &ann).await.1["text"],
-        "Hello Otto!"
-    );
-
-    // Missing value, with and without a default.
-    refused(
-        &render(email, &otto_chat, &ann).await,
-        400,
-        4003,
-        "placeholder {visitor_email} has no value for this chat",
-    );
-    assert_eq!(
-        render(email_or, &otto_chat, &ann).await.1["text"],
-        "We'll write to your inbox."
-    );
-
-    // An unknown placeholder is refused when saved, and when rendered (a row written
-    // around the API).
-    refused(
-        &post(
-            &base,
-            json!({"title": "Bad", "shortcut": "bad", "text": "Dear {customer}"}),
-            Some(&ann),
-        )
-        .await,
-        400,
-        4003,
-        "unknown placeholder {customer}",
-    );
-    let legacy = cluster
-        .store
-        .create_canned(
-            CannedScope::Shared,
-            None,
-            &fields("Legacy", "legacy", "Dear {customer}"),
-        )
-        .await
-        .unwrap();
-    refused(
-        &render(legacy.id, &chat, &ann).await,
-        400,
-        4003,
-        "unknown placeholder {customer}",
-    );
-
-    // A shared response renders with the renderer's own name.
-    let (status, shared) = post(
-        &base,
-        json!({"title": "Sign-off", "shortcut": "signoff", "text": "Regards, {agent_name}", "scope": "shared"}),
-        Some(&root),
-    )
-    .await;
-    assert_eq!(status, 201, "{shared}");
-    let shared_id = shared["id"].as_i64().unwrap();
-    assert_eq!(
-        render(shared_id, &chat, &ann).await.1["text"],
-        "Regards, Agent ann"
-    );
-
-    // Not your chat; not your response; no such chat.
-    refused(
-        &render(shared_id, &chat, &bob).await,
-        403,
-        4005,
-        "not assigned to you",
-    );
-    refused(
-        &render(shared_id, &chat, &root).await,
-        403,
-        4005,
-        "not assigned to you",
-    );
-    refused(
-        &render(all, &chat, &bob).await,
-        404,
-        4004,
-        "no such canned response",
-    );
-    refused(
-        &render(shared_id, "0123456789abcdef0123456789abcdef", &ann).await,
-        404,
-        4004,
-        "no such live chat",
-    );
-    refused(&render(shared_id, "", &ann).await, 400, 4003, "chat_id");
-    refused(
-        &render(shared_id, &"c".repeat(65), &ann).await,
-        400,
-        4003,
-        "chat_id",
-    );
-
-    // The console sends the rendered text as an ordinary message.
-    agent
-        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "c1", "text": text}))
-        .await;
-    agent.expect("ack").await;
-    let got = vera.expect_text(&text).await;
-    assert_eq!(got["entry"]["author"], "agent");
-
-    a.drain().await;
-    b.drain().await;
-    cluster.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -922,7 +354,7 @@ async fn api_refuses_bad_input() {
         );
         if body.get("scope").is_none() {
             refused(
-                &put(&format!("{base}/{id}"), body.clone(), &ann).await,
+                &put(&format!("{base}/{id}"), body.clone(), Some(&ann)).await,
                 400,
                 4003,
                 needle,
@@ -936,13 +368,13 @@ async fn api_refuses_bad_input() {
     // Ids must be numbers.
     let edit = json!({"title": "T", "shortcut": "t", "text": "x"});
     refused(
-        &put(&format!("{base}/abc"), edit.clone(), &ann).await,
+        &put(&format!("{base}/abc"), edit.clone(), Some(&ann)).await,
         400,
         4003,
         "must be a number",
     );
     refused(
-        &delete(&format!("{base}/1x"), &ann).await,
+        &delete(&format!("{base}/1x"), Some(&ann)).await,
         400,
         4003,
         "must be a number",
@@ -959,7 +391,7 @@ async fn api_refuses_bad_input() {
         "must be a number",
     );
     refused(
-        &delete(&format!("{base}/999999"), &ann).await,
+        &delete(&format!("{base}/999999"), Some(&ann)).await,
         404,
         4004,
         "no such",

@@ -96,10 +96,7 @@ async fn full_chat(backend: Backend) {
     assert_eq!(ended["by"], "visitor");
     visitor.expect("chat_ended").await;
 
-    agent
-        .send(json!({"type": "decide", "chat_id": chat, "decision": "create"}))
-        .await;
-    agent.expect("decided").await;
+    decide(&mut agent, &chat, "create").await;
 
     let msg = eventually("transcript in SQL", || async {
         cluster.store.message_by_chat(&chat).await.unwrap()
@@ -128,15 +125,7 @@ async fn full_chat(backend: Backend) {
     cluster.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn full_chat_sqlite() {
-    full_chat(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn full_chat_postgres() {
-    full_chat(Backend::Postgres).await;
-}
+sqlite_and_postgres!(full_chat => full_chat_sqlite, full_chat_postgres);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deny_reroutes_to_the_next_agent_and_never_back() {
@@ -236,23 +225,16 @@ async fn agent_ends_then_adds_to_an_existing_interaction_and_then_trashes() {
     agent.send(json!({"type": "end", "chat_id": chat1})).await;
     let ended = visitor.expect("chat_ended").await;
     assert_eq!(ended["by"], "agent");
-    agent
-        .send(json!({"type": "decide", "chat_id": chat1, "decision": "create"}))
-        .await;
-    agent.expect("decided").await;
+    decide(&mut agent, &chat1, "create").await;
     let m1 = eventually("first flushed", || async {
         cluster.store.message_by_chat(&chat1).await.unwrap()
     })
     .await;
 
     // Second chat of the same visitor: add it to that interaction.
-    visitor
-        .send(json!({"type": "request_chat", "question": "second"}))
+    let chat2 = visitor
+        .request_chat(json!({"type": "request_chat", "question": "second"}))
         .await;
-    let chat2 = visitor.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     agent
         .expect_where("offer 2", |f| {
             f["type"] == "offer" && f["chat_id"] == chat2.as_str()

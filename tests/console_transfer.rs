@@ -29,15 +29,7 @@ fn mentions_note(frames: &[Value]) -> bool {
         .any(|f| f.to_string().contains("refund already approved"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transfer_note_reaches_the_agent_and_never_the_visitor_sqlite() {
-    transfer_note_reaches_the_agent_and_never_the_visitor(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transfer_note_reaches_the_agent_and_never_the_visitor_postgres() {
-    transfer_note_reaches_the_agent_and_never_the_visitor(Backend::Postgres).await;
-}
+sqlite_and_postgres!(transfer_note_reaches_the_agent_and_never_the_visitor => transfer_note_reaches_the_agent_and_never_the_visitor_sqlite, transfer_note_reaches_the_agent_and_never_the_visitor_postgres);
 
 async fn transfer_note_reaches_the_agent_and_never_the_visitor(backend: Backend) {
     let cluster = Cluster::new(backend).await;
@@ -58,25 +50,16 @@ async fn transfer_note_reaches_the_agent_and_never_the_visitor(backend: Backend)
     v.send(json!({"type": "page_view", "url": "https://shop.example/orders/1042", "title": "Order 1042"}))
         .await;
     // An earlier chat of this visitor, kept as an interaction.
-    v.send(json!({"type": "request_chat", "name": "Vera", "question": "an earlier question"}))
+    let earlier = v
+        .request_chat(
+            json!({"type": "request_chat", "name": "Vera", "question": "an earlier question"}),
+        )
         .await;
-    let earlier = v.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     accept_offer(&mut first, &mut v, &earlier).await;
     first.send(json!({"type": "end", "chat_id": earlier})).await;
     v.expect("chat_ended").await;
-    first
-        .send(json!({"type": "decide", "chat_id": earlier, "decision": "create"}))
-        .await;
-    first.expect("decided").await;
-    v.send(json!({"type": "request_chat", "name": "Vera", "email": "vera@example.com", "question": "where is it?"}))
-        .await;
-    let chat = v.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    decide(&mut first, &earlier, "create").await;
+    let chat = v.request_chat(json!({"type": "request_chat", "name": "Vera", "email": "vera@example.com", "question": "where is it?"})).await;
     accept_offer(&mut first, &mut v, &chat).await;
     let first_id = agent_id_of(&cluster, "ann").await;
     first

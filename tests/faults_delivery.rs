@@ -401,15 +401,7 @@ async fn dropped_subscriber_connection_is_caught_up_without_loss_or_reconnect() 
     assert_eq!(numsub.lines().nth(1), Some("2"), "{numsub:?}");
 
     // Both ways work through the re-established connection.
-    visitor
-        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "v1", "text": "still here"}))
-        .await;
-    visitor.expect("ack").await;
-    agent.expect_text("still here").await;
-    agent
-        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "a1", "text": "good"}))
-        .await;
-    visitor.expect_text("good").await;
+    both_ways(&mut visitor, &mut agent, &chat, "still here", "good").await;
     cluster.cleanup().await;
 }
 
@@ -471,17 +463,7 @@ async fn refused_resubscribe_is_retried_until_the_node_follows_its_channels_agai
     // The chat goes on both ways through node A, on the same connection.
     visitor.expect_text("while refused").await;
     assert_eq!(visitor.closed, None);
-    visitor
-        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "v1", "text": "back"}))
-        .await;
-    visitor.expect("ack").await;
-    agent.expect_text("back").await;
-    agent
-        .send(
-            json!({"type": "send", "chat_id": chat, "client_msg_id": "a1", "text": "welcome back"}),
-        )
-        .await;
-    visitor.expect_text("welcome back").await;
+    both_ways(&mut visitor, &mut agent, &chat, "back", "welcome back").await;
     cluster.cleanup().await;
 }
 

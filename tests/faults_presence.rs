@@ -56,15 +56,14 @@ async fn chat_on(redis: &OwnRedis, node: &Running, agents: &mut [Client], q: &st
 /// Both sides of a chat still talk.
 async fn talk(live: &mut Live, agents: &mut [Client], tag: &str) {
     let (v, a) = (format!("visitor {tag}"), format!("agent {tag}"));
-    live.visitor
-        .send(json!({"type": "send", "chat_id": live.chat, "client_msg_id": v, "text": v}))
-        .await;
-    live.visitor.expect("ack").await;
-    agents[live.agent].expect_text(&v).await;
-    agents[live.agent]
-        .send(json!({"type": "send", "chat_id": live.chat, "client_msg_id": a, "text": a}))
-        .await;
-    live.visitor.expect_text(&a).await;
+    both_ways(
+        &mut live.visitor,
+        &mut agents[live.agent],
+        &live.chat,
+        &v,
+        &a,
+    )
+    .await;
 }
 
 /// After the outage: the chats that stayed are `active`, nobody heard of an end or a status

@@ -23,30 +23,6 @@ fn stored(dir: &PathBuf) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
 }
 
-async fn upload(
-    node: &Running,
-    chat: &str,
-    name: Option<&str>,
-    content_type: &str,
-    body: Vec<u8>,
-    token: &str,
-) -> (u16, Value) {
-    let mut url = reqwest::Url::parse(&format!("{}/api/chats/{chat}/files", http(node))).unwrap();
-    if let Some(n) = name {
-        url.query_pairs_mut().append_pair("name", n);
-    }
-    let resp = reqwest::Client::new()
-        .post(url)
-        .bearer_auth(token)
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .expect("http");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 /// Downloads with the token in the query string (as the widget's links do; visitor tokens
 /// only) or as Bearer.
 async fn download(node: &Running, id: &str, token: &str, in_query: bool) -> reqwest::Response {
@@ -143,7 +119,7 @@ async fn files_both_ways_between_participants_only() {
 
     // Visitor -> agent, uploaded on the visitor's node, announced on the agent's.
     let photo = png(20_000);
-    let (status, v) = upload(
+    let (status, v) = try_upload(
         &a,
         &chat,
         Some("photo.png"),
@@ -173,7 +149,7 @@ async fn files_both_ways_between_participants_only() {
 
     // Agent -> visitor, with a charset parameter and a UTF-8 name.
     let notes = "Steps:\n1. restart\n2. retry\n".as_bytes().to_vec();
-    let (status, v) = upload(
+    let (status, v) = try_upload(
         &b,
         &chat,
         Some("Schritte für Sie.txt"),
@@ -246,7 +222,8 @@ async fn files_both_ways_between_participants_only() {
     for t in [&other_visitor, &other_agent] {
         let (status, e) = refused(&a, &photo_id, t).await;
         assert_eq!((status, e["code"].as_u64()), (403, Some(4005)), "{e}");
-        let (status, _) = upload(&a, &chat, Some("x.txt"), "text/plain", b"x".to_vec(), t).await;
+        let (status, _) =
+            try_upload(&a, &chat, Some("x.txt"), "text/plain", b"x".to_vec(), t).await;
         assert_eq!(status, 403);
     }
     let r = reqwest::get(format!("{}/api/files/{photo_id}", http(&a)))
@@ -266,7 +243,7 @@ async fn files_both_ways_between_participants_only() {
     assert_eq!(before, 4, "two files, two sidecars");
 
     // Limits: too big (declared and streamed), wrong type, content not matching its type.
-    let (status, e) = upload(
+    let (status, e) = try_upload(
         &a,
         &chat,
         Some("big.png"),
@@ -280,7 +257,7 @@ async fn files_both_ways_between_participants_only() {
         chunked_upload(&a, &chat, &vtoken, 4 * 1024 * 1024).await,
         413
     );
-    let (status, v) = upload(&a, &chat, Some("max.png"), "image/png", png(MAX), &vtoken).await;
+    let (status, v) = try_upload(&a, &chat, Some("max.png"), "image/png", png(MAX), &vtoken).await;
     assert_eq!(status, 201, "exactly files.max_bytes is fine: {v}");
     for (ct, body) in [
         ("text/html", b"<html><script>alert(1)</script>".to_vec()),
@@ -292,7 +269,7 @@ async fn files_both_ways_between_participants_only() {
         ("application/pdf", b"MZ\x90\x00 not a pdf".to_vec()),
         ("", b"no type".to_vec()),
     ] {
-        let (status, e) = upload(&a, &chat, Some("x"), ct, body, &vtoken).await;
+        let (status, e) = try_upload(&a, &chat, Some("x"), ct, body, &vtoken).await;
         assert_eq!((status, e["code"].as_u64()), (415, Some(4003)), "{ct}: {e}");
     }
 
@@ -307,21 +284,21 @@ async fn files_both_ways_between_participants_only() {
         Some("gpj\u{202E}.exe"),
         Some(long.as_str()),
     ] {
-        let (status, e) = upload(&a, &chat, name, "text/plain", b"x".to_vec(), &vtoken).await;
+        let (status, e) = try_upload(&a, &chat, name, "text/plain", b"x".to_vec(), &vtoken).await;
         assert_eq!(
             (status, e["code"].as_u64()),
             (400, Some(4003)),
             "{name:?}: {e}"
         );
     }
-    let (status, _) = upload(&a, &chat, Some("empty.txt"), "text/plain", vec![], &vtoken).await;
+    let (status, _) = try_upload(&a, &chat, Some("empty.txt"), "text/plain", vec![], &vtoken).await;
     assert_eq!(status, 400);
     assert_eq!(stored(&dir), before + 2, "only max.png was kept");
 
     // The chat ends: no more uploads; participants still download until the flush.
     visitor.send(json!({"type": "end", "chat_id": chat})).await;
     agent.expect("chat_ended").await;
-    let (status, e) = upload(
+    let (status, e) = try_upload(
         &a,
         &chat,
         Some("late.txt"),
@@ -333,10 +310,7 @@ async fn files_both_ways_between_participants_only() {
     assert_eq!((status, e["code"].as_u64()), (409, Some(4006)), "{e}");
     download_ok(&a, &photo_id, &vtoken, true).await;
 
-    agent
-        .send(json!({"type": "decide", "chat_id": chat, "decision": "create"}))
-        .await;
-    agent.expect("decided").await;
+    decide(&mut agent, &chat, "create").await;
     let msg = eventually("transcript in SQL", || async {
         cluster.store.message_by_chat(&chat).await.unwrap()
     })
@@ -405,7 +379,7 @@ async fn s3_round_trip_small_and_multipart() {
     accept_offer(&mut agent, &mut visitor, &chat).await;
     for size in [3_000, (5 << 20) + 12_345] {
         let body = png(size);
-        let (status, v) = upload(
+        let (status, v) = try_upload(
             &a,
             &chat,
             Some("s3.png"),

@@ -278,15 +278,7 @@ async fn every_filter(backend: Backend) {
     cluster.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_filter_sqlite() {
-    every_filter(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_filter_postgres() {
-    every_filter(Backend::Postgres).await;
-}
+sqlite_and_postgres!(every_filter => every_filter_sqlite, every_filter_postgres);
 
 /// A chat about a refund, handled by `agent` (the pages test).
 fn refund<'a>(id: &'a str, name: Option<&'a str>, agent: i64, started_at: i64) -> Chat<'a> {
@@ -356,15 +348,7 @@ async fn stable_pages(backend: Backend) {
     cluster.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stable_pages_sqlite() {
-    stable_pages(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stable_pages_postgres() {
-    stable_pages(Backend::Postgres).await;
-}
+sqlite_and_postgres!(stable_pages => stable_pages_sqlite, stable_pages_postgres);
 
 /// Rows in the backend's search index (SQLite's FTS5 table; PostgreSQL's index is a column of
 /// the Message and cannot outlive it).
@@ -457,12 +441,4 @@ async fn erased_and_purged_leave_the_index(backend: Backend) {
     cluster.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn erased_and_purged_leave_the_index_sqlite() {
-    erased_and_purged_leave_the_index(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn erased_and_purged_leave_the_index_postgres() {
-    erased_and_purged_leave_the_index(Backend::Postgres).await;
-}
+sqlite_and_postgres!(erased_and_purged_leave_the_index => erased_and_purged_leave_the_index_sqlite, erased_and_purged_leave_the_index_postgres);

@@ -90,15 +90,7 @@ async fn max_wait_then_message(backend: Backend) {
     cluster.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn max_wait_then_a_message_keeps_the_visitors_text_sqlite() {
-    max_wait_then_message(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn max_wait_then_a_message_keeps_the_visitors_text_postgres() {
-    max_wait_then_message(Backend::Postgres).await;
-}
+sqlite_and_postgres!(max_wait_then_message => max_wait_then_a_message_keeps_the_visitors_text_sqlite, max_wait_then_a_message_keeps_the_visitors_text_postgres);
 
 async fn claimed_on_the_other_node(backend: Backend) {
     let cluster = Cluster::new(backend).await;
@@ -180,15 +172,7 @@ async fn claimed_on_the_other_node(backend: Backend) {
     cluster.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_left_while_nobody_is_there_is_claimed_on_the_other_node_sqlite() {
-    claimed_on_the_other_node(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_left_while_nobody_is_there_is_claimed_on_the_other_node_postgres() {
-    claimed_on_the_other_node(Backend::Postgres).await;
-}
+sqlite_and_postgres!(claimed_on_the_other_node => a_message_left_while_nobody_is_there_is_claimed_on_the_other_node_sqlite, a_message_left_while_nobody_is_there_is_claimed_on_the_other_node_postgres);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_are_limited_per_visitor_across_nodes_and_bad_ones_refused() {

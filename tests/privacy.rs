@@ -89,10 +89,7 @@ async fn export_then_erase(backend: Backend) {
         .await;
     visitor.send(json!({"type": "end", "chat_id": chat1})).await;
     agent.expect("chat_ended").await;
-    agent
-        .send(json!({"type": "decide", "chat_id": chat1, "decision": "create"}))
-        .await;
-    agent.expect("decided").await;
+    decide(&mut agent, &chat1, "create").await;
     eventually("the first chat stored", || async {
         cluster.store.message_by_chat(&chat1).await.unwrap()
     })
@@ -108,13 +105,9 @@ async fn export_then_erase(backend: Backend) {
         .unwrap()
         .to_string();
 
-    visitor
-        .send(json!({"type": "request_chat", "question": "One more thing"}))
+    let chat2 = visitor
+        .request_chat(json!({"type": "request_chat", "question": "One more thing"}))
         .await;
-    let chat2 = visitor.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     accept_offer(&mut agent, &mut visitor, &chat2).await;
     visitor
         .send(
@@ -301,15 +294,7 @@ async fn export_then_erase(backend: Backend) {
     cluster.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn export_then_erase_sqlite() {
-    export_then_erase(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn export_then_erase_postgres() {
-    export_then_erase(Backend::Postgres).await;
-}
+sqlite_and_postgres!(export_then_erase => export_then_erase_sqlite, export_then_erase_postgres);
 
 const DAY: i64 = 86_400_000;
 
@@ -614,12 +599,4 @@ async fn retention(backend: Backend) {
     cluster.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retention_sqlite() {
-    retention(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retention_postgres() {
-    retention(Backend::Postgres).await;
-}
+sqlite_and_postgres!(retention => retention_sqlite, retention_postgres);

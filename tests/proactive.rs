@@ -104,10 +104,7 @@ async fn an_accepted_invitation_is_a_chat_that_ends_as_a_message() {
 
     v.send(json!({"type": "end", "chat_id": chat})).await;
     agent.expect("chat_ended").await;
-    agent
-        .send(json!({"type": "decide", "chat_id": chat, "decision": "create"}))
-        .await;
-    agent.expect("decided").await;
+    decide(&mut agent, &chat, "create").await;
     let msg = eventually("transcript in SQL", || async {
         cluster.store.message_by_chat(&chat).await.unwrap()
     })

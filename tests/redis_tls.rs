@@ -10,7 +10,6 @@ mod common;
 
 use common::topology::Procs;
 use common::*;
-use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_across_nodes_over_tls_and_refusal_of_a_plaintext_port() {
@@ -27,17 +26,7 @@ async fn chat_across_nodes_over_tls_and_refusal_of_a_plaintext_port() {
     let mut agent = available_agent(&cluster, &b, "tess", 1).await;
     let (mut visitor, chat, _, _) = requesting_visitor(&a, "over TLS?").await;
     accept_offer(&mut agent, &mut visitor, &chat).await;
-    visitor
-        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "v1", "text": "encrypted?"}))
-        .await;
-    visitor.expect("ack").await;
-    agent.expect_text("encrypted?").await;
-    agent
-        .send(
-            json!({"type": "send", "chat_id": chat, "client_msg_id": "a1", "text": "all the way"}),
-        )
-        .await;
-    visitor.expect_text("all the way").await;
+    both_ways(&mut visitor, &mut agent, &chat, "encrypted?", "all the way").await;
 
     // Every connection the nodes hold to this server came in on the TLS port (the plaintext
     // one only served the test's own redis-cli).

@@ -19,10 +19,7 @@ async fn visitor_who_closes_the_browser_mid_chat_ends_it_after_the_grace_period(
     let ended = agent.expect("chat_ended").await;
     assert_eq!(ended["reason"], "Visitor has closed the browser");
     assert_eq!(ended["by"], "system");
-    agent
-        .send(json!({"type": "decide", "chat_id": chat, "decision": "create"}))
-        .await;
-    agent.expect("decided").await;
+    decide(&mut agent, &chat, "create").await;
     let m = eventually("flushed", || async {
         cluster.store.message_by_chat(&chat).await.unwrap()
     })

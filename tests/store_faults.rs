@@ -69,12 +69,11 @@ async fn chat_at(addr: SocketAddr, agent: &mut Client, email: &str) -> (Client, 
     )
     .await;
     let mut v = Client::connect_to(addr, "visitor", session["token"].as_str().unwrap()).await;
-    v.send(json!({"type": "request_chat", "name": "Vi", "email": email, "question": "q"}))
+    let chat = v
+        .request_chat(
+            json!({"type": "request_chat", "name": "Vi", "email": email, "question": "q"}),
+        )
         .await;
-    let chat = v.expect("queued").await["chat_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     accept_offer(agent, &mut v, &chat).await;
     (v, chat)
 }
@@ -86,18 +85,6 @@ async fn end(agent: &mut Client, visitor: &mut Client, chat: &str) {
     agent
         .expect_where("chat_ended", move |f| {
             f["type"] == "chat_ended" && f["chat_id"] == c.as_str()
-        })
-        .await;
-}
-
-async fn decide(agent: &mut Client, chat: &str) {
-    agent
-        .send(json!({"type": "decide", "chat_id": chat, "decision": "create"}))
-        .await;
-    let c = chat.to_string();
-    agent
-        .expect_where("decided", move |f| {
-            f["type"] == "decided" && f["chat_id"] == c.as_str()
         })
         .await;
 }
@@ -208,7 +195,7 @@ async fn frozen_node_mid_flush_does_not_stall_the_others() {
 
     // The first chat's flush runs up to its COMMIT, which the proxy holds.
     let held = proxy.hold_next(COMMIT);
-    decide(&mut agent, &chats[0]).await;
+    decide(&mut agent, &chats[0], "create").await;
     tokio::time::timeout(Duration::from_secs(10), held)
         .await
         .expect("the node's flush reached COMMIT")
@@ -216,7 +203,7 @@ async fn frozen_node_mid_flush_does_not_stall_the_others() {
     let held_at = Instant::now();
     // The other seven are decided while that node's flush worker waits: their jobs queue up.
     for chat in &chats[1..] {
-        decide(&mut agent, chat).await;
+        decide(&mut agent, chat, "create").await;
     }
     frozen.freeze();
     let frozen_at = Instant::now();
@@ -332,7 +319,7 @@ async fn black_holed_database_fails_readiness_in_time_and_chats_go_on() {
     let (mut v2, chat2) = chat_at(node.addr, &mut agent, "hole-2@example.com").await;
     for (v, chat) in [(&mut v1, &chat1), (&mut v2, &chat2)] {
         end(&mut agent, v, chat).await;
-        decide(&mut agent, chat).await;
+        decide(&mut agent, chat, "create").await;
     }
     // Their flush cannot reach the store: each attempt gives up within its bound.
     tokio::time::sleep(Duration::from_millis(4_000)).await;

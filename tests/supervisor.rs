@@ -231,15 +231,7 @@ async fn collect_until_resumed(c: &mut Client) -> Vec<Value> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn supervision_on_sqlite() {
-    supervision(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn supervision_on_postgres() {
-    supervision(Backend::Postgres).await;
-}
+sqlite_and_postgres!(supervision => supervision_on_sqlite, supervision_on_postgres);
 
 /// Waiting requests and missed offers on the monitor; an admin watches too; the admin API
 /// gives the supervisor role.

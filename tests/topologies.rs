@@ -17,20 +17,10 @@ async fn chat_round_trip(
     let mut agent = available_agent(cluster, b, agent_name, 1).await;
     let (mut visitor, chat, _, _) = requesting_visitor(a, "over the topology").await;
     accept_offer(&mut agent, &mut visitor, &chat).await;
-    visitor
-        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "v", "text": "ping"}))
-        .await;
-    agent.expect_text("ping").await;
-    agent
-        .send(json!({"type": "send", "chat_id": chat, "client_msg_id": "a", "text": "pong"}))
-        .await;
-    visitor.expect_text("pong").await;
+    both_ways(&mut visitor, &mut agent, &chat, "ping", "pong").await;
     visitor.send(json!({"type": "end", "chat_id": chat})).await;
     agent.expect("chat_ended").await;
-    agent
-        .send(json!({"type": "decide", "chat_id": chat, "decision": "create"}))
-        .await;
-    agent.expect("decided").await;
+    decide(&mut agent, &chat, "create").await;
     let m = eventually("flushed", || async {
         cluster.store.message_by_chat(&chat).await.unwrap()
     })

@@ -72,15 +72,7 @@ async fn missed_offer_then_picked(backend: Backend) {
     cluster.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missed_offer_sets_the_agent_away_and_a_colleague_picks_it_sqlite() {
-    missed_offer_then_picked(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missed_offer_sets_the_agent_away_and_a_colleague_picks_it_postgres() {
-    missed_offer_then_picked(Backend::Postgres).await;
-}
+sqlite_and_postgres!(missed_offer_then_picked => missed_offer_sets_the_agent_away_and_a_colleague_picks_it_sqlite, missed_offer_sets_the_agent_away_and_a_colleague_picks_it_postgres);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_agent_is_offered_the_request_again_after_the_deny_list_clears() {
@@ -190,24 +182,9 @@ async fn two_agents_picking_the_same_request_at_once_exactly_one_wins() {
                 f["type"] == "chat_ended" && f["chat_id"] == c.as_str()
             })
             .await;
-        winner
-            .send(json!({"type": "decide", "chat_id": chat, "decision": "trash"}))
-            .await;
-        winner.expect("decided").await;
+        decide(winner, &chat, "trash").await;
     }
     cluster.cleanup().await;
-}
-
-pub async fn put(url: &str, body: Value, token: &str) -> (u16, Value) {
-    let resp = reqwest::Client::new()
-        .put(url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("http");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 fn open_is(f: &Value, open: bool) -> bool {
@@ -248,7 +225,7 @@ async fn a_watching_visitor_is_told_when_the_queue_opens_and_closes() {
     let (status, body) = put(
         &format!("{}/api/admin/queues/general", http(&b)),
         json!({"offline_text": "Back on Monday.", "business_hours": {"timezone": "Europe/Berlin", "days": {}}}),
-        &admin,
+        Some(&admin),
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -263,7 +240,7 @@ async fn a_watching_visitor_is_told_when_the_queue_opens_and_closes() {
     let (status, body) = put(
         &format!("{}/api/admin/queues/general", http(&a)),
         json!({"business_hours": {"timezone": "Mars/Olympus", "days": {}}}),
-        &admin,
+        Some(&admin),
     )
     .await;
     assert_eq!(status, 400);
@@ -274,7 +251,7 @@ async fn a_watching_visitor_is_told_when_the_queue_opens_and_closes() {
     let (status, _) = put(
         &format!("{}/api/admin/queues/general", http(&a)),
         json!({"offline_text": "x"}),
-        &agent_tok,
+        Some(&agent_tok),
     )
     .await;
     assert_eq!(status, 403);

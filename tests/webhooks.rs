@@ -70,10 +70,7 @@ async fn chat_events_arrive_signed_and_once(backend: Backend) {
     agent.expect_text("parcel 42").await;
     visitor.send(json!({"type": "end", "chat_id": chat})).await;
     agent.expect("chat_ended").await;
-    agent
-        .send(json!({"type": "decide", "chat_id": chat, "decision": "create"}))
-        .await;
-    agent.expect("decided").await;
+    decide(&mut agent, &chat, "create").await;
 
     let got = delivered_settled(&rx, 4).await;
     assert_eq!(got.len(), 4, "each event exactly once: {got:#?}");
@@ -118,15 +115,7 @@ async fn chat_events_arrive_signed_and_once(backend: Backend) {
     cluster.cleanup().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chat_events_arrive_signed_and_once_sqlite() {
-    chat_events_arrive_signed_and_once(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chat_events_arrive_signed_and_once_postgres() {
-    chat_events_arrive_signed_and_once(Backend::Postgres).await;
-}
+sqlite_and_postgres!(chat_events_arrive_signed_and_once => chat_events_arrive_signed_and_once_sqlite, chat_events_arrive_signed_and_once_postgres);
 
 /// A receiver that fails twice gets the event a third time, with the same id, and then no
 /// more: the log shows failed, failed, delivered.

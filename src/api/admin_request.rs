@@ -1,6 +1,6 @@
 //! What the admin endpoints of webhooks, data protection and the audit log share: the one
 //! admin check they all call (so the rule lives in one place), and how they read ids, query
-//! strings and bodies into the documented errors.
+//! strings and bodies into the documented errors (the readers serve other endpoints too).
 
 use super::auth::admin_from;
 use super::{err, ApiResult};

@@ -2,11 +2,13 @@
 //! (`POST /api/visitor/chats/{id}/rating`) and have its transcript e-mailed
 //! (`POST /api/visitor/chats/{id}/transcript`). The rules are in `chat::after_chat`.
 
+use super::admin_request::body as read_body;
 use super::auth::bearer;
 use super::{err, now_s, ApiResult};
 use crate::chat::identity::Identity;
 use crate::chat::Service;
 use crate::protocol::ErrorCode;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -61,10 +63,10 @@ async fn rate(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(chat): Path<String>,
     headers: HeaderMap,
-    body: Result<Json<RateBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<RateBody>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     let (visitor, ip) = visitor_of(&svc, &headers, peer)?;
-    let Json(body) = body.map_err(|e| err(ErrorCode::InvalidField, e.body_text()))?;
+    let body = read_body(body)?;
     let stored = svc
         .rate_chat(&visitor, &ip, &chat, &body.rating, body.comment)
         .await?;
@@ -82,10 +84,10 @@ async fn transcript(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(chat): Path<String>,
     headers: HeaderMap,
-    body: Result<Json<TranscriptBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<TranscriptBody>, JsonRejection>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let (visitor, ip) = visitor_of(&svc, &headers, peer)?;
-    let Json(body) = body.map_err(|e| err(ErrorCode::InvalidField, e.body_text()))?;
+    let body = read_body(body)?;
     svc.mail_transcript(&visitor, &ip, &chat, &body.email)
         .await?;
     Ok(Json(json!({ "chat_id": chat, "sent": true })))

@@ -5,6 +5,7 @@
 
 use super::hours::Hours;
 use super::hub::{ConnId, Encoded, Follower, Out};
+use super::routing::Take;
 use super::{now_ms, ChatAccess, ChatError, ChatResult, Party, Service};
 use crate::config::valid_name;
 use crate::protocol::{AgentStatus, ErrorCode, QueueInfo, ServerFrame, WaitingRequest};
@@ -317,17 +318,8 @@ impl Service {
         f: Follower,
         chat: &str,
     ) -> ChatResult<ChatAccess> {
-        let Party::Agent { id, .. } = party else {
-            return Err(ChatError::new(
-                ErrorCode::Forbidden,
-                "only agents pick requests",
-            ));
-        };
-        let aid = id.to_string();
         let access = self
-            .take_chat(party, conn, f, chat, |now| {
-                self.redis.pick(chat, &aid, now, self.lease())
-            })
+            .take_chat(party, conn, f, chat, Take::Waiting)
             .await
             .map_err(|e| match e.code {
                 ErrorCode::WrongState if e.message.contains("capacity") => e,

@@ -9,7 +9,15 @@ use super::{
 };
 use crate::config::valid_name;
 use crate::protocol::{AgentStatus, ErrorCode, ServerFrame};
-use crate::redis::{Accepted, Offer, Opening, RedisError};
+use crate::redis::{Offer, Opening};
+
+/// How an agent takes a chat: accepting its offer (`accept.lua`), or picking it from the
+/// Waiting list (`pick.lua`).
+#[derive(Clone, Copy)]
+pub(super) enum Take {
+    Offer,
+    Waiting,
+}
 
 impl Service {
     pub async fn request_chat(
@@ -269,45 +277,35 @@ impl Service {
         f: Follower,
         chat: &str,
     ) -> ChatResult<ChatAccess> {
-        let Party::Agent { id, .. } = party else {
-            return Err(ChatError::new(
-                ErrorCode::Forbidden,
-                "only agents accept chats",
-            ));
-        };
-        let aid = id.to_string();
-        self.take_chat(party, conn, f, chat, |now| {
-            self.redis.accept(chat, &aid, now, self.lease())
-        })
-        .await
+        self.take_chat(party, conn, f, chat, Take::Offer).await
     }
 
-    /// An agent takes a chat (accepting its offer, or picking it from the Waiting list):
-    /// `take` is the script that makes it the agent's; the transcript side follows.
-    pub(super) async fn take_chat<F, Fut>(
+    /// An agent takes a chat, as `how` says; the transcript side follows.
+    pub(super) async fn take_chat(
         &self,
         party: &Party,
         conn: ConnId,
         f: Follower,
         chat: &str,
-        take: F,
-    ) -> ChatResult<ChatAccess>
-    where
-        F: FnOnce(i64) -> Fut,
-        Fut: std::future::Future<Output = Result<Accepted, RedisError>>,
-    {
+        how: Take,
+    ) -> ChatResult<ChatAccess> {
         let Party::Agent { id, name, .. } = party else {
-            return Err(ChatError::new(
-                ErrorCode::Forbidden,
-                "only agents take chats",
-            ));
+            let only = match how {
+                Take::Offer => "only agents accept chats",
+                Take::Waiting => "only agents pick requests",
+            };
+            return Err(ChatError::new(ErrorCode::Forbidden, only));
         };
         let now = now_ms();
+        let aid = id.to_string();
         // The script is the authorisation (the offer is this agent's, or the request is still
         // waiting in one of its queues): the connection follows the chat only once it has
         // succeeded, so a refused take relays nothing of someone else's chat. Following before
         // the transcript's join still shows the join entry live.
-        let a = take(now).await?;
+        let a = match how {
+            Take::Offer => self.redis.accept(chat, &aid, now, self.lease()).await?,
+            Take::Waiting => self.redis.pick(chat, &aid, now, self.lease()).await?,
+        };
         self.hub.follow(&self.chat_channel(chat), conn, f).await?;
         if a.fresh {
             self.metrics
@@ -315,8 +313,7 @@ impl Service {
                 .observe((now - a.created).max(0) as f64 / 1000.0);
         }
         let opening = Opening::from_accepted(&a, name);
-        self.join_transcript(chat, &id.to_string(), &opening, now)
-            .await?;
+        self.join_transcript(chat, &aid, &opening, now).await?;
         let _ = self
             .redis
             .timer_done(&format!("join:{chat}"), now + self.lease() as i64)

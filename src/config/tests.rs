@@ -188,3 +188,28 @@ fn allowed_file_types_match_exactly_or_by_prefix() {
     assert!(!f.allows("application/pdfx"));
     assert!(!f.allows("text/html"));
 }
+
+#[test]
+fn zero_rates_and_durations_are_refused_naming_their_key() {
+    type Spoil = fn(&mut Settings);
+    let cases: [(&str, Spoil); 6] = [
+        ("abuse.new_visitors_per_ip_per_minute", |s| {
+            s.abuse.new_visitors_per_ip_per_minute = 0
+        }),
+        ("abuse.transcript_mails_per_ip_burst", |s| {
+            s.abuse.transcript_mails_per_ip_burst = 0
+        }),
+        ("server.header_timeout_ms", |s| {
+            s.server.header_timeout_ms = 0
+        }),
+        ("chat.monitor_max_chats", |s| s.chat.monitor_max_chats = 0),
+        ("mail.claim_idle_ms", |s| s.mail.claim_idle_ms = 0),
+        ("server.ready_timeout_ms", |s| s.server.ready_timeout_ms = 0),
+    ];
+    for (key, spoil) in cases {
+        let mut s = usable();
+        spoil(&mut s);
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.contains(key), "{key}: {e}");
+    }
+}

@@ -2,6 +2,19 @@
 
 use super::*;
 
+/// `(key, value)` pairs of settings named by their path, so a key always names its own field:
+/// `keyed!(self: chat.max_wait_ms)` is `[("chat.max_wait_ms", self.chat.max_wait_ms)]`, and
+/// `keyed!(a => "abuse": sockets_per_ip)` is `[("abuse.sockets_per_ip", a.sockets_per_ip)]`.
+/// Values are widened to `u64`.
+macro_rules! keyed {
+    ($root:ident: $($section:ident . $field:ident),* $(,)?) => {
+        [$((concat!(stringify!($section), ".", stringify!($field)), u64::from($root.$section.$field))),*]
+    };
+    ($root:ident => $section:literal: $($field:ident),* $(,)?) => {
+        [$((concat!($section, ".", stringify!($field)), u64::from($root.$field))),*]
+    };
+}
+
 impl Settings {
     /// Every rule on the settings; the first broken one is returned, naming its key.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -100,15 +113,12 @@ impl Settings {
         if self.store.max_connections == 0 {
             return bad("store.max_connections", "must be at least 1");
         }
-        for (key, v) in [
-            (
-                "store.statement_timeout_ms",
-                self.store.statement_timeout_ms,
-            ),
-            ("store.lock_timeout_ms", self.store.lock_timeout_ms),
-            ("store.connect_timeout_ms", self.store.connect_timeout_ms),
-            ("server.ready_timeout_ms", self.server.ready_timeout_ms),
-        ] {
+        for (key, v) in keyed!(self:
+            store.statement_timeout_ms,
+            store.lock_timeout_ms,
+            store.connect_timeout_ms,
+            server.ready_timeout_ms,
+        ) {
             if !(1..=MAX_TIMEOUT_MS).contains(&v) {
                 return bad(key, format!("must be between 1 and {MAX_TIMEOUT_MS}"));
             }
@@ -173,42 +183,30 @@ impl Settings {
                 "must be 1-64 characters of a-z, 0-9, '-' or '_'",
             );
         }
-        for (key, v) in [
-            ("server.header_timeout_ms", self.server.header_timeout_ms),
-            (
-                "server.http_idle_timeout_ms",
-                self.server.http_idle_timeout_ms,
-            ),
-            ("limits.login_backoff_ms", self.limits.login_backoff_ms),
-            ("chat.offer_timeout_ms", self.chat.offer_timeout_ms),
-            ("limits.ping_interval_ms", self.limits.ping_interval_ms),
-            ("limits.idle_timeout_ms", self.limits.idle_timeout_ms),
-            ("chat.visitor_grace_ms", self.chat.visitor_grace_ms),
-            ("chat.agent_grace_ms", self.chat.agent_grace_ms),
-            ("chat.agent_unroutable_ms", self.chat.agent_unroutable_ms),
-            ("chat.presence_settle_ms", self.chat.presence_settle_ms),
-            ("chat.decision_timeout_ms", self.chat.decision_timeout_ms),
-            ("chat.timer_lease_ms", self.chat.timer_lease_ms),
-            ("chat.timer_poll_ms", self.chat.timer_poll_ms),
-            (
-                "chat.invitation_timeout_ms",
-                self.chat.invitation_timeout_ms,
-            ),
-            ("flush.claim_idle_ms", self.flush.claim_idle_ms),
-            ("chat.max_wait_ms", self.chat.max_wait_ms),
-            ("chat.monitor_interval_ms", self.chat.monitor_interval_ms),
-            (
-                "chat.monitor_max_chats",
-                u64::from(self.chat.monitor_max_chats),
-            ),
-            (
-                "chat.monitor_bytes_per_second",
-                self.chat.monitor_bytes_per_second,
-            ),
-            ("chat.after_chat_window_ms", self.chat.after_chat_window_ms),
-            ("mail.timeout_ms", self.mail.timeout_ms),
-            ("mail.claim_idle_ms", self.mail.claim_idle_ms),
-        ] {
+        for (key, v) in keyed!(self:
+            server.header_timeout_ms,
+            server.http_idle_timeout_ms,
+            limits.login_backoff_ms,
+            chat.offer_timeout_ms,
+            limits.ping_interval_ms,
+            limits.idle_timeout_ms,
+            chat.visitor_grace_ms,
+            chat.agent_grace_ms,
+            chat.agent_unroutable_ms,
+            chat.presence_settle_ms,
+            chat.decision_timeout_ms,
+            chat.timer_lease_ms,
+            chat.timer_poll_ms,
+            chat.invitation_timeout_ms,
+            flush.claim_idle_ms,
+            chat.max_wait_ms,
+            chat.monitor_interval_ms,
+            chat.monitor_max_chats,
+            chat.monitor_bytes_per_second,
+            chat.after_chat_window_ms,
+            mail.timeout_ms,
+            mail.claim_idle_ms,
+        ) {
             if v == 0 {
                 return bad(key, "must be greater than 0");
             }
@@ -365,83 +363,35 @@ impl Settings {
 impl Abuse {
     fn validate(&self) -> Result<(), ConfigError> {
         let a = self;
-        for (key, v) in [
-            (
-                "abuse.new_visitors_per_ip_per_minute",
-                a.new_visitors_per_ip_per_minute,
-            ),
-            (
-                "abuse.new_visitors_per_ip_burst",
-                a.new_visitors_per_ip_burst,
-            ),
-            ("abuse.sockets_per_visitor", a.sockets_per_visitor),
-            ("abuse.sockets_per_ip", a.sockets_per_ip),
-            (
-                "abuse.chat_requests_per_visitor_per_hour",
-                a.chat_requests_per_visitor_per_hour,
-            ),
-            (
-                "abuse.chat_requests_per_visitor_burst",
-                a.chat_requests_per_visitor_burst,
-            ),
-            (
-                "abuse.chat_requests_per_ip_per_hour",
-                a.chat_requests_per_ip_per_hour,
-            ),
-            (
-                "abuse.chat_requests_per_ip_burst",
-                a.chat_requests_per_ip_burst,
-            ),
-            (
-                "abuse.page_views_per_visitor_per_minute",
-                a.page_views_per_visitor_per_minute,
-            ),
-            (
-                "abuse.page_views_per_visitor_burst",
-                a.page_views_per_visitor_burst,
-            ),
-            (
-                "abuse.page_views_per_ip_per_minute",
-                a.page_views_per_ip_per_minute,
-            ),
-            ("abuse.page_views_per_ip_burst", a.page_views_per_ip_burst),
-            (
-                "abuse.visitor_frames_per_second",
-                a.visitor_frames_per_second,
-            ),
-            ("abuse.visitor_burst_frames", a.visitor_burst_frames),
-            ("abuse.agent_frames_per_second", a.agent_frames_per_second),
-            ("abuse.agent_burst_frames", a.agent_burst_frames),
-            ("abuse.transcript_max_entries", a.transcript_max_entries),
-            ("abuse.visitor_pages_kept", a.visitor_pages_kept),
-            ("abuse.visitors_page_size", a.visitors_page_size),
-            (
-                "abuse.ratings_per_visitor_per_hour",
-                a.ratings_per_visitor_per_hour,
-            ),
-            (
-                "abuse.ratings_per_visitor_burst",
-                a.ratings_per_visitor_burst,
-            ),
-            ("abuse.ratings_per_ip_per_hour", a.ratings_per_ip_per_hour),
-            ("abuse.ratings_per_ip_burst", a.ratings_per_ip_burst),
-            (
-                "abuse.transcript_mails_per_visitor_per_hour",
-                a.transcript_mails_per_visitor_per_hour,
-            ),
-            (
-                "abuse.transcript_mails_per_visitor_burst",
-                a.transcript_mails_per_visitor_burst,
-            ),
-            (
-                "abuse.transcript_mails_per_ip_per_hour",
-                a.transcript_mails_per_ip_per_hour,
-            ),
-            (
-                "abuse.transcript_mails_per_ip_burst",
-                a.transcript_mails_per_ip_burst,
-            ),
-        ] {
+        for (key, v) in keyed!(a => "abuse":
+            new_visitors_per_ip_per_minute,
+            new_visitors_per_ip_burst,
+            sockets_per_visitor,
+            sockets_per_ip,
+            chat_requests_per_visitor_per_hour,
+            chat_requests_per_visitor_burst,
+            chat_requests_per_ip_per_hour,
+            chat_requests_per_ip_burst,
+            page_views_per_visitor_per_minute,
+            page_views_per_visitor_burst,
+            page_views_per_ip_per_minute,
+            page_views_per_ip_burst,
+            visitor_frames_per_second,
+            visitor_burst_frames,
+            agent_frames_per_second,
+            agent_burst_frames,
+            transcript_max_entries,
+            visitor_pages_kept,
+            visitors_page_size,
+            ratings_per_visitor_per_hour,
+            ratings_per_visitor_burst,
+            ratings_per_ip_per_hour,
+            ratings_per_ip_burst,
+            transcript_mails_per_visitor_per_hour,
+            transcript_mails_per_visitor_burst,
+            transcript_mails_per_ip_per_hour,
+            transcript_mails_per_ip_burst,
+        ) {
             if v == 0 {
                 return Err(ConfigError::Invalid {
                     key,

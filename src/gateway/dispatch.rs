@@ -7,6 +7,7 @@ use crate::chat::hub::Seq;
 use crate::chat::{ChatAccess, ChatError, ChatRequest, LeftMessage, Party};
 use crate::protocol::{close_codes, decode_client, ClientFrame, Encoding, ErrorCode, ServerFrame};
 use axum::extract::ws::WebSocket;
+use std::future::Future;
 
 impl Conn {
     pub(super) async fn on_frame(
@@ -164,23 +165,13 @@ impl Conn {
                 return Ok(Flow::Continue);
             }
             ClientFrame::Accept { chat_id } => {
-                let generation = svc.hub.generation.settled();
-                let access = svc
-                    .accept(&party, self.id, self.follower.clone(), &chat_id)
-                    .await?;
-                self.chats
-                    .entry(chat_id)
-                    .or_insert(Followed::new(access, generation));
+                let joined = svc.accept(&party, self.id, self.follower.clone(), &chat_id);
+                self.follow_joined(chat_id.clone(), joined).await?;
                 return Ok(Flow::Continue);
             }
             ClientFrame::Pick { chat_id } => {
-                let generation = svc.hub.generation.settled();
-                let access = svc
-                    .pick(&party, self.id, self.follower.clone(), &chat_id)
-                    .await?;
-                self.chats
-                    .entry(chat_id)
-                    .or_insert(Followed::new(access, generation));
+                let joined = svc.pick(&party, self.id, self.follower.clone(), &chat_id);
+                self.follow_joined(chat_id.clone(), joined).await?;
                 return Ok(Flow::Continue);
             }
             ClientFrame::WatchQueue { queue } => {
@@ -342,13 +333,9 @@ impl Conn {
                 return Ok(Flow::Continue);
             }
             ClientFrame::AcceptInvitation { chat_id } => {
-                let generation = svc.hub.generation.settled();
-                let access = svc
-                    .accept_invitation(&party, self.id, self.follower.clone(), &chat_id)
-                    .await?;
-                self.chats
-                    .entry(chat_id)
-                    .or_insert(Followed::new(access, generation));
+                let joined =
+                    svc.accept_invitation(&party, self.id, self.follower.clone(), &chat_id);
+                self.follow_joined(chat_id.clone(), joined).await?;
                 return Ok(Flow::Continue);
             }
             ClientFrame::DeclineInvitation { chat_id } => {
@@ -382,6 +369,22 @@ impl Conn {
             }
         };
         Ok(self.reply(socket, reply).await)
+    }
+
+    /// Follows the chat that `joined` (an accepted offer or invitation, a picked request) gives
+    /// this connection, with the node's subscription generation read before `joined` runs (see
+    /// `Followed::new`).
+    async fn follow_joined(
+        &mut self,
+        chat_id: String,
+        joined: impl Future<Output = Result<ChatAccess, ChatError>>,
+    ) -> Result<(), ChatError> {
+        let generation = self.gw.svc.hub.generation.settled();
+        let access = joined.await?;
+        self.chats
+            .entry(chat_id)
+            .or_insert(Followed::new(access, generation));
+        Ok(())
     }
 
     /// The access this connection writes into `chat` with: it must follow the chat, and not

@@ -96,15 +96,14 @@ impl RedisLayer {
     }
 
     pub async fn enqueue_flush(&self, chat: &str) -> Result<()> {
+        self.add_job(&self.keys.flush_jobs(), "chat", chat).await
+    }
+
+    /// Appends a job to a job stream: one entry whose `field` holds `value`.
+    pub(super) async fn add_job(&self, stream: &str, field: &str, value: &str) -> Result<()> {
         let _: String = self
             .client()
-            .xadd(
-                self.keys.flush_jobs(),
-                false,
-                None,
-                "*",
-                vec![("chat", chat)],
-            )
+            .xadd(stream, false, None, "*", vec![(field, value)])
             .await?;
         Ok(())
     }

@@ -35,17 +35,7 @@ impl MailJob {
 impl RedisLayer {
     /// Enqueues the notification of offline message `uid`.
     pub async fn enqueue_mail(&self, uid: &str) -> Result<()> {
-        let _: String = self
-            .client()
-            .xadd(
-                self.keys.mail_jobs(),
-                false,
-                None,
-                "*",
-                vec![("message", uid)],
-            )
-            .await?;
-        Ok(())
+        self.add_job(&self.keys.mail_jobs(), "message", uid).await
     }
 
     /// New jobs for this consumer. Blocks up to `block_ms` on the blocking connection.

@@ -9,7 +9,7 @@ use axum::Router;
 
 /// The widget's sources in serving order: the two shared modules, the widget's modules (each
 /// defines one `Sb*` name the later ones use), its texts and style, its DOM, and the widget.
-const WIDGET_SOURCES: [&str; 11] = [
+const WIDGET_SOURCES: [&str; 12] = [
     include_str!("shared/socket.js"),
     include_str!("shared/transcript.js"),
     include_str!("widget-offline.js"),
@@ -17,6 +17,7 @@ const WIDGET_SOURCES: [&str; 11] = [
     include_str!("widget-after.js"),
     include_str!("widget-invite.js"),
     include_str!("widget-signals.js"),
+    include_str!("widget-prechat.js"),
     include_str!("widget-session.js"),
     include_str!("widget-look.js"),
     include_str!("widget-view.js"),

@@ -1,9 +1,9 @@
 /* Switchboard visitor widget: its state, the frames from the node and the actions. Embed with:
  *   <script src="https://NODE/widget.js" data-queue="general" data-required="name,email" async></script>
  * The node serves this file last, after the shared modules and the widget's own (offline,
- * files, after-chat, invitations, session, look, view), all inside one function scope (see
- * src/web/README.md), so the page gets no globals but `SwitchboardWidget`. Visitor and agent
- * text is only ever set with textContent. */
+ * files, after-chat, invitations, typing and receipts, pre-chat form, session, look, view), all
+ * inside one function scope (see src/web/README.md), so the page gets no globals but
+ * `SwitchboardWidget`. Visitor and agent text is only ever set with textContent. */
 (function () {
   'use strict';
 
@@ -44,7 +44,6 @@
   var OPEN_KEY = 'sb.open';
   var LOG_PREFIX = 'sb.log.';
   var LOG_CAP = 300;
-  var CONTACT_KEY = 'sb.contact';
   /** Messages a waiting visitor may write before an agent joins (sent on accept). */
   var QUEUED_CAP = 20;
 
@@ -110,7 +109,7 @@
         after = SbAfterChat.create({
           h: hh, S: S, fmt: fmt, base: base, token: getToken,
           chat: function () { return st.chat; },
-          email: function () { return (st.chat && st.chat.email) || contact().email || ''; },
+          email: function () { return (st.chat && st.chat.email) || prechat.contact().email || ''; },
           canMail: function () { return st.canMail; },
           saved: function () { cacheLog(); }
         });
@@ -119,16 +118,14 @@
     });
   }
 
-  /** Name and e-mail the visitor gave last: "Start a new chat" (and the next visit) fills them. */
-  function contact() {
-    return SbSocket.load(local, CONTACT_KEY, null) || {};
-  }
+  // ---- the pre-chat form (widget-prechat.js) ----
 
-  function fillContact() {
-    var c = contact();
-    if (c.name && !ui.fields.name.value) ui.fields.name.value = c.name;
-    if (c.email && !ui.fields.email.value) ui.fields.email.value = c.email;
-  }
+  var prechat = SbPrechat.create({
+    S: S, fmt: fmt, local: local, required: required, queue: queue,
+    ui: function () { return ui; },
+    send: function (f) { return conn.send(f); },
+    asked: function (a) { st.asked = a; }
+  });
 
   // ---- rendering ----
 
@@ -265,34 +262,7 @@
   // ---- actions ----
 
   function requestChat() {
-    var values = {};
-    var problem = null;
-    ['name', 'email', 'question'].forEach(function (k) {
-      var v = ui.fields[k].value.trim();
-      values[k] = v || null;
-      var invalid = false;
-      if (!v && required.indexOf(k) !== -1) {
-        problem = problem || fmt(S.required, { field: S[k] });
-        invalid = true;
-      } else if (k === 'email' && v && !/^[^\s@]+@[^\s@]+\.[^\s@.]+$/.test(v)) {
-        problem = problem || S.invalidEmail;
-        invalid = true;
-      }
-      ui.fields[k].setAttribute('aria-invalid', invalid ? 'true' : 'false');
-    });
-    if (problem) {
-      ui.formError.textContent = problem;
-      ui.formError.hidden = false;
-      return;
-    }
-    ui.formError.hidden = true;
-    SbSocket.save(local, CONTACT_KEY, values.name || values.email ? { name: values.name, email: values.email } : null);
-    st.asked = { question: values.question, email: values.email };
-    if (!conn.send({ type: 'request_chat', name: values.name, email: values.email, question: values.question, queue: queue })) {
-      ui.formError.textContent = S.notConnected;
-      ui.formError.hidden = false;
-      return;
-    }
+    if (!prechat.submit()) return;
     st.requesting = true;
     render();
   }
@@ -357,7 +327,7 @@
     after.reset();
     forgetChat();
     ui.fields.question.value = '';
-    fillContact();
+    prechat.fill();
     focusFirst();
   }
 
@@ -598,7 +568,7 @@
     transcript = new SbTranscript.Transcript(ui.log, {
       me: 'visitor', prefix: 'sb-', strings: S, fileHref: files.href, fileThumb: files.thumb, filePreview: files.preview
     });
-    fillContact();
+    prechat.fill();
     var stored = SbSocket.load(local, CHAT_KEY, null);
     if (stored) {
       // Shown from the tab's cache until welcome says where the chat stands.

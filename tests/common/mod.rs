@@ -3,12 +3,15 @@
 #![allow(dead_code)]
 
 pub mod accounts;
+pub mod canned;
+pub mod chats;
 pub mod fault_node;
 pub mod integrations;
 pub mod own_redis;
 pub mod process;
 pub mod proxy;
 pub mod smtp;
+pub mod store_backends;
 pub mod topology;
 
 use futures_util::{SinkExt, StreamExt};
@@ -20,6 +23,10 @@ use switchboard::store::{NewAgent, Store};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+// Every test file includes this module; those that take no chat step leave these unused.
+#[allow(unused_imports)]
+pub use chats::*;
 
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -74,6 +81,23 @@ pub async fn pg_admin(sql: &str) {
 pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+/// `sqlite_and_postgres!(body => name_sqlite, name_postgres)` makes the two tests that run the
+/// test body `async fn body(backend: Backend)` on SQLite and on PostgreSQL.
+#[macro_export]
+macro_rules! sqlite_and_postgres {
+    ($body:ident => $sqlite:ident, $postgres:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            $body($crate::common::Backend::Sqlite).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            $body($crate::common::Backend::Postgres).await;
+        }
+    };
 }
 
 /// A test's shared world: one Redis prefix, one store, any number of nodes.
@@ -213,6 +237,40 @@ pub async fn get(url: &str, token: Option<&str>) -> (u16, Value) {
     accounts::call(reqwest::Method::GET, url, None, token).await
 }
 
+pub async fn put(url: &str, body: Value, token: Option<&str>) -> (u16, Value) {
+    accounts::call(reqwest::Method::PUT, url, Some(body), token).await
+}
+
+pub async fn delete(url: &str, token: Option<&str>) -> (u16, Value) {
+    accounts::call(reqwest::Method::DELETE, url, None, token).await
+}
+
+/// Uploads `body` into `chat` as `token` (visitor or agent), named by `?name=` when given;
+/// returns the status and the JSON answer.
+pub async fn try_upload(
+    node: &Running,
+    chat: &str,
+    name: Option<&str>,
+    content_type: &str,
+    body: Vec<u8>,
+    token: &str,
+) -> (u16, Value) {
+    let mut url = reqwest::Url::parse(&format!("{}/api/chats/{chat}/files", http(node))).unwrap();
+    if let Some(n) = name {
+        url.query_pairs_mut().append_pair("name", n);
+    }
+    let resp = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("http");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
 /// Uploads a file named `name` into `chat` as `token` (visitor or agent); returns its id.
 pub async fn upload(
     node: &Running,
@@ -222,16 +280,8 @@ pub async fn upload(
     content_type: &str,
     body: Vec<u8>,
 ) -> String {
-    let resp = reqwest::Client::new()
-        .post(format!("{}/api/chats/{chat}/files?name={name}", http(node)))
-        .bearer_auth(token)
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .expect("http");
-    assert_eq!(resp.status().as_u16(), 201);
-    let v: Value = resp.json().await.expect("json");
+    let (status, v) = try_upload(node, chat, Some(name), content_type, body, token).await;
+    assert_eq!(status, 201, "{v}");
     v["id"].as_str().expect("file id").to_string()
 }
 
@@ -391,6 +441,16 @@ impl Client {
         }
     }
 
+    /// Sends `request` (a `request_chat` frame) and returns the chat id its `queued` answer
+    /// names.
+    pub async fn request_chat(&mut self, request: Value) -> String {
+        self.send(request).await;
+        self.expect("queued").await["chat_id"]
+            .as_str()
+            .expect("queued names its chat")
+            .to_string()
+    }
+
     /// Waits for a frame matching `pred`; frames skipped on the way stay in the backlog.
     pub async fn expect_where(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         if let Some(i) = self.backlog.iter().position(&pred) {
@@ -486,68 +546,4 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// An available agent connected to `node`.
-pub async fn available_agent(
-    cluster: &Cluster,
-    node: &Running,
-    username: &str,
-    max_chats: i64,
-) -> Client {
-    cluster.agent(username, max_chats).await;
-    let token = agent_token(node, username).await;
-    let mut a = Client::agent(node, &token).await;
-    a.expect("status").await;
-    set_status(&mut a, "available").await;
-    a
-}
-
-/// The agent sets its status and waits until its connection reports the new one.
-pub async fn set_status(agent: &mut Client, status: &str) {
-    agent
-        .send(json!({"type": "set_status", "status": status}))
-        .await;
-    agent
-        .expect_where(status, |f| f["type"] == "status" && f["status"] == status)
-        .await;
-}
-
-/// The agent takes the offer of `chat` and the visitor sees the chat start.
-pub async fn accept_offer(agent: &mut Client, visitor: &mut Client, chat: &str) {
-    let c = chat.to_string();
-    agent
-        .expect_where("offer", move |f| {
-            f["type"] == "offer" && f["chat_id"] == c.as_str()
-        })
-        .await;
-    agent.send(json!({"type": "accept", "chat_id": chat})).await;
-    visitor.expect("chat_started").await;
-}
-
-/// A running chat: an available agent (capacity 2) on `b`, its visitor on `a`; returns
-/// (visitor, agent, chat id).
-pub async fn running_chat(
-    cluster: &Cluster,
-    a: &Running,
-    b: &Running,
-    agent: &str,
-) -> (Client, Client, String) {
-    let mut ag = available_agent(cluster, b, agent, 2).await;
-    let (mut v, chat, _, _) = requesting_visitor(a, "hello").await;
-    accept_offer(&mut ag, &mut v, &chat).await;
-    ag.expect("chat_started").await;
-    (v, ag, chat)
-}
-
-/// A visitor on `node` who asked for a chat; returns (client, chat id, visitor id, token).
-pub async fn requesting_visitor(
-    node: &Running,
-    question: &str,
-) -> (Client, String, String, String) {
-    let (vid, token) = visitor_token(node).await;
-    let mut v = Client::visitor(node, &token).await;
-    v.send(json!({"type": "request_chat", "name": "Vera", "email": "vera@example.com", "question": question})).await;
-    let q = v.expect("queued").await;
-    (v, q["chat_id"].as_str().unwrap().to_string(), vid, token)
 }

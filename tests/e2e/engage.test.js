@@ -17,12 +17,7 @@ before(async () => {
   cluster = await startCluster({ name: 'engage', agents: 2 });
   [A, B] = cluster.nodes;
   browser = await launchBrowser();
-  ap = await P.newPage(await browser.newContext({ viewport: { width: 1280, height: 800 } }));
-  await P.agentLogin(ap, B, cluster.agents[0]);
-  await P.setStatus(ap, 'available');
-  vp = await P.newPage(await browser.newContext({ viewport: { width: 1100, height: 760 } }));
-  chatId = await P.startChat(vp, ap, A, { name: 'Linus', email: 'linus@example.com', question: 'Links please' });
-  await vp.getByTestId('sb-input').waitFor({ timeout: P.T });
+  ({ ap, vp, chatId } = await P.runningChat(browser, { agentNode: B, agent: cluster.agents[0], visitorNode: A, visitor: { name: 'Linus', email: 'linus@example.com', question: 'Links please' } }));
 });
 
 after(async () => {

@@ -22,13 +22,8 @@ before(async () => {
   if (!(await P.hasRoute(B, 'GET', '/api/canned'))) noCanned = 'the node has no GET /api/canned yet';
   token = await agentToken(B, cluster.agents[0]);
   browser = await launchBrowser();
-  ap = await P.newPage(await browser.newContext({ viewport: { width: 1280, height: 800 } }));
-  await P.agentLogin(ap, B, cluster.agents[0]);
-  await P.setStatus(ap, 'available');
-  vp = await P.newPage(await browser.newContext({ viewport: { width: 1100, height: 760 } }));
   // No e-mail given: a canned response that needs one cannot render for this chat.
-  chatId = await P.startChat(vp, ap, A, { name: 'Carla', question: 'Here is a screenshot' });
-  await vp.getByTestId('sb-input').waitFor({ timeout: P.T });
+  ({ ap, vp, chatId } = await P.runningChat(browser, { agentNode: B, agent: cluster.agents[0], visitorNode: A, visitor: { name: 'Carla', question: 'Here is a screenshot' } }));
 });
 
 after(async () => {

@@ -33,12 +33,7 @@ before(async () => {
   cluster = await startCluster({ name: 'images' });
   [A, B] = cluster.nodes;
   browser = await launchBrowser();
-  ap = await P.newPage(await browser.newContext({ viewport: { width: 1366, height: 768 } }));
-  await P.agentLogin(ap, B, cluster.agents[0]);
-  await P.setStatus(ap, 'available');
-  vp = await P.newPage(await browser.newContext({ viewport: { width: 1280, height: 800 } }));
-  chatId = await P.startChat(vp, ap, A, { name: 'Ines', question: 'Look at this' });
-  await vp.getByTestId('sb-input').waitFor({ timeout: P.T });
+  ({ ap, vp, chatId } = await P.runningChat(browser, { agentNode: B, agent: cluster.agents[0], visitorNode: A, visitor: { name: 'Ines', question: 'Look at this' }, agentViewport: { width: 1366, height: 768 }, visitorViewport: { width: 1280, height: 800 } }));
 });
 
 after(async () => {

@@ -16,12 +16,7 @@ before(async () => {
   cluster = await startCluster({ name: 'monitor', agents: 1, supervisors: 1, env: { SWITCHBOARD__CHAT__MONITOR_INTERVAL_MS: '300' } });
   [A, B] = cluster.nodes;
   browser = await launchBrowser();
-  ap = await P.newPage(await browser.newContext({ viewport: { width: 1280, height: 800 } }));
-  await P.agentLogin(ap, B, cluster.agents[0]);
-  await P.setStatus(ap, 'available');
-  vp = await P.newPage(await browser.newContext({ viewport: { width: 1100, height: 760 } }));
-  chatId = await P.startChat(vp, ap, A, { name: 'Mona', email: 'mona@example.com', question: 'Where is my parcel?' });
-  await vp.getByTestId('sb-input').waitFor({ timeout: P.T });
+  ({ ap, vp, chatId } = await P.runningChat(browser, { agentNode: B, agent: cluster.agents[0], visitorNode: A, visitor: { name: 'Mona', email: 'mona@example.com', question: 'Where is my parcel?' } }));
   sp = await P.newPage(await browser.newContext({ viewport: { width: 1400, height: 900 } }));
   // The supervisor on the visitor's node, the agent on the other.
   await P.agentLogin(sp, A, cluster.supervisors[0]);

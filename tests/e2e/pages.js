@@ -141,6 +141,21 @@ async function startChat(vp, ap, node, { name, email, question } = {}) {
   return acceptOffer(ap, name);
 }
 
+/**
+ * A running chat in two browser contexts: `agent` logs in to the console on `agentNode` and
+ * goes available, a visitor on `visitorNode` asks with `visitor` ({ name, email, question }),
+ * the agent accepts, and the visitor's composer is shown. Resolves to { ap, vp, chatId }.
+ */
+async function runningChat(browser, { agentNode, agent, visitorNode, visitor, agentViewport = { width: 1280, height: 800 }, visitorViewport = { width: 1100, height: 760 } }) {
+  const ap = await newPage(await browser.newContext({ viewport: agentViewport }));
+  await agentLogin(ap, agentNode, agent);
+  await setStatus(ap, 'available');
+  const vp = await newPage(await browser.newContext({ viewport: visitorViewport }));
+  const chatId = await startChat(vp, ap, visitorNode, visitor);
+  await vp.getByTestId('sb-input').waitFor({ timeout: T });
+  return { ap, vp, chatId };
+}
+
 /** The agent's token, as the console keeps it in sessionStorage. */
 async function consoleToken(page) {
   return page.evaluate(() => JSON.parse(sessionStorage.getItem('sb.agent')).token);
@@ -182,6 +197,7 @@ async function hasRoute(node, method, path) {
 module.exports = {
   agentSendUrl,
   startChat,
+  runningChat,
   consoleToken,
   probeFrame,
   hasRoute,

@@ -75,7 +75,7 @@ test('the node serves the web assets with their content types', async () => {
       return true;
     }).join('\n');
   };
-  const modules = ['shared/socket.js', 'shared/transcript.js', 'widget-offline.js', 'widget-files.js', 'widget-after.js', 'widget-invite.js', 'widget-session.js', 'widget-look.js', 'widget-view.js', 'widget.js'];
+  const modules = ['shared/socket.js', 'shared/transcript.js', 'widget-offline.js', 'widget-files.js', 'widget-after.js', 'widget-invite.js', 'widget-signals.js', 'widget-prechat.js', 'widget-session.js', 'widget-look.js', 'widget-view.js', 'widget.js'];
   for (const f of modules) assert.ok(widget.includes(codeLines(src(f))), `/widget.js lacks ${f}`);
   assert.doesNotMatch(widget, /^\s*\/\//m, 'no comment-only lines are served');
   for (const p of ['/console', '/demo']) {
