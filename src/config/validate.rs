@@ -415,6 +415,7 @@ impl Abuse {
             ("abuse.transcript_max_entries", a.transcript_max_entries),
             ("abuse.visitor_pages_kept", a.visitor_pages_kept),
             ("abuse.visitors_page_size", a.visitors_page_size),
+            ("abuse.visitors_in_view", a.visitors_in_view),
             (
                 "abuse.ratings_per_visitor_per_hour",
                 a.ratings_per_visitor_per_hour,
@@ -494,6 +495,12 @@ impl Abuse {
             a.visitors_page_size as u64,
             1,
             5000,
+        )?;
+        range(
+            "abuse.visitors_in_view",
+            a.visitors_in_view as u64,
+            1,
+            2000,
         )?;
         range(
             "abuse.visitor_list_bytes_per_second",

@@ -96,6 +96,11 @@ pub enum ClientFrame {
         /// Visitors per page; at most (and by default) `abuse.visitors_page_size`.
         #[serde(default)]
         limit: Option<u32>,
+        /// `full` (the default): every row and change carries the whole record. `in_view`:
+        /// pages and arrivals carry compact rows, and whole records come only for the
+        /// visitors named by `view_visitors`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rows: Option<String>,
     },
     /// Agent: the next page of the site-visitors list after the cursor a `visitors_snapshot`
     /// gave as `next`. Answered by `visitors_snapshot`.
@@ -106,6 +111,10 @@ pub enum ClientFrame {
     },
     /// Agent: the page history of one visitor on the site. Answered by `visitor_history`.
     VisitorHistory { visitor_id: String },
+    /// Agent watching with `rows: "in_view"`: the visitors whose whole records it wants (the
+    /// rows it shows); replaces the previous set. Answered by `visitors_changed` with their
+    /// records (`update`, or `leave` for those no longer on the site).
+    ViewVisitors { ids: Vec<String> },
     /// Agent: stop receiving the site-visitors list.
     UnwatchVisitors,
     /// Agent: invite a visitor on the site to a chat (proactive chat).
@@ -242,15 +251,69 @@ pub struct PageSeen {
     pub at: i64,
 }
 
+/// What a watcher of the site-visitors list sorts, filters and counts rows by: the row of a
+/// visitor whose whole record it does not have in view (`rows: "in_view"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct CompactVisitor {
+    pub visitor_id: String,
+    pub started_at: i64,
+    pub last_seen: i64,
+    #[serde(default)]
+    pub new: bool,
+}
+
+impl From<&SiteVisitor> for CompactVisitor {
+    fn from(v: &SiteVisitor) -> CompactVisitor {
+        CompactVisitor {
+            visitor_id: v.visitor_id.clone(),
+            started_at: v.started_at,
+            last_seen: v.last_seen,
+            new: v.new,
+        }
+    }
+}
+
+/// One row of the site-visitors list: the whole record, or its compact form. Told apart by
+/// their fields (a whole record has `url`), so both encode as plain maps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum VisitorRow {
+    Full(SiteVisitor),
+    Compact(CompactVisitor),
+}
+
+impl VisitorRow {
+    pub fn visitor_id(&self) -> &str {
+        match self {
+            VisitorRow::Full(v) => &v.visitor_id,
+            VisitorRow::Compact(v) => &v.visitor_id,
+        }
+    }
+    pub fn last_seen(&self) -> i64 {
+        match self {
+            VisitorRow::Full(v) => v.last_seen,
+            VisitorRow::Compact(v) => v.last_seen,
+        }
+    }
+    /// The whole record, when this row carries it.
+    pub fn full(&self) -> Option<&SiteVisitor> {
+        match self {
+            VisitorRow::Full(v) => Some(v),
+            VisitorRow::Compact(_) => None,
+        }
+    }
+}
+
 /// A change to the site-visitors list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VisitorChange {
     /// `arrive`, `page`, `update` or `leave`.
     pub kind: String,
     pub visitor_id: String,
-    /// The visitor's current record (absent for `leave`).
+    /// The visitor's current row (absent for `leave`): the whole record, except the compact
+    /// `arrive` an `in_view` watcher gets for a visitor out of its view.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub visitor: Option<SiteVisitor>,
+    pub visitor: Option<VisitorRow>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -474,7 +537,8 @@ pub enum ServerFrame {
     },
     /// Agent: one page of the site-visitors list (after `watch_visitors` or `list_visitors`).
     VisitorsSnapshot {
-        visitors: Vec<SiteVisitor>,
+        /// Whole records, or compact rows for a watcher with `rows: "in_view"`.
+        visitors: Vec<VisitorRow>,
         /// The cursor this page starts after ("" for the first page).
         #[serde(default)]
         after: String,
