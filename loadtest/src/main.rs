@@ -198,6 +198,13 @@ enum Scenario {
         /// Agents watching the site-visitors list.
         #[arg(long, default_value_t = 20)]
         watchers: usize,
+        /// What the watchers' rows carry: `in_view` (compact rows, whole records for a view
+        /// of --view rows each, as the console watches) or `full` (every record).
+        #[arg(long, default_value = "in_view", value_parser = ["in_view", "full"])]
+        rows: String,
+        /// Rows in each watcher's view (`--rows in_view`).
+        #[arg(long, default_value_t = 40)]
+        view: usize,
         /// Index of the first watching agent (`lt-agent-N`); chat agents start at 0.
         #[arg(long, default_value_t = 100)]
         watcher_offset: usize,
@@ -411,13 +418,15 @@ async fn run(cli: Cli) -> Result<()> {
             visitors,
             page_every,
             watchers,
+            rows,
+            view,
             chats,
             chat_rate,
             duration,
             ..
         } => (
             "site",
-            json!({ "visitors": visitors, "page_every": page_every, "watchers": watchers, "chats": chats, "chat_rate": chat_rate, "duration": duration }),
+            json!({ "visitors": visitors, "page_every": page_every, "watchers": watchers, "rows": rows, "view": view, "chats": chats, "chat_rate": chat_rate, "duration": duration }),
         ),
         Scenario::Floor {
             rate,
@@ -656,6 +665,8 @@ async fn scenario(
             visitors,
             page_every,
             watchers,
+            rows,
+            view,
             watcher_offset,
             chats,
             chat_agents,
@@ -671,6 +682,8 @@ async fn scenario(
                 visitors: *visitors,
                 page_every: *page_every,
                 watchers: *watchers,
+                in_view: rows == "in_view",
+                view: *view,
                 watcher_offset: *watcher_offset,
                 chats: *chats,
                 chat_agents: *chat_agents,
@@ -819,8 +832,8 @@ fn human(name: &str, r: &Value) -> String {
         ),
         "flush" => flush::human(r),
         "site" => format!(
-            "site: {} visitors ({} connected), {} watching agents ({} ready), a page view every {} s\n  window {} s: {} page views ({}/s); page view -> shown {}\n  shown {} of {} expected ({} not shown, {} skipped); {} bytes/s per watching agent\n  cpu % of one core {} (nodes + redis {})\n  machine {}\n  nodes {}\n  chats {}",
-            r["visitors"], r["visitors_connected"], r["watchers"], r["watchers_ready"], r["page_every_s"],
+            "site: {} visitors ({} connected), {} watching agents ({} ready, rows {}, views of {} rows set by {}, {} visitors in some view), a page view every {} s\n  window {} s: {} page views ({}/s); page view -> shown {}\n  shown {} of {} expected ({} not shown, {} skipped); {} bytes/s per watching agent\n  cpu % of one core {} (nodes + redis {})\n  machine {}\n  nodes {}\n  chats {}",
+            r["visitors"], r["visitors_connected"], r["watchers"], r["watchers_ready"], r["rows"], r["view_rows"], r["views_set"], r["visitors_in_some_view"], r["page_every_s"],
             r["window"]["seconds"], r["window"]["page_views"], r["window"]["page_views_per_s"], lat(&r["window"]["page_view_to_shown"]),
             r["window"]["shown"], r["window"]["expected"], r["window"]["not_shown"], r["window"]["skipped_views"], r["window"]["bytes_per_s_per_watcher"],
             r["window"]["cpu_percent_of_one_core"], r["window"]["nodes_and_redis_percent_of_one_core"],

@@ -3,10 +3,17 @@
 //! thread, like chat messages); W agents on the agent targets watching the site-visitors list
 //! (`watch_visitors`); C chats running at a low total rate (the chat scenario's machinery).
 //!
+//! Watchers watch as the console does (`--rows in_view`): they read every page of compact
+//! rows, keep the list's membership from the arrivals and leaves, and once every visitor is
+//! on the site each names a window of K rows (`view_visitors`, `--view`) of the list sorted
+//! as the console sorts it, the windows spread evenly over the list. `--rows full` watches
+//! with whole records for every visitor (the first page only) to compare.
+//!
 //! Each page view's URL carries the visitor's index, the view's number and its scheduled time
 //! (`https://shop.example/p/IDX/N?t=MICROS`), so every watching agent measures page view ->
-//! shown, and finds the views it never saw. Reported over a measured window: that latency
-//! (p50/p99), the bytes per second each watching agent receives, the CPU of each node, Redis
+//! shown for the visitors it gets whole records of (all, or those in its view), and finds the
+//! views of those it never saw. Reported over a measured window: that latency (p50/p99), the
+//! bytes per second each watching agent receives (everything), the CPU of each node, Redis
 //! and the load generator, each node's memory, and anything dropped or closed.
 
 use crate::chat::{self, ChatOpts};
@@ -19,8 +26,9 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchboard::protocol::{ClientFrame, Encoding, ServerFrame};
@@ -28,6 +36,9 @@ use tokio::sync::{watch, Semaphore};
 
 pub struct SiteOpts {
     pub visitors: usize,
+    /// Watch with `rows: "in_view"` (and a view of `view` rows each), else `full`.
+    pub in_view: bool,
+    pub view: usize,
     pub page_every: f64,
     pub watchers: usize,
     /// Index of the first watching agent (`{prefix}{first}`); chat agents start at 0.
@@ -61,6 +72,16 @@ struct Site {
     /// Views a watcher never saw while it saw a later view of the same visitor.
     skipped: Counter,
     bytes_to_watchers: AtomicU64,
+    /// Per visitor: its views scheduled in the window, and the watchers that have it in view
+    /// (`in_view`), so the views each watcher should see are known.
+    views_of: Vec<AtomicU64>,
+    viewers_of: Vec<AtomicU32>,
+    /// Watchers whose view reply came.
+    views_set: Counter,
+    /// `visitors_stale` frames received by watchers, and those before the window (read the
+    /// list again before naming their view).
+    stale: Counter,
+    rewatched: Counter,
 }
 
 impl Site {
@@ -128,6 +149,7 @@ impl Paced for Viewer {
         self.site.views_sent.inc();
         if self.site.in_window(due_us) {
             self.site.views_in_window.inc();
+            self.site.views_of[self.idx].fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -141,16 +163,26 @@ struct ListRef<'a> {
     changes: Vec<ChangeRef<'a>>,
     #[serde(default, borrow)]
     visitors: Vec<VisitorRef<'a>>,
+    #[serde(default, borrow)]
+    next: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
 struct ChangeRef<'a> {
+    #[serde(default, borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    visitor_id: Cow<'a, str>,
     #[serde(default, borrow)]
     visitor: Option<VisitorRef<'a>>,
 }
 
 #[derive(Deserialize)]
 struct VisitorRef<'a> {
+    #[serde(default, borrow)]
+    visitor_id: Cow<'a, str>,
+    #[serde(default)]
+    started_at: i64,
     #[serde(default, borrow)]
     url: Cow<'a, str>,
     #[serde(default, borrow)]
@@ -174,6 +206,17 @@ fn parse_url(u: &str) -> Option<(usize, u64, u64)> {
 /// One watching agent's view of the list: the last view number seen per visitor.
 struct Watcher {
     last: Vec<u64>,
+    in_view: bool,
+    /// `in_view`: the list's members (visitor id -> started_at), from the compact rows.
+    members: HashMap<String, i64>,
+    /// `in_view`: the visitors (by index) whose whole records came, i.e. those in its view.
+    viewed: HashSet<usize>,
+    /// Told `visitors_stale`: no changes come until it reads the list again.
+    stale: bool,
+    /// Its first read of the list is complete.
+    ready: bool,
+    /// Name the view once the list read now is complete: `(first row, rows)`.
+    view_after_read: Option<(usize, usize)>,
 }
 
 impl Watcher {
@@ -201,16 +244,40 @@ impl Watcher {
         }
     }
 
-    fn on_frame(&mut self, site: &Site, payload: &[u8]) {
+    /// Reads a frame; returns what to send next: the next page of the list when there is one
+    /// to read (`in_view`: every page, as the console reads them), or the view after it.
+    fn on_frame(&mut self, site: &Site, payload: &[u8]) -> Option<ClientFrame> {
         let list: Option<ListRef> = match site.enc {
             Encoding::Json => serde_json::from_slice(payload).ok(),
             Encoding::MsgPack => rmp_serde::from_slice(payload).ok(),
         };
         let Some(list) = list else {
             site.stats.undecodable.inc();
-            return;
+            return None;
         };
         let now = site.micros(Instant::now());
+        if self.in_view {
+            for c in &list.changes {
+                if c.kind == "leave" {
+                    self.members.remove(c.visitor_id.as_ref());
+                }
+            }
+            let rows = list
+                .changes
+                .iter()
+                .filter_map(|c| c.visitor.as_ref())
+                .chain(list.visitors.iter());
+            for v in rows {
+                if !v.visitor_id.is_empty() {
+                    self.members.insert(v.visitor_id.to_string(), v.started_at);
+                }
+                if let Some((idx, ..)) = parse_url(&v.url) {
+                    if idx < self.last.len() && self.viewed.insert(idx) {
+                        site.viewers_of[idx].fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
         let records = list
             .changes
             .iter()
@@ -222,9 +289,42 @@ impl Watcher {
             }
             self.saw(site, &v.url, now);
         }
-        if list.kind == "visitors_snapshot" {
-            site.watchers_ready.inc();
+        if list.kind == "visitors_stale" {
+            self.stale = true;
+            site.stale.inc();
         }
+        if list.kind == "visitors_snapshot" {
+            if self.in_view && !list.next.is_empty() {
+                return Some(ClientFrame::ListVisitors {
+                    after: list.next.to_string(),
+                    limit: None,
+                });
+            }
+            if !self.ready {
+                self.ready = true;
+                site.watchers_ready.inc();
+            }
+            if let Some((at, k)) = self.view_after_read.take() {
+                return Some(self.view(at, k));
+            }
+        }
+        None
+    }
+
+    /// Names its view: rows `[at, at + k)` of the list it holds.
+    fn view(&self, at: usize, k: usize) -> ClientFrame {
+        ClientFrame::ViewVisitors {
+            ids: self.window(at, k),
+        }
+    }
+
+    /// The ids of rows `[at, at + k)` of the list sorted as the console sorts it.
+    fn window(&self, at: usize, k: usize) -> Vec<String> {
+        let mut rows: Vec<(&i64, &String)> =
+            self.members.iter().map(|(id, s)| (s, id)).collect();
+        rows.sort();
+        let at = at.min(rows.len().saturating_sub(k));
+        rows.iter().skip(at).take(k).map(|(_, id)| id.to_string()).collect()
     }
 }
 
@@ -239,16 +339,37 @@ struct Ctx {
     login_gate: Arc<Semaphore>,
     /// Visitor connections being set up at once.
     connect_gate: Arc<Semaphore>,
+    /// Set once every visitor is on the site: `in_view` watchers name their view then.
+    view_now: watch::Receiver<bool>,
+}
+
+/// How a watcher watches: `in_view` with a window of `k` rows starting at row `at` (of
+/// `of` rows the list is expected to hold), or `full`.
+#[derive(Clone, Copy)]
+struct Watching {
+    in_view: bool,
+    k: usize,
+    /// This watcher's index and the number of watchers: its window's place in the list.
+    nth: usize,
+    of: usize,
 }
 
 /// A watching agent: logs in, watches the list, reads it until told to stop.
-async fn watcher(cx: Ctx, target: Target, name: String, password: String, visitors: usize) {
+async fn watcher(
+    cx: Ctx,
+    target: Target,
+    name: String,
+    password: String,
+    visitors: usize,
+    how: Watching,
+) {
     let Ctx {
         site,
         net,
         http,
         mut stop,
         login_gate,
+        mut view_now,
         ..
     } = cx;
     let opened = async {
@@ -261,7 +382,10 @@ async fn watcher(cx: Ctx, target: Target, name: String, password: String, visito
             Incoming::Frame(ServerFrame::Welcome { .. }) => {}
             _ => anyhow::bail!("no welcome"),
         }
-        ws.send(&ClientFrame::WatchVisitors { limit: None })?;
+        ws.send(&ClientFrame::WatchVisitors {
+            limit: None,
+            rows: how.in_view.then(|| "in_view".to_string()),
+        })?;
         Ok::<Ws, anyhow::Error>(ws)
     };
     let mut ws = match opened.await {
@@ -271,18 +395,57 @@ async fn watcher(cx: Ctx, target: Target, name: String, password: String, visito
     site.stats.connected.inc();
     let mut me = Watcher {
         last: vec![0; visitors],
+        in_view: how.in_view,
+        members: HashMap::new(),
+        viewed: HashSet::new(),
+        stale: false,
+        ready: false,
+        view_after_read: None,
     };
     let mut counted = ws.rd.bytes_in;
+    let mut viewing = !how.in_view;
     loop {
-        tokio::select! {
+        let next = tokio::select! {
             _ = stop.changed() => break,
+            _ = view_now.changed(), if !viewing => {
+                viewing = true;
+                // The window's place among the visitors expected (the list may still miss
+                // a few arrivals).
+                let at = how.nth * visitors / how.of.max(1);
+                Some(if me.stale {
+                    // As the console does after `visitors_stale`: read the list again (the
+                    // arrivals of every visitor connecting at once are over the budget).
+                    me.stale = false;
+                    me.members.clear();
+                    me.view_after_read = Some((at, how.k));
+                    site.rewatched.inc();
+                    ClientFrame::WatchVisitors {
+                        limit: None,
+                        rows: Some("in_view".into()),
+                    }
+                } else {
+                    me.view(at, how.k)
+                })
+            }
             msg = ws.rd.recv() => match msg {
-                In::Text(p) | In::Binary(p) => me.on_frame(&site, p),
+                In::Text(p) | In::Binary(p) => {
+                    let was = me.viewed.len();
+                    let next = me.on_frame(&site, p);
+                    if was == 0 && !me.viewed.is_empty() {
+                        site.views_set.inc();
+                    }
+                    next
+                }
                 In::Closed(code) => {
                     site.stats.closed.add(code, "watching agent");
                     return;
                 }
             },
+        };
+        if let Some(f) = next {
+            if ws.send(&f).is_err() {
+                break;
+            }
         }
         site.bytes_to_watchers
             .fetch_add(ws.rd.bytes_in - counted, Ordering::Relaxed);
@@ -380,7 +543,13 @@ pub async fn run(
         shown_in_window: Counter::default(),
         skipped: Counter::default(),
         bytes_to_watchers: AtomicU64::new(0),
+        views_of: (0..o.visitors).map(|_| AtomicU64::new(0)).collect(),
+        viewers_of: (0..o.visitors).map(|_| AtomicU32::new(0)).collect(),
+        views_set: Counter::default(),
+        stale: Counter::default(),
+        rewatched: Counter::default(),
     });
+    let (view_tx, view_rx) = watch::channel(false);
     let rss_start = rss(nodes);
     let (stop_tx, stop_rx) = watch::channel(false);
     let half = targets.len() / 2;
@@ -424,6 +593,7 @@ pub async fn run(
         stop: stop_rx,
         login_gate: Arc::new(Semaphore::new(4)),
         connect_gate: Arc::new(Semaphore::new(o.connect_parallel.max(1))),
+        view_now: view_rx,
     };
     let mut tasks = Vec::new();
     for i in 0..o.watchers {
@@ -433,6 +603,12 @@ pub async fn run(
             format!("{}{}", o.agent_prefix, o.watcher_offset + i),
             o.agent_password.clone(),
             o.visitors,
+            Watching {
+                in_view: o.in_view,
+                k: o.view,
+                nth: i,
+                of: o.watchers,
+            },
         )));
     }
     let s2 = site.clone();
@@ -471,6 +647,10 @@ pub async fn run(
         s2.stats.connected.get() - s2.watchers_ready.get().min(watchers),
         o.warmup
     );
+    // Every visitor is on the site: the watchers name their views (arrivals still on their
+    // way are at most a publish and a delivery period late).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _ = view_tx.send(true);
     tokio::time::sleep(Duration::from_secs_f64(o.warmup)).await;
 
     // The measured window.
@@ -503,7 +683,21 @@ pub async fn run(
     // Views of the window's last moments: up to two flush periods and the way to the agents.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let shown = site.shown_in_window.get();
-    let expected = views * site.watchers_ready.get().min(watchers);
+    let expected = if o.in_view {
+        (0..o.visitors)
+            .map(|i| {
+                site.views_of[i].load(Ordering::Relaxed)
+                    * site.viewers_of[i].load(Ordering::Relaxed) as u64
+            })
+            .sum()
+    } else {
+        views * site.watchers_ready.get().min(watchers)
+    };
+    let in_some_view = site
+        .viewers_of
+        .iter()
+        .filter(|n| n.load(Ordering::Relaxed) > 0)
+        .count();
     let lat = summary(&site.shown_lat.lock().unwrap());
     let node_cpu: f64 = nodes
         .iter()
@@ -552,6 +746,12 @@ pub async fn run(
         "connect_failed": site.stats.connect_failed.get(),
         "connect_errors": json!(*site.stats.connect_errors.lock().unwrap()),
         "page_every_s": o.page_every,
+        "rows": if o.in_view { "in_view" } else { "full" },
+        "view_rows": if o.in_view { o.view } else { 0 },
+        "views_set": site.views_set.get(),
+        "stale_frames": site.stale.get(),
+        "rewatched_before_window": site.rewatched.get(),
+        "visitors_in_some_view": if o.in_view { in_some_view } else { o.visitors },
         "window": {
             "seconds": dt,
             "page_views": views,
