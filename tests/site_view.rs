@@ -98,7 +98,11 @@ async fn in_view_watchers_get_compact_rows_and_whole_records_of_their_view_only(
     let row = page["visitors"][0].as_object().unwrap();
     let mut keys: Vec<&str> = row.keys().map(|k| k.as_str()).collect();
     keys.sort();
-    assert_eq!(keys, ["last_seen", "new", "started_at", "visitor_id"], "{page}");
+    assert_eq!(
+        keys,
+        ["last_seen", "new", "started_at", "visitor_id"],
+        "{page}"
+    );
     assert_eq!(row["visitor_id"], v1.as_str());
 
     // An arrival reaches it as a compact row; the full watcher gets the whole record.

@@ -320,11 +320,14 @@ impl Watcher {
 
     /// The ids of rows `[at, at + k)` of the list sorted as the console sorts it.
     fn window(&self, at: usize, k: usize) -> Vec<String> {
-        let mut rows: Vec<(&i64, &String)> =
-            self.members.iter().map(|(id, s)| (s, id)).collect();
+        let mut rows: Vec<(&i64, &String)> = self.members.iter().map(|(id, s)| (s, id)).collect();
         rows.sort();
         let at = at.min(rows.len().saturating_sub(k));
-        rows.iter().skip(at).take(k).map(|(_, id)| id.to_string()).collect()
+        rows.iter()
+            .skip(at)
+            .take(k)
+            .map(|(_, id)| id.to_string())
+            .collect()
     }
 }
 

@@ -373,10 +373,12 @@ mod tests {
         ]);
         for view in [
             HashSet::from(["a".to_string(), "c".into(), "x".into()]),
-            (0..10).map(|i| i.to_string()).chain(["a".into(), "c".into()]).collect(),
+            (0..10)
+                .map(|i| i.to_string())
+                .chain(["a".into(), "c".into()])
+                .collect(),
         ] {
-            let Some(ServerFrame::VisitorsChanged { changes }) = in_view_changes(&p, &view)
-            else {
+            let Some(ServerFrame::VisitorsChanged { changes }) = in_view_changes(&p, &view) else {
                 panic!("no frame");
             };
             assert_eq!(changes.len(), 1);

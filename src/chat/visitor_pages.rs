@@ -146,7 +146,10 @@ impl Service {
         }
         ids.iter().try_for_each(|id| valid_visitor_id(id))?;
         let mut seen = HashSet::with_capacity(ids.len());
-        let ids: Vec<String> = ids.into_iter().filter(|id| seen.insert(id.clone())).collect();
+        let ids: Vec<String> = ids
+            .into_iter()
+            .filter(|id| seen.insert(id.clone()))
+            .collect();
         self.visitor_list.set_view(conn, seen)?;
         let records =
             futures_util::future::join_all(ids.iter().map(|id| self.redis.visitor_record(id)))

@@ -496,12 +496,7 @@ impl Abuse {
             1,
             5000,
         )?;
-        range(
-            "abuse.visitors_in_view",
-            a.visitors_in_view as u64,
-            1,
-            2000,
-        )?;
+        range("abuse.visitors_in_view", a.visitors_in_view as u64, 1, 2000)?;
         range(
             "abuse.visitor_list_bytes_per_second",
             a.visitor_list_bytes_per_second as u64,

@@ -165,12 +165,18 @@ mod tests {
             }],
         };
         let s = String::from_utf8(encode_server(&f, Encoding::Json).to_vec()).unwrap();
-        assert!(s.contains(r#""visitor":{"visitor_id":"v1","started_at":1,"last_seen":2,"new":true}"#), "{s}");
+        assert!(
+            s.contains(r#""visitor":{"visitor_id":"v1","started_at":1,"last_seen":2,"new":true}"#),
+            "{s}"
+        );
         let c = ClientFrame::ViewVisitors {
             ids: vec!["v1".into()],
         };
         for enc in [Encoding::Json, Encoding::MsgPack] {
-            assert_eq!(decode_client(&encode_client(&c, enc), enc, 1024).unwrap(), c);
+            assert_eq!(
+                decode_client(&encode_client(&c, enc), enc, 1024).unwrap(),
+                c
+            );
         }
     }
 
