@@ -833,7 +833,7 @@ fn human(name: &str, r: &Value) -> String {
         "flush" => flush::human(r),
         "site" => format!(
             "site: {} visitors ({} connected), {} watching agents ({} ready, rows {}, views of {} rows set by {}, {} visitors in some view), a page view every {} s\n  window {} s: {} page views ({}/s); page view -> shown {}\n  shown {} of {} expected ({} not shown, {} skipped); {} bytes/s per watching agent\n  cpu % of one core {} (nodes + redis {})\n  machine {}\n  nodes {}\n  chats {}",
-            r["visitors"], r["visitors_connected"], r["watchers"], r["watchers_ready"], r["rows"], r["view_rows"], r["views_set"], r["visitors_in_some_view"], r["page_every_s"],
+            r["visitors"], r["visitors_connected"], r["watchers"], r["watchers_ready"], r["rows"].as_str().unwrap_or(""), r["view_rows"], r["views_set"], r["visitors_in_some_view"], r["page_every_s"],
             r["window"]["seconds"], r["window"]["page_views"], r["window"]["page_views_per_s"], lat(&r["window"]["page_view_to_shown"]),
             r["window"]["shown"], r["window"]["expected"], r["window"]["not_shown"], r["window"]["skipped_views"], r["window"]["bytes_per_s_per_watcher"],
             r["window"]["cpu_percent_of_one_core"], r["window"]["nodes_and_redis_percent_of_one_core"],

@@ -9,8 +9,8 @@
 //! never queued for, so a flood of page views costs a watching agent at most its budget.
 //!
 //! A `full` watcher gets every change with the whole record: one frame, encoded once for all
-//! of them. An `in_view` watcher gets the list's membership (every `arrive` as a compact row,
-//! every `leave`), also encoded once for all of them, and in a frame of its own the whole
+//! of them. An `in_view` watcher gets the list's membership (every `arrive` and `update` as a
+//! compact row, every `leave`), also encoded once for all of them, and in a frame of its own the whole
 //! records of the changed visitors in its view set, which it names with `view_visitors`.
 //! Sending every watcher every record costs each one bytes in proportion to the site's page
 //! views; the view set bounds that by what its console shows.
@@ -237,13 +237,15 @@ impl VisitorList {
     }
 }
 
-/// What every `in_view` watcher gets of a delivery: arrivals as compact rows, and leaves.
+/// What every `in_view` watcher gets of a delivery: arrivals and updates as compact rows
+/// (an update may flip `new`, which the list filters by; updates are rare next to page
+/// views), and leaves.
 fn membership(pending: &HashMap<String, VisitorChange>) -> Option<ServerFrame> {
     let changes: Vec<VisitorChange> = pending
         .values()
         .filter_map(|c| match (c.kind.as_str(), &c.visitor) {
             ("leave", _) => Some(c.clone()),
-            ("arrive", Some(v)) => Some(VisitorChange {
+            ("arrive" | "update", Some(v)) => Some(VisitorChange {
                 kind: c.kind.clone(),
                 visitor_id: c.visitor_id.clone(),
                 visitor: Some(VisitorRow::Compact(match v {
@@ -347,19 +349,21 @@ mod tests {
     }
 
     #[test]
-    fn membership_is_compact_arrivals_and_leaves() {
+    fn membership_is_compact_arrivals_and_updates_and_leaves() {
         let p = pending(vec![
             change("arrive", "a", 1),
             change("page", "b", 2),
             change("leave", "c", 0),
+            change("update", "d", 3),
         ]);
         let Some(ServerFrame::VisitorsChanged { mut changes }) = membership(&p) else {
             panic!("no membership frame");
         };
         changes.sort_by(|x, y| x.visitor_id.cmp(&y.visitor_id));
-        assert_eq!(changes.len(), 2);
+        assert_eq!(changes.len(), 3);
         assert!(matches!(changes[0].visitor, Some(VisitorRow::Compact(_))));
         assert_eq!(changes[1].kind, "leave");
+        assert!(matches!(changes[2].visitor, Some(VisitorRow::Compact(_))));
         assert!(membership(&pending(vec![change("page", "b", 2)])).is_none());
     }
 
