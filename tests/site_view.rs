@@ -297,3 +297,35 @@ async fn bad_view_requests_get_clear_errors() {
     a.drain().await;
     cluster.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn compact_rows_count_against_the_byte_budget() {
+    let cluster = Cluster::with(Backend::Sqlite, |s| {
+        tweak(s);
+        s.abuse.visitor_list_bytes_per_second = 1024;
+    })
+    .await;
+    let (a, b) = (cluster.node().await, cluster.node().await);
+    let mut agent = available_agent(&cluster, &b, "tess", 1).await;
+    agent
+        .send(json!({"type": "watch_visitors", "rows": "in_view"}))
+        .await;
+    agent.expect("visitors_snapshot").await;
+    // Thirty arrivals as compact rows are over a burst of 2 KiB: one `visitors_stale`.
+    let mut visitors = Vec::new();
+    for i in 0..30 {
+        visitors.push(browsing(&a, &format!("https://shop.example/{i}")).await);
+    }
+    agent.expect("visitors_stale").await;
+    // Reading the list again lists them all, compact.
+    agent
+        .send(json!({"type": "watch_visitors", "rows": "in_view"}))
+        .await;
+    let page = agent.expect("visitors_snapshot").await;
+    let rows = page["visitors"].as_array().unwrap();
+    assert_eq!(rows.len(), 30);
+    assert!(rows.iter().all(|r| !is_full(r)), "{page}");
+    a.drain().await;
+    b.drain().await;
+    cluster.cleanup().await;
+}
