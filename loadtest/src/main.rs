@@ -205,6 +205,11 @@ enum Scenario {
         /// Rows in each watcher's view (`--rows in_view`).
         #[arg(long, default_value_t = 40)]
         view: usize,
+        /// Visitors that start browsing per second (0: as fast as they connect). Every arrival
+        /// reaches every watcher (compact with `in_view`): faster than its byte budget allows,
+        /// and the watchers are told `visitors_stale` and read the list again.
+        #[arg(long, value_parser = at_least_zero, default_value_t = 0.0)]
+        arrivals_per_s: f64,
         /// Index of the first watching agent (`lt-agent-N`); chat agents start at 0.
         #[arg(long, default_value_t = 100)]
         watcher_offset: usize,
@@ -667,6 +672,7 @@ async fn scenario(
             watchers,
             rows,
             view,
+            arrivals_per_s,
             watcher_offset,
             chats,
             chat_agents,
@@ -684,6 +690,7 @@ async fn scenario(
                 watchers: *watchers,
                 in_view: rows == "in_view",
                 view: *view,
+                arrivals_per_s: *arrivals_per_s,
                 watcher_offset: *watcher_offset,
                 chats: *chats,
                 chat_agents: *chat_agents,

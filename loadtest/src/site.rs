@@ -49,6 +49,8 @@ pub struct SiteOpts {
     pub warmup: f64,
     pub duration: f64,
     pub connect_parallel: usize,
+    /// Visitors that start browsing per second (0: as fast as they connect).
+    pub arrivals_per_s: f64,
     pub agent_prefix: String,
     pub agent_password: String,
     pub setup_timeout: Duration,
@@ -626,6 +628,10 @@ pub async fn run(
     let t = Instant::now();
     sender.rate(1.0 / o.page_every);
     for i in 0..o.visitors {
+        if o.arrivals_per_s > 0.0 {
+            let due = t + Duration::from_secs_f64(i as f64 / o.arrivals_per_s);
+            tokio::time::sleep_until(due.into()).await;
+        }
         tasks.push(tokio::spawn(visitor(
             cx.clone(),
             targets[i % targets.len()].clone(),
@@ -760,6 +766,7 @@ pub async fn run(
         "connect_failed": site.stats.connect_failed.get(),
         "connect_errors": json!(*site.stats.connect_errors.lock().unwrap()),
         "page_every_s": o.page_every,
+        "arrivals_per_s": o.arrivals_per_s,
         "rows": if o.in_view { "in_view" } else { "full" },
         "view_rows": if o.in_view { o.view } else { 0 },
         "views_set": site.views_set.get(),
