@@ -265,6 +265,9 @@ pub struct Abuse {
     pub visitor_pages_kept: u32,
     /// Visitors per page of the site-visitors list (`watch_visitors`, `list_visitors`).
     pub visitors_page_size: u32,
+    /// Visitors one `view_visitors` may name: the rows a console has in view, whose full
+    /// records it receives while watching with `rows: "in_view"`.
+    pub visitors_in_view: u32,
     /// Bytes per second of `visitors_changed` sent to one watching connection (bursts of twice
     /// that); over it the connection gets `visitors_stale` instead.
     pub visitor_list_bytes_per_second: u32,

@@ -165,6 +165,18 @@ pub(crate) enum Scenario {
         /// Agents watching the site-visitors list.
         #[arg(long, default_value_t = 20)]
         watchers: usize,
+        /// What the watchers' rows carry: `in_view` (compact rows, whole records for a view
+        /// of --view rows each, as the console watches) or `full` (every record).
+        #[arg(long, default_value = "in_view", value_parser = ["in_view", "full"])]
+        rows: String,
+        /// Rows in each watcher's view (`--rows in_view`).
+        #[arg(long, default_value_t = 40)]
+        view: usize,
+        /// Visitors that start browsing per second (0: as fast as they connect). Every arrival
+        /// reaches every watcher (compact with `in_view`): faster than its byte budget allows,
+        /// and the watchers are told `visitors_stale` and read the list again.
+        #[arg(long, value_parser = at_least_zero, default_value_t = 0.0)]
+        arrivals_per_s: f64,
         /// Index of the first watching agent (`lt-agent-N`); chat agents start at 0.
         #[arg(long, default_value_t = 100)]
         watcher_offset: usize,

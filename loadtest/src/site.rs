@@ -3,11 +3,20 @@
 //! thread, like chat messages); W agents on the agent targets watching the site-visitors list
 //! (`watch_visitors`); C chats running at a low total rate (the chat scenario's machinery).
 //!
+//! Watchers watch as the console does (`--rows in_view`): they read every page of compact
+//! rows, keep the list's membership from the arrivals and leaves, and once every visitor is
+//! on the site each names a window of K rows (`view_visitors`, `--view`) of the list sorted
+//! as the console sorts it, the windows spread evenly over the list. `--rows full` watches
+//! with whole records for every visitor (the first page only) to compare.
+//!
 //! Each page view's URL carries the visitor's index, the view's number and its scheduled time
 //! (`https://shop.example/p/IDX/N?t=MICROS`), so every watching agent measures page view ->
-//! shown, and finds the views it never saw. Reported over a measured window: that latency
-//! (p50/p99), the bytes per second each watching agent receives, the CPU of each node, Redis
+//! shown for the visitors it gets whole records of (all, or those in its view), and finds the
+//! views of those it never saw. Reported over a measured window: that latency (p50/p99), the
+//! bytes per second each watching agent receives (everything), the CPU of each node, Redis
 //! and the load generator, each node's memory, and anything dropped or closed.
+
+mod watchers;
 
 use crate::chat::{self, ChatOpts};
 use crate::net::{Incoming, Net, Target, Ws};
@@ -16,18 +25,21 @@ use crate::setup;
 use crate::stats::{hist, summary, Counter, CpuWindow, Proc, Stats};
 use crate::wire::{In, Writer, OP_BINARY, OP_TEXT};
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
-use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use switchboard::protocol::{ClientFrame, Encoding, ServerFrame};
+use switchboard::protocol::{Encoding, ServerFrame};
 use tokio::sync::{watch, Semaphore};
+use watchers::{watcher, Watching};
 
 pub struct SiteOpts {
     pub visitors: usize,
+    /// Watch with `rows: "in_view"` (and a view of `view` rows each), else `full`.
+    pub in_view: bool,
+    pub view: usize,
     pub page_every: f64,
     pub watchers: usize,
     /// Index of the first watching agent (`{prefix}{first}`); chat agents start at 0.
@@ -38,6 +50,8 @@ pub struct SiteOpts {
     pub warmup: f64,
     pub duration: f64,
     pub connect_parallel: usize,
+    /// Visitors that start browsing per second (0: as fast as they connect).
+    pub arrivals_per_s: f64,
     pub agent_prefix: String,
     pub agent_password: String,
     pub setup_timeout: Duration,
@@ -61,6 +75,16 @@ struct Site {
     /// Views a watcher never saw while it saw a later view of the same visitor.
     skipped: Counter,
     bytes_to_watchers: AtomicU64,
+    /// Per visitor: its views scheduled in the window, and the watchers that have it in view
+    /// (`in_view`), so the views each watcher should see are known.
+    views_of: Vec<AtomicU64>,
+    viewers_of: Vec<AtomicU32>,
+    /// Watchers whose view reply came.
+    views_set: Counter,
+    /// `visitors_stale` frames received by watchers, and those before the window (read the
+    /// list again before naming their view).
+    stale: Counter,
+    rewatched: Counter,
 }
 
 impl Site {
@@ -128,102 +152,7 @@ impl Paced for Viewer {
         self.site.views_sent.inc();
         if self.site.in_window(due_us) {
             self.site.views_in_window.inc();
-        }
-    }
-}
-
-/// `visitors_snapshot` / `visitors_changed`, seen through the page URLs they carry.
-#[derive(Deserialize)]
-struct ListRef<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(default, borrow)]
-    changes: Vec<ChangeRef<'a>>,
-    #[serde(default, borrow)]
-    visitors: Vec<VisitorRef<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ChangeRef<'a> {
-    #[serde(default, borrow)]
-    visitor: Option<VisitorRef<'a>>,
-}
-
-#[derive(Deserialize)]
-struct VisitorRef<'a> {
-    #[serde(default, borrow)]
-    url: Cow<'a, str>,
-    #[serde(default, borrow)]
-    pages: Vec<PageRef<'a>>,
-}
-
-#[derive(Deserialize)]
-struct PageRef<'a> {
-    #[serde(default, borrow)]
-    url: Cow<'a, str>,
-}
-
-/// (visitor index, view number, scheduled micros) of a load-test page URL.
-fn parse_url(u: &str) -> Option<(usize, u64, u64)> {
-    let rest = u.strip_prefix("https://shop.example/p/")?;
-    let (idx, rest) = rest.split_once('/')?;
-    let (n, t) = rest.split_once("?t=")?;
-    Some((idx.parse().ok()?, n.parse().ok()?, t.parse().ok()?))
-}
-
-/// One watching agent's view of the list: the last view number seen per visitor.
-struct Watcher {
-    last: Vec<u64>,
-}
-
-impl Watcher {
-    fn saw(&mut self, site: &Site, url: &str, now_us: u64) {
-        let Some((idx, n, t)) = parse_url(url) else {
-            return;
-        };
-        let Some(last) = self.last.get_mut(idx) else {
-            return;
-        };
-        if n <= *last {
-            return;
-        }
-        if *last > 0 && n > *last + 1 {
-            site.skipped.add(n - *last - 1);
-        }
-        *last = n;
-        if site.in_window(t) {
-            site.shown_in_window.inc();
-            let _ = site
-                .shown_lat
-                .lock()
-                .unwrap()
-                .record(now_us.saturating_sub(t).max(1));
-        }
-    }
-
-    fn on_frame(&mut self, site: &Site, payload: &[u8]) {
-        let list: Option<ListRef> = match site.enc {
-            Encoding::Json => serde_json::from_slice(payload).ok(),
-            Encoding::MsgPack => rmp_serde::from_slice(payload).ok(),
-        };
-        let Some(list) = list else {
-            site.stats.undecodable.inc();
-            return;
-        };
-        let now = site.micros(Instant::now());
-        let records = list
-            .changes
-            .iter()
-            .filter_map(|c| c.visitor.as_ref())
-            .chain(list.visitors.iter());
-        for v in records {
-            for p in &v.pages {
-                self.saw(site, &p.url, now);
-            }
-            self.saw(site, &v.url, now);
-        }
-        if list.kind == "visitors_snapshot" {
-            site.watchers_ready.inc();
+            self.site.views_of[self.idx].fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -239,56 +168,8 @@ struct Ctx {
     login_gate: Arc<Semaphore>,
     /// Visitor connections being set up at once.
     connect_gate: Arc<Semaphore>,
-}
-
-/// A watching agent: logs in, watches the list, reads it until told to stop.
-async fn watcher(cx: Ctx, target: Target, name: String, password: String, visitors: usize) {
-    let Ctx {
-        site,
-        net,
-        http,
-        mut stop,
-        login_gate,
-        ..
-    } = cx;
-    let opened = async {
-        let token = {
-            let _g = login_gate.acquire().await;
-            setup::login(&http, &target, &name, &password).await?
-        };
-        let mut ws = net.ws(&target, &format!("/ws/agent?token={token}")).await?;
-        match ws.recv().await {
-            Incoming::Frame(ServerFrame::Welcome { .. }) => {}
-            _ => anyhow::bail!("no welcome"),
-        }
-        ws.send(&ClientFrame::WatchVisitors { limit: None })?;
-        Ok::<Ws, anyhow::Error>(ws)
-    };
-    let mut ws = match opened.await {
-        Ok(ws) => ws,
-        Err(e) => return site.stats.connect_error(&e),
-    };
-    site.stats.connected.inc();
-    let mut me = Watcher {
-        last: vec![0; visitors],
-    };
-    let mut counted = ws.rd.bytes_in;
-    loop {
-        tokio::select! {
-            _ = stop.changed() => break,
-            msg = ws.rd.recv() => match msg {
-                In::Text(p) | In::Binary(p) => me.on_frame(&site, p),
-                In::Closed(code) => {
-                    site.stats.closed.add(code, "watching agent");
-                    return;
-                }
-            },
-        }
-        site.bytes_to_watchers
-            .fetch_add(ws.rd.bytes_in - counted, Ordering::Relaxed);
-        counted = ws.rd.bytes_in;
-    }
-    ws.close().await;
+    /// Set once every visitor is on the site: `in_view` watchers name their view then.
+    view_now: watch::Receiver<bool>,
 }
 
 /// A browsing visitor: a session, the socket, the first page view; then the sender thread
@@ -380,7 +261,13 @@ pub async fn run(
         shown_in_window: Counter::default(),
         skipped: Counter::default(),
         bytes_to_watchers: AtomicU64::new(0),
+        views_of: (0..o.visitors).map(|_| AtomicU64::new(0)).collect(),
+        viewers_of: (0..o.visitors).map(|_| AtomicU32::new(0)).collect(),
+        views_set: Counter::default(),
+        stale: Counter::default(),
+        rewatched: Counter::default(),
     });
+    let (view_tx, view_rx) = watch::channel(false);
     let rss_start = rss(nodes);
     let (stop_tx, stop_rx) = watch::channel(false);
     let half = targets.len() / 2;
@@ -424,6 +311,7 @@ pub async fn run(
         stop: stop_rx,
         login_gate: Arc::new(Semaphore::new(4)),
         connect_gate: Arc::new(Semaphore::new(o.connect_parallel.max(1))),
+        view_now: view_rx,
     };
     let mut tasks = Vec::new();
     for i in 0..o.watchers {
@@ -433,6 +321,12 @@ pub async fn run(
             format!("{}{}", o.agent_prefix, o.watcher_offset + i),
             o.agent_password.clone(),
             o.visitors,
+            Watching {
+                in_view: o.in_view,
+                k: o.view,
+                nth: i,
+                of: o.watchers,
+            },
         )));
     }
     let s2 = site.clone();
@@ -447,6 +341,10 @@ pub async fn run(
     let t = Instant::now();
     sender.rate(1.0 / o.page_every);
     for i in 0..o.visitors {
+        if o.arrivals_per_s > 0.0 {
+            let due = t + Duration::from_secs_f64(i as f64 / o.arrivals_per_s);
+            tokio::time::sleep_until(due.into()).await;
+        }
         tasks.push(tokio::spawn(visitor(
             cx.clone(),
             targets[i % targets.len()].clone(),
@@ -471,6 +369,21 @@ pub async fn run(
         s2.stats.connected.get() - s2.watchers_ready.get().min(watchers),
         o.warmup
     );
+    // Every visitor is on the site: the watchers name their views (arrivals still on their
+    // way are at most a publish and a delivery period late).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let t = Instant::now();
+    let _ = view_tx.send(true);
+    if o.in_view {
+        // Watchers made stale by the arrivals read the list again first: wait for every
+        // view, so the window measures the site, not the reads.
+        chat::wait_until("views named", o.setup_timeout, || {
+            s2.views_set.get() >= s2.watchers_ready.get().min(watchers)
+        })
+        .await;
+    }
+    let views_s = t.elapsed().as_secs_f64();
+    eprintln!("site: views named in {views_s:.1} s");
     tokio::time::sleep(Duration::from_secs_f64(o.warmup)).await;
 
     // The measured window.
@@ -503,7 +416,21 @@ pub async fn run(
     // Views of the window's last moments: up to two flush periods and the way to the agents.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let shown = site.shown_in_window.get();
-    let expected = views * site.watchers_ready.get().min(watchers);
+    let expected = if o.in_view {
+        (0..o.visitors)
+            .map(|i| {
+                site.views_of[i].load(Ordering::Relaxed)
+                    * site.viewers_of[i].load(Ordering::Relaxed) as u64
+            })
+            .sum()
+    } else {
+        views * site.watchers_ready.get().min(watchers)
+    };
+    let in_some_view = site
+        .viewers_of
+        .iter()
+        .filter(|n| n.load(Ordering::Relaxed) > 0)
+        .count();
     let lat = summary(&site.shown_lat.lock().unwrap());
     let node_cpu: f64 = nodes
         .iter()
@@ -552,6 +479,14 @@ pub async fn run(
         "connect_failed": site.stats.connect_failed.get(),
         "connect_errors": json!(*site.stats.connect_errors.lock().unwrap()),
         "page_every_s": o.page_every,
+        "arrivals_per_s": o.arrivals_per_s,
+        "rows": if o.in_view { "in_view" } else { "full" },
+        "view_rows": if o.in_view { o.view } else { 0 },
+        "views_set": site.views_set.get(),
+        "stale_frames": site.stale.get(),
+        "rewatched_before_window": site.rewatched.get(),
+        "views_seconds": (views_s * 10.0).round() / 10.0,
+        "visitors_in_some_view": if o.in_view { in_some_view } else { o.visitors },
         "window": {
             "seconds": dt,
             "page_views": views,

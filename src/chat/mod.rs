@@ -45,6 +45,7 @@ mod supervise;
 pub mod timers;
 mod transfer;
 pub mod visitor_list;
+mod visitor_pages;
 pub mod visitors;
 pub mod webhooks;
 

@@ -1,21 +1,28 @@
-//! The site-visitors list as agents receive it: pages of the list (`watch_visitors`,
-//! `list_visitors`), one visitor's page history (`visitor_history`), and the live changes.
+//! The live changes of the site-visitors list as agents receive them (the pages, the view set
+//! and a visitor's history: `visitor_pages`).
 //!
 //! Changes reach a node as batches from every node (`visitors::flush_visitor_changes`). The
 //! node keeps only the latest change per visitor until its next delivery (every
-//! `DELIVER_EVERY`), encodes that one `visitors_changed` frame once and hands it to each local
-//! watcher that has the bytes for it in its budget (`abuse.visitor_list_bytes_per_second`,
-//! bursts of twice that). A watcher over budget gets one `visitors_stale` instead and nothing
-//! more until it reads the list again: it is never queued for, so a flood of page views costs
-//! a watching agent at most its budget.
+//! `DELIVER_EVERY`) and hands them to each local watcher that has the bytes for them in its
+//! budget (`abuse.visitor_list_bytes_per_second`, bursts of twice that). A watcher over budget
+//! gets one `visitors_stale` instead and nothing more until it reads the list again: it is
+//! never queued for, so a flood of page views costs a watching agent at most its budget.
+//!
+//! A `full` watcher gets every change with the whole record: one frame, encoded once for all
+//! of them. An `in_view` watcher gets the list's membership (every `arrive` and `update` as a
+//! compact row, every `leave`), also encoded once for all of them, and in a frame of its own the whole
+//! records of the changed visitors in its view set, which it names with `view_visitors`.
+//! Sending every watcher every record costs each one bytes in proportion to the site's page
+//! views; the view set bounds that by what its console shows.
 
 use super::hub::{ConnId, Encoded, Follower, Out};
-use super::visitors::site_visitor;
-use super::{ChatError, ChatResult, Party, Service};
+use super::{ChatError, ChatResult, Service};
 use crate::config::Settings;
-use crate::protocol::{Encoding, ErrorCode, PageSeen, ServerFrame, SiteVisitor, VisitorChange};
-use std::collections::HashMap;
-use std::sync::atomic::Ordering;
+use crate::protocol::{
+    CompactVisitor, Encoding, ErrorCode, ServerFrame, VisitorChange, VisitorRow,
+};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,8 +31,28 @@ pub const DELIVER_EVERY: Duration = Duration::from_millis(500);
 /// Visitors with a pending change a node holds between two deliveries; beyond it the changes
 /// are dropped and every watcher is told to read the list again.
 const MAX_PENDING: usize = 50_000;
-/// Records read at once for a page of the list (pipelined on the pool).
-const PAGE_CONCURRENCY: usize = 256;
+
+/// What the rows of a watcher's list carry (`watch_visitors` field `rows`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rows {
+    /// Every row and change the whole record.
+    Full,
+    /// Compact rows; whole records only for the visitors in the watcher's view set.
+    InView,
+}
+
+impl Rows {
+    pub fn parse(rows: Option<&str>) -> ChatResult<Rows> {
+        match rows.unwrap_or("full") {
+            "full" => Ok(Rows::Full),
+            "in_view" => Ok(Rows::InView),
+            _ => Err(ChatError::new(
+                ErrorCode::InvalidField,
+                "rows must be \"full\" or \"in_view\"",
+            )),
+        }
+    }
+}
 
 /// One watching connection of this node.
 struct Watcher {
@@ -35,6 +62,23 @@ struct Watcher {
     refilled: Instant,
     /// Told `visitors_stale`: gets no changes until it reads the list again.
     stale: bool,
+    rows: Rows,
+    /// `in_view`: the visitors whose whole records it gets (at most `abuse.visitors_in_view`).
+    view: HashSet<String>,
+}
+
+/// The frames of one delivery and their sizes in JSON (what the budget counts).
+struct Sized {
+    frame: Arc<Encoded>,
+    size: f64,
+}
+
+impl Sized {
+    fn new(frame: ServerFrame) -> Sized {
+        let frame = Arc::new(Encoded::new(frame));
+        let size = frame.bytes(Encoding::Json).len() as f64;
+        Sized { frame, size }
+    }
 }
 
 pub struct VisitorList {
@@ -42,7 +86,7 @@ pub struct VisitorList {
     /// Latest change per visitor since the last delivery.
     pending: Mutex<HashMap<String, VisitorChange>>,
     /// The pending changes overflowed: every watcher is stale.
-    overflowed: std::sync::atomic::AtomicBool,
+    overflowed: AtomicBool,
     bytes_per_second: f64,
 }
 
@@ -51,7 +95,7 @@ impl VisitorList {
         VisitorList {
             watchers: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
-            overflowed: std::sync::atomic::AtomicBool::new(false),
+            overflowed: AtomicBool::new(false),
             bytes_per_second: s.abuse.visitor_list_bytes_per_second as f64,
         }
     }
@@ -61,22 +105,51 @@ impl VisitorList {
     }
 
     /// Registers a watcher, or makes a stale one live again (its budget is kept: reading the
-    /// list again does not buy more bytes of changes).
-    fn watch(&self, conn: ConnId, follower: Follower) {
+    /// list again does not buy more bytes of changes). Its view set starts empty.
+    pub(super) fn watch(&self, conn: ConnId, follower: Follower, rows: Rows) {
         let mut w = self.watchers.lock().unwrap();
         let burst = self.burst();
         w.entry(conn)
-            .and_modify(|w| w.stale = false)
+            .and_modify(|w| {
+                w.stale = false;
+                w.rows = rows;
+                w.view.clear();
+            })
             .or_insert_with(|| Watcher {
                 follower,
                 tokens: burst,
                 refilled: Instant::now(),
                 stale: false,
+                rows,
+                view: HashSet::new(),
             });
     }
 
-    fn unwatch(&self, conn: ConnId) {
+    pub(super) fn unwatch(&self, conn: ConnId) {
         self.watchers.lock().unwrap().remove(&conn);
+    }
+
+    /// The rows this connection's pages carry (`full` when it does not watch).
+    pub(super) fn rows_of(&self, conn: ConnId) -> Rows {
+        self.watchers
+            .lock()
+            .unwrap()
+            .get(&conn)
+            .map_or(Rows::Full, |w| w.rows)
+    }
+
+    /// Replaces the view set of an `in_view` watcher.
+    pub(super) fn set_view(&self, conn: ConnId, ids: HashSet<String>) -> ChatResult<()> {
+        match self.watchers.lock().unwrap().get_mut(&conn) {
+            Some(w) if w.rows == Rows::InView => {
+                w.view = ids;
+                Ok(())
+            }
+            _ => Err(ChatError::new(
+                ErrorCode::WrongState,
+                "view_visitors needs watch_visitors with rows \"in_view\" first",
+            )),
+        }
     }
 
     /// A batch of changes from some node: each replaces the visitor's pending change unless
@@ -92,13 +165,8 @@ impl VisitorList {
                 continue;
             }
             let old = pending.get(&c.visitor_id);
-            let newer = match (old, &c.visitor) {
-                (
-                    Some(VisitorChange {
-                        visitor: Some(old), ..
-                    }),
-                    Some(new),
-                ) => new.last_seen >= old.last_seen,
+            let newer = match (old.and_then(|o| o.visitor.as_ref()), &c.visitor) {
+                (Some(old), Some(new)) => new.last_seen() >= old.last_seen(),
                 _ => true,
             };
             if newer {
@@ -115,19 +183,25 @@ impl VisitorList {
 
     /// Hands the pending changes to every watcher with the budget for them.
     fn deliver(&self, svc: &Service) {
-        let changes: Vec<VisitorChange> = std::mem::take(&mut *self.pending.lock().unwrap())
-            .into_values()
-            .collect();
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap());
         let overflowed = self.overflowed.swap(false, Ordering::Relaxed);
-        if changes.is_empty() && !overflowed {
+        if pending.is_empty() && !overflowed {
             return;
         }
-        let frame = Arc::new(Encoded::new(ServerFrame::VisitorsChanged { changes }));
-        let size = frame.bytes(Encoding::Json).len() as f64;
         let stale = Arc::new(Encoded::new(ServerFrame::VisitorsStale));
         let now = Instant::now();
         let (rate, burst) = (self.bytes_per_second, self.burst());
         let mut watchers = self.watchers.lock().unwrap();
+        let live = |rows| watchers.values().any(|w| w.rows == rows && !w.stale);
+        let full = (live(Rows::Full) && !pending.is_empty()).then(|| {
+            Sized::new(ServerFrame::VisitorsChanged {
+                changes: pending.values().cloned().collect(),
+            })
+        });
+        let membership = live(Rows::InView)
+            .then(|| membership(&pending))
+            .flatten()
+            .map(Sized::new);
         for w in watchers.values_mut() {
             let elapsed = now.duration_since(w.refilled).as_secs_f64();
             w.tokens = (w.tokens + elapsed * rate).min(burst);
@@ -136,6 +210,16 @@ impl VisitorList {
                 svc.metrics.visitor_list_dropped.inc();
                 continue;
             }
+            let frames: Vec<&Sized>;
+            let in_view;
+            match w.rows {
+                Rows::Full => frames = full.iter().collect(),
+                Rows::InView => {
+                    in_view = in_view_changes(&pending, &w.view).map(Sized::new);
+                    frames = membership.iter().chain(in_view.iter()).collect();
+                }
+            }
+            let size: f64 = frames.iter().map(|f| f.size).sum();
             if overflowed || size > w.tokens {
                 w.stale = true;
                 svc.metrics.visitor_list_dropped.inc();
@@ -144,11 +228,59 @@ impl VisitorList {
             }
             w.tokens -= size;
             svc.metrics.visitor_list_bytes.inc_by(size as u64);
-            if !w.follower.push(Out::Frame(frame.clone())) {
-                svc.metrics.slow_consumers.inc();
+            for f in frames {
+                if !w.follower.push(Out::Frame(f.frame.clone())) {
+                    svc.metrics.slow_consumers.inc();
+                }
             }
         }
     }
+}
+
+/// What every `in_view` watcher gets of a delivery: arrivals and updates as compact rows
+/// (an update may flip `new`, which the list filters by; updates are rare next to page
+/// views), and leaves.
+fn membership(pending: &HashMap<String, VisitorChange>) -> Option<ServerFrame> {
+    let changes: Vec<VisitorChange> = pending
+        .values()
+        .filter_map(|c| match (c.kind.as_str(), &c.visitor) {
+            ("leave", _) => Some(c.clone()),
+            ("arrive" | "update", Some(v)) => Some(VisitorChange {
+                kind: c.kind.clone(),
+                visitor_id: c.visitor_id.clone(),
+                visitor: Some(VisitorRow::Compact(match v {
+                    VisitorRow::Full(v) => CompactVisitor::from(v),
+                    VisitorRow::Compact(v) => v.clone(),
+                })),
+            }),
+            _ => None,
+        })
+        .collect();
+    (!changes.is_empty()).then_some(ServerFrame::VisitorsChanged { changes })
+}
+
+/// The whole records of one `in_view` watcher's visitors that changed (leaves are in the
+/// membership frame). Walks the smaller of the view set and the pending changes.
+fn in_view_changes(
+    pending: &HashMap<String, VisitorChange>,
+    view: &HashSet<String>,
+) -> Option<ServerFrame> {
+    let wanted = |c: &&VisitorChange| c.kind != "leave" && c.visitor.is_some();
+    let changes: Vec<VisitorChange> = if view.len() <= pending.len() {
+        view.iter()
+            .filter_map(|id| pending.get(id))
+            .filter(wanted)
+            .cloned()
+            .collect()
+    } else {
+        pending
+            .values()
+            .filter(|c| view.contains(&c.visitor_id))
+            .filter(wanted)
+            .cloned()
+            .collect()
+    };
+    (!changes.is_empty()).then_some(ServerFrame::VisitorsChanged { changes })
 }
 
 /// Background work of the list, run by every node: delivers collected changes to watchers.
@@ -163,146 +295,22 @@ pub async fn run(svc: Arc<Service>, mut stop: tokio::sync::watch::Receiver<bool>
     }
 }
 
-/// A list cursor: the `last_seen` and id of the last visitor of a page.
-fn parse_cursor(c: &str) -> ChatResult<(i64, &str)> {
-    c.split_once(':')
-        .and_then(|(s, id)| Some((s.parse().ok()?, id)))
-        .filter(|(_, id)| !id.is_empty() && id.len() <= 64)
-        .ok_or_else(|| ChatError::new(ErrorCode::InvalidField, "after is not a list cursor"))
-}
-
-fn only_agents(party: &Party) -> ChatResult<()> {
-    match party {
-        Party::Agent { .. } => Ok(()),
-        Party::Visitor { .. } => Err(ChatError::new(
-            ErrorCode::Forbidden,
-            "only agents watch the site visitors",
-        )),
-    }
-}
-
-impl Service {
-    /// Starts (or restarts) the list for this connection: the first page, then changes.
-    pub async fn watch_visitors(
-        &self,
-        party: &Party,
-        conn: ConnId,
-        f: Follower,
-        limit: Option<u32>,
-    ) -> ChatResult<ServerFrame> {
-        only_agents(party)?;
-        // Follow first: a change made while the page is read arrives as a change after it.
-        let channel = self.redis.keys.visitors_channel();
-        self.hub.follow(&channel, conn, f.clone()).await?;
-        self.visitor_list.watch(conn, f);
-        match self.visitors_page(None, limit).await {
-            Ok(frame) => Ok(frame),
-            Err(e) => {
-                self.unwatch_visitors(conn).await;
-                Err(e)
-            }
-        }
-    }
-
-    /// The page of the list after `after` (a `next` cursor of an earlier page).
-    pub async fn list_visitors(
-        &self,
-        party: &Party,
-        after: &str,
-        limit: Option<u32>,
-    ) -> ChatResult<ServerFrame> {
-        only_agents(party)?;
-        let cursor = parse_cursor(after)?;
-        self.visitors_page(Some((cursor, after)), limit).await
-    }
-
-    async fn visitors_page(
-        &self,
-        after: Option<((i64, &str), &str)>,
-        limit: Option<u32>,
-    ) -> ChatResult<ServerFrame> {
-        let max = self.settings.abuse.visitors_page_size;
-        let limit = limit.unwrap_or(max).clamp(1, max) as usize;
-        let (ids, total) = tokio::join!(
-            self.redis.visitors_after(after.map(|(c, _)| c), limit),
-            self.redis.visitor_count(),
-        );
-        let ids = ids?;
-        let next = match ids.last() {
-            Some((id, seen)) if ids.len() == limit => format!("{seen}:{id}"),
-            _ => String::new(),
-        };
-        let mut visitors: Vec<SiteVisitor> = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(PAGE_CONCURRENCY) {
-            let records = futures_util::future::join_all(
-                chunk.iter().map(|(id, _)| self.redis.visitor_record(id)),
-            )
-            .await;
-            for ((id, _), r) in chunk.iter().zip(records) {
-                // None: left between the two reads.
-                if let Some(r) = r? {
-                    visitors.push(site_visitor(id, &r));
-                }
-            }
-        }
-        Ok(ServerFrame::VisitorsSnapshot {
-            visitors,
-            after: after.map(|(_, raw)| raw.to_string()).unwrap_or_default(),
-            next,
-            total: total?,
-        })
-    }
-
-    /// One visitor's page history, oldest first (at most `abuse.visitor_pages_kept`).
-    pub async fn visitor_history(&self, party: &Party, visitor: &str) -> ChatResult<ServerFrame> {
-        only_agents(party)?;
-        if visitor.is_empty() || visitor.len() > 64 {
-            return Err(ChatError::new(
-                ErrorCode::InvalidField,
-                "visitor_id must be 1-64 characters",
-            ));
-        }
-        let (pages, record) = tokio::join!(
-            self.redis.visitor_pages(visitor),
-            self.redis.visitor_record(visitor),
-        );
-        if record?.is_none() {
-            return Err(ChatError::new(
-                ErrorCode::NotFound,
-                "no such visitor on the site",
-            ));
-        }
-        Ok(ServerFrame::VisitorHistory {
-            visitor_id: visitor.to_string(),
-            pages: pages?
-                .iter()
-                .filter_map(|p| serde_json::from_str::<PageSeen>(p).ok())
-                .collect(),
-        })
-    }
-
-    /// Stops the site-visitors list for this connection (also on every disconnect).
-    pub async fn unwatch_visitors(&self, conn: ConnId) {
-        self.visitor_list.unwatch(conn);
-        let channel = self.redis.keys.visitors_channel();
-        if self.hub.is_following(&channel, conn) {
-            self.hub.unfollow(&channel, conn).await;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::SiteVisitor;
 
-    fn change(id: &str, seen: i64) -> VisitorChange {
+    fn change(kind: &str, id: &str, seen: i64) -> VisitorChange {
         VisitorChange {
-            kind: "page".into(),
+            kind: kind.into(),
             visitor_id: id.into(),
-            visitor: Some(SiteVisitor {
-                visitor_id: id.into(),
-                last_seen: seen,
-                ..Default::default()
+            visitor: (kind != "leave").then(|| {
+                VisitorRow::Full(SiteVisitor {
+                    visitor_id: id.into(),
+                    url: format!("https://example.com/{id}/{seen}"),
+                    last_seen: seen,
+                    ..Default::default()
+                })
             }),
         }
     }
@@ -313,33 +321,81 @@ mod tests {
         VisitorList::new(&s)
     }
 
+    fn pending(changes: Vec<VisitorChange>) -> HashMap<String, VisitorChange> {
+        changes
+            .into_iter()
+            .map(|c| (c.visitor_id.clone(), c))
+            .collect()
+    }
+
     #[test]
     fn pending_changes_keep_the_latest_per_visitor() {
         let l = list(20_000);
-        l.watch(1, Follower::new(8));
-        let mut arrive = change("b", 1);
-        arrive.kind = "arrive".into();
-        l.receive(vec![change("a", 5), arrive]);
-        l.receive(vec![change("a", 3), change("b", 2)]);
+        l.watch(1, Follower::new(8), Rows::Full);
+        l.receive(vec![change("page", "a", 5), change("arrive", "b", 1)]);
+        l.receive(vec![change("page", "a", 3), change("page", "b", 2)]);
         let p = l.pending.lock().unwrap();
         assert_eq!(p.len(), 2);
-        assert_eq!(p["a"].visitor.as_ref().unwrap().last_seen, 5);
-        assert_eq!(p["b"].visitor.as_ref().unwrap().last_seen, 2);
+        assert_eq!(p["a"].visitor.as_ref().unwrap().last_seen(), 5);
+        assert_eq!(p["b"].visitor.as_ref().unwrap().last_seen(), 2);
         assert_eq!(p["b"].kind, "arrive");
     }
 
     #[test]
     fn nothing_is_kept_without_watchers() {
         let l = list(20_000);
-        l.receive(vec![change("a", 5)]);
+        l.receive(vec![change("page", "a", 5)]);
         assert!(l.pending.lock().unwrap().is_empty());
     }
 
     #[test]
-    fn cursors_parse() {
-        assert_eq!(parse_cursor("17:abc").unwrap(), (17, "abc"));
-        for bad in ["", "x:abc", "17:", "17"] {
-            assert!(parse_cursor(bad).is_err(), "{bad}");
+    fn membership_is_compact_arrivals_and_updates_and_leaves() {
+        let p = pending(vec![
+            change("arrive", "a", 1),
+            change("page", "b", 2),
+            change("leave", "c", 0),
+            change("update", "d", 3),
+        ]);
+        let Some(ServerFrame::VisitorsChanged { mut changes }) = membership(&p) else {
+            panic!("no membership frame");
+        };
+        changes.sort_by(|x, y| x.visitor_id.cmp(&y.visitor_id));
+        assert_eq!(changes.len(), 3);
+        assert!(matches!(changes[0].visitor, Some(VisitorRow::Compact(_))));
+        assert_eq!(changes[1].kind, "leave");
+        assert!(matches!(changes[2].visitor, Some(VisitorRow::Compact(_))));
+        assert!(membership(&pending(vec![change("page", "b", 2)])).is_none());
+    }
+
+    #[test]
+    fn in_view_changes_are_whole_records_of_the_view_only() {
+        let p = pending(vec![
+            change("arrive", "a", 1),
+            change("page", "b", 2),
+            change("leave", "c", 0),
+            change("page", "d", 4),
+        ]);
+        for view in [
+            HashSet::from(["a".to_string(), "c".into(), "x".into()]),
+            (0..10)
+                .map(|i| i.to_string())
+                .chain(["a".into(), "c".into()])
+                .collect(),
+        ] {
+            let Some(ServerFrame::VisitorsChanged { changes }) = in_view_changes(&p, &view) else {
+                panic!("no frame");
+            };
+            assert_eq!(changes.len(), 1);
+            assert_eq!(changes[0].visitor_id, "a");
+            assert!(changes[0].visitor.as_ref().unwrap().full().is_some());
         }
+        assert!(in_view_changes(&p, &HashSet::new()).is_none());
+    }
+
+    #[test]
+    fn rows_parse() {
+        assert_eq!(Rows::parse(None).unwrap(), Rows::Full);
+        assert_eq!(Rows::parse(Some("in_view")).unwrap(), Rows::InView);
+        assert!(Rows::parse(Some("all")).is_err());
     }
 }

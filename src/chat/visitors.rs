@@ -16,7 +16,7 @@
 use super::messages::safe_url;
 use super::{now_ms, ChatError, ChatResult, ClientInfo, Party, Service};
 use crate::config::Settings;
-use crate::protocol::{ErrorCode, ServerFrame, SiteVisitor, VisitorChange};
+use crate::protocol::{ErrorCode, ServerFrame, SiteVisitor, VisitorChange, VisitorRow};
 use crate::redis::VisitorRecord;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -135,7 +135,7 @@ impl Service {
         self.visitors.push(VisitorChange {
             kind: kind.into(),
             visitor_id: visitor.into(),
-            visitor: record,
+            visitor: record.map(VisitorRow::Full),
         });
     }
 

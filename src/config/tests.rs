@@ -167,6 +167,7 @@ fn abuse_limits_are_checked_naming_their_key() {
         ),
         (|a| a.visitor_title_chars = 500, "abuse.visitor_title_chars"),
         (|a| a.visitors_page_size = 0, "abuse.visitors_page_size"),
+        (|a| a.visitors_in_view = 5000, "abuse.visitors_in_view"),
         (
             |a| a.visitor_list_bytes_per_second = 10,
             "abuse.visitor_list_bytes_per_second",

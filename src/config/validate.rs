@@ -383,6 +383,7 @@ impl Abuse {
             transcript_max_entries,
             visitor_pages_kept,
             visitors_page_size,
+            visitors_in_view,
             ratings_per_visitor_per_hour,
             ratings_per_visitor_burst,
             ratings_per_ip_per_hour,
@@ -445,6 +446,7 @@ impl Abuse {
             1,
             5000,
         )?;
+        range("abuse.visitors_in_view", a.visitors_in_view as u64, 1, 2000)?;
         range(
             "abuse.visitor_list_bytes_per_second",
             a.visitor_list_bytes_per_second as u64,

@@ -311,13 +311,20 @@ impl Conn {
                     .await?;
                 return Ok(Flow::Continue);
             }
-            ClientFrame::WatchVisitors { limit } => {
-                svc.watch_visitors(&party, self.id, self.follower.clone(), limit)
-                    .await?
+            ClientFrame::WatchVisitors { limit, rows } => {
+                svc.watch_visitors(
+                    &party,
+                    self.id,
+                    self.follower.clone(),
+                    limit,
+                    rows.as_deref(),
+                )
+                .await?
             }
             ClientFrame::ListVisitors { after, limit } => {
-                svc.list_visitors(&party, &after, limit).await?
+                svc.list_visitors(&party, self.id, &after, limit).await?
             }
+            ClientFrame::ViewVisitors { ids } => svc.view_visitors(&party, self.id, ids).await?,
             ClientFrame::VisitorHistory { visitor_id } => {
                 svc.visitor_history(&party, &visitor_id).await?
             }

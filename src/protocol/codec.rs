@@ -126,6 +126,61 @@ mod tests {
     }
 
     #[test]
+    fn visitor_rows_round_trip_whole_or_compact_in_both_encodings() {
+        let full = SiteVisitor {
+            visitor_id: "v1".into(),
+            url: "https://shop.example/".into(),
+            started_at: 1,
+            last_seen: 2,
+            new: true,
+            ..Default::default()
+        };
+        let compact = VisitorRow::Compact(CompactVisitor::from(&full));
+        let frames = [
+            ServerFrame::VisitorsSnapshot {
+                visitors: vec![VisitorRow::Full(full.clone()), compact.clone()],
+                after: String::new(),
+                next: "2:v1".into(),
+                total: 2,
+            },
+            ServerFrame::VisitorsChanged {
+                changes: vec![VisitorChange {
+                    kind: "arrive".into(),
+                    visitor_id: "v1".into(),
+                    visitor: Some(compact),
+                }],
+            },
+        ];
+        for f in frames {
+            for enc in [Encoding::Json, Encoding::MsgPack] {
+                assert_eq!(decode_server(&encode_server(&f, enc), enc).unwrap(), f);
+            }
+        }
+        // A compact row leaves the other fields out rather than sending them empty.
+        let f = ServerFrame::VisitorsChanged {
+            changes: vec![VisitorChange {
+                kind: "arrive".into(),
+                visitor_id: "v1".into(),
+                visitor: Some(VisitorRow::Compact(CompactVisitor::from(&full))),
+            }],
+        };
+        let s = String::from_utf8(encode_server(&f, Encoding::Json).to_vec()).unwrap();
+        assert!(
+            s.contains(r#""visitor":{"visitor_id":"v1","started_at":1,"last_seen":2,"new":true}"#),
+            "{s}"
+        );
+        let c = ClientFrame::ViewVisitors {
+            ids: vec!["v1".into()],
+        };
+        for enc in [Encoding::Json, Encoding::MsgPack] {
+            assert_eq!(
+                decode_client(&encode_client(&c, enc), enc, 1024).unwrap(),
+                c
+            );
+        }
+    }
+
+    #[test]
     fn oversize_is_refused_before_parsing() {
         let err = decode_client(&[b'{'; 100], Encoding::Json, 10).unwrap_err();
         assert_eq!(err.code(), ErrorCode::FrameTooLarge);

@@ -6,6 +6,7 @@ mod codec;
 mod codes;
 mod nobody;
 mod supervise;
+mod visitors;
 
 pub use codec::{
     decode_client, decode_server, encode_client, encode_server, DecodeError, Encoding,
@@ -14,6 +15,7 @@ pub use codes::close as close_codes;
 pub use codes::ErrorCode;
 pub use nobody::{InboxItem, QueueInfo, WaitingRequest};
 pub use supervise::{MonitorAgent, MonitorChanges, MonitorChat, MonitorQueue, MonitorSnapshot};
+pub use visitors::{CompactVisitor, PageSeen, SiteVisitor, VisitorChange, VisitorRow};
 
 use serde::{Deserialize, Serialize};
 
@@ -96,6 +98,11 @@ pub enum ClientFrame {
         /// Visitors per page; at most (and by default) `abuse.visitors_page_size`.
         #[serde(default)]
         limit: Option<u32>,
+        /// `full` (the default): every row and change carries the whole record. `in_view`:
+        /// pages and arrivals carry compact rows, and whole records come only for the
+        /// visitors named by `view_visitors`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rows: Option<String>,
     },
     /// Agent: the next page of the site-visitors list after the cursor a `visitors_snapshot`
     /// gave as `next`. Answered by `visitors_snapshot`.
@@ -106,6 +113,10 @@ pub enum ClientFrame {
     },
     /// Agent: the page history of one visitor on the site. Answered by `visitor_history`.
     VisitorHistory { visitor_id: String },
+    /// Agent watching with `rows: "in_view"`: the visitors whose whole records it wants (the
+    /// rows it shows); replaces the previous set. Answered by `visitors_changed` with their
+    /// records (`update`, or `leave` for those no longer on the site).
+    ViewVisitors { ids: Vec<String> },
     /// Agent: stop receiving the site-visitors list.
     UnwatchVisitors,
     /// Agent: invite a visitor on the site to a chat (proactive chat).
@@ -194,63 +205,6 @@ pub enum ClientFrame {
 pub enum ReceiptState {
     Delivered,
     Read,
-}
-
-/// One visitor now on the site, as agents see them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct SiteVisitor {
-    pub visitor_id: String,
-    #[serde(default)]
-    pub email: String,
-    #[serde(default)]
-    pub name: String,
-    /// Current page (cut to `abuse.visitor_url_chars`).
-    pub url: String,
-    /// Its title (cut to `abuse.visitor_title_chars`).
-    #[serde(default)]
-    pub title: String,
-    /// Page views of this visit so far (the history itself: `visitor_history`).
-    #[serde(default)]
-    pub page_count: u64,
-    #[serde(default)]
-    pub country: String,
-    #[serde(default)]
-    pub ip: String,
-    /// When this visit started (ms).
-    pub started_at: i64,
-    /// Last page view or heartbeat (ms).
-    pub last_seen: i64,
-    /// A chat (waiting, offered, invited or running) is live for this visitor.
-    #[serde(default)]
-    pub chatting: bool,
-    /// No contact with this (verified) e-mail or visitor id in the store yet.
-    #[serde(default)]
-    pub new: bool,
-    /// Whether the site vouched for `email` (signed identify); false for one typed in the
-    /// pre-chat form.
-    #[serde(default)]
-    pub email_verified: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-pub struct PageSeen {
-    pub url: String,
-    #[serde(default)]
-    pub title: String,
-    #[serde(default)]
-    pub referrer: String,
-    pub at: i64,
-}
-
-/// A change to the site-visitors list.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VisitorChange {
-    /// `arrive`, `page`, `update` or `leave`.
-    pub kind: String,
-    pub visitor_id: String,
-    /// The visitor's current record (absent for `leave`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub visitor: Option<SiteVisitor>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -474,7 +428,8 @@ pub enum ServerFrame {
     },
     /// Agent: one page of the site-visitors list (after `watch_visitors` or `list_visitors`).
     VisitorsSnapshot {
-        visitors: Vec<SiteVisitor>,
+        /// Whole records, or compact rows for a watcher with `rows: "in_view"`.
+        visitors: Vec<VisitorRow>,
         /// The cursor this page starts after ("" for the first page).
         #[serde(default)]
         after: String,

@@ -2,7 +2,7 @@
 // the nodes keep them, and served by node B to the console; real visitors browse through node
 // A meanwhile. The list must render, scroll and follow changes without blocking the page for
 // more than 100 ms at a time (PerformanceObserver 'longtask' in the page), with only the rows
-// in view in the DOM.
+// in view in the DOM, and receive whole records only for the rows in view.
 'use strict';
 
 const { test, before, after } = require('node:test');
@@ -73,6 +73,17 @@ before(async () => {
     new PerformanceObserver((list) => {
       for (const e of list.getEntries()) window.__longTasks.push({ at: Math.round(e.startTime), ms: Math.round(e.duration) });
     }).observe({ type: 'longtask', buffered: true });
+    // The console's `visitors_changed` frames, as received.
+    window.__changes = [];
+    const Socket = window.WebSocket;
+    window.WebSocket = class extends Socket {
+      constructor(...args) {
+        super(...args);
+        this.addEventListener('message', (m) => {
+          if (typeof m.data === 'string' && m.data.includes('"visitors_changed"')) window.__changes.push(m.data);
+        });
+      }
+    };
   });
   await P.agentLogin(ap, B, cluster.agents[0]);
 });
@@ -146,6 +157,30 @@ test('10,000 site visitors: the list renders, scrolls and follows changes withou
   await ap.getByTestId('visitors-new-only').check();
   await eventually(async () => Number((await count()).replace(/\D/g, '')) < VISITORS, { what: 'the filter applied' });
   await ap.getByTestId('visitors-new-only').uncheck();
+
+  // A page view of a visitor in view reaches its row.
+  await ap.getByTestId('visitor-detail').getByRole('button', { name: 'Close' }).click();
+  await ap.getByTestId('visitors-scroll').evaluate((el) => (el.scrollTop = el.scrollHeight));
+  await last.waitFor({ timeout: P.T });
+  const browse = (round) => vp.evaluate((round) => {
+    window.__visitors.forEach((v, i) => v.ws.send(JSON.stringify({ type: 'page_view', url: `https://shop.example/live/${i}/${round}`, title: `Live ${i} page ${round}` })));
+  }, round);
+  await browse(6);
+  await eventually(async () => /\/live\/\d+\/6$/.test(await last.getByTestId('visitor-url').getAttribute('title')), { what: 'the row in view on its new page' });
+  // Out of view, a page view costs no whole record: at the top of the list, the live
+  // visitors (at its end) browse and none of their records reaches the console.
+  await ap.getByTestId('visitors-scroll').evaluate((el) => (el.scrollTop = 0));
+  await ap.locator('[data-testid="visitor-row"][data-index="0"]').waitFor({ timeout: P.T });
+  await sleep(1000); // the new view is named (after a quiet 200 ms) and answered
+  await ap.evaluate(() => (window.__changes = []));
+  await browse(7);
+  await sleep(2000);
+  const received = await ap.evaluate(() => window.__changes.join('\n'));
+  assert.ok(!/\/live\/\d+\/7/.test(received), `records of visitors out of view: ${received.slice(0, 500)}`);
+  // Scrolled back to them, their rows show the new pages (the records come with the view).
+  await ap.getByTestId('visitors-scroll').evaluate((el) => (el.scrollTop = el.scrollHeight));
+  await last.waitFor({ timeout: P.T });
+  await eventually(async () => /\/live\/\d+\/7$/.test(await last.getByTestId('visitor-url').getAttribute('title')), { what: 'the row on the page it moved to out of view' });
 
   // They leave: closed sockets end their visits after the grace period.
   await vp.evaluate(() => window.__visitors.forEach((v) => v.ws.close()));

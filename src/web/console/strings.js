@@ -196,6 +196,7 @@ const STRINGS = {
   refreshNow: 'Refresh now',
   referrer: 'from {referrer}',
   visitorLeft: 'This visitor has left the site.',
+  visitorPending: '…',
   closeDetails: 'Close',
   inviting: 'Invitation sent to {who}…',
   ratedGood: 'The visitor rated this chat: good',

@@ -6,6 +6,11 @@
 // two spacer rows that keep the scroll height of the whole list, and repaints are folded into
 // one per animation frame. Ten thousand visitors cost a sort when the list changes and a few
 // dozen rows per frame, never ten thousand DOM rows.
+//
+// The list is watched with `rows: "in_view"`: every visitor comes as a compact row (what the
+// list sorts, filters and counts by), and whole records only for the rows in the DOM and the
+// selected visitor, which `view_visitors` names after each paint that changed them. A busy
+// site's page views then cost the console what it shows, not the whole site.
 
 import { S, fmt, h } from './strings.js';
 import { duration, urlNode, pageList } from './visitor_facts.js';
@@ -16,10 +21,26 @@ const ROW_PX = 36;
 const OVERSCAN = 8;
 /** After `visitors_stale` (the list changed faster than the node sends), read it again this late. */
 const STALE_REFETCH_MS = 30000;
+/** Quiet time after a paint before the rows in view are named to the node (`view_visitors`). */
+const VIEW_DEBOUNCE_MS = 200;
+/** Visitors one `view_visitors` names at most (the node's `abuse.visitors_in_view` default). */
+const VIEW_MAX = 200;
 
 /** Whether `v` is at least as recent as `old` (changes of different nodes may cross). */
 function newer(v, old) {
   return !old || (v.last_seen || 0) >= (old.last_seen || 0);
+}
+
+/** A whole record (compact rows carry no `url`). */
+function whole(v) {
+  return !!v && 'url' in v;
+}
+
+/** What the list keeps of `v` given the record it holds: the newer one; a compact row keeps
+ * the whole record's other fields until the next whole record replaces them. */
+function merged(v, old) {
+  if (!newer(v, old)) return old;
+  return whole(v) || !whole(old) ? v : Object.assign({}, old, v);
 }
 
 /** Makes `items` the children of `parent`, moving only what has to move: a row that stays in
@@ -64,6 +85,9 @@ export class Visitors {
     this.ticker = null;
     this.frame = 0;
     this.refetch = null;
+    /** The ids last named with `view_visitors` (joined), and the timer that names them. */
+    this.viewKey = '';
+    this.viewTimer = null;
     /** Rows in the DOM by visitor id, with the record and selection they show: a repaint
      * keeps an unchanged row's element (and the focus in it). */
     this.rendered = new Map();
@@ -79,7 +103,9 @@ export class Visitors {
     clearTimeout(this.refetch);
     this.refetch = null;
     this.loading = new Map();
-    this.send({ type: 'watch_visitors' });
+    // A (re)watch starts with an empty view on the node: name the rows again after the read.
+    this.viewKey = '';
+    this.send({ type: 'watch_visitors', rows: 'in_view' });
     clearInterval(this.ticker);
     this.ticker = setInterval(() => this.tick(), 1000);
   }
@@ -89,6 +115,7 @@ export class Visitors {
     this.watching = false;
     clearInterval(this.ticker);
     clearTimeout(this.refetch);
+    clearTimeout(this.viewTimer);
     this.refetch = null;
     this.loading = null;
     this.send({ type: 'unwatch_visitors' });
@@ -99,7 +126,7 @@ export class Visitors {
     if (!this.loading) return;
     if (!f.after) this.loading = new Map();
     for (const v of f.visitors || []) {
-      if (v && v.visitor_id && newer(v, this.loading.get(v.visitor_id))) this.loading.set(v.visitor_id, v);
+      if (v && v.visitor_id) this.loading.set(v.visitor_id, merged(v, this.loading.get(v.visitor_id) || this.visitors.get(v.visitor_id)));
     }
     if (f.next) {
       this.send({ type: 'list_visitors', after: f.next });
@@ -111,20 +138,23 @@ export class Visitors {
     this.changed();
   }
 
-  /** Each change carries the visitor's whole record (none for `leave`). */
+  /** Each change carries the visitor's row: the whole record, or a compact one for an
+   * arrival out of view (none for `leave`). Also the answer to `view_visitors`. */
   onChanged(f) {
-    let selectedChanged = false;
+    const before = this.visitors.get(this.selected);
     for (const ch of f.changes || []) {
       if (!ch || !ch.visitor_id) continue;
       for (const list of [this.visitors, this.loading]) {
         if (!list) continue;
         if (ch.kind === 'leave') list.delete(ch.visitor_id);
-        else if (ch.visitor && newer(ch.visitor, list.get(ch.visitor_id))) list.set(ch.visitor_id, ch.visitor);
+        else if (ch.visitor) list.set(ch.visitor_id, merged(ch.visitor, list.get(ch.visitor_id)));
       }
-      if (ch.visitor_id === this.selected) selectedChanged = true;
     }
     this.changed();
-    if (selectedChanged) this.loadHistory();
+    // The history again when the selected visitor moved on (or left), not on every answer.
+    const now = this.visitors.get(this.selected);
+    if (this.selected && (!now || !before || (whole(now) && now.page_count !== before.page_count))) this.loadHistory();
+    else if (now !== before) this.renderDetail();
   }
 
   /** The node stopped sending changes (this connection was over its byte budget). */
@@ -194,9 +224,26 @@ export class Visitors {
     this.rendered = rendered;
     place(this.rows, items);
     this.rows.setAttribute('data-first', String(first));
+    this.nameView();
+  }
+
+  /** Names the rows in the DOM and the selected visitor to the node (`view_visitors`) once
+   * painting has been quiet for a moment, and only when they changed. */
+  nameView() {
+    if (!this.watching || this.loading) return;
+    const ids = [...this.rendered.keys()];
+    if (this.selected && !this.rendered.has(this.selected)) ids.unshift(this.selected);
+    const key = ids.slice(0, VIEW_MAX).join(' ');
+    if (key === this.viewKey) return;
+    clearTimeout(this.viewTimer);
+    this.viewTimer = setTimeout(() => {
+      if (!this.watching || this.loading || key === this.viewKey) return;
+      if (this.send({ type: 'view_visitors', ids: key ? key.split(' ') : [] })) this.viewKey = key;
+    }, VIEW_DEBOUNCE_MS);
   }
 
   row(v, selected) {
+    if (!whole(v)) return this.pendingRow(v, selected);
     const time = h('td', { 'data-testid': 'visitor-time', 'data-started': String(v.started_at || 0), text: duration(Date.now() - (v.started_at || Date.now())) });
     const who = h('td', { 'data-testid': 'visitor-email' }, [h('span', { text: this.who(v) })]);
     if (v.email && !v.email_verified) who.appendChild(h('span', { class: 'tag', 'data-testid': 'visitor-unverified', text: S.unverified }));
@@ -211,6 +258,20 @@ export class Visitors {
       time,
       h('td', { 'data-testid': 'visitor-chatting', text: v.chatting ? S.yes : S.no }),
       h('td', { class: 'actions' }, [details, invite])
+    ]);
+  }
+
+  /** A row whose whole record is on its way (named in the view, not answered yet): what the
+   * compact row knows, the rest quiet. */
+  pendingRow(v, selected) {
+    const time = h('td', { 'data-testid': 'visitor-time', 'data-started': String(v.started_at || 0), text: duration(Date.now() - (v.started_at || Date.now())) });
+    const who = h('td', { class: 'muted', 'data-testid': 'visitor-email' }, [h('span', { text: S.visitorPending })]);
+    if (v.new) who.appendChild(h('span', { class: 'tag', 'data-testid': 'visitor-new', text: S.isNew }));
+    const quiet = (testid) => h('td', { class: 'muted', 'data-testid': testid, text: '' });
+    const details = h('button', { type: 'button', 'data-testid': 'visitor-details', text: S.details, 'aria-pressed': selected ? 'true' : 'false', onclick: () => this.select(v.visitor_id) });
+    return h('tr', { 'data-testid': 'visitor-row', 'data-visitor-id': v.visitor_id, 'data-new': v.new ? 'true' : 'false', 'data-pending': 'true', class: selected ? 'selected' : '' }, [
+      who, quiet('visitor-url'), quiet('visitor-country'), quiet('visitor-ip'), time, quiet('visitor-chatting'),
+      h('td', { class: 'actions' }, [details])
     ]);
   }
 
@@ -257,6 +318,10 @@ export class Visitors {
     ]));
     if (!v) {
       d.appendChild(h('p', { class: 'muted', 'data-testid': 'visitor-left', text: S.visitorLeft }));
+      return;
+    }
+    if (!whole(v)) {
+      d.appendChild(h('p', { class: 'muted', 'data-testid': 'visitor-pending', text: S.visitorPending }));
       return;
     }
     const facts = [v.name && v.email ? v.name : '', v.country, v.ip].filter(Boolean).join(' · ');
