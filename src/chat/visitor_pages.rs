@@ -14,7 +14,7 @@ use std::collections::HashSet;
 /// Records read at once for a page of the list (pipelined on the pool).
 const PAGE_CONCURRENCY: usize = 256;
 
-/// A list cursor: the `last_seen` and id of the last visitor of a page.
+/// A list cursor: the visit start and id of the last visitor of a page.
 fn parse_cursor(c: &str) -> ChatResult<(i64, &str)> {
     c.split_once(':')
         .and_then(|(s, id)| Some((s.parse().ok()?, id)))
@@ -96,7 +96,7 @@ impl Service {
         );
         let ids = ids?;
         let next = match ids.last() {
-            Some((id, seen)) if ids.len() == limit => format!("{seen}:{id}"),
+            Some((id, start)) if ids.len() == limit => format!("{start}:{id}"),
             _ => String::new(),
         };
         let mut visitors: Vec<VisitorRow> = Vec::with_capacity(ids.len());

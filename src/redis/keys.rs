@@ -94,7 +94,7 @@ impl Keys {
     pub fn visitor_pages(&self, v: &str) -> String {
         format!("{}{{r}}:vpages:{v}", self.prefix)
     }
-    /// Visitors now on the site, scored by last page view.
+    /// Visitors now on the site, scored by the start of their visit (the list's order).
     pub fn visitors(&self) -> String {
         format!("{}{{r}}:visitors", self.prefix)
     }

@@ -151,7 +151,7 @@ impl RedisLayer {
             .visitor_touch
             .evalsha_with_reload(
                 self.client(),
-                vec![k.visitor(visitor), k.visitors()],
+                vec![k.visitor(visitor)],
                 vec![k.routing(), visitor.into(), now.to_string()],
             )
             .await?;
@@ -210,15 +210,15 @@ impl RedisLayer {
             .await?)
     }
 
-    /// Up to `limit` visitors now on the site with their `last_seen`, in the list's order
-    /// (last seen, then id), starting after `after` (None: from the start).
+    /// Up to `limit` visitors now on the site with their visit's start, in the list's order
+    /// (start, then id), starting after `after` (None: from the start).
     pub async fn visitors_after(
         &self,
         after: Option<(i64, &str)>,
         limit: usize,
     ) -> Result<Vec<(String, i64)>> {
-        // Visitors seen in the same millisecond as the cursor are read again and skipped up
-        // to it; a little more than a page is asked for so that rarely takes a second read.
+        // Visitors who arrived in the same millisecond as the cursor are read again and
+        // skipped up to it; a little more than a page is asked for so that rarely takes a second read.
         let want = limit + 16;
         let min = match after {
             Some((score, _)) => score as f64,

@@ -1,8 +1,10 @@
 -- A page view of a visitor on the site. The first view of a visit creates the record
 -- ("arrive"); later ones update it ("page"). The record keeps only what the list shows (the
 -- current page, already cut to length by the caller, and the number of page views); the page
--- joins the bounded history (oldest first) and the visitor is ranked by last seen in the list
--- of visitors present.
+-- joins the bounded history (oldest first). The list of visitors present is ordered by the
+-- start of the visit, which page views never change: a reader paging through the list meets
+-- each visitor once, however busy the site (ordered by last seen, browsing visitors would
+-- keep moving past its cursor).
 -- KEYS[1] P{r}:visitor:V  KEYS[2] P{r}:vpages:V  KEYS[3] P{r}:visitors
 -- ARGV[1] rp  ARGV[2] visitor id  ARGV[3] now  ARGV[4] url  ARGV[5] title  ARGV[6] referrer
 -- ARGV[7] ip  ARGV[8] country ("" = unknown, keeps the last one)  ARGV[9] max pages kept
@@ -30,5 +32,5 @@ end
 redis.call('RPUSH', KEYS[2], cjson.encode({
   url = ARGV[4], title = ARGV[5], referrer = ARGV[6], at = tonumber(now) }))
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[9]), -1)
-redis.call('ZADD', KEYS[3], seen, vid)
+redis.call('ZADD', KEYS[3], redis.call('HGET', KEYS[1], 'started_at'), vid)
 return {kind, redis.call('HGETALL', KEYS[1]), redis.call('SCARD', rp .. 'visitorchats:' .. vid)}
