@@ -1,6 +1,8 @@
 //! Key and channel names. Routing keys share the `{r}` tag, a chat's transcript keys share
 //! `{c:ID}`, the flush stream is `{f}`; see `docs/design-redis.md`.
 
+use bytes::{Bytes, BytesMut};
+
 #[derive(Debug, Clone)]
 pub struct Keys {
     prefix: String,
@@ -124,6 +126,23 @@ impl Keys {
     pub fn chat_channel(&self, c: &str) -> String {
         format!("{}{{c:{c}}}", self.prefix)
     }
+    /// The length of the prefix every key starts with.
+    pub fn prefix_len(&self) -> usize {
+        self.prefix.len()
+    }
+    /// The four keys one appended entry touches (`log`, `meta`, `cmid`, `chat_channel`),
+    /// written into `buf` and split off it: one buffer for all four instead of a string each.
+    pub fn chat_append_keys(&self, c: &str, buf: &mut BytesMut) -> [Bytes; 4] {
+        let mut key = |suffix: &str| {
+            buf.extend_from_slice(self.prefix.as_bytes());
+            buf.extend_from_slice(b"{c:");
+            buf.extend_from_slice(c.as_bytes());
+            buf.extend_from_slice(b"}");
+            buf.extend_from_slice(suffix.as_bytes());
+            buf.split().freeze()
+        };
+        [key(":log"), key(":meta"), key(":cmid"), key("")]
+    }
     /// Channel: events for one agent or visitor (`a:ID` / `v:ID`).
     pub fn user_channel(&self, who: &str) -> String {
         format!("{}{{u:{who}}}", self.prefix)
@@ -204,5 +223,21 @@ mod tests {
             Keys::new("other").chat_of_channel(&k.chat_channel("abc")),
             None
         );
+    }
+
+    #[test]
+    fn append_keys_are_the_chat_keys() {
+        let k = Keys::new("t1");
+        let mut buf = BytesMut::new();
+        let keys = k.chat_append_keys("abc", &mut buf);
+        let want = [
+            k.log("abc"),
+            k.meta("abc"),
+            k.cmid("abc"),
+            k.chat_channel("abc"),
+        ];
+        for (got, want) in keys.iter().zip(want) {
+            assert_eq!(got.as_ref(), want.as_bytes());
+        }
     }
 }
