@@ -12,12 +12,13 @@ use serde::Deserialize;
 use std::sync::Arc;
 use tokio::sync::{broadcast, watch};
 
-/// The payload `chat_common.lua` publishes (a MessagePack map).
+/// The payload `chat_common.lua` publishes (a MessagePack map). The words that are only
+/// looked at are borrowed from the payload, not copied.
 #[derive(Deserialize)]
-struct Published {
+struct Published<'a> {
     chat_id: String,
     seq: String,
-    kind: String,
+    kind: &'a str,
     author: String,
     #[serde(default)]
     name: String,
@@ -31,7 +32,7 @@ struct Published {
     event: String,
     /// JSON text or "".
     #[serde(default)]
-    data: String,
+    data: &'a str,
     #[serde(default)]
     author_id: String,
 }
@@ -214,7 +215,7 @@ fn on_entry(svc: &Service, chat: &str, channel: &str, payload: &[u8]) {
         client_msg_id: p.client_msg_id,
         event: p.event,
         data: (!p.data.is_empty())
-            .then(|| serde_json::from_str(&p.data).ok())
+            .then(|| serde_json::from_str(p.data).ok())
             .flatten(),
     };
     let internal = entry.is_internal();
