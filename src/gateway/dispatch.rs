@@ -152,7 +152,7 @@ impl Conn {
                 text,
             } => {
                 let access = self.access(&chat_id)?;
-                svc.send(party, self.id, access, &chat_id, &client_msg_id, &text)
+                svc.send(party, self.id, access, chat_id, client_msg_id, &text)
                     .await?
             }
             ClientFrame::End { chat_id } => {
