@@ -32,7 +32,6 @@ pub enum Out {
 
 #[derive(Debug)]
 pub struct LiveEntry {
-    pub chat: String,
     pub seq: Seq,
     /// The node's subscription generation when the listener received the entry.
     pub generation: u64,
@@ -107,6 +106,17 @@ impl Seq {
 pub struct EntryFrames {
     entry: Encoded,
     extra: Option<Encoded>,
+}
+
+impl LiveEntry {
+    /// The entry's chat (named once, in its `entry` frame: `EntryFrames` are built only by
+    /// `frames_for_entry`, which always puts one first).
+    pub fn chat(&self) -> &str {
+        match &self.frames.entry.frame {
+            ServerFrame::Entry { chat_id, .. } => chat_id,
+            _ => unreachable!("EntryFrames starts with an entry frame"),
+        }
+    }
 }
 
 impl EntryFrames {

@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, watch};
 /// looked at are borrowed from the payload, not copied.
 #[derive(Deserialize)]
 struct Published<'a> {
-    chat_id: String,
+    chat_id: &'a str,
     seq: String,
     kind: &'a str,
     author: String,
@@ -198,7 +198,7 @@ fn on_entry(svc: &Service, chat: &str, channel: &str, payload: &[u8]) {
         return;
     };
     if p.event == "joined" || p.event == "ended" {
-        svc.positions.forget_chat(&p.chat_id);
+        svc.positions.forget_chat(p.chat_id);
     }
     let entry = Entry {
         seq: p.seq,
@@ -219,9 +219,8 @@ fn on_entry(svc: &Service, chat: &str, channel: &str, payload: &[u8]) {
             .flatten(),
     };
     let internal = entry.is_internal();
-    let frames = frames_for_entry(&p.chat_id, entry);
+    let frames = frames_for_entry(p.chat_id, entry);
     let live = LiveEntry {
-        chat: p.chat_id,
         seq,
         generation: svc.hub.generation.current(),
         internal,
