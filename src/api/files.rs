@@ -260,7 +260,7 @@ async fn store_upload(
         size,
         chat_id: chat.to_string(),
         uploader_role: party.role().into(),
-        uploader: party.actor(),
+        uploader: party.actor().into_owned(),
         at: now_ms(),
     };
     if let Err(e) = svc.files.put_meta(&meta).await {

@@ -32,13 +32,12 @@ pub enum Out {
 
 #[derive(Debug)]
 pub struct LiveEntry {
-    pub chat: String,
     pub seq: Seq,
     /// The node's subscription generation when the listener received the entry.
     pub generation: u64,
     /// An internal entry (whisper): visitor connections skip it.
     pub internal: bool,
-    pub frames: Vec<Encoded>,
+    pub frames: EntryFrames,
 }
 
 /// A frame encoded lazily once per encoding and shared by every recipient.
@@ -102,9 +101,40 @@ impl Seq {
 }
 
 /// The frames a transcript entry implies: the entry itself, then `chat_started` for a join and
-/// `chat_ended` for an end. Used both for live delivery and for replay.
-pub fn frames_for_entry(chat: &str, entry: Entry) -> Vec<Encoded> {
-    let mut frames = Vec::with_capacity(2);
+/// `chat_ended` for an end. Held inline: a live entry's frames take no allocation of their own.
+#[derive(Debug)]
+pub struct EntryFrames {
+    entry: Encoded,
+    extra: Option<Encoded>,
+}
+
+impl LiveEntry {
+    /// The entry's chat (named once, in its `entry` frame: `EntryFrames` are built only by
+    /// `frames_for_entry`, which always puts one first).
+    pub fn chat(&self) -> &str {
+        match &self.frames.entry.frame {
+            ServerFrame::Entry { chat_id, .. } => chat_id,
+            _ => unreachable!("EntryFrames starts with an entry frame"),
+        }
+    }
+}
+
+impl EntryFrames {
+    pub fn iter(&self) -> impl Iterator<Item = &Encoded> {
+        std::iter::once(&self.entry).chain(self.extra.as_ref())
+    }
+}
+
+impl IntoIterator for EntryFrames {
+    type Item = Encoded;
+    type IntoIter = std::iter::Chain<std::iter::Once<Encoded>, std::option::IntoIter<Encoded>>;
+    fn into_iter(self) -> Self::IntoIter {
+        std::iter::once(self.entry).chain(self.extra)
+    }
+}
+
+/// Used both for live delivery and for replay.
+pub fn frames_for_entry(chat: &str, entry: Entry) -> EntryFrames {
     let extra = match entry.event.as_str() {
         "joined" => Some(ServerFrame::ChatStarted {
             chat_id: chat.to_string(),
@@ -117,14 +147,13 @@ pub fn frames_for_entry(chat: &str, entry: Entry) -> Vec<Encoded> {
         }),
         _ => None,
     };
-    frames.push(Encoded::new(ServerFrame::Entry {
-        chat_id: chat.to_string(),
-        entry,
-    }));
-    if let Some(f) = extra {
-        frames.push(Encoded::new(f));
+    EntryFrames {
+        entry: Encoded::new(ServerFrame::Entry {
+            chat_id: chat.to_string(),
+            entry,
+        }),
+        extra: extra.map(Encoded::new),
     }
-    frames
 }
 
 pub type ConnId = u64;
@@ -455,14 +484,18 @@ impl Hub {
     /// Delivers to every local follower of `channel`. A follower whose inbox is full is told
     /// to close (slow consumer); fan-out never waits.
     pub fn deliver(&self, channel: &str, out: Out) {
-        let targets: Vec<(ConnId, Follower)> = match self.followers.lock().unwrap().get(channel) {
-            Some(m) => m.iter().map(|(k, v)| (*k, v.clone())).collect(),
-            None => return,
-        };
-        for (_, f) in targets {
-            if !f.push(out.clone()) {
-                self.metrics.slow_consumers.inc();
+        // Queued under the map's lock (a push only takes the inbox's own short lock and never
+        // waits), so fan-out collects no list of its targets.
+        let mut slow = 0;
+        if let Some(m) = self.followers.lock().unwrap().get(channel) {
+            for f in m.values() {
+                if !f.push(out.clone()) {
+                    slow += 1;
+                }
             }
+        }
+        if slow > 0 {
+            self.metrics.slow_consumers.inc_by(slow);
         }
     }
 }

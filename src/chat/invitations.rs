@@ -179,7 +179,6 @@ impl Service {
                 continue;
             };
             let out = Out::Entry(std::sync::Arc::new(LiveEntry {
-                chat: chat.to_string(),
                 seq,
                 // Read from the stream itself: nothing before it can be missing.
                 generation: 0,

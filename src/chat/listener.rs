@@ -12,12 +12,13 @@ use serde::Deserialize;
 use std::sync::Arc;
 use tokio::sync::{broadcast, watch};
 
-/// The payload `chat_common.lua` publishes (a MessagePack map).
+/// The payload `chat_common.lua` publishes (a MessagePack map). The words that are only
+/// looked at are borrowed from the payload, not copied.
 #[derive(Deserialize)]
-struct Published {
-    chat_id: String,
+struct Published<'a> {
+    chat_id: &'a str,
     seq: String,
-    kind: String,
+    kind: &'a str,
     author: String,
     #[serde(default)]
     name: String,
@@ -31,7 +32,7 @@ struct Published {
     event: String,
     /// JSON text or "".
     #[serde(default)]
-    data: String,
+    data: &'a str,
     #[serde(default)]
     author_id: String,
 }
@@ -197,7 +198,7 @@ fn on_entry(svc: &Service, chat: &str, channel: &str, payload: &[u8]) {
         return;
     };
     if p.event == "joined" || p.event == "ended" {
-        svc.positions.forget_chat(&p.chat_id);
+        svc.positions.forget_chat(p.chat_id);
     }
     let entry = Entry {
         seq: p.seq,
@@ -214,13 +215,12 @@ fn on_entry(svc: &Service, chat: &str, channel: &str, payload: &[u8]) {
         client_msg_id: p.client_msg_id,
         event: p.event,
         data: (!p.data.is_empty())
-            .then(|| serde_json::from_str(&p.data).ok())
+            .then(|| serde_json::from_str(p.data).ok())
             .flatten(),
     };
     let internal = entry.is_internal();
-    let frames = frames_for_entry(&p.chat_id, entry);
+    let frames = frames_for_entry(p.chat_id, entry);
     let live = LiveEntry {
-        chat: p.chat_id,
         seq,
         generation: svc.hub.generation.current(),
         internal,

@@ -40,6 +40,15 @@ pub fn safe_url(raw: &str) -> ChatResult<String> {
     Ok(u.to_string())
 }
 
+/// The `ack` of a stored entry.
+fn ack(chat: &str, client_msg_id: &str, seq: String) -> ServerFrame {
+    ServerFrame::Ack {
+        chat_id: chat.into(),
+        client_msg_id: client_msg_id.into(),
+        seq,
+    }
+}
+
 pub(super) fn check_client_msg_id(id: &str) -> ChatResult<()> {
     if id.is_empty() || id.len() > 64 {
         return Err(ChatError::new(
@@ -64,11 +73,7 @@ impl Service {
     /// Stores one entry and answers with its `ack`.
     pub(super) async fn append(&self, chat: &str, a: Append<'_>) -> ChatResult<ServerFrame> {
         let seq = self.store_entry(chat, &a).await?;
-        Ok(ServerFrame::Ack {
-            chat_id: chat.into(),
-            client_msg_id: a.client_msg_id.into(),
-            seq,
-        })
+        Ok(ack(chat, a.client_msg_id, seq))
     }
 
     /// The one place an entry is written into a transcript; the script refuses a writer who is
@@ -96,23 +101,30 @@ impl Service {
         Ok(seq)
     }
 
+    /// A text message. Takes the decoded frame's chat and message ids: its `ack` moves them
+    /// rather than copying them.
     pub async fn send(
         &self,
         party: &Party,
         conn: ConnId,
         access: &ChatAccess,
-        chat: &str,
-        client_msg_id: &str,
+        chat_id: String,
+        client_msg_id: String,
         text: &str,
     ) -> ChatResult<ServerFrame> {
-        check_client_msg_id(client_msg_id)?;
+        check_client_msg_id(&client_msg_id)?;
         self.check_text(text)?;
         let entry = Append {
-            client_msg_id,
+            client_msg_id: &client_msg_id,
             text,
             ..Default::default()
         };
-        self.append_as(party, conn, access, chat, entry).await
+        let seq = self.append_as(party, conn, access, &chat_id, entry).await?;
+        Ok(ServerFrame::Ack {
+            chat_id,
+            client_msg_id,
+            seq,
+        })
     }
 
     /// A message text: not blank, at most `limits.max_message_chars`.
@@ -131,7 +143,7 @@ impl Service {
     }
 
     /// Stores a participant's entry under its role, id and display name, once the connection
-    /// is known to follow the chat.
+    /// is known to follow the chat. Returns the entry's sequence number.
     async fn append_as(
         &self,
         party: &Party,
@@ -139,7 +151,7 @@ impl Service {
         access: &ChatAccess,
         chat: &str,
         entry: Append<'_>,
-    ) -> ChatResult<ServerFrame> {
+    ) -> ChatResult<String> {
         self.require_following(chat, conn)?;
         let actor = party.actor();
         let entry = Append {
@@ -148,7 +160,7 @@ impl Service {
             name: &access.display_name,
             ..entry
         };
-        self.append(chat, entry).await
+        self.store_entry(chat, &entry).await
     }
 
     /// A link entry: the URL is the text, with an optional title in `data`.
@@ -179,7 +191,8 @@ impl Service {
             data: Some(json!({ "url": url, "title": title })),
             ..Default::default()
         };
-        self.append_as(party, conn, access, chat, entry).await
+        let seq = self.append_as(party, conn, access, chat, entry).await?;
+        Ok(ack(chat, client_msg_id, seq))
     }
 
     /// Pushes a page to the visitor's browser: a system entry the widget acts on when it
@@ -209,7 +222,8 @@ impl Service {
             data: Some(json!({ "url": url })),
             ..Default::default()
         };
-        self.append_as(party, conn, access, chat, entry).await
+        let seq = self.append_as(party, conn, access, chat, entry).await?;
+        Ok(ack(chat, client_msg_id, seq))
     }
 
     /// Who may put a file into `chat` over HTTP: its visitor or its agent, while it runs.

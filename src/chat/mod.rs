@@ -194,10 +194,11 @@ impl Party {
             Party::Agent { .. } => "agent",
         }
     }
-    pub fn actor(&self) -> String {
+    /// The visitor's id or the agent's id as text (borrowed for a visitor).
+    pub fn actor(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Party::Visitor { id } => id.clone(),
-            Party::Agent { id, .. } => id.to_string(),
+            Party::Visitor { id } => id.as_str().into(),
+            Party::Agent { id, .. } => id.to_string().into(),
         }
     }
     /// The party's own channel key (`v:ID` / `a:ID`).
@@ -387,7 +388,7 @@ impl Service {
         let mut frames = vec![ServerFrame::Welcome {
             version: crate::protocol::PROTOCOL_VERSION,
             role: party.role().into(),
-            id: party.actor(),
+            id: party.actor().into_owned(),
             node: self.node.clone(),
             chats,
             ping_interval_ms: self.settings.limits.ping_interval_ms,

@@ -292,18 +292,18 @@ impl Conn {
             Out::CatchUp => self.catch_up_behind(socket).await,
             Out::End(code) => Flow::Close(code, crate::chat::hub::ending_reason(code)),
             Out::Entry(live) => {
-                let Some(followed) = self.chats.get(&live.chat) else {
+                let Some(followed) = self.chats.get(live.chat()) else {
                     return Flow::Continue;
                 };
                 if followed.cursor.on_live(live.seq, live.generation) == Step::CatchUpFirst {
                     // Held until the stream read after `delivered` is written; that read
                     // happened after this entry was appended, so it is sent by now unless the
                     // stream is gone.
-                    if let Flow::Close(c, r) = self.catch_up(socket, &live.chat).await {
+                    if let Flow::Close(c, r) = self.catch_up(socket, live.chat()).await {
                         return Flow::Close(c, r);
                     }
                 }
-                let Some(followed) = self.chats.get_mut(&live.chat) else {
+                let Some(followed) = self.chats.get_mut(live.chat()) else {
                     return Flow::Continue;
                 };
                 if !followed.cursor.wants(live.seq) {

@@ -4,9 +4,10 @@
 
 use super::conn::{Conn, Flow, Followed};
 use crate::chat::hub::Seq;
-use crate::chat::{ChatAccess, ChatError, ChatRequest, LeftMessage, Party};
+use crate::chat::{ChatAccess, ChatError, ChatRequest, LeftMessage, Party, Service};
 use crate::protocol::{close_codes, decode_client, ClientFrame, Encoding, ErrorCode, ServerFrame};
 use axum::extract::ws::WebSocket;
+use std::collections::HashMap;
 use std::future::Future;
 
 impl Conn {
@@ -23,16 +24,12 @@ impl Conn {
         // sends instead of waiting for a reconnect.
         let result = match decode_client(bytes, encoding, limit) {
             Ok(frame) => {
-                let reference = frame_ref(&frame);
                 if !self.rate.allow() {
                     self.gw.svc.limits.refused("frames_connection");
-                    Err((
-                        ChatError::limited(
-                            ErrorCode::RateLimited,
-                            "too many frames on this connection; slow down",
-                            self.rate.retry_after_ms(),
-                        ),
-                        reference,
+                    Err(ChatError::limited(
+                        ErrorCode::RateLimited,
+                        "too many frames on this connection; slow down",
+                        self.rate.retry_after_ms(),
                     ))
                 } else {
                     // The same rate per identity over all its sockets and nodes (a keep-alive
@@ -43,22 +40,25 @@ impl Conn {
                         self.gw.svc.limits.frame(&self.party).await
                     };
                     match allowed {
-                        Ok(()) => self
-                            .dispatch(socket, frame)
-                            .await
-                            .map_err(|e| (e, reference)),
-                        Err(e) => Err((e, reference)),
+                        Ok(()) => self.dispatch(socket, frame).await,
+                        Err(e) => Err(e),
                     }
                 }
             }
-            Err(e) => Err((ChatError::new(e.code(), e.to_string()), None)),
+            Err(e) => Err(ChatError::new(e.code(), e.to_string())),
         };
         match result {
             Ok(flow) => {
                 self.errors_in_a_row = 0;
                 flow
             }
-            Err((e, reference)) => {
+            Err(e) => {
+                // The refused frame is decoded a second time for its `ref` (it went to
+                // `dispatch`): refusals are rare, and an accepted frame then copies nothing.
+                let reference = decode_client(bytes, encoding, limit)
+                    .ok()
+                    .as_ref()
+                    .and_then(frame_ref);
                 metrics
                     .frames_rejected
                     .with_label_values(&[e.code.name()])
@@ -82,7 +82,8 @@ impl Conn {
         frame: ClientFrame,
     ) -> Result<Flow, ChatError> {
         let svc = self.gw.svc.clone();
-        let party = self.party.clone();
+        // Borrowed, not cloned: an agent's party holds its name and queues.
+        let party = &self.party;
         let reply = match frame {
             ClientFrame::Ping { nonce } => ServerFrame::Pong { nonce },
             ClientFrame::RequestChat {
@@ -91,13 +92,13 @@ impl Conn {
                 question,
                 queue,
             } => {
-                if let Party::Visitor { id } = &party {
+                if let Party::Visitor { id } = party {
                     svc.limits.chat_request(id, &self.client.ip).await?;
                 }
                 let generation = svc.hub.generation.settled();
                 let (access, frame, chat) = svc
                     .request_chat(
-                        &party,
+                        party,
                         self.id,
                         self.follower.clone(),
                         ChatRequest {
@@ -116,7 +117,7 @@ impl Conn {
             ClientFrame::Resume { chat_id, last_seq } => {
                 let generation = svc.hub.generation.settled();
                 let access = svc
-                    .resume(&party, self.id, self.follower.clone(), &chat_id, &last_seq)
+                    .resume(party, self.id, self.follower.clone(), &chat_id, &last_seq)
                     .await?;
                 let from = Seq::parse(&last_seq).unwrap_or_default();
                 if access.read_only {
@@ -153,29 +154,29 @@ impl Conn {
                 text,
             } => {
                 let access = self.access(&chat_id)?;
-                svc.send(&party, self.id, &access, &chat_id, &client_msg_id, &text)
+                svc.send(party, self.id, access, chat_id, client_msg_id, &text)
                     .await?
             }
             ClientFrame::End { chat_id } => {
-                svc.end(&party, &chat_id).await?;
+                svc.end(party, &chat_id).await?;
                 return Ok(Flow::Continue);
             }
             ClientFrame::SetStatus { status } => {
-                svc.set_status(&party, status).await?;
+                svc.set_status(party, status).await?;
                 return Ok(Flow::Continue);
             }
             ClientFrame::Accept { chat_id } => {
-                let joined = svc.accept(&party, self.id, self.follower.clone(), &chat_id);
-                self.follow_joined(chat_id.clone(), joined).await?;
+                let joined = svc.accept(party, self.id, self.follower.clone(), &chat_id);
+                follow_joined(&mut self.chats, &svc, chat_id.clone(), joined).await?;
                 return Ok(Flow::Continue);
             }
             ClientFrame::Pick { chat_id } => {
-                let joined = svc.pick(&party, self.id, self.follower.clone(), &chat_id);
-                self.follow_joined(chat_id.clone(), joined).await?;
+                let joined = svc.pick(party, self.id, self.follower.clone(), &chat_id);
+                follow_joined(&mut self.chats, &svc, chat_id.clone(), joined).await?;
                 return Ok(Flow::Continue);
             }
             ClientFrame::WatchQueue { queue } => {
-                svc.watch_queue(&party, self.id, self.follower.clone(), queue)
+                svc.watch_queue(party, self.id, self.follower.clone(), queue)
                     .await?
             }
             ClientFrame::LeaveMessage {
@@ -188,7 +189,7 @@ impl Conn {
             } => {
                 let id = svc
                     .leave_message(
-                        &party,
+                        party,
                         &self.client,
                         LeftMessage {
                             queue,
@@ -203,7 +204,7 @@ impl Conn {
                 ServerFrame::MessageLeft { id }
             }
             ClientFrame::Deny { chat_id } => {
-                svc.deny(&party, &chat_id).await?;
+                svc.deny(party, &chat_id).await?;
                 return Ok(Flow::Continue);
             }
             ClientFrame::Close { chat_id } => {
@@ -213,7 +214,7 @@ impl Conn {
                         "only agents close offers; visitors send end",
                     ));
                 }
-                svc.close(&party, &chat_id).await?;
+                svc.close(party, &chat_id).await?;
                 return Ok(Flow::Continue);
             }
             ClientFrame::Decide {
@@ -222,7 +223,7 @@ impl Conn {
                 interaction_id,
             } => {
                 let f = svc
-                    .decide(&party, &chat_id, decision, interaction_id)
+                    .decide(party, &chat_id, decision, interaction_id)
                     .await?;
                 if self.chats.remove(&chat_id).is_some() {
                     svc.hub
@@ -239,9 +240,9 @@ impl Conn {
             } => {
                 let access = self.access(&chat_id)?;
                 svc.send_link(
-                    &party,
+                    party,
                     self.id,
-                    &access,
+                    access,
                     &chat_id,
                     &client_msg_id,
                     &url,
@@ -255,12 +256,12 @@ impl Conn {
                 url,
             } => {
                 let access = self.access(&chat_id)?;
-                svc.push_page(&party, self.id, &access, &chat_id, &client_msg_id, &url)
+                svc.push_page(party, self.id, access, &chat_id, &client_msg_id, &url)
                     .await?
             }
             ClientFrame::Typing { chat_id, typing } => {
                 self.refuse_read_only(&chat_id)?;
-                svc.typing(&party, self.id, &chat_id, typing).await?;
+                svc.typing(party, self.id, &chat_id, typing).await?;
                 return Ok(Flow::Continue);
             }
             ClientFrame::Receipt {
@@ -269,7 +270,7 @@ impl Conn {
                 state,
             } => {
                 self.refuse_read_only(&chat_id)?;
-                svc.receipt(&party, self.id, &chat_id, &seq, state).await?;
+                svc.receipt(party, self.id, &chat_id, &seq, state).await?;
                 return Ok(Flow::Continue);
             }
             ClientFrame::Transfer {
@@ -283,7 +284,7 @@ impl Conn {
                     queue: to_queue,
                     note: note.unwrap_or_default(),
                 };
-                svc.transfer(&party, self.id, &chat_id, target).await?;
+                svc.transfer(party, self.id, &chat_id, target).await?;
                 self.chats.remove(&chat_id);
                 return Ok(Flow::Continue);
             }
@@ -293,7 +294,7 @@ impl Conn {
                 referrer,
             } => {
                 svc.page_view(
-                    &party,
+                    party,
                     &self.client,
                     &url,
                     title.as_deref(),
@@ -307,13 +308,13 @@ impl Conn {
                 name,
                 signature,
             } => {
-                svc.identify(&party, &email, name.as_deref(), &signature)
+                svc.identify(party, &email, name.as_deref(), &signature)
                     .await?;
                 return Ok(Flow::Continue);
             }
             ClientFrame::WatchVisitors { limit, rows } => {
                 svc.watch_visitors(
-                    &party,
+                    party,
                     self.id,
                     self.follower.clone(),
                     limit,
@@ -322,11 +323,11 @@ impl Conn {
                 .await?
             }
             ClientFrame::ListVisitors { after, limit } => {
-                svc.list_visitors(&party, self.id, &after, limit).await?
+                svc.list_visitors(party, self.id, &after, limit).await?
             }
-            ClientFrame::ViewVisitors { ids } => svc.view_visitors(&party, self.id, ids).await?,
+            ClientFrame::ViewVisitors { ids } => svc.view_visitors(party, self.id, ids).await?,
             ClientFrame::VisitorHistory { visitor_id } => {
-                svc.visitor_history(&party, &visitor_id).await?
+                svc.visitor_history(party, &visitor_id).await?
             }
             ClientFrame::UnwatchVisitors => {
                 svc.unwatch_visitors(self.id).await;
@@ -336,21 +337,20 @@ impl Conn {
                 visitor_id,
                 message,
             } => {
-                svc.invite(&party, &visitor_id, message).await?;
+                svc.invite(party, &visitor_id, message).await?;
                 return Ok(Flow::Continue);
             }
             ClientFrame::AcceptInvitation { chat_id } => {
-                let joined =
-                    svc.accept_invitation(&party, self.id, self.follower.clone(), &chat_id);
-                self.follow_joined(chat_id.clone(), joined).await?;
+                let joined = svc.accept_invitation(party, self.id, self.follower.clone(), &chat_id);
+                follow_joined(&mut self.chats, &svc, chat_id.clone(), joined).await?;
                 return Ok(Flow::Continue);
             }
             ClientFrame::DeclineInvitation { chat_id } => {
-                svc.decline_invitation(&party, &chat_id).await?;
+                svc.decline_invitation(party, &chat_id).await?;
                 return Ok(Flow::Continue);
             }
             ClientFrame::WatchMonitor => {
-                svc.watch_monitor(&party, self.id, self.follower.clone())
+                svc.watch_monitor(party, self.id, self.follower.clone())
                     .await?
             }
             ClientFrame::UnwatchMonitor => {
@@ -361,11 +361,11 @@ impl Conn {
                 chat_id,
                 client_msg_id,
                 text,
-            } => svc.whisper(&party, &chat_id, &client_msg_id, &text).await?,
+            } => svc.whisper(party, &chat_id, &client_msg_id, &text).await?,
             ClientFrame::TakeOver { chat_id } => {
                 let generation = svc.hub.generation.settled();
                 let (access, frame) = svc
-                    .take_over(&party, self.id, self.follower.clone(), &chat_id)
+                    .take_over(party, self.id, self.follower.clone(), &chat_id)
                     .await?;
                 // A read-only follow becomes a full one; its delivered sequence stays.
                 self.chats
@@ -378,32 +378,13 @@ impl Conn {
         Ok(self.reply(socket, reply).await)
     }
 
-    /// Follows the chat that `joined` (an accepted offer or invitation, a picked request) gives
-    /// this connection, with the node's subscription generation read before `joined` runs (see
-    /// `Followed::new`).
-    async fn follow_joined(
-        &mut self,
-        chat_id: String,
-        joined: impl Future<Output = Result<ChatAccess, ChatError>>,
-    ) -> Result<(), ChatError> {
-        let generation = self.gw.svc.hub.generation.settled();
-        let access = joined.await?;
-        self.chats
-            .entry(chat_id)
-            .or_insert(Followed::new(access, generation));
-        Ok(())
-    }
-
     /// The access this connection writes into `chat` with: it must follow the chat, and not
     /// read-only.
-    fn access(&self, chat: &str) -> Result<ChatAccess, ChatError> {
+    fn access(&self, chat: &str) -> Result<&ChatAccess, ChatError> {
         self.refuse_read_only(chat)?;
-        self.chats
-            .get(chat)
-            .map(|f| f.access.clone())
-            .ok_or_else(|| {
-                ChatError::new(ErrorCode::Forbidden, "resume the chat before sending to it")
-            })
+        self.chats.get(chat).map(|f| &f.access).ok_or_else(|| {
+            ChatError::new(ErrorCode::Forbidden, "resume the chat before sending to it")
+        })
     }
 
     /// A connection follows at most one chat read-only (the one a supervisor has open): opening
@@ -463,4 +444,22 @@ fn frame_ref(f: &ClientFrame) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// Follows the chat that `joined` (an accepted offer or invitation, a picked request) gives a
+/// connection (its `chats`), with the node's subscription generation read before `joined` runs
+/// (see `Followed::new`). A function of the connection's chats alone, so `joined` may borrow
+/// the connection's party meanwhile.
+async fn follow_joined(
+    chats: &mut HashMap<String, Followed>,
+    svc: &Service,
+    chat_id: String,
+    joined: impl Future<Output = Result<ChatAccess, ChatError>>,
+) -> Result<(), ChatError> {
+    let generation = svc.hub.generation.settled();
+    let access = joined.await?;
+    chats
+        .entry(chat_id)
+        .or_insert(Followed::new(access, generation));
+    Ok(())
 }

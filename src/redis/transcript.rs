@@ -6,6 +6,7 @@
 use super::routing::{Accepted, ChatRecord};
 use super::{refusal, RedisLayer, Result};
 use crate::protocol::Entry;
+use bytes::{BufMut, Bytes, BytesMut};
 use fred::prelude::*;
 use std::collections::HashMap;
 
@@ -13,7 +14,7 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, Default)]
 pub struct Append<'a> {
     /// `visitor`, `agent` or `supervisor` (whispers only).
-    pub role: &'a str,
+    pub role: &'static str,
     pub actor: &'a str,
     pub name: &'a str,
     pub client_msg_id: &'a str,
@@ -122,57 +123,62 @@ impl RedisLayer {
         now: i64,
         caps: &TranscriptCaps,
     ) -> Result<(String, bool)> {
-        let k = &self.keys;
         let data = a.data.as_ref().map(|d| d.to_string()).unwrap_or_default();
-        // Numbers and fixed words go as values that need no copy; the arguments are built
-        // again only if Redis lost the script (fred's own reload path clones every argument).
-        let args = |head: Vec<u8>| -> Vec<Value> {
+        // The keys, the strings and the packed entry are slices of one buffer (one allocation
+        // where each would take its own); numbers and fixed words go as values that need no
+        // copy. The arguments are built again only if Redis lost the script (fred's own
+        // reload path clones every argument).
+        let strings = [
+            chat,
+            a.actor,
+            a.name,
+            a.client_msg_id,
+            a.text,
+            a.event,
+            &data,
+        ];
+        let key_bytes = 4 * (self.keys.prefix_len() + chat.len() + 8);
+        let string_bytes: usize = strings.iter().map(|s| s.len()).sum();
+        let mut buf =
+            BytesMut::with_capacity(key_bytes + 2 * string_bytes + a.role.len() + HEAD_OVERHEAD);
+        let keys = self.keys.chat_append_keys(chat, &mut buf);
+        let [chat_arg, actor, name, client_msg_id, text, event, data_arg] = strings.map(|s| {
+            buf.extend_from_slice(s.as_bytes());
+            Value::Bytes(buf.split().freeze())
+        });
+        let head = published_head(chat, a, now, &data, &mut buf);
+        let args = || -> Vec<Value> {
             vec![
-                chat.into(),
-                a.role.into(),
-                a.actor.into(),
-                a.name.into(),
-                a.client_msg_id.into(),
-                a.text.into(),
+                chat_arg.clone(),
+                Value::from_static_str(a.role),
+                actor.clone(),
+                name.clone(),
+                client_msg_id.clone(),
+                text.clone(),
                 Value::Integer(now),
                 Value::from_static_str(if a.system { "system" } else { "message" }),
-                a.event.into(),
-                data.as_str().into(),
+                event.clone(),
+                data_arg.clone(),
                 Value::Integer(caps.max_entries as i64),
                 Value::Integer(caps.max_bytes as i64),
                 Value::Integer(caps.agent_reserve_entries as i64),
                 Value::Integer(caps.agent_reserve_bytes as i64),
                 Value::from_static_str(caps.full_text),
-                Value::Bytes(head.into()),
+                Value::Bytes(head.clone()),
             ]
         };
-        let keys = || -> Vec<Key> {
-            vec![
-                k.log(chat).into(),
-                k.meta(chat).into(),
-                k.cmid(chat).into(),
-                k.chat_channel(chat).into(),
-            ]
-        };
+        let keys = || -> Vec<Key> { keys.iter().cloned().map(Key::from).collect() };
         let script = &self.scripts.chat_send;
         // On the subscriber's connection, like `on_transcript` (it publishes too).
         let answer: std::result::Result<(String, i64), fred::error::Error> = match self
             .appender
-            .evalsha(
-                script.sha1().clone(),
-                keys(),
-                args(published_head(chat, a, now, &data)),
-            )
+            .evalsha(script.sha1().clone(), keys(), args())
             .await
         {
             Err(e) if e.details().starts_with("NOSCRIPT") => {
                 script.load(&self.appender).await?;
                 self.appender
-                    .evalsha(
-                        script.sha1().clone(),
-                        keys(),
-                        args(published_head(chat, a, now, &data)),
-                    )
+                    .evalsha(script.sha1().clone(), keys(), args())
                     .await
             }
             other => other,
@@ -300,7 +306,11 @@ impl RedisLayer {
 /// sequence number: a MessagePack map of eleven entries of which these are the first ten.
 /// `chat_send.lua` appends the eleventh (`seq`, known once the entry is stored) and publishes
 /// it, so Redis, which every node shares, does not pack the entry itself.
-fn published_head(chat: &str, a: &Append<'_>, at: i64, data: &str) -> Vec<u8> {
+/// Room for the packed entry's keys, headers, number and fixed words beside its strings.
+const HEAD_OVERHEAD: usize = 128;
+
+/// The entry as the script publishes it but for its `seq`, packed into `buf` and split off it.
+fn published_head(chat: &str, a: &Append<'_>, at: i64, data: &str, buf: &mut BytesMut) -> Bytes {
     #[derive(serde::Serialize)]
     struct Head<'a> {
         chat_id: &'a str,
@@ -326,23 +336,13 @@ fn published_head(chat: &str, a: &Append<'_>, at: i64, data: &str) -> Vec<u8> {
         data,
         author_id: if a.role == "agent" { a.actor } else { "" },
     };
-    // Sized once: the keys and headers take under 100 bytes, the rest is the strings.
-    let strings = [
-        chat,
-        a.role,
-        a.name,
-        a.text,
-        a.client_msg_id,
-        a.event,
-        data,
-        a.actor,
-    ];
-    let mut buf = Vec::with_capacity(112 + strings.iter().map(|s| s.len()).sum::<usize>());
-    rmp_serde::encode::write_named(&mut buf, &head).expect("a map of strings and a number encodes");
+    rmp_serde::encode::write_named(&mut (&mut *buf).writer(), &head)
+        .expect("a map of strings and a number encodes");
+    let mut packed = buf.split();
     // A fixmap of ten entries (0x8a) becomes one of eleven (0x8b): the script adds `seq`.
-    debug_assert_eq!(buf[0], 0x8a);
-    buf[0] = 0x8b;
-    buf
+    debug_assert_eq!(packed[0], 0x8a);
+    packed[0] = 0x8b;
+    packed.freeze()
 }
 
 /// Builds an entry from a stream record's fields (see `chat_common.lua`).
@@ -385,7 +385,14 @@ mod tests {
             event: "link",
             ..Default::default()
         };
-        let mut bytes = published_head("c-1", &a, 1_700_000_000_123, r#"{"url":"x"}"#);
+        let mut bytes = published_head(
+            "c-1",
+            &a,
+            1_700_000_000_123,
+            r#"{"url":"x"}"#,
+            &mut BytesMut::new(),
+        )
+        .to_vec();
         let seq = "1700000000123-0";
         bytes.extend_from_slice(b"\xa3seq");
         bytes.push(0xa0 + seq.len() as u8);
