@@ -67,7 +67,8 @@ before(async () => {
   await seed(cluster.prefix, VISITORS);
   browser = await launchBrowser();
   ap = await P.newPage(await browser.newContext({ viewport: { width: 1400, height: 820 } }));
-  // Every long task of the console's main thread, from its first script on.
+  // Every long task of the console's main thread, from its first script on (the test counts
+  // those from the moment the list is opened).
   await ap.addInitScript(() => {
     window.__longTasks = [];
     new PerformanceObserver((list) => {
@@ -118,6 +119,8 @@ async function openBrowsers(page, n) {
 }
 
 test('10,000 site visitors: the list renders, scrolls and follows changes without a long task over 100 ms', async () => {
+  // The list's work starts here; the console's own start (login, first paint) is not the list's.
+  const since = await ap.evaluate(() => performance.now());
   await ap.getByTestId('nav-visitors').click();
   await eventually(async () => (await count()) === `(${VISITORS})`, { timeout: 60000, what: `${VISITORS} visitors listed` });
   // Virtual: a screenful of rows in the DOM, not ten thousand.
@@ -187,7 +190,7 @@ test('10,000 site visitors: the list renders, scrolls and follows changes withou
   await eventually(async () => (await count()) === `(${VISITORS})`, { timeout: 30000, what: 'the live visitors gone' });
   assert.ok((await domRows()) < 120);
 
-  const tasks = await ap.evaluate(() => window.__longTasks);
+  const tasks = (await ap.evaluate(() => window.__longTasks)).filter((t) => t.at + t.ms >= since);
   const worst = tasks.reduce((m, t) => Math.max(m, t.ms), 0);
   console.log(`long tasks: ${tasks.length}, longest ${worst} ms`);
   assert.ok(worst <= LONG_TASK_MS, `a long task of ${worst} ms: ${JSON.stringify(tasks)}`);
