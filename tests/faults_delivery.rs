@@ -427,15 +427,7 @@ async fn refused_resubscribe_is_retried_until_the_node_follows_its_channels_agai
             .get()
     };
 
-    // Taking away the user's channels disconnects its subscriber connection (Redis closes
-    // clients subscribed to channels they may no longer use); fred reconnects at once, and
-    // subscribing again is refused (NOPERM).
-    let revoked = redis_cli(&["ACL", "SETUSER", &user, "resetchannels"]);
-    assert_eq!(revoked.trim(), "OK", "{revoked}");
-    eventually("a refused resubscribe", || async {
-        (a.service.metrics.resubscribe_failures.get() >= 1).then_some(())
-    })
-    .await;
+    refuse_channels(&a, &user).await;
     eventually("a catch-up at once", || async {
         (resyncs() == 1).then_some(())
     })
@@ -451,8 +443,7 @@ async fn refused_resubscribe_is_retried_until_the_node_follows_its_channels_agai
 
     // Channels allowed again: the next attempt succeeds, the clients are told once more, and
     // node A follows the queue channel again.
-    let restored = redis_cli(&["ACL", "SETUSER", &user, "&*"]);
-    assert_eq!(restored.trim(), "OK", "{restored}");
+    allow_channels(&user);
     eventually("a second resync after subscribing again", || async {
         (resyncs() == 2).then_some(())
     })
@@ -487,12 +478,7 @@ async fn control_messages_missed_in_a_lapse_still_reach_the_agents_sockets() {
     let mut sam = Client::agent(&a, &agent_token(&a, "sam").await).await;
     sam.expect("status").await;
 
-    let revoked = redis_cli(&["ACL", "SETUSER", &user, "resetchannels"]);
-    assert_eq!(revoked.trim(), "OK", "{revoked}");
-    eventually("a refused resubscribe", || async {
-        (a.service.metrics.resubscribe_failures.get() >= 1).then_some(())
-    })
-    .await;
+    refuse_channels(&a, &user).await;
     // Through node B while node A follows nothing: rae logs out, an admin changes sam.
     let out = reqwest::Client::new()
         .post(format!("{}/api/agent/logout", http(&b)))
@@ -509,8 +495,7 @@ async fn control_messages_missed_in_a_lapse_still_reach_the_agents_sockets() {
     )
     .await;
     assert_eq!(status, 200, "{changed}");
-    let restored = redis_cli(&["ACL", "SETUSER", &user, "&*"]);
-    assert_eq!(restored.trim(), "OK", "{restored}");
+    allow_channels(&user);
     assert_eq!(rae.expect_close().await, 4401);
     assert_eq!(sam.expect_close().await, 4409);
     cluster.cleanup().await;
@@ -585,6 +570,23 @@ async fn listener_that_falls_behind_is_caught_up_without_loss() {
     visitor.expect("ack").await;
     agent.expect_text("fine").await;
     cluster.cleanup().await;
+}
+
+/// Takes a node's channels away from its Redis user: Redis closes its subscriber connection
+/// (clients subscribed to channels they may no longer use), fred reconnects at once, and
+/// subscribing again is refused (NOPERM) until `allow_channels`. Waits for the first refusal.
+async fn refuse_channels(node: &Running, user: &str) {
+    let revoked = redis_cli(&["ACL", "SETUSER", user, "resetchannels"]);
+    assert_eq!(revoked.trim(), "OK", "{revoked}");
+    eventually("a refused resubscribe", || async {
+        (node.service.metrics.resubscribe_failures.get() >= 1).then_some(())
+    })
+    .await;
+}
+
+fn allow_channels(user: &str) {
+    let restored = redis_cli(&["ACL", "SETUSER", user, "&*"]);
+    assert_eq!(restored.trim(), "OK", "{restored}");
 }
 
 /// A node that logs in to Redis as a user of its own (all keys, channels and commands), so a
