@@ -76,7 +76,7 @@ export class Visitors {
     this.visitors = new Map();
     /** While the pages of a fresh read arrive: the list being built (changes go to both). */
     this.loading = null;
-    /** The shown list, filtered and sorted; null when it must be worked out again. */
+    /** The shown list's visitor ids, filtered and sorted; null when it must be worked out again. */
     this.order = null;
     this.selected = null;
     /** Page history of the selected visitor (`visitor_history`), with its page count. */
@@ -142,15 +142,23 @@ export class Visitors {
    * arrival out of view (none for `leave`). Also the answer to `view_visitors`. */
   onChanged(f) {
     const before = this.visitors.get(this.selected);
+    // Whether the order may have changed: a visitor came or went, or what the order and the
+    // filter read changed. Records updated in place (page views, the answer to a view) only
+    // repaint the rows in view; ten thousand are not sorted again for them.
+    let reorder = false;
     for (const ch of f.changes || []) {
       if (!ch || !ch.visitor_id) continue;
+      const old = this.visitors.get(ch.visitor_id);
       for (const list of [this.visitors, this.loading]) {
         if (!list) continue;
         if (ch.kind === 'leave') list.delete(ch.visitor_id);
         else if (ch.visitor) list.set(ch.visitor_id, merged(ch.visitor, list.get(ch.visitor_id)));
       }
+      const now = this.visitors.get(ch.visitor_id);
+      if (!old || !now || old.started_at !== now.started_at || !old.new !== !now.new) reorder = true;
     }
-    this.changed();
+    if (reorder) this.changed();
+    else this.schedule();
     // The history again when the selected visitor moved on (or left), not on every answer.
     const now = this.visitors.get(this.selected);
     if (this.selected && (!now || !before || (whole(now) && now.page_count !== before.page_count))) this.loadHistory();
@@ -191,7 +199,8 @@ export class Visitors {
       const onlyNew = this.newOnly.checked;
       this.order = [...this.visitors.values()]
         .filter((v) => !onlyNew || v.new)
-        .sort((a, b) => (a.started_at || 0) - (b.started_at || 0) || (a.visitor_id < b.visitor_id ? -1 : 1));
+        .sort((a, b) => (a.started_at || 0) - (b.started_at || 0) || (a.visitor_id < b.visitor_id ? -1 : 1))
+        .map((v) => v.visitor_id);
     }
     return this.order;
   }
@@ -211,7 +220,7 @@ export class Visitors {
     const items = [this.top];
     const rendered = new Map();
     for (let i = first; i < last; i++) {
-      const v = list[i];
+      const v = this.visitors.get(list[i]);
       const selected = this.selected === v.visitor_id;
       const old = this.rendered.get(v.visitor_id);
       const el = old && old.v === v && old.selected === selected ? old.el : this.row(v, selected);
