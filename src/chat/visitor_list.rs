@@ -260,26 +260,17 @@ fn membership(pending: &HashMap<String, VisitorChange>) -> Option<ServerFrame> {
 }
 
 /// The whole records of one `in_view` watcher's visitors that changed (leaves are in the
-/// membership frame). Walks the smaller of the view set and the pending changes.
+/// membership frame). Walks the view set: at most `abuse.visitors_in_view` lookups.
 fn in_view_changes(
     pending: &HashMap<String, VisitorChange>,
     view: &HashSet<String>,
 ) -> Option<ServerFrame> {
-    let wanted = |c: &&VisitorChange| c.kind != "leave" && c.visitor.is_some();
-    let changes: Vec<VisitorChange> = if view.len() <= pending.len() {
-        view.iter()
-            .filter_map(|id| pending.get(id))
-            .filter(wanted)
-            .cloned()
-            .collect()
-    } else {
-        pending
-            .values()
-            .filter(|c| view.contains(&c.visitor_id))
-            .filter(wanted)
-            .cloned()
-            .collect()
-    };
+    let changes: Vec<VisitorChange> = view
+        .iter()
+        .filter_map(|id| pending.get(id))
+        .filter(|c| c.kind != "leave" && c.visitor.is_some())
+        .cloned()
+        .collect();
     (!changes.is_empty()).then_some(ServerFrame::VisitorsChanged { changes })
 }
 
