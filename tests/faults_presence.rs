@@ -172,6 +172,14 @@ async fn redis_crash_and_restart_longer_than_the_grace_periods_ends_only_who_lef
         chat_on(&redis, &nodes[0], &mut agents, "stays on a").await,
     ];
     let leaver = chat_on(&redis, &nodes[0], &mut agents, "leaves").await;
+    // Browsing visitors on one node, more than two of its heartbeat's batches (50 parties a
+    // script): their presence records expire in the outage and every batch must write them
+    // again, or their grace timers end their visits.
+    let mut browsing = Vec::new();
+    for _ in 0..BROWSING {
+        let (id, token) = visitor_token(&nodes[0]).await;
+        browsing.push((id, Client::visitor(&nodes[0], &token).await));
+    }
 
     redis.crash();
     leaver.visitor.close().await;
@@ -231,8 +239,32 @@ async fn redis_crash_and_restart_longer_than_the_grace_periods_ends_only_who_lef
         talk(live, &mut agents, &format!("after {i}")).await;
     }
     nothing_ended(&redis, &nodes[0], &mut stayed, &mut agents).await;
+    let keys = &nodes[0].service.redis.keys;
+    let node_field = |id: &str| {
+        let here = redis.cli(&["HKEYS", &keys.here(&format!("v:{id}"))]);
+        !here.trim().is_empty()
+    };
+    let unwritten: Vec<&String> = browsing
+        .iter()
+        .map(|(id, _)| id)
+        .filter(|id| !node_field(id))
+        .collect();
+    assert!(
+        unwritten.is_empty(),
+        "presence not written again: {unwritten:?}"
+    );
+    for (id, mut v) in browsing {
+        let frames = v.drain_for(Duration::from_millis(10)).await;
+        assert_eq!(
+            v.closed, None,
+            "browsing visitor {id} was closed: {frames:?}"
+        );
+    }
     cluster.cleanup().await;
 }
+
+/// Browsing visitors held by one node in the crash test: three heartbeat batches.
+const BROWSING: usize = 120;
 
 /// An agent whose console closes leaves routing within `chat.agent_unroutable_ms` on every
 /// node (the next request goes to another agent), keeps its running chat, and takes offers
