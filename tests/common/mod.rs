@@ -7,6 +7,7 @@ pub mod canned;
 pub mod chats;
 pub mod fault_node;
 pub mod integrations;
+pub mod local_files;
 pub mod own_redis;
 pub mod process;
 pub mod proxy;
