@@ -240,14 +240,14 @@ async fn redis_crash_and_restart_longer_than_the_grace_periods_ends_only_who_lef
     }
     nothing_ended(&redis, &nodes[0], &mut stayed, &mut agents).await;
     let keys = &nodes[0].service.redis.keys;
-    let node_field = |id: &str| {
+    let present = |id: &str| {
         let here = redis.cli(&["HKEYS", &keys.here(&format!("v:{id}"))]);
         !here.trim().is_empty()
     };
     let unwritten: Vec<&String> = browsing
         .iter()
         .map(|(id, _)| id)
-        .filter(|id| !node_field(id))
+        .filter(|id| !present(id))
         .collect();
     assert!(
         unwritten.is_empty(),

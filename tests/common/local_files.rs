@@ -5,7 +5,7 @@ use switchboard::config::Settings;
 
 /// A directory name no other test uses (created by the files store when it first writes).
 pub fn files_dir() -> PathBuf {
-    std::env::temp_dir().join(format!("sb-privacy-{}", uuid::Uuid::new_v4().simple()))
+    std::env::temp_dir().join(format!("sb-files-{}", uuid::Uuid::new_v4().simple()))
 }
 
 /// The cluster's files in `dir`; webhooks may go to the test's loopback receivers.
