@@ -95,6 +95,8 @@ async fn in_view_watchers_get_compact_rows_and_whole_records_of_their_view_only(
         .send(json!({"type": "watch_visitors", "rows": "in_view", "limit": 1}))
         .await;
     let page = agent.expect("visitors_snapshot").await;
+    // It says how many ids one view may name (this node's `abuse.visitors_in_view`).
+    assert_eq!(page["view_max"], 3, "{page}");
     let row = page["visitors"][0].as_object().unwrap();
     let mut keys: Vec<&str> = row.keys().map(|k| k.as_str()).collect();
     keys.sort();

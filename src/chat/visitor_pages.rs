@@ -121,6 +121,7 @@ impl Service {
             after: after.map(|(_, raw)| raw.to_string()).unwrap_or_default(),
             next,
             total: total?,
+            view_max: self.settings.abuse.visitors_in_view,
         })
     }
 

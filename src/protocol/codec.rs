@@ -142,6 +142,7 @@ mod tests {
                 after: String::new(),
                 next: "2:v1".into(),
                 total: 2,
+                view_max: 200,
             },
             ServerFrame::VisitorsChanged {
                 changes: vec![VisitorChange {

@@ -439,6 +439,9 @@ pub enum ServerFrame {
         /// Visitors on the site when this page was read.
         #[serde(default)]
         total: u64,
+        /// The most visitors one `view_visitors` may name (`abuse.visitors_in_view`).
+        #[serde(default)]
+        view_max: u32,
     },
     /// Agent: changes to the site-visitors list since the last frame, batched.
     VisitorsChanged { changes: Vec<VisitorChange> },

@@ -7,46 +7,15 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
 const { startCluster, launchBrowser, eventually, sleep } = require('./harness');
 const P = require('./pages');
+const { seed } = require('./site-visitors');
 
-const REDIS_URL = process.env.SWITCHBOARD_TEST_REDIS_URL || 'redis://127.0.0.1:6379';
 const VISITORS = 10000;
 const BROWSERS = 150; // real visitor sockets browsing while the agent watches
 const LONG_TASK_MS = 100;
 
 let cluster, browser, A, B, ap;
-
-/** One command in the Redis protocol, for `redis-cli --pipe`. */
-function resp(args) {
-  let out = `*${args.length}\r\n`;
-  for (const a of args) out += `$${Buffer.byteLength(String(a))}\r\n${a}\r\n`;
-  return out;
-}
-
-/** Writes `n` visitor records and their places in the list, as `visitor_page.lua` keeps them. */
-function seed(prefix, n) {
-  const now = Date.now();
-  let input = '';
-  for (let i = 0; i < n; i++) {
-    const id = `seed${String(i).padStart(6, '0')}`;
-    const seen = now - (n - i) * 10;
-    input += resp(['HSET', `${prefix}{r}:visitor:${id}`, 'id', id, 'started_at', seen - 60000, 'last_seen', seen,
-      'url', `https://shop.example/products/${i}?ref=campaign`, 'title', `Product ${i} - Shop`, 'ip', `198.51.${(i >> 8) & 255}.${i & 255}`,
-      'country', ['DE', 'FR', 'NL', 'US'][i % 4], 'pages', 1 + (i % 7), 'new', i % 3 ? '1' : '0']);
-    input += resp(['ZADD', `${prefix}{r}:visitors`, seen, id]);
-  }
-  return new Promise((resolve, reject) => {
-    const child = spawn('redis-cli', ['-u', REDIS_URL, '--pipe'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (out += d));
-    child.on('error', reject);
-    child.on('exit', (code) => (code === 0 && /errors: 0/.test(out) ? resolve() : reject(new Error(`redis-cli --pipe: ${out}`))));
-    child.stdin.end(input);
-  });
-}
 
 before(async () => {
   cluster = await startCluster({

@@ -23,7 +23,8 @@ const OVERSCAN = 8;
 const STALE_REFETCH_MS = 30000;
 /** Quiet time after a paint before the rows in view are named to the node (`view_visitors`). */
 const VIEW_DEBOUNCE_MS = 200;
-/** Visitors one `view_visitors` names at most (the node's `abuse.visitors_in_view` default). */
+/** Visitors one `view_visitors` names at most until the node says (`visitors_snapshot.view_max`,
+ * its `abuse.visitors_in_view`); this is that setting's default. */
 const VIEW_MAX = 200;
 
 /** Whether `v` is at least as recent as `old` (changes of different nodes may cross). */
@@ -79,6 +80,10 @@ export class Visitors {
     /** The shown list's visitor ids, filtered and sorted; null when it must be worked out again. */
     this.order = null;
     this.selected = null;
+    this.viewMax = VIEW_MAX;
+    /** Index of the first rendered row, and of the first row on screen (below the overscan). */
+    this.renderedFrom = 0;
+    this.visibleFrom = 0;
     /** Page history of the selected visitor (`visitor_history`), with its page count. */
     this.history = null;
     this.watching = false;
@@ -123,6 +128,7 @@ export class Visitors {
 
   /** One page of the list; asks for the next one until the last, then shows the fresh list. */
   onSnapshot(f) {
+    if (f.view_max > 0) this.viewMax = f.view_max;
     if (!this.loading) return;
     if (!f.after) this.loading = new Map();
     for (const v of f.visitors || []) {
@@ -214,6 +220,8 @@ export class Visitors {
     // How far the list's first row is above the scroller's top edge.
     const scrolled = this.scroller.getBoundingClientRect().top - this.rows.getBoundingClientRect().top;
     const first = Math.max(0, Math.min(list.length, Math.floor(scrolled / ROW_PX) - OVERSCAN));
+    this.renderedFrom = first;
+    this.visibleFrom = Math.max(first, Math.min(list.length, Math.floor(scrolled / ROW_PX)));
     const last = Math.min(list.length, first + Math.ceil(this.scroller.clientHeight / ROW_PX) + 2 * OVERSCAN);
     this.top.style.height = `${first * ROW_PX}px`;
     this.bottom.style.height = `${(list.length - last) * ROW_PX}px`;
@@ -241,8 +249,11 @@ export class Visitors {
   nameView() {
     if (!this.watching || this.loading) return;
     const ids = [...this.rendered.keys()];
+    // The rows on screen first, the overscan above them after: when the node names fewer
+    // than are rendered, the agent still sees whole records.
+    ids.push(...ids.splice(0, this.visibleFrom - this.renderedFrom));
     if (this.selected && !this.rendered.has(this.selected)) ids.unshift(this.selected);
-    const key = ids.slice(0, VIEW_MAX).join(' ');
+    const key = ids.slice(0, this.viewMax).join(' ');
     if (key === this.viewKey) return;
     clearTimeout(this.viewTimer);
     this.viewTimer = setTimeout(() => {
