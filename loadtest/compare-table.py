@@ -7,7 +7,9 @@
 Reads RUN_DIR/<system>-<n>/{chat-<rate>,ramp,idle}.json for the systems ours, relay and the
 Socket.IO peer (classic or sharded) and prints, per figure, the median of the runs per system
 (with the min-max spread when there are several), and ours divided by the relay and by the
-peer. A ramp counts only if its whole run lost, duplicated and reordered nothing.
+peer. A ramp counts only if its whole run lost, duplicated and reordered nothing. A throughput
+whose ramp held its last step is the ramp's end, not the system's limit: it is printed as
+`≥ N`, and a ratio over it as a bound (`≤` / `≥`).
 """
 
 import json
@@ -69,6 +71,12 @@ def ramp_held(r):
     if held is None or ok is None:
         return None
     return held if ok else 0
+
+
+def ramp_capped(r):
+    """Whether the ramp's last step held: its figure is then the ramp's end, a lower bound."""
+    steps = dig(r.get("ramp"), "result", "steps")
+    return bool(steps) and isinstance(steps[-1], dict) and steps[-1].get("held") is True
 
 
 def ramp_step(r, *path):
@@ -137,6 +145,11 @@ def summarize(data, rates):
             got = [v for v in vals if v is not None]
             row[s] = {"median": median(vals), "runs": vals,
                       "min": min(got) if got else None, "max": max(got) if got else None}
+            if key == "throughput":
+                # The median is a lower bound when a run that reached the ramp's end gave it.
+                capped = [ramp_capped(r) for r in runs]
+                row[s]["capped"] = capped
+                row[s]["at_least"] = any(c and v == row[s]["median"] for v, c in zip(vals, capped))
         out[key] = row
     return out
 
@@ -169,13 +182,16 @@ def table(summary, systems):
         cells = [row["label"]]
         for s in systems:
             c = row[s]
-            cell = fmt(c["median"])
+            cell = ("≥ " if c.get("at_least") else "") + fmt(c["median"])
             if c["min"] is not None and len([v for v in c["runs"] if v is not None]) > 1:
                 cell += f" ({fmt(c['min'])}-{fmt(c['max'])})"
             cells.append(cell)
         for other in (["relay"] if "relay" in systems else []) + ([peer] if peer else []):
             a, b = row.get("ours", {}).get("median"), row[other]["median"]
-            cells.append(f"{a / b:.2f}x" if a is not None and b else "-")
+            # A lower bound over a lower bound says nothing; over a figure it is one too.
+            low_a, low_b = row.get("ours", {}).get("at_least"), row[other].get("at_least")
+            bound = "?" if low_a and low_b else "≥ " if low_a else "≤ " if low_b else ""
+            cells.append("?" if bound == "?" else f"{bound}{a / b:.2f}x" if a is not None and b else "-")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
