@@ -266,7 +266,9 @@ pub struct Abuse {
     /// Visitors per page of the site-visitors list (`watch_visitors`, `list_visitors`).
     pub visitors_page_size: u32,
     /// Visitors one `view_visitors` may name: the rows a console has in view, whose full
-    /// records it receives while watching with `rows: "in_view"`.
+    /// records it receives while watching with `rows: "in_view"`. The console learns it from
+    /// `visitors_snapshot.view_max` and, when it renders more rows than that, names those on
+    /// screen first.
     pub visitors_in_view: u32,
     /// Bytes per second of `visitors_changed` sent to one watching connection (bursts of twice
     /// that); over it the connection gets `visitors_stale` instead.
