@@ -32,13 +32,18 @@ end
 -- every node's beats (and the presence they carry) may have failed together: an outage from
 -- the last pulse to now, after which presence timers wait (`settling`). `beat`: the caller is a
 -- node's beat, which moves the pulse on; a timer's check only records an outage it finds.
+-- An outage found while the cluster still settles from an earlier one extends that one: a beat
+-- sent during the outage and run after it (late, with its own earlier time) must not make the
+-- nodes that were beating before the first one count as never having beaten.
 -- Returns 1 when it found one.
 local function observe_pulse(rp, now, gap, settle, beat)
   local pk = rp .. 'presence'
-  local pulse = tonumber(redis.call('HGET', pk, 'pulse'))
+  local pulse, from, till = unpack(redis.call('HMGET', pk, 'pulse', 'outage_from', 'settle_until'))
+  pulse = tonumber(pulse)
   local found = 0
   if pulse and now - pulse > gap then
-    redis.call('HSET', pk, 'outage_from', pulse, 'outage_to', now, 'settle_until', now + settle)
+    if not (tonumber(till) and now < tonumber(till)) then from = pulse end
+    redis.call('HSET', pk, 'outage_from', from, 'outage_to', now, 'settle_until', now + settle)
     found = 1
   end
   if (beat or found == 1) and (not pulse or now > pulse) then
@@ -48,13 +53,17 @@ local function observe_pulse(rp, now, gap, settle, beat)
 end
 
 -- True while the cluster settles after an outage: until every node that was beating when it
--- began has completed a beat since it ended (re-asserting its parties), or `settle` ms passed.
+-- began has completed a beat since it ended (re-asserting its parties) and is alive, or
+-- `settle` ms passed. Alive too: a node's first beat after an outage may have been sent during
+-- it and carry that earlier time, so the node looks dead until its next beat; its parties wait
+-- for that beat rather than being judged gone.
 local function settling(rp, now, ttl)
   local from, to, till = unpack(redis.call('HMGET', rp .. 'presence',
     'outage_from', 'outage_to', 'settle_until'))
   till = tonumber(till)
   if not till or now >= till then return false end
-  return redis.call('ZCOUNT', rp .. 'nodes', tonumber(from) - ttl, '(' .. to) > 0
+  return redis.call('ZCOUNT', rp .. 'nodes', tonumber(from) - ttl,
+    '(' .. math.max(tonumber(to), now - ttl)) > 0
 end
 
 -- True when a live node holds a connection of the party. Fields that do not make it present
