@@ -81,9 +81,8 @@ export class Visitors {
     this.order = null;
     this.selected = null;
     this.viewMax = VIEW_MAX;
-    /** Index of the first rendered row, and of the first row on screen (below the overscan). */
-    this.renderedFrom = 0;
-    this.visibleFrom = 0;
+    /** Rendered rows above the screen (the overscan, fewer at the top of the list). */
+    this.aboveScreen = 0;
     /** Page history of the selected visitor (`visitor_history`), with its page count. */
     this.history = null;
     this.watching = false;
@@ -220,8 +219,7 @@ export class Visitors {
     // How far the list's first row is above the scroller's top edge.
     const scrolled = this.scroller.getBoundingClientRect().top - this.rows.getBoundingClientRect().top;
     const first = Math.max(0, Math.min(list.length, Math.floor(scrolled / ROW_PX) - OVERSCAN));
-    this.renderedFrom = first;
-    this.visibleFrom = Math.max(first, Math.min(list.length, Math.floor(scrolled / ROW_PX)));
+    this.aboveScreen = Math.max(0, Math.min(list.length, Math.floor(scrolled / ROW_PX)) - first);
     const last = Math.min(list.length, first + Math.ceil(this.scroller.clientHeight / ROW_PX) + 2 * OVERSCAN);
     this.top.style.height = `${first * ROW_PX}px`;
     this.bottom.style.height = `${(list.length - last) * ROW_PX}px`;
@@ -251,7 +249,7 @@ export class Visitors {
     const ids = [...this.rendered.keys()];
     // The rows on screen first, the overscan above them after: when the node names fewer
     // than are rendered, the agent still sees whole records.
-    ids.push(...ids.splice(0, this.visibleFrom - this.renderedFrom));
+    ids.push(...ids.splice(0, this.aboveScreen));
     if (this.selected && !this.rendered.has(this.selected)) ids.unshift(this.selected);
     const key = ids.slice(0, this.viewMax).join(' ');
     if (key === this.viewKey) return;
